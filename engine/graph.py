@@ -1,0 +1,520 @@
+"""Graph, Node, Edge: the model as plain data; parsing, validation, topological order, shapes."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .atomic import atomic_write_text
+from .errors import (
+    CycleError,
+    GraphFormatError,
+    GraphStructureError,
+    ModelTooLargeError,
+    NetBuilderError,
+    ParamError,
+    ShapeError,
+)
+from .registry import Layer, Shape, fmt_shape, get_layer_class
+
+FORMAT = "netbuilder.graph"
+VERSION = 1
+ID_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
+MAX_NODES = 20_000
+MAX_ELEMENTS = 2**31 - 1
+
+
+def available_memory_bytes() -> int:
+    """Physical memory of this machine (bytes); a generous fallback where it cannot be read."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 16 * 2**30
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1024 or unit == "PB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} PB"
+
+
+@dataclass
+class Node:
+    """One layer: ``params`` holds only the values given explicitly (defaults stay implicit)."""
+
+    id: str
+    type: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def layer_class(self) -> type[Layer]:
+        return get_layer_class(self.type, self.id)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """Output of ``src`` feeds input ``port`` of ``dst``."""
+
+    src: str
+    dst: str
+    port: int = 0
+
+
+@dataclass
+class Diagnosis:
+    """Everything shape inference learned about a possibly broken graph."""
+
+    shapes: dict[str, Shape]
+    errors: dict[str, NetBuilderError]
+    graph_errors: list[NetBuilderError]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.graph_errors
+
+    def all_errors(self) -> list[NetBuilderError]:
+        return list(self.graph_errors) + list(self.errors.values())
+
+
+def _need(d: dict, key: str, types: type | tuple, what: str) -> Any:
+    if key not in d:
+        raise GraphFormatError(f"{what} has no {key!r}")
+    v = d[key]
+    if not isinstance(v, types) or isinstance(v, bool) and types is not bool:
+        raise GraphFormatError(f"{what}: {key!r} has the wrong type ({type(v).__name__})")
+    return v
+
+
+class Graph:
+    """A NetBuilder model: nodes, edges, UI positions and the training section."""
+
+    def __init__(self, name: str = "untitled") -> None:
+        self.name = name
+        self.nodes: dict[str, Node] = {}
+        self.edges: list[Edge] = []
+        self.ui: dict[str, Any] = {}
+        self.training: dict[str, Any] = {}
+
+    # ----- construction and I/O ------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, doc: Any, validate: bool = True) -> Graph:
+        """Parse a model document. Raises GraphFormatError, UnknownLayerError, ParamError or
+        GraphStructureError. With ``validate`` the whole graph must also be trainable
+        (connected, acyclic, shapes fit): the first problem is raised."""
+        if not isinstance(doc, dict):
+            raise GraphFormatError(f"a model file must hold a JSON object, got {type(doc).__name__}")
+        fmt = doc.get("format")
+        if fmt != FORMAT:
+            raise GraphFormatError(f"not a NetBuilder model: format is {fmt!r}, expected {FORMAT!r}")
+        version = doc.get("version")
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise GraphFormatError(f"model file has no valid version (got {version!r})")
+        if version > VERSION:
+            raise GraphFormatError(
+                f"model file version {version} is newer than this NetBuilder reads "
+                f"(up to {VERSION}); update NetBuilder")
+        if version < 1:
+            raise GraphFormatError(f"model file version {version} is not valid")
+        g = cls(str(doc.get("name") or "untitled")[:200])
+        nodes = _need(doc, "nodes", list, "model file")
+        if len(nodes) > MAX_NODES:
+            raise GraphFormatError(f"model has {len(nodes)} nodes; at most {MAX_NODES} are supported")
+        for i, nd in enumerate(nodes):
+            if not isinstance(nd, dict):
+                raise GraphFormatError(f"node #{i} is not an object")
+            nid = _need(nd, "id", str, f"node #{i}")
+            ntype = _need(nd, "type", str, f"node '{nid}'")
+            params = nd.get("params", {})
+            if params is None:
+                params = {}
+            if not isinstance(params, dict):
+                raise ParamError(f"node '{nid}': params must be an object", nid)
+            g.add_node(Node(nid, ntype, dict(params)))
+        edges = doc.get("edges", [])
+        if not isinstance(edges, list):
+            raise GraphFormatError("model file: 'edges' must be a list")
+        for i, ed in enumerate(edges):
+            if not isinstance(ed, dict):
+                raise GraphFormatError(f"edge #{i} is not an object")
+            src = _need(ed, "src", str, f"edge #{i}")
+            dst = _need(ed, "dst", str, f"edge #{i}")
+            port = ed.get("port", 0)
+            if isinstance(port, bool) or not isinstance(port, int):
+                raise GraphFormatError(f"edge #{i} ({src} -> {dst}): port must be a whole number")
+            g.connect(src, dst, port)
+        ui = doc.get("ui", {})
+        g.ui = copy.deepcopy(ui) if isinstance(ui, dict) else {}
+        training = doc.get("training", {})
+        if not isinstance(training, dict):
+            raise GraphFormatError("model file: 'training' must be an object")
+        g.training = copy.deepcopy(training)
+        if validate:
+            g.validate()
+        return g
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "name": self.name,
+            "nodes": [{"id": n.id, "type": n.type, "params": _jsonable(n.params)}
+                      for n in self.nodes.values()],
+            "edges": [{"src": e.src, "dst": e.dst, "port": e.port} for e in self.edges],
+            "ui": copy.deepcopy(self.ui),
+            "training": copy.deepcopy(self.training),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def copy(self) -> Graph:
+        return Graph.from_dict(self.to_dict(), validate=False)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Graph) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # ----- editing -------------------------------------------------------------------------
+    def add_node(self, node: Node) -> Node:
+        if not isinstance(node.id, str) or not ID_PATTERN.match(node.id):
+            raise GraphStructureError(
+                f"node id {node.id!r} is not valid: use letters, digits, '_' or '-', "
+                "starting with a letter (at most 64 characters)", None)
+        if node.id in self.nodes:
+            raise GraphStructureError(f"duplicate node id '{node.id}'", node.id)
+        cls = get_layer_class(node.type, node.id)
+        cls.resolve_params(node.params, node.id)
+        self.nodes[node.id] = node
+        return node
+
+    def remove_node(self, node_id: str) -> tuple[Node, list[Edge]]:
+        """Remove a node and its edges; return both (for undo)."""
+        node = self.nodes.pop(node_id)
+        gone = [e for e in self.edges if node_id in (e.src, e.dst)]
+        self.edges = [e for e in self.edges if node_id not in (e.src, e.dst)]
+        self.ui.pop(node_id, None)
+        return node, gone
+
+    def set_params(self, node_id: str, params: dict[str, Any]) -> None:
+        """Replace a node's explicit params after validating them."""
+        node = self.nodes[node_id]
+        node.layer_class().resolve_params(params, node_id)
+        node.params = dict(params)
+
+    def rename_node(self, old: str, new: str) -> None:
+        if new == old:
+            return
+        if not isinstance(new, str) or not ID_PATTERN.match(new):
+            raise GraphStructureError(
+                f"node id {new!r} is not valid: use letters, digits, '_' or '-', "
+                "starting with a letter", old)
+        if new in self.nodes:
+            raise GraphStructureError(f"a node named '{new}' already exists", old)
+        self.nodes = {(new if k == old else k): v for k, v in self.nodes.items()}
+        self.nodes[new].id = new
+        self.edges = [Edge(new if e.src == old else e.src, new if e.dst == old else e.dst, e.port)
+                      for e in self.edges]
+        if old in self.ui:
+            self.ui[new] = self.ui.pop(old)
+
+    def check_connect(self, src: str, dst: str, port: int = 0) -> None:
+        """Raise GraphStructureError / CycleError if ``src -> dst:port`` may not be added."""
+        for nid in (src, dst):
+            if nid not in self.nodes:
+                raise GraphStructureError(f"edge {src} -> {dst}: no node named '{nid}'", None)
+        src_cls, dst_cls = self.nodes[src].layer_class(), self.nodes[dst].layer_class()
+        if not src_cls.has_output_port:
+            raise GraphStructureError(f"{src_cls.type_name} '{src}' has no output to connect", src)
+        n_max = dst_cls.max_inputs
+        if port < 0 or (n_max is not None and port >= n_max):
+            allowed = "no inputs" if n_max == 0 else (
+                f"ports 0..{n_max - 1}" if n_max is not None else "ports ≥ 0")
+            raise GraphStructureError(
+                f"edge {src} -> {dst}: {dst_cls.type_name} '{dst}' has no input port {port} "
+                f"({allowed})", dst)
+        for e in self.edges:
+            if e.dst == dst and e.port == port:
+                raise GraphStructureError(
+                    f"input port {port} of {dst_cls.type_name} '{dst}' is already fed by "
+                    f"'{e.src}'", dst)
+        if src == dst or dst in self.ancestors(src):
+            raise CycleError(f"connecting '{src}' to '{dst}' would make a cycle", dst,
+                             [dst, src])
+
+    def connect(self, src: str, dst: str, port: int = 0) -> Edge:
+        self.check_connect(src, dst, port)
+        e = Edge(src, dst, port)
+        self.edges.append(e)
+        return e
+
+    def disconnect(self, edge: Edge) -> None:
+        self.edges.remove(edge)
+
+    def free_port(self, dst: str) -> int | None:
+        """Lowest input port of ``dst`` that nothing feeds, or None if all are taken."""
+        cls = self.nodes[dst].layer_class()
+        taken = {e.port for e in self.edges if e.dst == dst}
+        limit = cls.max_inputs if cls.max_inputs is not None else len(taken) + 1
+        for p in range(limit):
+            if p not in taken:
+                return p
+        return None
+
+    # ----- queries -------------------------------------------------------------------------
+    def in_edges(self, node_id: str) -> list[Edge]:
+        return sorted((e for e in self.edges if e.dst == node_id), key=lambda e: e.port)
+
+    def out_edges(self, node_id: str) -> list[Edge]:
+        return [e for e in self.edges if e.src == node_id]
+
+    def ancestors(self, node_id: str) -> set[str]:
+        seen: set[str] = set()
+        stack = [node_id]
+        preds: dict[str, list[str]] = {}
+        for e in self.edges:
+            preds.setdefault(e.dst, []).append(e.src)
+        while stack:
+            for p in preds.get(stack.pop(), []):
+                if p not in seen:
+                    seen.add(p)
+                    stack.append(p)
+        return seen
+
+    def nodes_of_type(self, type_name: str) -> list[str]:
+        return [n.id for n in self.nodes.values() if n.type == type_name]
+
+    def input_ids(self) -> list[str]:
+        return self.nodes_of_type("Input")
+
+    def output_ids(self) -> list[str]:
+        return self.nodes_of_type("Output")
+
+    def find_cycle(self) -> list[str] | None:
+        """Node ids on one cycle, or None."""
+        succ: dict[str, list[str]] = {n: [] for n in self.nodes}
+        for e in self.edges:
+            succ[e.src].append(e.dst)
+        color = dict.fromkeys(self.nodes, 0)
+        for root in self.nodes:
+            if color[root]:
+                continue
+            stack: list[tuple[str, Iterator[str]]] = [(root, iter(succ[root]))]
+            path = [root]
+            color[root] = 1
+            while stack:
+                nid, it = stack[-1]
+                nxt = next(it, None)
+                if nxt is None:
+                    color[nid] = 2
+                    stack.pop()
+                    path.pop()
+                elif color[nxt] == 1:
+                    return path[path.index(nxt):]
+                elif color[nxt] == 0:
+                    color[nxt] = 1
+                    stack.append((nxt, iter(succ[nxt])))
+                    path.append(nxt)
+        return None
+
+    def topological_order(self) -> list[str]:
+        """Node ids, every node after all its inputs (stable: file order breaks ties)."""
+        indeg = dict.fromkeys(self.nodes, 0)
+        succ: dict[str, list[str]] = {n: [] for n in self.nodes}
+        for e in self.edges:
+            indeg[e.dst] += 1
+            succ[e.src].append(e.dst)
+        rank = {n: i for i, n in enumerate(self.nodes)}
+        ready = sorted((n for n, d in indeg.items() if d == 0), key=rank.__getitem__)
+        order: list[str] = []
+        import heapq
+        heap = [(rank[n], n) for n in ready]
+        heapq.heapify(heap)
+        while heap:
+            _, n = heapq.heappop(heap)
+            order.append(n)
+            for m in succ[n]:
+                indeg[m] -= 1
+                if indeg[m] == 0:
+                    heapq.heappush(heap, (rank[m], m))
+        if len(order) != len(self.nodes):
+            cyc = self.find_cycle() or []
+            raise CycleError("the graph has a cycle: " + " -> ".join([*cyc, cyc[0]] if cyc else []),
+                             cyc[0] if cyc else None, cyc)
+        return order
+
+    # ----- validation and shapes -----------------------------------------------------------
+    def diagnose(self, batch_size: int = 1) -> Diagnosis:
+        """Infer every shape that can be inferred and collect every problem, per node.
+
+        Never raises for a problem of the graph: the canvas shows what this returns."""
+        shapes: dict[str, Shape] = {}
+        errors: dict[str, NetBuilderError] = {}
+        graph_errors: list[NetBuilderError] = []
+        if not self.input_ids():
+            graph_errors.append(GraphStructureError("the model has no Input node: add one"))
+        if not self.output_ids():
+            graph_errors.append(GraphStructureError(
+                "the model has no Output node: add one after the last layer"))
+        cycle = self.find_cycle()
+        on_cycle = set(cycle or [])
+        if cycle:
+            msg = "the graph has a cycle: " + " -> ".join([*cycle, cycle[0]])
+            for nid in cycle:
+                errors[nid] = CycleError(msg, nid, cycle)
+        inputs: dict[str, dict[int, str]] = {n: {} for n in self.nodes}
+        for e in self.edges:
+            inputs[e.dst][e.port] = e.src
+        order = self._order_ignoring(on_cycle)
+        for nid in order:
+            node = self.nodes[nid]
+            cls = node.layer_class()
+            ports = inputs[nid]
+            need = cls.min_inputs
+            n_ports = max([need, *[p + 1 for p in ports]]) if cls.max_inputs != 0 else 0
+            missing = [p for p in range(n_ports) if p not in ports]
+            if missing:
+                names = ", ".join(_port_name(cls, p) for p in missing)
+                errors[nid] = GraphStructureError(
+                    f"{cls.type_name} '{nid}' has nothing connected to input {names}", nid)
+                continue
+            in_ids = [ports[p] for p in range(n_ports)]
+            if any(s not in shapes for s in in_ids):
+                continue
+            try:
+                layer = cls(nid, node.params, [shapes[s] for s in in_ids])
+            except (ShapeError, ParamError) as exc:
+                errors[nid] = exc
+                continue
+            out = layer.out_shape
+            if any(d <= 0 for d in out):
+                errors[nid] = ShapeError(
+                    f"{layer.where}: output shape {fmt_shape(out)} has an empty dimension; "
+                    "the input is too small for this layer", nid)
+                continue
+            n_el = math.prod(out)
+            if n_el > MAX_ELEMENTS:
+                errors[nid] = ModelTooLargeError(
+                    f"{layer.where}: output {fmt_shape(out)} has {n_el:,} elements per sample, "
+                    "more than any machine can hold", nid)
+                continue
+            shapes[nid] = out
+        if not errors and not graph_errors:
+            err = self._size_error(shapes, batch_size)
+            if err is not None:
+                graph_errors.append(err)
+        return Diagnosis(shapes, errors, graph_errors)
+
+    def _order_ignoring(self, skip: set[str]) -> list[str]:
+        sub = Graph(self.name)
+        sub.nodes = {k: v for k, v in self.nodes.items() if k not in skip}
+        sub.edges = [e for e in self.edges if e.src not in skip and e.dst not in skip]
+        return sub.topological_order()
+
+    def _size_error(self, shapes: dict[str, Shape], batch_size: int) -> ModelTooLargeError | None:
+        params = 0
+        for nid in shapes:
+            node = self.nodes[nid]
+            if node.type == "Input":
+                continue
+            ins = [shapes[e.src] for e in self.in_edges(nid)]
+            layer = node.layer_class()(nid, node.params, ins)
+            params += layer.param_count()
+        acts = sum(math.prod(s) for s in shapes.values())
+        need = 4 * (4 * params + 3 * acts * max(1, batch_size))
+        have = available_memory_bytes()
+        if need > have:
+            return ModelTooLargeError(
+                f"the model would need about {fmt_bytes(need)} to train "
+                f"({params:,} parameters, {acts:,} activations per sample, batch {batch_size}); "
+                f"this machine has {fmt_bytes(have)}")
+        return None
+
+    def validate(self, batch_size: int = 1) -> dict[str, Shape]:
+        """Raise the first problem that stops this graph from training; return its shapes."""
+        d = self.diagnose(batch_size)
+        for err in d.graph_errors:
+            if isinstance(err, GraphStructureError):
+                raise err
+        cyc = next((e for e in d.errors.values() if isinstance(e, CycleError)), None)
+        if cyc is not None:
+            raise cyc
+        for nid in self.topological_order():
+            if nid in d.errors:
+                raise d.errors[nid]
+        for err in d.graph_errors:
+            raise err
+        return d.shapes
+
+    def infer_shapes(self) -> dict[str, Shape]:
+        """Per-sample output shape of every node; raises the first problem (see validate)."""
+        return self.validate()
+
+    def build_layers(self) -> dict[str, Layer]:
+        """Layer instances for a valid graph, in topological order."""
+        shapes = self.validate()
+        layers: dict[str, Layer] = {}
+        for nid in self.topological_order():
+            node = self.nodes[nid]
+            ins = [shapes[e.src] for e in self.in_edges(nid)]
+            layers[nid] = node.layer_class()(nid, node.params, ins)
+        return layers
+
+
+def _port_name(cls: type[Layer], port: int) -> str:
+    if port < len(cls.input_names) and (cls.max_inputs is not None or len(cls.input_names) > 1):
+        return f"{port} ({cls.input_names[port]})"
+    return str(port)
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
+
+
+def load_graph(path: str | os.PathLike, validate: bool = True) -> Graph:
+    """Read a model file (``*.json``). Raises GraphFormatError naming the file if unreadable."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise GraphFormatError(f"no such model file: {p}") from None
+    except IsADirectoryError:
+        raise GraphFormatError(f"{p} is a folder, not a model file") from None
+    except OSError as exc:
+        raise GraphFormatError(f"cannot read {p}: {exc.strerror or exc}") from None
+    return graph_from_bytes(raw, str(p), validate)
+
+
+def graph_from_bytes(raw: bytes, source: str = "model", validate: bool = True) -> Graph:
+    if len(raw) > 64 * 2**20:
+        raise GraphFormatError(f"{source}: {len(raw) / 2**20:.0f} MB is too large for a model file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise GraphFormatError(f"{source} is not UTF-8 text (byte {exc.start}); "
+                               "is it a model file?") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GraphFormatError(
+            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise GraphFormatError(f"{source} is nested too deeply to be a model file") from None
+    try:
+        return Graph.from_dict(doc, validate=validate)
+    except RecursionError:
+        raise GraphFormatError(f"{source} is nested too deeply to be a model file") from None
+
+
+def save_graph(graph: Graph, path: str | os.PathLike) -> None:
+    """Write the model file atomically: the old file stays whole until the new one is."""
+    atomic_write_text(Path(path), graph.to_json() + "\n")

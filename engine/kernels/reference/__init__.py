@@ -1,0 +1,1 @@
+"""Plain-numpy reference kernels, one module per family: slow, obvious, the tests' oracle."""

@@ -1,0 +1,74 @@
+"""Losses as means (PyTorch defaults) with their gradients, and per-output metrics.
+
+cross_entropy: logits (N, K) or (N, T, K) with integer labels (N,) / (N, T); mean over samples.
+bce: logits with 0/1 targets of the same shape (sigmoid fused in); mean over elements.
+mse: predictions and targets of the same shape; mean over all elements.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import DataError
+from .kernels import losses as lk
+
+LOSSES = ("cross_entropy", "mse", "bce")
+
+
+def _labels(y: np.ndarray, n_classes: int, lead_shape: tuple[int, ...], where: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.shape != lead_shape:
+        if y.ndim == len(lead_shape) + 1 and y.shape[:-1] == lead_shape and y.shape[-1] == n_classes:
+            return np.ascontiguousarray(np.argmax(y, axis=-1).astype(np.int64))
+        raise DataError(f"{where}: cross-entropy needs integer labels shaped {lead_shape}, "
+                        f"got {y.shape}")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+            raise DataError(f"{where}: cross-entropy labels must be whole numbers")
+    elif y.dtype.kind not in "iub":
+        raise DataError(f"{where}: cross-entropy labels must be integers, got {y.dtype}")
+    lab = np.ascontiguousarray(y.astype(np.int64))
+    if lab.size and (lab.min() < 0 or lab.max() >= n_classes):
+        raise DataError(f"{where}: labels must be in 0..{n_classes - 1}, "
+                        f"found {int(lab.min())}..{int(lab.max())}")
+    return lab
+
+
+def compute_loss(kind: str, pred: np.ndarray, target: np.ndarray,
+                 where: str = "Output") -> tuple[float, np.ndarray, dict[str, float]]:
+    """(mean loss, d loss / d pred, metrics). ``metrics`` has ``accuracy`` for classification."""
+    if kind == "cross_entropy":
+        k = pred.shape[-1]
+        lead = pred.shape[:-1]
+        lab = _labels(target, k, lead, where)
+        logits2 = np.ascontiguousarray(pred.reshape(-1, k))
+        lab1 = lab.reshape(-1)
+        grad = np.empty_like(logits2)
+        total = lk.softmax_xent(logits2, lab1, grad)
+        n = logits2.shape[0]
+        grad /= max(1, n)
+        acc = float(np.mean(np.argmax(logits2, axis=1) == lab1)) if n else 0.0
+        return float(total) / max(1, n), grad.reshape(pred.shape), {"accuracy": acc}
+    target = np.asarray(target)
+    if target.shape != pred.shape:
+        if target.size == pred.size:
+            target = target.reshape(pred.shape)
+        else:
+            raise DataError(f"{where}: {kind} needs targets shaped like the output "
+                            f"{pred.shape}, got {target.shape}")
+    if target.dtype.kind not in "fiub":
+        raise DataError(f"{where}: targets must be numbers, got {target.dtype}")
+    target = np.ascontiguousarray(target, dtype=pred.dtype)
+    if kind == "mse":
+        diff = pred - target
+        n = max(1, diff.size)
+        return float(np.vdot(diff, diff)) / n, (2.0 / n) * diff, {}
+    if kind == "bce":
+        p2 = np.ascontiguousarray(pred.reshape(-1))
+        grad = np.empty_like(p2)
+        total = lk.sigmoid_bce(p2, np.ascontiguousarray(target.reshape(-1)), grad)
+        n = max(1, p2.size)
+        grad /= n
+        acc = float(np.mean((p2 > 0) == (target.reshape(-1) > 0.5))) if p2.size else 0.0
+        return float(total) / n, grad.reshape(pred.shape), {"accuracy": acc}
+    raise ValueError(f"unknown loss {kind!r}")

@@ -1,0 +1,318 @@
+"""Network: a compiled graph that runs forward, backward and training steps on batches."""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError, NetBuilderError, TrainingError
+from .graph import Graph, fmt_bytes
+from .losses import compute_loss
+from .optim import Optimizer
+from .registry import Layer, fmt_shape
+
+ArrayOrDict = np.ndarray | dict[str, np.ndarray]
+
+
+def node_seed(seed: int, node_id: str) -> np.random.Generator:
+    """The generator that initialises one node: same seed and id, same weights, whatever
+    else the graph holds."""
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(node_id.encode())])
+
+
+class Network:
+    """A graph compiled to layer instances with their parameters.
+
+    ``params`` / ``grads``: trainable arrays by full name ``"<node>.<param>"`` (same keys);
+    ``buffers``: non-trainable state (BatchNorm running statistics). Updates are in place, so
+    the arrays may be held by views (the monitor, the optimizer).
+    """
+
+    def __init__(self, graph: Graph, seed: int = 0, dtype: Any = np.float32) -> None:
+        self.graph = graph.copy()
+        self.seed = int(seed)
+        self.dtype = np.dtype(dtype)
+        self.layers: dict[str, Layer] = self.graph.build_layers()
+        self.order = list(self.layers)
+        self.shapes = {nid: layer.out_shape for nid, layer in self.layers.items()}
+        self.inputs_of = {nid: [e.src for e in self.graph.in_edges(nid)] for nid in self.order}
+        self.consumers: dict[str, list[tuple[str, int]]] = {nid: [] for nid in self.order}
+        for e in self.graph.edges:
+            self.consumers[e.src].append((e.dst, e.port))
+        self.input_ids = [n for n in self.order if self.layers[n].type_name == "Input"]
+        self.output_ids = [n for n in self.order if self.layers[n].type_name == "Output"]
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
+        self._local: dict[str, dict[str, np.ndarray]] = {}
+        self._local_grads: dict[str, dict[str, np.ndarray]] = {}
+        self.rng = np.random.default_rng([self.seed & 0xFFFFFFFF, 7])
+        for nid in self.order:
+            layer = self.layers[nid]
+            layer.rng = self.rng
+            fresh = layer.init_params(node_seed(self.seed, nid))
+            trainable = set(layer.param_shapes())
+            local: dict[str, np.ndarray] = {}
+            local_g: dict[str, np.ndarray] = {}
+            for name, arr in fresh.items():
+                arr = np.ascontiguousarray(arr, dtype=self.dtype)
+                local[name] = arr
+                if name in trainable:
+                    self.params[f"{nid}.{name}"] = arr
+                    g = np.zeros_like(arr)
+                    self.grads[f"{nid}.{name}"] = g
+                    local_g[name] = g
+                else:
+                    self.buffers[f"{nid}.{name}"] = arr
+            self._local[nid] = local
+            self._local_grads[nid] = local_g
+        self.acts: dict[str, np.ndarray] = {}
+        self.last_losses: dict[str, float] = {}
+        self.last_metrics: dict[str, dict[str, float]] = {}
+        self.loss_logits = self._fused_loss_sources()
+
+    # ----- description ---------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return (f"Network({self.graph.name!r}, {len(self.order)} nodes, "
+                f"{self.param_count():,} parameters)")
+
+    def param_count(self) -> int:
+        return int(sum(p.size for p in self.params.values()))
+
+    def macs(self) -> int:
+        return int(sum(layer.macs() for layer in self.layers.values()))
+
+    def _fused_loss_sources(self) -> dict[str, str]:
+        """Output id -> node whose output is the loss's logits.
+
+        A Softmax before a cross-entropy Output (or a Sigmoid before a bce Output) is fused
+        into the loss: the loss reads the logits and the Softmax's backward is skipped, so a
+        user who draws the Softmax still gets a correct, stable gradient."""
+        fused = {}
+        for oid in self.output_ids:
+            src = self.inputs_of[oid][0]
+            kind = self.layers[oid].p["loss"]
+            t = self.layers[src].type_name
+            if ((kind == "cross_entropy" and t == "Softmax"
+                 and self.layers[src].p.get("axis", -1) in (-1, len(self.shapes[src]) - 1))
+                    or (kind == "bce" and t == "Sigmoid")) and len(self.consumers[src]) == 1:
+                fused[oid] = self.inputs_of[src][0]
+        return fused
+
+    # ----- state ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of all parameters and buffers by full name."""
+        return {k: v.copy() for k, v in {**self.params, **self.buffers}.items()}
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray], strict: bool = True) -> None:
+        """Copy arrays into the network in place; shapes must match."""
+        targets = {**self.params, **self.buffers}
+        if strict:
+            missing = sorted(set(targets) - set(state))
+            extra = sorted(set(state) - set(targets))
+            if missing or extra:
+                raise NetBuilderError(
+                    "weights do not fit this model: "
+                    + (f"missing {', '.join(missing[:5])}" if missing else "")
+                    + ("; " if missing and extra else "")
+                    + (f"unexpected {', '.join(extra[:5])}" if extra else ""))
+        for k, arr in state.items():
+            if k not in targets:
+                continue
+            arr = np.asarray(arr)
+            if arr.shape != targets[k].shape:
+                raise NetBuilderError(f"weights for {k} have shape {fmt_shape(arr.shape)}, the "
+                                      f"model needs {fmt_shape(targets[k].shape)}",
+                                      k.split(".")[0])
+            targets[k][...] = arr
+
+    def astype(self, dtype: Any) -> Network:
+        """A copy of this network computing in ``dtype`` (float64 for gradient checks)."""
+        other = Network(self.graph, self.seed, dtype)
+        other.load_state_dict(self.state_dict())
+        return other
+
+    # ----- forward / backward --------------------------------------------------------------
+    def _as_inputs(self, x: ArrayOrDict) -> dict[str, np.ndarray]:
+        if isinstance(x, Mapping):
+            xs = dict(x)
+            missing = [i for i in self.input_ids if i not in xs]
+            if missing:
+                raise DataError(f"no data given for Input '{missing[0]}'", missing[0])
+        else:
+            if len(self.input_ids) != 1:
+                raise DataError(f"the model has {len(self.input_ids)} Inputs "
+                                f"({', '.join(self.input_ids)}): pass a dict of arrays")
+            xs = {self.input_ids[0]: x}
+        out = {}
+        n = None
+        for iid in self.input_ids:
+            a = np.asarray(xs[iid])
+            want = self.shapes[iid]
+            if a.dtype.kind not in "fiub":
+                raise DataError(f"Input '{iid}': data must be numbers, got {a.dtype}", iid)
+            if a.shape[1:] != want:
+                raise DataError(f"Input '{iid}' expects samples shaped {fmt_shape(want)}, "
+                                f"got a batch shaped {fmt_shape(a.shape)}", iid)
+            if n is None:
+                n = a.shape[0]
+            elif a.shape[0] != n:
+                raise DataError(f"Input '{iid}': batch of {a.shape[0]} samples, other inputs "
+                                f"have {n}", iid)
+            out[iid] = np.ascontiguousarray(a, dtype=self.dtype)
+        self._check_memory(n or 0)
+        return out
+
+    def _check_memory(self, batch: int) -> None:
+        from .graph import available_memory_bytes
+        need = 3 * batch * sum(math.prod(s) for s in self.shapes.values()) * self.dtype.itemsize
+        have = available_memory_bytes()
+        if need > have:
+            raise DataError(f"a batch of {batch} needs about {fmt_bytes(need)} of activations; "
+                            f"this machine has {fmt_bytes(have)}: use a smaller batch")
+
+    def forward(self, x: ArrayOrDict, train: bool = False) -> ArrayOrDict:
+        """Run the graph on a batch. ``x``: array (one Input) or {input_id: array}.
+        Returns the Output's array, or {output_id: array} when there are several."""
+        xs = self._as_inputs(x)
+        acts = self.acts = {}
+        for nid in self.order:
+            layer = self.layers[nid]
+            if nid in xs:
+                acts[nid] = layer.forward([xs[nid]], self._local[nid], train)
+            else:
+                ins = [acts[s] for s in self.inputs_of[nid]]
+                acts[nid] = layer.forward(ins, self._local[nid], train)
+        if len(self.output_ids) == 1:
+            return acts[self.output_ids[0]]
+        return {o: acts[o] for o in self.output_ids}
+
+    def backward(self, dout: ArrayOrDict) -> ArrayOrDict:
+        """Backpropagate ``dout`` (shaped like ``forward``'s result) through the last forward.
+        Sets ``grads``; returns the gradient for the Input (or {input_id: grad})."""
+        if not self.acts:
+            raise NetBuilderError("backward() needs a forward() first")
+        if isinstance(dout, Mapping):
+            douts = dict(dout)
+        else:
+            if len(self.output_ids) != 1:
+                raise DataError("the model has several Outputs: pass {output_id: gradient}")
+            douts = {self.output_ids[0]: dout}
+        return self._backward(douts, skip=set())
+
+    def _backward(self, douts: dict[str, np.ndarray], skip: set[str]) -> ArrayOrDict:
+        for oid, d in list(douts.items()):
+            d = np.asarray(d, dtype=self.dtype)
+            if d.shape != self.acts[oid].shape:
+                raise DataError(f"gradient for Output '{oid}' has shape {fmt_shape(d.shape)}, "
+                                f"expected {fmt_shape(self.acts[oid].shape)}", oid)
+            douts[oid] = d
+        dxs = self._backward_from(douts, skip)
+        for iid in self.input_ids:
+            dxs.setdefault(iid, np.zeros_like(self.acts[iid]))
+        return dxs[self.input_ids[0]] if len(self.input_ids) == 1 else dxs
+
+    # ----- losses and training -------------------------------------------------------------
+    def targets_for(self, y: ArrayOrDict, x: ArrayOrDict | None = None) -> dict[str, Any]:
+        """Map the dataset's targets onto each Output by its ``target`` name."""
+        out = {}
+        for oid in self.output_ids:
+            name = self.layers[oid].p["target"]
+            if name == "x":
+                if x is None:
+                    raise DataError(f"Output '{oid}' reconstructs its input, which was not given",
+                                    oid)
+                out[oid] = x if not isinstance(x, Mapping) else x[self.input_ids[0]]
+            elif isinstance(y, Mapping):
+                if name in y:
+                    out[oid] = y[name]
+                elif oid in y:
+                    out[oid] = y[oid]
+                else:
+                    raise DataError(f"Output '{oid}' learns target {name!r}, which the data "
+                                    f"does not have (it has {', '.join(sorted(y))})", oid)
+            else:
+                out[oid] = y
+        return out
+
+    def loss(self, y: ArrayOrDict, x: ArrayOrDict | None = None
+             ) -> tuple[float, dict[str, np.ndarray]]:
+        """Total weighted loss of the last forward and the gradient for each loss source."""
+        targets = self.targets_for(y, x)
+        total = 0.0
+        grads: dict[str, np.ndarray] = {}
+        self.last_losses, self.last_metrics = {}, {}
+        for oid in self.output_ids:
+            p = self.layers[oid].p
+            src = self.loss_logits.get(oid, oid)
+            value, g, metrics = compute_loss(p["loss"], self.acts[src], targets[oid],
+                                             f"Output '{oid}'")
+            w = p["weight"]
+            total += w * value
+            grads[src] = g * w if w != 1.0 else g
+            self.last_losses[oid] = value
+            self.last_metrics[oid] = metrics
+        return total, grads
+
+    def train_step(self, x: ArrayOrDict, y: ArrayOrDict, opt: Optimizer) -> float:
+        """forward(train=True) + loss + backward + one optimizer update; returns the loss."""
+        self.forward(x, train=True)
+        total, grads = self.loss(y, x)
+        if not math.isfinite(total):
+            bad = self.first_nonfinite_node()
+            where = f" (first non-finite output at node '{bad}')" if bad else ""
+            raise TrainingError(f"the loss became {total}{where}", bad)
+        skip = set(self.loss_logits)
+        skip.update(self.inputs_of[oid][0] for oid in self.loss_logits)
+        self._backward_from(grads, skip)
+        opt.step(self.params, self.grads)
+        return total
+
+    def _backward_from(self, seeds: dict[str, np.ndarray], skip: set[str]
+                       ) -> dict[str, np.ndarray]:
+        """Backward with gradients seeded at any nodes (Outputs or loss sources); fills
+        ``grads`` and returns the gradient reaching each Input."""
+        for g in self.grads.values():
+            g.fill(0)
+        dys = dict(seeds)
+        dxs: dict[str, np.ndarray] = {}
+        for nid in reversed(self.order):
+            dy = dys.pop(nid, None)
+            if dy is None or nid in skip:
+                continue
+            if nid in self.input_ids:
+                dxs[nid] = dy
+                continue
+            grads_in = self.layers[nid].backward(dy, self._local[nid], self._local_grads[nid])
+            for src, g in zip(self.inputs_of[nid], grads_in):
+                if g is not None:
+                    dys[src] = dys[src] + g if src in dys else g
+        return dxs
+
+    def first_nonfinite_node(self) -> str | None:
+        """The first node (topological order) whose last output holds NaN or Inf."""
+        for nid in self.order:
+            a = self.acts.get(nid)
+            if a is not None and a.dtype.kind == "f" and not np.isfinite(a).all():
+                return nid
+        return None
+
+    def predict(self, x: ArrayOrDict, batch_size: int = 256) -> ArrayOrDict:
+        """forward(train=False) in batches; same result shape as forward."""
+        xs = self._as_inputs(x)
+        n = next(iter(xs.values())).shape[0]
+        parts: list[ArrayOrDict] = []
+        for i in range(0, max(n, 1), batch_size):
+            parts.append(self.forward({k: v[i:i + batch_size] for k, v in xs.items()}))
+        if isinstance(parts[0], dict):
+            return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        return np.concatenate(parts)
+
+
+def compile(graph: Graph, seed: int = 0) -> Network:  # noqa: A001  (public API name)
+    """Validate ``graph`` and build a Network with freshly initialised float32 weights."""
+    return Network(graph, seed=seed)

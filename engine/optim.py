@@ -1,0 +1,192 @@
+"""Optimizers: SGD (momentum, Nesterov), Adam, AdamW, RMSProp, AdaGrad.
+
+All update ``params`` in place from ``grads`` (same keys). ``weight_decay`` is L2 added to the
+gradient (AdamW: decoupled). ``clip_norm`` rescales all gradients together when their global
+L2 norm exceeds it; the norm before clipping is kept in ``last_grad_norm``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .errors import ParamError
+
+
+def global_norm(grads: dict[str, np.ndarray]) -> float:
+    return math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+
+
+def clip_by_global_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
+    """Scale ``grads`` in place so their global norm is at most ``max_norm``; return the norm."""
+    norm = global_norm(grads)
+    if max_norm > 0 and norm > max_norm:
+        scale = max_norm / (norm + 1e-12)
+        for g in grads.values():
+            g *= scale
+    return norm
+
+
+class Optimizer:
+    name = "optimizer"
+
+    def __init__(self, lr: float, weight_decay: float = 0.0, clip_norm: float = 0.0) -> None:
+        if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+            raise ParamError(f"learning rate must be a positive number, got {lr!r}")
+        if weight_decay < 0:
+            raise ParamError(f"weight decay must be ≥ 0, got {weight_decay!r}")
+        if clip_norm < 0:
+            raise ParamError(f"gradient clipping norm must be ≥ 0 (0 = off), got {clip_norm!r}")
+        self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
+        self.clip_norm = float(clip_norm)
+        self.state: dict[str, dict[str, np.ndarray]] = {}
+        self.t = 0
+        self.last_grad_norm = 0.0
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """One update of every parameter in place."""
+        self.last_grad_norm = (clip_by_global_norm(grads, self.clip_norm) if self.clip_norm
+                               else global_norm(grads))
+        self.t += 1
+        for name, p in params.items():
+            g = grads[name]
+            if self.weight_decay and not self.decoupled:
+                g = g + self.weight_decay * p
+            self.update(name, p, g)
+
+    decoupled = False
+
+    def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def slot(self, name: str, key: str, like: np.ndarray) -> np.ndarray:
+        s = self.state.setdefault(name, {})
+        if key not in s:
+            s[key] = np.zeros_like(like)
+        return s[key]
+
+    def config(self) -> dict[str, Any]:
+        """Settings as stored in a model file's ``training.optimizer``."""
+        out: dict[str, Any] = {"type": self.name, "lr": self.lr}
+        if self.weight_decay:
+            out["weight_decay"] = self.weight_decay
+        if self.clip_norm:
+            out["clip_norm"] = self.clip_norm
+        return out
+
+
+class SGD(Optimizer):
+    name = "sgd"
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0, clip_norm: float = 0.0) -> None:
+        super().__init__(lr, weight_decay, clip_norm)
+        if not 0 <= momentum < 1:
+            raise ParamError(f"momentum must be in [0, 1), got {momentum!r}")
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+
+    def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+        if self.momentum:
+            v = self.slot(name, "v", p)
+            v *= self.momentum
+            v += g
+            if self.nesterov:
+                p -= self.lr * (g + self.momentum * v)
+            else:
+                p -= self.lr * v
+        else:
+            p -= self.lr * g
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    name = "adam"
+
+    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.0, clip_norm: float = 0.0) -> None:
+        super().__init__(lr, weight_decay, clip_norm)
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+
+    def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+        m = self.slot(name, "m", p)
+        v = self.slot(name, "v", p)
+        m *= self.beta1
+        m += (1 - self.beta1) * g
+        v *= self.beta2
+        v += (1 - self.beta2) * (g * g)
+        bc1 = 1 - self.beta1 ** self.t
+        bc2 = 1 - self.beta2 ** self.t
+        if self.decoupled and self.weight_decay:
+            p *= 1 - self.lr * self.weight_decay
+        p -= (self.lr / bc1) * m / (np.sqrt(v / bc2) + self.eps)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "beta1": self.beta1, "beta2": self.beta2}
+
+
+class AdamW(Adam):
+    name = "adamw"
+    decoupled = True
+
+
+class RMSProp(Optimizer):
+    name = "rmsprop"
+
+    def __init__(self, lr: float = 1e-3, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, clip_norm: float = 0.0) -> None:
+        super().__init__(lr, weight_decay, clip_norm)
+        self.alpha, self.eps = float(alpha), float(eps)
+
+    def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+        s = self.slot(name, "s", p)
+        s *= self.alpha
+        s += (1 - self.alpha) * (g * g)
+        p -= self.lr * g / (np.sqrt(s) + self.eps)
+
+
+class AdaGrad(Optimizer):
+    name = "adagrad"
+
+    def __init__(self, lr: float = 1e-2, eps: float = 1e-10, weight_decay: float = 0.0,
+                 clip_norm: float = 0.0) -> None:
+        super().__init__(lr, weight_decay, clip_norm)
+        self.eps = float(eps)
+
+    def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+        s = self.slot(name, "s", p)
+        s += g * g
+        p -= self.lr * g / (np.sqrt(s) + self.eps)
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    c.name: c for c in (SGD, Adam, AdamW, RMSProp, AdaGrad)
+}
+
+
+def make_optimizer(config: dict[str, Any] | str | None = None, **overrides: Any) -> Optimizer:
+    """Build an optimizer from a model file's ``training.optimizer`` section (or a name)."""
+    if config is None:
+        config = {"type": "sgd"}
+    if isinstance(config, str):
+        config = {"type": config}
+    cfg = {**config, **{k: v for k, v in overrides.items() if v is not None}}
+    kind = str(cfg.pop("type", "sgd")).lower()
+    if kind not in OPTIMIZERS:
+        raise ParamError(f"unknown optimizer {kind!r}; choose one of {', '.join(OPTIMIZERS)}")
+    cls = OPTIMIZERS[kind]
+    import inspect
+    allowed = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    unknown = set(cfg) - allowed
+    if unknown:
+        raise ParamError(f"optimizer {kind}: unknown setting(s) {', '.join(sorted(unknown))} "
+                         f"(known: {', '.join(sorted(allowed))})")
+    try:
+        return cls(**cfg)
+    except TypeError as exc:
+        raise ParamError(f"optimizer {kind}: {exc}") from None

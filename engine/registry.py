@@ -1,0 +1,295 @@
+"""The one registry of layer types: ParamSpec, the Layer base class and ``register``.
+
+Every consumer (palette, inspector, shape inference, compiler, save/load, exporters) reads
+layer types from here. Adding a layer type is one ``@register`` class plus its tests.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .errors import ParamError, ShapeError, UnknownLayerError
+
+Shape = tuple[int, ...]
+
+PARAM_KINDS = ("int", "float", "bool", "choice", "shape", "size", "padding", "str")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One editable layer parameter.
+
+    kind: ``int`` | ``float`` | ``bool`` | ``choice`` (one of ``choices``) | ``shape`` (tuple of
+    positive ints) | ``size`` (int or (h, w) pair, each in [low, high]) | ``padding``
+    ("valid", "same" or an int ≥ 0) | ``str``.
+    ``optional`` lets the value be ``None`` (meaning "derived", e.g. pool stride = pool size).
+    """
+
+    name: str
+    kind: str
+    default: Any = None
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    help: str = ""
+    unit: str = ""
+    required: bool = False
+    optional: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in PARAM_KINDS:
+            raise TypeError(f"ParamSpec {self.name!r}: unknown kind {self.kind!r}")
+
+    def _range_text(self) -> str:
+        lo = "" if self.low is None else f"{self.low:g}"
+        hi = "" if self.high is None else f"{self.high:g}"
+        if lo and hi:
+            return f"between {lo} and {hi}"
+        if lo:
+            return f"at least {lo}"
+        return f"at most {hi}" if hi else "any value"
+
+    def _check_range(self, v: float, where: str, node_id: str | None) -> None:
+        if (self.low is not None and v < self.low) or (self.high is not None and v > self.high):
+            raise ParamError(
+                f"{where}: {self.name} = {v:g} is out of range; it must be {self._range_text()}",
+                node_id,
+            )
+
+    def _as_int(self, value: Any, where: str, node_id: str | None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+            raise ParamError(f"{where}: {self.name} must be a whole number, got {value!r}", node_id)
+        if isinstance(value, float | np.floating) and (not math.isfinite(value) or value != int(value)):
+            raise ParamError(f"{where}: {self.name} must be a whole number, got {value!r}", node_id)
+        v = int(value)
+        self._check_range(v, where, node_id)
+        return v
+
+    def coerce(self, value: Any, where: str = "", node_id: str | None = None) -> Any:
+        """Return ``value`` in canonical form, or raise ParamError naming the param and node."""
+        where = where or "layer"
+        if value is None:
+            if self.optional:
+                return None
+            raise ParamError(f"{where}: {self.name} must be set", node_id)
+        k = self.kind
+        if k == "int":
+            return self._as_int(value, where, node_id)
+        if k == "float":
+            if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+                raise ParamError(f"{where}: {self.name} must be a number, got {value!r}", node_id)
+            v = float(value)
+            if not math.isfinite(v):
+                raise ParamError(f"{where}: {self.name} must be finite, got {value!r}", node_id)
+            self._check_range(v, where, node_id)
+            return v
+        if k == "bool":
+            if not isinstance(value, bool | np.bool_):
+                raise ParamError(f"{where}: {self.name} must be true or false, got {value!r}", node_id)
+            return bool(value)
+        if k == "choice":
+            if value not in self.choices:
+                opts = ", ".join(repr(c) for c in self.choices)
+                raise ParamError(f"{where}: {self.name} must be one of {opts}, got {value!r}", node_id)
+            return value
+        if k == "str":
+            if not isinstance(value, str) or not value or len(value) > 200:
+                raise ParamError(f"{where}: {self.name} must be a non-empty name, got {value!r}", node_id)
+            return value
+        if k == "padding":
+            if isinstance(value, str):
+                if value not in ("valid", "same"):
+                    raise ParamError(
+                        f"{where}: {self.name} must be 'valid', 'same' or a whole number ≥ 0, "
+                        f"got {value!r}", node_id)
+                return value
+            return self._as_int(value, where, node_id)
+        if k in ("shape", "size"):
+            if isinstance(value, list | tuple):
+                items = list(value)
+            elif k == "size":
+                items = [value, value]
+            else:
+                raise ParamError(f"{where}: {self.name} must be a list of sizes, got {value!r}", node_id)
+            if k == "size" and len(items) != 2:
+                raise ParamError(f"{where}: {self.name} must be one number or a pair (h, w), "
+                                 f"got {value!r}", node_id)
+            if k == "shape" and not 1 <= len(items) <= 4:
+                raise ParamError(f"{where}: {self.name} must have 1 to 4 dimensions, "
+                                 f"got {len(items)}", node_id)
+            return tuple(self._as_int(v, where, node_id) for v in items)
+        raise AssertionError(k)
+
+    def to_json(self, value: Any) -> Any:
+        """Canonical value -> JSON-ready value."""
+        if isinstance(value, tuple):
+            return list(value)
+        return value
+
+
+class Layer:
+    """Base class of a layer type, and a node built from it.
+
+    Class attributes describe the type for the registry; an instance is one node with resolved
+    params and known input shapes: ``Layer(node_id, params, in_shapes)`` infers
+    ``self.out_shape`` or raises ShapeError / ParamError naming the node.
+
+    Arrays are batches ``(N, *per_sample_shape)``. ``forward`` caches what ``backward`` needs
+    on the instance; ``backward(dy, params, grads)`` fills the preallocated ``grads`` arrays
+    (overwriting) and returns the gradient for each input.
+    """
+
+    type_name: ClassVar[str] = ""
+    category: ClassVar[str] = "Other"
+    help: ClassVar[str] = ""
+    param_specs: ClassVar[tuple[ParamSpec, ...]] = ()
+    min_inputs: ClassVar[int] = 1
+    max_inputs: ClassVar[int | None] = 1
+    input_names: ClassVar[tuple[str, ...]] = ("in",)
+    has_output_port: ClassVar[bool] = True
+    uses_rng: ClassVar[bool] = False
+
+    def __init__(self, node_id: str, params: dict[str, Any], in_shapes: list[Shape]):
+        self.id = node_id
+        self.p = self.resolve_params(params, node_id)
+        self.in_shapes = [tuple(int(d) for d in s) for s in in_shapes]
+        self.rng: np.random.Generator = np.random.default_rng(0)
+        self.out_shape: Shape = tuple(int(d) for d in self.infer_shape())
+
+    # ----- type description -------------------------------------------------------------
+    @classmethod
+    def spec(cls, name: str) -> ParamSpec:
+        for s in cls.param_specs:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {s.name: s.default for s in cls.param_specs}
+
+    @classmethod
+    def resolve_params(cls, params: dict[str, Any], node_id: str | None = None) -> dict[str, Any]:
+        """Validate ``params`` (explicit values only) and fill in defaults."""
+        where = f"{cls.type_name} '{node_id}'" if node_id else cls.type_name
+        if not isinstance(params, dict):
+            raise ParamError(f"{where}: params must be an object, got {type(params).__name__}", node_id)
+        known = {s.name for s in cls.param_specs}
+        for name in params:
+            if name not in known:
+                hint = ", ".join(sorted(known)) or "none"
+                raise ParamError(f"{where}: unknown param {name!r} (known: {hint})", node_id)
+        out: dict[str, Any] = {}
+        for s in cls.param_specs:
+            if s.name in params:
+                out[s.name] = s.coerce(params[s.name], where, node_id)
+            elif s.required:
+                raise ParamError(f"{where}: param {s.name!r} is required", node_id)
+            else:
+                out[s.name] = s.coerce(s.default, where, node_id) if s.default is not None else None
+        return out
+
+    # ----- shape and size ------------------------------------------------------------------
+    @property
+    def where(self) -> str:
+        return f"{self.type_name} '{self.id}'"
+
+    def shape_error(self, message: str) -> ShapeError:
+        return ShapeError(f"{self.where} {message}", self.id)
+
+    def infer_shape(self) -> Shape:
+        """Per-sample output shape from ``self.in_shapes``; raise ``self.shape_error`` if unfit."""
+        return self.in_shapes[0]
+
+    def param_shapes(self) -> dict[str, Shape]:
+        """Trainable parameters, PyTorch names and layouts."""
+        return {}
+
+    def buffer_shapes(self) -> dict[str, Shape]:
+        """Non-trainable state saved with the weights (e.g. running statistics)."""
+        return {}
+
+    def param_count(self) -> int:
+        return int(sum(math.prod(s) for s in self.param_shapes().values()))
+
+    def macs(self) -> int:
+        """Multiply-adds per sample (forward)."""
+        return 0
+
+    def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Fresh float32 parameters and buffers."""
+        return {}
+
+    # ----- compute -------------------------------------------------------------------------
+    def forward(self, xs: list[np.ndarray], params: dict[str, np.ndarray], train: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(
+        self, dy: np.ndarray, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]
+    ) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def summary(self) -> str:
+        """Key params in a few words, for the canvas node."""
+        parts = []
+        for s in self.param_specs[:3]:
+            v = self.p.get(s.name)
+            if v is None:
+                continue
+            parts.append(f"{s.name}={'×'.join(map(str, v)) if isinstance(v, tuple) else v}")
+        return ", ".join(parts)
+
+
+_REGISTRY: dict[str, type[Layer]] = {}
+
+
+def register(cls: type[Layer]) -> type[Layer]:
+    """Class decorator adding a layer type to the registry."""
+    if not cls.type_name:
+        raise TypeError(f"{cls.__name__} has no type_name")
+    if cls.type_name in _REGISTRY and _REGISTRY[cls.type_name] is not cls:
+        raise TypeError(f"layer type {cls.type_name!r} registered twice")
+    _REGISTRY[cls.type_name] = cls
+    return cls
+
+
+def _ensure_loaded() -> None:
+    from . import layers  # noqa: F401  (registers the built-in layer types)
+
+
+def get_layer_class(type_name: str, node_id: str | None = None) -> type[Layer]:
+    _ensure_loaded()
+    try:
+        return _REGISTRY[type_name]
+    except (KeyError, TypeError):
+        known = ", ".join(sorted(_REGISTRY))
+        where = f"node '{node_id}': " if node_id else ""
+        raise UnknownLayerError(f"{where}unknown layer type {type_name!r} (known: {known})",
+                                node_id) from None
+
+
+def layer_types() -> dict[str, type[Layer]]:
+    """All registered layer types by name, in registration order."""
+    _ensure_loaded()
+    return dict(_REGISTRY)
+
+
+CATEGORY_ORDER = ("Input/Output", "Core", "Convolution", "Pooling", "Activation",
+                  "Normalization", "Merge", "Recurrent", "Spatial", "Other")
+
+
+def layers_by_category() -> dict[str, list[type[Layer]]]:
+    """Layer types grouped by category, in palette order."""
+    out: dict[str, list[type[Layer]]] = {c: [] for c in CATEGORY_ORDER}
+    for cls in layer_types().values():
+        out.setdefault(cls.category, []).append(cls)
+    return {c: v for c, v in out.items() if v}
+
+
+def fmt_shape(shape: Iterable[int]) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
