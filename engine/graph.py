@@ -88,7 +88,7 @@ def _need(d: dict, key: str, types: type | tuple, what: str) -> Any:
     if key not in d:
         raise GraphFormatError(f"{what} has no {key!r}")
     v = d[key]
-    if not isinstance(v, types) or isinstance(v, bool) and types is not bool:
+    if not isinstance(v, types) or (isinstance(v, bool) and types is not bool):
         raise GraphFormatError(f"{what}: {key!r} has the wrong type ({type(v).__name__})")
     return v
 
@@ -241,14 +241,14 @@ class Graph:
             raise GraphStructureError(
                 f"edge {src} -> {dst}: {dst_cls.type_name} '{dst}' has no input port {port} "
                 f"({allowed})", dst)
+        if src == dst or dst in self.ancestors(src):
+            raise CycleError(f"connecting '{src}' to '{dst}' would make a cycle", dst,
+                             [dst, src])
         for e in self.edges:
             if e.dst == dst and e.port == port:
                 raise GraphStructureError(
                     f"input port {port} of {dst_cls.type_name} '{dst}' is already fed by "
                     f"'{e.src}'", dst)
-        if src == dst or dst in self.ancestors(src):
-            raise CycleError(f"connecting '{src}' to '{dst}' would make a cycle", dst,
-                             [dst, src])
 
     def connect(self, src: str, dst: str, port: int = 0) -> Edge:
         self.check_connect(src, dst, port)

@@ -313,6 +313,6 @@ class Network:
         return np.concatenate(parts)
 
 
-def compile(graph: Graph, seed: int = 0) -> Network:  # noqa: A001  (public API name)
+def compile(graph: Graph, seed: int = 0) -> Network:
     """Validate ``graph`` and build a Network with freshly initialised float32 weights."""
     return Network(graph, seed=seed)

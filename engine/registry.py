@@ -292,4 +292,6 @@ def layers_by_category() -> dict[str, list[type[Layer]]]:
 
 
 def fmt_shape(shape: Iterable[int]) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ")"
+    """(16, 5, 5) style; a single dimension keeps its comma: (784,)."""
+    dims = [str(d) for d in shape]
+    return "(" + (dims[0] + "," if len(dims) == 1 else ", ".join(dims)) + ")"

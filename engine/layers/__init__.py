@@ -1,5 +1,5 @@
 """Built-in layer types; importing this package registers them all."""
 
-from . import activation, conv, dense, io, merge, norm, pool  # noqa: F401
+from . import activation, conv, dense, io, merge, norm, pool
 
 __all__ = ["activation", "conv", "dense", "io", "merge", "norm", "pool"]

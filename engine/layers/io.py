@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-
 from ..losses import LOSSES
 from ..registry import Layer, ParamSpec, Shape, fmt_shape, register
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
+from graphdocs import chain_doc
 
 import engine
-from graphdocs import chain_doc
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """Model documents for tests."""
+import itertools
 
 
 def graph_doc(nodes, edges, **extra):
@@ -17,4 +18,4 @@ def chain_doc(input_shape, layers, loss="cross_entropy"):
     nodes += [(f"n{i}", t, p) for i, (t, p) in enumerate(layers)]
     nodes.append(("out", "Output", {"loss": loss}))
     ids = [n[0] for n in nodes]
-    return graph_doc(nodes, list(zip(ids, ids[1:])))
+    return graph_doc(nodes, list(itertools.pairwise(ids)))

@@ -1,0 +1,201 @@
+"""Activation kernels, forward and backward.
+
+Elementwise kernels take flat contiguous arrays (M,) (callers ravel any shape) and write into
+preallocated outputs of the same dtype. PReLU works on a channel view (M, C, S); softmax on
+rows (M, K) over the last axis. float32 or float64; reductions accumulate in float64.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .jit import njit, prange
+
+
+@njit(parallel=False)
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@njit
+def relu_forward(x: np.ndarray, y: np.ndarray) -> None:
+    """y = max(x, 0)."""
+    for i in prange(x.shape[0]):
+        v = x[i]
+        y[i] = v if v > 0 else 0.0
+
+
+@njit
+def relu_backward(x: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
+    """dx = dy where x > 0, else 0."""
+    for i in prange(x.shape[0]):
+        dx[i] = dy[i] if x[i] > 0 else 0.0
+
+
+@njit
+def leaky_relu_forward(x: np.ndarray, alpha: float, y: np.ndarray) -> None:
+    """y = x where x > 0, else alpha * x."""
+    for i in prange(x.shape[0]):
+        v = x[i]
+        y[i] = v if v > 0 else alpha * v
+
+
+@njit
+def leaky_relu_backward(x: np.ndarray, alpha: float, dy: np.ndarray, dx: np.ndarray) -> None:
+    for i in prange(x.shape[0]):
+        dx[i] = dy[i] if x[i] > 0 else alpha * dy[i]
+
+
+@njit
+def prelu_forward(x: np.ndarray, alpha: np.ndarray, y: np.ndarray) -> None:
+    """x, y (M, C, S); alpha (C,): y = x where x > 0, else alpha[c] * x."""
+    m, c, s = x.shape
+    for q in prange(m * c):
+        i = q // c
+        j = q % c
+        a = alpha[j]
+        for k in range(s):
+            v = x[i, j, k]
+            y[i, j, k] = v if v > 0 else a * v
+
+
+@njit
+def prelu_backward(x: np.ndarray, alpha: np.ndarray, dy: np.ndarray, dx: np.ndarray
+                   ) -> np.ndarray:
+    """Fills dx (M, C, S); returns d alpha (C,) as float64."""
+    m, c, s = x.shape
+    partial = np.zeros((m, c))
+    for q in prange(m * c):
+        i = q // c
+        j = q % c
+        a = alpha[j]
+        acc = 0.0
+        for k in range(s):
+            v = x[i, j, k]
+            g = dy[i, j, k]
+            if v > 0:
+                dx[i, j, k] = g
+            else:
+                dx[i, j, k] = a * g
+                acc += v * g
+        partial[i, j] = acc
+    out = np.zeros(c)
+    for i in range(m):
+        for j in range(c):
+            out[j] += partial[i, j]
+    return out
+
+
+@njit
+def sigmoid_forward(x: np.ndarray, y: np.ndarray) -> None:
+    """y = 1 / (1 + exp(-x)), stable for large |x|."""
+    for i in prange(x.shape[0]):
+        y[i] = _sigmoid(x[i])
+
+
+@njit
+def sigmoid_backward(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
+    """From the forward output: dx = dy * y * (1 - y)."""
+    for i in prange(y.shape[0]):
+        v = y[i]
+        dx[i] = dy[i] * v * (1.0 - v)
+
+
+@njit
+def tanh_forward(x: np.ndarray, y: np.ndarray) -> None:
+    for i in prange(x.shape[0]):
+        y[i] = math.tanh(x[i])
+
+
+@njit
+def tanh_backward(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
+    """From the forward output: dx = dy * (1 - y²)."""
+    for i in prange(y.shape[0]):
+        v = y[i]
+        dx[i] = dy[i] * (1.0 - v * v)
+
+
+@njit
+def hard_sigmoid_forward(x: np.ndarray, y: np.ndarray) -> None:
+    """y = max(0, min(1, 0.25 x + 0.5))."""
+    for i in prange(x.shape[0]):
+        v = 0.25 * x[i] + 0.5
+        y[i] = 0.0 if v < 0 else (1.0 if v > 1 else v)
+
+
+@njit
+def hard_sigmoid_backward(x: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
+    """dx = 0.25 dy on -2 < x < 2, else 0."""
+    for i in prange(x.shape[0]):
+        v = x[i]
+        dx[i] = 0.25 * dy[i] if -2.0 < v < 2.0 else 0.0
+
+
+@njit
+def hard_tanh_forward(x: np.ndarray, lo: float, hi: float, y: np.ndarray) -> None:
+    """y = clip(x, lo, hi)."""
+    for i in prange(x.shape[0]):
+        v = x[i]
+        y[i] = lo if v < lo else (hi if v > hi else v)
+
+
+@njit
+def hard_tanh_backward(x: np.ndarray, lo: float, hi: float, dy: np.ndarray, dx: np.ndarray
+                       ) -> None:
+    """dx = dy on lo < x < hi, else 0."""
+    for i in prange(x.shape[0]):
+        v = x[i]
+        dx[i] = dy[i] if lo < v < hi else 0.0
+
+
+@njit
+def swish_forward(x: np.ndarray, beta: float, y: np.ndarray) -> None:
+    """y = x * sigmoid(beta x)."""
+    for i in prange(x.shape[0]):
+        v = x[i]
+        y[i] = v * _sigmoid(beta * v)
+
+
+@njit
+def swish_backward(x: np.ndarray, beta: float, dy: np.ndarray, dx: np.ndarray) -> None:
+    """dx = dy * s (1 + beta x (1 - s)) with s = sigmoid(beta x)."""
+    for i in prange(x.shape[0]):
+        v = x[i]
+        s = _sigmoid(beta * v)
+        dx[i] = dy[i] * s * (1.0 + beta * v * (1.0 - s))
+
+
+@njit
+def softmax_forward(x: np.ndarray, y: np.ndarray) -> None:
+    """Row-wise softmax of x (M, K) into y (M, K), shifted by the row max."""
+    m, k = x.shape
+    for i in prange(m):
+        mx = x[i, 0]
+        for j in range(1, k):
+            if x[i, j] > mx:
+                mx = x[i, j]
+        s = 0.0
+        for j in range(k):
+            e = math.exp(x[i, j] - mx)
+            y[i, j] = e
+            s += e
+        inv = 1.0 / s
+        for j in range(k):
+            y[i, j] *= inv
+
+
+@njit
+def softmax_backward(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
+    """From the forward output y (M, K): dx = y * (dy - sum_k(dy * y))."""
+    m, k = y.shape
+    for i in prange(m):
+        dot = 0.0
+        for j in range(k):
+            dot += dy[i, j] * y[i, j]
+        for j in range(k):
+            dx[i, j] = y[i, j] * (dy[i, j] - dot)
