@@ -58,3 +58,9 @@ class TrainingError(NetBuilderError):
     def __init__(self, message: str, node_id: str | None = None, step: int | None = None):
         super().__init__(message, node_id)
         self.step = step
+
+
+def short_repr(value: object, limit: int = 60) -> str:
+    """repr() cut to ``limit`` characters, for quoting user input in messages."""
+    r = repr(value)
+    return r if len(r) <= limit else r[: limit - 1] + "…"

@@ -21,6 +21,7 @@ from .errors import (
     NetBuilderError,
     ParamError,
     ShapeError,
+    short_repr,
 )
 from .registry import Layer, Shape, fmt_shape, get_layer_class
 
@@ -113,10 +114,10 @@ class Graph:
             raise GraphFormatError(f"a model file must hold a JSON object, got {type(doc).__name__}")
         fmt = doc.get("format")
         if fmt != FORMAT:
-            raise GraphFormatError(f"not a NetBuilder model: format is {fmt!r}, expected {FORMAT!r}")
+            raise GraphFormatError(f"not a NetBuilder model: format is {short_repr(fmt)}, expected {FORMAT!r}")
         version = doc.get("version")
         if isinstance(version, bool) or not isinstance(version, int):
-            raise GraphFormatError(f"model file has no valid version (got {version!r})")
+            raise GraphFormatError(f"model file has no valid version (got {short_repr(version)})")
         if version > VERSION:
             raise GraphFormatError(
                 f"model file version {version} is newer than this NetBuilder reads "
@@ -131,6 +132,10 @@ class Graph:
             if not isinstance(nd, dict):
                 raise GraphFormatError(f"node #{i} is not an object")
             nid = _need(nd, "id", str, f"node #{i}")
+            if not ID_PATTERN.match(nid):
+                raise GraphStructureError(
+                    f"node #{i}: id {short_repr(nid)} is not valid: use letters, digits, '_' or '-', "
+                    "starting with a letter (at most 64 characters)")
             ntype = _need(nd, "type", str, f"node '{nid}'")
             params = nd.get("params", {})
             if params is None:
@@ -187,7 +192,7 @@ class Graph:
     def add_node(self, node: Node) -> Node:
         if not isinstance(node.id, str) or not ID_PATTERN.match(node.id):
             raise GraphStructureError(
-                f"node id {node.id!r} is not valid: use letters, digits, '_' or '-', "
+                f"node id {short_repr(node.id)} is not valid: use letters, digits, '_' or '-', "
                 "starting with a letter (at most 64 characters)", None)
         if node.id in self.nodes:
             raise GraphStructureError(f"duplicate node id '{node.id}'", node.id)
@@ -215,7 +220,7 @@ class Graph:
             return
         if not isinstance(new, str) or not ID_PATTERN.match(new):
             raise GraphStructureError(
-                f"node id {new!r} is not valid: use letters, digits, '_' or '-', "
+                f"node id {short_repr(new)} is not valid: use letters, digits, '_' or '-', "
                 "starting with a letter", old)
         if new in self.nodes:
             raise GraphStructureError(f"a node named '{new}' already exists", old)

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .errors import ParamError, ShapeError, UnknownLayerError
+from .errors import ParamError, ShapeError, UnknownLayerError, short_repr
 
 Shape = tuple[int, ...]
 
@@ -63,9 +63,9 @@ class ParamSpec:
 
     def _as_int(self, value: Any, where: str, node_id: str | None) -> int:
         if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-            raise ParamError(f"{where}: {self.name} must be a whole number, got {value!r}", node_id)
+            raise ParamError(f"{where}: {self.name} must be a whole number, got {short_repr(value)}", node_id)
         if isinstance(value, float | np.floating) and (not math.isfinite(value) or value != int(value)):
-            raise ParamError(f"{where}: {self.name} must be a whole number, got {value!r}", node_id)
+            raise ParamError(f"{where}: {self.name} must be a whole number, got {short_repr(value)}", node_id)
         v = int(value)
         self._check_range(v, where, node_id)
         return v
@@ -82,31 +82,31 @@ class ParamSpec:
             return self._as_int(value, where, node_id)
         if k == "float":
             if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-                raise ParamError(f"{where}: {self.name} must be a number, got {value!r}", node_id)
+                raise ParamError(f"{where}: {self.name} must be a number, got {short_repr(value)}", node_id)
             v = float(value)
             if not math.isfinite(v):
-                raise ParamError(f"{where}: {self.name} must be finite, got {value!r}", node_id)
+                raise ParamError(f"{where}: {self.name} must be finite, got {short_repr(value)}", node_id)
             self._check_range(v, where, node_id)
             return v
         if k == "bool":
             if not isinstance(value, bool | np.bool_):
-                raise ParamError(f"{where}: {self.name} must be true or false, got {value!r}", node_id)
+                raise ParamError(f"{where}: {self.name} must be true or false, got {short_repr(value)}", node_id)
             return bool(value)
         if k == "choice":
             if value not in self.choices:
                 opts = ", ".join(repr(c) for c in self.choices)
-                raise ParamError(f"{where}: {self.name} must be one of {opts}, got {value!r}", node_id)
+                raise ParamError(f"{where}: {self.name} must be one of {opts}, got {short_repr(value)}", node_id)
             return value
         if k == "str":
             if not isinstance(value, str) or not value or len(value) > 200:
-                raise ParamError(f"{where}: {self.name} must be a non-empty name, got {value!r}", node_id)
+                raise ParamError(f"{where}: {self.name} must be a non-empty name, got {short_repr(value)}", node_id)
             return value
         if k == "padding":
             if isinstance(value, str):
                 if value not in ("valid", "same"):
                     raise ParamError(
                         f"{where}: {self.name} must be 'valid', 'same' or a whole number ≥ 0, "
-                        f"got {value!r}", node_id)
+                        f"got {short_repr(value)}", node_id)
                 return value
             return self._as_int(value, where, node_id)
         if k in ("shape", "size"):
@@ -115,10 +115,10 @@ class ParamSpec:
             elif k == "size":
                 items = [value, value]
             else:
-                raise ParamError(f"{where}: {self.name} must be a list of sizes, got {value!r}", node_id)
+                raise ParamError(f"{where}: {self.name} must be a list of sizes, got {short_repr(value)}", node_id)
             if k == "size" and len(items) != 2:
                 raise ParamError(f"{where}: {self.name} must be one number or a pair (h, w), "
-                                 f"got {value!r}", node_id)
+                                 f"got {short_repr(value)}", node_id)
             if k == "shape" and not 1 <= len(items) <= 4:
                 raise ParamError(f"{where}: {self.name} must have 1 to 4 dimensions, "
                                  f"got {len(items)}", node_id)
@@ -183,7 +183,7 @@ class Layer:
         for name in params:
             if name not in known:
                 hint = ", ".join(sorted(known)) or "none"
-                raise ParamError(f"{where}: unknown param {name!r} (known: {hint})", node_id)
+                raise ParamError(f"{where}: unknown param {short_repr(name)} (known: {hint})", node_id)
         out: dict[str, Any] = {}
         for s in cls.param_specs:
             if s.name in params:
@@ -269,7 +269,7 @@ def get_layer_class(type_name: str, node_id: str | None = None) -> type[Layer]:
     except (KeyError, TypeError):
         known = ", ".join(sorted(_REGISTRY))
         where = f"node '{node_id}': " if node_id else ""
-        raise UnknownLayerError(f"{where}unknown layer type {type_name!r} (known: {known})",
+        raise UnknownLayerError(f"{where}unknown layer type {short_repr(type_name)} (known: {known})",
                                 node_id) from None
 
 

@@ -1,1 +1,98 @@
-"""(being written)"""
+"""Merge layers with any number (≥ 2) of inputs on ports 0..n-1: Add and Concat."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..registry import Layer, ParamSpec, Shape, fmt_shape, register
+
+
+def _listing(shapes: list[Shape]) -> str:
+    return ", ".join(f"{fmt_shape(s)} at port {p}" for p, s in enumerate(shapes))
+
+
+@register
+class Add(Layer):
+    """Elementwise sum of all inputs, which must share one shape (e.g. a residual link)."""
+
+    type_name = "Add"
+    category = "Merge"
+    help = "Adds its inputs value by value (e.g. a residual connection); shapes must match."
+    min_inputs = 2
+    max_inputs = None
+
+    def infer_shape(self) -> Shape:
+        shapes = self.in_shapes
+        if len(shapes) < 2:
+            raise self.shape_error(f"needs at least 2 inputs, got {len(shapes)}")
+        if any(s != shapes[0] for s in shapes[1:]):
+            raise self.shape_error(f"needs all inputs of the same shape, got {_listing(shapes)}")
+        return shapes[0]
+
+    def forward(self, xs, params, train):
+        y = xs[0] + xs[1]
+        for x in xs[2:]:
+            y += x
+        return y
+
+    def backward(self, dy, params, grads):
+        return [dy] * len(self.in_shapes)
+
+    def summary(self) -> str:
+        return f"{len(self.in_shapes)} inputs"
+
+
+@register
+class Concat(Layer):
+    """Joins its inputs along one axis of the sample (0 = channels of (C, H, W), or the
+    features of (F,)); every other dimension must match. Port order is the join order."""
+
+    type_name = "Concat"
+    category = "Merge"
+    help = "Joins its inputs along one axis (default 0: channels); other sizes must match."
+    param_specs = (
+        ParamSpec("axis", "int", 0, low=-4, high=3,
+                  help="axis of the sample to join along; 0 = channels, -1 = last"),
+    )
+    min_inputs = 2
+    max_inputs = None
+
+    @property
+    def sample_axis(self) -> int:
+        """The join axis within the sample shape, made non-negative."""
+        a = self.p["axis"]
+        return a if a >= 0 else len(self.in_shapes[0]) + a
+
+    def infer_shape(self) -> Shape:
+        shapes = self.in_shapes
+        if len(shapes) < 2:
+            raise self.shape_error(f"needs at least 2 inputs, got {len(shapes)}")
+        nd = len(shapes[0])
+        if any(len(s) != nd for s in shapes[1:]):
+            raise self.shape_error(f"needs inputs with the same number of dimensions, got "
+                                   f"{_listing(shapes)}: add a Flatten or Reshape")
+        a = self.p["axis"]
+        if not -nd <= a < nd:
+            raise self.shape_error(f"has axis {a}, but its inputs have {nd} dimension"
+                                   f"{'s' if nd != 1 else ''}: use an axis from {-nd} to "
+                                   f"{nd - 1}")
+        a = self.sample_axis
+        for d in range(nd):
+            if d != a and any(s[d] != shapes[0][d] for s in shapes[1:]):
+                raise self.shape_error(
+                    f"joins along axis {a}, so every other axis must match, but axis {d} "
+                    f"differs: {_listing(shapes)}")
+        out = list(shapes[0])
+        out[a] = sum(s[a] for s in shapes)
+        return tuple(out)
+
+    def forward(self, xs, params, train):
+        return np.concatenate(xs, axis=1 + self.sample_axis)
+
+    def backward(self, dy, params, grads):
+        a = self.sample_axis
+        bounds = np.cumsum([s[a] for s in self.in_shapes])[:-1]
+        return [np.ascontiguousarray(part) for part in np.split(dy, bounds, axis=1 + a)]
+
+    def summary(self) -> str:
+        return f"axis {self.p['axis']}, {len(self.in_shapes)} inputs"

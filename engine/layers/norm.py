@@ -1,1 +1,177 @@
-"""(being written)"""
+"""BatchNorm and Dropout (category "Normalization"), and the channel layout they share with
+PReLU: per-sample shapes of 3 or more dims are channels-first ``(C, *spatial)``; 1-D ``(F,)``
+and 2-D ``(T, F)`` shapes have their channels (features) on the last axis."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError, ParamError
+from ..kernels import norm as nk
+from ..registry import Layer, ParamSpec, Shape, fmt_shape, register
+
+
+def channel_axis(shape: Shape) -> int:
+    """Index, within a per-sample shape, of the channel (feature) axis."""
+    return 0 if len(shape) >= 3 else len(shape) - 1
+
+
+def channel_view(x: np.ndarray, shape: Shape) -> np.ndarray:
+    """A contiguous batch (N, *shape) seen as (M, C, S), channels in the middle."""
+    if len(shape) >= 3:
+        return x.reshape(x.shape[0], shape[0], math.prod(shape[1:]))
+    return x.reshape(x.shape[0] * math.prod(shape[:-1]), shape[-1], 1)
+
+
+def _axis_word(shape: Shape) -> str:
+    return "channels" if len(shape) >= 3 else "features"
+
+
+@register
+class BatchNorm(Layer):
+    """Normalises each channel with the batch's mean and variance in training and with
+    running estimates in evaluation, then scales by ``weight`` and shifts by ``bias``.
+
+    Channels: axis 0 of (C, H, W); the feature axis of (F,) and (T, F) (statistics over the
+    batch and the time steps). ``running = momentum * running + (1 - momentum) * batch``,
+    the running variance unbiased: PyTorch's BatchNorm with its momentum = 1 - ours.
+    """
+
+    type_name = "BatchNorm"
+    category = "Normalization"
+    help = "Normalises each channel over the batch, then learns a scale and shift."
+    param_specs = (
+        ParamSpec("momentum", "float", 0.9, low=0.0, high=1.0,
+                  help="how much of the running statistics each batch keeps "
+                       "(0.9 = PyTorch's momentum 0.1)"),
+        ParamSpec("eps", "float", 1e-5, low=1e-10, high=1.0,
+                  help="added to the variance before the square root"),
+    )
+
+    def infer_shape(self) -> Shape:
+        s = self.in_shapes[0]
+        if len(s) == 0:
+            raise self.shape_error("needs an input with at least one dimension")
+        return s
+
+    @property
+    def channels(self) -> int:
+        s = self.in_shapes[0]
+        return s[channel_axis(s)]
+
+    def param_shapes(self) -> dict[str, Shape]:
+        return {"weight": (self.channels,), "bias": (self.channels,)}
+
+    def buffer_shapes(self) -> dict[str, Shape]:
+        return {"running_mean": (self.channels,), "running_var": (self.channels,)}
+
+    def macs(self) -> int:
+        """One multiply-add per value once the statistics are folded into a scale and shift."""
+        return math.prod(self.in_shapes[0])
+
+    def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        c = self.channels
+        return {"weight": np.ones(c, np.float32), "bias": np.zeros(c, np.float32),
+                "running_mean": np.zeros(c, np.float32), "running_var": np.ones(c, np.float32)}
+
+    def forward(self, xs, params, train):
+        shape = self.in_shapes[0]
+        x = np.ascontiguousarray(xs[0])
+        x3 = channel_view(x, shape)
+        y = np.empty_like(x)
+        y3 = channel_view(y, shape)
+        eps = self.p["eps"]
+        self._x3, self._train = x3, train
+        if not train:
+            nk.batchnorm_eval_forward(x3, params["running_mean"], params["running_var"],
+                                      params["weight"], params["bias"], eps, y3)
+            return y
+        count = x3.shape[0] * x3.shape[2]
+        if count < 2:
+            raise DataError(
+                f"{self.where} needs more than one value per {_axis_word(shape)[:-1]} to "
+                f"train, got a batch of {x.shape[0]} samples shaped {fmt_shape(shape)}: "
+                "use a batch size of at least 2", self.id)
+        mean = np.empty(x3.shape[1])
+        var = np.empty(x3.shape[1])
+        nk.batchnorm_train_forward(x3, params["weight"], params["bias"], eps, y3, mean, var)
+        self._mean, self._invstd = mean, 1.0 / np.sqrt(var + eps)
+        mom = self.p["momentum"]
+        rm, rv = params["running_mean"], params["running_var"]
+        rm *= mom
+        rm += (1.0 - mom) * mean
+        rv *= mom
+        rv += (1.0 - mom) * var * (count / (count - 1))
+        return y
+
+    def backward(self, dy, params, grads):
+        shape = self.in_shapes[0]
+        x3 = self._x3
+        dy3 = channel_view(np.ascontiguousarray(dy, dtype=x3.dtype), shape)
+        dx3 = np.empty_like(x3)
+        if self._train:
+            nk.batchnorm_train_backward(x3, dy3, self._mean, self._invstd, params["weight"],
+                                        dx3, grads["weight"], grads["bias"])
+        else:
+            nk.batchnorm_eval_backward(x3, dy3, params["running_mean"], params["running_var"],
+                                       params["weight"], self.p["eps"], dx3, grads["weight"],
+                                       grads["bias"])
+        return [dx3.reshape(dy.shape)]
+
+    def summary(self) -> str:
+        text = f"{self.channels} {_axis_word(self.in_shapes[0])}"
+        if self.p["momentum"] != 0.9:
+            text += f", momentum {self.p['momentum']:g}"
+        return text
+
+
+@register
+class Dropout(Layer):
+    """Inverted dropout: in training each value is zeroed with probability ``rate`` and the
+    kept ones are scaled by 1 / (1 - rate), so evaluation is the identity. The mask is drawn
+    (as float32 uniforms, whatever the dtype) from ``self.rng``."""
+
+    type_name = "Dropout"
+    category = "Normalization"
+    help = "Randomly zeroes a fraction of the values while training, against overfitting."
+    param_specs = (
+        ParamSpec("rate", "float", 0.5, low=0.0, high=1.0,
+                  help="fraction of values dropped while training (0 ≤ rate < 1)"),
+    )
+    uses_rng = True
+
+    @classmethod
+    def resolve_params(cls, params: dict[str, Any], node_id: str | None = None
+                       ) -> dict[str, Any]:
+        out = super().resolve_params(params, node_id)
+        if out["rate"] >= 1.0:
+            where = f"{cls.type_name} '{node_id}'" if node_id else cls.type_name
+            raise ParamError(f"{where}: rate must be below 1 (a rate of 1 drops everything), "
+                             f"got {out['rate']:g}", node_id)
+        return out
+
+    def forward(self, xs, params, train):
+        rate = self.p["rate"]
+        self._u = None
+        if not train or rate == 0.0:
+            return xs[0]
+        x = np.ascontiguousarray(xs[0])
+        u = self.rng.random(x.shape, dtype=np.float32)
+        y = np.empty_like(x)
+        nk.dropout_apply(x.reshape(-1), u.reshape(-1), rate, y.reshape(-1))
+        self._u = u
+        return y
+
+    def backward(self, dy, params, grads):
+        if self._u is None:
+            return [dy]
+        dy = np.ascontiguousarray(dy)
+        dx = np.empty_like(dy)
+        nk.dropout_apply(dy.reshape(-1), self._u.reshape(-1), self.p["rate"], dx.reshape(-1))
+        return [dx]
+
+    def summary(self) -> str:
+        return f"rate {self.p['rate']:g}"
