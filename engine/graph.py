@@ -114,7 +114,8 @@ class Graph:
             raise GraphFormatError(f"a model file must hold a JSON object, got {type(doc).__name__}")
         fmt = doc.get("format")
         if fmt != FORMAT:
-            raise GraphFormatError(f"not a NetBuilder model: format is {short_repr(fmt)}, expected {FORMAT!r}")
+            raise GraphFormatError(
+                f"not a NetBuilder model: format is {short_repr(fmt)}, expected {FORMAT!r}")
         version = doc.get("version")
         if isinstance(version, bool) or not isinstance(version, int):
             raise GraphFormatError(f"model file has no valid version (got {short_repr(version)})")

@@ -61,11 +61,14 @@ class ParamSpec:
                 node_id,
             )
 
+    def _fail(self, where: str, what: str, value: Any, node_id: str | None) -> ParamError:
+        return ParamError(f"{where}: {self.name} must be {what}, got {short_repr(value)}", node_id)
+
     def _as_int(self, value: Any, where: str, node_id: str | None) -> int:
         if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-            raise ParamError(f"{where}: {self.name} must be a whole number, got {short_repr(value)}", node_id)
+            raise self._fail(where, "a whole number", value, node_id)
         if isinstance(value, float | np.floating) and (not math.isfinite(value) or value != int(value)):
-            raise ParamError(f"{where}: {self.name} must be a whole number, got {short_repr(value)}", node_id)
+            raise self._fail(where, "a whole number", value, node_id)
         v = int(value)
         self._check_range(v, where, node_id)
         return v
@@ -82,24 +85,24 @@ class ParamSpec:
             return self._as_int(value, where, node_id)
         if k == "float":
             if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-                raise ParamError(f"{where}: {self.name} must be a number, got {short_repr(value)}", node_id)
+                raise self._fail(where, "a number", value, node_id)
             v = float(value)
             if not math.isfinite(v):
-                raise ParamError(f"{where}: {self.name} must be finite, got {short_repr(value)}", node_id)
+                raise self._fail(where, "finite", value, node_id)
             self._check_range(v, where, node_id)
             return v
         if k == "bool":
             if not isinstance(value, bool | np.bool_):
-                raise ParamError(f"{where}: {self.name} must be true or false, got {short_repr(value)}", node_id)
+                raise self._fail(where, "true or false", value, node_id)
             return bool(value)
         if k == "choice":
             if value not in self.choices:
                 opts = ", ".join(repr(c) for c in self.choices)
-                raise ParamError(f"{where}: {self.name} must be one of {opts}, got {short_repr(value)}", node_id)
+                raise self._fail(where, f"one of {opts}", value, node_id)
             return value
         if k == "str":
             if not isinstance(value, str) or not value or len(value) > 200:
-                raise ParamError(f"{where}: {self.name} must be a non-empty name, got {short_repr(value)}", node_id)
+                raise self._fail(where, "a non-empty name", value, node_id)
             return value
         if k == "padding":
             if isinstance(value, str):
@@ -115,7 +118,7 @@ class ParamSpec:
             elif k == "size":
                 items = [value, value]
             else:
-                raise ParamError(f"{where}: {self.name} must be a list of sizes, got {short_repr(value)}", node_id)
+                raise self._fail(where, "a list of sizes", value, node_id)
             if k == "size" and len(items) != 2:
                 raise ParamError(f"{where}: {self.name} must be one number or a pair (h, w), "
                                  f"got {short_repr(value)}", node_id)
