@@ -1,0 +1,187 @@
+"""Training throughput of the engine beside PyTorch CPU, measured in the same run.
+
+    python benchmarks/bench_train.py [--threads 2] [--quick]
+
+Prints one table: network, batch, engine samples/s, PyTorch samples/s, the ratio, and the
+engine's achieved GFLOP/s beside a large-matmul roof measured in the same run. One training
+step = forward + backward + SGD update, float32, softmax cross-entropy.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import clean_environment  # noqa: E402
+
+clean_environment()
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+from _common import (  # noqa: E402
+    best_rate,
+    blas_description,
+    machine_description,
+    matmul_roof,
+    try_torch,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import engine  # noqa: E402
+
+
+def chain(name, input_shape, layers):
+    nodes = [{"id": "in", "type": "Input", "params": {"shape": list(input_shape)}}]
+    for i, (t, p) in enumerate(layers):
+        nodes.append({"id": f"{t.lower()}{i}", "type": t, "params": p})
+    nodes.append({"id": "out", "type": "Output", "params": {"loss": "cross_entropy"}})
+    edges = [{"src": a["id"], "dst": b["id"]} for a, b in zip(nodes, nodes[1:])]
+    return engine.Graph.from_dict({"format": "netbuilder.graph", "version": 1, "name": name,
+                                   "nodes": nodes, "edges": edges})
+
+
+def lenet5():
+    return chain("LeNet-5", (1, 28, 28), [
+        ("Conv2D", {"filters": 6, "kernel_size": 5, "padding": 2}), ("ReLU", {}),
+        ("MaxPool2D", {"pool_size": 2}),
+        ("Conv2D", {"filters": 16, "kernel_size": 5}), ("ReLU", {}),
+        ("MaxPool2D", {"pool_size": 2}), ("Flatten", {}),
+        ("Dense", {"units": 120}), ("ReLU", {}), ("Dense", {"units": 84}), ("ReLU", {}),
+        ("Dense", {"units": 10})])
+
+
+def widecnn():
+    return chain("WideCNN", (1, 28, 28), [
+        ("Conv2D", {"filters": 32, "kernel_size": 3, "padding": 1}), ("ReLU", {}),
+        ("MaxPool2D", {"pool_size": 2}),
+        ("Conv2D", {"filters": 64, "kernel_size": 3, "padding": 1}), ("ReLU", {}),
+        ("MaxPool2D", {"pool_size": 2}), ("Flatten", {}),
+        ("Dense", {"units": 128}), ("ReLU", {}), ("Dense", {"units": 10})])
+
+
+def mlp():
+    return chain("MLP 784-256-256-10", (784,), [
+        ("Dense", {"units": 256}), ("ReLU", {}), ("Dense", {"units": 256}), ("ReLU", {}),
+        ("Dense", {"units": 10})])
+
+
+def digits_cnn():
+    g = engine.load_graph(ROOT / "resources" / "examples" / "digits_cnn.json")
+    g.name = "digits_cnn (1x8x8)"
+    return g
+
+
+def torch_model(torch, graph: engine.Graph, net: engine.Network):
+    """A torch.nn.Sequential mirroring a chain graph, with the engine's initial weights."""
+    nn = torch.nn
+    mods = []
+    for nid in net.order:
+        layer = net.layers[nid]
+        t, p, ins = layer.type_name, layer.p, layer.in_shapes
+        if t in ("Input", "Output"):
+            continue
+        if t == "Conv2D":
+            pad = p["padding"]
+            m = nn.Conv2d(ins[0][0], p["filters"], p["kernel_size"], p["stride"],
+                          padding=pad if pad != "valid" else 0, bias=p["bias"])
+        elif t == "Dense":
+            m = nn.Linear(ins[0][-1], p["units"], bias=p["bias"])
+        elif t == "ReLU":
+            m = nn.ReLU()
+        elif t == "MaxPool2D":
+            m = nn.MaxPool2d(p["pool_size"], p["stride"] or p["pool_size"])
+        elif t == "AvgPool2D":
+            m = nn.AvgPool2d(p["pool_size"], p["stride"] or p["pool_size"])
+        elif t == "Flatten":
+            m = nn.Flatten()
+        elif t == "Dropout":
+            m = nn.Dropout(p["rate"])
+        elif t == "BatchNorm":
+            m = (nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d)(ins[0][0])
+        else:
+            raise NotImplementedError(f"benchmark has no torch mirror for {t}")
+        with torch.no_grad():
+            for name, param in m.named_parameters():
+                param.copy_(torch.from_numpy(net.params[f"{nid}.{name}"]))
+        mods.append(m)
+    return nn.Sequential(*mods)
+
+
+def dataset(shape, batch, rng):
+    x = rng.standard_normal((batch, *shape)).astype(np.float32)
+    y = rng.integers(0, 10, batch)
+    return x, y
+
+
+def bench_engine(graph, batch, rng):
+    net = engine.compile(graph, seed=0)
+    x, y = dataset(net.shapes[net.input_ids[0]], batch, rng)
+    opt = engine.SGD(lr=0.01, momentum=0.9)
+    return best_rate(lambda: net.train_step(x, y, opt), batch), net
+
+
+def bench_torch(torch, graph, net, batch, rng):
+    model = torch_model(torch, graph, net)
+    x, y = dataset(net.shapes[net.input_ids[0]], batch, rng)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(xt), yt)
+        loss.backward()
+        opt.step()
+
+    return best_rate(step, batch)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="LeNet-5 at batch 64 only")
+    args = ap.parse_args(argv)
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    numba.set_num_threads(args.threads)
+    torch = try_torch(args.threads)
+    rng = np.random.default_rng(0)
+    cases = [(lenet5, 32), (lenet5, 64), (lenet5, 128), (widecnn, 64), (mlp, 64),
+             (digits_cnn, 64)]
+    if args.quick:
+        cases = [(lenet5, 64)]
+    roof = matmul_roof(args.threads)
+    print(f"# {datetime.date.today()} · {machine_description()}")
+    print(f"# BLAS: {blas_description()}")
+    print(f"# threads: {args.threads} · numba {numba.__version__} · "
+          f"torch {torch.__version__ if torch else 'not installed'}")
+    print(f"# large-matmul roof (2048³ sgemm, numpy): {roof:.0f} GFLOP/s")
+    print()
+    head = f"| {'network':<20} | {'batch':>5} | {'engine /s':>10} | {'torch /s':>10} | " \
+           f"{'ratio':>6} | {'GFLOP/s':>8} | {'% roof':>6} |"
+    print(head)
+    print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
+    for make, batch in cases:
+        graph = make()
+        t0 = time.perf_counter()
+        with threadpool_limits(args.threads, user_api="blas"):
+            rate, net = bench_engine(graph, batch, rng)
+        del t0
+        flops = 2 * 3 * net.macs()  # forward + two backward products per multiply-add
+        gflops = rate * flops / 1e9
+        trate = bench_torch(torch, graph, net, batch, rng) if torch else float("nan")
+        ratio = rate / trate if torch else float("nan")
+        print(f"| {graph.name:<20} | {batch:>5} | {rate:>10,.0f} | {trate:>10,.0f} | "
+              f"{ratio:>5.2f}× | {gflops:>8.1f} | {100 * gflops / roof:>5.1f}% |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
