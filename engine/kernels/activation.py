@@ -3,6 +3,8 @@
 Elementwise kernels take flat contiguous arrays (M,) (callers ravel any shape) and write into
 preallocated outputs of the same dtype. PReLU works on a channel view (M, C, S); softmax on
 rows (M, K) over the last axis. float32 or float64; reductions accumulate in float64.
+The transcendental forwards (sigmoid, tanh, swish) use numpy's SIMD ufuncs, which beat
+Numba's scalar libm calls here; their backwards are Numba.
 """
 
 from __future__ import annotations
@@ -12,14 +14,6 @@ import math
 import numpy as np
 
 from .jit import njit, prange
-
-
-@njit(parallel=False)
-def _sigmoid(z: float) -> float:
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
 
 
 @njit
@@ -74,7 +68,7 @@ def prelu_backward(x: np.ndarray, alpha: np.ndarray, dy: np.ndarray, dx: np.ndar
         i = q // c
         j = q % c
         a = alpha[j]
-        acc = 0.0
+        acc = np.float64(0.0)
         for k in range(s):
             v = x[i, j, k]
             g = dy[i, j, k]
@@ -91,11 +85,16 @@ def prelu_backward(x: np.ndarray, alpha: np.ndarray, dy: np.ndarray, dx: np.ndar
     return out
 
 
-@njit
 def sigmoid_forward(x: np.ndarray, y: np.ndarray) -> None:
-    """y = 1 / (1 + exp(-x)), stable for large |x|."""
-    for i in prange(x.shape[0]):
-        y[i] = _sigmoid(x[i])
+    """y = 1 / (1 + exp(-x)), exact to 0 and 1 in the tails (exp may overflow there).
+
+    numpy's SIMD ufuncs (which release the GIL), not Numba: without Intel SVML Numba calls
+    scalar libm ``exp``, about 3× slower here on 0.8M float32 values."""
+    with np.errstate(over="ignore", under="ignore"):
+        np.negative(x, out=y)
+        np.exp(y, out=y)
+        y += 1
+        np.reciprocal(y, out=y)
 
 
 @njit
@@ -106,10 +105,10 @@ def sigmoid_backward(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
         dx[i] = dy[i] * v * (1.0 - v)
 
 
-@njit
 def tanh_forward(x: np.ndarray, y: np.ndarray) -> None:
-    for i in prange(x.shape[0]):
-        y[i] = math.tanh(x[i])
+    """y = tanh(x) by numpy's SIMD ufunc (releases the GIL): ~20× faster here than the
+    scalar libm ``tanh`` Numba calls without Intel SVML."""
+    np.tanh(x, out=y)
 
 
 @njit
@@ -153,21 +152,20 @@ def hard_tanh_backward(x: np.ndarray, lo: float, hi: float, dy: np.ndarray, dx: 
         dx[i] = dy[i] if lo < v < hi else 0.0
 
 
-@njit
-def swish_forward(x: np.ndarray, beta: float, y: np.ndarray) -> None:
-    """y = x * sigmoid(beta x)."""
-    for i in prange(x.shape[0]):
-        v = x[i]
-        y[i] = v * _sigmoid(beta * v)
+def swish_forward(x: np.ndarray, beta: float, y: np.ndarray, s: np.ndarray) -> None:
+    """y = x * sigmoid(beta x); also fills s = sigmoid(beta x) for the backward."""
+    np.multiply(x, beta, out=s)
+    sigmoid_forward(s, s)
+    np.multiply(x, s, out=y)
 
 
 @njit
-def swish_backward(x: np.ndarray, beta: float, dy: np.ndarray, dx: np.ndarray) -> None:
-    """dx = dy * s (1 + beta x (1 - s)) with s = sigmoid(beta x)."""
+def swish_backward(x: np.ndarray, s: np.ndarray, beta: float, dy: np.ndarray, dx: np.ndarray
+                   ) -> None:
+    """dx = dy * s (1 + beta x (1 - s)) with s = sigmoid(beta x) from the forward."""
     for i in prange(x.shape[0]):
-        v = x[i]
-        s = _sigmoid(beta * v)
-        dx[i] = dy[i] * s * (1.0 + beta * v * (1.0 - s))
+        v = s[i]
+        dx[i] = dy[i] * v * (1.0 + beta * x[i] * (1.0 - v))
 
 
 @njit
@@ -179,7 +177,7 @@ def softmax_forward(x: np.ndarray, y: np.ndarray) -> None:
         for j in range(1, k):
             if x[i, j] > mx:
                 mx = x[i, j]
-        s = 0.0
+        s = np.float64(0.0)
         for j in range(k):
             e = math.exp(x[i, j] - mx)
             y[i, j] = e
@@ -194,7 +192,7 @@ def softmax_backward(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
     """From the forward output y (M, K): dx = y * (dy - sum_k(dy * y))."""
     m, k = y.shape
     for i in prange(m):
-        dot = 0.0
+        dot = np.float64(0.0)
         for j in range(k):
             dot += dy[i, j] * y[i, j]
         for j in range(k):

@@ -22,12 +22,12 @@ def batchnorm_train_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
     m, c, s = x.shape
     count = m * s
     for j in prange(c):
-        acc = 0.0
+        acc = np.float64(0.0)
         for i in range(m):
             for k in range(s):
                 acc += x[i, j, k]
         mu = acc / count
-        acc2 = 0.0
+        acc2 = np.float64(0.0)
         for i in range(m):
             for k in range(s):
                 d = x[i, j, k] - mu
@@ -52,8 +52,8 @@ def batchnorm_train_backward(x: np.ndarray, dy: np.ndarray, mean: np.ndarray,
     for j in prange(c):
         mu = mean[j]
         inv = invstd[j]
-        sg = 0.0
-        sgx = 0.0
+        sg = np.float64(0.0)
+        sgx = np.float64(0.0)
         for i in range(m):
             for k in range(s):
                 g = dy[i, j, k]
@@ -94,8 +94,8 @@ def batchnorm_eval_backward(x: np.ndarray, dy: np.ndarray, mean: np.ndarray, var
         mu = mean[j]
         inv = 1.0 / math.sqrt(var[j] + eps)
         scale = weight[j] * inv
-        sg = 0.0
-        sgx = 0.0
+        sg = np.float64(0.0)
+        sgx = np.float64(0.0)
         for i in range(m):
             for k in range(s):
                 g = dy[i, j, k]

@@ -215,10 +215,11 @@ class Swish(_Elementwise):
     )
 
     def _forward(self, x, y):
-        ak.swish_forward(x, self.p["beta"], y)
+        self._s = np.empty_like(x)
+        ak.swish_forward(x, self.p["beta"], y, self._s)
 
     def _backward(self, dy, dx):
-        ak.swish_backward(self._x, self.p["beta"], dy, dx)
+        ak.swish_backward(self._x, self._s, self.p["beta"], dy, dx)
 
     def summary(self) -> str:
         return f"β = {self.p['beta']:g}"

@@ -93,7 +93,8 @@ class BatchNorm(Layer):
         if count < 2:
             raise DataError(
                 f"{self.where} needs more than one value per {_axis_word(shape)[:-1]} to "
-                f"train, got a batch of {x.shape[0]} samples shaped {fmt_shape(shape)}: "
+                f"train, got a batch of {x.shape[0]} sample{'s' if x.shape[0] != 1 else ''} "
+                f"shaped {fmt_shape(shape)}: "
                 "use a batch size of at least 2", self.id)
         mean = np.empty(x3.shape[1])
         var = np.empty(x3.shape[1])
