@@ -20,15 +20,17 @@ def maxpool2d_forward(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int
                       oh_n: int, ow_n: int) -> tuple[np.ndarray, np.ndarray]:
     """Returns y (N, C, OH, OW) and the argmax (N, C, OH, OW) int32 flat indices into (H, W).
 
-    Ties go to the first maximum in row-major order; a NaN in a window wins (as PyTorch)."""
+    Ties go to the first maximum in row-major order; a NaN in a window wins (as PyTorch).
+    The inner loop is branch-free (selects) on flat unsigned offsets, which Numba need not
+    check for negative indices; NaNs are looked for only in windows holding one."""
     n_n, c_n, h_n, w_n = x.shape
     y = np.empty((n_n, c_n, oh_n, ow_n), dtype=x.dtype)
     arg = np.empty((n_n, c_n, oh_n, ow_n), dtype=np.int32)
-    x3 = x.reshape(n_n * c_n, h_n, w_n)
+    x2 = x.reshape(n_n * c_n, h_n * w_n)
     y3 = y.reshape(n_n * c_n, oh_n, ow_n)
     a3 = arg.reshape(n_n * c_n, oh_n, ow_n)
     for q in prange(n_n * c_n):
-        img = x3[q]
+        img = x2[q]
         for oh in range(oh_n):
             r0 = oh * sh - pt
             r1 = min(r0 + kh, h_n)
@@ -39,15 +41,25 @@ def maxpool2d_forward(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int
                 c0 = ow * sw - pl
                 c1 = min(c0 + kw, w_n)
                 c0 = max(c0, 0)
-                best = img[r0, c0]
-                bi = r0 * w_n + c0
+                bi = np.uint64(r0 * w_n + c0)
+                best = img[bi]
+                nan = False
                 for r in range(r0, r1):
-                    row = img[r]
+                    rb = np.uint64(r * w_n)
                     for c in range(c0, c1):
-                        v = row[c]
-                        if v > best or (v != v and best == best):
-                            best = v
-                            bi = r * w_n + c
+                        i = rb + np.uint64(c)
+                        v = img[i]
+                        gt = v > best
+                        best = v if gt else best
+                        bi = i if gt else bi
+                        nan = nan | (v != v)
+                if nan:
+                    for r in range(r0, r1):
+                        for c in range(c0, c1):
+                            i = np.uint64(r * w_n + c)
+                            if img[i] != img[i]:
+                                best = img[i]
+                                bi = i
                 yrow[ow] = best
                 arow[ow] = bi
     return y, arg
@@ -78,10 +90,10 @@ def avgpool2d_forward(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int
     """y (N, C, OH, OW): the mean of each window (see the module note on ``count_pad``)."""
     n_n, c_n, h_n, w_n = x.shape
     y = np.empty((n_n, c_n, oh_n, ow_n), dtype=x.dtype)
-    x3 = x.reshape(n_n * c_n, h_n, w_n)
+    x2 = x.reshape(n_n * c_n, h_n * w_n)
     y3 = y.reshape(n_n * c_n, oh_n, ow_n)
     for q in prange(n_n * c_n):
-        img = x3[q]
+        img = x2[q]
         for oh in range(oh_n):
             r0 = oh * sh - pt
             r1 = min(r0 + kh, h_n)
@@ -93,9 +105,9 @@ def avgpool2d_forward(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int
                 c0 = max(c0, 0)
                 s = 0.0
                 for r in range(r0, r1):
-                    row = img[r]
+                    rb = np.uint64(r * w_n)
                     for c in range(c0, c1):
-                        s += row[c]
+                        s += img[rb + np.uint64(c)]
                 count = kh * kw if count_pad else (r1 - r0) * (c1 - c0)
                 yrow[ow] = s / count
     return y
@@ -107,14 +119,12 @@ def avgpool2d_backward(dy: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: i
     """dx (N, C, H, W) of ``avgpool2d_forward``: each window's gradient / count, spread over it."""
     n_n, c_n, oh_n, ow_n = dy.shape
     dx = np.empty((n_n, c_n, h_n, w_n), dtype=dy.dtype)
-    dx3 = dx.reshape(n_n * c_n, h_n, w_n)
+    dx2 = dx.reshape(n_n * c_n, h_n * w_n)
     dy3 = dy.reshape(n_n * c_n, oh_n, ow_n)
     for q in prange(n_n * c_n):
-        d = dx3[q]
-        for r in range(h_n):
-            drow = d[r]
-            for c in range(w_n):
-                drow[c] = 0
+        d = dx2[q]
+        for i in range(h_n * w_n):
+            d[i] = 0
         for oh in range(oh_n):
             r0 = oh * sh - pt
             r1 = min(r0 + kh, h_n)
@@ -127,7 +137,7 @@ def avgpool2d_backward(dy: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: i
                 count = kh * kw if count_pad else (r1 - r0) * (c1 - c0)
                 g = grow[ow] / count
                 for r in range(r0, r1):
-                    drow = d[r]
+                    rb = np.uint64(r * w_n)
                     for c in range(c0, c1):
-                        drow[c] += g
+                        d[rb + np.uint64(c)] += g
     return dx

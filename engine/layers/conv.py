@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
 from ..init import INITS, initialize
@@ -47,11 +48,11 @@ def plan_windows(layer: Layer, hw: tuple[int, int], k: tuple[int, int], stride: 
     """((OH, OW), (top, bottom, left, right)) for sliding ``k`` over ``hw``, or a ShapeError."""
     (oh, t, b), (ow, l, r) = (window_geometry(hw[i], k[i], stride[i], padding) for i in (0, 1))
     if oh < 1 or ow < 1:
-        pad = "" if padding == "valid" else f" with padding {padding}"
+        pad = ("" if padding == "valid" else
+               f" with padding {padding} (padded {hw[0] + t + b}×{hw[1] + l + r})")
         raise layer.shape_error(
-            f"{what} {k[0]}×{k[1]} is larger than the {hw[0]}×{hw[1]} input{pad} "
-            f"(padded {hw[0] + t + b}×{hw[1] + l + r}): use a smaller {what}, more padding "
-            "or padding 'same'")
+            f"{what} {k[0]}×{k[1]} is larger than the {hw[0]}×{hw[1]} input{pad}: use a smaller "
+            f"{what}, more padding or padding 'same'")
     return (oh, ow), (t, b, l, r)
 
 
@@ -115,8 +116,10 @@ class Conv2D(Layer):
         self._x = x
         sh, sw = self.p["stride"]
         _, oh, ow = self.out_shape
-        return kconv.conv2d_forward(x, w, b, sh, sw, self.pads[0], self.pads[2], oh, ow,
-                                    kconv.batch_chunks(x.shape[0]))
+        chunks = kconv.batch_chunks(x.shape[0])
+        with kconv.OneThreadBlas(chunks > 1):
+            return kconv.conv2d_forward(x, w, b, sh, sw, self.pads[0], self.pads[2], oh, ow,
+                                        chunks)
 
     def backward(self, dy: np.ndarray, params: dict[str, np.ndarray],
                  grads: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -125,9 +128,10 @@ class Conv2D(Layer):
         w = np.ascontiguousarray(params["weight"], dtype=x.dtype)
         gb = grads.get("bias")
         sh, sw = self.p["stride"]
-        dx = kconv.conv2d_backward(x, w, dy, sh, sw, self.pads[0], self.pads[2],
-                                   kconv.batch_chunks(x.shape[0]), grads["weight"],
-                                   np.zeros(0, x.dtype) if gb is None else gb)
+        chunks = kconv.batch_chunks(x.shape[0])
+        with kconv.OneThreadBlas(chunks > 1):
+            dx = kconv.conv2d_backward(x, w, dy, sh, sw, self.pads[0], self.pads[2], chunks,
+                                       grads["weight"], np.zeros(0, x.dtype) if gb is None else gb)
         return [dx]
 
     def summary(self) -> str:

@@ -49,7 +49,8 @@ class _Pool2D(Layer):
         return (c, oh, ow)
 
     def summary(self) -> str:
-        parts = [size_text(self.p["pool_size"])]
+        kh, kw = self.p["pool_size"]
+        parts = [f"{kh}×{kw}"]
         if self.stride != self.p["pool_size"]:
             parts.append(f"stride {size_text(self.stride)}")
         if self.p["padding"] != "valid":

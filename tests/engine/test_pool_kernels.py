@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+
+from engine.kernels import pool as kp
+from engine.kernels.reference import pool as ref
+from engine.layers.conv import window_geometry
+
+# (H, W, pool (kh, kw), stride (sh, sw), padding)
+CONFIGS = [
+    (6, 6, (2, 2), (2, 2), "valid"),
+    (7, 5, (2, 2), (2, 2), "valid"),
+    (7, 5, (2, 2), (2, 2), "same"),
+    (6, 7, (3, 3), (1, 1), "same"),
+    (7, 7, (3, 3), (2, 2), 1),
+    (5, 8, (2, 3), (1, 2), 1),
+    (9, 6, (3, 2), (3, 1), "valid"),
+    (5, 5, (4, 4), (3, 3), "same"),
+    (4, 6, (1, 1), (2, 3), "valid"),
+    (8, 8, (4, 4), (2, 2), 2),
+    (6, 7, (3, 2), (2, 1), 1),
+]
+
+
+def plan(h, w, k, stride, padding):
+    (oh, t, b), (ow, l, r) = (window_geometry(s, kk, st, padding)
+                              for s, kk, st in zip((h, w), k, stride))
+    return oh, ow, (t, b, l, r)
+
+
+def args(k, stride, pads):
+    return k[0], k[1], stride[0], stride[1], pads[0], pads[2]
+
+
+def tol_for(dtype):
+    return 1e-5 if dtype == np.float32 else 1e-12
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: "-".join(map(str, c)))
+def test_maxpool_matches_reference(rng, cfg, dtype):
+    h, w, k, stride, padding = cfg
+    oh, ow, pads = plan(h, w, k, stride, padding)
+    x = rng.standard_normal((2, 3, h, w)).astype(dtype)
+    y, arg = kp.maxpool2d_forward(x, *args(k, stride, pads), oh, ow)
+    assert y.dtype == dtype and arg.dtype == np.int32
+    np.testing.assert_array_equal(y, ref.maxpool2d_forward(x, k, stride, pads))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = kp.maxpool2d_backward(dy, arg, h, w)
+    assert dx.dtype == dtype
+    want = ref.maxpool2d_backward(x, dy, k, stride, pads)
+    np.testing.assert_allclose(dx, want, rtol=tol_for(dtype), atol=tol_for(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("count_pad", [True, False])
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: "-".join(map(str, c)))
+def test_avgpool_matches_reference(rng, cfg, count_pad, dtype):
+    h, w, k, stride, padding = cfg
+    oh, ow, pads = plan(h, w, k, stride, padding)
+    x = rng.standard_normal((2, 3, h, w)).astype(dtype)
+    y = kp.avgpool2d_forward(x, *args(k, stride, pads), oh, ow, count_pad)
+    assert y.dtype == dtype
+    tol = tol_for(dtype)
+    np.testing.assert_allclose(y, ref.avgpool2d_forward(x, k, stride, pads, count_pad),
+                               rtol=tol, atol=tol)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = kp.avgpool2d_backward(dy, *args(k, stride, pads), h, w, count_pad)
+    assert dx.dtype == dtype
+    np.testing.assert_allclose(dx, ref.avgpool2d_backward(x, dy, k, stride, pads, count_pad),
+                               rtol=tol, atol=tol)
+
+
+def test_maxpool_never_picks_padding():
+    x = -1.0 - np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
+    y, arg = kp.maxpool2d_forward(x, 3, 3, 2, 2, 1, 1, 2, 2)
+    np.testing.assert_array_equal(y[0, 0], [[-1.0, -2.0], [-5.0, -6.0]])
+    np.testing.assert_array_equal(arg[0, 0], [[0, 1], [4, 5]])
+
+
+def test_maxpool_by_hand_and_overlapping_windows_add_up():
+    x = np.array([[[[1.0, 5.0, 2.0], [0.0, 3.0, 4.0], [7.0, 1.0, 0.0]]]])
+    y, arg = kp.maxpool2d_forward(x, 2, 2, 1, 1, 0, 0, 2, 2)
+    np.testing.assert_array_equal(y[0, 0], [[5.0, 5.0], [7.0, 4.0]])
+    dx = kp.maxpool2d_backward(np.ones_like(y), arg, 3, 3)
+    np.testing.assert_array_equal(dx[0, 0], [[0, 2, 0], [0, 0, 1], [1, 0, 0]])
+
+
+def test_maxpool_passes_nan_on():
+    x = np.zeros((1, 1, 2, 2))
+    x[0, 0, 1, 0] = np.nan
+    x[0, 0, 1, 1] = 5.0
+    y, _ = kp.maxpool2d_forward(x, 2, 2, 2, 2, 0, 0, 1, 1)
+    assert np.isnan(y[0, 0, 0, 0])
+
+
+def test_avgpool_same_padding_averages_real_pixels_only():
+    x = np.arange(9, dtype=np.float64).reshape(1, 1, 3, 3)
+    # "same", 2x2 stride 2 on 3x3: out 2x2, one pixel of padding at the bottom and right
+    exclusive = kp.avgpool2d_forward(x, 2, 2, 2, 2, 0, 0, 2, 2, False)
+    np.testing.assert_allclose(exclusive[0, 0], [[2.0, 3.5], [6.5, 8.0]])
+    inclusive = kp.avgpool2d_forward(x, 2, 2, 2, 2, 0, 0, 2, 2, True)
+    np.testing.assert_allclose(inclusive[0, 0], [[2.0, 1.75], [3.25, 2.0]])
