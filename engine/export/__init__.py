@@ -1,0 +1,20 @@
+"""Interop: export to ONNX and to a standalone PyTorch script, import from ONNX.
+
+The ``onnx``, ``onnxruntime`` and ``torch`` packages are optional (``netbuilder[onnx]``) and
+imported only when a function here needs them::
+
+    from engine.export import export_onnx, export_pytorch, import_onnx
+    export_onnx(net, "model.onnx")              # Network, Graph or Bundle
+    export_pytorch(net, "model.py")             # + model.npz with the weights
+    graph, state = import_onnx("model.onnx")    # engine.Graph + {"<node>.<param>": array}
+"""
+
+from .common import ExportError, ModelView, model_view
+from .onnx_export import build_onnx, describe_onnx, export_onnx
+from .onnx_import import import_onnx
+from .pytorch_export import export_pytorch, pytorch_source
+
+FORMATS = ("onnx", "pytorch")
+
+__all__ = ["FORMATS", "ExportError", "ModelView", "build_onnx", "describe_onnx", "export_onnx",
+           "export_pytorch", "import_onnx", "model_view", "pytorch_source"]

@@ -1,0 +1,191 @@
+"""SimpleRNN, LSTM and GRU to and from the ONNX RNN, LSTM and GRU ops.
+
+Export: x (N, T, F) -> Transpose -> (T, N, F) -> op -> Y (T, D, N, H) with return_sequences,
+else Y_h (D, N, H) -> Transpose to batch first -> Reshape (concat, or one direction) or
+ReduceSum over the direction axis (sum). Gates are reordered from PyTorch's (LSTM i, f, g, o;
+GRU r, z, n) to ONNX's (LSTM i, o, f, c; GRU z, r, h); GRU uses linear_before_reset = 1,
+which is PyTorch's formula. Import undoes exactly that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..registry import Layer
+from .onnx_export import _Builder, converter
+
+RNN_OPS = ("RNN", "LSTM", "GRU")
+TYPE_OF_OP = {"RNN": "SimpleRNN", "LSTM": "LSTM", "GRU": "GRU"}
+OP_OF_TYPE = {v: k for k, v in TYPE_OF_OP.items()}
+# ONNX gate block k comes from PyTorch gate block ORDER[op][k].
+ORDER = {"RNN": [0], "LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2]}
+DIRECTIONS = {"forward": "forward", "backward": "reverse", "bidirectional": "bidirectional"}
+
+
+def _to_onnx_gates(a: np.ndarray, op: str, h: int) -> np.ndarray:
+    return np.concatenate([a[k * h:(k + 1) * h] for k in ORDER[op]], axis=0)
+
+
+def _from_onnx_gates(a: np.ndarray, op: str, h: int) -> np.ndarray:
+    out = np.empty_like(a)
+    for k, src in enumerate(ORDER[op]):
+        out[src * h:(src + 1) * h] = a[k * h:(k + 1) * h]
+    return out
+
+
+@converter("SimpleRNN", "LSTM", "GRU")
+def _recurrent(b: _Builder, layer: Layer, xs: list[str], out: str,
+               p: dict[str, np.ndarray]) -> None:
+    nid, op, h = layer.id, OP_OF_TYPE[layer.type_name], layer.p["units"]
+    sfx = layer.suffixes
+    w = np.stack([_to_onnx_gates(p[f"weight_ih{s}"], op, h) for s in sfx])
+    r = np.stack([_to_onnx_gates(p[f"weight_hh{s}"], op, h) for s in sfx])
+    bias = np.stack([np.concatenate([_to_onnx_gates(p[f"bias_ih{s}"], op, h),
+                                     _to_onnx_gates(p[f"bias_hh{s}"], op, h)]) for s in sfx])
+    x_t = b.op("Transpose", xs, f"{nid}/time_major", perm=[1, 0, 2])
+    attrs: dict[str, Any] = {"hidden_size": h, "direction": DIRECTIONS[layer.p["direction"]]}
+    if op == "GRU":
+        attrs["linear_before_reset"] = 1
+    seq = layer.p["return_sequences"]
+    y = f"{nid}/Y" if seq else f"{nid}/Y_h"
+    outputs = [y, ""] if seq else ["", y]
+    if op == "LSTM":
+        outputs.append("")
+    b.op(op, [x_t, b.const(f"{nid}.W", w), b.const(f"{nid}.R", r), b.const(f"{nid}.B", bias)],
+         y, name=nid, outputs=outputs, **attrs)
+    perm = [2, 0, 1, 3] if seq else [1, 0, 2]
+    bf = b.op("Transpose", [y], f"{nid}/batch_first", perm=perm)
+    d_axis = 2 if seq else 1
+    if len(sfx) == 2 and layer.p["merge"] == "sum":
+        axes = b.const(f"{nid}/direction_axis", [d_axis], np.int64)
+        b.op("ReduceSum", [bf, axes], out, name=f"{nid}/merge", keepdims=0)
+    else:
+        shape = b.const(f"{nid}/merged_shape", [0, 0, -1] if seq else [0, -1], np.int64)
+        b.op("Reshape", [bf, shape], out, name=f"{nid}/merge")
+
+
+# ----- import -------------------------------------------------------------------------------
+@dataclass
+class PendingRNN:
+    """The raw output of an ONNX recurrent op, before the ops that make it batch-first.
+
+    ``labels`` name its axes: T (time), D (direction), N (batch), H (hidden), DH (merged)."""
+
+    node: str
+    onnx_node: Any
+    type_name: str
+    params: dict[str, Any]
+    state: dict[str, np.ndarray]
+    x: Any
+    labels: tuple[str, ...]
+    dirs: int
+    merge: str | None = None
+
+
+def convert_rnn(imp: Any, node: Any) -> None:
+    """Read an ONNX RNN / LSTM / GRU node into a PendingRNN on its used output."""
+    op = node.op_type
+    a = imp.attrs(node)
+    x = imp.value(node, allow_perm=True)
+    layout = int(a.get("layout", 0))
+    want = () if layout == 1 else (1, 0, 2)
+    if len(x.shape) != 2 or tuple(x.perm) != want:
+        raise imp.fail(node, "reads a sequence NetBuilder cannot express: it needs (N, T, F) "
+                             "samples transposed to (T, N, F), or layout = 1")
+    for i, what in ((4, "sequence_lens"), (5, "initial_h"), (6, "initial_c"), (7, "P")):
+        if len(node.input) > i and node.input[i]:
+            raise imp.fail(node, f"has {what}; NetBuilder's recurrent layers start from zeros "
+                                 "and read whole sequences")
+    if a.get("clip") is not None or a.get("input_forget", 0):
+        raise imp.fail(node, "uses clip or input_forget, which NetBuilder does not have")
+    default_acts = {"RNN": ["Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"],
+                    "GRU": ["Sigmoid", "Tanh"]}[op]
+    acts = a.get("activations")
+    if acts and [s.lower() for s in acts[:len(default_acts)]] != [s.lower() for s in default_acts]:
+        raise imp.fail(node, f"uses activations {acts}; NetBuilder's are {default_acts}")
+    if op == "GRU" and not a.get("linear_before_reset", 0):
+        raise imp.fail(node, "has linear_before_reset = 0; NetBuilder's GRU (as PyTorch's) "
+                             "applies the reset gate after the recurrent product")
+    direction = {"forward": "forward", "reverse": "backward",
+                 "bidirectional": "bidirectional"}[a.get("direction", "forward")]
+    h = int(a["hidden_size"])
+    w = imp.need_const(node, 1, "W").astype(np.float32)
+    r = imp.need_const(node, 2, "R").astype(np.float32)
+    gh = len(ORDER[op]) * h
+    bias = imp.const(node.input[3]) if len(node.input) > 3 else None
+    bias = np.zeros((w.shape[0], 2 * gh), np.float32) if bias is None else \
+        bias.astype(np.float32)
+    sfx = ("", "_reverse") if direction == "bidirectional" else \
+        ("_reverse",) if direction == "backward" else ("",)
+    state = {}
+    for d, s in enumerate(sfx):
+        state[f"weight_ih{s}"] = _from_onnx_gates(w[d], op, h)
+        state[f"weight_hh{s}"] = _from_onnx_gates(r[d], op, h)
+        state[f"bias_ih{s}"] = _from_onnx_gates(bias[d, :gh], op, h)
+        state[f"bias_hh{s}"] = _from_onnx_gates(bias[d, gh:], op, h)
+    used = [i for i, t in enumerate(node.output) if t and (t in imp.consumers or t in imp.outputs)]
+    if used != [0] and used != [1]:
+        raise imp.fail(node, "must have exactly one of Y (all steps) or Y_h (last step) used")
+    seq = used == [0]
+    if layout == 1:
+        labels = ("N", "T", "D", "H") if seq else ("N", "D", "H")
+    else:
+        labels = ("T", "D", "N", "H") if seq else ("D", "N", "H")
+    pend = PendingRNN(node=imp.hint(node), onnx_node=node, type_name=TYPE_OF_OP[op],
+                      params={"units": h, "return_sequences": seq, "direction": direction},
+                      state=state, x=x, labels=labels, dirs=len(sfx))
+    imp.vals[node.output[used[0]]] = pend
+    _maybe_finish(imp, node, node.output[used[0]], pend)
+
+
+def pending_step(imp: Any, node: Any, pend: PendingRNN) -> None:
+    """Apply a Transpose / Squeeze / Reshape / Flatten / ReduceSum to a PendingRNN."""
+    labels = list(pend.labels)
+    op = node.op_type
+    if op == "Transpose":
+        perm = list(imp.attrs(node).get("perm", list(range(len(labels)))[::-1]))
+        labels = [labels[p] for p in perm]
+    elif op in ("Squeeze", "ReduceSum"):
+        axes = [ax + len(labels) if ax < 0 else ax for ax in imp._axes(node)]
+        if op == "ReduceSum" and int(imp.attrs(node).get("keepdims", 1)):
+            raise imp.fail(node, "keeps the direction axis; NetBuilder merges it away")
+        if [labels[ax] for ax in axes] != ["D"] or (op == "Squeeze" and pend.dirs != 1):
+            raise imp.fail(node, f"reduces axes {axes} of a recurrent output; only the "
+                                 "direction axis can go")
+        if op == "ReduceSum":
+            pend.merge = "sum"
+        labels.pop(axes[0])
+    elif op in ("Reshape", "Flatten"):
+        if op == "Flatten":
+            if int(imp.attrs(node).get("axis", 1)) != len(labels) - 2 or labels[-2:] != ["D", "H"]:
+                raise imp.fail(node, "flattens a recurrent output other than (…, D, H)")
+        else:
+            target = imp.need_const(node, 1, "shape").astype(np.int64).tolist()
+            if labels[-2:] != ["D", "H"] or len(target) != len(labels) - 1 or \
+                    labels[0] != "N" or target[-1] not in (-1, pend.dirs * pend.params["units"]):
+                raise imp.fail(node, f"reshapes a recurrent output to {target}; NetBuilder "
+                                     "joins only the direction and hidden axes")
+        labels = [*labels[:-2], "DH"]
+        pend.merge = pend.merge or "concat"
+    else:
+        raise imp.fail(node, "uses a raw recurrent output")
+    pend.labels = tuple(labels)
+    imp.vals[node.output[0]] = pend
+    _maybe_finish(imp, node, node.output[0], pend)
+
+
+def _maybe_finish(imp: Any, node: Any, tensor: str, pend: PendingRNN) -> None:
+    done = {("N", "T", "DH"), ("N", "DH")}
+    if pend.dirs == 1 or pend.merge == "sum":
+        done |= {("N", "T", "H"), ("N", "H")}
+    if pend.labels not in done:
+        return
+    params = dict(pend.params)
+    if pend.dirs == 2:
+        params["merge"] = "sum" if "DH" not in pend.labels else "concat"
+    base = type(pend.x)(pend.x.node, pend.x.shape)
+    imp.vals[tensor] = imp.add(pend.onnx_node, pend.type_name, params, [base], pend.state,
+                               hint=pend.node)
