@@ -8,10 +8,11 @@ scripts and tests can drive a Document directly.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ class Change:
     params: set[str] = field(default_factory=set)
     moved: set[str] = field(default_factory=set)
     renamed: list[tuple[str, str]] = field(default_factory=list)
+    training: bool = False
     meta: bool = False
 
     @property
@@ -96,6 +98,11 @@ class Document:
     def dirty(self) -> bool:
         return self._state != self._saved_state
 
+    @property
+    def revision(self) -> int:
+        """Identifies the current content: equal revisions mean equal graphs."""
+        return self._state
+
     def mark_saved(self) -> None:
         self._saved_state = self._state
         self._touch(meta=True)
@@ -105,31 +112,35 @@ class Document:
         return self.path.name if self.path else (self.graph.name or "untitled")
 
     # ----- running commands ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group edits: listeners hear one merged Change at the end (even on error)."""
+        if self._pending is not None:
+            yield
+            return
+        self._pending = Change()
+        try:
+            yield
+        finally:
+            ch, self._pending = self._pending, None
+            if ch != Change():
+                self._emit(ch)
+
     def execute(self, cmd: Command) -> None:
         """Apply ``cmd``; on NetBuilderError nothing changes and the error propagates."""
-        self._run(cmd, cmd.do)
-        if cmd.state is None:
-            cmd.state = next(self._serial)
-        cmd.before = self._state
-        self._state = cmd.state
-        self._touch(meta=True)
+        with self.batch():
+            cmd.do(self)
+            if cmd.state is None:
+                cmd.state = next(self._serial)
+            cmd.before = self._state
+            self._state = cmd.state
+            self._touch(meta=True)
 
     def revert(self, cmd: Command) -> None:
-        self._run(cmd, cmd.undo)
-        self._state = cmd.before
-        self._touch(meta=True)
-
-    def _run(self, cmd: Command, fn: Callable[[Document], None]) -> None:
-        outer = self._pending is None
-        if outer:
-            self._pending = Change()
-        try:
-            fn(self)
-        finally:
-            if outer:
-                ch, self._pending = self._pending, None
-                if ch is not None and (ch.structure or ch.params or ch.moved or ch.renamed):
-                    self._emit(ch)
+        with self.batch():
+            cmd.undo(self)
+            self._state = cmd.before
+            self._touch(meta=True)
 
     # ----- whole-document operations -------------------------------------------------------
     def reset(self, graph: Graph, path: str | Path | None = None, dirty: bool = False) -> None:
@@ -144,7 +155,12 @@ class Document:
 
     @staticmethod
     def read(path: str | Path) -> Graph:
-        """Load a model file for editing (shape errors allowed). Raises NetBuilderError."""
+        """Load a model file, or the model of a trained bundle (``*.nbmodel``), for editing
+        (shape errors allowed). Raises NetBuilderError."""
+        from engine import bundle
+
+        if bundle.is_bundle_path(path):
+            return bundle.load_bundle(path).graph
         return engine.load_graph(path, validate=False)
 
     def save(self, path: str | Path | None = None) -> Path:
@@ -236,12 +252,24 @@ class Document:
         self._touch(params={node_id})
 
     def rename(self, old: str, new: str) -> None:
+        keys = list(self.graph.ui)
         self.graph.rename_node(old, new)
+        self.reorder_ui([new if k == old else k for k in keys])
         self._touch(renamed=[(old, new)])
+
+    def reorder_ui(self, keys: list[str]) -> None:
+        """Put ``graph.ui`` entries back in a remembered order (files stay byte-identical)."""
+        ui = self.graph.ui
+        self.graph.ui = {**{k: ui[k] for k in keys if k in ui},
+                         **{k: v for k, v in ui.items() if k not in keys}}
 
     def set_name(self, name: str) -> None:
         self.graph.name = name
         self._touch(meta=True)
+
+    def set_training(self, training: dict[str, Any]) -> None:
+        self.graph.training = copy.deepcopy(training)
+        self._touch(training=True)
 
 
 # ----- commands ---------------------------------------------------------------------------
@@ -325,6 +353,7 @@ class DeleteItems(Command):
             self.text = f"Delete {n + m} items"
         self._nodes: list[tuple[int, Node, Any]] = []
         self._edges: list[tuple[int, Edge]] = []
+        self._ui_order: list[str] = []
 
     def do(self, doc: Document) -> None:
         g = doc.graph
@@ -339,6 +368,7 @@ class DeleteItems(Command):
         self._nodes = [(order.index(nid), copy.deepcopy(g.nodes[nid]),
                         copy.deepcopy(g.ui.get(nid))) for nid in self.node_ids]
         self._nodes.sort(key=lambda t: t[0])
+        self._ui_order = list(g.ui)
         for _, e in reversed(self._edges):
             doc.delete_edge(e)
         for _, node, _ in reversed(self._nodes):
@@ -349,6 +379,7 @@ class DeleteItems(Command):
             doc.insert_node(copy.deepcopy(node), ui, index)
         for index, e in self._edges:
             doc.insert_edge(e, index)
+        doc.reorder_ui(self._ui_order)
 
 
 class Connect(Command):
@@ -415,6 +446,22 @@ class Rename(Command):
         doc.rename(self.new, self.old)
 
 
+class SetTraining(Command):
+    """Replace the model file's ``training`` section (dataset, optimizer, batch size, ...)."""
+
+    def __init__(self, old: dict[str, Any], new: dict[str, Any], text: str = "") -> None:
+        super().__init__()
+        self.old, self.new = copy.deepcopy(old), copy.deepcopy(new)
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        self.text = text or f"Set training {', '.join(changed) or 'settings'}"
+
+    def do(self, doc: Document) -> None:
+        doc.set_training(self.new)
+
+    def undo(self, doc: Document) -> None:
+        doc.set_training(self.old)
+
+
 class Composite(Command):
     """Several commands as one undo step (e.g. rewiring = disconnect + connect)."""
 
@@ -445,14 +492,12 @@ FRAGMENT_FORMAT = "netbuilder.fragment"
 
 def make_fragment(doc: Document, node_ids: Iterable[str]) -> dict[str, Any]:
     """The selected nodes and the wires among them, as JSON-ready data."""
-    ids = [nid for nid in doc.graph.nodes if nid in set(node_ids)]
-    keep = set(ids)
+    keep = set(node_ids)
     return {
         "format": FRAGMENT_FORMAT,
-        "nodes": [{"id": nid, "type": doc.graph.nodes[nid].type,
-                   "params": copy.deepcopy(doc.graph.to_dict()["nodes"][i]["params"]),
-                   "pos": list(doc.position(nid) or (0.0, 0.0))}
-                  for i, nid in enumerate(doc.graph.nodes) if nid in keep],
+        "nodes": [{"id": nd["id"], "type": nd["type"], "params": nd["params"],
+                   "pos": list(doc.position(nd["id"]) or (0.0, 0.0))}
+                  for nd in doc.graph.to_dict()["nodes"] if nd["id"] in keep],
         "edges": [{"src": e.src, "dst": e.dst, "port": e.port} for e in doc.graph.edges
                   if e.src in keep and e.dst in keep],
     }

@@ -1,0 +1,601 @@
+"""The main window: canvas in the centre, palette, inspector, summary and history docks,
+menus, toolbar, status bar, files, recent files, examples and crash recovery.
+
+Other parts of the app extend it with ``add_dock`` and ``add_menu``; they read the model
+from ``window.document`` and follow ``selection_changed``. Dialogs go through replaceable
+attributes (``ask_save_changes``, ``ask_restore``, ``show_error``, ``choose_open_path``,
+``choose_save_path``) so tests can answer them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QPointF, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoStack
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QToolBar,
+    QUndoView,
+    QWidget,
+)
+
+import engine
+from engine.errors import NetBuilderError
+
+from . import clipboard, dialogs, settings
+from .analysis import Analysis
+from .canvas import CanvasScene, CanvasView
+from .document import Command, Document
+from .icons import tool_icon
+from .inspector import Inspector
+from .palette import Palette
+from .recovery import RecoveryEntry, RecoveryStore
+from .summary import SummaryPanel, batch_size_of, summary_text
+from .undo import UndoBridge
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES_DIR = ROOT / "resources" / "examples"
+
+
+class MainWindow(QMainWindow):
+    """NetBuilder's window on one Document."""
+
+    selection_changed = Signal(list)  # ids of the selected nodes
+    document_replaced = Signal()  # after New, Open or a restore
+
+    def __init__(self, document: Document | None = None, recovery: RecoveryStore | None = None,
+                 examples_dir: str | Path | None = None, autosave_ms: int = 60_000) -> None:
+        super().__init__()
+        self.document = document if document is not None else Document()
+        self.recovery = recovery if recovery is not None else RecoveryStore()
+        self.examples_dir = Path(examples_dir) if examples_dir else EXAMPLES_DIR
+        self.undo_stack = QUndoStack(self)
+        self.bridge = UndoBridge(self.document, self.undo_stack)
+        self.ask_save_changes = self._ask_save_changes
+        self.ask_restore = self._ask_restore
+        self.show_error = self._show_error
+        self.choose_open_path = self._choose_open_path
+        self.choose_save_path = self._choose_save_path
+        self._autosaved = -1
+        self._paste_count = 0
+
+        self.scene = CanvasScene(self.document, self.push, self)
+        self.view = CanvasView(self.scene)
+        self.setCentralWidget(self.view)
+        self.scene.snap_enabled = settings.get_bool("snap_to_grid", True)
+
+        self.palette = Palette()
+        self.inspector = Inspector(self.document, self.push)
+        self.summary = SummaryPanel()
+        self.history = QUndoView(self.undo_stack)
+        self.history.setEmptyLabel("<opened model>")
+        self.history.setObjectName("history")
+
+        self._make_actions()
+        self._make_menus()
+        self._make_toolbar()
+        self._make_docks()
+        self._make_status_bar()
+        self.view.context_actions = [self.act_copy, self.act_paste, self.act_duplicate,
+                                     self.act_delete, None, self.act_layout, self.act_fit]
+
+        self.scene.message.connect(self.show_status)
+        self.scene.analysed.connect(self._on_analysed)
+        self.scene.selectionChanged.connect(self._on_selection)
+        self.inspector.message.connect(self.show_status)
+        self.palette.activated.connect(self.add_layer_at_centre)
+        self.summary.node_clicked.connect(self.focus_node)
+        self.view.zoomed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
+        self.document.subscribe(self._on_doc_change)
+
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.setInterval(autosave_ms)
+        self.autosave_timer.timeout.connect(self.autosave)
+        self.autosave_timer.start()
+
+        self.resize(1440, 900)
+        self._restore_window()
+        self._update_title()
+        self._on_analysed(self.document.analysis)
+        self._on_selection()
+
+    # ----- building ------------------------------------------------------------------------
+    def _action(self, text: str, slot, shortcut=None, icon: str | None = None,
+                tip: str = "") -> QAction:
+        a = QAction(text, self)
+        if icon:
+            a.setIcon(tool_icon(icon))
+        if shortcut is not None:
+            keys = shortcut if isinstance(shortcut, list) else [shortcut]
+            a.setShortcuts([QKeySequence(k) for k in keys])
+        if tip:
+            a.setToolTip(tip)
+            a.setStatusTip(tip)
+        a.triggered.connect(slot)
+        self.addAction(a)
+        return a
+
+    def _make_actions(self) -> None:
+        std = QKeySequence.StandardKey
+        self.act_new = self._action("&New", self.new_file, std.New, "new", "New empty model")
+        self.act_open = self._action("&Open…", lambda: self.open_file(), std.Open, "open",
+                                     "Open a model file")
+        self.act_save = self._action("&Save", self.save, std.Save, "save", "Save the model")
+        self.act_save_as = self._action("Save &As…", lambda: self.save_as(), "Ctrl+Shift+S")
+        self.act_quit = self._action("&Quit", self.close, std.Quit)
+        self.act_undo = self.undo_stack.createUndoAction(self, "&Undo")
+        self.act_undo.setShortcuts([QKeySequence("Ctrl+Z")])
+        self.act_undo.setIcon(tool_icon("undo"))
+        self.act_redo = self.undo_stack.createRedoAction(self, "&Redo")
+        self.act_redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self.act_redo.setIcon(tool_icon("redo"))
+        self.addAction(self.act_undo)
+        self.addAction(self.act_redo)
+        self.act_copy = self._action("&Copy", self.copy, std.Copy)
+        self.act_cut = self._action("Cu&t", self.cut, std.Cut)
+        self.act_paste = self._action("&Paste", self.paste, std.Paste)
+        self.act_duplicate = self._action("D&uplicate", self.duplicate, "Ctrl+D", "duplicate",
+                                          "Duplicate the selected nodes")
+        self.act_delete = self._action("&Delete", self.delete, ["Del", "Backspace"], "delete",
+                                       "Delete the selection")
+        self.act_select_all = self._action("Select &All", self.select_all, std.SelectAll)
+        self.act_zoom_in = self._action("Zoom &In", self.view.zoom_in, ["Ctrl++", "Ctrl+="],
+                                        "zoom_in", "Zoom in")
+        self.act_zoom_out = self._action("Zoom &Out", self.view.zoom_out, "Ctrl+-", "zoom_out",
+                                         "Zoom out")
+        self.act_zoom_reset = self._action("&Actual Size", self.view.reset_zoom, "Ctrl+0")
+        self.act_fit = self._action("&Fit to Window", lambda: self.view.fit_all(), "F", "fit",
+                                    "Show the whole graph (F)")
+        self.act_layout = self._action("Automatic &Layout", self.auto_layout, "Ctrl+L", "layout",
+                                       "Arrange the graph in layers, few crossings (Ctrl+L)")
+        self.act_snap = self._action("&Snap to Grid", self._toggle_snap)
+        self.act_snap.setCheckable(True)
+        self.act_snap.setChecked(self.scene.snap_enabled)
+        self.act_next_error = self._action("Go to Next &Problem", self.goto_next_error, "F8")
+        self.act_shortcuts = self._action("&Keyboard Shortcuts", self._show_shortcuts)
+        self.act_about = self._action("&About NetBuilder", self._about)
+
+    def _make_menus(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        m.addActions([self.act_new, self.act_open])
+        self.recent_menu = m.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self.examples_menu = m.addMenu("&Examples")
+        self.examples_menu.aboutToShow.connect(self._fill_examples)
+        m.addSeparator()
+        m.addActions([self.act_save, self.act_save_as])
+        m.addSeparator()
+        m.addAction(self.act_quit)
+        m = mb.addMenu("&Edit")
+        m.addActions([self.act_undo, self.act_redo])
+        m.addSeparator()
+        m.addActions([self.act_cut, self.act_copy, self.act_paste, self.act_duplicate,
+                      self.act_delete])
+        m.addSeparator()
+        m.addAction(self.act_select_all)
+        m = mb.addMenu("&View")
+        m.addActions([self.act_zoom_in, self.act_zoom_out, self.act_zoom_reset, self.act_fit])
+        m.addSeparator()
+        m.addActions([self.act_layout, self.act_snap, self.act_next_error])
+        m.addSeparator()
+        self.panels_menu = m.addMenu("&Panels")
+        self.help_menu = mb.addMenu("&Help")
+        self.help_menu.addActions([self.act_shortcuts, self.act_about])
+
+    def _make_toolbar(self) -> None:
+        tb = QToolBar("Main")
+        tb.setObjectName("mainToolbar")
+        tb.setMovable(False)
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        tb.addActions([self.act_new, self.act_open, self.act_save])
+        tb.addSeparator()
+        tb.addActions([self.act_undo, self.act_redo])
+        tb.addSeparator()
+        tb.addActions([self.act_duplicate, self.act_delete])
+        tb.addSeparator()
+        tb.addActions([self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_layout])
+        self.addToolBar(tb)
+        self.toolbar = tb
+
+    def _make_docks(self) -> None:
+        self.setDockNestingEnabled(True)
+        self.palette_dock = self._dock("Layers", "paletteDock", self.palette)
+        self.inspector_dock = self._dock("Inspector", "inspectorDock", self.inspector)
+        self.summary_dock = self._dock("Model Summary", "summaryDock", self.summary)
+        self.history_dock = self._dock("History", "historyDock", self.history)
+        self.add_dock(self.palette_dock, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.add_dock(self.inspector_dock, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.add_dock(self.summary_dock, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.splitDockWidget(self.inspector_dock, self.summary_dock, Qt.Orientation.Vertical)
+        self.add_dock(self.history_dock, Qt.DockWidgetArea.RightDockWidgetArea,
+                      tabify_with=self.summary_dock)
+        self.summary_dock.raise_()
+        self.resizeDocks([self.palette_dock], [250], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.inspector_dock], [390], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.inspector_dock, self.summary_dock], [520, 330],
+                         Qt.Orientation.Vertical)
+
+    def _dock(self, title: str, name: str, widget: QWidget) -> QDockWidget:
+        d = QDockWidget(title, self)
+        d.setObjectName(name)
+        d.setWidget(widget)
+        d.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                      | QDockWidget.DockWidgetFeature.DockWidgetClosable
+                      | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        return d
+
+    def _make_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.status_message = QLabel()
+        self.status_message.setObjectName("statusMessage")
+        self.errors_button = QPushButton()
+        self.errors_button.setObjectName("errorsButton")
+        self.errors_button.setFlat(True)
+        self.errors_button.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.errors_button.clicked.connect(self.goto_next_error)
+        self.summary_label = QLabel()
+        self.summary_label.setObjectName("summaryLabel")
+        self.zoom_label = QLabel("100 %")
+        self.zoom_label.setObjectName("zoomLabel")
+        sb.addWidget(self.status_message, 1)
+        sb.addPermanentWidget(self.errors_button)
+        sb.addPermanentWidget(self.summary_label)
+        sb.addPermanentWidget(self.zoom_label)
+        self._status_timer = QTimer(self)
+        self._status_timer.setSingleShot(True)
+        self._status_timer.timeout.connect(lambda: self.status_message.setText(""))
+
+    # ----- extension points ----------------------------------------------------------------
+    def add_dock(self, dock: QDockWidget,
+                 area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea,
+                 tabify_with: QDockWidget | None = None) -> QDockWidget:
+        """Add a panel (listed under View ▸ Panels); ``tabify_with`` stacks it as a tab."""
+        if not dock.objectName():
+            dock.setObjectName(dock.windowTitle().replace(" ", "") + "Dock")
+        self.addDockWidget(area, dock)
+        if tabify_with is not None:
+            self.tabifyDockWidget(tabify_with, dock)
+        self.panels_menu.addAction(dock.toggleViewAction())
+        return dock
+
+    def add_menu(self, title: str) -> QMenu:
+        """A new top-level menu, placed before Help."""
+        menu = QMenu(title, self)
+        self.menuBar().insertMenu(self.help_menu.menuAction(), menu)
+        return menu
+
+    def selected_node_ids(self) -> list[str]:
+        return self.scene.selected_node_ids()
+
+    # ----- editing -------------------------------------------------------------------------
+    def push(self, cmd: Command) -> None:
+        """Apply an edit and put it on the undo stack (raises NetBuilderError if refused)."""
+        self.bridge.push(cmd)
+
+    def show_status(self, text: str, error: bool = False) -> None:
+        self.status_message.setText(text)
+        self.status_message.setProperty("error", bool(error))
+        self.status_message.style().unpolish(self.status_message)
+        self.status_message.style().polish(self.status_message)
+        self._status_timer.start(10_000 if error else 5_000)
+
+    def add_layer_at_centre(self, type_name: str) -> str | None:
+        at = self.view.mapToScene(self.view.viewport().rect().center())
+        at = QPointF(at)
+        while any(n.sceneBoundingRect().contains(at) for n in self.scene.nodes.values()):
+            at += QPointF(0, 100)
+        return self.scene.add_layer(type_name, at)
+
+    def delete(self) -> None:
+        self.scene.delete_selection()
+
+    def copy(self) -> bool:
+        frag = self.scene.copy_selection()
+        if frag is None:
+            return False
+        clipboard.put_fragment(frag)
+        self._paste_count = 0
+        self.show_status(f"Copied {len(frag['nodes'])} node(s)")
+        return True
+
+    def cut(self) -> None:
+        if self.copy():
+            self.scene.delete_selection()
+
+    def paste(self) -> list[str]:
+        frag = clipboard.get_fragment()
+        if frag is None:
+            self.show_status("The clipboard holds no NetBuilder nodes", True)
+            return []
+        self._paste_count += 1
+        d = 40.0 * self._paste_count
+        return self.scene.paste(frag, (d, d))
+
+    def duplicate(self) -> list[str]:
+        return self.scene.duplicate_selection()
+
+    def select_all(self) -> None:
+        for item in self.scene.nodes.values():
+            item.setSelected(True)
+
+    def auto_layout(self) -> None:
+        if self.scene.auto_layout():
+            self.view.fit_all()
+
+    def _toggle_snap(self, on: bool) -> None:
+        self.scene.snap_enabled = bool(on)
+        settings.set_value("snap_to_grid", bool(on))
+
+    def focus_node(self, node_id: str) -> None:
+        item = self.scene.nodes.get(node_id)
+        if item is not None:
+            self.scene.select_nodes([node_id])
+            self.view.centerOn(item)
+
+    def goto_next_error(self) -> None:
+        errs = self.document.analysis.errors
+        if not errs:
+            graph_errs = self.document.analysis.graph_errors
+            if graph_errs:
+                self.show_status(graph_errs[0].message, True)
+            return
+        order = [n for n in self.document.graph.nodes if n in errs]
+        sel = self.selected_node_ids()
+        nxt = order[0]
+        if len(sel) == 1 and sel[0] in order:
+            nxt = order[(order.index(sel[0]) + 1) % len(order)]
+        self.focus_node(nxt)
+        self.show_status(errs[nxt].message, True)
+
+    # ----- reacting ------------------------------------------------------------------------
+    def _on_doc_change(self, ch) -> None:
+        self._update_title()
+        if ch.training:
+            self.summary_label.setText(summary_text(self.document.analysis,
+                                                    batch_size_of(self.document.graph)))
+            self.summary.update_from(self.document.graph, self.document.analysis)
+
+    def _update_title(self) -> None:
+        self.setWindowTitle(f"{self.document.title}[*] — NetBuilder")
+        self.setWindowModified(self.document.dirty)
+
+    def _on_analysed(self, an: Analysis) -> None:
+        n = an.error_count
+        if n:
+            self.errors_button.setText(f"⚠ {n} problem{'s' if n > 1 else ''}")
+            first = (an.graph_errors + list(an.errors.values()))[0]
+            self.errors_button.setToolTip(first.message + "\n(click or F8: go to the next one)")
+        else:
+            self.errors_button.setText("✓ no problems")
+            self.errors_button.setToolTip("The model is valid: every shape fits")
+        self.errors_button.setProperty("error", bool(n))
+        self.errors_button.style().unpolish(self.errors_button)
+        self.errors_button.style().polish(self.errors_button)
+        self.summary_label.setText(summary_text(an, batch_size_of(self.document.graph)))
+        self.summary.update_from(self.document.graph, an)
+
+    def _on_selection(self) -> None:
+        ids = self.scene.selected_node_ids()
+        self.inspector.show_node(ids[0] if len(ids) == 1 else None, len(ids))
+        has = bool(ids)
+        for a in (self.act_copy, self.act_cut, self.act_duplicate):
+            a.setEnabled(has)
+        self.act_delete.setEnabled(has or bool(self.scene.selected_edges()))
+        self.selection_changed.emit(ids)
+
+    # ----- files ---------------------------------------------------------------------------
+    def maybe_save(self) -> bool:
+        """True if the current document may be replaced (saved or discarded)."""
+        if not self.document.dirty:
+            return True
+        answer = self.ask_save_changes()
+        if answer == "save":
+            return self.save()
+        return answer == "discard"
+
+    def load_graph(self, graph: engine.Graph, path: str | Path | None,
+                   dirty: bool = False) -> None:
+        """Show ``graph`` (history cleared)."""
+        self.scene.clearSelection()
+        self.undo_stack.clear()
+        self.document.reset(graph, path, dirty)
+        self.undo_stack.setClean()
+        self._autosaved = -1
+        self._paste_count = 0
+        QTimer.singleShot(0, self.view, self.view.fit_all)
+        self.view.fit_all()
+        self.document_replaced.emit()
+
+    def new_file(self) -> bool:
+        if not self.maybe_save():
+            return False
+        self.load_graph(engine.Graph("untitled"), None)
+        self.show_status("New model: drag layers from the palette onto the canvas")
+        return True
+
+    def read_model(self, path: str | Path) -> engine.Graph | None:
+        """Read a model file; on failure show one message and return None."""
+        try:
+            return Document.read(path)
+        except NetBuilderError as exc:
+            name = Path(path).name
+            self.show_error("Cannot open model",
+                            f"{name} could not be opened:\n\n{exc.message}\n\n"
+                            "The model you were working on is unchanged.")
+            return None
+
+    def open_file(self, path: str | Path | None = None) -> bool:
+        if path is None:
+            path = self.choose_open_path()
+            if not path:
+                return False
+        graph = self.read_model(path)
+        if graph is None or not self.maybe_save():
+            return False
+        if Path(path).suffix.lower() == ".json":
+            self.load_graph(graph, Path(path))
+            self.show_status(f"Opened {Path(path).name}")
+        else:  # a trained bundle: edit its model as a new file, the bundle stays as it is
+            self.load_graph(graph, None)
+            self.show_status(f"Opened the model of {Path(path).name}: Save As to keep changes")
+        settings.add_recent_file(path)
+        return True
+
+    def open_example(self, path: str | Path) -> bool:
+        """Open an example as a new, untitled model (saving asks where)."""
+        graph = self.read_model(path)
+        if graph is None or not self.maybe_save():
+            return False
+        self.load_graph(graph, None)
+        self.show_status(f"Example '{graph.name}': Save As to keep your changes")
+        return True
+
+    def save(self) -> bool:
+        if self.document.path is None:
+            return self.save_as()
+        return self._save_to(self.document.path)
+
+    def save_as(self, path: str | Path | None = None) -> bool:
+        if path is None:
+            path = self.choose_save_path()
+            if not path:
+                return False
+        return self._save_to(Path(path))
+
+    def _save_to(self, path: Path) -> bool:
+        try:
+            target = self.document.save(path)
+        except NetBuilderError as exc:
+            self.show_error("Cannot save", exc.message)
+            return False
+        except OSError as exc:
+            self.show_error("Cannot save", f"{path} could not be written: "
+                                           f"{exc.strerror or exc}")
+            return False
+        self.undo_stack.setClean()
+        settings.add_recent_file(target)
+        self.recovery.clear()
+        self.show_status(f"Saved {target}")
+        return True
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        files = settings.recent_files()
+        for f in files:
+            a = self.recent_menu.addAction(Path(f).name)
+            a.setToolTip(f)
+            a.setStatusTip(f)
+            a.triggered.connect(lambda _=False, f=f: self.open_file(f))
+        if not files:
+            self.recent_menu.addAction("(no recent files)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear List", settings.clear_recent_files)
+
+    def example_files(self) -> list[tuple[str, Path]]:
+        out = []
+        for p in sorted(self.examples_dir.glob("*.json")):
+            name = p.stem
+            try:
+                doc = json.loads(p.read_text(encoding="utf-8"))
+                if isinstance(doc, dict) and isinstance(doc.get("name"), str) and doc["name"]:
+                    name = doc["name"]
+            except (OSError, ValueError):
+                pass
+            out.append((name, p))
+        return out
+
+    def _fill_examples(self) -> None:
+        self.examples_menu.clear()
+        examples = self.example_files()
+        for name, p in examples:
+            a = self.examples_menu.addAction(f"{name}  ({p.name})")
+            a.triggered.connect(lambda _=False, p=p: self.open_example(p))
+        if not examples:
+            self.examples_menu.addAction("(no examples found)").setEnabled(False)
+
+    # ----- recovery ------------------------------------------------------------------------
+    def autosave(self) -> Path | None:
+        """Write the recovery file if there is unsaved work not yet in it."""
+        if not self.document.dirty:
+            self.recovery.clear()
+            self._autosaved = -1
+            return None
+        if self._autosaved == self.document.revision:
+            return None
+        try:
+            f = self.recovery.write(self.document.graph, self.document.path)
+        except OSError as exc:
+            self.show_status(f"Could not write the recovery file: {exc.strerror or exc}", True)
+            return None
+        self._autosaved = self.document.revision
+        return f
+
+    def check_recovery(self) -> bool:
+        """Offer to restore work left by a session that did not close cleanly."""
+        entries = self.recovery.orphans()
+        if not entries:
+            return False
+        restored = False
+        if self.ask_restore(entries[0]):
+            e = entries[0]
+            self.load_graph(e.graph, e.source, dirty=True)
+            restored = True
+        RecoveryStore.discard(entries)
+        if restored:
+            self.autosave()
+            self.show_status("Restored unsaved work: save it to keep it")
+        return restored
+
+    # ----- dialogs (replaceable) -----------------------------------------------------------
+    def _ask_save_changes(self) -> str:
+        return dialogs.ask_save_changes(self, self.document.title)
+
+    def _ask_restore(self, entry: RecoveryEntry) -> bool:
+        return dialogs.ask_restore(self, entry.describe())
+
+    def _show_error(self, title: str, text: str) -> None:
+        QMessageBox.warning(self, title, text)
+
+    def _choose_open_path(self) -> str | None:
+        start = self.document.path.parent if self.document.path else self.examples_dir
+        return dialogs.choose_open_path(self, start)
+
+    def _choose_save_path(self) -> str | None:
+        start = self.document.path or Path.home() / f"{self.document.graph.name or 'model'}.json"
+        return dialogs.choose_save_path(self, start)
+
+    def _show_shortcuts(self) -> None:
+        dialogs.show_shortcuts(self)
+
+    def _about(self) -> None:
+        dialogs.about(self)
+
+    # ----- window state --------------------------------------------------------------------
+    def _restore_window(self) -> None:
+        geo = settings.get_value("window/geometry")
+        state = settings.get_value("window/state")
+        if isinstance(geo, QByteArray | bytes):
+            self.restoreGeometry(QByteArray(geo))
+        if isinstance(state, QByteArray | bytes):
+            self.restoreState(QByteArray(state))
+
+    def save_window_state(self) -> None:
+        settings.set_value("window/geometry", self.saveGeometry())
+        settings.set_value("window/state", self.saveState())
+
+    def closeEvent(self, ev: QCloseEvent) -> None:
+        if not self.maybe_save():
+            ev.ignore()
+            return
+        self.save_window_state()
+        self.autosave_timer.stop()
+        self.recovery.clear()
+        ev.accept()
