@@ -13,6 +13,8 @@ from .cachedir import configure_numba_cache
 
 configure_numba_cache()
 
+from .bundle import Bundle, load_bundle, save_bundle  # noqa: E402
+from .data import Dataset, load_dataset  # noqa: E402
 from .errors import (  # noqa: E402
     BundleError,
     CycleError,
@@ -38,6 +40,7 @@ from .registry import (  # noqa: E402
     layers_by_category,
     register,
 )
+from .training import Trainer, TrainSettings  # noqa: E402
 
 __all__ = [
     "OPTIMIZERS", "SGD", "AdaGrad", "Adam", "AdamW", "BundleError", "CycleError", "DataError",
@@ -47,3 +50,5 @@ __all__ = [
     "check_layer", "compile", "get_layer_class", "gradcheck", "layer_types",
     "layers_by_category", "load_graph", "make_optimizer", "register", "save_graph",
 ]
+__all__ += ["Bundle", "Dataset", "TrainSettings", "Trainer", "load_bundle", "load_dataset",
+            "save_bundle"]

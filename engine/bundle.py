@@ -1,0 +1,235 @@
+"""Trained-model bundles (``*.nbmodel``): one zip holding
+
+    manifest.json   {"format": "netbuilder.bundle", "version": 1, "name", "created",
+                     "preprocess": normalisation, "dataset": {name, task, class_names, ...},
+                     "metrics": {...}, ...}
+    model.json      the model file (netbuilder.graph), training section and UI positions
+    weights.npz     every parameter and buffer by full name ("conv1.weight"), float32
+    history.json    optional: the training curves (engine.training.History)
+
+Writes are atomic. Reads refuse, with BundleError, anything that is not exactly that: a
+damaged or foreign zip, member names that are absolute or climb out (``../x``), a newer
+version, pickled or non-float arrays, and weights that do not fit the model.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import os
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from .atomic import atomic_write
+from .errors import BundleError, NetBuilderError
+from .graph import Graph, graph_from_bytes
+from .network import Network
+
+FORMAT = "netbuilder.bundle"
+VERSION = 1
+EXTENSION = ".nbmodel"
+MANIFEST, MODEL, WEIGHTS, HISTORY = "manifest.json", "model.json", "weights.npz", "history.json"
+MAX_JSON_BYTES = 64 * 2**20
+MAX_WEIGHTS_BYTES = 4 * 2**30
+MAX_MEMBERS = 64
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: the model, its weights (already in ``net``) and what was recorded."""
+
+    graph: Graph
+    net: Network
+    manifest: dict[str, Any]
+    history: dict[str, Any] | None = None
+    path: Path | None = None
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name") or self.graph.name)
+
+    @property
+    def class_names(self) -> list[str] | None:
+        names = (self.manifest.get("dataset") or {}).get("class_names")
+        return [str(c) for c in names] if isinstance(names, list) else None
+
+    @property
+    def preprocess(self) -> dict[str, Any] | None:
+        p = self.manifest.get("preprocess")
+        return p if isinstance(p, dict) else None
+
+
+def is_bundle_path(path: str | os.PathLike) -> bool:
+    """True when the file starts like a zip (a bundle, or something pretending to be one)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
+
+
+def save_bundle(path: str | os.PathLike, model: Network | Graph,
+                weights: dict[str, np.ndarray] | None = None,
+                history: dict[str, Any] | None = None, **meta: Any) -> Path:
+    """Write ``model`` (a trained Network, or a Graph plus ``weights``) as a bundle; ``meta``
+    goes into the manifest (e.g. preprocess=..., dataset=..., metrics=...). Atomic: an
+    existing file stays whole until the new one is complete. Returns the path."""
+    p = Path(path)
+    if isinstance(model, Network):
+        graph, state = model.graph, (weights if weights is not None else model.state_dict())
+    else:
+        if weights is None:
+            raise BundleError("save_bundle needs the weights when given a Graph")
+        graph, state = model, weights
+    manifest = {"format": FORMAT, "version": VERSION, "name": graph.name,
+                "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+                **meta}
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v, np.float32) for k, v in state.items()})
+    members = [(MANIFEST, json.dumps(manifest, indent=2, default=_json_default).encode()),
+               (MODEL, graph.to_json().encode()), (WEIGHTS, buf.getvalue())]
+    if history is not None:
+        members.append((HISTORY, json.dumps(history, default=_json_default).encode()))
+
+    def write(fh: Any) -> None:
+        with zipfile.ZipFile(fh, "w") as zf:
+            for name, data in members:
+                kind = zipfile.ZIP_STORED if name == WEIGHTS else zipfile.ZIP_DEFLATED
+                zf.writestr(name, data, compress_type=kind)
+
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(p, write)
+    except OSError as exc:
+        raise BundleError(f"cannot write {p}: {exc.strerror or exc}") from None
+    return p
+
+
+def _safe_name(name: str) -> bool:
+    if not name or "\\" in name or "\x00" in name or name.startswith("/") or ":" in name:
+        return False
+    parts = PurePosixPath(name).parts
+    return ".." not in parts and not PurePosixPath(name).is_absolute()
+
+
+def _read_json(zf: zipfile.ZipFile, name: str, src: str) -> Any:
+    info = zf.getinfo(name)
+    if info.file_size > MAX_JSON_BYTES:
+        raise BundleError(f"{src}: {name} is too large ({info.file_size:,} bytes)")
+    raw = zf.read(name)
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise BundleError(f"{src}: {name} is not valid JSON; the bundle is damaged") from None
+
+
+def _read_weights(zf: zipfile.ZipFile, src: str) -> dict[str, np.ndarray]:
+    info = zf.getinfo(WEIGHTS)
+    if info.file_size > MAX_WEIGHTS_BYTES:
+        raise BundleError(f"{src}: weights of {info.file_size / 2**30:.1f} GB are too large")
+    raw = zf.read(WEIGHTS)
+    out: dict[str, np.ndarray] = {}
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as f:
+            for key in f.files:
+                try:
+                    arr = f[key]
+                except ValueError:
+                    raise BundleError(f"{src}: weight array '{key}' holds Python objects; "
+                                      "bundles hold only numbers (no pickles)") from None
+                if arr.dtype.kind != "f":
+                    raise BundleError(f"{src}: weight array '{key}' has type {arr.dtype}, "
+                                      "expected floating point")
+                out[key] = arr
+    except BundleError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error, RuntimeError,
+            NotImplementedError, KeyError) as exc:
+        raise BundleError(f"{src}: the weights are damaged ({exc})") from None
+    return out
+
+
+def load_bundle(path: str | os.PathLike) -> Bundle:
+    """Open a bundle and build its network with the saved weights; BundleError otherwise."""
+    p = Path(path)
+    src = str(p)
+    try:
+        zf = zipfile.ZipFile(p)
+    except FileNotFoundError:
+        raise BundleError(f"no such bundle: {p}") from None
+    except IsADirectoryError:
+        raise BundleError(f"{p} is a folder, not a bundle") from None
+    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError, RuntimeError,
+            zlib.error):
+        raise BundleError(f"{p} is not a NetBuilder bundle (not a zip archive, or damaged)"
+                          ) from None
+    except OSError as exc:
+        raise BundleError(f"cannot read {p}: {exc.strerror or exc}") from None
+    try:
+        with zf:
+            infos = zf.infolist()
+            if len(infos) > MAX_MEMBERS:
+                raise BundleError(f"{src}: {len(infos)} members is too many for a bundle")
+            names = [i.filename for i in infos]
+            for name in names:
+                if not _safe_name(name):
+                    raise BundleError(f"{src}: refusing member {name!r}: bundle member names "
+                                      "may not be absolute or climb out of the archive")
+            if len(set(names)) != len(names):
+                raise BundleError(f"{src}: the archive lists a member twice")
+            if MANIFEST not in names:
+                raise BundleError(f"{src} is not a NetBuilder bundle (no {MANIFEST})")
+            manifest = _read_json(zf, MANIFEST, src)
+            if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+                fmt = manifest.get("format") if isinstance(manifest, dict) else None
+                raise BundleError(f"{src} is not a NetBuilder bundle (format {fmt!r})")
+            version = manifest.get("version")
+            if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+                raise BundleError(f"{src}: bundle version {version!r} is not valid")
+            if version > VERSION:
+                raise BundleError(f"{src}: bundle version {version} is newer than this "
+                                  f"NetBuilder reads (up to {VERSION}); update NetBuilder")
+            for need in (MODEL, WEIGHTS):
+                if need not in names:
+                    raise BundleError(f"{src}: the bundle has no {need}")
+            info = zf.getinfo(MODEL)
+            if info.file_size > MAX_JSON_BYTES:
+                raise BundleError(f"{src}: {MODEL} is too large")
+            try:
+                graph = graph_from_bytes(zf.read(MODEL), f"{src} ({MODEL})")
+            except BundleError:
+                raise
+            except NetBuilderError as exc:
+                raise BundleError(f"{src}: the model in the bundle is not valid: {exc.message}",
+                                  exc.node_id) from None
+            weights = _read_weights(zf, src)
+            history = _read_json(zf, HISTORY, src) if HISTORY in names else None
+            if history is not None and not isinstance(history, dict):
+                raise BundleError(f"{src}: {HISTORY} must hold an object")
+    except zipfile.BadZipFile as exc:
+        raise BundleError(f"{src}: the bundle is damaged ({exc})") from None
+    except (OSError, EOFError, RuntimeError, NotImplementedError, zlib.error) as exc:
+        raise BundleError(f"{src}: the bundle cannot be read ({exc})") from None
+    net = Network(graph, seed=0)
+    try:
+        net.load_state_dict(weights)
+    except NetBuilderError as exc:
+        raise BundleError(f"{src}: the saved {exc.message}", exc.node_id) from None
+    return Bundle(graph, net, manifest, history, p, weights)

@@ -1,0 +1,450 @@
+"""Command-line interface without Qt: ``netbuilder train | info | gradcheck | export``.
+
+    netbuilder train MODEL [--data NAME|PATH] [--epochs N] [--batch-size N|all]
+                     [--optimizer NAME] [--lr LR] [--seed N] [--threads N] [--out DIR]
+                     [--val-split F] [--test-split F] [--limit N] [--quiet]
+    netbuilder info MODEL
+    netbuilder gradcheck MODEL [--batch N] [--seed N] [--tolerance T]
+    netbuilder export MODEL --format onnx|pytorch -o PATH [--data NAME|PATH] [--seed N]
+
+MODEL is a model file (``*.json``) or a trained bundle (``*.nbmodel``; training a bundle
+continues from its weights). The model file's ``training`` section gives every default
+(keys: see ``engine.training``); flags override it. ``train`` saves the trained bundle as
+``DIR/<model>.nbmodel`` (default ``DIR`` = ``./runs/<model>``).
+
+Exit codes: 0 done; 1 the run failed (loss became NaN/Inf) or a gradient check failed, or an
+internal error; 2 bad input (one line on stderr: ``netbuilder: error: ...``); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from .bundle import EXTENSION, Bundle, is_bundle_path, load_bundle, save_bundle
+from .data import load_dataset
+from .errors import NetBuilderError, ParamError, TrainingError
+from .graph import Graph, load_graph
+from .network import Network
+from .registry import fmt_shape
+from .training import BatchEvent, EpochEvent, Trainer, TrainSettings
+
+PROG = "netbuilder"
+
+
+class UsageError(Exception):
+    """A command line argparse cannot accept."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def fmt_time(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "--:--"
+    s = round(seconds)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def _pct(v: float | None) -> str:
+    return "  -  " if v is None else f"{100 * v:5.1f}%"
+
+
+class Progress:
+    """One-line ``\\r`` progress bar on a terminal (at most ~10 updates/s; loss and accuracy
+    are running means over the epoch so far) and one line per epoch; only the epoch lines
+    when the stream is not a terminal."""
+
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._last = 0.0
+        self._width = 0
+        self._sums: list[float] = [0.0, 0.0, 0]
+
+    def _line(self, text: str) -> None:
+        pad = max(0, self._width - len(text))
+        self.stream.write("\r" + text + " " * pad)
+        self._width = len(text)
+        self.stream.flush()
+
+    def clear(self) -> None:
+        if self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self._width = 0
+            self.stream.flush()
+
+    def __call__(self, ev: Any) -> None:
+        if isinstance(ev, BatchEvent):
+            if ev.batch == 1:
+                self._sums = [0.0, 0.0, 0]
+            self._sums[0] += ev.loss
+            self._sums[1] += ev.accuracy or 0.0
+            self._sums[2] += 1
+        if isinstance(ev, BatchEvent) and self.tty and not self.quiet:
+            now = time.monotonic()
+            if now - self._last < 0.1 and ev.batch < ev.batches:
+                return
+            self._last = now
+            filled = int(20 * ev.batch / ev.batches)
+            bar = "#" * filled + "." * (20 - filled)
+            loss, acc_sum, k = self._sums
+            acc = "" if ev.accuracy is None else f" acc {100 * acc_sum / k:5.1f}%"
+            self._line(f"epoch {ev.epoch}/{ev.epochs} [{bar}] {ev.batch}/{ev.batches} "
+                       f"loss {loss / k:.4f}{acc} {ev.samples_per_s:,.0f} samples/s "
+                       f"ETA {fmt_time(ev.eta)}")
+        elif isinstance(ev, EpochEvent):
+            self.clear()
+            if self.quiet:
+                return
+            parts = [f"epoch {ev.epoch:>{len(str(ev.epochs))}}/{ev.epochs}",
+                     f"loss {ev.train_loss:.4f}"]
+            if ev.train_accuracy is not None:
+                parts.append(f"acc {_pct(ev.train_accuracy)}")
+            if ev.val_loss is not None:
+                parts.append(f"val_loss {ev.val_loss:.4f}")
+            if ev.val_accuracy is not None:
+                parts.append(f"val_acc {_pct(ev.val_accuracy)}")
+            parts += [f"lr {ev.lr:.3g}", f"{ev.epoch_time:.1f}s",
+                      f"{ev.samples_per_s:,.0f} samples/s"]
+            if ev.epoch < ev.epochs:
+                parts.append(f"ETA {fmt_time(ev.eta)}")
+            self.stream.write("  ".join(parts) + "\n")
+            self.stream.flush()
+
+
+class set_threads:  # noqa: N801  (used like a function)
+    """Use ``n`` threads in Numba kernels and in BLAS until ``restore()``."""
+
+    def __init__(self, n: int) -> None:
+        import numba
+        from threadpoolctl import threadpool_limits
+        most = int(numba.config.NUMBA_NUM_THREADS)
+        if not 1 <= n <= most:
+            raise ParamError(f"--threads must be between 1 and {most} on this machine, got {n}")
+        self._numba_before = numba.get_num_threads()
+        numba.set_num_threads(n)
+        self._blas = threadpool_limits(limits=n)
+
+    def restore(self) -> None:
+        import numba
+        numba.set_num_threads(self._numba_before)
+        self._blas.restore_original_limits()
+
+
+def load_model(path: str) -> tuple[Graph, Network | None, Bundle | None]:
+    """(graph, trained net or None, bundle or None) from a model file or a bundle."""
+    if is_bundle_path(path) or str(path).endswith(EXTENSION):
+        b = load_bundle(path)
+        return b.graph, b.net, b
+    return load_graph(path), None, None
+
+
+def _model_stem(path: str) -> str:
+    name = Path(path).name
+    for suffix in (EXTENSION, ".json"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)] or "model"
+    return Path(path).stem or "model"
+
+
+# ----- train --------------------------------------------------------------------------------
+def _settings_from_args(graph: Graph, args: argparse.Namespace) -> TrainSettings:
+    section = dict(graph.training)
+    opt = section.get("optimizer", {"type": "sgd", "lr": 0.01})
+    if isinstance(opt, str):
+        opt = {"type": opt}
+    if args.optimizer and args.optimizer.lower() != str(opt.get("type", "sgd")).lower():
+        opt = {"type": args.optimizer.lower()}
+    if args.lr is not None:
+        opt = {**opt, "lr": args.lr}
+    section["optimizer"] = opt
+    bs: Any = args.batch_size
+    if bs is not None:
+        bs = 0 if bs.lower() in ("all", "full", "0") else _int_arg(bs, "--batch-size")
+    return TrainSettings.from_dict(section, epochs=args.epochs, batch_size=bs, seed=args.seed,
+                                   val_split=args.val_split, test_split=args.test_split,
+                                   limit=args.limit)
+
+
+def _int_arg(text: str, flag: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ParamError(f"{flag} must be a whole number or 'all', got {text!r}") from None
+
+
+def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    limiter = set_threads(args.threads) if args.threads else None
+    try:
+        return _train(args, out, err)
+    finally:
+        if limiter is not None:
+            limiter.restore()
+
+
+def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    graph, net, _bundle = load_model(args.model)
+    settings = _settings_from_args(graph, args)
+    spec = args.data if args.data is not None else settings.dataset
+    if spec is None:
+        raise ParamError("no dataset: give --data NAME|PATH or set training.dataset in the "
+                         "model file")
+    base = None if args.data is not None else Path(args.model).resolve().parent
+    ds = load_dataset(spec, base_dir=base)
+    if net is None:
+        net = Network(graph, seed=settings.seed)
+    progress = Progress(err, quiet=args.quiet)
+    trainer = Trainer(net, ds, settings, callbacks=[progress])
+    sp = trainer.splits
+    sizes = sp.sizes()
+    print(f"model: {graph.name} ({net.param_count():,} parameters, {net.macs():,} "
+          f"multiply-adds per sample)", file=out)
+    print(f"data: {ds.describe()}; train {sizes['train']}, val {sizes['val']}, "
+          f"test {sizes['test']}", file=out)
+    opt = trainer.opt
+    print(f"training: {settings.epochs} epochs, batch {trainer.batch_size}, {opt.name} "
+          f"lr {opt.lr:g}, seed {settings.seed}", file=out)
+    out.flush()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        trainer.stop()
+        signal.signal(signal.SIGINT, previous)
+
+    previous: Callable[..., Any] | int | None = None
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result = trainer.run()
+    except TrainingError as exc:
+        progress.clear()
+        print(f"{PROG}: error: {exc.message}", file=err)
+        return 1
+    finally:
+        if main_thread and previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    progress.clear()
+    status = {"completed": "done", "early_stopped": "stopped early (no better validation "
+              "loss)", "stopped": "interrupted"}[result.status]
+    line = f"{status}: {result.epochs_done} epochs, {result.steps} steps in " \
+           f"{fmt_time(result.elapsed)}"
+    if result.restored_best:
+        line += f"; kept the weights of epoch {result.best_epoch} (best validation loss)"
+    print(line, file=out)
+    metrics: dict[str, Any] = {"status": result.status, "epochs": result.epochs_done,
+                               "train_loss": result.train_loss,
+                               "train_accuracy": result.train_accuracy,
+                               "val_loss": result.val_loss, "val_accuracy": result.val_accuracy}
+    final = sp.test or sp.val
+    if final is not None:
+        ev = trainer.evaluate(final)
+        which = "test" if sp.test is not None else "validation"
+        metrics[f"{which}_loss"] = ev.loss
+        acc = f"{which} accuracy {100 * ev.accuracy:.2f}%, " if ev.accuracy is not None else \
+            f"{which} "
+        print(f"{acc}loss {ev.loss:.4f} on {ev.n} samples", file=out)
+        if ev.accuracy is not None:
+            metrics[f"{which}_accuracy"] = ev.accuracy
+    stem = _model_stem(args.model)
+    folder = Path(args.out) if args.out else Path("runs") / stem
+    path = folder / f"{stem}{EXTENSION}"
+    save_bundle(path, net, history=trainer.history.to_json(),
+                preprocess=sp.normalizer.to_json() if sp.normalizer else None,
+                dataset={"name": ds.name, "spec": spec if isinstance(spec, str | dict) else
+                         str(spec), "task": ds.task, "class_names": ds.class_names,
+                         "sample_shape": list(ds.sample_shape), "sizes": sizes},
+                training=settings.to_dict(), metrics=metrics)
+    print(f"saved {path}", file=out)
+    return 130 if result.status == "stopped" else 0
+
+
+# ----- info ---------------------------------------------------------------------------------
+def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    graph, net, bundle = load_model(args.model)
+    net = net or Network(graph, seed=0)
+    rows = [("node", "type", "output shape", "params", "mult-adds")]
+    for nid in net.order:
+        layer = net.layers[nid]
+        n_params = sum(a.size for k, a in net.params.items() if k.rsplit(".", 1)[0] == nid)
+        rows.append((nid, layer.type_name, fmt_shape(layer.out_shape), f"{n_params:,}",
+                     f"{layer.macs():,}"))
+    rows.append(("total", f"{len(net.order)} nodes", "", f"{net.param_count():,}",
+                 f"{net.macs():,}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    print(f"{graph.name} ({args.model})", file=out)
+    for i, r in enumerate(rows):
+        if i == len(rows) - 1:
+            print("  ".join("-" * w for w in widths), file=out)
+        cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1]), r[2].ljust(widths[2]),
+                 r[3].rjust(widths[3]), r[4].rjust(widths[4])]
+        print("  ".join(cells).rstrip(), file=out)
+    n_buf = sum(a.size for a in net.buffers.values())
+    mb = 4 * (net.param_count() + n_buf) / 2**20
+    print(f"weights: {mb:.2f} MB float32" + (f" (+{n_buf:,} buffer values)" if n_buf else ""),
+          file=out)
+    if graph.training:
+        t = graph.training
+        opt = t.get("optimizer", {})
+        opt_s = opt.get("type", opt) if isinstance(opt, dict) else opt
+        print(f"training: dataset {t.get('dataset', '-')}, {t.get('epochs', '-')} epochs, "
+              f"batch {t.get('batch_size', '-')}, optimizer {opt_s}", file=out)
+    if bundle is not None:
+        m = bundle.manifest.get("metrics") or {}
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in m.items()
+                          if isinstance(v, float | int) and not isinstance(v, bool))
+        print(f"bundle: saved {bundle.manifest.get('created', '?')}"
+              + (f"; {shown}" if shown else ""), file=out)
+    return 0
+
+
+# ----- gradcheck ----------------------------------------------------------------------------
+def cmd_gradcheck(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .gradcheck import gradcheck
+    limiter = set_threads(args.threads) if args.threads else None
+    try:
+        graph, net, _ = load_model(args.model)
+        report = gradcheck(net if net is not None else graph, batch=args.batch, seed=args.seed)
+    finally:
+        if limiter is not None:
+            limiter.restore()
+    print(report.table(), file=out)
+    worst = report.worst
+    ok = worst <= args.tolerance
+    print(f"worst relative error {worst:.2e}: "
+          + ("ok" if ok else f"above {args.tolerance:g}; check the flagged parameters"),
+          file=out)
+    return 0 if ok else 1
+
+
+# ----- export -------------------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .data import fit_to_model
+    from .export import export_onnx, export_pytorch
+    graph, net, bundle = load_model(args.model)
+    model: Any = bundle if bundle is not None else (net or Network(graph, seed=args.seed))
+    if args.data is not None and args.format != "pytorch":
+        raise ParamError("--data goes with --format pytorch (it saves the dataset beside the "
+                         "script)")
+    if args.format == "onnx":
+        r = export_onnx(model, args.output)
+        print(f"wrote {r['path']} ({r['bytes'] / 1024:.1f} KB, {r['nodes']} nodes, opset "
+              f"{r['opset']}; inputs {', '.join(r['inputs'])}; outputs "
+              f"{', '.join(r['outputs'])}) in {r['seconds']:.2f} s", file=out)
+        return 0
+    ds = None
+    if args.data is not None:
+        ds = fit_to_model(load_dataset(args.data), model.net if bundle is not None else model)
+    r = export_pytorch(model, args.output, data=ds)
+    print(f"wrote {r['script']} and its weights {r['weights']}"
+          + (f" and the data {r['data']}" if r["data"] else ""), file=out)
+    data = r["data"] or "DATA.npz"
+    print(f"train it: torchrun --nproc-per-node 2 {r['script']} --data {data}", file=out)
+    return 0
+
+
+# ----- entry --------------------------------------------------------------------------------
+COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
+    "train": cmd_train, "info": cmd_info, "gradcheck": cmd_gradcheck, "export": cmd_export}
+
+
+def command_names() -> list[str]:
+    return list(COMMANDS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Design, train and inspect neural networks. "
+                "'netbuilder' alone or 'netbuilder FILE' opens the application.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    t = sub.add_parser("train", help="train a model file or bundle from the command line")
+    t.add_argument("model", metavar="MODEL", help="model file (.json) or bundle (.nbmodel)")
+    t.add_argument("--data", metavar="NAME|PATH",
+                   help="built-in dataset (xor, spirals, moons, circles, sine, digits, shapes; "
+                        "settings as name:key=value,...) or a .npz/.csv/IDX file or image folder")
+    t.add_argument("--epochs", type=int, metavar="N")
+    t.add_argument("--batch-size", metavar="N|all", help="samples per step; 'all' = full batch")
+    t.add_argument("--optimizer", metavar="NAME", help="sgd, adam, adamw, rmsprop or adagrad")
+    t.add_argument("--lr", type=float, metavar="LR", help="learning rate")
+    t.add_argument("--seed", type=int, metavar="N", help="seed for weights, shuffling, splits")
+    t.add_argument("--threads", type=int, metavar="N", help="CPU threads (Numba and BLAS)")
+    t.add_argument("--out", metavar="DIR", help="folder for the trained bundle "
+                                                "(default ./runs/<model>)")
+    t.add_argument("--val-split", type=float, metavar="F", help="validation fraction")
+    t.add_argument("--test-split", type=float, metavar="F", help="test fraction")
+    t.add_argument("--limit", type=int, metavar="N", help="use at most N samples (quick trial)")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress or epoch lines")
+    i = sub.add_parser("info", help="per node: type, output shape, parameters, multiply-adds")
+    i.add_argument("model", metavar="MODEL")
+    g = sub.add_parser("gradcheck", help="compare backprop gradients with finite differences")
+    g.add_argument("model", metavar="MODEL")
+    g.add_argument("--batch", type=int, default=2, metavar="N")
+    g.add_argument("--seed", type=int, default=0, metavar="N")
+    g.add_argument("--tolerance", type=float, default=1e-4, metavar="T",
+                   help="largest accepted relative error (default 1e-4)")
+    g.add_argument("--threads", type=int, metavar="N")
+    e = sub.add_parser("export", help="write the model as ONNX or as a PyTorch script")
+    e.add_argument("model", metavar="MODEL", help="model file (.json) or bundle (.nbmodel)")
+    e.add_argument("--format", required=True, choices=("onnx", "pytorch"))
+    e.add_argument("-o", "--output", required=True, metavar="PATH",
+                   help="the .onnx file, or the .py script (weights go beside it as .npz)")
+    e.add_argument("--data", metavar="NAME|PATH",
+                   help="pytorch: also save this dataset beside the script (<name>_data.npz)")
+    e.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the initial weights when MODEL is an untrained model file")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:
+    """Run one command; returns the exit code (never raises for bad input)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=err)
+        return 2
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    if not args.command:
+        build_parser().print_help(out)
+        return 0
+    try:
+        return COMMANDS[args.command](args, out, err)
+    except NetBuilderError as exc:
+        print(f"{PROG}: error: {exc.message}", file=err)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted", file=err)
+        return 130
+    except MemoryError:
+        print(f"{PROG}: error: out of memory; try a smaller batch or model", file=err)
+        return 2
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"{PROG}: error: cannot access{where}: {exc.strerror or exc}", file=err)
+        return 2
+    except Exception as exc:
+        if os.environ.get("NETBUILDER_DEBUG"):
+            raise
+        print(f"{PROG}: internal error: {type(exc).__name__}: {exc} (run with "
+              "NETBUILDER_DEBUG=1 for the traceback)", file=err)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,440 @@
+"""File loaders: MNIST IDX (raw or .gz), NPZ, CSV with a label column, and a folder of images
+with one sub-folder per class. ``load_dataset`` picks a built-in or a loader from a spec.
+
+Every problem with a file raises DataError naming the file (and line/column/key).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+import os
+import re
+import zipfile
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from .builtin import BUILTINS
+from .dataset import Dataset, as_label_array
+from .images import IMAGE_SUFFIXES, UNSUPPORTED_SUFFIXES, read_image
+
+MAX_FILE_BYTES = 4 * 2**30
+IDX_TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
+             0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+LABEL_NAMES = ("label", "labels", "class", "target", "y")
+
+
+def _read_bytes(path: Path, what: str) -> bytes:
+    try:
+        if path.is_dir():
+            raise DataError(f"{path} is a folder, expected {what}")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise DataError(f"{path}: {size / 2**30:.1f} GB is too large")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"no such file: {path}") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not data:
+        raise DataError(f"{path} is empty")
+    return data
+
+
+# ----- IDX (MNIST) ----------------------------------------------------------------------------
+def load_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read one IDX file (``.gz`` or raw): magic 0 0 type ndim, big-endian sizes, data."""
+    p = Path(path)
+    data = _read_bytes(p, "an IDX file")
+    if data[:2] == b"\x1f\x8b":
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
+                data = fh.read(MAX_FILE_BYTES + 1)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"{p}: the gzip data is corrupt ({exc})") from None
+        if len(data) > MAX_FILE_BYTES:
+            raise DataError(f"{p}: unpacks to more than {MAX_FILE_BYTES / 2**30:.0f} GB")
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in IDX_TYPES:
+        raise DataError(f"{p} is not an IDX file (wrong magic number {data[:4].hex()})")
+    ndim = data[3]
+    if not 1 <= ndim <= 4:
+        raise DataError(f"{p}: IDX file with {ndim} dimensions is not supported")
+    head = 4 + 4 * ndim
+    if len(data) < head:
+        raise DataError(f"{p}: IDX header is truncated")
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    dtype = IDX_TYPES[data[2]]
+    want = math.prod(dims) * dtype.itemsize
+    have = len(data) - head
+    if have != want:
+        shape = "×".join(map(str, dims))
+        raise DataError(f"{p}: IDX header says {shape} values ({want:,} bytes) but the file "
+                        f"holds {have:,} bytes of data")
+    return np.frombuffer(data, dtype, offset=head).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def _idx_pair(folder: Path, prefix: str) -> tuple[Path, Path] | None:
+    def find(kind: str) -> Path | None:
+        for pat in (f"{prefix}-{kind}*", f"{prefix}_{kind}*"):
+            hits = sorted(q for q in folder.glob(pat) if q.is_file())
+            if hits:
+                return hits[0]
+        return None
+    img, lab = find("images"), find("labels")
+    return (img, lab) if img and lab else None
+
+
+def _labels_file_for(images: Path) -> Path:
+    name = images.name
+    for a, b in (("images-idx3", "labels-idx1"), ("images", "labels")):
+        if a in name:
+            cand = images.with_name(name.replace(a, b, 1))
+            if cand.exists():
+                return cand
+    raise DataError(f"{images}: cannot find the matching labels file (expected a name with "
+                    "'labels' in place of 'images'); give it as labels=PATH")
+
+
+def _mnist_part(images: Path, labels: Path, name: str) -> Dataset:
+    x = load_idx(images)
+    y = load_idx(labels)
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim == 2:
+        pass
+    else:
+        raise DataError(f"{images}: expected images (N, H, W), got an IDX of {x.ndim} dimensions")
+    if y.ndim != 1:
+        raise DataError(f"{labels}: expected labels (N,), got an IDX of {y.ndim} dimensions")
+    if len(x) != len(y):
+        raise DataError(f"{images} has {len(x)} images but {labels} has {len(y)} labels")
+    if len(x) == 0:
+        raise DataError(f"{images} holds no images")
+    scale = 255.0 if x.dtype == np.uint8 else 1.0
+    xf = x.astype(np.float32) / np.float32(scale)
+    return Dataset({"x": xf, "y": as_label_array(y)}, name, task="classification",
+                   meta={"kind": "image" if xf.ndim == 4 else "vector", "source": str(images)})
+
+
+def load_mnist(path: str | os.PathLike, labels: str | os.PathLike | None = None) -> Dataset:
+    """MNIST-style IDX data: a folder holding ``train-images…``/``train-labels…`` (and
+    optionally ``t10k-…`` as the test part), or an images file whose labels file sits beside
+    it. uint8 pixels are scaled to [0, 1]; x is (N, 1, H, W)."""
+    p = Path(path)
+    if p.is_dir():
+        train = _idx_pair(p, "train")
+        if train is None:
+            raise DataError(f"{p}: no train-images / train-labels IDX files found in this folder")
+        ds = _mnist_part(*train, name=p.name or "mnist")
+        test = _idx_pair(p, "t10k") or _idx_pair(p, "test")
+        if test is not None:
+            ds.test = _mnist_part(*test, name=f"{ds.name} test")
+            if ds.test.sample_shape != ds.sample_shape:
+                raise DataError(f"{p}: test images are {ds.test.sample_shape}, training images "
+                                f"{ds.sample_shape}")
+        return ds
+    lab = Path(labels) if labels is not None else _labels_file_for(p)
+    return _mnist_part(p, lab, name=re.sub(r"[-_.]?images.*$", "", p.name) or p.stem)
+
+
+# ----- NPZ ------------------------------------------------------------------------------------
+def load_npz(path: str | os.PathLike) -> Dataset:
+    """An ``.npz`` with ``x`` (N, …) and usually ``y``; optional ``x_test``/``y_test`` (the
+    test part), ``class_names`` (strings) and further per-sample targets. No pickles."""
+    p = Path(path)
+    data = _read_bytes(p, "an .npz file")
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as f:
+            for key in f.files:
+                try:
+                    arrays[key] = f[key]
+                except ValueError as exc:
+                    if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+                        raise DataError(f"{p}: array '{key}' holds Python objects; NetBuilder "
+                                        "reads only numeric arrays (no pickles)") from None
+                    raise DataError(f"{p}: array '{key}' cannot be read ({exc})") from None
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error, RuntimeError,
+            NotImplementedError, KeyError) as exc:
+        raise DataError(f"{p} is not a readable .npz file ({exc})") from None
+    if not isinstance(arrays, dict) or "x" not in arrays:
+        keys = ", ".join(sorted(arrays)) or "none"
+        raise DataError(f"{p}: no array named 'x' (the inputs); it holds: {keys}")
+    class_names = None
+    if "class_names" in arrays:
+        cn = arrays.pop("class_names")
+        if cn.dtype.kind not in "US" or cn.ndim != 1:
+            raise DataError(f"{p}: 'class_names' must be a list of strings")
+        class_names = [str(s.decode() if isinstance(s, bytes) else s) for s in cn.tolist()]
+    main = {k: v for k, v in arrays.items() if not k.endswith("_test")}
+    test = {k[:-5]: v for k, v in arrays.items() if k.endswith("_test")}
+
+    def clean(part: dict[str, np.ndarray], suffix: str) -> dict[str, np.ndarray]:
+        out = {}
+        for k, v in part.items():
+            if v.dtype.kind not in "biuf":
+                raise DataError(f"{p}: array '{k}{suffix}' must hold numbers, got {v.dtype}")
+            if v.ndim == 0:
+                raise DataError(f"{p}: array '{k}{suffix}' is a single number, not one value "
+                                "per sample")
+            out[k] = v.astype(np.float32) if k == "x" else as_label_array(v, k + suffix)
+        if out["x"].shape[0] == 0:
+            raise DataError(f"{p}: 'x{suffix}' holds no samples")
+        return out
+
+    ds = Dataset(clean(main, ""), p.stem, class_names, meta={"source": str(p)})
+    if test:
+        if "x" not in test:
+            raise DataError(f"{p}: has {', '.join(k + '_test' for k in test)} but no 'x_test'")
+        ds.test = Dataset(clean(test, "_test"), f"{p.stem} test", class_names, task=ds.task)
+        if ds.test.sample_shape != ds.sample_shape:
+            raise DataError(f"{p}: 'x_test' samples are {ds.test.sample_shape}, 'x' samples "
+                            f"{ds.sample_shape}")
+    ds.meta["kind"] = "image" if ds.is_image else "vector"
+    return ds
+
+
+# ----- CSV ------------------------------------------------------------------------------------
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def load_csv(path: str | os.PathLike, label_column: str | int | None = None,
+             task: str | None = None, delimiter: str | None = None) -> Dataset:
+    """A table with one sample per row. ``label_column``: header name or index (negative
+    counts from the end); by default a column named label/class/target/y, else the last one;
+    ``""`` means no labels. Labels that are not numbers become classes in sorted order.
+    ``task`` forces "classification" or "regression"."""
+    p = Path(path)
+    data = _read_bytes(p, "a CSV file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{p} is not UTF-8 text (byte {exc.start}); is it a CSV file?") from None
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise DataError(f"{p} holds no rows")
+    if delimiter is None:
+        first = lines[0]
+        delimiter = next((d for d in (",", ";", "\t") if d in first), ",")
+        if delimiter == "," and "," not in first and " " in first.strip():
+            delimiter = " "
+    rows = list(csv.reader(lines, delimiter=delimiter, skipinitialspace=True))
+    if delimiter == " ":
+        rows = [[c for c in r if c] for r in rows]
+    ncols = len(rows[0])
+    header: list[str] | None = None
+    if not all(_is_number(c) for c in rows[0]):
+        if len(rows) > 1 and sum(map(_is_number, rows[1])) > sum(map(_is_number, rows[0])):
+            header = [c.strip() for c in rows[0]]
+            rows = rows[1:]
+        elif len(rows) == 1:
+            header = [c.strip() for c in rows[0]]
+            rows = []
+    if not rows:
+        raise DataError(f"{p} has a header but no data rows")
+    first_data = 2 if header else 1
+    for i, r in enumerate(rows):
+        if len(r) != ncols:
+            raise DataError(f"{p}, line {i + first_data}: {len(r)} values where the first row "
+                            f"has {ncols}; every row needs the same number of columns")
+    if label_column is None:
+        lab = ncols - 1
+        if header:
+            low = [h.lower() for h in header]
+            lab = next((low.index(n) for n in LABEL_NAMES if n in low), ncols - 1)
+    elif label_column == "":
+        lab = None
+    elif isinstance(label_column, int) and not isinstance(label_column, bool):
+        if not -ncols <= label_column < ncols:
+            raise DataError(f"{p}: label column {label_column} does not exist "
+                            f"({ncols} columns)")
+        lab = label_column % ncols
+    else:
+        if not header or str(label_column) not in header:
+            cols = ", ".join(header) if header else "the file has no header row"
+            raise DataError(f"{p}: no column named {label_column!r} ({cols})")
+        lab = header.index(str(label_column))
+    feats = [j for j in range(ncols) if j != lab]
+    if not feats:
+        raise DataError(f"{p}: no feature columns besides the label column")
+    table = np.empty((len(rows), len(feats)), np.float32)
+    for i, r in enumerate(rows):
+        try:
+            table[i] = [float(r[j]) for j in feats]
+        except ValueError:
+            j = next(j for j in feats if not _is_number(r[j]))
+            col = f"'{header[j]}'" if header else str(j + 1)
+            raise DataError(f"{p}, line {i + first_data}, column {col}: {r[j]!r} is not a "
+                            "number") from None
+    if not np.isfinite(table).all():
+        i = int(np.flatnonzero(~np.isfinite(table).all(axis=1))[0])
+        raise DataError(f"{p}, line {i + first_data}: holds NaN or Inf")
+    arrays: dict[str, np.ndarray] = {"x": table}
+    class_names = None
+    if lab is not None:
+        raw = [r[lab].strip() for r in rows]
+        if all(_is_number(v) for v in raw):
+            vals = np.array([float(v) for v in raw])
+            whole = np.all(vals == np.round(vals))
+            if task == "regression" or (task is None and not whole):
+                arrays["y"] = vals.astype(np.float32)[:, None]
+            else:
+                if not whole:
+                    raise DataError(f"{p}: class labels must be whole numbers")
+                arrays["y"] = vals.astype(np.int64)
+        else:
+            if task == "regression":
+                bad = next(v for v in raw if not _is_number(v))
+                raise DataError(f"{p}: label {bad!r} is not a number (regression)")
+            class_names = sorted(set(raw))
+            index = {c: k for k, c in enumerate(class_names)}
+            arrays["y"] = np.array([index[v] for v in raw], np.int64)
+    ds = Dataset(arrays, p.stem, class_names,
+                 task if task in ("classification", "regression") and lab is not None else None,
+                 meta={"kind": "vector", "source": str(p),
+                       "columns": [header[j] for j in feats] if header else None})
+    return ds
+
+
+# ----- image folder ---------------------------------------------------------------------------
+def load_image_folder(path: str | os.PathLike, grayscale: bool | None = None) -> Dataset:
+    """One sub-folder per class (sorted names = class order), images inside: PNG, PGM/PPM
+    or BMP, all the same size. x is (N, C, H, W) in [0, 1]: C = 1 when every image is grey
+    (or ``grayscale``), else 3."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder")
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise DataError(f"{root}: expected one sub-folder per class holding its images, "
+                        "found no sub-folders")
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    first: tuple[Path, tuple[int, int]] | None = None
+    for k, cname in enumerate(classes):
+        files = sorted(f for f in (root / cname).iterdir()
+                       if f.is_file() and not f.name.startswith("."))
+        count = 0
+        for f in files:
+            suffix = f.suffix.lower()
+            if suffix in UNSUPPORTED_SUFFIXES:
+                raise DataError(f"{f}: {suffix} images are not supported; convert them to PNG")
+            if suffix not in IMAGE_SUFFIXES:
+                continue
+            img = read_image(f)
+            hw = img.shape[:2]
+            if first is None:
+                first = (f, hw)
+            elif hw != first[1]:
+                raise DataError(f"{f} is {hw[1]}×{hw[0]} but {first[0]} is "
+                                f"{first[1][1]}×{first[1][0]}: all images must be the same size")
+            images.append(img)
+            labels.append(k)
+            count += 1
+        if count == 0:
+            raise DataError(f"{root / cname}: class folder holds no images "
+                            f"({', '.join(IMAGE_SUFFIXES)})")
+    colour = any(im.ndim == 3 for im in images) and not grayscale
+    n = len(images)
+    h, w = images[0].shape[:2]
+    x = np.empty((n, 3 if colour else 1, h, w), np.float32)
+    for i, im in enumerate(images):
+        if colour:
+            x[i] = (np.repeat(im[None], 3, 0) if im.ndim == 2 else im.transpose(2, 0, 1))
+        else:
+            x[i, 0] = im if im.ndim == 2 else im @ np.array([0.299, 0.587, 0.114])
+    x /= 255.0
+    return Dataset({"x": x, "y": np.array(labels, np.int64)}, root.name, classes,
+                   "classification", {"kind": "image", "source": str(root)})
+
+
+# ----- dispatch -------------------------------------------------------------------------------
+def _parse_value(s: str) -> Any:
+    low = s.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return int(s)
+    except ValueError:
+        pass
+    try:
+        return float(s)
+    except ValueError:
+        return s.strip()
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"spirals:n=800,noise=0.2"`` -> ("spirals", {"n": 800, "noise": 0.2})."""
+    name, _, rest = spec.partition(":")
+    params: dict[str, Any] = {}
+    for part in filter(None, (s.strip() for s in rest.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip():
+            raise DataError(f"dataset {spec!r}: settings go as name:key=value,key=value")
+        params[key.strip()] = _parse_value(value)
+    return name.strip(), params
+
+
+def _load_path(p: Path, params: dict[str, Any]) -> Dataset:
+    name = p.name.lower()
+    if p.is_dir():
+        if any(_idx_pair(p, pre) for pre in ("train",)):
+            return load_mnist(p)
+        return load_image_folder(p, **params)
+    if not p.exists():
+        raise DataError(f"no such dataset file or folder: {p}")
+    if name.endswith(".npz"):
+        return load_npz(p, **params)
+    if name.endswith((".csv", ".tsv", ".txt")):
+        return load_csv(p, **params)
+    if "idx" in name or name.endswith((".ubyte", ".ubyte.gz")):
+        return load_mnist(p, **params)
+    raise DataError(f"{p}: unknown dataset file type; NetBuilder reads .npz, .csv, MNIST IDX "
+                    "files and folders of images (one sub-folder per class)")
+
+
+def load_dataset(spec: str | os.PathLike | Mapping[str, Any],
+                 base_dir: str | os.PathLike | None = None, **params: Any) -> Dataset:
+    """A Dataset from a built-in name (``"digits"``, ``"spirals:n=800"``), a path to a file or
+    folder, or a model file's ``training.dataset`` object (``{"name": "spirals", "n": 800}``
+    or ``{"path": "data/iris.csv", "label_column": "species"}``). Relative paths are looked up
+    beside ``base_dir`` (the model file's folder) first, then in the working folder."""
+    if isinstance(spec, Mapping):
+        conf = dict(spec)
+        target = conf.pop("name", None) or conf.pop("path", None)
+        if not isinstance(target, str) or not target:
+            raise DataError("the dataset setting needs a 'name' (built-in) or a 'path'")
+        conf.update(params)
+        return load_dataset(target, base_dir, **conf)
+    if isinstance(spec, str):
+        name, inline = parse_spec(spec) if ":" in spec and spec.partition(":")[0] in BUILTINS \
+            else (spec, {})
+        if name in BUILTINS:
+            return BUILTINS[name].make(**{**inline, **params})
+    elif not isinstance(spec, os.PathLike):
+        raise DataError(f"a dataset must be named by a string or a path, got {spec!r}")
+    p = Path(spec)
+    if not p.is_absolute() and base_dir is not None and (Path(base_dir) / p).exists():
+        p = Path(base_dir) / p
+    if not p.exists() and isinstance(spec, str) and "/" not in spec and "." not in spec:
+        raise DataError(f"unknown dataset {spec!r}: the built-in datasets are "
+                        f"{', '.join(BUILTINS)}; or give the path of a .npz, .csv or IDX file "
+                        "or of a folder of images")
+    try:
+        return _load_path(p, params)
+    except TypeError as exc:
+        raise DataError(f"{p}: unknown setting for this kind of dataset ({exc})") from None

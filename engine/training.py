@@ -1,0 +1,506 @@
+"""Trainer: epochs of shuffled mini-batches with events, schedules, early stopping, best-weights
+checkpoints, pause / resume / stop / single steps from another thread, and NaN safety.
+
+A model file's ``training`` section (all keys optional)::
+
+    dataset         built-in name, path, or {"name"|"path": ..., <loader settings>}
+    epochs          int ≥ 1 (10)
+    batch_size      int ≥ 1, or 0 / "all" for the whole training set in one batch (32)
+    optimizer       {"type": "sgd"|"adam"|"adamw"|"rmsprop"|"adagrad", "lr": ..., ...}
+    schedule        "none" | {"type": "step", "step_size": epochs, "gamma": 0.1}
+                    | {"type": "cosine", "min_lr": 0.0}   (cosine decays per batch)
+    seed            int (0): shuffling, splits and augmentation
+    val_split       fraction held out for validation (0.1)
+    test_split      fraction held out for the final test (0.1; ignored when the data ships
+                    its own test part)
+    early_stopping  patience in epochs without a better validation loss; 0 = off
+    restore_best    bool (true): end a finished run with the best validation weights
+    clip_norm       global gradient-norm clip, 0 = off
+    weight_decay    L2 (decoupled for adamw), 0 = off
+    normalize       "none" | "scale" | "standardize" (statistics of the training part)
+    augment         {"shift": 0.1, "rotation": 10, "scale": 0.1} for images
+    shuffle         bool (true)
+    limit           use at most this many samples (quick trials); 0 = all
+
+Same seed and data give the same loss curve bit for bit. Events are plain dataclasses
+(BatchEvent, EpochEvent, RunResult) passed to every callback, on the training thread.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .data import Augmenter, Dataset, Splits, check_dataset
+from .errors import ParamError, TrainingError
+from .network import Network
+from .optim import Optimizer
+from .train_settings import Schedule, TrainSettings, prepare_data
+
+SNAPSHOT_EVERY_STEP_MAX = 4_000_000
+
+
+# ----- events -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BatchEvent:
+    """After each optimizer step. ``epoch``/``batch``/``step`` count from 1; times in s."""
+
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    step: int
+    loss: float
+    losses: dict[str, float]
+    accuracy: float | None
+    metrics: dict[str, dict[str, float]]
+    lr: float
+    samples_per_s: float
+    grad_norm: float
+    elapsed: float
+    eta: float
+
+
+@dataclass(frozen=True)
+class EpochEvent:
+    """After each epoch: training means over its batches, validation on the held-out part.
+    ``heads`` per Output: train_loss, train_accuracy, val_loss, val_accuracy (when known)."""
+
+    epoch: int
+    epochs: int
+    step: int
+    train_loss: float
+    train_accuracy: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    heads: dict[str, dict[str, float]]
+    lr: float
+    elapsed: float
+    epoch_time: float
+    eta: float
+    samples_per_s: float
+    improved: bool
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The end of a run. ``status``: completed, early_stopped, stopped or failed."""
+
+    status: str
+    epochs_done: int
+    steps: int
+    elapsed: float
+    train_loss: float | None
+    train_accuracy: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    best_epoch: int | None
+    best_val_loss: float | None
+    restored_best: bool
+    error: str | None = None
+    error_node: str | None = None
+
+
+@dataclass
+class History:
+    """Curves of one run, JSON-ready (saved in bundles)."""
+
+    epoch: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float | None] = field(default_factory=list)
+    val_loss: list[float | None] = field(default_factory=list)
+    val_accuracy: list[float | None] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    time: list[float] = field(default_factory=list)
+    heads: dict[str, dict[str, list[float | None]]] = field(default_factory=dict)
+    batch_step: list[int] = field(default_factory=list)
+    batch_loss: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Evaluation:
+    """Mean loss over a dataset, accuracy (mean over classification heads) and per head."""
+
+    loss: float
+    accuracy: float | None
+    heads: dict[str, dict[str, float]]
+    n: int
+
+
+def batch_arrays(net: Network, arrays: dict[str, np.ndarray], idx: Any
+                 ) -> tuple[Any, dict[str, np.ndarray]]:
+    """(inputs, targets) of the samples at ``idx``: x as one array (one Input) or by Input id."""
+    if len(net.input_ids) == 1:
+        x: Any = arrays["x"][idx]
+    else:
+        x = {iid: arrays[iid][idx] for iid in net.input_ids}
+    ys = {k: v[idx] for k, v in arrays.items() if k != "x" and k not in net.input_ids}
+    return x, ys
+
+
+def _mean_accuracy(metrics: dict[str, dict[str, float]]) -> float | None:
+    accs = [m["accuracy"] for m in metrics.values() if "accuracy" in m]
+    return float(np.mean(accs)) if accs else None
+
+
+def evaluate(net: Network, ds: Dataset, batch_size: int = 256) -> Evaluation:
+    """Loss and accuracy of ``net`` (inference mode) over every sample of ``ds``."""
+    n = len(ds)
+    sums: dict[str, float] = {}
+    accs: dict[str, float] = {}
+    total = 0.0
+    for start in range(0, n, batch_size):
+        idx = slice(start, min(n, start + batch_size))
+        x, ys = batch_arrays(net, ds.arrays, idx)
+        m = idx.stop - idx.start
+        net.forward(x, train=False)
+        loss, _ = net.loss(ys, x)
+        total += loss * m
+        for oid, v in net.last_losses.items():
+            sums[oid] = sums.get(oid, 0.0) + v * m
+        for oid, met in net.last_metrics.items():
+            if "accuracy" in met:
+                accs[oid] = accs.get(oid, 0.0) + met["accuracy"] * m
+    n = max(n, 1)
+    heads = {oid: {"loss": s / n} for oid, s in sums.items()}
+    for oid, a in accs.items():
+        heads[oid]["accuracy"] = a / n
+    return Evaluation(total / n, _mean_accuracy(heads), heads, len(ds))
+
+
+class _FiniteGuard:
+    """Wraps the optimizer: refuses to update when any gradient holds NaN or Inf."""
+
+    def __init__(self, opt: Optimizer) -> None:
+        self.opt = opt
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        for name, g in grads.items():
+            if not math.isfinite(float(np.sum(g, dtype=np.float64))):
+                raise TrainingError(f"the gradient of {name} became NaN or Inf",
+                                    name.rsplit(".", 1)[0])
+        self.opt.step(params, grads)
+
+
+Callback = Callable[[Any], None]
+
+
+class Trainer:
+    """Trains ``net`` on ``data`` (a Dataset, split and normalised here per ``settings``, or
+    ready Splits). Call ``run()`` (blocking; on a worker thread for a GUI) or ``step_once()``.
+    ``pause()``, ``resume()``, ``stop()``, ``request_step()`` and ``set_lr()`` are safe to
+    call from any thread; everything else belongs to the training thread.
+
+    Callbacks run on the training thread right after each step, so a BatchEvent's callback
+    may read that batch's ``net.acts`` and ``net.grads`` (copy what it keeps)."""
+
+    def __init__(self, net: Network, data: Dataset | Splits,
+                 settings: TrainSettings | dict[str, Any] | None = None,
+                 callbacks: Callback | Iterable[Callback] | None = None,
+                 optimizer: Optimizer | None = None) -> None:
+        if not isinstance(settings, TrainSettings):
+            settings = TrainSettings.from_dict(settings)
+        self.settings = s = settings
+        self.net = net
+        self.splits = data if isinstance(data, Splits) else prepare_data(data, net, s)
+        if isinstance(data, Splits):
+            for part in (self.splits.train, self.splits.val):
+                if part is not None:
+                    check_dataset(part, net)
+        if callable(callbacks):
+            callbacks = [callbacks]
+        self.callbacks: list[Callback] = list(callbacks or [])
+        self.opt = optimizer or s.make_optimizer()
+        self._guard = _FiniteGuard(self.opt)
+        self.base_lr = self.opt.lr
+        self.augmenter = Augmenter.from_config(s.augment)
+        n = len(self.splits.train)
+        self.batch_size = n if s.batch_size == 0 else min(s.batch_size, n)
+        self.batches_per_epoch = math.ceil(n / self.batch_size)
+        self.total_steps = self.batches_per_epoch * s.epochs
+        self._shuffle_rng = np.random.default_rng([s.seed & 0xFFFFFFFF, 22])
+        self._aug_rng = np.random.default_rng([s.seed & 0xFFFFFFFF, 33])
+        self.history = History()
+        self.epoch = 0
+        self.batch = 0
+        self.step = 0
+        self.finished = False
+        self.status = "ready"
+        self.result: RunResult | None = None
+        self.best_state: dict[str, np.ndarray] | None = None
+        self.best_epoch: int | None = None
+        self.best_loss = math.inf
+        self._wait = 0
+        self._order: np.ndarray | None = None
+        self._acc: dict[str, float] = {}
+        self._pending_lr: float | None = None
+        self._stop = threading.Event()
+        self._pause = threading.Event()
+        self._step_req = threading.Event()
+        self._wake = threading.Event()
+        state = {**net.params, **net.buffers}
+        size = sum(a.size for a in state.values())
+        self._snap_every = 1 if size <= SNAPSHOT_EVERY_STEP_MAX else 25
+        self._snap = {k: v.copy() for k, v in state.items()}
+        self._train_time = 0.0
+        self._sps: float = 0.0
+
+    # ----- control (any thread) ----------------------------------------------------------
+    def pause(self) -> None:
+        self._pause.set()
+
+    def resume(self) -> None:
+        self._pause.clear()
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def request_step(self) -> None:
+        """While paused inside ``run()``: train exactly one more batch."""
+        self._step_req.set()
+        self._wake.set()
+
+    @property
+    def paused(self) -> bool:
+        return self._pause.is_set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def set_lr(self, lr: float) -> None:
+        """Make the next batch use learning rate ``lr``; a schedule carries on from there."""
+        if isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(lr) \
+                or lr <= 0:
+            raise ParamError(f"learning rate must be a positive number, got {lr!r}")
+        self._pending_lr = float(lr)
+
+    @property
+    def lr(self) -> float:
+        return self.settings.schedule.lr(self.base_lr, self.epoch, self.step, self.total_steps)
+
+    # ----- running -----------------------------------------------------------------------
+    def _emit(self, event: Any) -> None:
+        for cb in self.callbacks:
+            cb(event)
+
+    def run(self) -> RunResult:
+        """Train until the epochs are done, early stopping triggers, or ``stop()``. Emits and
+        returns the RunResult; a NaN/Inf raises TrainingError after emitting a failed result
+        (the last good weights are in the net)."""
+        while not self.finished:
+            if self._stop.is_set():
+                return self._finish("stopped")
+            if self._pause.is_set():
+                self.status = "paused"
+                if self._step_req.is_set():
+                    self._step_req.clear()
+                    self._train_batch()
+                    continue
+                self._wake.wait(0.05)
+                self._wake.clear()
+                continue
+            self.status = "running"
+            self._train_batch()
+        assert self.result is not None
+        return self.result
+
+    def step_once(self) -> BatchEvent | None:
+        """Train one batch now (on the calling thread); None when the run is over."""
+        if self.finished:
+            return None
+        return self._train_batch()
+
+    def _finish(self, status: str, error: TrainingError | None = None) -> RunResult:
+        restored = False
+        if status in ("completed", "early_stopped") and self.settings.restore_best:
+            restored = self.restore_best()
+        h = self.history
+
+        def last(xs: list) -> Any:
+            return xs[-1] if xs else None
+        self.finished = True
+        self.status = status
+        self.result = RunResult(
+            status, len(h.epoch), self.step, self._train_time, last(h.train_loss),
+            last(h.train_accuracy), last(h.val_loss), last(h.val_accuracy), self.best_epoch,
+            self.best_loss if self.best_state is not None and math.isfinite(self.best_loss)
+            else None, restored, error.message if error else None,
+            error.node_id if error else None)
+        self._emit(self.result)
+        return self.result
+
+    def restore_best(self) -> bool:
+        """Load the weights of the epoch with the best validation loss, if there was one."""
+        if self.best_state is None or self.splits.val is None:
+            return False
+        self.net.load_state_dict(self.best_state)
+        return True
+
+    def _snapshot(self) -> None:
+        for k, v in {**self.net.params, **self.net.buffers}.items():
+            np.copyto(self._snap[k], v)
+
+    def _restore_snapshot(self) -> None:
+        for k, v in {**self.net.params, **self.net.buffers}.items():
+            np.copyto(v, self._snap[k])
+
+    def _nonfinite_param(self) -> str | None:
+        for k, v in self.net.params.items():
+            if not math.isfinite(float(np.sum(v, dtype=np.float64))):
+                return k
+        return None
+
+    def _fail(self, message: str, node: str | None) -> None:
+        self._restore_snapshot()
+        age = "" if self._snap_every == 1 else " (from a few steps earlier)"
+        err = TrainingError(f"training stopped at step {self.step + 1} (epoch {self.epoch + 1}): "
+                            f"{message}. The last good weights{age} are kept; try a lower "
+                            "learning rate or gradient clipping", node, self.step + 1)
+        self._finish("failed", err)
+        raise err
+
+    def _train_batch(self) -> BatchEvent:
+        s = self.settings
+        train = self.splits.train
+        t0 = time.perf_counter()
+        if self._order is None:
+            n = len(train)
+            self._order = self._shuffle_rng.permutation(n) if s.shuffle else np.arange(n)
+            self._acc = {}
+            self._epoch_t0 = self._train_time
+        lo = self.batch * self.batch_size
+        idx = self._order[lo:lo + self.batch_size]
+        x, ys = batch_arrays(self.net, train.arrays, idx)
+        if self.augmenter is not None and not isinstance(x, dict):
+            x = self.augmenter(x, self._aug_rng)
+        if self._pending_lr is not None:
+            want, self._pending_lr = self._pending_lr, None
+            now = s.schedule.lr(1.0, self.epoch, self.step, self.total_steps)
+            self.base_lr = want / now if now > 0 else want
+        lr = self.lr
+        self.opt.lr = lr
+        if self.step % self._snap_every == 0:
+            self._snapshot()
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                loss = self.net.train_step(x, ys, self._guard)
+                bad = self._nonfinite_param()
+        except TrainingError as exc:
+            self._fail(exc.message, exc.node_id)
+        if bad is not None:
+            self._fail(f"the update made {bad} NaN or Inf", bad.rsplit(".", 1)[0])
+        dt = time.perf_counter() - t0
+        self._train_time += dt
+        m = len(idx)
+        self.step += 1
+        self.batch += 1
+        acc = self._acc
+        acc["n"] = acc.get("n", 0) + m
+        acc["loss"] = acc.get("loss", 0.0) + loss * m
+        metrics = {k: dict(v) for k, v in self.net.last_metrics.items()}
+        losses = dict(self.net.last_losses)
+        for oid, v in losses.items():
+            acc[f"{oid}/loss"] = acc.get(f"{oid}/loss", 0.0) + v * m
+        for oid, met in metrics.items():
+            if "accuracy" in met:
+                acc[f"{oid}/accuracy"] = acc.get(f"{oid}/accuracy", 0.0) + met["accuracy"] * m
+        sps = m / dt if dt > 0 else 0.0
+        self._sps = sps if self.step == 1 else 0.8 * self._sps + 0.2 * sps
+        self.history.batch_step.append(self.step)
+        self.history.batch_loss.append(loss)
+        event = BatchEvent(self.epoch + 1, s.epochs, self.batch, self.batches_per_epoch,
+                           self.step, loss, losses, _mean_accuracy(metrics), metrics, lr,
+                           self._sps, self.opt.last_grad_norm, self._train_time,
+                           self._eta())
+        self._emit(event)
+        if self.batch >= self.batches_per_epoch:
+            self._end_epoch()
+        return event
+
+    def _eta(self) -> float:
+        left = self.total_steps - self.step
+        per_step = self._train_time / max(1, self.step)
+        return max(0.0, left * per_step)
+
+    def _end_epoch(self) -> None:
+        s = self.settings
+        acc = self._acc
+        n = max(1, acc.get("n", 1))
+        heads: dict[str, dict[str, float]] = {}
+        for key, v in acc.items():
+            if "/" in key:
+                oid, what = key.split("/", 1)
+                heads.setdefault(oid, {})[f"train_{what}"] = v / n
+        train_acc_heads = {o: {"accuracy": h["train_accuracy"]} for o, h in heads.items()
+                           if "train_accuracy" in h}
+        train_loss = acc.get("loss", 0.0) / n
+        t0 = time.perf_counter()
+        val = evaluate(self.net, self.splits.val) if self.splits.val is not None else None
+        self._train_time += time.perf_counter() - t0
+        if val is not None:
+            for oid, h in val.heads.items():
+                heads.setdefault(oid, {}).update({f"val_{k}": v for k, v in h.items()})
+        monitor = val.loss if val is not None else train_loss
+        improved = math.isfinite(monitor) and monitor < self.best_loss
+        if improved:
+            self.best_loss = monitor
+            self.best_epoch = self.epoch + 1
+            self.best_state = self.net.state_dict()
+            self._wait = 0
+        else:
+            self._wait += 1
+        lr = self.opt.lr
+        h = self.history
+        h.epoch.append(self.epoch + 1)
+        h.train_loss.append(train_loss)
+        h.train_accuracy.append(_mean_accuracy(train_acc_heads))
+        h.val_loss.append(val.loss if val else None)
+        h.val_accuracy.append(val.accuracy if val else None)
+        h.lr.append(lr)
+        h.time.append(self._train_time)
+        for oid, vals in heads.items():
+            slot = h.heads.setdefault(oid, {})
+            for k, v in vals.items():
+                slot.setdefault(k, [None] * (len(h.epoch) - 1)).append(v)
+        epoch_time = self._train_time - self._epoch_t0
+        self.epoch += 1
+        self.batch = 0
+        self._order = None
+        stop_early = bool(s.early_stopping) and self._wait >= s.early_stopping
+        event = EpochEvent(self.epoch, s.epochs, self.step, train_loss, h.train_accuracy[-1],
+                           h.val_loss[-1], h.val_accuracy[-1], heads, lr, self._train_time,
+                           epoch_time, (s.epochs - self.epoch) * self._train_time / self.epoch,
+                           n / epoch_time if epoch_time > 0 else 0.0, improved)
+        self._emit(event)
+        if self.epoch >= s.epochs:
+            self._finish("completed")
+        elif stop_early:
+            self._finish("early_stopped")
+
+    def evaluate(self, ds: Dataset | None = None) -> Evaluation:
+        """Evaluate on ``ds`` (default: the test part, else validation)."""
+        ds = ds or self.splits.test or self.splits.val or self.splits.train
+        return evaluate(self.net, ds)
+
+
+def train(net: Network, data: Dataset, settings: dict[str, Any] | TrainSettings | None = None,
+          callbacks: Callback | Iterable[Callback] | None = None) -> tuple[RunResult, Trainer]:
+    """Train in one call (a script's or notebook's shortcut); returns (result, trainer)."""
+    trainer = Trainer(net, data, settings, callbacks)
+    return trainer.run(), trainer
+
+
+__all__ = ["BatchEvent", "EpochEvent", "Evaluation", "History", "RunResult", "Schedule",
+           "TrainSettings", "Trainer", "evaluate", "prepare_data", "train"]

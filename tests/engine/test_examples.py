@@ -1,0 +1,87 @@
+"""The shipped example models: valid, laid out left to right, and trainable from the CLI."""
+
+import io
+
+import numpy as np
+import pytest
+from imagefiles import idx_bytes
+
+import engine
+from engine import cli
+from engine.resources import example_names, example_path
+
+EXAMPLES = ["xor_mlp", "digits_cnn", "lenet5", "inception_block", "residual"]
+
+
+def test_the_examples_exist():
+    assert set(EXAMPLES) <= set(example_names())
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_is_valid_and_laid_out_left_to_right(name):
+    g = engine.load_graph(example_path(name))
+    assert g.training.get("dataset") and g.training.get("epochs")
+    engine.TrainSettings.from_dict(g.training)
+    assert set(g.ui) == set(g.nodes)
+    pos = {nid: tuple(g.ui[nid]["pos"]) for nid in g.nodes}
+    assert len(set(pos.values())) == len(pos)
+    for e in g.edges:
+        assert pos[e.src][0] < pos[e.dst][0], (e.src, e.dst)
+    net = engine.compile(g)
+    ds = engine.load_dataset(g.training["dataset"])
+    engine.data.check_dataset(engine.data.fit_to_model(ds, net), net)
+
+
+def test_inception_and_residual_have_their_structure():
+    g = engine.load_graph(example_path("inception_block"))
+    concat = g.nodes_of_type("Concat")[0]
+    kernels = sorted(g.nodes[e.src].params.get("kernel_size") for e in g.in_edges(concat)
+                     if g.nodes[e.src].type == "Conv2D")
+    assert kernels[:3] == [1, 1, 3] or {1, 3, 5} <= set(kernels)
+    assert {1, 3, 5} <= {n.params.get("kernel_size") for n in g.nodes.values()
+                         if n.type == "Conv2D"}
+    r = engine.load_graph(example_path("residual"))
+    add = r.nodes_of_type("Add")[0]
+    srcs = [e.src for e in r.in_edges(add)]
+    assert len(srcs) == 2 and srcs[1] in r.ancestors(srcs[0])  # a skip around the block
+
+
+def _train(args):
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(args, out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_trains_briefly_from_the_cli(name, tmp_path):
+    code, out, err = _train(["train", str(example_path(name)), "--epochs", "1", "--limit",
+                             "300", "--out", str(tmp_path)])
+    assert code == 0, err
+    assert "accuracy" in out
+    b = engine.load_bundle(tmp_path / f"{name}.nbmodel")
+    assert b.history["epoch"] == [1]
+
+
+@pytest.mark.slow
+def test_digits_cnn_as_shipped_reaches_97_percent(tmp_path):
+    code, out, err = _train(["train", str(example_path("digits_cnn")), "--out", str(tmp_path),
+                             "--threads", "1"])
+    assert code == 0, err
+    b = engine.load_bundle(tmp_path / "digits_cnn.nbmodel")
+    assert b.manifest["metrics"]["test_accuracy"] >= 0.97, out
+
+
+def test_lenet5_trains_on_mnist_idx_files(tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "mnist"
+    data.mkdir()
+    for prefix, n in (("train", 120), ("t10k", 30)):
+        x = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        y = (np.arange(n) % 10).astype(np.uint8)
+        (data / f"{prefix}-images-idx3-ubyte.gz").write_bytes(idx_bytes(x, compress=True))
+        (data / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(idx_bytes(y, compress=True))
+    code, out, err = _train(["train", str(example_path("lenet5")), "--data", str(data),
+                             "--epochs", "1", "--out", str(tmp_path)])
+    assert code == 0, err
+    assert "10 classes" in out and "test 30" in out and "on 30 samples" in out
+
