@@ -1,34 +1,44 @@
 """Recurrent kernels: SimpleRNN (tanh), LSTM and GRU over whole sequences, forward and
 backpropagation through time, with PyTorch's equations and gate order.
 
-Layout: the batch is cut into ``C`` chunks, one per thread, and each chunk is stored
+Layout: the batch is cut into ``C`` chunks, one per Numba thread, and each chunk is stored
 time-major: arrays are ``(C, T, Nc, D)`` (``to_chunks`` / ``from_chunks`` convert from and to
-``(N, T, D)``). A kernel runs ``prange`` over the chunks; each chunk does its whole recurrence
-on its own thread with one single-threaded BLAS GEMM per time step (``np.dot`` on the chunk's
-``(Nc, H)`` state), so the threads never wait for each other between steps. Call the kernels
-inside ``single_thread_blas()`` so that BLAS does not start threads of its own under them.
+``(N, T, D)``). A kernel runs ``prange`` over the chunks; each chunk does all of its work on its
+own thread: the input projection, the recurrence with one GEMM per time step on the chunk's
+(Nc, H) state, and, going backward, its share of the weight gradients. The threads never wait
+for each other, and the whole layer is one parallel region per direction and pass. The
+kernels call single-threaded BLAS (run them inside ``single_thread_blas()``).
 
-Measured on the 2-core development machine (LSTM, batch 64, T 50, F 32, 128 units, one
-training step): per-step GEMMs from Python on the whole batch with OpenBLAS's own threads and a
-Numba kernel between them took ~14 ms (the two thread pools fight over the cores at every
-step); this layout takes ~7 ms.
+Measured on the 2-core development machine (LSTM, batch 64, T 50, F 32, 128 units, training
+step with MSE and SGD; benchmarks/bench_lstm.py): per-step GEMMs called from Python on the
+whole batch with OpenBLAS's own two threads, elementwise work in Numba between them: 14-18 ms,
+the two thread pools fighting over the cores at every step; weight gradients outside the
+kernel with threaded numpy BLAS: 14.6 ms; this layout: 13.6 ms with the BLAS behind Numba's
+``np.dot`` (SciPy's OpenBLAS 0.3.30) and 12.4 ms with numpy's own OpenBLAS (0.3.31), which
+``blas_address`` finds and the kernels call directly (``np.dot`` when it is not there).
 
 Inside Numba, float32 ``tanh`` and the sigmoid use a vectorisable rational approximation
 (max error 4e-7, the one Eigen uses); other dtypes use ``math.tanh``, so float64 gradient
-checks see exact, smooth functions. Weights are passed as the kernels use them: ``w_ihT``
-``(F, G·H)`` and ``w_hhT`` ``(H, G·H)`` transposed (contiguous) in forward, PyTorch's layout in
-backward. G = 1 (RNN), 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n).
+checks see exact, smooth functions. The kernels let LLVM fuse multiply-adds
+(``fastmath={"contract"}``, no reassociation) and skip Python's division checks
+(``error_model="numpy"``); both are needed for the loops to vectorise.
+
+G = 1 (RNN), 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n) gates; weights come in PyTorch's layout
+(``w_ih`` (G·H, F), ``w_hh`` (G·H, H)), forward kernels take them transposed and contiguous.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import math
 from collections.abc import Iterator
 
 import numpy as np
+from llvmlite import ir
 from numba import types
-from numba.extending import overload
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 from .jit import njit, prange
 
@@ -62,8 +72,7 @@ _HALF = np.float32(0.5)
 
 def _tanh_f32(x):
     """Rational (13, 6) approximation of tanh on [-7.9, 7.9], clamped outside; NaN stays NaN."""
-    x = _CLAMP if x > _CLAMP else x
-    x = -_CLAMP if x < -_CLAMP else x
+    x = min(max(x, -_CLAMP), _CLAMP)
     x2 = x * x
     p = x * (_A1 + x2 * (_A3 + x2 * (_A5 + x2 * (_A7 + x2 * (_A9 + x2 * (_A11 + x2 * _A13))))))
     q = _B0 + x2 * (_B2 + x2 * (_B4 + x2 * _B6))
@@ -74,14 +83,14 @@ def _sigmoid_f32(x):
     return _HALF * tanh_(_HALF * x) + _HALF
 
 
-@overload(tanh_)
+@overload(tanh_, inline="always")
 def _tanh_overload(x):
     if x == types.float32:
         return _tanh_f32
     return lambda x: math.tanh(x)
 
 
-@overload(sigmoid_)
+@overload(sigmoid_, inline="always")
 def _sigmoid_overload(x):
     if x == types.float32:
         return _sigmoid_f32
@@ -119,40 +128,139 @@ def to_chunks(a: np.ndarray, chunks: int, reverse: bool = False) -> np.ndarray:
     time."""
     n, t, d = a.shape
     nc = -(-n // chunks)
-    flat = np.zeros((chunks * nc, t, d), a.dtype)
-    flat[:n] = a[:, ::-1] if reverse else a
-    return np.ascontiguousarray(flat.reshape(chunks, nc, t, d).transpose(0, 2, 1, 3))
+    out = np.empty((chunks, t, nc, d), a.dtype)
+    src = a[:, ::-1] if reverse else a
+    for k in range(chunks):
+        part = src[k * nc:(k + 1) * nc]
+        m = part.shape[0]
+        out[k, :, :m] = part.transpose(1, 0, 2)
+        out[k, :, m:] = 0
+    return out
 
 
 def from_chunks(a: np.ndarray, batch: int, reverse: bool = False) -> np.ndarray:
     """(C, T, Nc, D) -> contiguous (N, T, D), the inverse of ``to_chunks``."""
     c, t, nc, d = a.shape
-    out = a.transpose(0, 2, 1, 3).reshape(c * nc, t, d)[:batch]
-    if reverse:
-        out = out[:, ::-1]
-    return np.ascontiguousarray(out)
+    out = np.empty((batch, t, d), a.dtype)
+    for k in range(c):
+        m = min(nc, batch - k * nc)
+        if m <= 0:
+            break
+        part = a[k, ::-1, :m] if reverse else a[k, :, :m]
+        out[k * nc:k * nc + m] = part.transpose(1, 0, 2)
+    return out
+
+
+_CBLAS: dict[str, int] = {}
+
+
+def blas_address(dtype: np.dtype) -> int:
+    """Address of ``cblas_?gemm`` (ILP64) in numpy's own OpenBLAS for ``dtype``, or 0.
+
+    numpy's bundled OpenBLAS is newer than SciPy's, which Numba's ``np.dot`` calls, and ran
+    the kernels' small GEMMs ~15 % faster here (39 µs against 47 µs for 32×128 · 128×512).
+    0 (not found, another BLAS, or the JIT disabled) makes the kernels use ``np.dot``."""
+    from .jit import jit_disabled
+
+    dtype = np.dtype(dtype)
+    if jit_disabled() or dtype.kind != "f" or dtype.itemsize not in (4, 8):
+        return 0
+    if not _CBLAS:
+        _CBLAS.update(s=0, d=0)
+        try:
+            from threadpoolctl import threadpool_info
+
+            for info in threadpool_info():
+                if info.get("user_api") != "blas" or "numpy" not in info.get("filepath", ""):
+                    continue
+                lib = ctypes.CDLL(info["filepath"])
+                for prefix in ("scipy_cblas_", "cblas_"):
+                    if hasattr(lib, f"{prefix}sgemm64_") and hasattr(lib, f"{prefix}dgemm64_"):
+                        for k in "sd":
+                            fn = getattr(lib, f"{prefix}{k}gemm64_")
+                            _CBLAS[k] = ctypes.cast(fn, ctypes.c_void_p).value or 0
+                        break
+        except (OSError, ImportError, AttributeError):
+            _CBLAS.update(s=0, d=0)
+    return _CBLAS["s" if dtype.itemsize == 4 else "d"]
+
+
+@intrinsic
+def _cblas_gemm(typingctx, addr, a, b, out):
+    """out = a @ b through the ILP64 ``cblas_?gemm`` at ``addr``; a and b C- or
+    F-contiguous (F = a transposed C array), out C-contiguous, one float dtype."""
+    arrays = (a, b, out)
+    if (not all(isinstance(t, types.Array) and t.ndim == 2 for t in arrays)
+            or not isinstance(addr, types.Integer) or out.layout != "C"
+            or a.layout not in "CF" or b.layout not in "CF"
+            or not a.dtype == b.dtype == out.dtype
+            or a.dtype not in (types.float32, types.float64)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        el = context.get_value_type(a.dtype)
+        vp = cgutils.voidptr_t
+        fnty = ir.FunctionType(ir.VoidType(),
+                               [i32, i32, i32, i64, i64, i64, el, vp, i64, vp, i64, el, vp, i64])
+        fn = builder.inttoptr(args[0], fnty.as_pointer())
+        av, bv, ov = (context.make_array(t)(context, builder, v) for t, v in zip(arrays, args[1:]))
+        m, k = cgutils.unpack_tuple(builder, av.shape, 2)
+        n = cgutils.unpack_tuple(builder, bv.shape, 2)[1]
+        trans_a = ir.Constant(i32, 112 if a.layout == "F" else 111)
+        trans_b = ir.Constant(i32, 112 if b.layout == "F" else 111)
+        lda = m if a.layout == "F" else k
+        ldb = k if b.layout == "F" else n
+        builder.call(fn, [ir.Constant(i32, 101), trans_a, trans_b, m, n, k, ir.Constant(el, 1.0),
+                          builder.bitcast(av.data, vp), lda, builder.bitcast(bv.data, vp), ldb,
+                          ir.Constant(el, 0.0), builder.bitcast(ov.data, vp), n])
+        return context.get_dummy_value()
+
+    return types.void(types.int64, a, b, out), codegen
 
 
 @njit(parallel=False)
-def _gemm(a, b, out):
-    """out = a @ b for C-contiguous 2-D arrays of one dtype."""
-    np.dot(a, b, out)
+def _gemm(blas, a, b, out):
+    """out = a @ b for 2-D arrays of one dtype: numpy's CBLAS at address ``blas``, or np.dot."""
+    if blas != 0:
+        _cblas_gemm(blas, a, b, out)
+    else:
+        np.dot(a, b, out)
+
+
+@njit(parallel=False, error_model="numpy")
+def _chunk_grads(blas, x2, h2, dxw2, dhw2, w_ih, nc, dx2, dw_ih, dw_hh, db_ih, db_hh):
+    """One chunk's input gradient and partial weight gradients from the gradients wrt
+    x W_ih^T + b_ih (``dxw2``) and h W_hh^T + b_hh (``dhw2``), both (T·Nc, G·H) time-major:
+    dx2 = dxw2 W_ih, dw_ih = dxw2^T x2, dw_hh = Σ_t dhw_t^T h_{t-1}, biases the column sums."""
+    rows = dxw2.shape[0]
+    _gemm(blas, dxw2, w_ih, dx2)
+    _gemm(blas, dxw2.T, x2, dw_ih)
+    if rows > nc:
+        _gemm(blas, dhw2[nc:].T, h2[: rows - nc], dw_hh)
+    else:
+        dw_hh[:, :] = 0
+    ones = np.ones(rows, dxw2.dtype)
+    np.dot(ones, dxw2, db_ih)
+    np.dot(ones, dhw2, db_hh)
 
 
 # ----- SimpleRNN -----------------------------------------------------------------------------
 
 
-@njit(error_model="numpy")
-def rnn_forward(w_hhT, bias, hid):
+@njit(error_model="numpy", fastmath={"contract"})
+def rnn_forward(blas, x, w_ihT, w_hhT, bias, hid):
     """h_t = tanh(x_t W_ih^T + h_{t-1} W_hh^T + b_ih + b_hh), h_{-1} = 0.
 
-    hid (C, T, Nc, H) holds x_t W_ih^T on entry and h_t on exit; bias (H,) = b_ih + b_hh."""
-    n_chunks_, n_steps, nc, nh = hid.shape
+    x (C, T, Nc, F); bias (H,) = b_ih + b_hh; fills hid (C, T, Nc, H) with h_t."""
+    n_chunks_, n_steps, nc, nf = x.shape
+    nh = hid.shape[3]
     for ch in prange(n_chunks_):
-        rec = np.zeros((nc, nh), hid.dtype)
+        _gemm(blas, x[ch].reshape(n_steps * nc, nf), w_ihT, hid[ch].reshape(n_steps * nc, nh))
+        rec = np.zeros((nc, nh), x.dtype)
         for t in range(n_steps):
             if t > 0:
-                _gemm(hid[ch, t - 1], w_hhT, rec)
+                _gemm(blas, hid[ch, t - 1], w_hhT, rec)
             for s in range(nc):
                 h = hid[ch, t, s]
                 r = rec[s]
@@ -160,18 +268,21 @@ def rnn_forward(w_hhT, bias, hid):
                     h[j] = tanh_(h[j] + r[j] + bias[j])
 
 
-@njit(error_model="numpy")
-def rnn_backward(w_hh, hid, dhid, dpre):
-    """Backprop through time for ``rnn_forward``: from dhid (C, T, Nc, H), the gradient
-    reaching each h_t from outside, fill dpre (C, T, Nc, H) with the gradient wrt each
-    step's pre-activation (= wrt x_t W_ih^T + b_ih and h_{t-1} W_hh^T + b_hh)."""
-    n_chunks_, n_steps, nc, nh = hid.shape
-    one = hid.dtype.type(1)
+@njit(error_model="numpy", fastmath={"contract"})
+def rnn_backward(blas, x, w_ih, w_hh, hid, dhid, dpre, dx, dw_ih, dw_hh, db_ih, db_hh):
+    """Backprop through time for ``rnn_forward``.
+
+    dhid (C, T, Nc, H): gradient reaching each h_t from outside. Fills dpre (C, T, Nc, H),
+    the gradient wrt each step's pre-activation, dx (C, T, Nc, F) and per-chunk partial sums
+    dw_ih (C, H, F), dw_hh (C, H, H), db_ih, db_hh (C, H)."""
+    n_chunks_, n_steps, nc, nf = x.shape
+    nh = hid.shape[3]
+    one = x.dtype.type(1)
     for ch in prange(n_chunks_):
-        dh = np.zeros((nc, nh), hid.dtype)
+        dh = np.zeros((nc, nh), x.dtype)
         for t in range(n_steps - 1, -1, -1):
             if t < n_steps - 1:
-                _gemm(dpre[ch, t + 1], w_hh, dh)
+                _gemm(blas, dpre[ch, t + 1], w_hh, dh)
             for s in range(nc):
                 h = hid[ch, t, s]
                 dp = dpre[ch, t, s]
@@ -179,26 +290,32 @@ def rnn_backward(w_hh, hid, dhid, dpre):
                 dy = dhid[ch, t, s]
                 for j in range(nh):
                     dp[j] = (d[j] + dy[j]) * (one - h[j] * h[j])
+        d2 = dpre[ch].reshape(n_steps * nc, nh)
+        _chunk_grads(blas, x[ch].reshape(n_steps * nc, nf), hid[ch].reshape(n_steps * nc, nh),
+                     d2, d2, w_ih, nc, dx[ch].reshape(n_steps * nc, nf), dw_ih[ch], dw_hh[ch],
+                     db_ih[ch], db_hh[ch])
 
 
 # ----- LSTM ----------------------------------------------------------------------------------
 
 
-@njit(error_model="numpy")
-def lstm_forward(w_hhT, bias, gates, cell, hid):
+@njit(error_model="numpy", fastmath={"contract"})
+def lstm_forward(blas, x, w_ihT, w_hhT, bias, gates, cell, hid):
     """PyTorch's LSTM: gates i, f, g, o = σ, σ, tanh, σ of x_t W_ih^T + h_{t-1} W_hh^T + b;
     c_t = f c_{t-1} + i g; h_t = o tanh(c_t); h_{-1} = c_{-1} = 0.
 
-    gates (C, T, Nc, 4H) holds x_t W_ih^T on entry and the gate activations on exit;
-    bias (4H,) = b_ih + b_hh. Fills cell (C, T, Nc, H) with c_t and hid with h_t."""
-    n_chunks_, n_steps, nc, gh = gates.shape
+    x (C, T, Nc, F); bias (4H,) = b_ih + b_hh. Fills gates (C, T, Nc, 4H) with the gate
+    activations, cell (C, T, Nc, H) with c_t and hid (C, T, Nc, H) with h_t."""
+    n_chunks_, n_steps, nc, nf = x.shape
+    gh = gates.shape[3]
     nh = gh // 4
     for ch in prange(n_chunks_):
-        rec = np.zeros((nc, gh), gates.dtype)
-        zero = np.zeros(nh, gates.dtype)
+        _gemm(blas, x[ch].reshape(n_steps * nc, nf), w_ihT, gates[ch].reshape(n_steps * nc, gh))
+        rec = np.zeros((nc, gh), x.dtype)
+        zero = np.zeros(nh, x.dtype)
         for t in range(n_steps):
             if t > 0:
-                _gemm(hid[ch, t - 1], w_hhT, rec)
+                _gemm(blas, hid[ch, t - 1], w_hhT, rec)
             for s in range(nc):
                 g = gates[ch, t, s]
                 r = rec[s]
@@ -217,21 +334,25 @@ def lstm_forward(w_hhT, bias, gates, cell, hid):
                     hs[j] = g[3 * nh + j] * tanh_(c)
 
 
-@njit(error_model="numpy")
-def lstm_backward(w_hh, gates, cell, dhid, dgates):
-    """Backprop through time for ``lstm_forward``: from dhid (C, T, Nc, H), the gradient
-    reaching each h_t from outside, fill dgates (C, T, Nc, 4H) with the gradient wrt the gate
-    pre-activations."""
-    n_chunks_, n_steps, nc, gh = gates.shape
+@njit(error_model="numpy", fastmath={"contract"})
+def lstm_backward(blas, x, w_ih, w_hh, gates, cell, hid, dhid, dgates, dx, dw_ih, dw_hh, db_ih,
+                  db_hh):
+    """Backprop through time for ``lstm_forward``.
+
+    dhid (C, T, Nc, H): gradient reaching each h_t from outside. Fills dgates (C, T, Nc, 4H),
+    the gradient wrt the gate pre-activations, dx (C, T, Nc, F) and per-chunk partial sums
+    dw_ih (C, 4H, F), dw_hh (C, 4H, H), db_ih, db_hh (C, 4H)."""
+    n_chunks_, n_steps, nc, nf = x.shape
+    gh = gates.shape[3]
     nh = gh // 4
-    one = gates.dtype.type(1)
+    one = x.dtype.type(1)
     for ch in prange(n_chunks_):
-        dh = np.zeros((nc, nh), gates.dtype)
-        dc = np.zeros((nc, nh), gates.dtype)
-        zero = np.zeros(nh, gates.dtype)
+        dh = np.zeros((nc, nh), x.dtype)
+        dc = np.zeros((nc, nh), x.dtype)
+        zero = np.zeros(nh, x.dtype)
         for t in range(n_steps - 1, -1, -1):
             if t < n_steps - 1:
-                _gemm(dgates[ch, t + 1], w_hh, dh)
+                _gemm(blas, dgates[ch, t + 1], w_hh, dh)
             for s in range(nc):
                 g = gates[ch, t, s]
                 dg = dgates[ch, t, s]
@@ -255,27 +376,33 @@ def lstm_backward(w_hh, gates, cell, dhid, dgates):
                     dg[nh + j] = dcc * cp[j] * f * (one - f)
                     dg[2 * nh + j] = dcc * i * (one - gg * gg)
                     dcs[j] = dcc * f
+        d2 = dgates[ch].reshape(n_steps * nc, gh)
+        _chunk_grads(blas, x[ch].reshape(n_steps * nc, nf), hid[ch].reshape(n_steps * nc, nh),
+                     d2, d2, w_ih, nc, dx[ch].reshape(n_steps * nc, nf), dw_ih[ch], dw_hh[ch],
+                     db_ih[ch], db_hh[ch])
 
 
 # ----- GRU -----------------------------------------------------------------------------------
 
 
-@njit(error_model="numpy")
-def gru_forward(w_hhT, b_ih, b_hh, gates, hn, hid):
+@njit(error_model="numpy", fastmath={"contract"})
+def gru_forward(blas, x, w_ihT, w_hhT, b_ih, b_hh, gates, hn, hid):
     """PyTorch's GRU: r = σ(W_ir x + b_ir + W_hr h + b_hr), z = σ(W_iz x + b_iz + W_hz h + b_hz),
     n = tanh(W_in x + b_in + r (W_hn h + b_hn)), h_t = (1 - z) n + z h_{t-1}; h_{-1} = 0.
 
-    gates (C, T, Nc, 3H) holds x_t W_ih^T on entry and r, z, n on exit. Fills hn
-    (C, T, Nc, H) with W_hn h_{t-1} + b_hn and hid (C, T, Nc, H) with h_t."""
-    n_chunks_, n_steps, nc, gh = gates.shape
+    x (C, T, Nc, F). Fills gates (C, T, Nc, 3H) with r, z, n, hn (C, T, Nc, H) with
+    W_hn h_{t-1} + b_hn and hid (C, T, Nc, H) with h_t."""
+    n_chunks_, n_steps, nc, nf = x.shape
+    gh = gates.shape[3]
     nh = gh // 3
-    one = gates.dtype.type(1)
+    one = x.dtype.type(1)
     for ch in prange(n_chunks_):
-        rec = np.zeros((nc, gh), gates.dtype)
-        zero = np.zeros(nh, gates.dtype)
+        _gemm(blas, x[ch].reshape(n_steps * nc, nf), w_ihT, gates[ch].reshape(n_steps * nc, gh))
+        rec = np.zeros((nc, gh), x.dtype)
+        zero = np.zeros(nh, x.dtype)
         for t in range(n_steps):
             if t > 0:
-                _gemm(hid[ch, t - 1], w_hhT, rec)
+                _gemm(blas, hid[ch, t - 1], w_hhT, rec)
             for s in range(nc):
                 g = gates[ch, t, s]
                 r = rec[s]
@@ -293,21 +420,26 @@ def gru_forward(w_hhT, b_ih, b_hh, gates, hn, hid):
                     hs[j] = (one - z) * g[2 * nh + j] + z * hp[j]
 
 
-@njit(error_model="numpy")
-def gru_backward(w_hh, gates, hn, hid, dhid, dxw, dhw):
-    """Backprop through time for ``gru_forward``: from dhid (C, T, Nc, H), the gradient
-    reaching each h_t from outside, fill dxw and dhw (C, T, Nc, 3H) with the gradients wrt
-    x_t W_ih^T + b_ih and h_{t-1} W_hh^T + b_hh (they differ in the n block)."""
-    n_chunks_, n_steps, nc, gh = gates.shape
+@njit(error_model="numpy", fastmath={"contract"})
+def gru_backward(blas, x, w_ih, w_hh, gates, hn, hid, dhid, dxw, dhw, dx, dw_ih, dw_hh, db_ih,
+                 db_hh):
+    """Backprop through time for ``gru_forward``.
+
+    dhid (C, T, Nc, H): gradient reaching each h_t from outside. Fills dxw and dhw
+    (C, T, Nc, 3H), the gradients wrt x_t W_ih^T + b_ih and h_{t-1} W_hh^T + b_hh (they differ
+    in the n block), dx (C, T, Nc, F) and per-chunk partial sums dw_ih (C, 3H, F),
+    dw_hh (C, 3H, H), db_ih, db_hh (C, 3H)."""
+    n_chunks_, n_steps, nc, nf = x.shape
+    gh = gates.shape[3]
     nh = gh // 3
-    one = gates.dtype.type(1)
+    one = x.dtype.type(1)
     for ch in prange(n_chunks_):
-        dh = np.zeros((nc, nh), gates.dtype)
-        carry = np.zeros((nc, nh), gates.dtype)
-        zero = np.zeros(nh, gates.dtype)
+        dh = np.zeros((nc, nh), x.dtype)
+        carry = np.zeros((nc, nh), x.dtype)
+        zero = np.zeros(nh, x.dtype)
         for t in range(n_steps - 1, -1, -1):
             if t < n_steps - 1:
-                _gemm(dhw[ch, t + 1], w_hh, dh)
+                _gemm(blas, dhw[ch, t + 1], w_hh, dh)
             for s in range(nc):
                 g = gates[ch, t, s]
                 hns = hn[ch, t, s]
@@ -332,6 +464,10 @@ def gru_backward(w_hh, gates, hn, hid, dhid, dxw, dhw):
                     gr[nh + j] = dz
                     gr[2 * nh + j] = dn * r
                     cs[j] = dd * z
+        _chunk_grads(blas, x[ch].reshape(n_steps * nc, nf), hid[ch].reshape(n_steps * nc, nh),
+                     dxw[ch].reshape(n_steps * nc, gh), dhw[ch].reshape(n_steps * nc, gh), w_ih,
+                     nc, dx[ch].reshape(n_steps * nc, nf), dw_ih[ch], dw_hh[ch], db_ih[ch],
+                     db_hh[ch])
 
 
 # ----- whole sequences -----------------------------------------------------------------------
@@ -343,59 +479,56 @@ def sequence_forward(cell: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarra
                      b_ih: np.ndarray, b_hh: np.ndarray) -> dict[str, np.ndarray]:
     """Run one direction of ``cell`` ("rnn", "lstm", "gru") over chunked x (C, T, Nc, F).
 
-    Returns the state ``backward`` needs; ``state["hid"]`` (C, T, Nc, H) holds h_t."""
-    c, t, nc, nf = x.shape
+    Returns the state ``sequence_backward`` needs; ``state["hid"]`` (C, T, Nc, H) holds h_t."""
+    c, t, nc, _ = x.shape
     gh, nh = w_hh.shape
     dt = x.dtype
-    pre = np.dot(x.reshape(-1, nf), w_ih.T).reshape(c, t, nc, gh)
-    w_hhT = np.ascontiguousarray(w_hh.T)
-    state = {"x": x}
+    w_ihT = np.ascontiguousarray(w_ih.T, dtype=dt)
+    w_hhT = np.ascontiguousarray(w_hh.T, dtype=dt)
+    state = {"x": x, "hid": np.empty((c, t, nc, nh), dt)}
+    blas = blas_address(dt)
     with single_thread_blas():
         if cell == "rnn":
-            rnn_forward(w_hhT, (b_ih + b_hh).astype(dt), pre)
-            state["hid"] = pre
+            rnn_forward(blas, x, w_ihT, w_hhT, (b_ih + b_hh).astype(dt), state["hid"])
         elif cell == "lstm":
+            state["gates"] = np.empty((c, t, nc, gh), dt)
             state["cell"] = np.empty((c, t, nc, nh), dt)
-            state["hid"] = np.empty((c, t, nc, nh), dt)
-            lstm_forward(w_hhT, (b_ih + b_hh).astype(dt), pre, state["cell"], state["hid"])
-            state["gates"] = pre
+            lstm_forward(blas, x, w_ihT, w_hhT, (b_ih + b_hh).astype(dt), state["gates"],
+                         state["cell"], state["hid"])
         else:
+            state["gates"] = np.empty((c, t, nc, gh), dt)
             state["hn"] = np.empty((c, t, nc, nh), dt)
-            state["hid"] = np.empty((c, t, nc, nh), dt)
-            gru_forward(w_hhT, b_ih, b_hh, pre, state["hn"], state["hid"])
-            state["gates"] = pre
+            gru_forward(blas, x, w_ihT, w_hhT, b_ih.astype(dt), b_hh.astype(dt), state["gates"],
+                        state["hn"], state["hid"])
     return state
 
 
 def sequence_backward(cell: str, state: dict[str, np.ndarray], w_ih: np.ndarray,
-                      w_hh: np.ndarray, dhid: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                      w_hh: np.ndarray, dhid: np.ndarray
+                      ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Backprop through time for ``sequence_forward``. dhid (C, T, Nc, H) is the gradient
     reaching each h_t from outside. Returns dx (C, T, Nc, F) and the gradients
     ``{"weight_ih", "weight_hh", "bias_ih", "bias_hh"}``."""
     x, hid = state["x"], state["hid"]
-    c, t, nc, nf = x.shape
+    c, nf = x.shape[0], x.shape[3]
     gh, nh = w_hh.shape
-    dhid = np.ascontiguousarray(dhid, dtype=x.dtype)
+    dt = x.dtype
+    w_ih = np.ascontiguousarray(w_ih, dtype=dt)
+    w_hh = np.ascontiguousarray(w_hh, dtype=dt)
+    dhid = np.ascontiguousarray(dhid, dtype=dt)
+    dx = np.empty_like(x)
+    parts = [np.empty((c, gh, nf), dt), np.empty((c, gh, nh), dt), np.empty((c, gh), dt),
+             np.empty((c, gh), dt)]
+    blas = blas_address(dt)
     with single_thread_blas():
         if cell == "rnn":
-            dxw = dhw = np.empty_like(hid)
-            rnn_backward(w_hh, hid, dhid, dxw)
+            rnn_backward(blas, x, w_ih, w_hh, hid, dhid, np.empty_like(hid), dx, *parts)
         elif cell == "lstm":
-            dxw = dhw = np.empty_like(state["gates"])
-            lstm_backward(w_hh, state["gates"], state["cell"], dhid, dxw)
+            lstm_backward(blas, x, w_ih, w_hh, state["gates"], state["cell"], hid, dhid,
+                          np.empty_like(state["gates"]), dx, *parts)
         else:
-            dxw = np.empty_like(state["gates"])
-            dhw = np.empty_like(state["gates"])
-            gru_backward(w_hh, state["gates"], state["hn"], hid, dhid, dxw, dhw)
-    dxw2 = dxw.reshape(-1, gh)
-    dw_hh = np.zeros((gh, nh), x.dtype)
-    for k in range(c):
-        if t > 1:
-            dw_hh += dhw[k, 1:].reshape(-1, gh).T @ hid[k, :-1].reshape(-1, nh)
-    grads = {
-        "weight_ih": dxw2.T @ x.reshape(-1, nf),
-        "weight_hh": dw_hh,
-        "bias_ih": dxw2.sum(axis=0),
-        "bias_hh": dhw.reshape(-1, gh).sum(axis=0),
-    }
-    return (dxw2 @ w_ih).reshape(c, t, nc, nf), grads
+            gates = state["gates"]
+            gru_backward(blas, x, w_ih, w_hh, gates, state["hn"], hid, dhid, np.empty_like(gates),
+                         np.empty_like(gates), dx, *parts)
+    names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    return dx, {name: p.sum(axis=0) for name, p in zip(names, parts)}

@@ -13,8 +13,6 @@ scatter of the image gradient needs no atomics.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .jit import njit, prange

@@ -18,7 +18,6 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 def _grads(x, h, dxw, dhw, w_ih):
     """Input and weight gradients from the per-step pre-activation gradients (N, T, G·H)."""
-    n, t, _ = x.shape
     hp = np.concatenate([np.zeros_like(h[:, :1]), h[:, :-1]], axis=1)
     return {
         "x": dxw @ w_ih,
@@ -43,7 +42,7 @@ def rnn_forward(x, w_ih, w_hh, b_ih, b_hh) -> np.ndarray:
 
 
 def rnn_backward(x, w_ih, w_hh, h, dh) -> dict[str, np.ndarray]:
-    n, t, _ = x.shape
+    t = x.shape[1]
     dpre = np.zeros_like(h)
     carry = np.zeros_like(h[:, 0])
     for k in range(t - 1, -1, -1):
