@@ -19,7 +19,6 @@ import io
 import json
 import os
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -27,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_write
-from .errors import BundleError, NetBuilderError
+from .data.npyfile import ZIP_ERRORS, check_member, read_npz
+from .errors import BundleError, NetBuilderError, short_repr
 from .graph import Graph, graph_from_bytes
 from .network import Network
 
@@ -57,7 +57,8 @@ class Bundle:
 
     @property
     def class_names(self) -> list[str] | None:
-        names = (self.manifest.get("dataset") or {}).get("class_names")
+        ds = self.manifest.get("dataset")
+        names = ds.get("class_names") if isinstance(ds, dict) else None
         return [str(c) for c in names] if isinstance(names, list) else None
 
     @property
@@ -133,36 +134,34 @@ def _read_json(zf: zipfile.ZipFile, name: str, src: str) -> Any:
     info = zf.getinfo(name)
     if info.file_size > MAX_JSON_BYTES:
         raise BundleError(f"{src}: {name} is too large ({info.file_size:,} bytes)")
+    check_member(info, src, BundleError)
     raw = zf.read(name)
     try:
         return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         raise BundleError(f"{src}: {name} is not valid JSON; the bundle is damaged") from None
 
 
-def _read_weights(zf: zipfile.ZipFile, src: str) -> dict[str, np.ndarray]:
+def _read_weights(zf: zipfile.ZipFile, src: str, net: Network) -> dict[str, np.ndarray]:
+    """The arrays of weights.npz, refused before inflating if they claim more bytes than
+    ``net``'s parameters and buffers could take (float64 at most, plus headers)."""
+    state = {**net.params, **net.buffers}
+    limit = min(MAX_WEIGHTS_BYTES,
+                8 * sum(a.size for a in state.values()) + 4096 * len(state) + 2**16)
     info = zf.getinfo(WEIGHTS)
-    if info.file_size > MAX_WEIGHTS_BYTES:
-        raise BundleError(f"{src}: weights of {info.file_size / 2**30:.1f} GB are too large")
-    raw = zf.read(WEIGHTS)
-    out: dict[str, np.ndarray] = {}
+    check_member(info, src, BundleError)
+    if info.file_size > limit:
+        raise BundleError(f"{src}: {WEIGHTS} unpacks to {info.file_size:,} bytes, far more "
+                          f"than the {len(state)} weight arrays of this model need; the "
+                          "bundle is damaged or not what it claims")
     try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as f:
-            for key in f.files:
-                try:
-                    arr = f[key]
-                except ValueError:
-                    raise BundleError(f"{src}: weight array '{key}' holds Python objects; "
-                                      "bundles hold only numbers (no pickles)") from None
-                if arr.dtype.kind != "f":
-                    raise BundleError(f"{src}: weight array '{key}' has type {arr.dtype}, "
-                                      "expected floating point")
-                out[key] = arr
-    except BundleError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error, RuntimeError,
-            NotImplementedError, KeyError) as exc:
-        raise BundleError(f"{src}: the weights are damaged ({exc})") from None
+        out = read_npz(zf.read(WEIGHTS), WEIGHTS, limit, BundleError)
+    except BundleError as exc:
+        raise BundleError(f"{src}: the weights are damaged or unsafe: {exc.message}") from None
+    for key, arr in out.items():
+        if arr.dtype.kind != "f":
+            raise BundleError(f"{src}: weight array '{key[:80]}' has type {arr.dtype}, "
+                              "expected floating point")
     return out
 
 
@@ -176,12 +175,11 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         raise BundleError(f"no such bundle: {p}") from None
     except IsADirectoryError:
         raise BundleError(f"{p} is a folder, not a bundle") from None
-    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError, RuntimeError,
-            zlib.error):
-        raise BundleError(f"{p} is not a NetBuilder bundle (not a zip archive, or damaged)"
-                          ) from None
     except OSError as exc:
         raise BundleError(f"cannot read {p}: {exc.strerror or exc}") from None
+    except (*ZIP_ERRORS, ValueError):
+        raise BundleError(f"{p} is not a NetBuilder bundle (not a zip archive, or damaged)"
+                          ) from None
     try:
         with zf:
             infos = zf.infolist()
@@ -190,7 +188,7 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
             names = [i.filename for i in infos]
             for name in names:
                 if not _safe_name(name):
-                    raise BundleError(f"{src}: refusing member {name!r}: bundle member names "
+                    raise BundleError(f"{src}: refusing member {short_repr(name)}: bundle member names "
                                       "may not be absolute or climb out of the archive")
             if len(set(names)) != len(names):
                 raise BundleError(f"{src}: the archive lists a member twice")
@@ -199,19 +197,20 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
             manifest = _read_json(zf, MANIFEST, src)
             if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
                 fmt = manifest.get("format") if isinstance(manifest, dict) else None
-                raise BundleError(f"{src} is not a NetBuilder bundle (format {fmt!r})")
+                raise BundleError(f"{src} is not a NetBuilder bundle (format {short_repr(fmt)})")
             version = manifest.get("version")
             if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-                raise BundleError(f"{src}: bundle version {version!r} is not valid")
+                raise BundleError(f"{src}: bundle version {short_repr(version)} is not valid")
             if version > VERSION:
-                raise BundleError(f"{src}: bundle version {version} is newer than this "
+                raise BundleError(f"{src}: bundle version {short_repr(version)} is newer than this "
                                   f"NetBuilder reads (up to {VERSION}); update NetBuilder")
             for need in (MODEL, WEIGHTS):
                 if need not in names:
                     raise BundleError(f"{src}: the bundle has no {need}")
             info = zf.getinfo(MODEL)
+            check_member(info, src, BundleError)
             if info.file_size > MAX_JSON_BYTES:
-                raise BundleError(f"{src}: {MODEL} is too large")
+                raise BundleError(f"{src}: {MODEL} is too large ({info.file_size:,} bytes)")
             try:
                 graph = graph_from_bytes(zf.read(MODEL), f"{src} ({MODEL})")
             except BundleError:
@@ -219,15 +218,17 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
             except NetBuilderError as exc:
                 raise BundleError(f"{src}: the model in the bundle is not valid: {exc.message}",
                                   exc.node_id) from None
-            weights = _read_weights(zf, src)
+            net = Network(graph, seed=0)
+            weights = _read_weights(zf, src, net)
             history = _read_json(zf, HISTORY, src) if HISTORY in names else None
             if history is not None and not isinstance(history, dict):
                 raise BundleError(f"{src}: {HISTORY} must hold an object")
-    except zipfile.BadZipFile as exc:
+    except BundleError:
+        raise
+    except NetBuilderError as exc:
+        raise BundleError(f"{src}: {exc.message}", exc.node_id) from None
+    except (*ZIP_ERRORS, ValueError) as exc:
         raise BundleError(f"{src}: the bundle is damaged ({exc})") from None
-    except (OSError, EOFError, RuntimeError, NotImplementedError, zlib.error) as exc:
-        raise BundleError(f"{src}: the bundle cannot be read ({exc})") from None
-    net = Network(graph, seed=0)
     try:
         net.load_state_dict(weights)
     except NetBuilderError as exc:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .bundle import EXTENSION, Bundle, is_bundle_path, load_bundle, save_bundle
-from .data import load_dataset
+from .data import BUILTINS, load_dataset
 from .errors import NetBuilderError, ParamError, TrainingError
 from .graph import Graph, load_graph
 from .network import Network
@@ -122,8 +122,22 @@ class Progress:
                       f"{ev.samples_per_s:,.0f} samples/s"]
             if ev.epoch < ev.epochs:
                 parts.append(f"ETA {fmt_time(ev.eta)}")
-            self.stream.write("  ".join(parts) + "\n")
+            lines = ["  ".join(parts)]
+            if len(ev.heads) > 1:
+                lines += [f"    {oid}: " + head_summary(h) for oid, h in ev.heads.items()]
+            self.stream.write("\n".join(lines) + "\n")
             self.stream.flush()
+
+
+def head_summary(h: dict[str, float]) -> str:
+    """One head's train / validation loss and accuracy, e.g. ``loss 0.1 acc 97.0%  val_…``."""
+    parts = []
+    for prefix, label in (("train_", ""), ("val_", "val_")):
+        if f"{prefix}loss" in h:
+            parts.append(f"{label}loss {h[f'{prefix}loss']:.4f}")
+        if f"{prefix}accuracy" in h:
+            parts.append(f"{label}acc {_pct(h[f'{prefix}accuracy'])}")
+    return "  ".join(parts)
 
 
 class set_threads:  # noqa: N801  (used like a function)
@@ -135,13 +149,13 @@ class set_threads:  # noqa: N801  (used like a function)
         most = int(numba.config.NUMBA_NUM_THREADS)
         if not 1 <= n <= most:
             raise ParamError(f"--threads must be between 1 and {most} on this machine, got {n}")
-        self._numba_before = numba.get_num_threads()
-        numba.set_num_threads(n)
+        from .threads import set_num_threads
         self._blas = threadpool_limits(limits=n)
+        self._numba_before = set_num_threads(n)
 
     def restore(self) -> None:
-        import numba
-        numba.set_num_threads(self._numba_before)
+        from .threads import set_num_threads
+        set_num_threads(self._numba_before)
         self._blas.restore_original_limits()
 
 
@@ -259,6 +273,12 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"{acc}loss {ev.loss:.4f} on {ev.n} samples", file=out)
         if ev.accuracy is not None:
             metrics[f"{which}_accuracy"] = ev.accuracy
+        if len(ev.heads) > 1:
+            for oid, h in ev.heads.items():
+                kind = net.layers[oid].p["loss"]
+                acc = f"accuracy {100 * h['accuracy']:.2f}%, " if "accuracy" in h else ""
+                print(f"  head {oid}: {acc}{kind} loss {h['loss']:.4f}", file=out)
+            metrics[f"{which}_heads"] = ev.heads
     stem = _model_stem(args.model)
     folder = Path(args.out) if args.out else Path("runs") / stem
     path = folder / f"{stem}{EXTENSION}"
@@ -372,8 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model file or bundle from the command line")
     t.add_argument("model", metavar="MODEL", help="model file (.json) or bundle (.nbmodel)")
     t.add_argument("--data", metavar="NAME|PATH",
-                   help="built-in dataset (xor, spirals, moons, circles, sine, digits, shapes; "
-                        "settings as name:key=value,...) or a .npz/.csv/IDX file or image folder")
+                   help=f"built-in dataset ({', '.join(BUILTINS)}; settings as "
+                        "name:key=value,...) or a .npz/.csv/IDX file or image folder")
     t.add_argument("--epochs", type=int, metavar="N")
     t.add_argument("--batch-size", metavar="N|all", help="samples per step; 'all' = full batch")
     t.add_argument("--optimizer", metavar="NAME", help="sgd, adam, adamw, rmsprop or adagrad")

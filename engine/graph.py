@@ -29,6 +29,7 @@ FORMAT = "netbuilder.graph"
 VERSION = 1
 ID_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
 MAX_NODES = 20_000
+MAX_INPUTS = 1024  # input ports of a variadic merge (Add, Concat)
 MAX_ELEMENTS = 2**31 - 1
 
 
@@ -154,7 +155,8 @@ class Graph:
             dst = _need(ed, "dst", str, f"edge #{i}")
             port = ed.get("port", 0)
             if isinstance(port, bool) or not isinstance(port, int):
-                raise GraphFormatError(f"edge #{i} ({src} -> {dst}): port must be a whole number")
+                raise GraphFormatError(f"edge #{i} ({short_repr(src)} -> {short_repr(dst)}): "
+                                       "port must be a whole number")
             g.connect(src, dst, port)
         ui = doc.get("ui", {})
         g.ui = copy.deepcopy(ui) if isinstance(ui, dict) else {}
@@ -236,17 +238,17 @@ class Graph:
         """Raise GraphStructureError / CycleError if ``src -> dst:port`` may not be added."""
         for nid in (src, dst):
             if nid not in self.nodes:
-                raise GraphStructureError(f"edge {src} -> {dst}: no node named '{nid}'", None)
+                raise GraphStructureError(f"edge {short_repr(src, 70)} -> {short_repr(dst, 70)}: "
+                                          f"no node named {short_repr(nid, 70)}", None)
         src_cls, dst_cls = self.nodes[src].layer_class(), self.nodes[dst].layer_class()
         if not src_cls.has_output_port:
             raise GraphStructureError(f"{src_cls.type_name} '{src}' has no output to connect", src)
-        n_max = dst_cls.max_inputs
-        if port < 0 or (n_max is not None and port >= n_max):
-            allowed = "no inputs" if n_max == 0 else (
-                f"ports 0..{n_max - 1}" if n_max is not None else "ports ≥ 0")
+        n_max = MAX_INPUTS if dst_cls.max_inputs is None else dst_cls.max_inputs
+        if port < 0 or port >= n_max:
+            allowed = "no inputs" if n_max == 0 else f"ports 0..{n_max - 1}"
             raise GraphStructureError(
-                f"edge {src} -> {dst}: {dst_cls.type_name} '{dst}' has no input port {port} "
-                f"({allowed})", dst)
+                f"edge {src} -> {dst}: {dst_cls.type_name} '{dst}' has no input port "
+                f"{short_repr(port, 30)} ({allowed})", dst)
         if src == dst or dst in self.ancestors(src):
             raise CycleError(f"connecting '{src}' to '{dst}' would make a cycle", dst,
                              [dst, src])
@@ -388,7 +390,8 @@ class Graph:
             n_ports = max([need, *[p + 1 for p in ports]]) if cls.max_inputs != 0 else 0
             missing = [p for p in range(n_ports) if p not in ports]
             if missing:
-                names = ", ".join(_port_name(cls, p) for p in missing)
+                names = ", ".join(_port_name(cls, p) for p in missing[:8])
+                names += f" and {len(missing) - 8} more" if len(missing) > 8 else ""
                 errors[nid] = GraphStructureError(
                     f"{cls.type_name} '{nid}' has nothing connected to input {names}", nid)
                 continue
@@ -513,6 +516,9 @@ def graph_from_bytes(raw: bytes, source: str = "model", validate: bool = True) -
         raise GraphFormatError(
             f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
         ) from None
+    except ValueError:
+        raise GraphFormatError(f"{source} is not valid JSON: it holds a number with too many "
+                               "digits to read") from None
     except RecursionError:
         raise GraphFormatError(f"{source} is nested too deeply to be a model file") from None
     try:

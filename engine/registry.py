@@ -57,7 +57,8 @@ class ParamSpec:
     def _check_range(self, v: float, where: str, node_id: str | None) -> None:
         if (self.low is not None and v < self.low) or (self.high is not None and v > self.high):
             raise ParamError(
-                f"{where}: {self.name} = {v:g} is out of range; it must be {self._range_text()}",
+                f"{where}: {self.name} = {short_repr(v, 30) if isinstance(v, int) else f'{v:g}'} "
+                f"is out of range; it must be {self._range_text()}",
                 node_id,
             )
 
@@ -86,7 +87,7 @@ class ParamSpec:
         if k == "float":
             if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
                 raise self._fail(where, "a number", value, node_id)
-            v = float(value)
+            v = float(value) if abs(value) < 2**1023 else math.inf
             if not math.isfinite(v):
                 raise self._fail(where, "finite", value, node_id)
             self._check_range(v, where, node_id)
@@ -156,6 +157,7 @@ class Layer:
     input_names: ClassVar[tuple[str, ...]] = ("in",)
     has_output_port: ClassVar[bool] = True
     uses_rng: ClassVar[bool] = False
+    needs_input_grad: bool = True  # set by the Network; when False, backward may return [None]
 
     def __init__(self, node_id: str, params: dict[str, Any], in_shapes: list[Shape]):
         self.id = node_id

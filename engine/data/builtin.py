@@ -9,6 +9,7 @@ circles     (2,)             2 classes: inner disc / outer ring
 sine        (1,)             regression: sin(freq·x) + noise, x in [-π, π]
 digits      (1, 8, 8)        10 classes, 1,797 real handwritten digits scaled to [0, 1]
 shapes      (1, 28, 28)      6 classes of drawn shapes; also ``size``, ``angle``, ``shift``
+shapes_distorted (1, 40, 40) the same shapes smaller, anywhere, at any angle (for the STN)
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, short_repr
 from ..resources import datasets_dir
 from .dataset import Dataset
 
 MAX_SAMPLES = 1_000_000
+MAX_PIXELS = 2**28  # 1 GB of float32 images
+MAX_NOISE = 100.0
 
 
 @dataclass(frozen=True)
@@ -57,15 +60,16 @@ class BuiltinDataset:
                 clean[key] = value
             elif isinstance(want, int):
                 if isinstance(value, bool) or not isinstance(value, int | float) or \
-                        value != int(value):
+                        (isinstance(value, float) and not value.is_integer()):
                     raise DataError(f"dataset '{self.name}': {key} must be a whole number, "
-                                    f"got {value!r}")
+                                    f"got {short_repr(value)}")
                 clean[key] = int(value)
             elif isinstance(want, float):
                 if isinstance(value, bool) or not isinstance(value, int | float) or \
-                        not math.isfinite(value):
+                        not math.isfinite(value if isinstance(value, float) else
+                                          (0.0 if abs(value) < 2**1023 else math.inf)):
                     raise DataError(f"dataset '{self.name}': {key} must be a number, "
-                                    f"got {value!r}")
+                                    f"got {short_repr(value)}")
                 clean[key] = float(value)
             else:
                 clean[key] = value
@@ -73,9 +77,12 @@ class BuiltinDataset:
         if isinstance(n, int) and not 1 <= n <= MAX_SAMPLES:
             raise DataError(f"dataset '{self.name}': n must be between 1 and {MAX_SAMPLES:,}, "
                             f"got {n}")
+        if clean.get("seed", 0) < 0:
+            raise DataError(f"dataset '{self.name}': seed must be ≥ 0, got {clean['seed']}")
         noise = clean.get("noise", defaults.get("noise"))
-        if isinstance(noise, float) and noise < 0:
-            raise DataError(f"dataset '{self.name}': noise must be ≥ 0, got {noise:g}")
+        if isinstance(noise, float) and not 0 <= noise <= MAX_NOISE:
+            raise DataError(f"dataset '{self.name}': noise must be between 0 and {MAX_NOISE:g}, "
+                            f"got {noise:g}")
         return self.fn(**clean)
 
 
@@ -233,10 +240,11 @@ def _shape_distance(kind: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 @register_dataset("shapes", "generated 1×28×28 images of 6 shapes under random shift, "
                             "rotation and scale")
 def shapes(n: int = 6000, noise: float = 0.05, size: int = 28, rotation: float = 180.0,
-           seed: int = 0) -> Dataset:
+           min_scale: float = 0.45, max_scale: float = 0.85, seed: int = 0) -> Dataset:
     """Filled, anti-aliased circles, squares, triangles, crosses, stars and rings.
 
-    Per sample: scale ``size`` field (shape radius / half the image, 0.45..0.85), rotation
+    Per sample: scale ``size`` field (shape radius / half the image, ``min_scale`` ..
+    ``max_scale``; the shape moves anywhere it still fits), rotation
     ``angle`` field (degrees / 180, within ±``rotation``), ``shift`` (dx, dy as fractions of
     half the image), brightness 0.7..1, then Gaussian pixel noise (std ``noise``), clipped to
     [0, 1]. x is (N, 1, size, size) float32; ``size`` and ``angle`` are (N, 1) float32."""
@@ -244,11 +252,17 @@ def shapes(n: int = 6000, noise: float = 0.05, size: int = 28, rotation: float =
         raise DataError(f"dataset 'shapes': size must be between 8 and 256, got {size}")
     if not 0 <= rotation <= 180:
         raise DataError(f"dataset 'shapes': rotation must be between 0 and 180, got {rotation:g}")
+    if n * size * size > MAX_PIXELS:
+        raise DataError(f"dataset 'shapes': {n:,} images of {size}×{size} is more than "
+                        f"{MAX_PIXELS:,} pixels; lower n or size")
+    if not 0.1 <= min_scale <= max_scale <= 0.95:
+        raise DataError(f"dataset 'shapes': need 0.1 ≤ min_scale ≤ max_scale ≤ 0.95, got "
+                        f"{min_scale:g} and {max_scale:g}")
     rng = np.random.default_rng(seed)
     k = len(SHAPE_CLASSES)
     y = np.arange(n) % k
     rng.shuffle(y)
-    scale = rng.uniform(0.45, 0.85, n)
+    scale = rng.uniform(min_scale, max_scale, n)
     angle = rng.uniform(-rotation, rotation, n) if rotation else np.zeros(n)
     room = np.maximum(0.0, 0.95 - scale)
     shift = rng.uniform(-1.0, 1.0, (n, 2)) * room[:, None]
@@ -286,3 +300,14 @@ def shapes(n: int = 6000, noise: float = 0.05, size: int = 28, rotation: float =
     }
     return Dataset(arrays, "shapes", list(SHAPE_CLASSES), "classification",
                    {"kind": "image", "noise": noise})
+
+
+@register_dataset("shapes_distorted", "the 6 shapes small and anywhere on a 1×40×40 image, at "
+                                      "any angle: for spatial transformers")
+def shapes_distorted(n: int = 6000, noise: float = 0.05, size: int = 40, rotation: float = 180.0,
+                     min_scale: float = 0.22, max_scale: float = 0.5, seed: int = 0) -> Dataset:
+    """``shapes`` under strong distortion: radius 0.22 .. 0.5 of half the image (defaults),
+    shifted anywhere the shape fits, rotated by up to ±``rotation`` degrees; same fields."""
+    ds = shapes(n, noise, size, rotation, min_scale, max_scale, seed)
+    ds.name = "shapes_distorted"
+    return ds

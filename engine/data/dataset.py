@@ -26,7 +26,8 @@ def as_label_array(y: np.ndarray, field: str = "y") -> np.ndarray:
     if y.dtype.kind in "iu":
         return y.astype(np.int64)
     if y.dtype.kind == "f":
-        return y.astype(np.float32)
+        with np.errstate(over="ignore"):  # beyond float32: inf, which training refuses
+            return y.astype(np.float32)
     raise DataError(f"'{field}' must hold numbers, got {y.dtype}")
 
 

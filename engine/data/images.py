@@ -91,6 +91,8 @@ def decode_png(data: bytes, where: str = "PNG") -> np.ndarray:
                 raise DataError(f"{where}: PNG header is corrupt")
             header = struct.unpack(">IIBBBBB", body)
         elif ctype == b"PLTE":
+            if length == 0 or length % 3 or length > 3 * 256:
+                raise DataError(f"{where}: PNG palette is corrupt ({length} bytes)")
             palette = np.frombuffer(body, np.uint8).reshape(-1, 3)
         elif ctype == b"IDAT":
             idat.append(body)
@@ -150,7 +152,7 @@ def _pnm_tokens(data: bytes, count: int, where: str) -> tuple[list[int], int]:
         start = pos
         while pos < n and data[pos:pos + 1].isdigit():
             pos += 1
-        if start == pos:
+        if start == pos or pos - start > 12:
             raise DataError(f"{where}: PGM/PPM header is corrupt")
         vals.append(int(data[start:pos]))
     return vals, pos + 1
@@ -175,8 +177,10 @@ def decode_pnm(data: bytes, where: str = "PNM") -> np.ndarray:
     else:
         try:
             px = np.array(data[pos:].split(), np.int64)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise DataError(f"{where}: PGM/PPM text holds a value that is not a number") from None
+        if px.size and px.min() < 0:
+            raise DataError(f"{where}: PGM/PPM text holds a negative value")
         if px.size < count:
             raise DataError(f"{where}: PGM/PPM file is truncated")
         px = px[:count]

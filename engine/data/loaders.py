@@ -12,7 +12,6 @@ import io
 import math
 import os
 import re
-import zipfile
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,15 +19,18 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, short_repr
+from ..graph import available_memory_bytes
 from .builtin import BUILTINS
 from .dataset import Dataset, as_label_array
 from .images import IMAGE_SUFFIXES, UNSUPPORTED_SUFFIXES, read_image
+from .npyfile import read_npz
 
 MAX_FILE_BYTES = 4 * 2**30
 IDX_TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 LABEL_NAMES = ("label", "labels", "class", "target", "y")
+MAX_CLASSES = 1_000_000
 
 
 def _read_bytes(path: Path, what: str) -> bytes:
@@ -48,29 +50,65 @@ def _read_bytes(path: Path, what: str) -> bytes:
     return data
 
 
+def class_labels(y: np.ndarray, where: str) -> np.ndarray:
+    """Class indices as int64: whole numbers from 0 to MAX_CLASSES - 1, else DataError."""
+    y = np.asarray(y)
+    if y.dtype.kind not in "biuf":
+        raise DataError(f"{where}: class labels must be numbers, got {y.dtype}")
+    flat = y.reshape(-1)
+    if y.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(flat) | (flat != np.round(flat)))
+        if bad.size:
+            raise DataError(f"{where}: class labels must be whole numbers; "
+                            f"{float(flat[bad[0]])!r} (value #{int(bad[0])}) is not")
+    lo, hi = (flat.min().item(), flat.max().item()) if flat.size else (0, 0)
+    if lo < 0 or hi >= MAX_CLASSES:
+        raise DataError(f"{where}: class label {lo if lo < 0 else hi} is out of range: "
+                        "classes are numbered "
+                        f"0, 1, 2, ... (fewer than {MAX_CLASSES:,})")
+    return y.astype(np.int64)
+
+
 # ----- IDX (MNIST) ----------------------------------------------------------------------------
+def _idx_header(head: bytes, p: Path) -> tuple[np.dtype, list[int], int]:
+    """(dtype, dims, header bytes) of an IDX file from its first bytes (at least 4)."""
+    if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in IDX_TYPES:
+        raise DataError(f"{p} is not an IDX file (wrong magic number {head[:4].hex()})")
+    ndim = head[3]
+    if not 1 <= ndim <= 4:
+        raise DataError(f"{p}: IDX file with {ndim} dimensions is not supported")
+    size = 4 + 4 * ndim
+    if len(head) < size:
+        raise DataError(f"{p}: IDX header is truncated")
+    dims = [int.from_bytes(head[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return IDX_TYPES[head[2]], dims, size
+
+
+def _gunzip_idx(data: bytes, p: Path) -> bytes:
+    """Unpack a gzipped IDX file, reading the header first so that no more is inflated than
+    it announces (a small file that unpacks to gigabytes is refused up front)."""
+    limit = min(MAX_FILE_BYTES, available_memory_bytes() // 2)
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
+            head = fh.read(4)
+            head += fh.read(4 * head[3]) if len(head) == 4 else b""
+            dtype, dims, _ = _idx_header(head, p)
+            want = math.prod(dims) * dtype.itemsize
+            if want > limit:
+                raise DataError(f"{p}: the IDX header announces {want / 2**30:,.1f} GB of data, "
+                                f"more than NetBuilder loads ({limit / 2**30:.1f} GB)")
+            return head + fh.read(want + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{p}: the gzip data is corrupt ({exc})") from None
+
+
 def load_idx(path: str | os.PathLike) -> np.ndarray:
     """Read one IDX file (``.gz`` or raw): magic 0 0 type ndim, big-endian sizes, data."""
     p = Path(path)
     data = _read_bytes(p, "an IDX file")
     if data[:2] == b"\x1f\x8b":
-        try:
-            with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
-                data = fh.read(MAX_FILE_BYTES + 1)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"{p}: the gzip data is corrupt ({exc})") from None
-        if len(data) > MAX_FILE_BYTES:
-            raise DataError(f"{p}: unpacks to more than {MAX_FILE_BYTES / 2**30:.0f} GB")
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in IDX_TYPES:
-        raise DataError(f"{p} is not an IDX file (wrong magic number {data[:4].hex()})")
-    ndim = data[3]
-    if not 1 <= ndim <= 4:
-        raise DataError(f"{p}: IDX file with {ndim} dimensions is not supported")
-    head = 4 + 4 * ndim
-    if len(data) < head:
-        raise DataError(f"{p}: IDX header is truncated")
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    dtype = IDX_TYPES[data[2]]
+        data = _gunzip_idx(data, p)
+    dtype, dims, head = _idx_header(data, p)
     want = math.prod(dims) * dtype.itemsize
     have = len(data) - head
     if have != want:
@@ -118,8 +156,9 @@ def _mnist_part(images: Path, labels: Path, name: str) -> Dataset:
     if len(x) == 0:
         raise DataError(f"{images} holds no images")
     scale = 255.0 if x.dtype == np.uint8 else 1.0
-    xf = x.astype(np.float32) / np.float32(scale)
-    return Dataset({"x": xf, "y": as_label_array(y)}, name, task="classification",
+    with np.errstate(over="ignore"):
+        xf = x.astype(np.float32) / np.float32(scale)
+    return Dataset({"x": xf, "y": class_labels(y, str(labels))}, name, task="classification",
                    meta={"kind": "image" if xf.ndim == 4 else "vector", "source": str(images)})
 
 
@@ -150,23 +189,9 @@ def load_npz(path: str | os.PathLike) -> Dataset:
     test part), ``class_names`` (strings) and further per-sample targets. No pickles."""
     p = Path(path)
     data = _read_bytes(p, "an .npz file")
-    arrays: dict[str, np.ndarray] = {}
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as f:
-            for key in f.files:
-                try:
-                    arrays[key] = f[key]
-                except ValueError as exc:
-                    if "pickle" in str(exc).lower() or "object" in str(exc).lower():
-                        raise DataError(f"{p}: array '{key}' holds Python objects; NetBuilder "
-                                        "reads only numeric arrays (no pickles)") from None
-                    raise DataError(f"{p}: array '{key}' cannot be read ({exc})") from None
-    except DataError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error, RuntimeError,
-            NotImplementedError, KeyError) as exc:
-        raise DataError(f"{p} is not a readable .npz file ({exc})") from None
-    if not isinstance(arrays, dict) or "x" not in arrays:
+    arrays = read_npz(data, str(p), min(MAX_FILE_BYTES, available_memory_bytes() // 2),
+                      DataError)
+    if "x" not in arrays:
         keys = ", ".join(sorted(arrays)) or "none"
         raise DataError(f"{p}: no array named 'x' (the inputs); it holds: {keys}")
     class_names = None
@@ -174,11 +199,13 @@ def load_npz(path: str | os.PathLike) -> Dataset:
         cn = arrays.pop("class_names")
         if cn.dtype.kind not in "US" or cn.ndim != 1:
             raise DataError(f"{p}: 'class_names' must be a list of strings")
-        class_names = [str(s.decode() if isinstance(s, bytes) else s) for s in cn.tolist()]
+        class_names = [str(s.decode("utf-8", "replace") if isinstance(s, bytes) else s)
+                       for s in cn.tolist()]
     main = {k: v for k, v in arrays.items() if not k.endswith("_test")}
     test = {k[:-5]: v for k, v in arrays.items() if k.endswith("_test")}
 
-    def clean(part: dict[str, np.ndarray], suffix: str) -> dict[str, np.ndarray]:
+    def clean(part: dict[str, np.ndarray], suffix: str, classes: bool | None = None
+              ) -> dict[str, np.ndarray]:
         out = {}
         for k, v in part.items():
             if v.dtype.kind not in "biuf":
@@ -186,7 +213,16 @@ def load_npz(path: str | os.PathLike) -> Dataset:
             if v.ndim == 0:
                 raise DataError(f"{p}: array '{k}{suffix}' is a single number, not one value "
                                 "per sample")
-            out[k] = v.astype(np.float32) if k == "x" else as_label_array(v, k + suffix)
+            if k == "x":
+                with np.errstate(over="ignore"):  # out of float32 range: inf, refused later
+                    out[k] = v.astype(np.float32)
+            elif k == "y" and (classes or (classes is None and v.dtype.kind in "biu")):
+                out[k] = class_labels(v, f"{p}: 'y{suffix}'")
+            elif k == "y" and classes is False:
+                with np.errstate(over="ignore"):
+                    out[k] = v.astype(np.float32)
+            else:
+                out[k] = as_label_array(v, k + suffix)
         if out["x"].shape[0] == 0:
             raise DataError(f"{p}: 'x{suffix}' holds no samples")
         return out
@@ -195,7 +231,8 @@ def load_npz(path: str | os.PathLike) -> Dataset:
     if test:
         if "x" not in test:
             raise DataError(f"{p}: has {', '.join(k + '_test' for k in test)} but no 'x_test'")
-        ds.test = Dataset(clean(test, "_test"), f"{p.stem} test", class_names, task=ds.task)
+        ds.test = Dataset(clean(test, "_test", ds.task == "classification"), f"{p.stem} test",
+                          class_names, task=ds.task)
         if ds.test.sample_shape != ds.sample_shape:
             raise DataError(f"{p}: 'x_test' samples are {ds.test.sample_shape}, 'x' samples "
                             f"{ds.sample_shape}")
@@ -265,8 +302,10 @@ def load_csv(path: str | os.PathLike, label_column: str | int | None = None,
         lab = label_column % ncols
     else:
         if not header or str(label_column) not in header:
-            cols = ", ".join(header) if header else "the file has no header row"
-            raise DataError(f"{p}: no column named {label_column!r} ({cols})")
+            cols = (", ".join(short_repr(h, 30) for h in header[:20])
+                    + (", …" if len(header) > 20 else "")) if header else \
+                "the file has no header row"
+            raise DataError(f"{p}: no column named {short_repr(label_column)} ({cols})")
         lab = header.index(str(label_column))
     feats = [j for j in range(ncols) if j != lab]
     if not feats:
@@ -274,12 +313,13 @@ def load_csv(path: str | os.PathLike, label_column: str | int | None = None,
     table = np.empty((len(rows), len(feats)), np.float32)
     for i, r in enumerate(rows):
         try:
-            table[i] = [float(r[j]) for j in feats]
+            with np.errstate(over="ignore"):
+                table[i] = [float(r[j]) for j in feats]
         except ValueError:
             j = next(j for j in feats if not _is_number(r[j]))
-            col = f"'{header[j]}'" if header else str(j + 1)
-            raise DataError(f"{p}, line {i + first_data}, column {col}: {r[j]!r} is not a "
-                            "number") from None
+            col = f"'{header[j][:40]}'" if header else str(j + 1)
+            raise DataError(f"{p}, line {i + first_data}, column {col}: {short_repr(r[j])} is "
+                            "not a number") from None
     if not np.isfinite(table).all():
         i = int(np.flatnonzero(~np.isfinite(table).all(axis=1))[0])
         raise DataError(f"{p}, line {i + first_data}: holds NaN or Inf")
@@ -289,17 +329,22 @@ def load_csv(path: str | os.PathLike, label_column: str | int | None = None,
         raw = [r[lab].strip() for r in rows]
         if all(_is_number(v) for v in raw):
             vals = np.array([float(v) for v in raw])
-            whole = np.all(vals == np.round(vals))
-            if task == "regression" or (task is None and not whole):
+            with np.errstate(over="ignore"):
+                finite = np.isfinite(vals.astype(np.float32))
+            if not finite.all():
+                i = int(np.flatnonzero(~finite)[0])
+                raise DataError(f"{p}, line {i + first_data}: label {short_repr(raw[i])} is "
+                                "not a finite number (or too large)")
+            classes = bool(np.all(vals == np.round(vals))) and vals.min() >= 0 \
+                and vals.max() < MAX_CLASSES
+            if task == "regression" or (task is None and not classes):
                 arrays["y"] = vals.astype(np.float32)[:, None]
             else:
-                if not whole:
-                    raise DataError(f"{p}: class labels must be whole numbers")
-                arrays["y"] = vals.astype(np.int64)
+                arrays["y"] = class_labels(vals, f"{p}: the label column")
         else:
             if task == "regression":
                 bad = next(v for v in raw if not _is_number(v))
-                raise DataError(f"{p}: label {bad!r} is not a number (regression)")
+                raise DataError(f"{p}: label {short_repr(bad)} is not a number (regression)")
             class_names = sorted(set(raw))
             index = {c: k for k, c in enumerate(class_names)}
             arrays["y"] = np.array([index[v] for v in raw], np.int64)
@@ -384,7 +429,7 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     for part in filter(None, (s.strip() for s in rest.split(","))):
         key, eq, value = part.partition("=")
         if not eq or not key.strip():
-            raise DataError(f"dataset {spec!r}: settings go as name:key=value,key=value")
+            raise DataError(f"dataset {short_repr(spec)}: settings go as name:key=value,key=value")
         params[key.strip()] = _parse_value(value)
     return name.strip(), params
 
@@ -400,6 +445,9 @@ def _load_path(p: Path, params: dict[str, Any]) -> Dataset:
     if name.endswith(".npz"):
         return load_npz(p, **params)
     if name.endswith((".csv", ".tsv", ".txt")):
+        from .sequences import is_sequence_csv, load_sequence_csv
+        if "sequence_column" in params or "time_column" in params or is_sequence_csv(p):
+            return load_sequence_csv(p, **params)
         return load_csv(p, **params)
     if "idx" in name or name.endswith((".ubyte", ".ubyte.gz")):
         return load_mnist(p, **params)
@@ -426,12 +474,12 @@ def load_dataset(spec: str | os.PathLike | Mapping[str, Any],
         if name in BUILTINS:
             return BUILTINS[name].make(**{**inline, **params})
     elif not isinstance(spec, os.PathLike):
-        raise DataError(f"a dataset must be named by a string or a path, got {spec!r}")
+        raise DataError(f"a dataset must be named by a string or a path, got {short_repr(spec)}")
     p = Path(spec)
     if not p.is_absolute() and base_dir is not None and (Path(base_dir) / p).exists():
         p = Path(base_dir) / p
     if not p.exists() and isinstance(spec, str) and "/" not in spec and "." not in spec:
-        raise DataError(f"unknown dataset {spec!r}: the built-in datasets are "
+        raise DataError(f"unknown dataset {short_repr(spec)}: the built-in datasets are "
                         f"{', '.join(BUILTINS)}; or give the path of a .npz, .csv or IDX file "
                         "or of a folder of images")
     try:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, short_repr
 from ..registry import fmt_shape
 from .dataset import Dataset, check_arrays_finite
 
@@ -91,7 +91,7 @@ class Normalizer:
 
     def __post_init__(self) -> None:
         if self.mode not in NORMALIZE:
-            raise DataError(f"unknown normalisation {self.mode!r}; choose one of "
+            raise DataError(f"unknown normalisation {short_repr(self.mode)}; choose one of "
                             f"{', '.join(NORMALIZE)}")
 
     @staticmethod
@@ -130,10 +130,12 @@ class Normalizer:
         if not isinstance(d, dict):
             raise DataError("normalisation settings must be an object")
         mode = d.get("mode", "none")
+        if not isinstance(mode, str):
+            raise DataError(f"normalisation mode must be a name, got {short_repr(mode)}")
         keys = {"scale": ("min", "max"), "standardize": ("mean", "std")}.get(mode, ())
         try:
             stats = {k: np.asarray(d[k], np.float32) for k in keys}
-        except (KeyError, ValueError, TypeError):
+        except (KeyError, ValueError, TypeError, OverflowError, RecursionError):
             raise DataError(f"normalisation '{mode}' is missing its statistics") from None
         return cls(mode, stats)
 
