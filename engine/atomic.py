@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -24,12 +25,26 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    _remove_stale_temps(path)
     with contextlib.suppress(OSError):
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+STALE_AFTER_S = 600.0
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Delete temp files of earlier saves of ``path`` that a killed process left behind
+    (older than ``STALE_AFTER_S``, so a save under way elsewhere is never touched)."""
+    now = time.time()
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if now - tmp.stat().st_mtime > STALE_AFTER_S:
+                tmp.unlink()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

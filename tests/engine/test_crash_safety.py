@@ -48,3 +48,18 @@ def test_killed_saves_leave_a_whole_file(tmp_path):
         assert g.training["note"] == g.name * 400000
         names_seen.add(g.name)
     assert names_seen, "the writer never finished a save"
+
+
+def test_a_later_save_removes_temp_files_a_killed_save_left(tmp_path):
+    path = tmp_path / "model.json"
+    stale = tmp_path / ".model.json.abc123.tmp"
+    fresh = tmp_path / ".model.json.def456.tmp"
+    stale.write_text("half a file")
+    fresh.write_text("a save under way elsewhere")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    engine.save_graph(engine.Graph.from_dict(
+        {"format": "netbuilder.graph", "version": 1, "nodes": [], "edges": []},
+        validate=False), path)
+    assert not stale.exists()
+    assert fresh.exists()
