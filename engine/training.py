@@ -201,7 +201,9 @@ class Trainer:
     call from any thread; everything else belongs to the training thread.
 
     Callbacks run on the training thread right after each step, so a BatchEvent's callback
-    may read that batch's ``net.acts`` and ``net.grads`` (copy what it keeps)."""
+    may read that batch's ``net.acts`` and ``net.grads`` (copy what it keeps).
+    ``idle_callbacks`` (no arguments) run on the training thread about every 50 ms while
+    ``run()`` is paused, e.g. to look at the network on request."""
 
     def __init__(self, net: Network, data: Dataset | Splits,
                  settings: TrainSettings | dict[str, Any] | None = None,
@@ -219,6 +221,7 @@ class Trainer:
         if callable(callbacks):
             callbacks = [callbacks]
         self.callbacks: list[Callback] = list(callbacks or [])
+        self.idle_callbacks: list[Callable[[], None]] = []  # called while paused in run()
         self.opt = optimizer or s.make_optimizer()
         self._guard = _FiniteGuard(self.opt)
         self.base_lr = self.opt.lr
@@ -310,6 +313,8 @@ class Trainer:
                     continue
                 self._wake.wait(0.05)
                 self._wake.clear()
+                for cb in self.idle_callbacks:
+                    cb()
                 continue
             self.status = "running"
             self._train_batch()

@@ -31,7 +31,7 @@ from engine.errors import NetBuilderError
 from . import clipboard, dialogs, settings
 from .analysis import Analysis
 from .canvas import CanvasScene, CanvasView
-from .document import Command, Document
+from .document import Command, Composite, Document, MoveNodes, SetTraining
 from .icons import tool_icon
 from .inspector import Inspector
 from .palette import Palette
@@ -48,6 +48,7 @@ class MainWindow(QMainWindow):
 
     selection_changed = Signal(list)  # ids of the selected nodes
     document_replaced = Signal()  # after New, Open or a restore
+    file_opened = Signal(str)  # path of a model file or trained bundle just opened
 
     def __init__(self, document: Document | None = None, recovery: RecoveryStore | None = None,
                  examples_dir: str | Path | None = None, autosave_ms: int = 60_000) -> None:
@@ -64,6 +65,7 @@ class MainWindow(QMainWindow):
         self.choose_save_path = self._choose_save_path
         self._autosaved = -1
         self._paste_count = 0
+        self.edit_lock: str | None = None  # why the model cannot change now (a training run)
 
         self.scene = CanvasScene(self.document, self.push, self)
         self.view = CanvasView(self.scene)
@@ -98,6 +100,9 @@ class MainWindow(QMainWindow):
         self.autosave_timer.setInterval(autosave_ms)
         self.autosave_timer.timeout.connect(self.autosave)
         self.autosave_timer.start()
+
+        from .training.controller import RunController
+        self.training = RunController(self)
 
         self.resize(1440, 900)
         self._restore_window()
@@ -135,6 +140,10 @@ class MainWindow(QMainWindow):
         self.act_redo = self.undo_stack.createRedoAction(self, "&Redo")
         self.act_redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         self.act_redo.setIcon(tool_icon("redo"))
+        self.act_undo.triggered.disconnect()
+        self.act_undo.triggered.connect(self.undo)
+        self.act_redo.triggered.disconnect()
+        self.act_redo.triggered.connect(self.redo)
         self.addAction(self.act_undo)
         self.addAction(self.act_redo)
         self.act_copy = self._action("&Copy", self.copy, std.Copy)
@@ -276,8 +285,35 @@ class MainWindow(QMainWindow):
 
     # ----- editing -------------------------------------------------------------------------
     def push(self, cmd: Command) -> None:
-        """Apply an edit and put it on the undo stack (raises NetBuilderError if refused)."""
+        """Apply an edit and put it on the undo stack (raises NetBuilderError if refused,
+        e.g. a change of the model while a training run uses it)."""
+        if self.edit_lock and changes_model(cmd):
+            raise NetBuilderError(self.edit_lock)
         self.bridge.push(cmd)
+
+    def set_edit_lock(self, reason: str | None) -> None:
+        """Refuse edits of the model (layers, wires, params) with ``reason``; None lifts it.
+        Moving nodes and the training settings stay editable."""
+        self.edit_lock = reason
+        self.history.setEnabled(reason is None)
+
+    def _stack_command(self, offset: int) -> Command | None:
+        cmd = self.undo_stack.command(self.undo_stack.index() + offset)
+        return getattr(cmd, "cmd", None)
+
+    def undo(self) -> None:
+        cmd = self._stack_command(-1)
+        if self.edit_lock and cmd is not None and changes_model(cmd):
+            self.show_status(self.edit_lock, True)
+            return
+        self.undo_stack.undo()
+
+    def redo(self) -> None:
+        cmd = self._stack_command(0)
+        if self.edit_lock and cmd is not None and changes_model(cmd):
+            self.show_status(self.edit_lock, True)
+            return
+        self.undo_stack.redo()
 
     def show_status(self, text: str, error: bool = False) -> None:
         self.status_message.setText(text)
@@ -446,6 +482,7 @@ class MainWindow(QMainWindow):
             self.load_graph(graph, None)
             self.show_status(f"Opened the model of {Path(path).name}: Save As to keep changes")
         settings.add_recent_file(path)
+        self.file_opened.emit(str(path))
         return True
 
     def open_example(self, path: str | Path) -> bool:
@@ -595,7 +632,15 @@ class MainWindow(QMainWindow):
         if not self.maybe_save():
             ev.ignore()
             return
+        self.training.shutdown()
         self.save_window_state()
         self.autosave_timer.stop()
         self.recovery.clear()
         ev.accept()
+
+
+def changes_model(cmd: Command) -> bool:
+    """True when ``cmd`` changes what a network is built from (not positions or training)."""
+    if isinstance(cmd, Composite):
+        return any(changes_model(c) for c in cmd.parts)
+    return not isinstance(cmd, MoveNodes | SetTraining)

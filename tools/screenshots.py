@@ -5,6 +5,12 @@
 main_window.png: the LeNet-5 example with a convolution selected (inspector, receptive
 field). error_badge.png: the same model with the Flatten removed, so the first Dense gets an
 error badge, the inspector explains it and the status bar counts it.
+
+The monitor, at --monitor-size (1600×1000): monitor.png, digits_cnn mid-training (curves,
+feature maps of the first ReLU, filters of the first convolution, confusion matrix, live
+badges on the graph); monitor_gradients.png, the same run with the weight and gradient
+histograms, per-layer gradient norms and the confident mistakes; monitor_regions.png, an MLP
+learning the spirals (decision regions); data_panel.png, the Data panel on LeNet-5's shapes.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -28,10 +35,118 @@ def _settle(app: QApplication, n: int = 6) -> None:
         app.processEvents()
 
 
+def _wait(app: QApplication, cond, timeout: float = 600.0) -> bool:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            return False
+        app.processEvents()
+        time.sleep(0.01)
+    return True
+
+
+def _calm(app: QApplication, seconds: float = 0.8) -> None:
+    """Let the monitor's frame timer draw everything pending."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+SPIRAL_MLP = {
+    "format": "netbuilder.graph", "version": 1, "name": "Spiral MLP",
+    "nodes": [{"id": "in", "type": "Input", "params": {"shape": [2]}},
+              {"id": "h1", "type": "Dense", "params": {"units": 32}},
+              {"id": "t1", "type": "Tanh", "params": {}},
+              {"id": "h2", "type": "Dense", "params": {"units": 32}},
+              {"id": "t2", "type": "Tanh", "params": {}},
+              {"id": "logits", "type": "Dense", "params": {"units": 2}},
+              {"id": "out", "type": "Output", "params": {"loss": "cross_entropy"}}],
+    "edges": [{"src": a, "dst": b} for a, b in (("in", "h1"), ("h1", "t1"), ("t1", "h2"),
+                                                ("h2", "t2"), ("t2", "logits"),
+                                                ("logits", "out"))],
+    "training": {"dataset": "spirals", "epochs": 400, "batch_size": 32, "seed": 1,
+                 "optimizer": {"type": "adam", "lr": 0.01}},
+}
+
+
+def monitor_shots(app: QApplication, out: Path, size: tuple[int, int], tmp: str) -> list[Path]:
+    """The training monitor mid-run (see the module docstring)."""
+    import engine
+    from netbuilder.mainwindow import EXAMPLES_DIR, MainWindow
+    from netbuilder.recovery import RecoveryStore
+
+    shots = []
+    w = MainWindow(recovery=RecoveryStore(tmp))
+    w.resize(*size)
+    w.show()
+    _settle(app)
+    tc = w.training
+    # the data panel on LeNet-5's generated shapes
+    w.open_example(EXAMPLES_DIR / "lenet5.json")
+    tc.data.wait_loaded(60)
+    tc.docks.data.raise_()
+    _calm(app, 0.5)
+    p = out / "data_panel.png"
+    w.grab().save(str(p))
+    shots.append(p)
+    # digits_cnn mid-training
+    w.open_example(EXAMPLES_DIR / "digits_cnn.json")
+    tc.data.wait_loaded(60)
+    w.scene.select_nodes(["relu1"])
+    _settle(app)
+    if not tc.start():
+        raise SystemExit(f"cannot start digits_cnn: {tc.panel.message.text()}")
+    if not _wait(app, lambda: tc.active is not None and len(tc.active.epochs) >= 4):
+        raise SystemExit("digits_cnn did not train 4 epochs")
+    tc.pause()
+    _wait(app, lambda: tc.worker.trainer.status == "paused", 30)
+    tc.filters.select_conv("conv1")
+    _calm(app, 1.5)
+    w.view.centerOn(w.scene.nodes["relu1"])
+    _calm(app)
+    p = out / "monitor.png"
+    w.grab().save(str(p))
+    shots.append(p)
+    tc.grads.select_node("conv2")
+    for key in ("grads", "gallery"):
+        tc.docks.plots[key].raise_()
+    _calm(app, 1.5)
+    p = out / "monitor_gradients.png"
+    w.grab().save(str(p))
+    shots.append(p)
+    tc.stop()
+    _wait(app, lambda: tc.state == "idle", 60)
+    # an MLP on the spirals: decision regions
+    w.load_graph(engine.Graph.from_dict(SPIRAL_MLP), None)
+    tc.data.wait_loaded(60)
+    w.scene.select_nodes(["t2"])
+    if not tc.start():
+        raise SystemExit(f"cannot start the spiral MLP: {tc.panel.message.text()}")
+    _wait(app, lambda: tc.active is not None and len(tc.active.epochs) >= 120)
+    tc.pause()
+    tc.docks.plots["fit"].raise_()
+    tc.docks.plots["grads"].raise_()
+    _calm(app, 1.5)
+    w.view.fit_all()
+    _calm(app, 0.5)
+    p = out / "monitor_regions.png"
+    w.grab().save(str(p))
+    shots.append(p)
+    tc.stop()
+    _wait(app, lambda: tc.state == "idle", 60)
+    w.document.reset(engine.Graph("closing"))
+    w.close()
+    return shots
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     ap.add_argument("--size", default="1600x1200", help="window size, WxH")
+    ap.add_argument("--monitor-size", default="1600x1000", help="window size of the monitor "
+                    "shots, WxH")
+    ap.add_argument("--only", choices=("builder", "monitor"), help="one group of shots")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -47,6 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     from netbuilder.recovery import RecoveryStore
 
     apply_style(app)
+    if args.only != "builder":
+        msize = tuple(int(v) for v in args.monitor_size.lower().split("x"))
+        shots = monitor_shots(app, out, msize, tmp)
+        print("wrote " + ", ".join(str(s) for s in shots))
+        if args.only == "monitor":
+            return 0
     w = MainWindow(recovery=RecoveryStore(tmp))
     w.resize(width, height)
     w.show()

@@ -3,6 +3,9 @@ transient label that says why a connection was refused."""
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import shiboken6
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPainterPath, QPainterPathStroker, QPen
@@ -35,6 +38,24 @@ def detour_path(a: QPointF, b: QPointF, x: float) -> QPainterPath:
 
 
 MIN_DETOUR_SPAN = 60.0
+FLOW_LO, FLOW_HI = -7.0, 3.0  # log10 of the gradient norms at the two ends of the tint scale
+FLOW_STOPS = ((0.0, (150, 170, 200)), (0.3, (47, 111, 219)), (0.65, (30, 158, 90)),
+              (0.85, (217, 128, 26)), (1.0, (217, 48, 37)))
+
+
+def flow_color(norm: float) -> QColor:
+    """Tint of a wire carrying a gradient of L2 norm ``norm`` (log scale): grey-blue when
+    vanishing (1e-7), blue (1e-4), green (about 0.3), orange (about 30), red when exploding
+    (1e3 and more)."""
+    if not math.isfinite(norm):
+        return QColor(theme.ERROR)
+    t = (math.log10(max(norm, 1e-30)) - FLOW_LO) / (FLOW_HI - FLOW_LO)
+    t = min(1.0, max(0.0, t))
+    for (t0, c0), (t1, c1) in itertools.pairwise(FLOW_STOPS):
+        if t <= t1:
+            f = (t - t0) / (t1 - t0)
+            return QColor(*(round(a + (b - a) * f) for a, b in zip(c0, c1)))
+    return QColor(*FLOW_STOPS[-1][1])
 
 
 class EdgeItem(QGraphicsItem):
@@ -46,6 +67,7 @@ class EdgeItem(QGraphicsItem):
         self.src = src
         self.dst = dst
         self.label = "?"
+        self.flow: tuple[float, bool] | None = None  # live gradient norm, approximate?
         self._path = QPainterPath()
         self._label_rect = QRectF()
         self._shape_path = QPainterPath()
@@ -65,6 +87,25 @@ class EdgeItem(QGraphicsItem):
         if text != self.label:
             self.label = text
             self.update_path()
+
+    def set_flow(self, norm: float | None, approx: bool = False) -> None:
+        """Tint the wire by the gradient norm flowing back through it (None: plain)."""
+        flow = None if norm is None else (float(norm), bool(approx))
+        if flow == self.flow:
+            return
+        self.flow = flow
+        self._update_tooltip()
+        self.update()
+
+    def _update_tooltip(self) -> None:
+        tip = (f"{self.edge.src} → {self.edge.dst}"
+               + (f" (input {self.edge.port})" if self.edge.port else "")
+               + f"\ntensor per sample: {self.label}")
+        if self.flow is not None:
+            norm, approx = self.flow
+            tip += (f"\ngradient flowing back: ‖∂L/∂x‖ = {norm:.3g}"
+                    + (" (at the fused block's output)" if approx else ""))
+        self.setToolTip(tip)
 
     def _obstacles(self, a: QPointF, b: QPointF) -> QRectF | None:
         """Bounding box of the node cards a straight wire from ``a`` to ``b`` would cross."""
@@ -101,9 +142,7 @@ class EdgeItem(QGraphicsItem):
         stroker.setWidth(10)
         self._shape_path = stroker.createStroke(self._path)
         self._shape_path.addRect(self._label_rect)
-        self.setToolTip(f"{self.edge.src} → {self.edge.dst}"
-                        + (f" (input {self.edge.port})" if self.edge.port else "")
-                        + f"\ntensor per sample: {self.label}")
+        self._update_tooltip()
         self.update()
 
     def boundingRect(self) -> QRectF:
@@ -117,7 +156,11 @@ class EdgeItem(QGraphicsItem):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         sel = self.isSelected()
         color = QColor(theme.WIRE_SELECTED if sel else theme.WIRE)
-        painter.setPen(QPen(color, 2.4 if sel else 1.6))
+        width = 2.4 if sel else 1.6
+        if self.flow is not None and not sel:
+            color = flow_color(self.flow[0])
+            width = 3.2
+        painter.setPen(QPen(color, width))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawPath(self._path)
         # arrow head into the input port

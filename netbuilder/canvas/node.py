@@ -98,6 +98,7 @@ class NodeItem(QGraphicsItem):
         self.layer_cls = cls
         self.info = NodeInfo(node_id, type_name, cls.category)
         self.rf: ReceptiveField | None = None
+        self.badge: tuple[str, str, str] | None = None  # live monitor: text, level, tooltip
         self.edges: list[EdgeItem] = []
         self.in_ports: list[PortItem] = []
         self.out_port: PortItem | None = None
@@ -161,7 +162,8 @@ class NodeItem(QGraphicsItem):
         if info.error is not None:
             tip = f"<span style='color:{theme.ERROR}'><b>Problem:</b> {_html(info.error.message)}" \
                   f"</span><br><br>" + tip
-        self.setToolTip(tip)
+        self._tip = tip
+        self._update_tooltip()
         self.update()
         for e in self.edges:
             e.update_path()
@@ -206,11 +208,35 @@ class NodeItem(QGraphicsItem):
             self.rf = rf
             self.update()
 
+    def set_badge(self, text: str | None, level: str = "ok", tip: str = "") -> None:
+        """The live training badge beside the card (None removes it). ``level``: ok, warn,
+        bad (e.g. many dead units) or nan (the first node where NaN/Inf appeared)."""
+        badge = None if text is None else (text, level, tip)
+        if badge == self.badge:
+            return
+        self.prepareGeometryChange()
+        self.badge = badge
+        self._update_tooltip()
+        self.update()
+
+    def _update_tooltip(self) -> None:
+        tip = getattr(self, "_tip", "")
+        if self.badge is not None and self.badge[2]:
+            tip += "<br><br><b>Training:</b> " + _html(self.badge[2])
+        self.setToolTip(tip)
+
+    def _badge_rect(self) -> QRectF:
+        assert self.badge is not None
+        tw = QFontMetrics(theme.font(7.6, mono=True)).horizontalAdvance(self.badge[0])
+        return QRectF(self.width + 8, 1, tw + 14, 18)
+
     # ----- geometry and painting ---------------------------------------------------------
     def boundingRect(self) -> QRectF:
         r = QRectF(0, 0, self.width, self.height).adjusted(-6, -16, 12, 6)
         if self.rf is not None:
             r = r.united(self._rf_rect().adjusted(-2, -2, 2, 2))
+        if self.badge is not None:
+            r = r.united(self._badge_rect().adjusted(-2, -2, 2, 2))
         return r
 
     def shape(self) -> QPainterPath:
@@ -265,6 +291,10 @@ class NodeItem(QGraphicsItem):
         painter.setPen(pen)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRoundedRect(rect, 6, 6)
+        if self.badge is not None and self.badge[1] == "nan":
+            painter.setPen(QPen(QColor(theme.ERROR), 3.0, Qt.PenStyle.DashLine))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(rect.adjusted(-3, -3, 3, 3), 8, 8)
         if option.levelOfDetailFromTransform(painter.worldTransform()) < LOD_TEXT:
             if err:
                 self._paint_badge(painter, QPointF(w - 2, 0))
@@ -313,6 +343,19 @@ class NodeItem(QGraphicsItem):
             self._paint_badge(painter, QPointF(w - 2, 0))
         if self.rf is not None:
             self._paint_rf(painter)
+        if self.badge is not None:
+            self._paint_monitor_badge(painter)
+
+    def _paint_monitor_badge(self, painter: QPainter) -> None:
+        assert self.badge is not None
+        text, level, _tip = self.badge
+        fg, bg = theme.BADGE_COLORS.get(level, theme.BADGE_COLORS["ok"])
+        r = self._badge_rect()
+        painter.setPen(QPen(QColor(fg), 1.0))
+        painter.setBrush(QColor(bg))
+        painter.drawRoundedRect(r, 9, 9)
+        painter.setFont(theme.font(7.6, mono=True))
+        painter.drawText(r, Qt.AlignmentFlag.AlignCenter, text)
 
     def _paint_port_names(self, painter: QPainter) -> None:
         """Names of the inputs of layers with several distinct inputs (e.g. image, theta)."""

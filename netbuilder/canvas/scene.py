@@ -190,6 +190,27 @@ class CanvasScene(QGraphicsScene):
         self.analysed.emit(an)
         return an
 
+    # ----- live training monitor ----------------------------------------------------------
+    def set_monitor(self, badges: dict[str, tuple[str, str, str]] | None = None,
+                    flows: dict[tuple[str, str, int], tuple[float, bool]] | None = None) -> None:
+        """Show training badges (node id -> text, level, tooltip) and wire tints ((src, dst,
+        port) -> gradient norm, approximate?). Nodes and wires left out keep theirs."""
+        for nid, (text, level, tip) in (badges or {}).items():
+            item = self.nodes.get(nid)
+            if item is not None:
+                item.set_badge(text, level, tip)
+        for (src, dst, port), (norm, approx) in (flows or {}).items():
+            item = self.edges.get(Edge(src, dst, port))
+            if item is not None:
+                item.set_flow(norm, approx)
+
+    def clear_monitor(self) -> None:
+        """Remove every training badge and wire tint."""
+        for item in self.nodes.values():
+            item.set_badge(None)
+        for e in self.edges.values():
+            e.set_flow(None)
+
     def _grow_rect(self) -> None:
         r = self.itemsBoundingRect()
         self.setSceneRect(r.adjusted(-3000, -3000, 3000, 3000))

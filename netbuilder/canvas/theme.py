@@ -34,6 +34,12 @@ WIRE_SELECTED = "#2F80ED"
 WIRE_OK = "#1E9E5A"
 LABEL_BG = "#FFFFFF"
 RF = "#7047C2"
+BADGE_COLORS = {  # live training badges: (text and outline, fill)
+    "ok": ("#1E6B45", "#E8F5EE"),
+    "warn": ("#8A5A00", "#FFF4DC"),
+    "bad": ("#B3261E", "#FDECEA"),
+    "nan": ("#FFFFFF", "#D93025"),
+}
 
 GRID = 20.0
 NODE_WIDTH = 184.0

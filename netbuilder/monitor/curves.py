@@ -1,0 +1,257 @@
+"""Training curves: loss per batch (raw and smoothed) with the per-epoch training and
+validation loss, accuracy per epoch, and the learning rate; other runs of the same model can
+be drawn behind the current one to compare."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox, QWidget
+
+from ..training.runs import RunRecord
+from .common import (
+    BLUE,
+    GREEN,
+    ORANGE,
+    PURPLE,
+    TEXT,
+    MonitorPanel,
+    RangeKeeper,
+    nice_ceil,
+    run_color,
+)
+
+SMOOTH = 0.9  # weight of the exponential moving average (debiased, as TensorBoard's)
+
+
+def smooth(values: np.ndarray, weight: float = SMOOTH, state: tuple[float, int] = (0.0, 0)
+           ) -> tuple[np.ndarray, tuple[float, int]]:
+    """Debiased EMA of ``values`` continuing from ``state`` (sum, count); NaNs are skipped."""
+    s, t = state
+    out = np.empty(len(values))
+    for i, v in enumerate(values):
+        if math.isfinite(v):
+            s = weight * s + (1 - weight) * v
+            t += 1
+        out[i] = s / (1 - weight ** t) if t else math.nan
+    return out, (s, t)
+
+
+class _Smoothed:
+    """The smoothed loss of one run, extended as batches arrive."""
+
+    def __init__(self) -> None:
+        self.values = np.empty(0)
+        self.state = (0.0, 0)
+
+    def update(self, losses: np.ndarray) -> np.ndarray:
+        n = len(self.values)
+        if len(losses) < n:
+            self.values, self.state, n = np.empty(0), (0.0, 0), 0
+        if len(losses) > n:
+            more, self.state = smooth(losses[n:], state=self.state)
+            self.values = np.concatenate([self.values, more])
+        return self.values
+
+
+class CurvesView(MonitorPanel):
+    """Loss / accuracy / learning-rate plots of the current run and overlaid runs."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Training curves", parent)
+        self.run: RunRecord | None = None
+        self.overlays: list[RunRecord] = []
+        self._smooth: dict[int, _Smoothed] = {}
+        self.log_box = QCheckBox("log loss")
+        self.log_box.setToolTip("Logarithmic loss axis")
+        self.log_box.toggled.connect(self._set_log)
+        self.add_control(self.log_box)
+        self.glw = pg.GraphicsLayoutWidget()
+        self.glw.setMinimumSize(240, 200)
+        self.body.addWidget(self.glw, 1)
+        self.loss_plot = self.glw.addPlot(row=0, col=0, colspan=2)
+        self.acc_plot = self.glw.addPlot(row=1, col=0)
+        self.lr_plot = self.glw.addPlot(row=1, col=1)
+        self.glw.ci.layout.setRowStretchFactor(0, 3)
+        self.glw.ci.layout.setRowStretchFactor(1, 2)
+        for p, title, bottom in ((self.loss_plot, "Loss", "step"),
+                                 (self.acc_plot, "Accuracy", "epoch"),
+                                 (self.lr_plot, "Learning rate", "step")):
+            p.setTitle(title, color=TEXT, size="9pt")
+            p.setLabel("bottom", bottom)
+            p.showGrid(x=True, y=True, alpha=0.15)
+            p.setMenuEnabled(False)
+            p.getAxis("left").setWidth(44)
+        self.loss_legend = self.loss_plot.addLegend(offset=(-4, 4), labelTextSize="7pt",
+                                                    labelTextColor=TEXT, colCount=2,
+                                                    verSpacing=-6)
+        self.acc_legend = self.acc_plot.addLegend(offset=(-4, -4), labelTextSize="7pt",
+                                                  labelTextColor=TEXT, verSpacing=-6)
+        self.acc_plot.getViewBox().setLimits(yMin=-0.05, yMax=1.05)
+        raw_pen = pg.mkPen(color=(47, 111, 219, 90), width=1)
+        self.raw_curve = self.loss_plot.plot(pen=raw_pen, name="batch")
+        self.smooth_curve = self.loss_plot.plot(pen=pg.mkPen(BLUE, width=2), name="smoothed")
+        self.train_curve = self.loss_plot.plot(pen=pg.mkPen(GREEN, width=1.5), symbol="o",
+                                               symbolSize=5, symbolBrush=GREEN,
+                                               symbolPen=None, name="train (epoch)")
+        self.val_curve = self.loss_plot.plot(pen=pg.mkPen(ORANGE, width=2), symbol="s",
+                                             symbolSize=6, symbolBrush=ORANGE, symbolPen=None,
+                                             name="validation")
+        for c in (self.raw_curve, self.smooth_curve):
+            c.setClipToView(True)
+            c.setDownsampling(auto=True, method="peak")
+        self.acc_train = self.acc_plot.plot(pen=pg.mkPen(GREEN, width=1.5), symbol="o",
+                                            symbolSize=5, symbolBrush=GREEN, symbolPen=None,
+                                            name="train")
+        self.acc_val = self.acc_plot.plot(pen=pg.mkPen(ORANGE, width=2), symbol="s",
+                                          symbolSize=6, symbolBrush=ORANGE, symbolPen=None,
+                                          name="validation")
+        self.lr_curve = self.lr_plot.plot(pen=pg.mkPen(PURPLE, width=1.5))
+        self.lr_curve.setClipToView(True)
+        self.lr_curve.setDownsampling(auto=True, method="peak")
+        self._overlay_items: list[tuple[pg.PlotItem, pg.PlotDataItem]] = []
+        self.ranges = {k: RangeKeeper(p) for k, p in (("loss", self.loss_plot),
+                                                       ("acc", self.acc_plot),
+                                                       ("lr", self.lr_plot))}
+        self.show_placeholder("Press Start in the Training panel: the loss appears here batch "
+                              "by batch.", self.glw)
+
+    # ----- data ----------------------------------------------------------------------------
+    def set_run(self, run: RunRecord | None) -> None:
+        if run is not self.run:
+            for k in self.ranges.values():
+                k.reset()
+        self.run = run
+        self.refresh()
+
+    def _keep_ranges(self, run: RunRecord, sm: np.ndarray) -> None:
+        """Ranges that grow in steps of 1, 2, 2.5, 5 × 10^k: the axes redraw rarely."""
+        runs = [run, *self.overlays]
+        last = max([int(r.steps.values[-1]) for r in runs if len(r.steps)] + [1])
+        x1 = nice_ceil(1.02 * last)
+        if self.log_box.isChecked():
+            self.loss_plot.enableAutoRange()
+        else:
+            tops = [float(np.nanmax(sm)) if np.isfinite(sm).any() else 0.0]
+            tops += [e.val_loss for r in runs for e in r.epochs
+                     if e.val_loss is not None and math.isfinite(e.val_loss)]
+            self.ranges["loss"].set(0, x1, 0, nice_ceil(1.1 * max(tops)))
+        epochs = max(len(r.epochs) for r in runs)
+        self.ranges["acc"].set(0.5, nice_ceil(max(epochs, 1)) + 0.5, 0, 1.02)
+        lrs = run.lrs.values
+        top = float(np.nanmax(lrs)) if len(lrs) and np.isfinite(lrs).any() else 1.0
+        self.ranges["lr"].set(0, x1, 0, nice_ceil(1.05 * top))
+
+    def set_overlays(self, runs: list[RunRecord]) -> None:
+        self.overlays = [r for r in runs if r is not self.run]
+        self._draw_overlays()
+        if self.run is not None:
+            self.refresh()
+
+    def _smoothed(self, run: RunRecord) -> np.ndarray:
+        sm = self._smooth.setdefault(run.number, _Smoothed())
+        return sm.update(run.losses.values)
+
+    def refresh(self) -> None:
+        run = self.run
+        if run is None or (len(run.steps) == 0 and not run.epochs):
+            for c in (self.raw_curve, self.smooth_curve, self.train_curve, self.val_curve,
+                      self.acc_train, self.acc_val, self.lr_curve):
+                c.setData([], [])
+            self.show_placeholder("Press Start in the Training panel: the loss appears here "
+                                  "batch by batch.", self.glw)
+            self.info.setText("")
+            return
+        self.show_placeholder(None, self.glw)
+        x = run.steps.values
+        y = run.losses.values
+        fin = np.isfinite(y)
+        if self.log_box.isChecked():
+            fin &= y > 0
+        self.raw_curve.setData(x[fin], y[fin])
+        sm = self._smoothed(run)
+        ok = np.isfinite(sm) & ((sm > 0) if self.log_box.isChecked() else True)
+        self.smooth_curve.setData(x[ok], sm[ok])
+        self.lr_curve.setData(x, run.lrs.values)
+        ep = run.epochs
+        es = np.array([e.step for e in ep], float)
+        tl = np.array([_nan(e.train_loss) for e in ep])
+        vl = np.array([_nan(e.val_loss) for e in ep])
+        self.train_curve.setData(es[np.isfinite(tl)], tl[np.isfinite(tl)])
+        self.val_curve.setData(es[np.isfinite(vl)], vl[np.isfinite(vl)])
+        en = np.array([e.epoch for e in ep], float)
+        ta = np.array([_nan(e.train_accuracy) for e in ep])
+        va = np.array([_nan(e.val_accuracy) for e in ep])
+        self.acc_train.setData(en[np.isfinite(ta)], ta[np.isfinite(ta)])
+        self.acc_val.setData(en[np.isfinite(va)], va[np.isfinite(va)])
+        self._keep_ranges(run, sm[ok])
+        parts = [f"<b style='color:{TEXT}'>{run.name}</b>", run.describe_settings()]
+        if len(y):
+            parts.append(f"loss {y[-1]:.4g}" if math.isfinite(y[-1]) else "loss NaN")
+        if ep and ep[-1].val_accuracy is not None:
+            parts.append(f"val acc {100 * ep[-1].val_accuracy:.1f} %")
+        self.info.setText(" · ".join(parts))
+
+    def _draw_overlays(self) -> None:
+        for plot, it in self._overlay_items:
+            plot.removeItem(it)
+        self._overlay_items = []
+        for r in self.overlays:
+            color = pg.mkColor(run_color(r.number))
+            pen = pg.mkPen(color, width=1.5, style=Qt.PenStyle.DashLine)
+            if len(r.steps):
+                sm = self._smoothed(r)
+                it = pg.PlotDataItem(r.steps.values, sm, pen=pen)
+                it.setZValue(-5)
+                self.loss_plot.addItem(it)
+                self._overlay_items.append((self.loss_plot, it))
+                lr = pg.PlotDataItem(r.steps.values, r.lrs.values, pen=pen)
+                lr.setZValue(-5)
+                self.lr_plot.addItem(lr)
+                self._overlay_items.append((self.lr_plot, lr))
+            va = [(e.epoch, e.val_accuracy if e.val_accuracy is not None else e.train_accuracy)
+                  for e in r.epochs]
+            va = [(a, b) for a, b in va if b is not None]
+            if va:
+                it = pg.PlotDataItem([a for a, _ in va], [b for _, b in va], pen=pen,
+                                     symbol="t", symbolSize=5, symbolBrush=color, symbolPen=None)
+                it.setZValue(-5)
+                self.acc_plot.addItem(it)
+                self._overlay_items.append((self.acc_plot, it))
+        names = ", ".join(f"<span style='color:{run_color(r.number)}'>{r.name}</span>"
+                          for r in self.overlays)
+        self.setToolTip(f"Dashed: {names}" if names else "")
+        if self.overlays:
+            self.show_placeholder(None, self.glw)
+
+    def _set_log(self, on: bool) -> None:
+        self.loss_plot.setLogMode(y=on)
+        self.ranges["loss"].reset()
+        self.refresh()
+
+    # ----- export --------------------------------------------------------------------------
+    def png_widget(self) -> QWidget:
+        return self.glw
+
+    def csv_table(self) -> tuple[list[str], list[list[object]]]:
+        run = self.run
+        header = ["run", "step", "batch_loss", "smoothed_loss", "batch_accuracy", "lr",
+                  "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
+        rows: list[list[object]] = []
+        for r in ([run] if run is not None else []) + self.overlays:
+            sm = self._smoothed(r)
+            by_step = {e.step: e for e in r.epochs}
+            for i, s in enumerate(r.steps.values):
+                e = by_step.get(int(s))
+                rows.append([r.number, int(s), float(r.losses.values[i]), float(sm[i]),
+                             float(r.accuracies.values[i]), float(r.lrs.values[i]),
+                             *([e.epoch, e.train_loss, e.train_accuracy, e.val_loss,
+                                e.val_accuracy] if e else [None] * 5)])
+        return header, rows
+
+
+def _nan(v: float | None) -> float:
+    return math.nan if v is None else float(v)

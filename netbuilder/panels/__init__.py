@@ -1,0 +1,1 @@
+"""Side panels of the training workflow: Data, Training and Runs."""

@@ -1,0 +1,382 @@
+"""The Training panel: optimizer and its settings, learning rate and schedule, batch size,
+epochs, seed, clipping, weight decay (read from and saved into the model's ``training``
+section); Start, Pause / Resume, Stop and Step; progress with epoch, batch, samples/s and
+ETA. While a run is active only the learning rate can change (effective at the next batch).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.optim import OPTIMIZERS
+
+from ..document import Change
+from .section import SciSpinBox, SectionWriter
+
+OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSProp",
+                   "adagrad": "AdaGrad"}
+DEFAULT_LR = {"sgd": 0.01, "adam": 0.001, "adamw": 0.001, "rmsprop": 0.001, "adagrad": 0.01}
+EXTRA = {"momentum": ("sgd",), "nesterov": ("sgd",), "beta1": ("adam", "adamw"),
+         "beta2": ("adam", "adamw"), "alpha": ("rmsprop",)}
+EXTRA_DEFAULT = {"momentum": 0.0, "nesterov": False, "beta1": 0.9, "beta2": 0.999, "alpha": 0.99}
+
+
+def fmt_time(s: float) -> str:
+    s = max(0, round(s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def _spin(lo: int, hi: int, special: str = "", tip: str = "") -> QSpinBox:
+    w = QSpinBox()
+    w.setRange(lo, hi)
+    w.setKeyboardTracking(False)
+    if special:
+        w.setSpecialValueText(special)
+    w.setToolTip(tip)
+    return w
+
+
+def _dspin(lo: float, hi: float, step: float, decimals: int, tip: str = "",
+           special: str = "") -> QDoubleSpinBox:
+    w = QDoubleSpinBox()
+    w.setRange(lo, hi)
+    w.setSingleStep(step)
+    w.setDecimals(decimals)
+    w.setKeyboardTracking(False)
+    w.setToolTip(tip)
+    if special:
+        w.setSpecialValueText(special)
+    return w
+
+
+class TrainingPanel(QWidget):
+    """Settings and controls of training; the controller connects the request signals."""
+
+    start_requested = Signal()
+    pause_requested = Signal()
+    resume_requested = Signal()
+    stop_requested = Signal()
+    step_requested = Signal()
+    live_lr_changed = Signal(float)
+
+    def __init__(self, writer: SectionWriter, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.writer = writer
+        self.state = "idle"  # idle, starting, running, paused, stopping
+        self._loading = False
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        body = QWidget()
+        body.setObjectName("inspectorBody")
+        scroll.setWidget(body)
+        outer.addWidget(scroll)
+        lay = QVBoxLayout(body)
+        lay.setContentsMargins(10, 8, 10, 8)
+        lay.setSpacing(6)
+
+        buttons = QHBoxLayout()
+        buttons.setSpacing(4)
+        self.start_button = QPushButton("▶ Start")
+        self.start_button.setToolTip("Train the model on the chosen data (F5)")
+        self.pause_button = QPushButton("❚❚ Pause")
+        self.pause_button.setToolTip("Pause after the current batch; Resume carries on")
+        self.stop_button = QPushButton("■ Stop")
+        self.stop_button.setToolTip("End the run after the current batch, keeping its weights")
+        self.step_button = QPushButton("Step")
+        self.step_button.setToolTip("Train exactly one batch (starts a paused run if none)")
+        for b in (self.start_button, self.pause_button, self.stop_button, self.step_button):
+            b.setMinimumHeight(28)
+            buttons.addWidget(b)
+        self.start_button.setObjectName("startButton")
+        self.start_button.setStyleSheet(
+            "QPushButton#startButton:enabled { background: #1E9E5A; color: white; "
+            "font-weight: bold; border: 1px solid #17804A; border-radius: 4px; padding: 3px 8px;}"
+            "QPushButton#startButton:disabled { color: #9AA1AC; }")
+        self.start_button.clicked.connect(self.start_requested)
+        self.pause_button.clicked.connect(self._pause_clicked)
+        self.stop_button.clicked.connect(self.stop_requested)
+        self.step_button.clicked.connect(self.step_requested)
+        lay.addLayout(buttons)
+
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("%p %")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        lay.addWidget(self.progress)
+        self.status = QLabel("Ready")
+        self.status.setObjectName("trainingStatus")
+        self.status.setWordWrap(True)
+        self.status.setStyleSheet("color: #3C4350;")
+        lay.addWidget(self.status)
+        self.message = QLabel()
+        self.message.setObjectName("trainingMessage")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message.hide()
+        lay.addWidget(self.message)
+
+        form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        form.setHorizontalSpacing(10)
+        form.setVerticalSpacing(5)
+        self.form = form
+        self.optimizer = QComboBox()
+        for key in OPTIMIZERS:
+            self.optimizer.addItem(OPTIMIZER_NAMES.get(key, key), key)
+        self.optimizer.setToolTip("How the weights follow their gradients")
+        self.lr = SciSpinBox(1e-7, 10.0)
+        self.lr.setToolTip("Learning rate. While training, a change takes effect at the next "
+                           "batch (and is not written into the model file)")
+        self.momentum = _dspin(0.0, 0.999, 0.05, 3, "Momentum: share of the last update "
+                               "carried into the next (0 = plain SGD)")
+        self.nesterov = QCheckBox("Nesterov momentum")
+        self.beta1 = _dspin(0.0, 0.9999, 0.01, 4, "Adam β1: decay of the mean gradient")
+        self.beta2 = _dspin(0.0, 0.99999, 0.001, 5, "Adam β2: decay of the squared gradient")
+        self.alpha = _dspin(0.0, 0.9999, 0.01, 4, "RMSProp α: decay of the squared gradient")
+        self.schedule = QComboBox()
+        for key, text in (("none", "constant"), ("step", "step decay"), ("cosine", "cosine")):
+            self.schedule.addItem(text, key)
+        self.schedule.setToolTip("How the learning rate changes during the run")
+        self.step_size = _spin(1, 100000, tip="Multiply the learning rate by γ every this "
+                               "many epochs")
+        self.step_size.setSuffix(" epochs")
+        self.gamma = _dspin(0.0, 1.0, 0.05, 3, "Factor applied at each step")
+        self.min_lr = SciSpinBox(1e-9, 10.0, zero_text="0")
+        self.min_lr.setToolTip("Learning rate reached at the end of the run")
+        self.batch = _spin(0, 1_000_000, "all (full batch)", "Samples per update; 0 = the "
+                           "whole training part at once")
+        self.epochs = _spin(1, 1_000_000, tip="Passes over the training part")
+        self.seed = _spin(0, 2**31 - 1, tip="Seed of initial weights, shuffling, splits and "
+                          "augmentation: the same seed repeats a run exactly")
+        self.clip = SciSpinBox(1e-6, 1e6, zero_text="off")
+        self.clip.setToolTip("Rescale the gradients when their global L2 norm exceeds this "
+                             "(0 = off)")
+        self.decay = SciSpinBox(1e-8, 10.0, zero_text="off")
+        self.decay.setToolTip("L2 weight decay (decoupled for AdamW); 0 = off")
+        self.early = _spin(0, 100000, "off", "Stop after this many epochs without a better "
+                           "validation loss")
+        self.restore_best = QCheckBox("end with the best validation weights")
+        rows = [("Optimizer", self.optimizer), ("Learning rate", self.lr),
+                ("Momentum", self.momentum), ("", self.nesterov), ("β1", self.beta1),
+                ("β2", self.beta2), ("α", self.alpha), ("Schedule", self.schedule),
+                ("Step every", self.step_size), ("γ", self.gamma), ("Final lr", self.min_lr),
+                ("Batch size", self.batch), ("Epochs", self.epochs), ("Seed", self.seed),
+                ("Gradient clip", self.clip), ("Weight decay", self.decay),
+                ("Early stopping", self.early), ("", self.restore_best)]
+        for label, w in rows:
+            form.addRow(label, w)
+        lay.addLayout(form)
+        self.data_note = QLabel()
+        self.data_note.setWordWrap(True)
+        self.data_note.setObjectName("dataNote")
+        lay.addWidget(self.data_note)
+        lay.addStretch(1)
+
+        self.settings_widgets: list[QWidget] = [w for _, w in rows]
+        self.optimizer.activated.connect(lambda _i: self._optimizer_changed())
+        self.schedule.activated.connect(lambda _i: self._commit("schedule"))
+        self.lr.valueChanged.connect(self._lr_changed)
+        for w, key in ((self.momentum, "momentum"), (self.beta1, "beta1"), (self.beta2, "beta2"),
+                       (self.alpha, "alpha")):
+            w.valueChanged.connect(lambda _v, k=key: self._commit(k))
+        self.nesterov.toggled.connect(lambda _v: self._commit("nesterov"))
+        for w, key in ((self.step_size, "schedule"), (self.gamma, "schedule"),
+                       (self.min_lr, "schedule"), (self.batch, "batch size"),
+                       (self.epochs, "epochs"), (self.seed, "seed"), (self.clip, "clip_norm"),
+                       (self.decay, "weight_decay"), (self.early, "early_stopping")):
+            w.valueChanged.connect(lambda _v, k=key: self._commit(k))
+        self.restore_best.toggled.connect(lambda _v: self._commit("restore_best"))
+        writer.doc.subscribe(self._on_doc_change)
+        self.load()
+        self.set_state("idle")
+
+    # ----- the model's training section ----------------------------------------------------
+    def _on_doc_change(self, ch: Change) -> None:
+        if ch.training or ch.reset:
+            self.load()
+
+    def load(self) -> None:
+        """Show the document's training section."""
+        t = self.writer.section
+        opt = t.get("optimizer", {"type": "sgd", "lr": 0.01})
+        if isinstance(opt, str):
+            opt = {"type": opt}
+        kind = str(opt.get("type", "sgd")).lower()
+        sched = t.get("schedule", "none")
+        if isinstance(sched, str):
+            sched = {"type": sched}
+        self._loading = True
+        try:
+            i = self.optimizer.findData(kind)
+            self.optimizer.setCurrentIndex(max(0, i))
+            self.lr.setValue(float(opt.get("lr", DEFAULT_LR.get(kind, 0.01))))
+            for key in EXTRA:
+                w = getattr(self, key)
+                v = opt.get(key, EXTRA_DEFAULT[key])
+                if isinstance(w, QCheckBox):
+                    w.setChecked(bool(v))
+                else:
+                    w.setValue(float(v))
+            self.schedule.setCurrentIndex(max(0, self.schedule.findData(sched.get("type",
+                                                                                   "none"))))
+            self.step_size.setValue(int(sched.get("step_size", 10)))
+            self.gamma.setValue(float(sched.get("gamma", 0.1)))
+            self.min_lr.setValue(float(sched.get("min_lr", 0.0)))
+            bs = t.get("batch_size", 32)
+            self.batch.setValue(0 if isinstance(bs, str) else int(bs))
+            self.epochs.setValue(int(t.get("epochs", 10)))
+            self.seed.setValue(int(t.get("seed", 0)))
+            self.clip.setValue(float(t.get("clip_norm", 0.0)))
+            self.decay.setValue(float(t.get("weight_decay", 0.0)))
+            self.early.setValue(int(t.get("early_stopping", 0)))
+            self.restore_best.setChecked(bool(t.get("restore_best", True)))
+        except (TypeError, ValueError):
+            pass  # a hand-edited file with odd values: Start reports them precisely
+        finally:
+            self._loading = False
+        self._show_rows()
+
+    def _show_rows(self) -> None:
+        kind = self.optimizer.currentData()
+        for key, kinds in EXTRA.items():
+            self.form.setRowVisible(getattr(self, key), kind in kinds)
+        sched = self.schedule.currentData()
+        self.form.setRowVisible(self.step_size, sched == "step")
+        self.form.setRowVisible(self.gamma, sched == "step")
+        self.form.setRowVisible(self.min_lr, sched == "cosine")
+
+    def optimizer_section(self) -> dict[str, Any]:
+        kind = str(self.optimizer.currentData())
+        old = self.writer.section.get("optimizer", {})
+        old = {"type": old} if isinstance(old, str) else dict(old or {})
+        opt: dict[str, Any] = {"type": kind, "lr": float(self.lr.value())}
+        for key, kinds in EXTRA.items():
+            if kind not in kinds:
+                continue
+            w = getattr(self, key)
+            v: Any = w.isChecked() if isinstance(w, QCheckBox) else float(w.value())
+            if v != EXTRA_DEFAULT[key] or key in old:
+                opt[key] = v
+        for key in ("eps",):
+            if key in old and old.get("type") == kind:
+                opt[key] = old[key]
+        return opt
+
+    def schedule_section(self) -> Any:
+        kind = self.schedule.currentData()
+        if kind == "step":
+            return {"type": "step", "step_size": self.step_size.value(),
+                    "gamma": float(self.gamma.value())}
+        if kind == "cosine":
+            return {"type": "cosine", "min_lr": float(self.min_lr.value())} \
+                if self.min_lr.value() else {"type": "cosine"}
+        return "none"
+
+    def _optimizer_changed(self) -> None:
+        kind = self.optimizer.currentData()
+        self._loading = True
+        self.lr.setValue(DEFAULT_LR.get(kind, 0.01))
+        self._loading = False
+        self._commit("optimizer")
+
+    def _lr_changed(self, value: float) -> None:
+        if self._loading:
+            return
+        if self.state in ("running", "paused", "starting"):
+            self.live_lr_changed.emit(float(value))
+            return
+        self._commit("learning rate")
+
+    def _commit(self, what: str) -> None:
+        if self._loading or self.state != "idle":
+            return
+        self._show_rows()
+        self.writer.update(f"Set training {what}", optimizer=self.optimizer_section(),
+                           schedule=self.schedule_section(), batch_size=self.batch.value(),
+                           epochs=self.epochs.value(), seed=self.seed.value(),
+                           clip_norm=float(self.clip.value()),
+                           weight_decay=float(self.decay.value()),
+                           early_stopping=self.early.value(),
+                           restore_best=self.restore_best.isChecked())
+
+    # ----- run state -----------------------------------------------------------------------
+    def _pause_clicked(self) -> None:
+        if self.state == "paused":
+            self.resume_requested.emit()
+        else:
+            self.pause_requested.emit()
+
+    def set_state(self, state: str) -> None:
+        """idle, starting, running, paused or stopping: enables the right buttons."""
+        self.state = state
+        active = state != "idle"
+        self.start_button.setEnabled(not active)
+        self.pause_button.setEnabled(state in ("running", "paused", "starting"))
+        self.pause_button.setText("▶ Resume" if state == "paused" else "❚❚ Pause")
+        self.stop_button.setEnabled(state in ("running", "paused", "starting"))
+        self.step_button.setEnabled(state in ("idle", "paused"))
+        for w in self.settings_widgets:
+            w.setEnabled(not active or w is self.lr)
+        if not active:
+            self.load()
+
+    def show_phase(self, text: str) -> None:
+        """A phase without progress yet (preparing data, compiling kernels): busy bar."""
+        self.progress.setRange(0, 0)
+        self.status.setText(text)
+
+    def show_progress(self, ev: Any, total_steps: int) -> None:
+        """From a BatchEvent."""
+        if self.progress.maximum() != total_steps:
+            self.progress.setRange(0, max(1, total_steps))
+        self.progress.setValue(ev.step)
+        sps = f"{ev.samples_per_s:,.0f} samples/s" if ev.samples_per_s else ""
+        parts = [f"epoch {ev.epoch}/{ev.epochs}", f"batch {ev.batch}/{ev.batches}", sps,
+                 f"ETA {fmt_time(ev.eta)}", f"lr {ev.lr:.3g}"]
+        if self.state == "paused":
+            parts.insert(0, "paused")
+        self.status.setText(" · ".join(p for p in parts if p))
+
+    def show_message(self, text: str, error: bool = False) -> None:
+        if not text:
+            self.message.hide()
+            return
+        self.message.setText(text)
+        self.message.setStyleSheet(
+            "color: #B3261E; background: #FDECEA; border: 1px solid #F4C7C3; border-radius: "
+            "5px; padding: 6px;" if error else
+            "color: #1E6B45; background: #E8F5EE; border: 1px solid #BFE3CF; border-radius: "
+            "5px; padding: 6px;")
+        self.message.show()
+
+    def finish_progress(self, text: str) -> None:
+        if self.progress.maximum() == 0:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+        self.status.setText(text)
+
+    def set_data_note(self, text: str, error: bool) -> None:
+        self.data_note.setText(text)
+        self.data_note.setStyleSheet("color: #B3261E;" if error else "color: #5E6673;")

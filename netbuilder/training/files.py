@@ -1,0 +1,98 @@
+"""Saving runs: trained-model bundles, CSV exports, a run's settings back into the model,
+and the history of a bundle opened from File ▸ Open."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtWidgets import QFileDialog
+
+from engine.bundle import EXTENSION, is_bundle_path
+from engine.errors import NetBuilderError
+
+from ..document import SetTraining
+from .runs import RunRecord, run_from_bundle
+
+if TYPE_CHECKING:
+    from .controller import RunController
+
+
+class RunFiles:
+    """The file half of RunController (a mixin)."""
+
+    def _choose_bundle_path(self: RunController, run: RunRecord) -> str | None:
+        start = self.doc.path.parent if self.doc.path else Path.home()
+        name = f"{(run.model_name or 'model').replace(' ', '_')}_run{run.number}{EXTENSION}"
+        path, _ = QFileDialog.getSaveFileName(self.w, "Save trained model", str(start / name),
+                                              f"Trained models (*{EXTENSION})")
+        return path or None
+
+    def _choose_csv_path(self: RunController, run: RunRecord) -> str | None:
+        start = self.doc.path.parent if self.doc.path else Path.home()
+        path, _ = QFileDialog.getSaveFileName(self.w, "Export curves",
+                                              str(start / f"run{run.number}.csv"),
+                                              "CSV files (*.csv)")
+        return path or None
+
+    def save_bundle(self: RunController, run: RunRecord | None = None, path: str | Path | None = None
+                    ) -> Path | None:
+        """Save ``run`` (default: the one shown) as a trained-model bundle."""
+        run = run or self.runs_panel.current() or self.shown
+        if run is None or run.weights is None:
+            self.w.show_status("No finished run with trained weights to save", True)
+            return None
+        if path is None:
+            path = self.choose_bundle_path(run)
+            if not path:
+                return None
+        p = Path(path)
+        if p.suffix.lower() != EXTENSION:
+            p = p.with_name(p.name + EXTENSION)
+        try:
+            out = run.save_bundle(p)
+        except NetBuilderError as exc:
+            self.w.show_error("Cannot save the trained model", exc.message)
+            return None
+        self.w.show_status(f"Saved {run.name} as {out}")
+        return out
+
+    def export_csv(self: RunController, run: RunRecord, path: str | Path | None = None) -> Path | None:
+        if path is None:
+            path = self.choose_csv_path(run)
+            if not path:
+                return None
+        try:
+            out = run.write_csv(path)
+        except OSError as exc:
+            self.w.show_error("Cannot export", f"{path}: {exc.strerror or exc}")
+            return None
+        self.w.show_status(f"Exported the curves of {run.name} to {out}")
+        return out
+
+    def reuse_settings(self: RunController, run: RunRecord) -> None:
+        old = self.doc.graph.training
+        new = dict(run.settings)
+        if old != new:
+            try:
+                self.w.push(SetTraining(old, new, f"Use the settings of {run.name}"))
+            except NetBuilderError as exc:
+                self.w.show_status(exc.message, True)
+
+    def _on_file_opened(self: RunController, path: str) -> None:
+        if not is_bundle_path(path):
+            return
+        try:
+            run = run_from_bundle(path, self.store.next_number())
+        except NetBuilderError as exc:
+            self.w.show_status(f"The curves of {Path(path).name} could not be read: "
+                               f"{exc.message}", True)
+            return
+        self.ensure_views()
+        self.store.add(run)
+        self.show_run(run)
+        self._redraw()
+        if len(run.steps) or run.epochs:
+            self.docks.show_monitor(("curves", "grads", "filters", "runs"))
+        self.w.show_status(f"Opened {Path(path).name}: the model is on the canvas, its "
+                           f"training history in the monitor ({run.name})")

@@ -1,0 +1,393 @@
+"""What the monitor looks at, measured on the training thread (Qt-free, numpy only).
+
+Everything here runs between two training steps and returns copies, so the GUI thread never
+touches the network: activation statistics per node (the canvas badges), the gradient norm
+along every wire, per-layer gradient norms, a feature map of one sample, Conv2D filters,
+weight and gradient histograms, decision regions of 2-D point data, the fitted curve of 1-D
+regression, and the per-epoch confusion matrix with the most confidently wrong samples.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.network import Network
+
+STATS_SAMPLES = 32  # activation statistics use at most this many samples of the batch
+SATURATION = 0.98
+REGION_RES = 96
+CURVE_POINTS = 200
+GALLERY_SIZE = 16
+HIST_BINS = 40
+CLASS_COLORS = np.array([(47, 111, 219), (217, 128, 26), (30, 158, 90), (191, 63, 120),
+                         (112, 71, 194), (19, 141, 127), (168, 81, 42), (107, 114, 128),
+                         (31, 127, 166), (78, 138, 42)], np.float32)
+
+
+def class_color(k: int) -> tuple[int, int, int]:
+    """RGB of class ``k`` (the same in every view)."""
+    c = CLASS_COLORS[k % len(CLASS_COLORS)]
+    return int(c[0]), int(c[1]), int(c[2])
+
+
+@dataclass(frozen=True)
+class MonitorRequest:
+    """What the GUI wants to see; the worker reads the latest one before each probe."""
+
+    node: str | None = None  # feature maps of this node
+    sample: int = 0  # index into the probe samples (validation part, else training part)
+    conv: str | None = None  # filters of this Conv2D
+    hist_node: str | None = None  # weight and gradient histograms of this node
+    feature_maps: bool = True
+    filters: bool = True
+    histograms: bool = True
+    graph: bool = True  # canvas badges, wire tints, per-layer gradient norms
+    regions: bool = True  # decision regions / fitted curve
+    epoch_report: bool = True  # confusion matrix and wrong-sample gallery
+    stats_interval: float = 0.5  # s between probes of the graph
+    image_interval: float = 0.5  # s between feature maps, filters, regions
+
+
+@dataclass(frozen=True)
+class NodeStats:
+    """Output statistics of one node over (part of) the last training batch.
+    ``dead``: fraction of ReLU units never positive; ``saturated``: fraction of sigmoid/tanh
+    outputs within 2 % of their limits; ``finite``: no NaN or Inf."""
+
+    mean: float
+    std: float
+    dead: float | None = None
+    saturated: float | None = None
+    finite: bool = True
+
+
+@dataclass(frozen=True)
+class FeatureMaps:
+    """Output of ``node`` for probe sample ``sample``: ``maps`` is the per-sample array."""
+
+    node: str
+    sample: int
+    maps: np.ndarray
+    label: str
+    prediction: str
+
+
+@dataclass(frozen=True)
+class Histograms:
+    """Per parameter of ``node``: (counts, bin edges) of weights and of gradients."""
+
+    node: str
+    weights: dict[str, tuple[np.ndarray, np.ndarray]]
+    grads: dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Regions:
+    """Decision regions: an RGB image (H, W, 3) uint8 over ``extent`` (x0, x1, y0, y1)."""
+
+    rgb: np.ndarray
+    extent: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class FittedCurve:
+    xs: np.ndarray
+    ys: np.ndarray
+
+
+@dataclass(frozen=True)
+class WrongSample:
+    index: int
+    x: np.ndarray
+    true: int
+    pred: int
+    confidence: float
+
+
+@dataclass(frozen=True)
+class EpochAnalysis:
+    """Confusion matrix (rows true, columns predicted) over ``part`` and the most confidently
+    wrong samples, most confident first."""
+
+    confusion: np.ndarray
+    wrong: list[WrongSample]
+    part: str
+
+
+# ----- the net's classification head ----------------------------------------------------------
+@dataclass(frozen=True)
+class Head:
+    """How to read class probabilities from the first Output."""
+
+    output: str
+    kind: str  # "softmax", "sigmoid" or "regression"
+    already_prob: bool
+    n_classes: int
+
+    @classmethod
+    def of(cls, net: Network) -> Head | None:
+        if not net.output_ids:
+            return None
+        oid = net.output_ids[0]
+        loss = net.layers[oid].p["loss"]
+        shape = net.shapes[oid]
+        prob = oid in net.loss_logits
+        if loss == "cross_entropy" and len(shape) == 1:
+            return cls(oid, "softmax", prob, int(shape[0]))
+        if loss == "bce" and math.prod(shape) == 1:
+            return cls(oid, "sigmoid", prob, 2)
+        if loss == "mse":
+            return cls(oid, "regression", False, 0)
+        return None
+
+    def probs(self, out: np.ndarray) -> np.ndarray:
+        """(N, K) class probabilities from the Output's array (NaN/Inf give 0)."""
+        out = out.reshape(out.shape[0], -1).astype(np.float64)
+        with np.errstate(all="ignore"):
+            return np.nan_to_num(self._probs(out), nan=0.0, posinf=1.0, neginf=0.0)
+
+    def _probs(self, out: np.ndarray) -> np.ndarray:
+        if self.kind == "softmax":
+            if self.already_prob:
+                return out
+            z = out - out.max(axis=1, keepdims=True)
+            e = np.exp(z)
+            return e / e.sum(axis=1, keepdims=True)
+        p1 = out[:, 0] if self.already_prob else 1.0 / (1.0 + np.exp(-np.clip(out[:, 0], -60,
+                                                                                60)))
+        return np.stack([1.0 - p1, p1], axis=1)
+
+
+def _output_of(net: Network, out: Any, head: Head) -> np.ndarray:
+    return out[head.output] if isinstance(out, dict) else out
+
+
+# ----- statistics -------------------------------------------------------------------------------
+def node_stats(net: Network) -> dict[str, NodeStats]:
+    """Statistics of every node's output in ``net.acts`` (Outputs excluded: they repeat
+    their source)."""
+    out: dict[str, NodeStats] = {}
+    for nid in net.order:
+        layer = net.layers[nid]
+        if layer.type_name == "Output":
+            continue
+        a = net.acts.get(nid)
+        if a is None or a.dtype.kind != "f" or a.size == 0:
+            continue
+        part = a[:STATS_SAMPLES]
+        with np.errstate(all="ignore"):
+            mean = float(np.mean(part, dtype=np.float64))
+            std = float(np.std(part, dtype=np.float64))
+        finite = math.isfinite(mean) and math.isfinite(std)
+        dead = sat = None
+        t = layer.type_name
+        if t == "ReLU":
+            flat = a.reshape(a.shape[0], -1)
+            dead = float(1.0 - np.mean((flat > 0).any(axis=0)))
+        elif t in ("Sigmoid", "HardSigmoid"):
+            sat = float(np.mean((part < 1 - SATURATION) | (part > SATURATION)))
+        elif t in ("Tanh", "HardTanh"):
+            sat = float(np.mean(np.abs(part) > SATURATION))
+        out[nid] = NodeStats(mean, std, dead, sat, finite)
+    return out
+
+
+def layer_grad_norms(net: Network) -> dict[str, float]:
+    """L2 norm of each node's parameter gradients (nodes with parameters only)."""
+    sums: dict[str, float] = {}
+    for name, g in net.grads.items():
+        nid = name.rsplit(".", 1)[0]
+        sums[nid] = sums.get(nid, 0.0) + float(np.vdot(g, g))
+    return {k: math.sqrt(v) if v >= 0 else math.nan for k, v in sums.items()}
+
+
+class GradFlowRecorder:
+    """Records, while ``armed``, the norm of the gradient flowing back along every wire
+    ``(src, dst, port)`` during the network's backward pass. Wires inside a fused block
+    (e.g. Conv2D → ReLU → MaxPool) get the gradient arriving at the block (``approx``).
+
+    It wraps the backward of each step of ``net.steps``; when the network has no such plan,
+    ``available`` is False and nothing is recorded."""
+
+    def __init__(self, net: Network) -> None:
+        self.armed = False
+        self.norms: dict[tuple[str, str, int], float] = {}
+        self.approx: set[tuple[str, str, int]] = set()
+        self.out_norms: dict[str, float] = {}
+        self.available = False
+        steps = getattr(net, "steps", None)
+        if not steps:
+            return
+        g = net.graph
+        self._ports = {nid: [e.port for e in g.in_edges(nid)] for nid in g.nodes}
+        try:
+            for st in steps:
+                orig = st.backward
+                st.backward = self._wrap(st, orig)
+        except AttributeError:
+            return
+        self.available = True
+
+    def _wrap(self, st: Any, orig: Any) -> Any:
+        def backward(dy: np.ndarray, need_dx: bool) -> list[np.ndarray | None]:
+            res = orig(dy, need_dx)
+            if self.armed:
+                self._record(st, dy, res)
+            return res
+        return backward
+
+    def _record(self, st: Any, dy: np.ndarray, res: list[np.ndarray | None]) -> None:
+        ids = tuple(getattr(st, "ids", ()))
+        first = getattr(st, "first", ids[0] if ids else None)
+        last = getattr(st, "last", ids[-1] if ids else None)
+        n_dy = math.sqrt(abs(float(np.vdot(dy, dy)))) if dy is not None else math.nan
+        if last is not None:
+            self.out_norms[last] = n_dy
+        for a, b in itertools.pairwise(ids):
+            self.norms[(a, b, 0)] = n_dy
+            self.approx.add((a, b, 0))
+        ports = self._ports.get(first, [])
+        for i, src in enumerate(getattr(st, "srcs", ())):
+            if i < len(res) and res[i] is not None and i < len(ports):
+                gi = res[i]
+                self.norms[(src, first, ports[i])] = math.sqrt(abs(float(np.vdot(gi, gi))))
+
+    def take(self) -> tuple[dict[tuple[str, str, int], float], set[tuple[str, str, int]]]:
+        """The norms recorded since the last take (and forget them)."""
+        norms, approx = self.norms, self.approx
+        self.norms, self.approx, self.out_norms = {}, set(), {}
+        return norms, approx
+
+
+# ----- images -----------------------------------------------------------------------------------
+def feature_maps(net: Network, x: np.ndarray, node: str, sample: int, label: str,
+                 head: Head | None, class_name: Any) -> FeatureMaps | None:
+    """Forward one sample (inference mode) and copy ``node``'s output."""
+    if node not in net.layers:
+        return None
+    out = net.forward(x[None], train=False)
+    a = net.acts.get(node)
+    if a is None:
+        return None
+    pred = ""
+    if head is not None and head.kind != "regression":
+        p = head.probs(_output_of(net, out, head))[0]
+        k = int(np.argmax(p))
+        pred = f"{class_name(k)} ({100 * p[k]:.0f} %)"
+    elif head is not None:
+        o = _output_of(net, out, head).reshape(-1)
+        pred = ", ".join(f"{v:.3g}" for v in o[:4])
+    return FeatureMaps(node, sample, np.array(a[0], copy=True), label, pred)
+
+
+def conv_filters(net: Network, node: str | None) -> tuple[str, np.ndarray] | None:
+    """Copy of a Conv2D's weights (out, in, kh, kw)."""
+    if node is None:
+        return None
+    w = net.params.get(f"{node}.weight")
+    if w is None or w.ndim != 4:
+        return None
+    return node, w.copy()
+
+
+def histograms(net: Network, node: str | None) -> Histograms | None:
+    if node is None:
+        return None
+    prefix = node + "."
+    ws: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    gs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, p in net.params.items():
+        if not name.startswith(prefix):
+            continue
+        short = name[len(prefix):]
+        for src, dst in ((p, ws), (net.grads[name], gs)):
+            flat = src.reshape(-1)
+            fin = flat[np.isfinite(flat)]
+            if fin.size == 0:
+                continue
+            lo, hi = float(fin.min()), float(fin.max())
+            if hi <= lo:
+                lo, hi = lo - 0.5 * (abs(lo) + 1e-8), hi + 0.5 * (abs(hi) + 1e-8)
+            dst[short] = np.histogram(fin, bins=HIST_BINS, range=(lo, hi))
+    if not ws:
+        return None
+    return Histograms(node, ws, gs)
+
+
+def blend_regions(probs: np.ndarray, res: int) -> np.ndarray:
+    """(res·res, K) probabilities -> (res, res, 3) uint8: class colour, pale where unsure."""
+    k = probs.shape[1]
+    cols = np.stack([CLASS_COLORS[i % len(CLASS_COLORS)] for i in range(k)])
+    top = probs.max(axis=1, keepdims=True)
+    rgb = probs @ cols
+    k_eff = max(k, 2)
+    conf = np.clip((top - 1.0 / k_eff) / (1.0 - 1.0 / k_eff), 0, 1)
+    rgb = 255.0 - (255.0 - rgb) * (0.18 + 0.5 * conf)
+    return np.clip(rgb, 0, 255).astype(np.uint8).reshape(res, res, 3)
+
+
+def point_extent(x: np.ndarray) -> tuple[float, float, float, float]:
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    pad = 0.12 * np.maximum(hi - lo, 1e-3)
+    lo, hi = lo - pad, hi + pad
+    return float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])
+
+
+def decision_regions(net: Network, head: Head, extent: tuple[float, float, float, float],
+                     res: int = REGION_RES) -> Regions:
+    """Class regions of a 2-D input over ``extent`` (row 0 = lowest y)."""
+    x0, x1, y0, y1 = extent
+    gx, gy = np.meshgrid(np.linspace(x0, x1, res), np.linspace(y0, y1, res))
+    grid = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(net.dtype)
+    out = net.forward(grid, train=False)
+    probs = head.probs(_output_of(net, out, head))
+    return Regions(blend_regions(probs, res), extent)
+
+
+def fitted_curve(net: Network, head: Head, lo: float, hi: float,
+                 n: int = CURVE_POINTS) -> FittedCurve:
+    xs = np.linspace(lo, hi, n).astype(net.dtype)[:, None]
+    out = _output_of(net, net.forward(xs, train=False), head)
+    return FittedCurve(xs[:, 0].astype(np.float64), out.reshape(n, -1)[:, 0].astype(np.float64))
+
+
+def epoch_analysis(net: Network, x: np.ndarray, y: np.ndarray, head: Head, part: str,
+                   batch_size: int = 256) -> EpochAnalysis:
+    """Predict ``x`` (inference mode) and compare with labels ``y``."""
+    n = x.shape[0]
+    probs = np.empty((n, head.n_classes), np.float64)
+    for i in range(0, n, batch_size):
+        out = net.forward(x[i:i + batch_size], train=False)
+        probs[i:i + batch_size] = head.probs(_output_of(net, out, head))
+    pred = probs.argmax(axis=1)
+    conf = probs[np.arange(n), pred]
+    yt = np.asarray(y).reshape(n, -1)[:, 0]
+    if yt.dtype.kind == "f":
+        yt = (yt > 0.5).astype(np.int64) if head.kind == "sigmoid" else yt.astype(np.int64)
+    k = head.n_classes
+    ok = (yt >= 0) & (yt < k)
+    cm = np.bincount(yt[ok] * k + pred[ok], minlength=k * k).reshape(k, k)
+    wrong_idx = np.flatnonzero(pred != yt)
+    order = wrong_idx[np.argsort(-conf[wrong_idx], kind="stable")][:GALLERY_SIZE]
+    wrong = [WrongSample(int(i), np.array(x[i], copy=True), int(yt[i]), int(pred[i]),
+                         float(conf[i])) for i in order]
+    return EpochAnalysis(cm, wrong, part)
+
+
+@dataclass
+class ProbeData:
+    """The fixed data the probes use: samples for feature maps, points for regions."""
+
+    x: np.ndarray | None = None
+    y: np.ndarray | None = None
+    part: str = "validation"
+    points: np.ndarray | None = None
+    point_labels: np.ndarray | None = None
+    extent: tuple[float, float, float, float] | None = None
+    kind: str = ""  # "regions", "curve" or ""
+    labels: list[str] = field(default_factory=list)

@@ -1,0 +1,279 @@
+"""Training runs of this session: each keeps its settings, its curves, its final weights and
+how it ended, so runs of one model can be compared, exported and saved as bundles."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+import engine
+from engine.bundle import load_bundle, save_bundle
+
+
+def model_key(graph: engine.Graph) -> str:
+    """Identifies a model's architecture (nodes, params, wires; not positions or training)."""
+    d = graph.to_dict()
+    core = {"nodes": d.get("nodes"), "edges": d.get("edges")}
+    return hashlib.sha1(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Series:
+    """A growing float series kept in a numpy buffer (amortised appends)."""
+
+    def __init__(self, dtype: Any = np.float64) -> None:
+        self._a = np.empty(256, dtype)
+        self.n = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        values = np.asarray(values)
+        need = self.n + len(values)
+        if need > len(self._a):
+            grown = np.empty(max(need, 2 * len(self._a)), self._a.dtype)
+            grown[:self.n] = self._a[:self.n]
+            self._a = grown
+        self._a[self.n:need] = values
+        self.n = need
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._a[:self.n]
+
+    def __len__(self) -> int:
+        return self.n
+
+
+@dataclass
+class EpochRow:
+    epoch: int
+    step: int
+    train_loss: float
+    train_accuracy: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    lr: float
+    time: float
+
+
+@dataclass
+class RunRecord:
+    """One training run (live, finished, or read back from a bundle)."""
+
+    number: int
+    model_name: str
+    model_key: str
+    graph: engine.Graph
+    settings: dict[str, Any]
+    started: float = field(default_factory=time.time)
+    status: str = "starting"
+    message: str = ""
+    error_node: str | None = None
+    dataset: dict[str, Any] = field(default_factory=dict)
+    normalizer: dict[str, Any] | None = None
+    total_steps: int = 0
+    steps: Series = field(default_factory=lambda: Series(np.int64))
+    losses: Series = field(default_factory=Series)
+    lrs: Series = field(default_factory=Series)
+    accuracies: Series = field(default_factory=Series)
+    epochs: list[EpochRow] = field(default_factory=list)
+    grad_norm_steps: list[int] = field(default_factory=list)
+    grad_norms: dict[str, list[float]] = field(default_factory=dict)
+    weights: dict[str, np.ndarray] | None = None
+    history: dict[str, Any] | None = None
+    source: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return f"Run {self.number}"
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("starting", "running", "paused")
+
+    def describe_settings(self) -> str:
+        s = self.settings
+        opt = s.get("optimizer") or {}
+        if isinstance(opt, str):
+            opt = {"type": opt}
+        parts = [str(opt.get("type", "sgd")), f"lr {opt.get('lr', '?')}"]
+        sched = s.get("schedule")
+        if isinstance(sched, dict):
+            parts.append(str(sched.get("type", "")))
+        elif sched and sched != "none":
+            parts.append(str(sched))
+        parts.append(f"batch {s.get('batch_size', 32)}")
+        parts.append(f"{s.get('epochs', 10)} epochs")
+        if s.get("seed"):
+            parts.append(f"seed {s['seed']}")
+        return ", ".join(parts)
+
+    def last_metrics(self) -> dict[str, float | None]:
+        if not self.epochs:
+            return {}
+        e = self.epochs[-1]
+        return {"epoch": e.epoch, "train_loss": e.train_loss, "train_accuracy": e.train_accuracy,
+                "val_loss": e.val_loss, "val_accuracy": e.val_accuracy}
+
+    def add_grad_norms(self, step: int, norms: dict[str, float]) -> None:
+        k = len(self.grad_norm_steps)
+        self.grad_norm_steps.append(step)
+        for nid, v in norms.items():
+            series = self.grad_norms.setdefault(nid, [math.nan] * k)
+            series.append(v)
+        for series in self.grad_norms.values():
+            if len(series) < k + 1:
+                series.append(math.nan)
+
+    def history_json(self) -> dict[str, Any]:
+        """engine.training.History's layout, plus per-batch lr and accuracy."""
+        h: dict[str, Any] = dict(self.history or {})
+        if not h:
+            h = {"epoch": [e.epoch for e in self.epochs],
+                 "train_loss": [e.train_loss for e in self.epochs],
+                 "train_accuracy": [e.train_accuracy for e in self.epochs],
+                 "val_loss": [e.val_loss for e in self.epochs],
+                 "val_accuracy": [e.val_accuracy for e in self.epochs],
+                 "lr": [e.lr for e in self.epochs], "time": [e.time for e in self.epochs],
+                 "heads": {}}
+        h["batch_step"] = [int(v) for v in self.steps.values]
+        h["batch_loss"] = [float(v) for v in self.losses.values]
+        h["batch_lr"] = [float(v) for v in self.lrs.values]
+        h["batch_accuracy"] = [None if math.isnan(v) else float(v) for v in self.accuracies.values]
+        h["epoch_step"] = [e.step for e in self.epochs]
+        return h
+
+    # ----- files ---------------------------------------------------------------------------
+    def save_bundle(self, path: str | Path) -> Path:
+        """Write the model with this run's weights and curves as a ``.nbmodel`` bundle."""
+        if self.weights is None:
+            raise engine.BundleError(f"{self.name} has no trained weights to save")
+        graph = self.graph.copy()
+        graph.training = dict(self.settings)
+        m = self.last_metrics()
+        return save_bundle(path, graph, self.weights, self.history_json(),
+                           preprocess=self.normalizer, dataset=self.dataset,
+                           training=self.settings, metrics={"status": self.status, **m},
+                           run={"status": self.status, "message": self.message,
+                                "steps": len(self.steps)})
+
+    def write_csv(self, path: str | Path, per: str = "batch") -> Path:
+        """The curves as CSV: one row per batch (``per="batch"``) or per epoch."""
+        p = Path(path)
+        with open(p, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            if per == "batch":
+                w.writerow(["step", "loss", "accuracy", "lr"])
+                for s, loss, a, lr in zip(self.steps.values, self.losses.values,
+                                          self.accuracies.values, self.lrs.values):
+                    w.writerow([int(s), f"{loss:.8g}", "" if math.isnan(a) else f"{a:.6g}",
+                                f"{lr:.8g}"])
+            else:
+                w.writerow(["epoch", "step", "train_loss", "train_accuracy", "val_loss",
+                            "val_accuracy", "lr", "time_s"])
+                for e in self.epochs:
+                    w.writerow([e.epoch, e.step, _num(e.train_loss), _num(e.train_accuracy),
+                                _num(e.val_loss), _num(e.val_accuracy), _num(e.lr),
+                                _num(e.time)])
+        return p
+
+
+def _num(v: float | None) -> str:
+    return "" if v is None else f"{v:.8g}"
+
+
+def run_from_bundle(path: str | Path, number: int) -> RunRecord:
+    """A finished run read back from a bundle (its curves, settings and weights)."""
+    b = load_bundle(path)
+    man = b.manifest
+    settings = man.get("training") if isinstance(man.get("training"), dict) else \
+        dict(b.graph.training)
+    run = RunRecord(number, b.graph.name, model_key(b.graph), b.graph, settings or {},
+                    status=str((man.get("run") or {}).get("status", "saved")),
+                    dataset=man.get("dataset") if isinstance(man.get("dataset"), dict) else {},
+                    normalizer=b.preprocess, weights=b.weights, source=Path(path))
+    run.message = f"opened from {Path(path).name}"
+    h = b.history or {}
+    run.history = {k: v for k, v in h.items() if not k.startswith("batch_") and k != "epoch_step"}
+    bs = _floats(h.get("batch_step"))
+    if bs is not None:
+        n = len(bs)
+        run.steps.extend(bs.astype(np.int64))
+        for key, series in (("batch_loss", run.losses), ("batch_lr", run.lrs),
+                            ("batch_accuracy", run.accuracies)):
+            vals = _floats(h.get(key))
+            series.extend(vals[:n] if vals is not None and len(vals) >= n else np.full(n, np.nan))
+    epochs = h.get("epoch") or []
+    steps = h.get("epoch_step") or []
+    for i, ep in enumerate(epochs):
+        def at(key: str, i: int = i) -> Any:
+            vals = h.get(key) or []
+            return vals[i] if i < len(vals) else None
+        step = steps[i] if i < len(steps) else (i + 1) * max(1, len(run.steps) //
+                                                              max(1, len(epochs)))
+        run.epochs.append(EpochRow(int(ep), int(step), at("train_loss"), at("train_accuracy"),
+                                   at("val_loss"), at("val_accuracy"), at("lr") or 0.0,
+                                   at("time") or 0.0))
+    run.total_steps = len(run.steps)
+    return run
+
+
+def _floats(v: Any) -> np.ndarray | None:
+    if not isinstance(v, list):
+        return None
+    return np.array([math.nan if x is None else x for x in v], np.float64)
+
+
+class RunsStore(QObject):
+    """The session's runs, newest last."""
+
+    added = Signal(object)  # RunRecord
+    changed = Signal(object)  # RunRecord (status, metrics)
+    removed = Signal(object)
+    overlay_changed = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.runs: list[RunRecord] = []
+        self.overlay: set[int] = set()  # numbers of runs drawn behind the current one
+        self._next = 1
+
+    def next_number(self) -> int:
+        n = self._next
+        self._next += 1
+        return n
+
+    def add(self, run: RunRecord) -> RunRecord:
+        self.runs.append(run)
+        self.added.emit(run)
+        return run
+
+    def remove(self, run: RunRecord) -> None:
+        if run in self.runs and not run.active:
+            self.runs.remove(run)
+            self.overlay.discard(run.number)
+            self.removed.emit(run)
+
+    def set_overlay(self, number: int, on: bool) -> None:
+        if on:
+            self.overlay.add(number)
+        else:
+            self.overlay.discard(number)
+        self.overlay_changed.emit()
+
+    def by_number(self, number: int) -> RunRecord | None:
+        return next((r for r in self.runs if r.number == number), None)
+
+    def latest(self) -> RunRecord | None:
+        return self.runs[-1] if self.runs else None
+
+    def overlaid(self, key: str | None = None) -> list[RunRecord]:
+        return [r for r in self.runs if r.number in self.overlay
+                and (key is None or r.model_key == key)]
