@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-FILE_FILTER = "NetBuilder models (*.json *.nbmodel);;All files (*)"
+FILE_FILTER = "NetBuilder models (*.json *.nbmodel);;ONNX models (*.onnx);;All files (*)"
 
 SHORTCUTS = [
     ("Delete / Backspace", "delete the selection"), ("Ctrl+Z, Ctrl+Shift+Z", "undo, redo"),

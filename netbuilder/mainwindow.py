@@ -103,6 +103,8 @@ class MainWindow(QMainWindow):
 
         from .training.controller import RunController
         self.training = RunController(self)
+        from .exporting import ExportActions
+        self.exports = ExportActions(self, self.file_menu, self.act_quit)
 
         self.resize(1440, 900)
         self._restore_window()
@@ -180,6 +182,7 @@ class MainWindow(QMainWindow):
         self.examples_menu.aboutToShow.connect(self._fill_examples)
         m.addSeparator()
         m.addActions([self.act_save, self.act_save_as])
+        self.file_menu = m
         m.addSeparator()
         m.addAction(self.act_quit)
         m = mb.addMenu("&Edit")
@@ -472,6 +475,8 @@ class MainWindow(QMainWindow):
             path = self.choose_open_path()
             if not path:
                 return False
+        if Path(path).suffix.lower() == ".onnx":
+            return self.exports.import_onnx(path)
         graph = self.read_model(path)
         if graph is None or not self.maybe_save():
             return False

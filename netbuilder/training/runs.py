@@ -189,6 +189,10 @@ def _num(v: float | None) -> str:
     return "" if v is None else f"{v:.8g}"
 
 
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def run_from_bundle(path: str | Path, number: int) -> RunRecord:
     """A finished run read back from a bundle (its curves, settings and weights)."""
     b = load_bundle(path)
@@ -196,7 +200,7 @@ def run_from_bundle(path: str | Path, number: int) -> RunRecord:
     settings = man.get("training") if isinstance(man.get("training"), dict) else \
         dict(b.graph.training)
     run = RunRecord(number, b.graph.name, model_key(b.graph), b.graph, settings or {},
-                    status=str((man.get("run") or {}).get("status", "saved")),
+                    status=str(_as_dict(man.get("run")).get("status", "saved")),
                     dataset=man.get("dataset") if isinstance(man.get("dataset"), dict) else {},
                     normalizer=b.preprocess, weights=b.weights, source=Path(path))
     run.message = f"opened from {Path(path).name}"
