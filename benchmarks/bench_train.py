@@ -13,12 +13,14 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import clean_environment  # noqa: E402
+from _common import clean_environment
 
 clean_environment()
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
+import itertools  # noqa: E402
+import os  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -41,7 +43,7 @@ def chain(name, input_shape, layers):
     for i, (t, p) in enumerate(layers):
         nodes.append({"id": f"{t.lower()}{i}", "type": t, "params": p})
     nodes.append({"id": "out", "type": "Output", "params": {"loss": "cross_entropy"}})
-    edges = [{"src": a["id"], "dst": b["id"]} for a, b in zip(nodes, nodes[1:])]
+    edges = [{"src": a["id"], "dst": b["id"]} for a, b in itertools.pairwise(nodes)]
     return engine.Graph.from_dict({"format": "netbuilder.graph", "version": 1, "name": name,
                                    "nodes": nodes, "edges": edges})
 
@@ -75,6 +77,9 @@ def digits_cnn():
     g = engine.load_graph(ROOT / "resources" / "examples" / "digits_cnn.json")
     g.name = "digits_cnn (1x8x8)"
     return g
+
+
+NETS = {"lenet5": lenet5, "widecnn": widecnn, "mlp": mlp, "digits_cnn": digits_cnn}
 
 
 def torch_model(torch, graph: engine.Graph, net: engine.Network):
@@ -119,14 +124,14 @@ def dataset(shape, batch, rng):
     return x, y
 
 
-def bench_engine(graph, batch, rng):
+def engine_step(graph, batch, rng):
     net = engine.compile(graph, seed=0)
     x, y = dataset(net.shapes[net.input_ids[0]], batch, rng)
     opt = engine.SGD(lr=0.01, momentum=0.9)
-    return best_rate(lambda: net.train_step(x, y, opt), batch), net
+    return (lambda: net.train_step(x, y, opt)), net
 
 
-def bench_torch(torch, graph, net, batch, rng):
+def torch_step(torch, graph, net, batch, rng):
     model = torch_model(torch, graph, net)
     x, y = dataset(net.shapes[net.input_ids[0]], batch, rng)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -139,30 +144,44 @@ def bench_torch(torch, graph, net, batch, rng):
         loss.backward()
         opt.step()
 
-    return best_rate(step, batch)
+    return step
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="LeNet-5 at batch 64 only")
+    ap.add_argument("--only", nargs="+", choices=sorted(NETS), help="measure these networks")
+    ap.add_argument("--rounds", type=int, default=8,
+                    help="alternate engine and torch windows of --window s this many times; "
+                         "the best window of each counts (other jobs on a shared machine "
+                         "slow some windows down)")
+    ap.add_argument("--window", type=float, default=0.3)
     args = ap.parse_args(argv)
     import numba
-    from threadpoolctl import threadpool_limits
 
-    numba.set_num_threads(args.threads)
+    engine.set_num_threads(args.threads)
     torch = try_torch(args.threads)
     rng = np.random.default_rng(0)
     cases = [(lenet5, 32), (lenet5, 64), (lenet5, 128), (widecnn, 64), (mlp, 64),
              (digits_cnn, 64)]
     if args.quick:
         cases = [(lenet5, 64)]
+    if args.only:
+        cases = [(make, b) for make, b in cases if make in {NETS[n] for n in args.only}]
     roof = matmul_roof(args.threads)
-    print(f"# {datetime.date.today()} · {machine_description()}")
+    print(f"# {datetime.datetime.now():%Y-%m-%d %H:%M} · {machine_description()}")
     print(f"# BLAS: {blas_description()}")
-    print(f"# threads: {args.threads} · numba {numba.__version__} · "
+    print(f"# threads: {args.threads} · numba {numba.__version__} "
+          f"({numba.threading_layer() if hasattr(numba, 'threading_layer') else '?'}) · "
           f"torch {torch.__version__ if torch else 'not installed'}")
     print(f"# large-matmul roof (2048³ sgemm, numpy): {roof:.0f} GFLOP/s")
+    print(f"# {load()} at start")
     print()
     head = f"| {'network':<20} | {'batch':>5} | {'engine /s':>10} | {'torch /s':>10} | " \
            f"{'ratio':>6} | {'GFLOP/s':>8} | {'% roof':>6} |"
@@ -170,16 +189,23 @@ def main(argv=None) -> int:
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
     for make, batch in cases:
         graph = make()
-        t0 = time.perf_counter()
-        with threadpool_limits(args.threads, user_api="blas"):
-            rate, net = bench_engine(graph, batch, rng)
-        del t0
+        estep, net = engine_step(graph, batch, rng)
+        tstep = torch_step(torch, graph, net, batch, rng) if torch else None
+        rate = trate = 0.0
+        for _ in range(args.rounds):
+            time.sleep(0.1)  # let the other library's spinning threads go to sleep
+            rate = max(rate, best_rate(estep, batch, min_time=args.window, repeats=1))
+            if tstep is not None:
+                time.sleep(0.1)
+                trate = max(trate, best_rate(tstep, batch, min_time=args.window, repeats=1))
         flops = 2 * 3 * net.macs()  # forward + two backward products per multiply-add
         gflops = rate * flops / 1e9
-        trate = bench_torch(torch, graph, net, batch, rng) if torch else float("nan")
-        ratio = rate / trate if torch else float("nan")
-        print(f"| {graph.name:<20} | {batch:>5} | {rate:>10,.0f} | {trate:>10,.0f} | "
+        ratio = rate / trate if tstep is not None else float("nan")
+        tshow = f"{trate:>10,.0f}" if tstep is not None else f"{'-':>10}"
+        print(f"| {graph.name:<20} | {batch:>5} | {rate:>10,.0f} | {tshow} | "
               f"{ratio:>5.2f}× | {gflops:>8.1f} | {100 * gflops / roof:>5.1f}% |", flush=True)
+    print()
+    print(f"# {load()} at the end")
     return 0
 
 

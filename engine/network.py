@@ -11,9 +11,12 @@ import numpy as np
 
 from .errors import DataError, NetBuilderError, TrainingError
 from .graph import Graph, fmt_bytes
+from .kernels.conv import OneThreadBlas
 from .losses import compute_loss
 from .optim import Optimizer
 from .registry import Layer, fmt_shape
+from .threads import current as current_threads
+from .threads import sync as sync_threads
 
 ArrayOrDict = np.ndarray | dict[str, np.ndarray]
 
@@ -29,10 +32,14 @@ class Network:
 
     ``params`` / ``grads``: trainable arrays by full name ``"<node>.<param>"`` (same keys);
     ``buffers``: non-trainable state (BatchNorm running statistics). Updates are in place, so
-    the arrays may be held by views (the monitor, the optimizer).
+    the arrays may be held by views (the monitor, the optimizer). ``acts``: every node's output
+    of the last forward; arrays of fused chains are reused by the next forward of the same
+    batch size, so copy what you keep. ``steps``: the execution plan (``engine.fusion``);
+    ``fuse=False`` runs every node through its own layer.
     """
 
-    def __init__(self, graph: Graph, seed: int = 0, dtype: Any = np.float32) -> None:
+    def __init__(self, graph: Graph, seed: int = 0, dtype: Any = np.float32,
+                 fuse: bool = True) -> None:
         self.graph = graph.copy()
         self.seed = int(seed)
         self.dtype = np.dtype(dtype)
@@ -74,6 +81,33 @@ class Network:
         self.last_losses: dict[str, float] = {}
         self.last_metrics: dict[str, dict[str, float]] = {}
         self.loss_logits = self._fused_loss_sources()
+        self._loss_skip = set(self.loss_logits)
+        self._loss_skip.update(self.inputs_of[oid][0] for oid in self.loss_logits)
+        self._memory_ok: set[int] = set()
+        self.fuse = bool(fuse)
+        self._plan(self.fuse)
+
+    def _plan(self, fuse: bool) -> None:
+        """Build the steps (``engine.fusion``) and mark which need their input's gradient.
+
+        A node needs the gradient of its input only when something upstream learns: an Input
+        needs none, a node with parameters does. ``layer.needs_input_grad`` tells each layer
+        (``backward`` may then return ``[None]``) during training; ``backward()`` asks for
+        every input gradient."""
+        from .fusion import plan_steps
+
+        learns: dict[str, bool] = {}
+        for nid in self.order:
+            learns[nid] = (bool(self._local_grads[nid])
+                           or any(learns[s] for s in self.inputs_of[nid]))
+        self.steps = plan_steps(self, fuse=fuse)
+        self._input_set = frozenset(self.input_ids)
+        for st in self.steps:
+            st.needs_input_grad = any(learns[s] for s in st.srcs)
+            for nid in st.ids:
+                self.layers[nid].needs_input_grad = st.needs_input_grad
+        self._grads_of = {st.last: [g for nid in st.ids for g in self._local_grads[nid].values()]
+                          for st in self.steps}
 
     # ----- description ---------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -132,7 +166,7 @@ class Network:
 
     def astype(self, dtype: Any) -> Network:
         """A copy of this network computing in ``dtype`` (float64 for gradient checks)."""
-        other = Network(self.graph, self.seed, dtype)
+        other = Network(self.graph, self.seed, dtype, fuse=self.fuse)
         other.load_state_dict(self.state_dict())
         return other
 
@@ -168,25 +202,25 @@ class Network:
         return out
 
     def _check_memory(self, batch: int) -> None:
+        if batch in self._memory_ok:
+            return
         from .graph import available_memory_bytes
         need = 3 * batch * sum(math.prod(s) for s in self.shapes.values()) * self.dtype.itemsize
         have = available_memory_bytes()
         if need > have:
             raise DataError(f"a batch of {batch} needs about {fmt_bytes(need)} of activations; "
                             f"this machine has {fmt_bytes(have)}: use a smaller batch")
+        self._memory_ok.add(batch)
 
     def forward(self, x: ArrayOrDict, train: bool = False) -> ArrayOrDict:
         """Run the graph on a batch. ``x``: array (one Input) or {input_id: array}.
         Returns the Output's array, or {output_id: array} when there are several."""
-        xs = self._as_inputs(x)
-        acts = self.acts = {}
-        for nid in self.order:
-            layer = self.layers[nid]
-            if nid in xs:
-                acts[nid] = layer.forward([xs[nid]], self._local[nid], train)
-            else:
-                ins = [acts[s] for s in self.inputs_of[nid]]
-                acts[nid] = layer.forward(ins, self._local[nid], train)
+        acts = self.acts = self._as_inputs(x)
+        inputs = self._input_set
+        with OneThreadBlas(sync_threads() > 1):
+            for st in self.steps:
+                if st.last not in inputs:
+                    st.forward(acts, train)
         if len(self.output_ids) == 1:
             return acts[self.output_ids[0]]
         return {o: acts[o] for o in self.output_ids}
@@ -211,7 +245,7 @@ class Network:
                 raise DataError(f"gradient for Output '{oid}' has shape {fmt_shape(d.shape)}, "
                                 f"expected {fmt_shape(self.acts[oid].shape)}", oid)
             douts[oid] = d
-        dxs = self._backward_from(douts, skip)
+        dxs = self._backward_from(douts, skip, input_grads=True)
         for iid in self.input_ids:
             dxs.setdefault(iid, np.zeros_like(self.acts[iid]))
         return dxs[self.input_ids[0]] if len(self.input_ids) == 1 else dxs
@@ -259,39 +293,58 @@ class Network:
         return total, grads
 
     def train_step(self, x: ArrayOrDict, y: ArrayOrDict, opt: Optimizer) -> float:
-        """forward(train=True) + loss + backward + one optimizer update; returns the loss."""
-        self.forward(x, train=True)
-        total, grads = self.loss(y, x)
-        if not math.isfinite(total):
-            bad = self.first_nonfinite_node()
-            where = f" (first non-finite output at node '{bad}')" if bad else ""
-            raise TrainingError(f"the loss became {total}{where}", bad)
-        skip = set(self.loss_logits)
-        skip.update(self.inputs_of[oid][0] for oid in self.loss_logits)
-        self._backward_from(grads, skip)
-        opt.step(self.params, self.grads)
+        """forward(train=True) + loss + backward + one optimizer update; returns the loss.
+
+        BLAS stays on one thread for the whole step when Numba runs several (a BLAS pool
+        woken between kernels would spin on the cores Numba's threads need)."""
+        with OneThreadBlas(sync_threads() > 1):
+            self.forward(x, train=True)
+            total, grads = self.loss(y, x)
+            if not math.isfinite(total):
+                bad = self.first_nonfinite_node()
+                where = f" (first non-finite output at node '{bad}')" if bad else ""
+                raise TrainingError(f"the loss became {total}{where}", bad)
+            self._backward_from(grads, self._loss_skip)
+            opt.step(self.params, self.grads)
         return total
 
-    def _backward_from(self, seeds: dict[str, np.ndarray], skip: set[str]
-                       ) -> dict[str, np.ndarray]:
+    def _backward_from(self, seeds: dict[str, np.ndarray], skip: set[str],
+                       input_grads: bool = False) -> dict[str, np.ndarray]:
         """Backward with gradients seeded at any nodes (Outputs or loss sources); fills
-        ``grads`` and returns the gradient reaching each Input."""
-        for g in self.grads.values():
-            g.fill(0)
+        ``grads`` (zero where no gradient arrives) and, with ``input_grads``, returns the
+        gradient reaching each Input (otherwise only what arrives anyway)."""
         dys = dict(seeds)
         dxs: dict[str, np.ndarray] = {}
-        for nid in reversed(self.order):
-            dy = dys.pop(nid, None)
-            if dy is None or nid in skip:
+        untouched: list[str] = []
+        with OneThreadBlas(current_threads() > 1):
+            self._backward_steps(dys, dxs, skip, input_grads, untouched)
+        for last in untouched:
+            for g in self._grads_of[last]:
+                g.fill(0)
+        return dxs
+
+    def _backward_steps(self, dys: dict[str, np.ndarray], dxs: dict[str, np.ndarray],
+                        skip: set[str], input_grads: bool, untouched: list[str]) -> None:
+        inputs = self._input_set
+        for st in reversed(self.steps):
+            last = st.last
+            dy = dys.pop(last, None)
+            if dy is None or last in skip:
+                if st.has_params:
+                    untouched.append(last)
                 continue
-            if nid in self.input_ids:
-                dxs[nid] = dy
+            if last in inputs:
+                dxs[last] = dy
                 continue
-            grads_in = self.layers[nid].backward(dy, self._local[nid], self._local_grads[nid])
-            for src, g in zip(self.inputs_of[nid], grads_in):
+            need = input_grads or st.needs_input_grad
+            if not (need or st.has_params):
+                continue
+            grads_in = st.backward(dy, need)
+            if not need:
+                continue
+            for src, g in zip(st.srcs, grads_in):
                 if g is not None:
                     dys[src] = dys[src] + g if src in dys else g
-        return dxs
 
     def first_nonfinite_node(self) -> str | None:
         """The first node (topological order) whose last output holds NaN or Inf."""
@@ -313,6 +366,7 @@ class Network:
         return np.concatenate(parts)
 
 
-def compile(graph: Graph, seed: int = 0) -> Network:
-    """Validate ``graph`` and build a Network with freshly initialised float32 weights."""
-    return Network(graph, seed=seed)
+def compile(graph: Graph, seed: int = 0, fuse: bool = True) -> Network:
+    """Validate ``graph`` and build a Network with freshly initialised float32 weights.
+    ``fuse=False`` keeps every node a step of its own (slower; for comparisons)."""
+    return Network(graph, seed=seed, fuse=fuse)

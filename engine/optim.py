@@ -92,6 +92,13 @@ class SGD(Optimizer):
     def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
         if self.momentum:
             v = self.slot(name, "v", p)
+            if p.size >= 4096 and p.flags.c_contiguous and g.flags.c_contiguous \
+                    and g.dtype == p.dtype:
+                from .kernels.fused import sgd_momentum_update  # one pass, same bits
+                t = p.dtype.type
+                sgd_momentum_update(p.reshape(-1), g.reshape(-1), v.reshape(-1), t(self.lr),
+                                    t(self.momentum), self.nesterov)
+                return
             v *= self.momentum
             v += g
             if self.nesterov:

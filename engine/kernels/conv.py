@@ -13,17 +13,21 @@ TensorFlow's asymmetric "same" padding needs nothing special.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
-import numba
 import numpy as np
 
+from ..threads import current as current_threads
 from .jit import njit, prange
 
 
 def batch_chunks(n: int) -> int:
     """How many parallel slices to cut a batch of ``n`` samples into: one per Numba thread."""
-    return max(1, min(int(n), numba.get_num_threads()))
+    return max(1, min(n, current_threads()))
+
+
+_depth_lock = threading.Lock()
 
 
 class OneThreadBlas:
@@ -35,14 +39,21 @@ class OneThreadBlas:
     (one chunk: the kernel runs on one thread) leaves BLAS alone. Costs ~4 µs."""
 
     _libs: list[Any] | None = None
+    _depth = 0  # nested uses (per process): only the outermost one changes anything
 
     def __init__(self, active: bool = True) -> None:
         self.active = active
         self._saved: list[tuple[Any, int]] = []
+        self._outer = False
 
     def __enter__(self) -> OneThreadBlas:
         if not self.active:
             return self
+        with _depth_lock:
+            if OneThreadBlas._depth:
+                return self
+            OneThreadBlas._depth += 1
+        self._outer = True
         if OneThreadBlas._libs is None:
             import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS that Numba calls)
             from threadpoolctl import ThreadpoolController
@@ -56,9 +67,14 @@ class OneThreadBlas:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if not self._outer:
+            return
         for lib, n in self._saved:
             lib.set_num_threads(n)
         self._saved = []
+        self._outer = False
+        with _depth_lock:
+            OneThreadBlas._depth -= 1
 
 
 @njit(parallel=False)

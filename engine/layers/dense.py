@@ -65,6 +65,8 @@ class Dense(Layer):
         np.dot(dy2.T, x2, out=grads["weight"])
         if "bias" in grads:
             np.sum(dy2, axis=0, out=grads["bias"])
+        if not self.needs_input_grad:
+            return [None]
         return [(dy2 @ params["weight"]).reshape(x.shape)]
 
     def summary(self) -> str:

@@ -1,0 +1,296 @@
+"""The network's execution plan: one step per node, or one fused op for a chain of nodes.
+
+``plan_steps`` walks the graph in topological order and joins, where each node but the last
+feeds only the next one:
+
+- Conv2D (+ ReLU) (+ MaxPool2D 2×2, stride 2, no padding) -> ``ConvBlock`` (a lone Conv2D
+  too: it then skips the input gradient when nothing upstream needs it);
+- ReLU + MaxPool2D 2×2, or such a MaxPool2D alone -> ``PoolBlock``;
+- Dense (+ ReLU) -> ``DenseBlock``.
+
+Every parallel kernel splits the batch over Numba's threads and calls BLAS single-threaded
+inside; the network holds BLAS to one thread while it runs (``OneThreadBlas``), so that the
+two thread pools never compete for the cores.
+
+A step reads its inputs from ``acts`` and publishes the output of *every* node it covers
+there (a fused op writes the intermediate tensors too), so the monitor sees the same feature
+maps as without fusion. ``backward(dy, need_dx)`` takes the gradient of the step's last
+output, fills the covered nodes' parameter gradients and returns one input gradient per
+source of the first node (``None`` entries when ``need_dx`` is false).
+
+Fused ops keep their outputs in buffers reused from step to step while the batch size and
+dtype stay the same (``reuse``), except where the network hands the output to its caller.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .kernels import conv as kconv
+from .kernels import fused as kfused
+from .registry import Layer
+
+if TYPE_CHECKING:
+    from .network import Network
+
+EMPTY4 = (0, 0, 0, 0)
+KEEP_BYTES = 8 * 2**20
+KEEP_ROWS_BELOW = 16
+
+
+class Step:
+    """One node run through its layer's own forward and backward."""
+
+    fused = False
+
+    def __init__(self, net: Network, nid: str) -> None:
+        self.ids = (nid,)
+        self.first = self.last = nid
+        self.layer: Layer = net.layers[nid]
+        self.srcs = tuple(net.inputs_of[nid])
+        self.local = net._local[nid]
+        self.local_grads = net._local_grads[nid]
+        self.has_params = bool(self.local_grads)
+        self.needs_input_grad = True
+
+    def forward(self, acts: dict[str, np.ndarray], train: bool) -> None:
+        acts[self.last] = self.layer.forward([acts[s] for s in self.srcs], self.local, train)
+
+    def backward(self, dy: np.ndarray, need_dx: bool) -> list[np.ndarray | None]:
+        self.layer.needs_input_grad = need_dx
+        return self.layer.backward(dy, self.local, self.local_grads)
+
+
+class _Buffers:
+    """Output arrays kept while (batch size, dtype) stays the same."""
+
+    def __init__(self, reuse: bool) -> None:
+        self.reuse = reuse
+        self.key: tuple[int, Any] | None = None
+        self.arrays: tuple[np.ndarray, ...] = ()
+
+    def get(self, n: int, dtype: Any, shapes: tuple[tuple[tuple[int, ...], Any], ...]
+            ) -> tuple[np.ndarray, ...]:
+        key = (n, dtype)
+        if not self.reuse or key != self.key:
+            self.arrays = tuple(np.empty((n, *s) if s else EMPTY4, dtype=dt or dtype)
+                                for s, dt in shapes)
+            self.key = key
+        return self.arrays
+
+
+_NO_BIAS = {np.dtype(np.float32): np.zeros(0, np.float32),
+            np.dtype(np.float64): np.zeros(0, np.float64)}
+
+
+def _bias(params: dict[str, np.ndarray], dtype: Any) -> np.ndarray:
+    """The node's bias (or grad), or an empty array when it has none."""
+    b = params.get("bias")
+    if b is None:
+        b = _NO_BIAS.get(np.dtype(dtype))
+    return b if b is not None else np.zeros(0, dtype)
+
+
+class ConvBlock(Step):
+    """Conv2D (+ bias), then optionally ReLU, then optionally 2×2 max-pool, in one kernel."""
+
+    fused = True
+
+    def __init__(self, net: Network, ids: list[str]) -> None:
+        super().__init__(net, ids[0])
+        self.ids = tuple(ids)
+        self.last = ids[-1]
+        types = [net.layers[i].type_name for i in ids]
+        self.relu = "ReLU" in types
+        self.pool = "MaxPool2D" in types
+        self.conv = net.layers[ids[0]]
+        self.relu_id = ids[1] if self.relu else None
+        self.pool_id = ids[-1] if self.pool else None
+        self.stride = self.conv.p["stride"]
+        self.pt, self.pl = self.conv.pads[0], self.conv.pads[2]
+        o, oh, ow = self.conv.out_shape
+        self.oh, self.ow = oh, ow
+        self.shapes = ((o, oh, ow), None), ((o, oh, ow) if self.relu else None, None), \
+            ((o, oh // 2, ow // 2) if self.pool else None, None), \
+            ((o, oh // 2, ow // 2) if self.pool else None, np.int8)
+        self.buffers = _Buffers(reuse=True)
+        self.k = self.conv.in_channels * math.prod(self.conv.p["kernel_size"])
+        self._keep: np.ndarray | None = None
+
+    def _keep_for(self, n: int, dtype: Any) -> np.ndarray:
+        """Where the forward keeps each sample's im2col for the backward pass: (N, K, P), or
+        empty: the backward unfolds the input again. Keeping pays where unfolding is slow
+        (output rows shorter than ``KEEP_ROWS_BELOW``: many short copies) and the buffer is
+        small (``KEEP_BYTES``): a large one costs more memory traffic than it saves."""
+        shape = (n, self.k, self.oh * self.ow)
+        if (self.ow >= KEEP_ROWS_BELOW
+                or math.prod(shape) * np.dtype(dtype).itemsize > KEEP_BYTES):
+            shape = (0, self.k, self.oh * self.ow)
+        k = self._keep
+        if k is None or k.shape != shape or k.dtype != dtype:
+            k = self._keep = np.empty(shape, dtype)
+        return k
+
+    def forward(self, acts: dict[str, np.ndarray], train: bool) -> None:
+        x = np.ascontiguousarray(acts[self.srcs[0]])
+        self._x = x
+        n = x.shape[0]
+        yconv, yrelu, ypool, arg = self.buffers.get(n, x.dtype, self.shapes)
+        w = self.local["weight"]
+        keep = self._keep_for(n, x.dtype)
+        kfused.conv_block_forward(x, w, _bias(self.local, x.dtype), *self.stride, self.pt,
+                                  self.pl, self.relu, self.pool, kconv.batch_chunks(n), yconv,
+                                  yrelu, ypool, arg, keep)
+        self._kept = keep
+        self._arg = arg
+        acts[self.first] = yconv
+        if self.relu:
+            acts[self.relu_id] = yrelu
+        if self.pool:
+            acts[self.pool_id] = ypool
+        self._mask = ypool if self.pool else yconv
+
+    def backward(self, dy: np.ndarray, need_dx: bool) -> list[np.ndarray | None]:
+        x = self._x
+        dy = np.ascontiguousarray(dy, dtype=x.dtype)
+        g = self.local_grads
+        dx = kfused.conv_block_backward(
+            x, self.local["weight"], dy, self._mask, self._arg, *self.stride, self.pt, self.pl,
+            self.oh, self.ow, self.relu, self.pool, need_dx, kconv.batch_chunks(x.shape[0]),
+            g["weight"], _bias(g, x.dtype), self._kept)
+        return [dx if need_dx else None]
+
+
+class PoolBlock(Step):
+    """(ReLU +) MaxPool2D 2×2 / stride 2 / no padding, in one kernel."""
+
+    fused = True
+
+    def __init__(self, net: Network, ids: list[str]) -> None:
+        super().__init__(net, ids[0])
+        self.ids = tuple(ids)
+        self.last = ids[-1]
+        self.relu = len(ids) == 2
+        c, h, w = net.layers[ids[-1]].in_shapes[0]
+        self.h, self.w = h, w
+        self.shapes = (((c, h, w) if self.relu else None, None), ((c, h // 2, w // 2), None),
+                       ((c, h // 2, w // 2), np.int8))
+        self.buffers = _Buffers(reuse=True)
+
+    def forward(self, acts: dict[str, np.ndarray], train: bool) -> None:
+        x = np.ascontiguousarray(acts[self.srcs[0]])
+        yrelu, ypool, arg = self.buffers.get(x.shape[0], x.dtype, self.shapes)
+        kfused.relu_pool2_forward(x, self.relu, yrelu, ypool, arg)
+        self._ypool, self._arg = ypool, arg
+        if self.relu:
+            acts[self.first] = yrelu
+        acts[self.last] = ypool
+
+    def backward(self, dy: np.ndarray, need_dx: bool) -> list[np.ndarray | None]:
+        if not need_dx:
+            return [None]
+        dy = np.ascontiguousarray(dy, dtype=self._ypool.dtype)
+        return [kfused.relu_pool2_backward(dy, self._ypool, self._arg, self.relu, self.h,
+                                           self.w)]
+
+
+class DenseBlock(Step):
+    """Dense (+ bias) (+ ReLU) on the last axis, with the batch split over Numba's threads."""
+
+    fused = True
+
+    def __init__(self, net: Network, ids: list[str]) -> None:
+        super().__init__(net, ids[0])
+        self.ids = tuple(ids)
+        self.last = ids[-1]
+        self.relu = len(ids) == 2
+        self.shape = net.shapes[ids[0]]
+        units = self.shape[-1]
+        self.units = units
+        self.shapes = ((self.shape, None), (self.shape if self.relu else None, None))
+        self.buffers = _Buffers(reuse=True)
+
+    def forward(self, acts: dict[str, np.ndarray], train: bool) -> None:
+        x = acts[self.srcs[0]]
+        self._xshape = x.shape
+        x2 = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
+        self._x = x2
+        y, yrelu = self.buffers.get(x.shape[0], x.dtype, self.shapes)
+        y2 = y.reshape(-1, self.units)
+        kfused.dense_forward(x2, self.local["weight"], _bias(self.local, x.dtype), self.relu,
+                             kconv.batch_chunks(x2.shape[0]), y2,
+                             yrelu.reshape(-1, self.units) if self.relu else y2[:0])
+        self._y = y2
+        acts[self.first] = y
+        if self.relu:
+            acts[self.last] = yrelu
+
+    def backward(self, dy: np.ndarray, need_dx: bool) -> list[np.ndarray | None]:
+        x = self._x
+        dy2 = np.ascontiguousarray(dy, dtype=x.dtype).reshape(-1, self.units)
+        g = self.local_grads
+        dx = kfused.dense_backward(x, self.local["weight"], dy2, self._y, self.relu, need_dx,
+                                   kconv.batch_chunks(x.shape[0]), g["weight"],
+                                   _bias(g, x.dtype))
+        return [dx.reshape(self._xshape) if need_dx else None]
+
+
+def _is_pool2(layer: Layer) -> bool:
+    return (layer.type_name == "MaxPool2D" and layer.p["pool_size"] == (2, 2)
+            and layer.stride == (2, 2) and layer.p["padding"] == "valid")
+
+
+def _next_in_chain(net: Network, nid: str) -> str | None:
+    """The only consumer of ``nid`` when ``nid`` feeds nothing else and it has no other input."""
+    cons = net.consumers[nid]
+    if len(cons) != 1:
+        return None
+    nxt, port = cons[0]
+    if port != 0 or len(net.inputs_of[nxt]) != 1:
+        return None
+    return nxt
+
+
+def plan_steps(net: Network, fuse: bool = True) -> list[Step]:
+    """The network's steps in topological order (see the module note)."""
+    steps: list[Step] = []
+    taken: set[str] = set()
+    for nid in net.order:
+        if nid in taken:
+            continue
+        layer = net.layers[nid]
+        chain = [nid]
+        if fuse and layer.type_name == "Conv2D":
+            nxt = _next_in_chain(net, nid)
+            if nxt is not None and net.layers[nxt].type_name == "ReLU":
+                chain.append(nxt)
+                nxt = _next_in_chain(net, nxt)
+            if nxt is not None and _is_pool2(net.layers[nxt]):
+                chain.append(nxt)
+            step: Step = ConvBlock(net, chain)
+        elif fuse and layer.type_name == "Dense":
+            nxt = _next_in_chain(net, nid)
+            if nxt is not None and net.layers[nxt].type_name == "ReLU":
+                chain.append(nxt)
+            step = DenseBlock(net, chain)
+        elif fuse and layer.type_name == "ReLU" and len(net.shapes[nid]) == 3:
+            nxt = _next_in_chain(net, nid)
+            if nxt is not None and _is_pool2(net.layers[nxt]):
+                chain.append(nxt)
+                step = PoolBlock(net, chain)
+            else:
+                step = Step(net, nid)
+        elif fuse and _is_pool2(layer):
+            step = PoolBlock(net, chain)
+        else:
+            step = Step(net, nid)
+        taken.update(chain)
+        steps.append(step)
+    returned = {net.inputs_of[o][0] for o in net.output_ids}
+    for st in steps:
+        if st.fused and st.last in returned:
+            st.buffers.reuse = False
+    return steps

@@ -1,0 +1,386 @@
+"""Fused kernels for the chains the compiler joins: Conv2D (+ bias) (+ ReLU) (+ 2×2 max-pool),
+and ReLU / nothing + 2×2 max-pool on any image batch.
+
+Layouts as PyTorch: x (N, C, H, W), weight (O, C, KH, KW), conv output (N, O, OH, OW),
+pooled (N, O, OH // 2, OW // 2). The pool is 2×2 with stride 2 and no padding (a last odd
+row or column is left out, as MaxPool2D does). Every intermediate a node of the chain would
+have produced is written out (pre-activation, ReLU output, pooled output), so the network can
+show it; ``arg`` (int8, 0..3 = the window position in row-major order) records each window's
+winner for the backward pass. Ties go to the first maximum and a NaN in a window wins, as
+in ``pool.maxpool2d_forward``; ReLU maps NaN to 0, as ``activation.relu_forward``.
+
+The conv kernels split the batch into ``nchunks`` slices run in parallel (see
+``conv.batch_chunks``); each slice works sample by sample on per-slice buffers: im2col, one
+BLAS product, then the epilogue (bias, ReLU, pool) while the sample is still in cache. The
+backward rebuilds the conv output gradient per sample from the pooled gradient and the
+winners, and computes the input gradient only when asked (``need_dx``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .conv import _col2im, _crop_from, _im2col, _pad_into
+from .jit import njit, prange
+
+
+@njit(parallel=False)
+def _pool2(src: np.ndarray, dst: np.ndarray, arg: np.ndarray) -> None:
+    """dst (C, PH, PW) = 2×2 / stride 2 max of src (C, H, W); arg = winner 0..3.
+
+    Branch-free selects on unsigned offsets (vectorised); a row holding a NaN is redone."""
+    c_n, ph_n, pw_n = dst.shape
+    for c in range(c_n):
+        for ph in range(ph_n):
+            r0 = src[c, 2 * ph]
+            r1 = src[c, 2 * ph + 1]
+            drow = dst[c, ph]
+            arow = arg[c, ph]
+            nan = False
+            for pw in range(pw_n):
+                q = np.uint64(2 * pw)
+                a = r0[q]
+                b = r0[q + np.uint64(1)]
+                c2 = r1[q]
+                d = r1[q + np.uint64(1)]
+                best = a
+                k = np.int8(0)
+                gt = b > best
+                best = b if gt else best
+                k = np.int8(1) if gt else k
+                gt = c2 > best
+                best = c2 if gt else best
+                k = np.int8(2) if gt else k
+                gt = d > best
+                best = d if gt else best
+                k = np.int8(3) if gt else k
+                nan |= (a != a) | (b != b) | (c2 != c2) | (d != d)
+                drow[np.uint64(pw)] = best
+                arow[np.uint64(pw)] = k
+            if nan:
+                for pw in range(pw_n):
+                    q = np.uint64(2 * pw)
+                    win = (r0[q], r0[q + np.uint64(1)], r1[q], r1[q + np.uint64(1)])
+                    for i in range(4):
+                        if win[i] != win[i]:
+                            drow[pw] = win[i]
+                            arow[pw] = i
+                            break
+
+
+@njit(parallel=False)
+def _unpool2(dpool: np.ndarray, pooled: np.ndarray, arg: np.ndarray, relu: bool,
+             dst: np.ndarray) -> None:
+    """dst (C, H, W), zeroed here, gets each window's gradient at its winner; with ``relu``
+    only where the pooled value is > 0 (where the ReLU let the winner through)."""
+    c_n, ph_n, pw_n = dpool.shape
+    h_n, w_n = dst.shape[1], dst.shape[2]
+    df = dst.reshape(dst.size)
+    df[:] = 0
+    zero = np.zeros(1, dst.dtype)[0]
+    for c in range(c_n):
+        for ph in range(ph_n):
+            grow = dpool[c, ph]
+            prow = pooled[c, ph]
+            arow = arg[c, ph]
+            base = (c * h_n + 2 * ph) * w_n
+            for pw in range(pw_n):
+                g = grow[np.uint64(pw)]
+                if relu:
+                    g = g if prow[np.uint64(pw)] > 0 else zero
+                k = arow[np.uint64(pw)]
+                df[np.uint64(base + (k >> 1) * w_n + 2 * pw + (k & 1))] = g
+
+
+@njit
+def conv_block_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: int, sw: int,
+                       pt: int, pl: int, relu: bool, pool: bool, nchunks: int,
+                       yconv: np.ndarray, yrelu: np.ndarray, ypool: np.ndarray,
+                       arg: np.ndarray, keep: np.ndarray) -> None:
+    """Conv2D + bias, then ReLU when ``relu``, then 2×2 max-pool when ``pool``.
+
+    Writes yconv (N, O, OH, OW) (with bias), yrelu (same shape; ignored unless ``relu``),
+    ypool and arg (N, O, OH // 2, OW // 2; ignored unless ``pool``). ``bias`` is (O,) or empty.
+    ``keep``: (N, C·KH·KW, OH·OW) to keep every sample's im2col for the backward pass, or
+    empty (0, ·, ·).
+    """
+    n_n, c_n, h_n, w_n = x.shape
+    o_n, _, kh, kw = weight.shape
+    oh_n, ow_n = yconv.shape[2], yconv.shape[3]
+    k_n = c_n * kh * kw
+    p_n = oh_n * ow_n
+    hp = (oh_n - 1) * sh + kh
+    wp = (ow_n - 1) * sw + kw
+    direct = pt == 0 and pl == 0 and hp <= h_n and wp <= w_n
+    hb = max(hp, pt + h_n)
+    wb = max(wp, pl + w_n)
+    w2 = weight.reshape(o_n, k_n)
+    has_bias = bias.shape[0] > 0
+    bvec = bias if has_bias else np.zeros(o_n, dtype=x.dtype)
+    keeping = keep.shape[0] == n_n and n_n > 0
+    nch = max(1, min(nchunks, n_n))
+    for ch in prange(nch):
+        buf = np.zeros((c_n, 1 if direct else hb, 1 if direct else wb), dtype=x.dtype)
+        own = np.empty((k_n, p_n), dtype=x.dtype)
+        for n in range(ch * n_n // nch, (ch + 1) * n_n // nch):
+            cols = keep[n] if keeping else own
+            if direct:
+                src = x[n]
+            else:
+                _pad_into(buf, x[n], pt, pl)
+                src = buf
+            _im2col(src, cols, kh, kw, sh, sw, oh_n, ow_n)
+            yn = yconv[n].reshape(o_n, p_n)
+            np.dot(w2, cols, yn)
+            if relu:
+                rn = yrelu[n].reshape(o_n, p_n)
+                for o in range(o_n):
+                    yrow = yn[o]
+                    rrow = rn[o]
+                    b = bvec[o]
+                    for p in range(p_n):
+                        v = yrow[p] + b
+                        yrow[p] = v
+                        rrow[p] = v if v > 0 else 0.0
+            elif has_bias:
+                for o in range(o_n):
+                    yrow = yn[o]
+                    b = bias[o]
+                    for p in range(p_n):
+                        yrow[p] += b
+            if pool:
+                _pool2(yrelu[n] if relu else yconv[n], ypool[n], arg[n])
+
+
+@njit
+def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
+                        mask: np.ndarray, arg: np.ndarray, sh: int, sw: int, pt: int, pl: int,
+                        oh_n: int, ow_n: int, relu: bool, pool: bool, need_dx: bool,
+                        nchunks: int, gweight: np.ndarray, gbias: np.ndarray,
+                        keep: np.ndarray) -> np.ndarray:
+    """Backward of ``conv_block_forward``.
+
+    ``dout``: gradient of the chain's last output: pooled (N, O, OH // 2, OW // 2) when
+    ``pool``, else (N, O, OH, OW). ``mask``: what the ReLU's gradient reads: the pooled output
+    when ``pool``, else the conv output (ignored without ``relu``). Overwrites gweight
+    (O, C, KH, KW) and gbias ((O,) or empty); returns dx (N, C, H, W), or an empty
+    (0, C, H, W) array when ``need_dx`` is false. ``keep``: the forward's im2col, or empty.
+    """
+    n_n, c_n, h_n, w_n = x.shape
+    o_n, _, kh, kw = weight.shape
+    k_n = c_n * kh * kw
+    p_n = oh_n * ow_n
+    hp = (oh_n - 1) * sh + kh
+    wp = (ow_n - 1) * sw + kw
+    direct = pt == 0 and pl == 0 and hp <= h_n and wp <= w_n
+    hb = max(hp, pt + h_n)
+    wb = max(wp, pl + w_n)
+    w2 = weight.reshape(o_n, k_n)
+    keeping = keep.shape[0] == n_n and n_n > 0
+    nch = max(1, min(nchunks, n_n))
+    dx = np.empty((n_n if need_dx else 0, c_n, h_n, w_n), dtype=x.dtype)
+    gparts = np.zeros((nch, k_n, o_n), dtype=x.dtype)
+    bparts = np.zeros((nch, o_n), dtype=np.float64)
+    for ch in prange(nch):
+        buf = np.zeros((c_n, 1 if direct else hb, 1 if direct else wb), dtype=x.dtype)
+        dbuf = np.zeros((c_n, 1 if direct or not need_dx else hb,
+                         1 if direct or not need_dx else wb), dtype=x.dtype)
+        own = np.empty((0 if keeping else k_n, p_n), dtype=x.dtype)
+        dcols = np.empty((k_n if need_dx else 0, p_n), dtype=x.dtype)
+        tmp = np.empty((k_n, o_n), dtype=x.dtype)
+        dconv = np.empty((o_n, p_n), dtype=x.dtype)
+        ones = np.ones(p_n, dtype=x.dtype)
+        tmpb = np.empty(o_n, dtype=x.dtype)
+        d3 = dconv.reshape(o_n, oh_n, ow_n)
+        gacc = gparts[ch]
+        bacc = bparts[ch]
+        for n in range(ch * n_n // nch, (ch + 1) * n_n // nch):
+            if pool:
+                _unpool2(dout[n], mask[n], arg[n], relu, d3)
+            elif relu:
+                dn = dout[n].reshape(o_n, p_n)
+                mn = mask[n].reshape(o_n, p_n)
+                for o in range(o_n):
+                    drow = dn[o]
+                    mrow = mn[o]
+                    crow = dconv[o]
+                    for p in range(p_n):
+                        crow[p] = drow[p] if mrow[p] > 0 else 0.0
+            else:
+                dconv[:] = dout[n].reshape(o_n, p_n)
+            np.dot(dconv, ones, tmpb)
+            for o in range(o_n):
+                bacc[o] += tmpb[o]
+            if keeping:
+                cols = keep[n]
+            else:
+                cols = own
+                if direct:
+                    src = x[n]
+                else:
+                    _pad_into(buf, x[n], pt, pl)
+                    src = buf
+                _im2col(src, cols, kh, kw, sh, sw, oh_n, ow_n)
+            np.dot(cols, dconv.T, tmp)
+            for k in range(k_n):
+                grow = gacc[k]
+                trow = tmp[k]
+                for o in range(o_n):
+                    grow[o] += trow[o]
+            if need_dx:
+                np.dot(w2.T, dconv, dcols)
+                if direct:
+                    _col2im(dcols, dx[n], kh, kw, sh, sw, oh_n, ow_n)
+                else:
+                    _col2im(dcols, dbuf, kh, kw, sh, sw, oh_n, ow_n)
+                    _crop_from(dx[n], dbuf, pt, pl)
+    gw2 = gweight.reshape(o_n, k_n)
+    for o in range(o_n):
+        for k in range(k_n):
+            s = 0.0
+            for ch in range(nch):
+                s += gparts[ch, k, o]
+            gw2[o, k] = s
+    if gbias.shape[0] > 0:
+        for o in range(o_n):
+            s = 0.0
+            for ch in range(nch):
+                s += bparts[ch, o]
+            gbias[o] = s
+    return dx
+
+
+@njit
+def relu_pool2_forward(x: np.ndarray, relu: bool, yrelu: np.ndarray, ypool: np.ndarray,
+                       arg: np.ndarray) -> None:
+    """ReLU (when ``relu``) then 2×2 / stride 2 max-pool of x (N, C, H, W).
+
+    Writes yrelu (N, C, H, W; ignored unless ``relu``), ypool and arg (N, C, H // 2, W // 2)."""
+    n_n, c_n, h_n, w_n = x.shape
+    for n in prange(n_n):
+        if relu:
+            xf = x[n].reshape(c_n * h_n * w_n)
+            rf = yrelu[n].reshape(c_n * h_n * w_n)
+            for i in range(c_n * h_n * w_n):
+                v = xf[i]
+                rf[i] = v if v > 0 else 0.0
+            _pool2(yrelu[n], ypool[n], arg[n])
+        else:
+            _pool2(x[n], ypool[n], arg[n])
+
+
+@njit
+def relu_pool2_backward(dpool: np.ndarray, ypool: np.ndarray, arg: np.ndarray, relu: bool,
+                        h_n: int, w_n: int) -> np.ndarray:
+    """dx (N, C, H, W) of ``relu_pool2_forward`` from the pooled gradient dpool."""
+    n_n, c_n = dpool.shape[0], dpool.shape[1]
+    dx = np.empty((n_n, c_n, h_n, w_n), dtype=dpool.dtype)
+    for n in prange(n_n):
+        _unpool2(dpool[n], ypool[n], arg[n], relu, dx[n])
+    return dx
+
+
+@njit
+def dense_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, relu: bool,
+                  nchunks: int, y: np.ndarray, yrelu: np.ndarray) -> None:
+    """y (N, O) = x (N, I) @ weight (O, I).T + bias, and yrelu = max(y, 0) when ``relu``
+    (else ignored). ``bias`` is (O,) or empty.
+
+    The output features are split over the threads: each multiplies the whole batch by its
+    block of weight rows (BLAS packs each weight block once; splitting the batch instead
+    would pack the whole weight matrix on every thread)."""
+    n_n = x.shape[0]
+    o_n = weight.shape[0]
+    has_bias = bias.shape[0] > 0
+    och = max(1, min(nchunks, o_n))
+    for ch in prange(och):
+        a = ch * o_n // och
+        b = (ch + 1) * o_n // och
+        tmp = np.empty((n_n, b - a), dtype=x.dtype)
+        if n_n > 0:
+            np.dot(x, weight[a:b].T, tmp)
+        for i in range(n_n):
+            trow = tmp[i]
+            yrow = y[i, a:b]
+            for o in range(b - a):
+                v = trow[o] + bias[a + o] if has_bias else trow[o]
+                yrow[o] = v
+            if relu:
+                rrow = yrelu[i, a:b]
+                for o in range(b - a):
+                    v = yrow[o]
+                    rrow[o] = v if v > 0 else 0.0
+
+
+@njit
+def dense_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre: np.ndarray,
+                   relu: bool, need_dx: bool, nchunks: int, gweight: np.ndarray,
+                   gbias: np.ndarray) -> np.ndarray:
+    """Backward of ``dense_forward``: dy (N, O) is the gradient of the last output (of the
+    ReLU when ``relu``; ``ypre`` is then the pre-activation y). Overwrites gweight (O, I) and
+    gbias ((O,) or empty); returns dx (N, I), or an empty (0, I) array unless ``need_dx``.
+
+    The weight gradient is split over output features, the input gradient over input
+    features (each thread multiplies by its block of weight columns)."""
+    n_n, i_n = x.shape
+    o_n = weight.shape[0]
+    has_bias = gbias.shape[0] > 0
+    dz = np.empty((n_n, o_n), dtype=x.dtype)
+    och = max(1, min(nchunks, o_n))
+    zero = np.zeros(1, dtype=x.dtype)[0]
+    for ch in prange(och):
+        a = ch * o_n // och
+        b = (ch + 1) * o_n // och
+        dzc = np.empty((n_n, b - a), dtype=x.dtype)
+        acc = np.zeros(b - a, dtype=np.float64)
+        for n in range(n_n):
+            drow = dy[n, a:b]
+            mrow = ypre[n, a:b]
+            crow = dzc[n]
+            for o in range(b - a):
+                g = drow[o]
+                if relu:
+                    g = g if mrow[o] > 0 else zero
+                crow[o] = g
+                acc[o] += g
+            dz[n, a:b] = crow
+        if has_bias:
+            for o in range(b - a):
+                gbias[a + o] = acc[o]
+        if n_n > 0:
+            np.dot(dzc.T, x, gweight[a:b])
+        else:
+            gweight[a:b] = 0
+    dx = np.empty((n_n if need_dx else 0, i_n), dtype=x.dtype)
+    if need_dx and n_n > 0:
+        ich = max(1, min(nchunks, i_n))
+        if ich == 1:
+            np.dot(dz, weight, dx)
+            return dx
+        for ch in prange(ich):
+            a = ch * i_n // ich
+            b = (ch + 1) * i_n // ich
+            wc = np.ascontiguousarray(weight[:, a:b])
+            tmp = np.empty((n_n, b - a), dtype=x.dtype)
+            np.dot(dz, wc, tmp)
+            for n in range(n_n):
+                dx[n, a:b] = tmp[n]
+    return dx
+
+
+@njit
+def sgd_momentum_update(p: np.ndarray, g: np.ndarray, v: np.ndarray, lr: float,
+                        momentum: float, nesterov: bool) -> None:
+    """One SGD-with-momentum step in place, in one pass over flat arrays p, g, v (M,):
+    v = momentum·v + g, then p -= lr·v (Nesterov: p -= lr·(g + momentum·v)).
+
+    Pass ``lr`` and ``momentum`` as scalars of p's dtype: every operation then rounds as
+    numpy's ``v *= m; v += g; p -= lr * v`` does, so both give the same bits."""
+    for i in prange(p.shape[0]):
+        vi = v[i] * momentum
+        vi = vi + g[i]
+        v[i] = vi
+        if nesterov:
+            p[i] = p[i] - lr * (g[i] + momentum * vi)
+        else:
+            p[i] = p[i] - lr * vi

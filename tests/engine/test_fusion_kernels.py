@@ -1,0 +1,166 @@
+import numpy as np
+import pytest
+
+from engine.kernels import activation as ka
+from engine.kernels import fused as kf
+from engine.kernels import pool as kp
+from engine.kernels.reference import fused as ref
+from engine.layers.conv import window_geometry
+
+# (C, H, W, filters, kernel, stride, padding)
+CONFIGS = [
+    (1, 6, 6, 3, (3, 3), (1, 1), 1),
+    (2, 7, 5, 2, (3, 2), (1, 1), "valid"),
+    (2, 6, 7, 3, (2, 2), (2, 1), "same"),
+    (1, 5, 5, 2, (5, 5), (1, 1), 2),
+]
+CHAINS = [(True, True), (True, False), (False, True)]
+
+
+def plan(h, w, k, stride, padding):
+    (oh, t, b), (ow, l, r) = (window_geometry(s, kk, st, padding)
+                              for s, kk, st in zip((h, w), k, stride))
+    return oh, ow, (t, b, l, r)
+
+
+def run_block(x, weight, bias, stride, pads, oh, ow, relu, pool, dout, need_dx=True, nch=2,
+              keep=False):
+    n, o = x.shape[0], weight.shape[0]
+    kshape = (n if keep else 0, weight[0].size, oh * ow)
+    kept = np.empty(kshape, x.dtype)
+    yconv = np.empty((n, o, oh, ow), x.dtype)
+    yrelu = np.empty_like(yconv) if relu else np.empty((0, 0, 0, 0), x.dtype)
+    pshape = (n, o, oh // 2, ow // 2) if pool else (0, 0, 0, 0)
+    ypool = np.empty(pshape, x.dtype)
+    arg = np.empty(pshape, np.int8)
+    b = bias if bias is not None else np.zeros(0, x.dtype)
+    kf.conv_block_forward(x, weight, b, *stride, pads[0], pads[2], relu, pool, nch, yconv, yrelu,
+                          ypool, arg, kept)
+    gw = np.full_like(weight, np.nan)
+    gb = np.full_like(bias, np.nan) if bias is not None else np.zeros(0, x.dtype)
+    mask = ypool if pool else yconv
+    dx = kf.conv_block_backward(x, weight, dout, mask, arg, *stride, pads[0], pads[2], oh, ow,
+                                relu, pool, need_dx, nch, gw, gb, kept)
+    return yconv, yrelu, ypool, dx, gw, gb
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["unfold-twice", "keep-cols"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("chain", CHAINS, ids=lambda c: f"relu{int(c[0])}-pool{int(c[1])}")
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: "-".join(map(str, c)))
+def test_conv_block_matches_the_unfused_reference(rng, cfg, chain, dtype, keep):
+    c, h, w, o, k, stride, padding = cfg
+    relu, pool = chain
+    oh, ow, pads = plan(h, w, k, stride, padding)
+    x = rng.standard_normal((3, c, h, w)).astype(dtype)
+    weight = rng.standard_normal((o, c, *k)).astype(dtype)
+    bias = rng.standard_normal(o).astype(dtype)
+    dout = rng.standard_normal((3, o, oh // 2, ow // 2) if pool else (3, o, oh, ow)).astype(dtype)
+    yconv, yrelu, ypool, dx, gw, gb = run_block(x, weight, bias, stride, pads, oh, ow, relu, pool,
+                                                dout, keep=keep)
+    f64 = [a.astype(np.float64) for a in (x, weight, bias, dout)]
+    want = ref.conv_block_forward(f64[0], f64[1], f64[2], stride, pads, relu, pool)
+    want_b = ref.conv_block_backward(*f64[:3], f64[3], stride, pads, relu, pool)
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    pairs = [(yconv, want[0]), (dx, want_b[0]), (gw, want_b[1]), (gb, want_b[2])]
+    if relu:
+        pairs.append((yrelu, want[1]))
+    if pool:
+        pairs.append((ypool, want[2]))
+    for got, exp in pairs:
+        assert got.dtype == dtype and got.shape == exp.shape
+        np.testing.assert_allclose(got, exp, rtol=tol, atol=tol * max(1.0, np.abs(exp).max()))
+
+
+@pytest.mark.parametrize("nch", [1, 3])
+def test_conv_block_without_bias_or_input_gradient(rng, nch):
+    x = rng.standard_normal((4, 2, 6, 6))
+    weight = rng.standard_normal((3, 2, 3, 3))
+    dout = rng.standard_normal((4, 3, 2, 2))
+    *_, dx, gw, gb = run_block(x, weight, None, (1, 1), (0, 0, 0, 0), 4, 4, True, True, dout,
+                                need_dx=False, nch=nch)
+    assert dx.shape == (0, 2, 6, 6) and gb.size == 0
+    want = ref.conv_block_backward(x, weight, None, dout, (1, 1), (0, 0, 0, 0), True, True)
+    np.testing.assert_allclose(gw, want[1], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("hw", [(4, 6), (5, 7)])
+def test_relu_pool2_matches_the_unfused_kernels(rng, relu, hw):
+    h, w = hw
+    x = rng.standard_normal((3, 2, h, w)).astype(np.float32)
+    x[0, 0, 0, :2] = 0.0
+    x[1, 1, 1, 1] = np.nan
+    yrelu = np.empty_like(x)
+    ypool = np.empty((3, 2, h // 2, w // 2), np.float32)
+    arg = np.empty(ypool.shape, np.int8)
+    kf.relu_pool2_forward(x, relu, yrelu, ypool, arg)
+    r = np.empty_like(x)
+    ka.relu_forward(x.reshape(-1), r.reshape(-1))
+    src = r if relu else x
+    want_pool, want_arg = kp.maxpool2d_forward(src, 2, 2, 2, 2, 0, 0, h // 2, w // 2)
+    if relu:
+        np.testing.assert_array_equal(yrelu, r)
+    np.testing.assert_array_equal(ypool, want_pool)
+    dpool = rng.standard_normal(ypool.shape).astype(np.float32)
+    dx = kf.relu_pool2_backward(dpool, ypool, arg, relu, h, w)
+    want = kp.maxpool2d_backward(dpool, want_arg, h, w)
+    if relu:
+        ka.relu_backward(x.reshape(-1), want.reshape(-1).copy(), want.reshape(-1))
+    np.testing.assert_array_equal(dx, want)
+    if not relu:
+        np.testing.assert_allclose(dx, ref.relu_pool2_backward(np.nan_to_num(x, nan=9.0),
+                                                               dpool, False), atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("nch, n", [(1, 5), (2, 5), (3, 2), (2, 0)])
+def test_dense_matches_the_reference(rng, dtype, relu, nch, n):
+    x = rng.standard_normal((n, 4)).astype(dtype)
+    weight = rng.standard_normal((3, 4)).astype(dtype)
+    bias = rng.standard_normal(3).astype(dtype)
+    dy = rng.standard_normal((n, 3)).astype(dtype)
+    y = np.empty((n, 3), dtype)
+    yrelu = np.empty_like(y) if relu else y[:0]
+    kf.dense_forward(x, weight, bias, relu, nch, y, yrelu)
+    gw, gb = np.full_like(weight, np.nan), np.full_like(bias, np.nan)
+    dx = kf.dense_backward(x, weight, dy, y, relu, True, nch, gw, gb)
+    want_y, want_r = ref.dense_forward(x, weight, bias, relu)
+    want = ref.dense_backward(x, weight, bias, dy, relu)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    pairs = [(y, want_y), (dx, want[0]), (gw, want[1]), (gb, want[2])]
+    if relu:
+        pairs.append((yrelu, want_r))
+    for got, exp in pairs:
+        assert got.dtype == dtype and got.shape == exp.shape
+        np.testing.assert_allclose(got, exp, rtol=tol, atol=tol)
+
+
+def test_dense_without_bias_or_input_gradient(rng):
+    x = rng.standard_normal((4, 5))
+    weight = rng.standard_normal((2, 5))
+    dy = rng.standard_normal((4, 2))
+    y = np.empty((4, 2))
+    kf.dense_forward(x, weight, np.zeros(0), False, 2, y, y[:0])
+    np.testing.assert_allclose(y, x @ weight.T, rtol=1e-12)
+    gw = np.empty_like(weight)
+    dx = kf.dense_backward(x, weight, dy, y, False, False, 2, gw, np.zeros(0))
+    assert dx.shape == (0, 5)
+    np.testing.assert_allclose(gw, dy.T @ x, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_momentum_update_gives_numpys_bits(rng, dtype, nesterov):
+    p = rng.standard_normal(37).astype(dtype)
+    g = rng.standard_normal(37).astype(dtype)
+    v = rng.standard_normal(37).astype(dtype)
+    lr, m = 0.0123, 0.9
+    want_p, want_v = p.copy(), v.copy()
+    want_v *= m
+    want_v += g
+    want_p -= lr * (g + m * want_v) if nesterov else lr * want_v
+    kf.sgd_momentum_update(p, g, v, dtype(lr), dtype(m), nesterov)
+    np.testing.assert_array_equal(v, want_v)
+    np.testing.assert_array_equal(p, want_p)
