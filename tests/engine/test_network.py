@@ -136,3 +136,21 @@ def test_param_count_and_macs():
     net = engine.compile(engine.Graph.from_dict(chain_doc([3], [("Dense", {"units": 4})])))
     assert net.param_count() == 16
     assert net.macs() == 12
+
+
+def test_lenet5_from_the_design_format_trains_with_train_step_and_its_loss_falls():
+    doc = chain_doc([1, 28, 28], [
+        ("Conv2D", {"filters": 6, "kernel_size": 5, "padding": 2}), ("ReLU", {}),
+        ("MaxPool2D", {}), ("Conv2D", {"filters": 16, "kernel_size": 5}), ("ReLU", {}),
+        ("MaxPool2D", {}), ("Flatten", {}), ("Dense", {"units": 120}), ("ReLU", {}),
+        ("Dense", {"units": 84}), ("ReLU", {}), ("Dense", {"units": 10})])
+    net = engine.compile(engine.Graph.from_dict(doc), seed=0)
+    assert net.param_count() == 61_706
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 64)
+    x = rng.standard_normal((64, 1, 28, 28)).astype(np.float32) * 0.3
+    x[np.arange(64), 0, 2 * y + 3, 2 * y + 3] += 4.0     # a class-dependent bright pixel
+    opt = engine.SGD(lr=0.02, momentum=0.9)
+    losses = [net.train_step(x, y, opt) for _ in range(30)]
+    assert np.isfinite(losses).all()
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:3])
