@@ -3,9 +3,10 @@ process, with its own temporary cache folder (the user's cache is left alone).
 
     python benchmarks/bench_startup.py
 
-Prints: the time from process start to the end of the first LeNet-5 training step (batch 64)
-with an empty and with a warm cache; ``engine.warmup()`` (every kernel) cold and warm; and
-how many kernels the warm processes compiled (must be 0: everything comes from the cache).
+Prints the time from launching the interpreter to the end of the first LeNet-5 training step
+(batch 64), and to the end of ``engine.warmup()`` (every kernel), each with an empty (cold) and
+a filled (warm) cache, with how many kernel variants each process compiled and loaded; a warm
+process must compile none.
 """
 
 from __future__ import annotations
@@ -66,10 +67,11 @@ def main() -> int:
     print(f"# {datetime.date.today()} · {machine_description()}")
     print(f"# load average: {os.getloadavg()[0]:.2f} (1 min)")
     print()
-    print(f"| {'what':<42} | {'cache':<5} | {'seconds':>7} | {'compiled':>8} | {'loaded':>6} |")
+    print(f"| {'from launch to the end of':<42} | {'cache':<5} | {'seconds':>7} | {'compiled':>8} | "
+          f"{'loaded':>6} |")
     print(f"|{'-' * 44}|{'-' * 7}|{'-' * 9}|{'-' * 10}|{'-' * 8}|")
-    names = {"step": "first LeNet-5 training step (from launch)",
-             "warmup": "engine.warmup(): every kernel (from launch)"}
+    names = {"step": "the first LeNet-5 training step",
+             "warmup": "engine.warmup() (every kernel)"}
     for mode in ("step", "warmup"):
         cache = tempfile.mkdtemp(prefix="nb-numba-")
         try:

@@ -121,14 +121,15 @@ class ConvBlock(Step):
         self._keep: np.ndarray | None = None
 
     def _keep_for(self, n: int, dtype: Any) -> np.ndarray:
-        """Where the forward keeps each sample's im2col for the backward pass: (N, K, P), or
-        empty: the backward unfolds the input again. Keeping pays where unfolding is slow
+        """Where a training forward keeps each sample's im2col for the backward pass:
+        (N, K, P), or empty (``n`` = 0 in inference): the backward unfolds the input again.
+        Keeping pays where unfolding is slow
         (output rows shorter than ``KEEP_ROWS_BELOW``: many short copies) and the buffer is
         small (``KEEP_BYTES``): a large one costs more memory traffic than it saves."""
         shape = (n, self.k, self.oh * self.ow)
-        if (self.ow >= KEEP_ROWS_BELOW
+        if (n == 0 or self.ow >= KEEP_ROWS_BELOW
                 or math.prod(shape) * np.dtype(dtype).itemsize > KEEP_BYTES):
-            shape = (0, self.k, self.oh * self.ow)
+            return np.empty((0, self.k, self.oh * self.ow), dtype)
         k = self._keep
         if k is None or k.shape != shape or k.dtype != dtype:
             k = self._keep = np.empty(shape, dtype)
@@ -140,7 +141,7 @@ class ConvBlock(Step):
         n = x.shape[0]
         yconv, yrelu, ypool, arg = self.buffers.get(n, x.dtype, self.shapes)
         w = self.local["weight"]
-        keep = self._keep_for(n, x.dtype)
+        keep = self._keep_for(n if train else 0, x.dtype)
         kfused.conv_block_forward(x, w, _bias(self.local, x.dtype), *self.stride, self.pt,
                                   self.pl, self.relu, self.pool, kconv.batch_chunks(n), yconv,
                                   yrelu, ypool, arg, keep)

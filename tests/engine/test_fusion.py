@@ -154,3 +154,16 @@ def test_sgd_uses_the_fused_update_on_large_arrays_with_numpys_bits(rng, nestero
         v += g
         want -= 0.05 * (g + 0.8 * v) if nesterov else 0.05 * v
     np.testing.assert_array_equal(p["w"], want)
+
+
+def test_backward_after_an_inference_forward_matches(rng):
+    """Inference keeps no unfolded input for the backward pass; the backward recomputes it."""
+    fused, plain = pair(chain_doc((1, 12, 12), CHAINS["lenet-like"]), dtype=np.float64)
+    x = rng.standard_normal((3, 1, 12, 12))
+    fused.forward(x, train=True)
+    out = fused.forward(x, train=False)
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(fused.backward(dout), (plain.forward(x), plain.backward(dout))[1],
+                               rtol=1e-11, atol=1e-12)
+    for k in plain.grads:
+        np.testing.assert_allclose(fused.grads[k], plain.grads[k], rtol=1e-11, atol=1e-12)
