@@ -2,6 +2,7 @@
 
 import json
 
+from fuzzcases import paths, set_at
 from graphdocs import chain_doc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,27 +23,7 @@ json_values = st.recursive(
     max_leaves=12)
 
 
-def paths(doc, prefix=()):
-    yield prefix
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            yield from paths(v, (*prefix, k))
-    elif isinstance(doc, list):
-        for i, v in enumerate(doc):
-            yield from paths(v, (*prefix, i))
-
-
-ALL_PATHS = list(paths(BASE))
-
-
-def set_at(doc, path, value):
-    if not path:
-        return value
-    cur = doc
-    for p in path[:-1]:
-        cur = cur[p]
-    cur[path[-1]] = value
-    return doc
+ALL_PATHS = paths(BASE)
 
 
 def must_load_or_refuse(raw: bytes) -> None:
