@@ -295,6 +295,9 @@ def main(argv: list[str] | None = None) -> None:
         save_weights(model, args.out)
         print(f"saved {args.out}")
     if world > 1:
+        # every rank leaves together: gloo can abort a rank that tears down while a
+        # peer is still saving
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 
