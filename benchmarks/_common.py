@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
@@ -78,6 +79,14 @@ def matmul_roof(threads: int) -> float:
             a @ a
             best = min(best, time.perf_counter() - t0)
     return 2 * 2048**3 / best / 1e9
+
+
+def import_torch_first() -> None:
+    """Load PyTorch (if installed) before the engine: importing ``engine`` sets
+    ``GOMP_SPINCOUNT`` for the OpenMP runtime it loads, and torch's own OpenMP runtime would
+    read it too if loaded later. The reference runs with its defaults."""
+    with contextlib.suppress(ImportError):
+        import torch  # noqa: F401
 
 
 def try_torch(threads: int):

@@ -21,11 +21,15 @@ if any(k in os.environ for k in _PINNED):
     os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+with contextlib.suppress(ImportError):  # before the engine: it sets GOMP_SPINCOUNT
+    import torch  # noqa: F401
 
 import engine  # noqa: E402
 

@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import clean_environment
+from _common import clean_environment, import_torch_first
 
 clean_environment()
+import_torch_first()
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402

@@ -179,9 +179,7 @@ def gradcheck(model: Graph | Network, batch: int = 2, seed: int = 0, eps: float 
             layer.rng = net.rng
         net.forward(xs, train=True)
         total, grads = net.loss(ys, xs)
-        skip = set(net.loss_logits)
-        skip.update(net.inputs_of[o][0] for o in net.loss_logits)
-        net._backward_from(grads, skip)
+        net.loss_backward(grads)
         return total
 
     loss_and_grads()

@@ -44,11 +44,10 @@ def compute_loss(kind: str, pred: np.ndarray, target: np.ndarray,
         logits2 = np.ascontiguousarray(pred.reshape(-1, k))
         lab1 = lab.reshape(-1)
         grad = np.empty_like(logits2)
-        total = lk.softmax_xent(logits2, lab1, grad)
         n = logits2.shape[0]
-        grad /= max(1, n)
-        acc = float(np.mean(np.argmax(logits2, axis=1) == lab1)) if n else 0.0
-        return float(total) / max(1, n), grad.reshape(pred.shape), {"accuracy": acc}
+        total, hits = lk.softmax_xent(logits2, lab1, grad, 1.0 / max(1, n))
+        return float(total) / max(1, n), grad.reshape(pred.shape), \
+            {"accuracy": float(hits) / n if n else 0.0}
     target = np.asarray(target)
     if target.shape != pred.shape:
         if target.size == pred.size:
@@ -66,9 +65,9 @@ def compute_loss(kind: str, pred: np.ndarray, target: np.ndarray,
     if kind == "bce":
         p2 = np.ascontiguousarray(pred.reshape(-1))
         grad = np.empty_like(p2)
-        total = lk.sigmoid_bce(p2, np.ascontiguousarray(target.reshape(-1)), grad)
         n = max(1, p2.size)
-        grad /= n
-        acc = float(np.mean((p2 > 0) == (target.reshape(-1) > 0.5))) if p2.size else 0.0
+        total, hits = lk.sigmoid_bce(p2, np.ascontiguousarray(target.reshape(-1)), grad,
+                                     1.0 / n)
+        acc = float(hits) / p2.size if p2.size else 0.0
         return float(total) / n, grad.reshape(pred.shape), {"accuracy": acc}
     raise ValueError(f"unknown loss {kind!r}")

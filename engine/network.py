@@ -19,6 +19,7 @@ from .threads import current as current_threads
 from .threads import sync as sync_threads
 
 ArrayOrDict = np.ndarray | dict[str, np.ndarray]
+ALIGN = 16  # elements: each parameter starts 64 bytes into the flat vector (float32)
 
 
 def node_seed(seed: int, node_id: str) -> np.random.Generator:
@@ -32,7 +33,9 @@ class Network:
 
     ``params`` / ``grads``: trainable arrays by full name ``"<node>.<param>"`` (same keys);
     ``buffers``: non-trainable state (BatchNorm running statistics). Updates are in place, so
-    the arrays may be held by views (the monitor, the optimizer). ``acts``: every node's output
+    the arrays may be held by views (the monitor, the optimizer). They are themselves views of
+    two flat vectors, ``flat_params`` and ``flat_grads`` (M,), so that an optimizer step is one
+    pass over all of them (the gaps between parameters stay zero). ``acts``: every node's output
     of the last forward; arrays of fused chains are reused by the next forward of the same
     batch size, so copy what you keep. ``steps``: the execution plan (``engine.fusion``);
     ``fuse=False`` runs every node through its own layer.
@@ -58,23 +61,35 @@ class Network:
         self._local: dict[str, dict[str, np.ndarray]] = {}
         self._local_grads: dict[str, dict[str, np.ndarray]] = {}
         self.rng = np.random.default_rng([self.seed & 0xFFFFFFFF, 7])
+        fresh: dict[str, dict[str, np.ndarray]] = {}
+        offsets: dict[str, int] = {}
+        size = 0
         for nid in self.order:
             layer = self.layers[nid]
             layer.rng = self.rng
-            fresh = layer.init_params(node_seed(self.seed, nid))
-            trainable = set(layer.param_shapes())
+            fresh[nid] = layer.init_params(node_seed(self.seed, nid))
+            for name in layer.param_shapes():
+                offsets[f"{nid}.{name}"] = size
+                size += -(-int(np.asarray(fresh[nid][name]).size) // ALIGN) * ALIGN
+        self.flat_params = np.zeros(size, self.dtype)
+        self.flat_grads = np.zeros(size, self.dtype)
+        for nid in self.order:
+            trainable = set(self.layers[nid].param_shapes())
             local: dict[str, np.ndarray] = {}
             local_g: dict[str, np.ndarray] = {}
-            for name, arr in fresh.items():
-                arr = np.ascontiguousarray(arr, dtype=self.dtype)
-                local[name] = arr
+            for name, arr in fresh[nid].items():
+                key = f"{nid}.{name}"
+                arr = np.asarray(arr)
                 if name in trainable:
-                    self.params[f"{nid}.{name}"] = arr
-                    g = np.zeros_like(arr)
-                    self.grads[f"{nid}.{name}"] = g
-                    local_g[name] = g
+                    at = offsets[key]
+                    p = self.flat_params[at:at + arr.size].reshape(arr.shape)
+                    p[...] = arr
+                    g = self.flat_grads[at:at + arr.size].reshape(arr.shape)
+                    local[name] = self.params[key] = p
+                    local_g[name] = self.grads[key] = g
                 else:
-                    self.buffers[f"{nid}.{name}"] = arr
+                    local[name] = self.buffers[key] = np.array(arr, dtype=self.dtype,
+                                                               order="C")
             self._local[nid] = local
             self._local_grads[nid] = local_g
         self.acts: dict[str, np.ndarray] = {}
@@ -304,9 +319,14 @@ class Network:
                 bad = self.first_nonfinite_node()
                 where = f" (first non-finite output at node '{bad}')" if bad else ""
                 raise TrainingError(f"the loss became {total}{where}", bad)
-            self._backward_from(grads, self._loss_skip)
-            opt.step(self.params, self.grads)
+            self.loss_backward(grads)
+            opt.step(self.params, self.grads, flat=(self.flat_params, self.flat_grads))
         return total
+
+    def loss_backward(self, grads: dict[str, np.ndarray]) -> None:
+        """Backward from the gradients ``loss()`` returned (seeded at the loss sources, past
+        any Softmax/Sigmoid fused into the loss); fills ``grads``."""
+        self._backward_from(grads, self._loss_skip)
 
     def _backward_from(self, seeds: dict[str, np.ndarray], skip: set[str],
                        input_grads: bool = False) -> dict[str, np.ndarray]:

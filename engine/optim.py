@@ -14,6 +14,21 @@ import numpy as np
 
 from .errors import ParamError
 
+FLAT = "*"  # the state key of updates over a network's flat parameter vector
+KERNEL_MIN = 4096  # arrays at least this long are updated by one Numba kernel pass
+
+
+def _kernel_ok(p: np.ndarray, g: np.ndarray) -> bool:
+    return p.size >= KERNEL_MIN and p.flags.c_contiguous and g.flags.c_contiguous \
+        and g.dtype == p.dtype
+
+
+def flat_norm(g: np.ndarray) -> float:
+    """L2 norm of a flat array (M,), accumulated in float64."""
+    from .kernels.optim import sum_squares
+
+    return math.sqrt(sum_squares(g))
+
 
 def global_norm(grads: dict[str, np.ndarray]) -> float:
     return math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
@@ -46,13 +61,28 @@ class Optimizer:
         self.t = 0
         self.last_grad_norm = 0.0
 
-    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        """One update of every parameter in place."""
-        self.last_grad_norm = (clip_by_global_norm(grads, self.clip_norm) if self.clip_norm
-                               else global_norm(grads))
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray],
+             flat: tuple[np.ndarray, np.ndarray] | None = None,
+             norm: float | None = None) -> None:
+        """One update of every parameter in place.
+
+        ``flat``: the same parameters and gradients as two flat arrays (M,) that ``params``
+        and ``grads`` are views of (``Network.flat_params``, ``flat_grads``); the update then
+        runs once over all of them. ``norm``: their global gradient norm, if already known."""
+        if flat is not None:
+            p, g = flat
+            if norm is None:
+                norm = flat_norm(g)
+            if self.clip_norm and norm > self.clip_norm:
+                g *= self.clip_norm / (norm + 1e-12)
+            pairs = [(FLAT, p, g)]
+        else:
+            norm = (clip_by_global_norm(grads, self.clip_norm) if self.clip_norm
+                    else global_norm(grads))
+            pairs = [(name, p, grads[name]) for name, p in params.items()]
+        self.last_grad_norm = norm
         self.t += 1
-        for name, p in params.items():
-            g = grads[name]
+        for name, p, g in pairs:
             if self.weight_decay and not self.decoupled:
                 g = g + self.weight_decay * p
             self.update(name, p, g)
@@ -90,12 +120,11 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
 
     def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+        t = p.dtype.type
         if self.momentum:
             v = self.slot(name, "v", p)
-            if p.size >= 4096 and p.flags.c_contiguous and g.flags.c_contiguous \
-                    and g.dtype == p.dtype:
-                from .kernels.fused import sgd_momentum_update  # one pass, same bits
-                t = p.dtype.type
+            if _kernel_ok(p, g):
+                from .kernels.optim import sgd_momentum_update  # one pass, same bits
                 sgd_momentum_update(p.reshape(-1), g.reshape(-1), v.reshape(-1), t(self.lr),
                                     t(self.momentum), self.nesterov)
                 return
@@ -105,6 +134,10 @@ class SGD(Optimizer):
                 p -= self.lr * (g + self.momentum * v)
             else:
                 p -= self.lr * v
+        elif _kernel_ok(p, g):
+            from .kernels.optim import sgd_update
+
+            sgd_update(p.reshape(-1), g.reshape(-1), t(self.lr))
         else:
             p -= self.lr * g
 
@@ -123,12 +156,20 @@ class Adam(Optimizer):
     def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
         m = self.slot(name, "m", p)
         v = self.slot(name, "v", p)
+        bc1 = 1 - self.beta1 ** self.t
+        bc2 = 1 - self.beta2 ** self.t
+        if _kernel_ok(p, g):
+            from .kernels.optim import adam_update  # one pass, same rounding
+            t = p.dtype.type
+            decay = 1 - self.lr * self.weight_decay if self.decoupled else 1.0
+            adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
+                        t(self.beta1), t(1 - self.beta1), t(self.beta2), t(1 - self.beta2),
+                        t(self.lr / bc1), t(bc2), t(self.eps), t(decay))
+            return
         m *= self.beta1
         m += (1 - self.beta1) * g
         v *= self.beta2
         v += (1 - self.beta2) * (g * g)
-        bc1 = 1 - self.beta1 ** self.t
-        bc2 = 1 - self.beta2 ** self.t
         if self.decoupled and self.weight_decay:
             p *= 1 - self.lr * self.weight_decay
         p -= (self.lr / bc1) * m / (np.sqrt(v / bc2) + self.eps)

@@ -150,6 +150,30 @@ def _col2im(cols: np.ndarray, dst: np.ndarray, kh: int, kw: int, sh: int, sw: in
                             df[s0 + np.uint64(ow * sw)] += cf[d0 + np.uint64(ow)]
 
 
+@njit(parallel=False)
+def _sum_parts(gparts: np.ndarray, bparts: np.ndarray, gweight: np.ndarray,
+               gbias: np.ndarray) -> None:
+    """gweight (O, C, KH, KW) = the sum over slices of gparts (slices ≥ 1, C·KH·KW, O), transposed;
+    gbias = the sum of bparts (slices, O) when gbias is not empty."""
+    nch, k_n, o_n = gparts.shape
+    gw2 = gweight.reshape(o_n, k_n)
+    acc = np.empty(o_n, gparts.dtype)
+    for k in range(k_n):
+        acc[:] = gparts[0, k]
+        for ch in range(1, nch):
+            row = gparts[ch, k]
+            for o in range(o_n):
+                acc[o] += row[o]
+        for o in range(o_n):
+            gw2[o, k] = acc[o]
+    if gbias.shape[0] > 0:
+        for o in range(o_n):
+            t = 0.0
+            for ch in range(nch):
+                t += bparts[ch, o]
+            gbias[o] = t
+
+
 @njit
 def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: int, sw: int,
                    pt: int, pl: int, oh_n: int, ow_n: int, nchunks: int) -> np.ndarray:
@@ -245,17 +269,5 @@ def conv2d_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, sh: int, 
             _col2im(dcols, dst, kh, kw, sh, sw, oh_n, ow_n)
             if not direct:
                 _crop_from(dx[n], dbuf, pt, pl)
-    gw2 = gweight.reshape(o_n, k_n)
-    for o in range(o_n):
-        for k in range(k_n):
-            s = 0.0
-            for ch in range(nch):
-                s += gparts[ch, k, o]
-            gw2[o, k] = s
-    if gbias.shape[0] > 0:
-        for o in range(o_n):
-            s = 0.0
-            for ch in range(nch):
-                s += bparts[ch, o]
-            gbias[o] = s
+    _sum_parts(gparts, bparts, gweight, gbias)
     return dx

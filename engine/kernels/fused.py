@@ -5,23 +5,29 @@ Layouts as PyTorch: x (N, C, H, W), weight (O, C, KH, KW), conv output (N, O, OH
 pooled (N, O, OH // 2, OW // 2). The pool is 2×2 with stride 2 and no padding (a last odd
 row or column is left out, as MaxPool2D does). Every intermediate a node of the chain would
 have produced is written out (pre-activation, ReLU output, pooled output), so the network can
-show it; ``arg`` (int8, 0..3 = the window position in row-major order) records each window's
-winner for the backward pass. Ties go to the first maximum and a NaN in a window wins, as
-in ``pool.maxpool2d_forward``; ReLU maps NaN to 0, as ``activation.relu_forward``.
+show it, unless the caller passes it with 0 samples; ``arg`` (int8, 0..3 = the window
+position in row-major order) records each window's winner for the backward pass. Ties go to
+the first maximum and a NaN in a window wins, as in ``pool.maxpool2d_forward``; ReLU maps
+NaN to 0, as ``activation.relu_forward``.
 
 The conv kernels split the batch into ``nchunks`` slices run in parallel (see
 ``conv.batch_chunks``); each slice works sample by sample on per-slice buffers: im2col, one
 BLAS product, then the epilogue (bias, ReLU, pool) while the sample is still in cache. The
 backward rebuilds the conv output gradient per sample from the pooled gradient and the
-winners, and computes the input gradient only when asked (``need_dx``).
+winners (adding up the bias gradient on the way), accumulates the weight gradient per slice
+in BLAS (``blas.gemm`` with beta = 1) and computes the input gradient only when asked
+(``need_dx``). ``convgrid`` runs the same blocks for stride 1 on a padded grid.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .conv import _col2im, _crop_from, _im2col, _pad_into
+from .blas import gemm
+from .conv import _col2im, _crop_from, _im2col, _pad_into, _sum_parts
 from .jit import njit, prange
+
+TRANSPOSED_MAX_PIXELS = 256
 
 
 @njit(parallel=False)
@@ -88,8 +94,40 @@ def _unpool2(dpool: np.ndarray, pooled: np.ndarray, arg: np.ndarray, relu: bool,
                 g = grow[np.uint64(pw)]
                 if relu:
                     g = g if prow[np.uint64(pw)] > 0 else zero
-                k = arow[np.uint64(pw)]
+                k = np.intp(arow[np.uint64(pw)])
                 df[np.uint64(base + (k >> 1) * w_n + 2 * pw + (k & 1))] = g
+
+
+@njit(parallel=False)
+def _unpool2_conv(dpool: np.ndarray, pooled: np.ndarray, arg: np.ndarray, relu: bool,
+                  dst: np.ndarray, dstt: np.ndarray, bacc: np.ndarray) -> None:
+    """``_unpool2`` into dst (C, H, W), and into its transpose dstt (H·W, C) unless dstt is
+    empty; bacc (C,) gets the sum of each channel's gradient added."""
+    c_n, ph_n, pw_n = dpool.shape
+    h_n, w_n = dst.shape[1], dst.shape[2]
+    trans = dstt.shape[0] > 0
+    df = dst.reshape(dst.size)
+    tf = dstt.reshape(dstt.size)
+    df[:] = 0
+    tf[:] = 0
+    zero = np.zeros(1, dst.dtype)[0]
+    for c in range(c_n):
+        s = zero
+        for ph in range(ph_n):
+            grow = dpool[c, ph]
+            prow = pooled[c, ph]
+            arow = arg[c, ph]
+            for pw in range(pw_n):
+                g = grow[np.uint64(pw)]
+                if relu:
+                    g = g if prow[np.uint64(pw)] > 0 else zero
+                s += g
+                k = np.intp(arow[np.uint64(pw)])
+                p = np.uint64((2 * ph + (k >> 1)) * w_n + 2 * pw + (k & 1))
+                df[np.uint64(c * h_n * w_n) + p] = g
+                if trans:
+                    tf[p * np.uint64(c_n) + np.uint64(c)] = g
+        bacc[c] += s
 
 
 @njit
@@ -102,7 +140,9 @@ def conv_block_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: 
     Writes yconv (N, O, OH, OW) (with bias), yrelu (same shape; ignored unless ``relu``),
     ypool and arg (N, O, OH // 2, OW // 2; ignored unless ``pool``). ``bias`` is (O,) or empty.
     ``keep``: (N, C·KH·KW, OH·OW) to keep every sample's im2col for the backward pass, or
-    empty (0, ·, ·).
+    empty (0, ·, ·). A yconv or yrelu given with 0 samples (0, O, OH, OW) is not written:
+    the values pass through a per-slice scratch (saves the memory traffic of intermediates
+    nobody reads; the chain's last output must be given).
     """
     n_n, c_n, h_n, w_n = x.shape
     o_n, _, kh, kw = weight.shape
@@ -118,10 +158,14 @@ def conv_block_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: 
     has_bias = bias.shape[0] > 0
     bvec = bias if has_bias else np.zeros(o_n, dtype=x.dtype)
     keeping = keep.shape[0] == n_n and n_n > 0
+    conv_out = yconv.shape[0] == n_n
+    relu_out = relu and yrelu.shape[0] == n_n
     nch = max(1, min(nchunks, n_n))
     for ch in prange(nch):
         buf = np.zeros((c_n, 1 if direct else hb, 1 if direct else wb), dtype=x.dtype)
         own = np.empty((k_n, p_n), dtype=x.dtype)
+        sconv = np.empty((0 if conv_out else o_n, oh_n, ow_n), dtype=x.dtype)
+        srelu = np.empty((0 if relu_out or not relu else o_n, oh_n, ow_n), dtype=x.dtype)
         for n in range(ch * n_n // nch, (ch + 1) * n_n // nch):
             cols = keep[n] if keeping else own
             if direct:
@@ -130,10 +174,12 @@ def conv_block_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: 
                 _pad_into(buf, x[n], pt, pl)
                 src = buf
             _im2col(src, cols, kh, kw, sh, sw, oh_n, ow_n)
-            yn = yconv[n].reshape(o_n, p_n)
+            yc = yconv[n] if conv_out else sconv
+            yr = (yrelu[n] if relu_out else srelu) if relu else yc
+            yn = yc.reshape(o_n, p_n)
             np.dot(w2, cols, yn)
             if relu:
-                rn = yrelu[n].reshape(o_n, p_n)
+                rn = yr.reshape(o_n, p_n)
                 for o in range(o_n):
                     yrow = yn[o]
                     rrow = rn[o]
@@ -149,7 +195,7 @@ def conv_block_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: 
                     for p in range(p_n):
                         yrow[p] += b
             if pool:
-                _pool2(yrelu[n] if relu else yconv[n], ypool[n], arg[n])
+                _pool2(yr, ypool[n], arg[n])
 
 
 @njit
@@ -162,9 +208,13 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
 
     ``dout``: gradient of the chain's last output: pooled (N, O, OH // 2, OW // 2) when
     ``pool``, else (N, O, OH, OW). ``mask``: what the ReLU's gradient reads: the pooled output
-    when ``pool``, else the conv output (ignored without ``relu``). Overwrites gweight
+    when ``pool``, else the conv (or ReLU) output (ignored without ``relu``). Overwrites gweight
     (O, C, KH, KW) and gbias ((O,) or empty); returns dx (N, C, H, W), or an empty
     (0, C, H, W) array when ``need_dx`` is false. ``keep``: the forward's im2col, or empty.
+
+    Small outputs with a pool (OH·OW ≤ ``TRANSPOSED_MAX_PIXELS``) also unpool into the transposed
+    gradient (OH·OW, O): the weight gradient is then a product BLAS does ~30% faster there
+    (measured: 8×8 and 10×10 outputs).
     """
     n_n, c_n, h_n, w_n = x.shape
     o_n, _, kh, kw = weight.shape
@@ -177,6 +227,7 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
     wb = max(wp, pl + w_n)
     w2 = weight.reshape(o_n, k_n)
     keeping = keep.shape[0] == n_n and n_n > 0
+    trans = pool and p_n <= TRANSPOSED_MAX_PIXELS
     nch = max(1, min(nchunks, n_n))
     dx = np.empty((n_n if need_dx else 0, c_n, h_n, w_n), dtype=x.dtype)
     gparts = np.zeros((nch, k_n, o_n), dtype=x.dtype)
@@ -187,16 +238,16 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
                          1 if direct or not need_dx else wb), dtype=x.dtype)
         own = np.empty((0 if keeping else k_n, p_n), dtype=x.dtype)
         dcols = np.empty((k_n if need_dx else 0, p_n), dtype=x.dtype)
-        tmp = np.empty((k_n, o_n), dtype=x.dtype)
         dconv = np.empty((o_n, p_n), dtype=x.dtype)
+        dconvt = np.empty((p_n if trans else 0, o_n), dtype=x.dtype)
         ones = np.ones(p_n, dtype=x.dtype)
         tmpb = np.empty(o_n, dtype=x.dtype)
         d3 = dconv.reshape(o_n, oh_n, ow_n)
-        gacc = gparts[ch]
+        gacc = gparts[ch].reshape(k_n * o_n)
         bacc = bparts[ch]
         for n in range(ch * n_n // nch, (ch + 1) * n_n // nch):
             if pool:
-                _unpool2(dout[n], mask[n], arg[n], relu, d3)
+                _unpool2_conv(dout[n], mask[n], arg[n], relu, d3, dconvt, bacc)
             elif relu:
                 dn = dout[n].reshape(o_n, p_n)
                 mn = mask[n].reshape(o_n, p_n)
@@ -208,9 +259,10 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
                         crow[p] = drow[p] if mrow[p] > 0 else 0.0
             else:
                 dconv[:] = dout[n].reshape(o_n, p_n)
-            np.dot(dconv, ones, tmpb)
-            for o in range(o_n):
-                bacc[o] += tmpb[o]
+            if not pool:
+                np.dot(dconv, ones, tmpb)
+                for o in range(o_n):
+                    bacc[o] += tmpb[o]
             if keeping:
                 cols = keep[n]
             else:
@@ -221,12 +273,12 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
                     _pad_into(buf, x[n], pt, pl)
                     src = buf
                 _im2col(src, cols, kh, kw, sh, sw, oh_n, ow_n)
-            np.dot(cols, dconv.T, tmp)
-            for k in range(k_n):
-                grow = gacc[k]
-                trow = tmp[k]
-                for o in range(o_n):
-                    grow[o] += trow[o]
+            if trans:
+                gemm(False, False, k_n, o_n, p_n, 1.0, cols.reshape(k_n * p_n), p_n,
+                     dconvt.reshape(p_n * o_n), o_n, 1.0, gacc, o_n)
+            else:
+                gemm(False, True, k_n, o_n, p_n, 1.0, cols.reshape(k_n * p_n), p_n,
+                     dconv.reshape(o_n * p_n), p_n, 1.0, gacc, o_n)
             if need_dx:
                 np.dot(w2.T, dconv, dcols)
                 if direct:
@@ -234,19 +286,7 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
                 else:
                     _col2im(dcols, dbuf, kh, kw, sh, sw, oh_n, ow_n)
                     _crop_from(dx[n], dbuf, pt, pl)
-    gw2 = gweight.reshape(o_n, k_n)
-    for o in range(o_n):
-        for k in range(k_n):
-            s = 0.0
-            for ch in range(nch):
-                s += gparts[ch, k, o]
-            gw2[o, k] = s
-    if gbias.shape[0] > 0:
-        for o in range(o_n):
-            s = 0.0
-            for ch in range(nch):
-                s += bparts[ch, o]
-            gbias[o] = s
+    _sum_parts(gparts, bparts, gweight, gbias)
     return dx
 
 
@@ -366,21 +406,3 @@ def dense_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre: np.n
             for n in range(n_n):
                 dx[n, a:b] = tmp[n]
     return dx
-
-
-@njit
-def sgd_momentum_update(p: np.ndarray, g: np.ndarray, v: np.ndarray, lr: float,
-                        momentum: float, nesterov: bool) -> None:
-    """One SGD-with-momentum step in place, in one pass over flat arrays p, g, v (M,):
-    v = momentum·v + g, then p -= lr·v (Nesterov: p -= lr·(g + momentum·v)).
-
-    Pass ``lr`` and ``momentum`` as scalars of p's dtype: every operation then rounds as
-    numpy's ``v *= m; v += g; p -= lr * v`` does, so both give the same bits."""
-    for i in prange(p.shape[0]):
-        vi = v[i] * momentum
-        vi = vi + g[i]
-        v[i] = vi
-        if nesterov:
-            p[i] = p[i] - lr * (g[i] + momentum * vi)
-        else:
-            p[i] = p[i] - lr * vi

@@ -117,10 +117,11 @@ def single_thread_blas() -> Iterator[None]:
 
 
 def n_chunks(batch: int) -> int:
-    """How many chunks to cut a batch into: one per Numba thread, at most one per sample."""
-    import numba
+    """How many chunks to cut a batch into: one per engine thread (``threads.current``, which
+    a tuner shrinking the pool leaves alone), at most one per sample."""
+    from ..threads import current
 
-    return max(1, min(int(batch), numba.get_num_threads()))
+    return max(1, min(int(batch), current()))
 
 
 def to_chunks(a: np.ndarray, chunks: int, reverse: bool = False) -> np.ndarray:

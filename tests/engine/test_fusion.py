@@ -5,7 +5,8 @@ import pytest
 from graphdocs import chain_doc, graph_doc
 
 import engine
-from engine.fusion import PoolBlock
+from engine import fusion
+from engine.fusion import COMPACT, GRID, SHIFT, ConvBlock, PoolBlock
 
 CONV = {"filters": 3, "kernel_size": 3, "padding": 1}
 POOL = {"pool_size": 2}
@@ -167,3 +168,72 @@ def test_backward_after_an_inference_forward_matches(rng):
                                rtol=1e-11, atol=1e-12)
     for k in plain.grads:
         np.testing.assert_allclose(fused.grads[k], plain.grads[k], rtol=1e-11, atol=1e-12)
+
+
+MODES = [(GRID, GRID), (SHIFT, SHIFT), (GRID, COMPACT), (COMPACT, SHIFT), (SHIFT, GRID)]
+
+
+@pytest.mark.parametrize("modes", MODES, ids=lambda m: "-".join(m))
+@pytest.mark.parametrize("name", ["lenet-like", "conv-relu", "conv-pool-odd", "pool-alone"])
+def test_every_conv_mode_matches_the_unfused_network(rng, monkeypatch, name, modes):
+    monkeypatch.setattr(fusion, "conv_modes", lambda *a: modes)
+    monkeypatch.setattr(fusion, "KEEP_ROWS_BELOW", 99)
+    layers = CHAINS[name] if name == "lenet-like" else tail(CHAINS[name])
+    fused, plain = pair(chain_doc((2, 7, 6), layers), dtype=np.float64)
+    blocks = [st for st in fused.steps if isinstance(st, ConvBlock)]
+    assert blocks and all((st.fwd_mode, st.bwd_mode) == modes for st in blocks)
+    for train in (True, False):
+        x = rng.standard_normal((5, 2, 7, 6))
+        out_f = fused.forward(x, train=train)
+        plain.forward(x, train=train)
+        for nid in fused.order:
+            np.testing.assert_allclose(fused.acts[nid], plain.acts[nid], rtol=1e-12, atol=1e-12,
+                                       err_msg=nid)
+        dout = rng.standard_normal(out_f.shape)
+        np.testing.assert_allclose(fused.backward(dout), plain.backward(dout), rtol=1e-11,
+                                   atol=1e-12)
+        for k in plain.grads:
+            np.testing.assert_allclose(fused.grads[k], plain.grads[k], rtol=1e-11, atol=1e-12,
+                                       err_msg=k)
+
+
+def test_conv_modes_follow_the_measured_shapes():
+    """WideCNN's 32-channel conv shifts, its first conv unfolds on the grid going forward;
+    small images, strides and LeNet-5's 5×5 convs keep the compact unfolding."""
+    assert fusion.conv_modes(32, 14, 14, (1, 1), 16) == (SHIFT, SHIFT)
+    assert fusion.conv_modes(1, 28, 28, (1, 1), 30) == (GRID, COMPACT)
+    assert fusion.conv_modes(16, 8, 8, (1, 1), 10) == (COMPACT, COMPACT)
+    assert fusion.conv_modes(1, 28, 28, (1, 1), 32) == (COMPACT, COMPACT)
+    assert fusion.conv_modes(64, 14, 14, (2, 1), 16) == (COMPACT, COMPACT)
+    net = engine.compile(engine.Graph.from_dict(chain_doc(
+        (1, 28, 28), [("Conv2D", {"filters": 32, "kernel_size": 3, "padding": 1}), ("ReLU", {}),
+                      ("Conv2D", {"filters": 4, "kernel_size": 3, "padding": "same"}), *HEAD])))
+    blocks = [st for st in net.steps if isinstance(st, ConvBlock)]
+    assert [(st.fwd_mode, st.bwd_mode, st.wb) for st in blocks] == [
+        (GRID, COMPACT, 30), (SHIFT, SHIFT, 30)]
+
+
+@pytest.mark.parametrize("modes", [(COMPACT, COMPACT), (GRID, GRID), (SHIFT, SHIFT)],
+                         ids=lambda m: "-".join(m))
+@pytest.mark.parametrize("name", ["conv-relu-pool", "conv-relu", "conv-pool-odd", "lenet-like"])
+def test_blocks_publishing_only_their_last_output_compute_the_same(rng, monkeypatch, name, modes):
+    monkeypatch.setattr(fusion, "conv_modes", lambda *a: modes)
+    layers = CHAINS[name] if name == "lenet-like" else tail(CHAINS[name])
+    fused, plain = pair(chain_doc((2, 7, 6), layers), dtype=np.float64)
+    blocks = [st for st in fused.steps if isinstance(st, ConvBlock)]
+    for st in blocks:
+        st.publish = False
+    hidden = {nid for st in blocks for nid in st.ids if nid != st.last}
+    assert hidden
+    for train in (True, False):
+        x = rng.standard_normal((5, 2, 7, 6))
+        out_f, out_p = fused.forward(x, train=train), plain.forward(x, train=train)
+        np.testing.assert_allclose(out_f, out_p, rtol=1e-12, atol=1e-12)
+        assert hidden.isdisjoint(fused.acts)
+        assert set(fused.acts) == set(fused.order) - hidden
+        dout = rng.standard_normal(out_f.shape)
+        np.testing.assert_allclose(fused.backward(dout), plain.backward(dout), rtol=1e-11,
+                                   atol=1e-12)
+        for k in plain.grads:
+            np.testing.assert_allclose(fused.grads[k], plain.grads[k], rtol=1e-11, atol=1e-12,
+                                       err_msg=k)

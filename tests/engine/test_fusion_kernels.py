@@ -13,6 +13,7 @@ CONFIGS = [
     (2, 7, 5, 2, (3, 2), (1, 1), "valid"),
     (2, 6, 7, 3, (2, 2), (2, 1), "same"),
     (1, 5, 5, 2, (5, 5), (1, 1), 2),
+    (1, 18, 16, 2, (3, 3), (1, 1), 1),  # more than TRANSPOSED_MAX_PIXELS outputs
 ]
 CHAINS = [(True, True), (True, False), (False, True)]
 
@@ -150,17 +151,26 @@ def test_dense_without_bias_or_input_gradient(rng):
     np.testing.assert_allclose(gw, dy.T @ x, rtol=1e-12)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("nesterov", [False, True])
-def test_sgd_momentum_update_gives_numpys_bits(rng, dtype, nesterov):
-    p = rng.standard_normal(37).astype(dtype)
-    g = rng.standard_normal(37).astype(dtype)
-    v = rng.standard_normal(37).astype(dtype)
-    lr, m = 0.0123, 0.9
-    want_p, want_v = p.copy(), v.copy()
-    want_v *= m
-    want_v += g
-    want_p -= lr * (g + m * want_v) if nesterov else lr * want_v
-    kf.sgd_momentum_update(p, g, v, dtype(lr), dtype(m), nesterov)
-    np.testing.assert_array_equal(v, want_v)
-    np.testing.assert_array_equal(p, want_p)
+@pytest.mark.parametrize("chain", CHAINS, ids=lambda c: f"relu{int(c[0])}-pool{int(c[1])}")
+def test_conv_block_can_skip_writing_intermediates(rng, chain):
+    relu, pool = chain
+    c, h, w, o, k, stride, padding = CONFIGS[2]
+    oh, ow, pads = plan(h, w, k, stride, padding)
+    x = rng.standard_normal((4, c, h, w)).astype(np.float32)
+    weight = rng.standard_normal((o, c, *k)).astype(np.float32)
+    bias = rng.standard_normal(o).astype(np.float32)
+    dout = rng.standard_normal((4, o, oh // 2, ow // 2) if pool else (4, o, oh, ow))
+    yconv, yrelu, ypool, *_ = run_block(x, weight, bias, stride, pads, oh, ow, relu, pool,
+                                        dout.astype(np.float32))
+    yc = np.full_like(yconv, 7.0)
+    yr = np.full_like(yrelu, 7.0)
+    yp = np.empty_like(ypool)
+    arg = np.empty(yp.shape, np.int8)
+    kf.conv_block_forward(x, weight, bias, *stride, pads[0], pads[2], relu, pool, 2, yc[:0],
+                          yr[:0] if pool else yr, yp, arg, np.empty((0, 1, 1), np.float32))
+    np.testing.assert_array_equal(yc, 7.0)
+    if pool:
+        np.testing.assert_array_equal(yr, 7.0)
+        np.testing.assert_array_equal(yp, ypool)
+    elif relu:
+        np.testing.assert_array_equal(yr, yrelu)

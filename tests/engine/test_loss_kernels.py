@@ -5,37 +5,53 @@ from engine.kernels import losses as lk
 from engine.kernels.reference import losses as ref
 from engine.losses import compute_loss
 
+SOFTMAX = [lk.softmax_xent_serial, lk.softmax_xent_parallel]
+BCE = [lk.sigmoid_bce_serial, lk.sigmoid_bce_parallel]
 
+
+@pytest.mark.parametrize("kernel", SOFTMAX)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_softmax_xent_matches_reference(rng, dtype):
+def test_softmax_xent_matches_reference(rng, dtype, kernel):
     logits = (rng.standard_normal((7, 5)) * 3).astype(dtype)
     labels = rng.integers(0, 5, 7)
     grad = np.empty_like(logits)
-    total = lk.softmax_xent(logits, labels, grad)
+    total, hits = kernel(logits, labels, grad, 0.25)
     want, want_grad = ref.softmax_xent(logits.astype(np.float64), labels)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     assert total == pytest.approx(want, rel=tol)
-    np.testing.assert_allclose(grad, want_grad, rtol=tol, atol=tol)
+    np.testing.assert_allclose(grad, 0.25 * want_grad, rtol=tol, atol=tol)
+    assert hits == int(np.sum(np.argmax(logits, axis=1) == labels))
 
 
 def test_softmax_xent_is_stable_for_huge_logits():
     logits = np.array([[1000.0, 0.0, -1000.0]])
     grad = np.empty_like(logits)
-    total = lk.softmax_xent(logits, np.array([1]), grad)
-    assert total == pytest.approx(1000.0)
+    total, hits = lk.softmax_xent(logits, np.array([1]), grad)
+    assert total == pytest.approx(1000.0) and hits == 0
     assert np.isfinite(grad).all()
 
 
+def test_large_inputs_take_the_parallel_kernel_with_the_same_result(rng):
+    logits = rng.standard_normal((lk.SERIAL_BELOW // 10 + 5, 10)).astype(np.float32)
+    labels = rng.integers(0, 10, len(logits))
+    g1, g2 = np.empty_like(logits), np.empty_like(logits)
+    assert lk.softmax_xent(logits, labels, g1, 0.5) == lk.softmax_xent_parallel(
+        logits, labels, g2, 0.5)
+    np.testing.assert_array_equal(g1, g2)
+
+
+@pytest.mark.parametrize("kernel", BCE)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_sigmoid_bce_matches_reference(rng, dtype):
+def test_sigmoid_bce_matches_reference(rng, dtype, kernel):
     z = (rng.standard_normal(11) * 4).astype(dtype)
     t = rng.integers(0, 2, 11).astype(dtype)
     grad = np.empty_like(z)
-    total = lk.sigmoid_bce(z, t, grad)
+    total, hits = kernel(z, t, grad, 0.5)
     want, want_grad = ref.sigmoid_bce(z.astype(np.float64), t.astype(np.float64))
     tol = 1e-5 if dtype == np.float32 else 1e-12
     assert total == pytest.approx(want, rel=tol)
-    np.testing.assert_allclose(grad, want_grad, rtol=tol, atol=tol)
+    np.testing.assert_allclose(grad, 0.5 * want_grad, rtol=tol, atol=tol)
+    assert hits == int(np.sum((z > 0) == (t > 0.5)))
 
 
 @pytest.mark.parametrize("kind", ["cross_entropy", "mse", "bce"])
