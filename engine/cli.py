@@ -201,8 +201,20 @@ def _int_arg(text: str, flag: str) -> int:
         raise ParamError(f"{flag} must be a whole number or 'all', got {text!r}") from None
 
 
+def threads_arg(text: str) -> int | str:
+    """``--threads``: a whole number, or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number or 'auto', got {text!r}") from None
+
+
 def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    limiter = set_threads(args.threads) if args.threads else None
+    fixed = isinstance(args.threads, int)
+    limiter = set_threads(args.threads) if fixed else None
     try:
         return _train(args, out, err)
     finally:
@@ -222,7 +234,8 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if net is None:
         net = Network(graph, seed=settings.seed)
     progress = Progress(err, quiet=args.quiet)
-    trainer = Trainer(net, ds, settings, callbacks=[progress])
+    trainer = Trainer(net, ds, settings, callbacks=[progress],
+                      tune_threads=not isinstance(args.threads, int))
     sp = trainer.splits
     sizes = sp.sizes()
     print(f"model: {graph.name} ({net.param_count():,} parameters, {net.macs():,} "
@@ -399,7 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--optimizer", metavar="NAME", help="sgd, adam, adamw, rmsprop or adagrad")
     t.add_argument("--lr", type=float, metavar="LR", help="learning rate")
     t.add_argument("--seed", type=int, metavar="N", help="seed for weights, shuffling, splits")
-    t.add_argument("--threads", type=int, metavar="N", help="CPU threads (Numba and BLAS)")
+    t.add_argument("--threads", type=threads_arg, default="auto", metavar="N|auto",
+                   help="CPU threads for Numba and BLAS; auto (default) uses every core and "
+                        "drops to one while other programs keep a core busy")
     t.add_argument("--out", metavar="DIR", help="folder for the trained bundle "
                                                 "(default ./runs/<model>)")
     t.add_argument("--val-split", type=float, metavar="F", help="validation fraction")

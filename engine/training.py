@@ -40,7 +40,8 @@ import numpy as np
 from .data import Augmenter, Dataset, Splits, check_dataset
 from .errors import ParamError, TrainingError
 from .network import Network
-from .optim import Optimizer
+from .optim import Optimizer, flat_norm
+from .threads import ThreadTuner
 from .train_settings import Schedule, TrainSettings, prepare_data
 
 SNAPSHOT_EVERY_STEP_MAX = 4_000_000
@@ -49,7 +50,8 @@ SNAPSHOT_EVERY_STEP_MAX = 4_000_000
 # ----- events -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BatchEvent:
-    """After each optimizer step. ``epoch``/``batch``/``step`` count from 1; times in s."""
+    """After each optimizer step. ``epoch``/``batch``/``step`` count from 1; times in s;
+    ``threads``: the kernel threads the tuner settled on (0 when not tuned)."""
 
     epoch: int
     epochs: int
@@ -65,6 +67,7 @@ class BatchEvent:
     grad_norm: float
     elapsed: float
     eta: float
+    threads: int = 0
 
 
 @dataclass(frozen=True)
@@ -183,12 +186,26 @@ class _FiniteGuard:
     def __init__(self, opt: Optimizer) -> None:
         self.opt = opt
 
-    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray],
+             flat: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        norm = None
+        if flat is not None:
+            norm = flat_norm(flat[1])
+            if not math.isfinite(norm):
+                self._refuse(grads)  # unless a float64 gradient overflowed the squares
+                norm = None
+        else:
+            for name, g in grads.items():
+                if not math.isfinite(float(np.sum(g, dtype=np.float64))):
+                    self._refuse({name: g})
+        self.opt.step(params, grads, flat, norm)
+
+    @staticmethod
+    def _refuse(grads: dict[str, np.ndarray]) -> None:
         for name, g in grads.items():
-            if not math.isfinite(float(np.sum(g, dtype=np.float64))):
+            if not np.isfinite(g).all():
                 raise TrainingError(f"the gradient of {name} became NaN or Inf",
                                     name.rsplit(".", 1)[0])
-        self.opt.step(params, grads)
 
 
 Callback = Callable[[Any], None]
@@ -203,12 +220,15 @@ class Trainer:
     Callbacks run on the training thread right after each step, so a BatchEvent's callback
     may read that batch's ``net.acts`` and ``net.grads`` (copy what it keeps).
     ``idle_callbacks`` (no arguments) run on the training thread about every 50 ms while
-    ``run()`` is paused, e.g. to look at the network on request."""
+    ``run()`` is paused, e.g. to look at the network on request.
+
+    ``tune_threads``: switch between all kernel threads and one as the machine's load
+    changes (``engine.threads.ThreadTuner``; results do not depend on it)."""
 
     def __init__(self, net: Network, data: Dataset | Splits,
                  settings: TrainSettings | dict[str, Any] | None = None,
                  callbacks: Callback | Iterable[Callback] | None = None,
-                 optimizer: Optimizer | None = None) -> None:
+                 optimizer: Optimizer | None = None, tune_threads: bool = False) -> None:
         if not isinstance(settings, TrainSettings):
             settings = TrainSettings.from_dict(settings)
         self.settings = s = settings
@@ -224,6 +244,7 @@ class Trainer:
         self.idle_callbacks: list[Callable[[], None]] = []  # called while paused in run()
         self.opt = optimizer or s.make_optimizer()
         self._guard = _FiniteGuard(self.opt)
+        self.tuner = ThreadTuner() if tune_threads else None
         self.base_lr = self.opt.lr
         self.augmenter = Augmenter.from_config(s.augment)
         n = len(self.splits.train)
@@ -253,7 +274,8 @@ class Trainer:
         state = {**net.params, **net.buffers}
         size = sum(a.size for a in state.values())
         self._snap_every = 1 if size <= SNAPSHOT_EVERY_STEP_MAX else 25
-        self._snap = {k: v.copy() for k, v in state.items()}
+        self._snap = {k: v.copy() for k, v in net.buffers.items()}
+        self._snap_flat = net.flat_params.copy()
         self._train_time = 0.0
         self._sps: float = 0.0
 
@@ -328,6 +350,8 @@ class Trainer:
         return self._train_batch()
 
     def _finish(self, status: str, error: TrainingError | None = None) -> RunResult:
+        if self.tuner is not None:
+            self.tuner.finish()
         restored = False
         if status in ("completed", "early_stopped") and self.settings.restore_best:
             restored = self.restore_best()
@@ -354,18 +378,22 @@ class Trainer:
         return True
 
     def _snapshot(self) -> None:
-        for k, v in {**self.net.params, **self.net.buffers}.items():
+        np.copyto(self._snap_flat, self.net.flat_params)
+        for k, v in self.net.buffers.items():
             np.copyto(self._snap[k], v)
 
     def _restore_snapshot(self) -> None:
-        for k, v in {**self.net.params, **self.net.buffers}.items():
+        np.copyto(self.net.flat_params, self._snap_flat)
+        for k, v in self.net.buffers.items():
             np.copyto(v, self._snap[k])
 
     def _nonfinite_param(self) -> str | None:
+        if math.isfinite(flat_norm(self.net.flat_params)):
+            return None
         for k, v in self.net.params.items():
-            if not math.isfinite(float(np.sum(v, dtype=np.float64))):
+            if not np.isfinite(v).all():
                 return k
-        return None
+        return None  # finite float64 weights whose squares overflow
 
     def _fail(self, message: str, node: str | None) -> None:
         self._restore_snapshot()
@@ -398,6 +426,10 @@ class Trainer:
         self.opt.lr = lr
         if self.step % self._snap_every == 0:
             self._snapshot()
+        tuner = self.tuner
+        if tuner is not None:
+            tuner.before_step()
+        t_step = time.perf_counter()
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 loss = self.net.train_step(x, ys, self._guard)
@@ -406,7 +438,12 @@ class Trainer:
             self._fail(exc.message, exc.node_id)
         if bad is not None:
             self._fail(f"the update made {bad} NaN or Inf", bad.rsplit(".", 1)[0])
-        dt = time.perf_counter() - t0
+        now = time.perf_counter()
+        threads = 0
+        if tuner is not None:
+            tuner.after_step(now - t_step)
+            threads = tuner.choice
+        dt = now - t0
         self._train_time += dt
         m = len(idx)
         self.step += 1
@@ -428,7 +465,7 @@ class Trainer:
         event = BatchEvent(self.epoch + 1, s.epochs, self.batch, self.batches_per_epoch,
                            self.step, loss, losses, _mean_accuracy(metrics), metrics, lr,
                            self._sps, self.opt.last_grad_norm, self._train_time,
-                           self._eta())
+                           self._eta(), threads)
         self._emit(event)
         if self.batch >= self.batches_per_epoch:
             self._end_epoch()

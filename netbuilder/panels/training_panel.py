@@ -18,16 +18,16 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 from engine.optim import OPTIMIZERS
+from engine.threads import max_threads
 
+from .. import settings
 from ..document import Change
-from .section import SciSpinBox, SectionWriter
+from .section import SciSpinBox, SectionWriter, scrolling_body
 
 OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSProp",
                    "adagrad": "AdaGrad"}
@@ -35,6 +35,26 @@ DEFAULT_LR = {"sgd": 0.01, "adam": 0.001, "adamw": 0.001, "rmsprop": 0.001, "ada
 EXTRA = {"momentum": ("sgd",), "nesterov": ("sgd",), "beta1": ("adam", "adamw"),
          "beta2": ("adam", "adamw"), "alpha": ("rmsprop",)}
 EXTRA_DEFAULT = {"momentum": 0.0, "nesterov": False, "beta1": 0.9, "beta2": 0.999, "alpha": 0.99}
+
+
+THREADS_KEY = "engine/threads"
+
+
+def threads_box() -> QComboBox:
+    """CPU threads for training: auto, or a fixed count (a preference of this computer, kept
+    in the application settings, not in the model)."""
+    box = QComboBox()
+    most = max_threads()
+    box.addItem(f"auto ({most}; 1 while the CPU is busy)" if most > 1 else "auto (1)", "auto")
+    for n in range(1, most + 1):
+        box.addItem(f"{n}", n)
+    box.setToolTip("Threads for the engine's kernels. Auto uses every core and moves to one "
+                   "thread while another program keeps a core busy; the results are the same "
+                   "either way")
+    saved = str(settings.get_value(THREADS_KEY, "auto"))
+    i = box.findData(int(saved) if saved.isdigit() else saved)
+    box.setCurrentIndex(max(0, i))
+    return box
 
 
 def fmt_time(s: float) -> str:
@@ -82,18 +102,7 @@ class TrainingPanel(QWidget):
         self.writer = writer
         self.state = "idle"  # idle, starting, running, paused, stopping
         self._loading = False
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        body = QWidget()
-        body.setObjectName("inspectorBody")
-        scroll.setWidget(body)
-        outer.addWidget(scroll)
-        lay = QVBoxLayout(body)
-        lay.setContentsMargins(10, 8, 10, 8)
-        lay.setSpacing(6)
+        lay = scrolling_body(self)
 
         buttons = QHBoxLayout()
         buttons.setSpacing(4)
@@ -178,13 +187,15 @@ class TrainingPanel(QWidget):
         self.early = _spin(0, 100000, "off", "Stop after this many epochs without a better "
                            "validation loss")
         self.restore_best = QCheckBox("end with the best validation weights")
+        self.threads = threads_box()
         rows = [("Optimizer", self.optimizer), ("Learning rate", self.lr),
                 ("Momentum", self.momentum), ("", self.nesterov), ("β1", self.beta1),
                 ("β2", self.beta2), ("α", self.alpha), ("Schedule", self.schedule),
                 ("Step every", self.step_size), ("γ", self.gamma), ("Final lr", self.min_lr),
                 ("Batch size", self.batch), ("Epochs", self.epochs), ("Seed", self.seed),
                 ("Gradient clip", self.clip), ("Weight decay", self.decay),
-                ("Early stopping", self.early), ("", self.restore_best)]
+                ("Early stopping", self.early), ("", self.restore_best),
+                ("CPU threads", self.threads)]
         for label, w in rows:
             form.addRow(label, w)
         lay.addLayout(form)
@@ -208,6 +219,8 @@ class TrainingPanel(QWidget):
                        (self.decay, "weight_decay"), (self.early, "early_stopping")):
             w.valueChanged.connect(lambda _v, k=key: self._commit(k))
         self.restore_best.toggled.connect(lambda _v: self._commit("restore_best"))
+        self.threads.activated.connect(
+            lambda _i: settings.set_value(THREADS_KEY, str(self.threads.currentData())))
         writer.doc.subscribe(self._on_doc_change)
         self.load()
         self.set_state("idle")
@@ -342,9 +355,18 @@ class TrainingPanel(QWidget):
         if not active:
             self.load()
 
-    def show_phase(self, text: str) -> None:
-        """A phase without progress yet (preparing data, compiling kernels): busy bar."""
-        self.progress.setRange(0, 0)
+    def threads_choice(self) -> int | str:
+        """``"auto"`` or a fixed number of CPU threads."""
+        return self.threads.currentData()
+
+    def show_phase(self, text: str, done: int = 0, total: int = 0) -> None:
+        """A phase before the first batch (preparing data, compiling kernels): a busy bar, or
+        ``done`` of ``total`` steps when known."""
+        if total > 0:
+            self.progress.setRange(0, total)
+            self.progress.setValue(min(done, total))
+        else:
+            self.progress.setRange(0, 0)
         self.status.setText(text)
 
     def show_progress(self, ev: Any, total_steps: int) -> None:
@@ -353,8 +375,10 @@ class TrainingPanel(QWidget):
             self.progress.setRange(0, max(1, total_steps))
         self.progress.setValue(ev.step)
         sps = f"{ev.samples_per_s:,.0f} samples/s" if ev.samples_per_s else ""
+        threads = getattr(ev, "threads", 0)
         parts = [f"epoch {ev.epoch}/{ev.epochs}", f"batch {ev.batch}/{ev.batches}", sps,
-                 f"ETA {fmt_time(ev.eta)}", f"lr {ev.lr:.3g}"]
+                 f"ETA {fmt_time(ev.eta)}", f"lr {ev.lr:.3g}",
+                 f"{threads} thread{'s' if threads > 1 else ''}" if threads else ""]
         if self.state == "paused":
             parts.insert(0, "paused")
         self.status.setText(" · ".join(p for p in parts if p))

@@ -65,6 +65,24 @@ def test_train_flags_override_the_training_section(tmp_path):
     assert (tmp_path / "m.nbmodel").exists()
 
 
+def test_threads_auto_trains_with_the_thread_tuner(tmp_path, monkeypatch):
+    import engine.cli as cli
+
+    made = []
+    real = cli.Trainer
+
+    def trainer(*a, **kw):
+        made.append(kw.get("tune_threads"))
+        return real(*a, **kw)
+    monkeypatch.setattr(cli, "Trainer", trainer)
+    model = write_model(tmp_path, [("Dense", {"units": 8}), ("ReLU", {}), ("Dense", {"units": 2})])
+    for flag in (["--threads", "auto"], [], ["--threads", "1"]):
+        code, _out, err = run(["train", str(model), "--data", "circles:n=60", "--epochs", "1",
+                               "--out", str(tmp_path), "--quiet", *flag])
+        assert code == 0, err
+    assert made == [True, True, False]
+
+
 def test_info_lists_every_node_and_totals(tmp_path):
     code, out, _ = run(["info", str(example_path("digits_cnn"))])
     assert code == 0
@@ -100,6 +118,7 @@ def test_gradcheck_ok_and_failure(tmp_path, monkeypatch):
     (["train", XOR, "--batch-size", "many"], "--batch-size must be a whole number"),
     (["train", XOR, "--optimizer", "lbfgs"], "unknown optimizer"),
     (["train", XOR, "--threads", "999"], "--threads must be between 1 and"),
+    (["train", XOR, "--threads", "lots"], "must be a whole number or 'auto', got 'lots'"),
     (["train"], "the following arguments are required: MODEL"),
     (["fly"], "invalid choice: 'fly'"),
     (["info", "--bogus", XOR], "unrecognized arguments: --bogus"),
