@@ -42,7 +42,7 @@ from .registry import (  # noqa: E402
 )
 from .threads import get_num_threads, set_num_threads  # noqa: E402
 from .training import Trainer, TrainSettings  # noqa: E402
-from .warmup import warmup  # noqa: E402
+from .warmup import WarmupCancelledError, warmup  # noqa: E402
 
 __all__ = [
     "OPTIMIZERS", "SGD", "AdaGrad", "Adam", "AdamW", "BundleError", "CycleError", "DataError",
@@ -54,4 +54,4 @@ __all__ = [
 ]
 __all__ += ["Bundle", "Dataset", "TrainSettings", "Trainer", "load_bundle", "load_dataset",
             "save_bundle"]
-__all__ += ["get_num_threads", "set_num_threads", "warmup"]
+__all__ += ["WarmupCancelledError", "get_num_threads", "set_num_threads", "warmup"]

@@ -6,14 +6,27 @@ every kernel exists in the variants training uses. The first run on a machine co
 (about a minute on 2 cores); later runs load the kernels from the cache in the user's cache
 folder (``engine.cachedir``) in about a second. Meant for a background thread: the GUI shows
 ``callback(i, n, name)`` as a progress bar.
+
+A first compile cannot be interrupted inside Numba, so callers that must stop at once (the GUI's
+Stop button) compile in a child process with ``compile_in_subprocess``: killing it loses
+nothing, since Numba writes each cache file whole, and the parent then loads the kernels from
+the cache. ``cache_is_warm()`` says whether that is still needed (a marker file written after a
+complete warm-up, named after the kernel sources and the Numba version).
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
+import os
+import queue
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +34,12 @@ import numpy as np
 from .errors import NetBuilderError
 
 Progress = Callable[[int, int, str], None]
+Cancelled = Callable[[], bool]
+POLL_INTERVAL = 0.05  # s between checks for cancellation while a child process compiles
+
+
+class WarmupCancelledError(NetBuilderError):
+    """The caller asked to stop before every kernel was ready (the cache keeps what was done)."""
 
 # Per layer type: param sets to run (each compiles what its code path needs).
 VARIANTS: dict[str, list[dict[str, Any]]] = {
@@ -145,6 +164,30 @@ def warmup_tasks() -> list[tuple[str, Callable[[], None]]]:
              ("Dense", {"units": 4}), ("ReLU", {}), ("Dense", {"units": 3})]
     tasks.append(("fused convolution", lambda: _run(_chain_doc(lenet, (1, 10, 10)))))
     tasks.append(("convolution", lambda: _run(_chain_doc(lenet, (1, 10, 10)), fuse=False)))
+    conv3 = {"kernel_size": 3, "padding": 1}
+    grid = [("Conv2D", {"filters": 32, **conv3}), ("ReLU", {}), ("MaxPool2D", {"pool_size": 2}),
+            ("Conv2D", {"filters": 2, **conv3}), ("Flatten", {}),
+            ("Dense", {"units": 3})]  # 20×20 and 32 channels: fusion.conv_modes' grid kernels
+    tasks.append(("fused convolution on a grid", lambda: _run(_chain_doc(grid, (1, 20, 20)))))
+    def optimizer() -> None:
+        from .optim import SGD, Adam, AdamW
+
+        w = np.zeros(4096, np.float32)
+        for opt in (SGD(lr=1e-3), SGD(lr=1e-3, momentum=0.9),
+                    SGD(lr=1e-3, momentum=0.9, nesterov=True), Adam(), AdamW()):
+            opt.step({"w": w}, {"w": np.ones_like(w)}, flat=(w, np.ones_like(w)))
+
+    tasks.append(("optimizer", optimizer))
+
+    def big_losses() -> None:
+        from .kernels import losses
+
+        x = np.zeros((losses.SERIAL_BELOW // 8 + 1, 8), np.float32)
+        losses.softmax_xent(x, np.zeros(len(x), np.int64), np.empty_like(x), 1.0)
+        flat = x.reshape(-1)
+        losses.sigmoid_bce(flat, flat, np.empty_like(flat), 1.0)
+
+    tasks.append(("losses on large batches", big_losses))
     for loss in ("bce", "mse"):
         doc = _chain_doc([("Dense", {"units": 2})], (3,), loss)
         tasks.append((f"{loss} loss", lambda doc=doc: _run(doc)))
@@ -172,18 +215,122 @@ def kernel_cache_stats() -> tuple[int, int]:
     return hits, misses
 
 
-def warmup(callback: Progress | None = None) -> float:
+def warmup(callback: Progress | None = None, cancelled: Cancelled | None = None) -> float:
     """Compile or load every kernel (float32); returns the seconds it took.
 
     ``callback(i, n, name)`` is called before task ``i`` of ``n`` (0-based) and once more with
-    ``i == n`` and name ``"done"`` at the end. Safe to run on a background thread."""
+    ``i == n`` and name ``"done"`` at the end. ``cancelled()`` is checked before each task and
+    raises WarmupCancelledError when true. Safe to run on a background thread."""
     t0 = time.perf_counter()
     tasks = warmup_tasks()
     n = len(tasks)
     for i, (name, fn) in enumerate(tasks):
+        if cancelled is not None and cancelled():
+            raise WarmupCancelledError(f"kernel compilation stopped at step {i} of {n} ({name})")
         if callback is not None:
             callback(i, n, name)
         fn()
+    mark_cache_warm()
     if callback is not None:
         callback(n, n, "done")
     return time.perf_counter() - t0
+
+
+def _kernel_sources() -> list[Path]:
+    root = Path(__file__).parent
+    return sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def cache_marker() -> Path | None:
+    """The file that says this cache holds every kernel of these sources (None when Numba
+    caches beside the sources, where no marker is kept)."""
+    import numba
+
+    folder = os.environ.get("NUMBA_CACHE_DIR")
+    if not folder:
+        return None
+    h = hashlib.sha256(f"{numba.__version__} {sys.version} {sys.executable}".encode())
+    for p in _kernel_sources():
+        st = p.stat()
+        h.update(f"{p.name} {st.st_mtime_ns} {st.st_size}".encode())
+    return Path(folder) / f"netbuilder-warm-{h.hexdigest()[:20]}"
+
+
+def cache_is_warm() -> bool:
+    """True when a complete warm-up already filled the kernel cache for these sources."""
+    try:
+        m = cache_marker()
+        return m is not None and m.exists()
+    except OSError:
+        return False
+
+
+def mark_cache_warm() -> None:
+    try:
+        m = cache_marker()
+        if m is not None:
+            m.parent.mkdir(parents=True, exist_ok=True)
+            m.touch()
+    except OSError:
+        pass
+
+
+def _read_lines(stream: Any, out: queue.Queue) -> None:
+    for line in stream:
+        out.put(line)
+    out.put(None)
+
+
+def compile_in_subprocess(callback: Progress | None = None,
+                          cancelled: Cancelled | None = None) -> bool:
+    """Run ``warmup`` in a child Python process that fills the kernel cache, relaying its
+    progress to ``callback``. ``cancelled()`` is polled every 50 ms; when true the child is
+    killed and WarmupCancelledError raised. Returns False (after the child exits) if it failed, so
+    the caller can compile in-process instead."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "engine.warmup"], env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL)
+    except OSError:
+        return False
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
+    done = False
+    try:
+        while not done:
+            if cancelled is not None and cancelled():
+                raise WarmupCancelledError("kernel compilation stopped (the cache keeps what was "
+                                      "compiled so far)")
+            try:
+                line = lines.get(timeout=POLL_INTERVAL)
+            except queue.Empty:
+                continue
+            if line is None:
+                done = True
+                continue
+            parts = line.rstrip("\n").split(" ", 2)
+            if callback is not None and len(parts) == 3 and parts[0].isdigit() \
+                    and parts[1].isdigit():
+                callback(int(parts[0]), int(parts[1]), parts[2])
+        return proc.wait() == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def main() -> int:
+    """``python -m engine.warmup``: fill the kernel cache, one ``i n name`` line per task."""
+    warmup(lambda i, n, name: print(i, n, name, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    import engine  # noqa: F401  (points Numba at the user's cache folder first)
+
+    sys.exit(main())

@@ -86,6 +86,7 @@ def build_window(argv: list[str] | None = None) -> MainWindow:
             window.open_file(Path(args.file))
         elif DEFAULT_EXAMPLE.is_file():
             window.open_example(DEFAULT_EXAMPLE)
+    window.training.prep.start()
     return window
 
 

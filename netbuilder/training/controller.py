@@ -21,7 +21,8 @@ from ..panels.section import SectionWriter
 from ..panels.training_panel import TrainingPanel, fmt_time
 from .files import RunFiles
 from .frames import FrameDrawing
-from .probes import Head, MonitorRequest, ProbeData
+from .kernel_prep import KernelPrepStatus
+from .probes import Head, MonitorRequest, ProbeData, pair_nodes
 from .runs import EpochRow, RunRecord, RunsStore, model_key
 from .worker import (
     EpochReport,
@@ -31,7 +32,9 @@ from .worker import (
     TrainingJob,
     TrainingWorker,
     empty_snapshot,
+    kernels_ready,
     measure_images,
+    warm_up_text,
 )
 
 if TYPE_CHECKING:
@@ -66,6 +69,8 @@ class RunController(FrameDrawing, RunFiles, QObject):
         self._idle_net: engine.Network | None = None  # the last run's network, for inspection
         self._idle_probe: ProbeData | None = None
         self._init_frames()
+        self.prep = KernelPrepStatus(window)
+        self.prep.follow = self._on_prep_progress
         self.choose_bundle_path = self._choose_bundle_path
         self.choose_csv_path = self._choose_csv_path
         self._make_menu()
@@ -97,11 +102,13 @@ class RunController(FrameDrawing, RunFiles, QObject):
         d.build()
         self.curves, self.maps, self.filters = d.curves, d.maps, d.filters
         self.grads, self.confusion, self.gallery, self.fit = d.grads, d.confusion, d.gallery, d.fit
+        self.pairs = d.pairs
         self.views_ready = True
         self.maps.node_chosen.connect(lambda _n: self._request_changed())
         self.maps.sample_chosen.connect(lambda _i: self._request_changed())
         self.filters.conv_chosen.connect(lambda _n: self._request_changed())
         self.grads.node_chosen.connect(lambda _n: self._request_changed())
+        self.pairs.node_chosen.connect(lambda _n: self._request_changed())
         for dock in d.plots.values():
             dock.visibilityChanged.connect(lambda _v: self._request_changed())
         self._set_model_nodes()
@@ -165,6 +172,7 @@ class RunController(FrameDrawing, RunFiles, QObject):
         self.maps.set_nodes(shapes, types)
         self.filters.set_convs([n for n in order if types[n] == "Conv2D"])
         self.grads.set_layers([n for n in order if n in an.nodes and (an.nodes[n].params or 0)])
+        self.pairs.set_nodes(pair_nodes(g))
 
     def _on_doc_change(self, ch: Change) -> None:
         if ch.affects_shapes and self.active is None:
@@ -183,7 +191,7 @@ class RunController(FrameDrawing, RunFiles, QObject):
         if not self.views_ready:
             return
         self._set_model_nodes()
-        for v in (self.maps, self.filters, self.grads, self.confusion, self.gallery):
+        for v in (self.maps, self.filters, self.grads, self.confusion, self.gallery, self.pairs):
             v.clear()
         self.fit.set_probe(None)
         self.curves.set_run(None)
@@ -201,6 +209,7 @@ class RunController(FrameDrawing, RunFiles, QObject):
         if node.type == "Conv2D":
             self.filters.select_conv(nid)
         self.grads.select_node(nid)
+        self.pairs.select_node(nid)
 
     def _on_data_changed(self) -> None:
         dp = self.data
@@ -220,13 +229,14 @@ class RunController(FrameDrawing, RunFiles, QObject):
         graph = self.act_graph.isChecked()
         if not self.views_ready:
             return MonitorRequest(feature_maps=False, filters=False, histograms=False,
-                                  regions=False, epoch_report=False, graph=graph)
+                                  regions=False, epoch_report=False, graph=graph, pairs=False)
         v = self.docks.visible
         return MonitorRequest(
             node=self.maps.node, sample=self.maps.sample_box.value(), conv=self.filters.conv,
             hist_node=self.grads.node, feature_maps=v("maps"), filters=v("filters"),
             histograms=v("grads"), graph=graph or v("grads"), regions=v("fit"),
-            epoch_report=v("confusion") or v("gallery"))
+            epoch_report=v("confusion") or v("gallery"), pair_node=self.pairs.node,
+            pairs=v("pairs") and self.pairs.node is not None)
 
     def _request_changed(self) -> None:
         req = self.request()
@@ -287,7 +297,8 @@ class RunController(FrameDrawing, RunFiles, QObject):
         self.last_outcome = None
         self._idle_net = None
         self.info = None
-        job = TrainingJob(graph, section, ds, dp.base_dir, start_paused=paused)
+        job = TrainingJob(graph, section, ds, dp.base_dir, start_paused=paused,
+                          threads=self.panel.threads_choice())
         worker = TrainingWorker(job, self.request())
         worker.phase.connect(self._on_phase, Q)
         worker.info.connect(self._on_info, Q)
@@ -300,7 +311,7 @@ class RunController(FrameDrawing, RunFiles, QObject):
         self.show_run(run)
         self.w.set_edit_lock(LOCK_MESSAGE)
         self.w.scene.clear_monitor()
-        for v in (self.confusion, self.gallery, self.maps, self.filters, self.grads):
+        for v in (self.confusion, self.gallery, self.maps, self.filters, self.grads, self.pairs):
             v.clear()
         self._set_state("paused" if paused else "starting")
         self.panel.show_message("")
@@ -377,11 +388,17 @@ class RunController(FrameDrawing, RunFiles, QObject):
         self.w.show_status(f"Learning rate {lr:.3g} from the next batch on")
 
     def shutdown(self, timeout_ms: int = 5000) -> None:
-        """Stop any run and wait for its thread (closing the window)."""
-        for wk in [self.worker, *self._finished_workers]:
-            if wk is not None:
-                wk.stop()
-                wk.wait(timeout_ms)
+        """Stop any run and wait for its thread (closing the window). Stop takes effect after
+        the current batch (a first kernel compile is killed at once); a thread still running
+        after ``timeout_ms`` is waited for, since Qt aborts if a running thread is destroyed."""
+        workers = [wk for wk in [self.worker, *self._finished_workers] if wk is not None]
+        for wk in workers:
+            wk.stop()
+        self.prep.shutdown()
+        for wk in workers:
+            if not wk.wait(timeout_ms):
+                self.w.show_status("Waiting for the training thread to finish its batch…")
+                wk.wait()
 
     def _set_state(self, state: str) -> None:
         self.state = state
@@ -392,9 +409,18 @@ class RunController(FrameDrawing, RunFiles, QObject):
     def _from_current(self) -> bool:
         return self.sender() is self.worker and self.worker is not None
 
-    def _on_phase(self, text: str) -> None:
+    def _on_prep_progress(self, done: int, total: int, compiling: bool) -> None:
+        """A run waiting for the compile begun at start-up shows its progress."""
+        if self.worker is not None and self.state == "starting" \
+                and self.worker.trainer is not None and not kernels_ready():
+            self.panel.show_phase(warm_up_text(done, total, "", compiling),
+                                  done, total)
+
+    def _on_phase(self, text: str, done: int, total: int) -> None:
         if self._from_current():
-            self.panel.show_phase(text)
+            self.panel.show_phase(text, done, total)
+            if self.prep.running and self.prep.last is not None and total == 0:
+                self._on_prep_progress(*self.prep.last)
 
     def _on_info(self, info: RunInfo) -> None:
         if not self._from_current() or self.active is None:
@@ -406,14 +432,19 @@ class RunController(FrameDrawing, RunFiles, QObject):
         run.normalizer = info.normalizer
         self.maps.set_probe(info.probe)
         self.fit.set_probe(info.probe)
+        self.pairs.set_probe(info.probe)
         self.confusion.set_class_names(info.class_names)
         self.gallery.set_class_names(info.class_names)
         front = ["curves", "confusion"]
         front.append("fit" if info.probe.kind else "maps")
-        front.append("filters" if self.filters.conv else "gallery")
-        if info.task != "classification":
+        front.append("pairs" if self.pairs.node else "filters" if self.filters.conv
+                     else "gallery")
+        g = run.graph
+        head = next((g.nodes[n] for n in g.topological_order() if g.nodes[n].type == "Output"),
+                    None)  # the Output the confusion matrix reads
+        if info.task != "classification" or head is None or head.params.get("loss") == "mse":
             front[1] = "runs"
-        self.docks.show_monitor(tuple(k for k in front if k in self.docks.plots))
+        self.docks.show_monitor(tuple(k for k in front if k in self.docks.plots or k == "runs"))
         self._request_changed()
 
     def _on_snapshot(self, snap: Snapshot) -> None:
@@ -432,7 +463,8 @@ class RunController(FrameDrawing, RunFiles, QObject):
             self._set_state("running")
             run.status = "running"
         p = self._pending
-        for key in ("event", "stats", "wires", "maps", "filters", "hists", "regions", "curve"):
+        for key in ("event", "stats", "wires", "maps", "filters", "hists", "regions", "curve",
+                    "pairs"):
             v = getattr(snap, key)
             if v is not None:
                 setattr(p, key, v)

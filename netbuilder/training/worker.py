@@ -20,7 +20,9 @@ from PySide6.QtCore import QThread, Signal
 import engine
 from engine.data import Dataset, load_dataset
 from engine.errors import NetBuilderError, TrainingError
+from engine.threads import max_threads
 from engine.training import BatchEvent, EpochEvent, RunResult, Trainer
+from engine.warmup import POLL_INTERVAL, cache_is_warm, compile_in_subprocess
 
 from . import probes
 from .probes import Head, MonitorRequest, ProbeData
@@ -42,6 +44,7 @@ class TrainingJob:
     dataset: Dataset | None = None
     base_dir: Path | None = None
     start_paused: bool = False
+    threads: int | str = "auto"  # CPU threads: a count, or "auto" (engine.threads.ThreadTuner)
 
 
 @dataclass
@@ -84,6 +87,7 @@ class Snapshot:
     hists: probes.Histograms | None = None
     regions: probes.Regions | None = None
     curve: probes.FittedCurve | None = None
+    pairs: probes.ImagePairs | None = None
 
 
 @dataclass
@@ -112,19 +116,38 @@ _warm = threading.Lock()
 _warmed = False
 
 
-def warm_up_once(progress: Any) -> None:
-    """Compile (or load from the cache) the engine's kernels once per process, on the
-    calling (worker) thread, with ``progress(i, n, name)``; a no-op without
-    ``engine.warmup``. Other workers wait for the first one."""
+def warm_up_once(progress: Any, cancelled: Any = None) -> None:
+    """Make the engine's kernels ready once per process, on the calling (worker) thread, with
+    ``progress(i, n, name, compiling)``. A first compile on this machine runs in a child
+    process, so ``cancelled()`` (polled) stops it at once; then the kernels load from the
+    cache. Raises engine.WarmupCancelledError when cancelled. Other workers wait for the first."""
     global _warmed
-    fn = getattr(engine, "warmup", None)
-    if not callable(fn):
-        return
-    with _warm:
+    while not _warm.acquire(timeout=POLL_INTERVAL):
+        if cancelled is not None and cancelled():
+            raise engine.WarmupCancelledError("stopped while waiting for the kernel compile")
+    try:
         if _warmed:
             return
-        fn(progress)
+        if not cache_is_warm():
+            compile_in_subprocess(lambda i, n, name: progress(i, n, name, True), cancelled)
+        engine.warmup(lambda i, n, name: progress(i, n, name, False), cancelled)
         _warmed = True
+    finally:
+        _warm.release()
+
+
+def kernels_ready() -> bool:
+    """True once this process has every kernel loaded."""
+    return _warmed
+
+
+def warm_up_text(i: int, n: int, name: str, compiling: bool) -> str:
+    """The Training panel's phase line for warm-up step ``i`` of ``n``."""
+    if i >= n:
+        return "kernels ready"
+    what = (f"compiling kernels for this computer (once, about a minute)… {i}/{n}" if compiling
+            else f"loading kernels… {i}/{n}")
+    return f"{what} · {name}" if name else what
 
 
 def class_namer(probe: ProbeData) -> Any:
@@ -138,8 +161,9 @@ def class_namer(probe: ProbeData) -> Any:
 def measure_images(net: engine.Network, probe: ProbeData, head: Head | None,
                    req: MonitorRequest, snap: Snapshot) -> Snapshot:
     """Fill ``snap`` with what ``req`` asks to see: histograms, filters, the feature maps of
-    one probe sample, decision regions or the fitted curve. Runs the network: call it only
-    on the thread that owns ``net``."""
+    one probe sample, decision regions or the fitted curve, and a row of probe samples before
+    and after a SpatialTransformer or an autoencoder. Runs the network: call it only on the
+    thread that owns ``net``."""
     if req.histograms:
         snap.hists = probes.histograms(net, req.hist_node)
     if req.filters:
@@ -158,6 +182,10 @@ def measure_images(net: engine.Network, probe: ProbeData, head: Head | None,
             snap.regions = probes.decision_regions(net, head, probe.extent)
         elif probe.kind == "curve":
             snap.curve = probes.fitted_curve(net, head, probe.extent[0], probe.extent[1])
+    if req.pairs and req.pair_node is not None and probe.x is not None and len(probe.x):
+        n = min(len(probe.x), probes.PAIR_SAMPLES)
+        snap.pairs = probes.image_pairs(net, probe.x[:n], req.pair_node, probe.part,
+                                        tuple(probes.probe_label(probe, i) for i in range(n)))
     return snap
 
 
@@ -169,7 +197,7 @@ def empty_snapshot() -> Snapshot:
 class TrainingWorker(QThread):
     """Runs one TrainingJob on its own thread (``start()``); signals carry copies."""
 
-    phase = Signal(str)  # "preparing data…", "compiling kernels…", "running"
+    phase = Signal(str, int, int)  # text, steps done, steps in all (0: no measure of progress)
     info = Signal(object)  # RunInfo
     snapshot = Signal(object)  # Snapshot
     epoch = Signal(object)  # EpochReport
@@ -262,13 +290,14 @@ class TrainingWorker(QThread):
                  details: str = "") -> RunOutcome:
         tr, net = self.trainer, self.net
         result = tr.result if tr is not None else None
+        trained = net is not None and tr is not None and tr.step > 0
         return RunOutcome(status, message, result, node, details,
-                          net.state_dict() if net is not None else None,
+                          net.state_dict() if trained else None,
                           tr.history.to_json() if tr is not None else None)
 
     def _run(self) -> RunOutcome:
         job = self.job
-        self.phase.emit("preparing data…")
+        self.phase.emit("preparing data…", 0, 0)
         settings = engine.TrainSettings.from_dict(job.settings)
         ds = job.dataset
         if ds is None:
@@ -276,7 +305,9 @@ class TrainingWorker(QThread):
                 raise engine.DataError("no dataset chosen: pick one in the Data panel")
             ds = load_dataset(settings.dataset, base_dir=job.base_dir)
         self.net = net = engine.Network(job.graph, seed=settings.seed)
-        trainer = Trainer(net, ds, settings, callbacks=[self._on_event])
+        auto = not isinstance(job.threads, int)
+        engine.set_num_threads(max_threads() if auto else min(max(1, job.threads), max_threads()))
+        trainer = Trainer(net, ds, settings, callbacks=[self._on_event], tune_threads=auto)
         trainer.idle_callbacks.append(self._on_idle)
         self.head = Head.of(net)
         self.probe = self._probe_data(trainer, ds)
@@ -292,9 +323,13 @@ class TrainingWorker(QThread):
         if self._stop_early:
             trainer.stop()
         self.info.emit(self._run_info(trainer, ds, settings))
-        self.phase.emit("compiling kernels…")
-        warm_up_once(lambda i, n, name: self.phase.emit(
-            f"compiling kernels… {i}/{n} ({name})" if i < n else "compiling kernels… done"))
+        self.phase.emit("preparing kernels…", 0, 0)
+        try:
+            warm_up_once(lambda i, n, name, comp: self.phase.emit(
+                warm_up_text(i, n, name, comp), i, n), lambda: self._stop_early)
+        except engine.WarmupCancelledError:
+            return self._outcome("stopped", "stopped while the kernels were compiling, before "
+                                 "the first batch: nothing was trained")
         try:
             result = trainer.run()
         except TrainingError as exc:
@@ -384,7 +419,8 @@ class TrainingWorker(QThread):
         req = self.request
         stats_due = req.graph and (paused or now - self._last_stats >= req.stats_interval)
         image_due = paused or now - self._last_image >= req.image_interval
-        wants_images = req.feature_maps or req.filters or req.histograms or req.regions
+        wants_images = req.feature_maps or req.filters or req.histograms or req.regions \
+            or req.pairs
         if paused or self._first or stats_due or (image_due and wants_images) or \
                 now - self._last_flush >= FLUSH_INTERVAL:
             self._first = False

@@ -16,6 +16,8 @@ import engine
 from engine.errors import ParamError
 from engine.warmup import kernel_cache_stats, warmup_tasks
 
+warmup = sys.modules["engine.warmup"]  # the module (engine.warmup is also the function)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = """
@@ -122,3 +124,71 @@ def test_the_setting_reaches_a_training_thread(restore_threads):
     t.start()
     t.join()
     assert seen == [1]
+
+
+def test_warmup_stops_before_the_next_task_when_cancelled():
+    seen = []
+
+    def progress(i, n, name):
+        seen.append(i)
+
+    with pytest.raises(engine.WarmupCancelledError, match="stopped at step 2 of"):
+        engine.warmup(progress, cancelled=lambda: len(seen) >= 2)
+    assert seen == [0, 1]
+
+
+def test_cache_marker_follows_the_cache_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
+    assert not warmup.cache_is_warm()
+    warmup.mark_cache_warm()
+    assert warmup.cache_is_warm()
+    assert warmup.cache_marker().parent == tmp_path / "cache"
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    assert warmup.cache_marker() is None and not warmup.cache_is_warm()
+
+
+@pytest.fixture
+def child_processes(monkeypatch):
+    """The Popen objects compile_in_subprocess starts."""
+    started = []
+    real = subprocess.Popen
+
+    def popen(*args, **kwargs):
+        proc = real(*args, **kwargs)
+        started.append(proc)
+        return proc
+    monkeypatch.setattr(warmup.subprocess, "Popen", popen)
+    return started
+
+
+def test_first_compile_in_a_child_is_killed_at_once_when_cancelled(tmp_path, monkeypatch,
+                                                                   child_processes):
+    """An empty cache: the child compiles for real; cancelling inside the long fused-
+    convolution task kills it there, before the task ends, and marks nothing warm."""
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cold"))
+    names = [name for name, _fn in warmup_tasks()]
+    long_task = names.index("fused convolution")
+    seen = []
+    entered = threading.Event()
+
+    def progress(i, n, name):
+        seen.append((i, name))
+        if i == long_task:
+            threading.Timer(0.5, entered.set).start()
+
+    with pytest.raises(engine.WarmupCancelledError, match="stopped"):
+        warmup.compile_in_subprocess(progress, cancelled=entered.is_set)
+    (proc,) = child_processes
+    assert proc.returncode is not None and proc.returncode != 0  # killed, not finished
+    assert seen[-1] == (long_task, "fused convolution")  # the next task never began
+    assert not warmup.cache_is_warm()
+
+
+def test_compile_in_a_child_fills_the_cache_and_reports_every_task(child_processes):
+    calls = []
+    assert warmup.compile_in_subprocess(lambda *c: calls.append(c))
+    n = len(warmup_tasks())
+    assert [c[0] for c in calls] == list(range(n + 1)) and calls[-1][2] == "done"
+    (proc,) = child_processes
+    assert proc.returncode == 0
+    assert warmup.cache_is_warm()
