@@ -10,7 +10,9 @@ The monitor, at --monitor-size (1600×1000): monitor.png, digits_cnn mid-trainin
 feature maps of the first ReLU, filters of the first convolution, confusion matrix, live
 badges on the graph); monitor_gradients.png, the same run with the weight and gradient
 histograms, per-layer gradient norms and the confident mistakes; monitor_regions.png, an MLP
-learning the spirals (decision regions); data_panel.png, the Data panel on LeNet-5's shapes.
+learning the spirals (decision regions); data_panel.png, the Data panel on LeNet-5's shapes;
+monitor_pairs.png, stn_shapes after a few epochs, its inputs above what the
+SpatialTransformer makes of them (``--only pairs`` takes just this one).
 """
 
 from __future__ import annotations
@@ -70,17 +72,57 @@ SPIRAL_MLP = {
 }
 
 
-def monitor_shots(app: QApplication, out: Path, size: tuple[int, int], tmp: str) -> list[Path]:
-    """The training monitor mid-run (see the module docstring)."""
-    import engine
-    from netbuilder.mainwindow import EXAMPLES_DIR, MainWindow
+def _monitor_window(app: QApplication, size: tuple[int, int], tmp: str):
+    from netbuilder.mainwindow import MainWindow
     from netbuilder.recovery import RecoveryStore
 
-    shots = []
     w = MainWindow(recovery=RecoveryStore(tmp))
     w.resize(*size)
     w.show()
     _settle(app)
+    return w
+
+
+def _close(w) -> None:
+    import engine
+
+    w.document.reset(engine.Graph("closing"))
+    w.close()
+
+
+def pairs_shot(app: QApplication, w, out: Path) -> Path:
+    """monitor_pairs.png: stn_shapes paused after 6 epochs, the SpatialTransformer selected."""
+    from netbuilder.mainwindow import EXAMPLES_DIR
+
+    tc = w.training
+    w.open_example(EXAMPLES_DIR / "stn_shapes.json")
+    tc.data.wait_loaded(60)
+    w.scene.select_nodes(["stn"])
+    _settle(app)
+    if not tc.start():
+        raise SystemExit(f"cannot start stn_shapes: {tc.panel.message.text()}")
+    if not _wait(app, lambda: tc.active is not None and len(tc.active.epochs) >= 6):
+        raise SystemExit("stn_shapes did not train 6 epochs")
+    tc.pause()
+    _wait(app, lambda: tc.worker.trainer.status == "paused", 30)
+    tc.docks.plots["pairs"].raise_()
+    _calm(app, 1.5)
+    w.view.centerOn(w.scene.nodes["stn"])
+    _calm(app)
+    p = out / "monitor_pairs.png"
+    w.grab().save(str(p))
+    tc.stop()
+    _wait(app, lambda: tc.state == "idle", 60)
+    return p
+
+
+def monitor_shots(app: QApplication, out: Path, size: tuple[int, int], tmp: str) -> list[Path]:
+    """The training monitor mid-run (see the module docstring)."""
+    import engine
+    from netbuilder.mainwindow import EXAMPLES_DIR
+
+    shots = []
+    w = _monitor_window(app, size, tmp)
     tc = w.training
     # the data panel on LeNet-5's generated shapes
     w.open_example(EXAMPLES_DIR / "lenet5.json")
@@ -135,8 +177,8 @@ def monitor_shots(app: QApplication, out: Path, size: tuple[int, int], tmp: str)
     shots.append(p)
     tc.stop()
     _wait(app, lambda: tc.state == "idle", 60)
-    w.document.reset(engine.Graph("closing"))
-    w.close()
+    shots.append(pairs_shot(app, w, out))
+    _close(w)
     return shots
 
 
@@ -146,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="1600x1200", help="window size, WxH")
     ap.add_argument("--monitor-size", default="1600x1000", help="window size of the monitor "
                     "shots, WxH")
-    ap.add_argument("--only", choices=("builder", "monitor"), help="one group of shots")
+    ap.add_argument("--only", choices=("builder", "monitor", "pairs"),
+                    help="one group of shots (pairs: monitor_pairs.png alone)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -162,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     from netbuilder.recovery import RecoveryStore
 
     apply_style(app)
+    if args.only == "pairs":
+        msize = tuple(int(v) for v in args.monitor_size.lower().split("x"))
+        w = _monitor_window(app, msize, tmp)
+        print(f"wrote {pairs_shot(app, w, out)}")
+        _close(w)
+        return 0
     if args.only != "builder":
         msize = tuple(int(v) for v in args.monitor_size.lower().split("x"))
         shots = monitor_shots(app, out, msize, tmp)

@@ -8,6 +8,7 @@ import math
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 
@@ -204,6 +205,32 @@ def image_plot() -> tuple[pg.PlotWidget, pg.ImageItem]:
     pi.addItem(img)
     w.setMinimumSize(160, 120)
     return w, img
+
+
+class NodeChooser:
+    """For views with a ``node_box`` combo of node ids (``node_ids()``, in its order): the
+    user's pick, or a node selected on the canvas, sets ``node`` and emits ``node_chosen``."""
+
+    node: str | None
+    node_box: Any
+    node_chosen: Any
+
+    def node_ids(self) -> list[str]:
+        raise NotImplementedError
+
+    def select_node(self, nid: str | None) -> None:
+        ids = self.node_ids()
+        if nid is None or nid not in ids or nid == self.node:
+            return
+        self.node = nid
+        self.node_box.setCurrentIndex(ids.index(nid))
+        self.node_chosen.emit(nid)
+
+    def _on_node_box(self, index: int) -> None:
+        nid = self.node_box.itemData(index)
+        if nid and nid != self.node:
+            self.node = nid
+            self.node_chosen.emit(nid)
 
 
 class MonitorPanel(QWidget):

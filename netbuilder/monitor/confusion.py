@@ -97,6 +97,7 @@ class ConfusionView(MonitorPanel):
 
     def clear(self) -> None:
         self.matrix = None
+        self.info.setText("")
         self.show_placeholder("After each epoch, the confusion matrix of the validation samples "
                               "appears here (classification models).", self.plot)
 

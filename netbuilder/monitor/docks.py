@@ -1,7 +1,7 @@
 """The monitor's docks and where they go: the Training and Data panels beside the inspector,
 Runs beside the summary, and the plots under the canvas (curves, feature maps, filters side
-by side; gradients, data fit, mistakes and the confusion matrix a tab away), so that curves,
-feature maps and filters are in view together at 1600×1000."""
+by side; gradients, data fit, mistakes, inputs vs outputs and the confusion matrix a tab
+away), so that curves, feature maps and filters are in view together at 1600×1000."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from .curves import CurvesView
 from .feature_maps import FeatureMapView
 from .filters import FilterView
 from .histograms import GradientsView
+from .pairs import PairsView
 from .regions import DataFitView
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ class MonitorDocks:
         self.confusion = ConfusionView()
         self.gallery = GalleryView()
         self.fit = DataFitView()
+        self.pairs = PairsView()
         self.plots = {
             "curves": make_dock(w, "Training Curves", "curvesDock", self.curves),
             "maps": make_dock(w, "Feature Maps", "featureMapsDock", self.maps),
@@ -106,6 +108,7 @@ class MonitorDocks:
             "grads": make_dock(w, "Gradients", "gradientsDock", self.grads),
             "fit": make_dock(w, "Data Fit", "dataFitDock", self.fit),
             "gallery": make_dock(w, "Mistakes", "mistakesDock", self.gallery),
+            "pairs": make_dock(w, "Input vs Output", "pairsDock", self.pairs),
             "confusion": make_dock(w, "Confusion Matrix", "confusionDock", self.confusion),
         }
         for d in self.plots.values():
@@ -130,12 +133,13 @@ class MonitorDocks:
         w.add_dock(p["grads"], Area.BottomDockWidgetArea, tabify_with=p["curves"])
         w.add_dock(p["fit"], Area.BottomDockWidgetArea, tabify_with=p["maps"])
         w.add_dock(p["gallery"], Area.BottomDockWidgetArea, tabify_with=p["filters"])
+        w.add_dock(p["pairs"], Area.BottomDockWidgetArea, tabify_with=p["filters"])
         w.add_dock(p["confusion"], Area.RightDockWidgetArea, tabify_with=self.runs)
         self.docked = True
 
     def views(self) -> list[QWidget]:
         return [self.curves, self.maps, self.filters, self.grads, self.confusion, self.gallery,
-                self.fit]
+                self.fit, self.pairs]
 
     def visible(self, key: str) -> bool:
         d = self.plots.get(key)

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from ..training.probes import FeatureMaps, ProbeData
-from .common import BLUE, DIM, MonitorPanel, gray_lut, image_plot, mosaic, to_rgb, viridis_lut
+from .common import BLUE, DIM, MonitorPanel, NodeChooser, gray_lut, image_plot, mosaic, to_rgb, viridis_lut
 
 
 def sample_image(x: np.ndarray) -> np.ndarray | None:
@@ -23,7 +23,7 @@ def sample_image(x: np.ndarray) -> np.ndarray | None:
     return to_rgb(n.astype(np.float32), gray_lut())
 
 
-class FeatureMapView(MonitorPanel):
+class FeatureMapView(NodeChooser, MonitorPanel):
     """Output of ``node`` for probe sample ``sample``; ``node_chosen`` when the user picks."""
 
     node_chosen = Signal(str)
@@ -104,18 +104,8 @@ class FeatureMapView(MonitorPanel):
         self.sample_box.setEnabled(n > 1)
         self._show_input(self.sample_box.value())
 
-    def select_node(self, nid: str | None) -> None:
-        if nid is None or nid not in self._shapes or nid == self.node:
-            return
-        self.node = nid
-        self.node_box.setCurrentIndex(list(self._shapes).index(nid))
-        self.node_chosen.emit(nid)
-
-    def _on_node_box(self, index: int) -> None:
-        nid = self.node_box.itemData(index)
-        if nid and nid != self.node:
-            self.node = nid
-            self.node_chosen.emit(nid)
+    def node_ids(self) -> list[str]:
+        return list(self._shapes)
 
     def _on_sample(self, i: int) -> None:
         self._show_input(i)

@@ -150,7 +150,7 @@ class FrameDrawing:
     def _draw_images(self: RunController) -> bool:
         p = self._frame
         if not self.views_ready or all(v is None for v in (p.maps, p.filters, p.regions,
-                                                           p.curve)):
+                                                           p.curve, p.pairs)):
             return False
         self._show_images(p, hists=False)
         return True
@@ -174,3 +174,5 @@ class FrameDrawing:
             self.fit.show_regions(snap.regions)
         if snap.curve is not None:
             self.fit.show_curve(snap.curve)
+        if snap.pairs is not None:
+            self.pairs.show_pairs(snap.pairs)

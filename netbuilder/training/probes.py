@@ -4,7 +4,8 @@ Everything here runs between two training steps and returns copies, so the GUI t
 touches the network: activation statistics per node (the canvas badges), the gradient norm
 along every wire, per-layer gradient norms, a feature map of one sample, Conv2D filters,
 weight and gradient histograms, decision regions of 2-D point data, the fitted curve of 1-D
-regression, and the per-epoch confusion matrix with the most confidently wrong samples.
+regression, the per-epoch confusion matrix with the most confidently wrong samples, and a
+row of samples before and after a SpatialTransformer or an autoencoder.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from engine.errors import NetBuilderError
+from engine.graph import Graph
+from engine.layers.spatial import IDENTITY
 from engine.network import Network
 
 STATS_SAMPLES = 32  # activation statistics use at most this many samples of the batch
@@ -24,6 +28,7 @@ REGION_RES = 96
 CURVE_POINTS = 200
 GALLERY_SIZE = 16
 HIST_BINS = 40
+PAIR_SAMPLES = 8  # probe samples shown before / after a transformer or an autoencoder
 CLASS_COLORS = np.array([(47, 111, 219), (217, 128, 26), (30, 158, 90), (191, 63, 120),
                          (112, 71, 194), (19, 141, 127), (168, 81, 42), (107, 114, 128),
                          (31, 127, 166), (78, 138, 42)], np.float32)
@@ -48,6 +53,8 @@ class MonitorRequest:
     histograms: bool = True
     graph: bool = True  # canvas badges, wire tints, per-layer gradient norms
     regions: bool = True  # decision regions / fitted curve
+    pair_node: str | None = None  # samples before / after this SpatialTransformer or x-Output
+    pairs: bool = True
     epoch_report: bool = True  # confusion matrix and wrong-sample gallery
     stats_interval: float = 0.5  # s between probes of the graph
     image_interval: float = 0.5  # s between feature maps, filters, regions
@@ -117,6 +124,27 @@ class EpochAnalysis:
     confusion: np.ndarray
     wrong: list[WrongSample]
     part: str
+
+
+@dataclass(frozen=True)
+class ImagePairs:
+    """Probe samples ``indices`` before and after ``node``, in the same units.
+
+    ``kind`` "transform": ``before`` (N, C, H, W) enters a SpatialTransformer on port 0,
+    ``after`` (N, C, Ho, Wo) is its output and ``theta`` (N, 2, 3) the affine matrices used.
+    ``kind`` "reconstruction": ``before`` is the Input, ``after`` the Output that learns it
+    (probabilities where its loss is bce) and ``errors`` (N,) each sample's mean squared error.
+    Vectors (F,) and sequences (T, F) are shown as (1, 1, F) and (1, T, F) images."""
+
+    node: str
+    kind: str
+    indices: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+    part: str
+    labels: tuple[str, ...] = ()
+    errors: np.ndarray | None = None
+    theta: np.ndarray | None = None
 
 
 # ----- the net's classification head ----------------------------------------------------------
@@ -285,6 +313,62 @@ def feature_maps(net: Network, x: np.ndarray, node: str, sample: int, label: str
     return FeatureMaps(node, sample, np.array(a[0], copy=True), label, pred)
 
 
+def pair_nodes(graph: Graph) -> dict[str, str]:
+    """The nodes whose samples can be shown before and after (topological order):
+    {SpatialTransformer id: "transform", id of an Output with target "x": "reconstruction"}."""
+    try:
+        order = graph.topological_order()
+    except NetBuilderError:
+        order = list(graph.nodes)
+    out: dict[str, str] = {}
+    for nid in order:
+        node = graph.nodes[nid]
+        if node.type == "SpatialTransformer":
+            out[nid] = "transform"
+        elif node.type == "Output" and node.params.get("target", "y") == "x":
+            out[nid] = "reconstruction"
+    return out
+
+
+def _as_image(a: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) float32 copy of a batch of images, sequences (T, F) or vectors (F,)."""
+    a = np.asarray(a, np.float32)
+    while a.ndim < 4:
+        a = a[:, None]
+    return np.array(a, copy=True)
+
+
+def image_pairs(net: Network, x: np.ndarray, node: str, part: str,
+                labels: tuple[str, ...] = ()) -> ImagePairs | None:
+    """Forward the samples ``x`` (inference mode) and copy what enters and leaves ``node``
+    (a SpatialTransformer, or an Output learning its input); None for any other node."""
+    layer = net.layers.get(node)
+    if layer is None or not len(x) or len(net.input_ids) != 1:
+        return None
+    t = layer.type_name
+    if t == "SpatialTransformer":
+        net.forward(x, train=False)
+        src = {e.port: e.src for e in net.graph.in_edges(node)}
+        before, after = _as_image(net.acts[src[0]]), _as_image(net.acts[node])
+        theta = net.acts[src[1]].reshape(-1, 2, 3).astype(np.float64) + IDENTITY
+        return ImagePairs(node, "transform", np.arange(len(x)), before, after, part, labels,
+                          theta=theta)
+    if t != "Output" or layer.p["target"] != "x":
+        return None
+    out = net.forward(x, train=False)
+    pred = np.asarray(out[node] if isinstance(out, dict) else out, np.float64)
+    before = _as_image(x)
+    if pred.size != before.size:
+        return None
+    if layer.p["loss"] == "bce" and node not in net.loss_logits:
+        pred = 1.0 / (1.0 + np.exp(-np.clip(pred, -60, 60)))
+    after = pred.reshape(before.shape)
+    with np.errstate(all="ignore"):
+        errors = np.mean((after - before) ** 2, axis=(1, 2, 3))
+    return ImagePairs(node, "reconstruction", np.arange(len(x)), before,
+                      after.astype(np.float32), part, labels, errors=errors)
+
+
 def conv_filters(net: Network, node: str | None) -> tuple[str, np.ndarray] | None:
     """Copy of a Conv2D's weights (out, in, kh, kw)."""
     if node is None:
@@ -391,3 +475,14 @@ class ProbeData:
     extent: tuple[float, float, float, float] | None = None
     kind: str = ""  # "regions", "curve" or ""
     labels: list[str] = field(default_factory=list)
+
+
+def probe_label(probe: ProbeData, i: int) -> str:
+    """The label of probe sample ``i`` as text: its class name, else its first values."""
+    if probe.y is None or i >= len(probe.y):
+        return ""
+    yv = np.asarray(probe.y[i]).reshape(-1)
+    if probe.labels and yv.size == 1:
+        k = int(yv[0])
+        return probe.labels[k] if 0 <= k < len(probe.labels) else str(k)
+    return ", ".join(f"{v:.3g}" for v in yv[:4])
