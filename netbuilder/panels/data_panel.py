@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -39,7 +38,7 @@ from ..monitor.common import BLUE, pg
 from ..monitor.confusion import pixmap_of
 from ..monitor.feature_maps import sample_image
 from ..training.probes import class_color
-from .section import SectionWriter
+from .section import SectionWriter, scrolling_body
 
 FILE_ITEM = "__file__"
 PREVIEW_PER_CLASS = 3
@@ -94,18 +93,7 @@ class DataPanel(QWidget):
         self._loader = _Loader()
         self._loader.loaded.connect(self._on_loaded, Qt.ConnectionType.QueuedConnection)
 
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        body = QWidget()
-        body.setObjectName("inspectorBody")
-        scroll.setWidget(body)
-        outer.addWidget(scroll)
-        lay = QVBoxLayout(body)
-        lay.setContentsMargins(10, 8, 10, 8)
-        lay.setSpacing(6)
+        lay = scrolling_body(self)
 
         src = QHBoxLayout()
         self.source = QComboBox()

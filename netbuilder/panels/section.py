@@ -8,7 +8,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtWidgets import QDoubleSpinBox, QWidget
+from PySide6.QtWidgets import QDoubleSpinBox, QScrollArea, QVBoxLayout, QWidget
 
 from engine.errors import NetBuilderError
 
@@ -32,6 +32,24 @@ def merged(old: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
         elif k in old or DEFAULTS.get(k, object()) != v:
             new[k] = copy.deepcopy(v)
     return new
+
+
+def scrolling_body(panel: QWidget) -> QVBoxLayout:
+    """Fill ``panel`` with a frameless scroll area and return the layout of its body (the
+    side panels' common frame: 10 px margins, 6 px between rows)."""
+    outer = QVBoxLayout(panel)
+    outer.setContentsMargins(0, 0, 0, 0)
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+    body = QWidget()
+    body.setObjectName("inspectorBody")
+    scroll.setWidget(body)
+    outer.addWidget(scroll)
+    lay = QVBoxLayout(body)
+    lay.setContentsMargins(10, 8, 10, 8)
+    lay.setSpacing(6)
+    return lay
 
 
 class SectionWriter:
