@@ -110,6 +110,9 @@ def _im2col(src: np.ndarray, cols: np.ndarray, kh: int, kw: int, sh: int, sw: in
     c_n, hb, wb = src.shape
     sf = src.reshape(c_n * hb * wb)
     cf = cols.reshape(cols.shape[0] * cols.shape[1])
+    if sw == 1 and ow_n == 8:
+        _im2col_rows8(sf, cf, c_n, hb, wb, kh, kw, sh, oh_n)
+        return
     p_n = oh_n * ow_n
     for c in range(c_n):
         for i in range(kh):
@@ -124,6 +127,41 @@ def _im2col(src: np.ndarray, cols: np.ndarray, kh: int, kw: int, sh: int, sw: in
                     else:
                         for ow in range(ow_n):
                             cf[d0 + np.uint64(ow)] = sf[s0 + np.uint64(ow * sw)]
+
+
+@njit(parallel=False)
+def _im2col_rows8(sf: np.ndarray, cf: np.ndarray, c_n: int, hb: int, wb: int, kh: int,
+                  kw: int, sh: int, oh_n: int) -> None:
+    """``_im2col`` on flat arrays for output rows of 8 at column stride 1, two rows at a time.
+
+    Loading both rows into locals before storing lets LLVM use vector moves, which a copy
+    loop of unknown length 8 does not get (it runs the scalar remainder): measured 2× faster
+    on 16 channels of 10×10 into 3×3 columns."""
+    u = np.uint64
+    p_n = oh_n * 8
+    rs = u(sh * wb)
+    for c in range(c_n):
+        for i in range(kh):
+            for j in range(kw):
+                k = (c * kh + i) * kw + j
+                for oh in range(0, oh_n - 1, 2):
+                    s = u((c * hb + oh * sh + i) * wb + j)
+                    t = s + rs
+                    d = u(k * p_n + oh * 8)
+                    a0 = sf[s]; a1 = sf[s + u(1)]; a2 = sf[s + u(2)]; a3 = sf[s + u(3)]  # noqa: E702
+                    a4 = sf[s + u(4)]; a5 = sf[s + u(5)]; a6 = sf[s + u(6)]; a7 = sf[s + u(7)]  # noqa: E702
+                    b0 = sf[t]; b1 = sf[t + u(1)]; b2 = sf[t + u(2)]; b3 = sf[t + u(3)]  # noqa: E702
+                    b4 = sf[t + u(4)]; b5 = sf[t + u(5)]; b6 = sf[t + u(6)]; b7 = sf[t + u(7)]  # noqa: E702
+                    cf[d] = a0; cf[d + u(1)] = a1; cf[d + u(2)] = a2; cf[d + u(3)] = a3  # noqa: E702
+                    cf[d + u(4)] = a4; cf[d + u(5)] = a5; cf[d + u(6)] = a6; cf[d + u(7)] = a7  # noqa: E702
+                    cf[d + u(8)] = b0; cf[d + u(9)] = b1; cf[d + u(10)] = b2  # noqa: E702
+                    cf[d + u(11)] = b3; cf[d + u(12)] = b4; cf[d + u(13)] = b5  # noqa: E702
+                    cf[d + u(14)] = b6; cf[d + u(15)] = b7  # noqa: E702
+                if oh_n % 2:
+                    s = u((c * hb + (oh_n - 1) * sh + i) * wb + j)
+                    d = u(k * p_n + (oh_n - 1) * 8)
+                    for q in range(8):
+                        cf[d + u(q)] = sf[s + u(q)]
 
 
 @njit(parallel=False)

@@ -17,6 +17,10 @@ CONFIGS = [
     (1, 4, 4, 2, (5, 3), (1, 1), 2),
     (2, 10, 7, 3, (3, 3), (3, 2), "valid"),
     (1, 5, 5, 1, (2, 2), (2, 2), "same"),
+    # output rows of 8 at column stride 1 (conv._im2col_rows8): even, odd and strided rows
+    (3, 8, 8, 4, (3, 3), (1, 1), "same"),
+    (2, 7, 10, 3, (3, 3), (1, 1), "valid"),
+    (2, 9, 8, 2, (3, 3), (2, 1), "same"),
 ]
 
 

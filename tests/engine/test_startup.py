@@ -51,7 +51,7 @@ def test_a_second_process_loads_the_kernels_from_the_user_cache(tmp_path):
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     first = run()
-    assert Path(first["dir"]) == tmp_path / "netbuilder" / "numba"
+    assert Path(first["dir"]).parent == tmp_path / "netbuilder" / "numba"
     assert first["misses"] > 0
     assert any(Path(first["dir"]).rglob("*.nbi"))
     second = run()
@@ -192,3 +192,36 @@ def test_compile_in_a_child_fills_the_cache_and_reports_every_task(child_process
     (proc,) = child_processes
     assert proc.returncode == 0
     assert warmup.cache_is_warm()
+
+
+def test_the_cache_folder_changes_with_any_kernel_module(tmp_path, monkeypatch):
+    from engine import cachedir
+
+    kernels = tmp_path / "kernels"
+    kernels.mkdir()
+    (kernels / "conv.py").write_text("def helper(): return 1\n")
+    (kernels / "fused.py").write_text("from .conv import helper\n")
+    monkeypatch.setattr(cachedir, "__file__", str(tmp_path / "cachedir.py"))
+    first = cachedir.kernels_key()
+    assert cachedir.kernels_key() == first
+    (kernels / "conv.py").write_text("def helper(): return 2\n")  # fused.py itself unchanged
+    assert cachedir.kernels_key() != first
+
+
+def test_configure_uses_a_keyed_folder_and_drops_stale_ones(tmp_path, monkeypatch):
+    from engine import cachedir
+
+    root = tmp_path / "numba"
+    monkeypatch.setattr(cachedir, "numba_cache_root", lambda: root)
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    stale, recent, other = root / ("a" * 16), root / ("b" * 16), root / "not-a-key"
+    for d in (stale, recent, other):
+        d.mkdir(parents=True)
+    old = 1_000_000
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    cachedir.configure_numba_cache()
+    here = Path(os.environ["NUMBA_CACHE_DIR"])
+    assert here == root / cachedir.kernels_key() and here.is_dir()
+    assert not stale.exists()
+    assert recent.exists() and other.exists()
