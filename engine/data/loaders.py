@@ -81,7 +81,13 @@ def _idx_header(head: bytes, p: Path) -> tuple[np.dtype, list[int], int]:
     if len(head) < size:
         raise DataError(f"{p}: IDX header is truncated")
     dims = [int.from_bytes(head[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return IDX_TYPES[head[2]], dims, size
+    dtype = IDX_TYPES[head[2]]
+    if math.prod(d for d in dims if d) * dtype.itemsize > MAX_FILE_BYTES:
+        # even with a zero count, numpy cannot shape an array this large
+        shape = "×".join(map(str, dims))
+        raise DataError(f"{p}: IDX header announces a {shape} array, larger than NetBuilder "
+                        f"loads")
+    return dtype, dims, size
 
 
 def _gunzip_idx(data: bytes, p: Path) -> bytes:

@@ -407,6 +407,14 @@ def test_idx_files(case):
     check_idx(case)
 
 
+def test_idx_with_a_zero_count_and_huge_other_sizes_is_refused():
+    """Found by the fuzzer: 0 × 2,264,924,160 × 4,076,863,492 holds no bytes, but numpy cannot
+    shape it (it raised a bare ValueError)."""
+    images = bytes([0, 0, 8, 3]) + struct.pack(">III", 0, 0x87000000, 0xF3000004)
+    case = Case("zero count, huge sizes", {"images": images, "labels": idx_bytes(LAB)})
+    assert check_idx(case) == "refused"
+
+
 @FAST
 @given(case=npz_cases())
 def test_npz_files(case):
