@@ -4,6 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
+from blockcheck import assert_block_matches_reference
 
 from engine.kernels import convgrid as kg
 from engine.kernels.blas import gemm
@@ -62,20 +63,11 @@ def test_grid_block_matches_the_unfused_reference(rng, cfg, chain, dtype, shift,
     weight = rng.standard_normal((o, c, *k)).astype(dtype)
     bias = rng.standard_normal(o).astype(dtype)
     dout = rng.standard_normal((3, o, oh // 2, ow // 2) if pool else (3, o, oh, ow)).astype(dtype)
-    yconv, yrelu, ypool, dx, gw, gb = run_block(x, weight, bias, pads, oh, ow, relu, pool, dout,
-                                                shift, keep, nch)
+    got = run_block(x, weight, bias, pads, oh, ow, relu, pool, dout, shift, keep, nch)
     f64 = [a.astype(np.float64) for a in (x, weight, bias, dout)]
     want = ref.conv_block_forward(*f64[:3], (1, 1), pads, relu, pool)
     want_b = ref.conv_block_backward(*f64, (1, 1), pads, relu, pool)
-    tol = 2e-5 if dtype == np.float32 else 1e-12
-    pairs = [(yconv, want[0]), (dx, want_b[0]), (gw, want_b[1]), (gb, want_b[2])]
-    if relu:
-        pairs.append((yrelu, want[1]))
-    if pool:
-        pairs.append((ypool, want[2]))
-    for got, exp in pairs:
-        assert got.dtype == dtype and got.shape == exp.shape
-        np.testing.assert_allclose(got, exp, rtol=tol, atol=tol * max(1.0, np.abs(exp).max()))
+    assert_block_matches_reference(got, want, want_b, relu, pool, dtype)
 
 
 @pytest.mark.parametrize("shift", [False, True])

@@ -39,6 +39,15 @@ def tail(layers):
     return [*layers, ("Flatten", {}), ("Dense", {"units": 3})]
 
 
+def assert_same_backward(fused, plain, dout):
+    """The same input gradient and parameter gradients from both networks' last forward."""
+    np.testing.assert_allclose(fused.backward(dout), plain.backward(dout), rtol=1e-11,
+                               atol=1e-12)
+    for k in plain.grads:
+        np.testing.assert_allclose(fused.grads[k], plain.grads[k], rtol=1e-11, atol=1e-12,
+                                   err_msg=k)
+
+
 @pytest.mark.parametrize("name", sorted(CHAINS))
 def test_fused_network_matches_the_unfused_one(rng, name):
     layers = CHAINS[name]
@@ -53,12 +62,7 @@ def test_fused_network_matches_the_unfused_one(rng, name):
     for nid in fused.order:
         np.testing.assert_allclose(fused.acts[nid], plain.acts[nid], rtol=1e-12, atol=1e-12,
                                    err_msg=nid)
-    dout = rng.standard_normal(out_f.shape)
-    dx_f, dx_p = fused.backward(dout), plain.backward(dout)
-    np.testing.assert_allclose(dx_f, dx_p, rtol=1e-11, atol=1e-12)
-    for k in plain.grads:
-        np.testing.assert_allclose(fused.grads[k], plain.grads[k], rtol=1e-11, atol=1e-12,
-                                   err_msg=k)
+    assert_same_backward(fused, plain, rng.standard_normal(out_f.shape))
 
 
 def test_training_steps_match_in_float32(rng):
@@ -189,12 +193,7 @@ def test_every_conv_mode_matches_the_unfused_network(rng, monkeypatch, name, mod
         for nid in fused.order:
             np.testing.assert_allclose(fused.acts[nid], plain.acts[nid], rtol=1e-12, atol=1e-12,
                                        err_msg=nid)
-        dout = rng.standard_normal(out_f.shape)
-        np.testing.assert_allclose(fused.backward(dout), plain.backward(dout), rtol=1e-11,
-                                   atol=1e-12)
-        for k in plain.grads:
-            np.testing.assert_allclose(fused.grads[k], plain.grads[k], rtol=1e-11, atol=1e-12,
-                                       err_msg=k)
+        assert_same_backward(fused, plain, rng.standard_normal(out_f.shape))
 
 
 def test_conv_modes_follow_the_measured_shapes():
@@ -231,9 +230,4 @@ def test_blocks_publishing_only_their_last_output_compute_the_same(rng, monkeypa
         np.testing.assert_allclose(out_f, out_p, rtol=1e-12, atol=1e-12)
         assert hidden.isdisjoint(fused.acts)
         assert set(fused.acts) == set(fused.order) - hidden
-        dout = rng.standard_normal(out_f.shape)
-        np.testing.assert_allclose(fused.backward(dout), plain.backward(dout), rtol=1e-11,
-                                   atol=1e-12)
-        for k in plain.grads:
-            np.testing.assert_allclose(fused.grads[k], plain.grads[k], rtol=1e-11, atol=1e-12,
-                                       err_msg=k)
+        assert_same_backward(fused, plain, rng.standard_normal(out_f.shape))
