@@ -27,6 +27,16 @@ def _span(rows: int, cols: int, ld: int) -> int:
     return (rows - 1) * ld + cols if rows > 0 and cols > 0 else 0
 
 
+@register_jitable
+def _check_operands(ta: bool, tb: bool, m: int, n: int, k: int, a: np.ndarray, lda: int,
+                    b: np.ndarray, ldb: int, c: np.ndarray, ldc: int) -> None:
+    ar, ac = (k, m) if ta else (m, k)
+    br, bc = (n, k) if tb else (k, n)
+    if (_span(ar, ac, lda) > a.size or _span(br, bc, ldb) > b.size
+            or _span(m, n, ldc) > c.size or min(m, n, k) < 0):
+        raise ValueError("gemm: operand outside its buffer")
+
+
 def _view(buf: np.ndarray, rows: int, cols: int, ld: int) -> np.ndarray:
     return np.lib.stride_tricks.as_strided(buf, (rows, cols), (ld * buf.itemsize, buf.itemsize))
 
@@ -34,11 +44,9 @@ def _view(buf: np.ndarray, rows: int, cols: int, ld: int) -> np.ndarray:
 def gemm(ta: bool, tb: bool, m: int, n: int, k: int, alpha: float, a: np.ndarray, lda: int,
          b: np.ndarray, ldb: int, beta: float, c: np.ndarray, ldc: int) -> None:
     """c (m, n; row stride ldc) = alpha · op(a) (m, k) @ op(b) (k, n) + beta · c (see module)."""
+    _check_operands(ta, tb, m, n, k, a, lda, b, ldb, c, ldc)
     ar, ac = (k, m) if ta else (m, k)
     br, bc = (n, k) if tb else (k, n)
-    if (_span(ar, ac, lda) > a.size or _span(br, bc, ldb) > b.size
-            or _span(m, n, ldc) > c.size or min(m, n, k) < 0):
-        raise ValueError("gemm: operand outside its buffer")
     if m == 0 or n == 0:
         return
     out = _view(c, m, n, ldc)
@@ -74,11 +82,7 @@ def _gemm_jit(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
     big_n, big_t = ord("N"), ord("T")
 
     def impl(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-        ar, ac = (k, m) if ta else (m, k)
-        br, bc = (n, k) if tb else (k, n)
-        if (_span(ar, ac, lda) > a.size or _span(br, bc, ldb) > b.size
-                or _span(m, n, ldc) > c.size or min(m, n, k) < 0):
-            raise ValueError("gemm: operand outside its buffer")
+        _check_operands(ta, tb, m, n, k, a, lda, b, ldb, c, ldc)
         if m == 0 or n == 0:
             return
         if k == 0:
