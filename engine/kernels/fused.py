@@ -361,7 +361,8 @@ def dense_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre: np.n
     gbias ((O,) or empty); returns dx (N, I), or an empty (0, I) array unless ``need_dx``.
 
     The weight gradient is split over output features, the input gradient over input
-    features (each thread multiplies by its block of weight columns)."""
+    features (each thread multiplies by its block of weight columns, read in place and
+    written into its columns of dx)."""
     n_n, i_n = x.shape
     o_n = weight.shape[0]
     has_bias = gbias.shape[0] > 0
@@ -397,12 +398,11 @@ def dense_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre: np.n
         if ich == 1:
             np.dot(dz, weight, dx)
             return dx
+        wf = weight.reshape(o_n * i_n)
+        xf = dx.reshape(n_n * i_n)
+        zf = dz.reshape(n_n * o_n)
         for ch in prange(ich):
             a = ch * i_n // ich
             b = (ch + 1) * i_n // ich
-            wc = np.ascontiguousarray(weight[:, a:b])
-            tmp = np.empty((n_n, b - a), dtype=x.dtype)
-            np.dot(dz, wc, tmp)
-            for n in range(n_n):
-                dx[n, a:b] = tmp[n]
+            gemm(False, False, n_n, b - a, o_n, 1.0, zf, o_n, wf[a:], i_n, 0.0, xf[a:], i_n)
     return dx
