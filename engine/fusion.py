@@ -155,6 +155,8 @@ class ConvBlock(Step):
         kh, kw = self.conv.p["kernel_size"]
         self.wb = kgrid.grid_shape(oh, ow, kh, kw, h, w, self.pt, self.pl)[1]
         self.fwd_mode, self.bwd_mode = conv_modes(c, oh, ow, self.stride, self.wb)
+        self.flipped = kfused.flipped_dx_pays(tuple(self.stride), tuple(self.conv.pads),
+                                              (kh, kw), (c, h, w), (oh, ow))
         self._keep: np.ndarray | None = None
 
     def _keep_for(self, n: int, dtype: Any) -> np.ndarray:
@@ -211,7 +213,8 @@ class ConvBlock(Step):
         if self.bwd_mode == COMPACT:
             dx = kfused.conv_block_backward(
                 x, w, dy, self._mask, self._arg, *self.stride, self.pt, self.pl, self.oh,
-                self.ow, self.relu, self.pool, need_dx, chunks, gw, gb, self._kept)
+                self.ow, self.relu, self.pool, need_dx, self.flipped, chunks, gw, gb,
+                self._kept)
         else:
             dx = kgrid.conv_grid_backward(
                 x, w, dy, self._mask, self._arg, self.pt, self.pl, self.oh, self.ow, self.relu,

@@ -28,6 +28,8 @@ from .conv import _col2im, _crop_from, _im2col, _pad_into, _sum_parts
 from .jit import njit, prange
 
 TRANSPOSED_MAX_PIXELS = 256
+FLIPPED_MAX_GROWTH = 1.2
+FLIPPED_MIN_CHANNELS = 16
 
 
 @njit(parallel=False)
@@ -198,11 +200,43 @@ def conv_block_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: 
                 _pool2(yr, ypool[n], arg[n])
 
 
+def flipped_dx_pays(stride: tuple[int, int], pads: tuple[int, int, int, int],
+                    kernel: tuple[int, int], in_chw: tuple[int, int, int],
+                    out_hw: tuple[int, int]) -> bool:
+    """Whether ``conv_block_backward`` should compute the input gradient ``flipped``: it
+    must be stride 1 with each padding below the kernel size. It pays when the padded
+    gradient is not much larger than the output (as for "same" padding; a "valid" 5×5 conv
+    would multiply by up to twice as many zeros) and the input has enough channels to give
+    the product rows (``FLIPPED_MIN_CHANNELS``). Measured on 2 cores, batch 64
+    (``conv_block_backward`` alone): digits_cnn's 16->32 3×3 "same" conv on 8×8 took 4-9 %
+    less (e.g. 626 -> 574 µs, 506 -> 461 µs); a 6->16 5×5 "same" conv on 14×14 took up to
+    35 % more."""
+    kh, kw = kernel
+    pt, pb, pl, pr = pads
+    c, h, w = in_chw
+    return (stride == (1, 1) and max(pt, pb) < kh and max(pl, pr) < kw
+            and c >= FLIPPED_MIN_CHANNELS
+            and h * w <= FLIPPED_MAX_GROWTH * out_hw[0] * out_hw[1])
+
+
+@njit(parallel=False)
+def _flip_kernel(weight: np.ndarray) -> np.ndarray:
+    """weight (O, C, KH, KW) as (C, O·KH·KW): [c, (o·KH + i)·KW + j] = weight[o, c, -1-i, -1-j]."""
+    o_n, c_n, kh, kw = weight.shape
+    out = np.empty((c_n, o_n * kh * kw), weight.dtype)
+    for c in range(c_n):
+        for o in range(o_n):
+            for i in range(kh):
+                for j in range(kw):
+                    out[c, (o * kh + i) * kw + j] = weight[o, c, kh - 1 - i, kw - 1 - j]
+    return out
+
+
 @njit
 def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
                         mask: np.ndarray, arg: np.ndarray, sh: int, sw: int, pt: int, pl: int,
                         oh_n: int, ow_n: int, relu: bool, pool: bool, need_dx: bool,
-                        nchunks: int, gweight: np.ndarray, gbias: np.ndarray,
+                        flipped: bool, nchunks: int, gweight: np.ndarray, gbias: np.ndarray,
                         keep: np.ndarray) -> np.ndarray:
     """Backward of ``conv_block_forward``.
 
@@ -211,6 +245,11 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
     when ``pool``, else the conv (or ReLU) output (ignored without ``relu``). Overwrites gweight
     (O, C, KH, KW) and gbias ((O,) or empty); returns dx (N, C, H, W), or an empty
     (0, C, H, W) array when ``need_dx`` is false. ``keep``: the forward's im2col, or empty.
+
+    ``flipped`` (stride 1, padding < kernel size; see ``flipped_dx_pays``): the input gradient
+    as the convolution of the zero-padded output gradient with the flipped, transposed kernel,
+    one product (C, O·KH·KW) @ (O·KH·KW, H·W) per sample written straight into dx, instead
+    of Wᵀ @ gradient (K = O, shallow) and a col2im scatter.
 
     Small outputs with a pool (OH·OW ≤ ``TRANSPOSED_MAX_PIXELS``) also unpool into the transposed
     gradient (OH·OW, O): the weight gradient is then a product BLAS does ~30% faster there
@@ -229,15 +268,21 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
     keeping = keep.shape[0] == n_n and n_n > 0
     trans = pool and p_n <= TRANSPOSED_MAX_PIXELS
     nch = max(1, min(nchunks, n_n))
+    flip = need_dx and flipped
+    fk = o_n * kh * kw
+    wflip = _flip_kernel(weight) if flip else np.empty((0, fk), x.dtype)
     dx = np.empty((n_n if need_dx else 0, c_n, h_n, w_n), dtype=x.dtype)
     gparts = np.zeros((nch, k_n, o_n), dtype=x.dtype)
     bparts = np.zeros((nch, o_n), dtype=np.float64)
     for ch in prange(nch):
         buf = np.zeros((c_n, 1 if direct else hb, 1 if direct else wb), dtype=x.dtype)
-        dbuf = np.zeros((c_n, 1 if direct or not need_dx else hb,
-                         1 if direct or not need_dx else wb), dtype=x.dtype)
+        unflipped = need_dx and not flip
+        dbuf = np.zeros((c_n, hb if unflipped and not direct else 1,
+                         wb if unflipped and not direct else 1), dtype=x.dtype)
         own = np.empty((0 if keeping else k_n, p_n), dtype=x.dtype)
-        dcols = np.empty((k_n if need_dx else 0, p_n), dtype=x.dtype)
+        dcols = np.empty((k_n if unflipped else 0, p_n), dtype=x.dtype)
+        dpad = np.zeros((o_n if flip else 0, h_n + kh - 1, w_n + kw - 1), dtype=x.dtype)
+        fcols = np.empty((fk if flip else 0, h_n * w_n), dtype=x.dtype)
         dconv = np.empty((o_n, p_n), dtype=x.dtype)
         dconvt = np.empty((p_n if trans else 0, o_n), dtype=x.dtype)
         ones = np.ones(p_n, dtype=x.dtype)
@@ -279,7 +324,11 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
             else:
                 gemm(False, True, k_n, o_n, p_n, 1.0, cols.reshape(k_n * p_n), p_n,
                      dconv.reshape(o_n * p_n), p_n, 1.0, gacc, o_n)
-            if need_dx:
+            if flip:
+                _pad_into(dpad, d3, kh - 1 - pt, kw - 1 - pl)
+                _im2col(dpad, fcols, kh, kw, 1, 1, h_n, w_n)
+                np.dot(wflip, fcols, dx[n].reshape(c_n, h_n * w_n))
+            elif need_dx:
                 np.dot(w2.T, dconv, dcols)
                 if direct:
                     _col2im(dcols, dx[n], kh, kw, sh, sw, oh_n, ow_n)

@@ -231,3 +231,18 @@ def test_blocks_publishing_only_their_last_output_compute_the_same(rng, monkeypa
         assert hidden.isdisjoint(fused.acts)
         assert set(fused.acts) == set(fused.order) - hidden
         assert_same_backward(fused, plain, rng.standard_normal(out_f.shape))
+
+
+def test_a_same_padded_conv_on_enough_channels_backpropagates_flipped(rng):
+    """digits_cnn's second conv (16 channels, 3×3 "same") takes the flipped input gradient and
+    still matches the node-by-node network; its first conv (1 channel) does not."""
+    layers = [("Conv2D", {"filters": 16, "kernel_size": 3, "padding": "same"}), ("ReLU", {}),
+              ("Conv2D", {"filters": 6, "kernel_size": 3, "padding": "same"}), ("ReLU", {}),
+              ("MaxPool2D", POOL), *HEAD]
+    fused, plain = pair(chain_doc((1, 6, 6), layers), dtype=np.float64)
+    blocks = [st for st in fused.steps if isinstance(st, ConvBlock)]
+    assert [st.flipped for st in blocks] == [False, True]
+    x = rng.standard_normal((5, 1, 6, 6))
+    out_f = fused.forward(x, train=True)
+    np.testing.assert_allclose(out_f, plain.forward(x, train=True), rtol=1e-12, atol=1e-12)
+    assert_same_backward(fused, plain, rng.standard_normal(out_f.shape))

@@ -26,7 +26,7 @@ def plan(h, w, k, stride, padding):
 
 
 def run_block(x, weight, bias, stride, pads, oh, ow, relu, pool, dout, need_dx=True, nch=2,
-              keep=False):
+              keep=False, flipped=False):
     n, o = x.shape[0], weight.shape[0]
     kshape = (n if keep else 0, weight[0].size, oh * ow)
     kept = np.empty(kshape, x.dtype)
@@ -42,7 +42,7 @@ def run_block(x, weight, bias, stride, pads, oh, ow, relu, pool, dout, need_dx=T
     gb = np.full_like(bias, np.nan) if bias is not None else np.zeros(0, x.dtype)
     mask = ypool if pool else yconv
     dx = kf.conv_block_backward(x, weight, dout, mask, arg, *stride, pads[0], pads[2], oh, ow,
-                                relu, pool, need_dx, nch, gw, gb, kept)
+                                relu, pool, need_dx, flipped, nch, gw, gb, kept)
     return yconv, yrelu, ypool, dx, gw, gb
 
 
@@ -63,6 +63,44 @@ def test_conv_block_matches_the_unfused_reference(rng, cfg, chain, dtype, keep):
     want = ref.conv_block_forward(f64[0], f64[1], f64[2], stride, pads, relu, pool)
     want_b = ref.conv_block_backward(*f64[:3], f64[3], stride, pads, relu, pool)
     assert_block_matches_reference(got, want, want_b, relu, pool, dtype)
+
+
+# stride-1 configs with each padding below the kernel size (where ``flipped`` applies)
+FLIP_CONFIGS = [
+    (1, 6, 6, 3, (3, 3), (1, 1), 1),
+    (2, 7, 5, 2, (3, 2), (1, 1), "valid"),
+    (3, 5, 6, 4, (3, 3), (1, 1), "same"),
+    (2, 5, 5, 2, (2, 2), (1, 1), "same"),
+]
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["unfold-twice", "keep-cols"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("chain", CHAINS, ids=lambda c: f"relu{int(c[0])}-pool{int(c[1])}")
+@pytest.mark.parametrize("cfg", FLIP_CONFIGS, ids=lambda c: "-".join(map(str, c)))
+def test_flipped_input_gradient_matches_the_reference(rng, cfg, chain, dtype, keep):
+    c, h, w, o, k, stride, padding = cfg
+    relu, pool = chain
+    oh, ow, pads = plan(h, w, k, stride, padding)
+    x = rng.standard_normal((3, c, h, w)).astype(dtype)
+    weight = rng.standard_normal((o, c, *k)).astype(dtype)
+    bias = rng.standard_normal(o).astype(dtype)
+    dout = rng.standard_normal((3, o, oh // 2, ow // 2) if pool else (3, o, oh, ow)).astype(dtype)
+    got = run_block(x, weight, bias, stride, pads, oh, ow, relu, pool, dout, keep=keep,
+                    flipped=True)
+    f64 = [a.astype(np.float64) for a in (x, weight, bias, dout)]
+    want = ref.conv_block_forward(f64[0], f64[1], f64[2], stride, pads, relu, pool)
+    want_b = ref.conv_block_backward(*f64[:3], f64[3], stride, pads, relu, pool)
+    assert_block_matches_reference(got, want, want_b, relu, pool, dtype)
+
+
+def test_flipped_input_gradient_is_chosen_for_same_padding_on_enough_channels():
+    same3 = ((1, 1), (1, 1, 1, 1), (3, 3))
+    assert kf.flipped_dx_pays(*same3, (16, 8, 8), (8, 8))
+    assert not kf.flipped_dx_pays(*same3, (6, 8, 8), (8, 8))
+    assert not kf.flipped_dx_pays((1, 1), (0, 0, 0, 0), (5, 5), (16, 14, 14), (10, 10))
+    assert not kf.flipped_dx_pays((2, 2), (1, 1, 1, 1), (3, 3), (16, 8, 8), (4, 4))
+    assert not kf.flipped_dx_pays((1, 1), (3, 3, 3, 3), (3, 3), (16, 8, 8), (12, 12))
 
 
 @pytest.mark.parametrize("nch", [1, 3])
