@@ -46,11 +46,7 @@ def run_block(x, weight, bias, stride, pads, oh, ow, relu, pool, dout, need_dx=T
     return yconv, yrelu, ypool, dx, gw, gb
 
 
-@pytest.mark.parametrize("keep", [False, True], ids=["unfold-twice", "keep-cols"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("chain", CHAINS, ids=lambda c: f"relu{int(c[0])}-pool{int(c[1])}")
-@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: "-".join(map(str, c)))
-def test_conv_block_matches_the_unfused_reference(rng, cfg, chain, dtype, keep):
+def check_against_reference(rng, cfg, chain, dtype, keep, flipped=False):
     c, h, w, o, k, stride, padding = cfg
     relu, pool = chain
     oh, ow, pads = plan(h, w, k, stride, padding)
@@ -58,11 +54,20 @@ def test_conv_block_matches_the_unfused_reference(rng, cfg, chain, dtype, keep):
     weight = rng.standard_normal((o, c, *k)).astype(dtype)
     bias = rng.standard_normal(o).astype(dtype)
     dout = rng.standard_normal((3, o, oh // 2, ow // 2) if pool else (3, o, oh, ow)).astype(dtype)
-    got = run_block(x, weight, bias, stride, pads, oh, ow, relu, pool, dout, keep=keep)
+    got = run_block(x, weight, bias, stride, pads, oh, ow, relu, pool, dout, keep=keep,
+                    flipped=flipped)
     f64 = [a.astype(np.float64) for a in (x, weight, bias, dout)]
     want = ref.conv_block_forward(f64[0], f64[1], f64[2], stride, pads, relu, pool)
     want_b = ref.conv_block_backward(*f64[:3], f64[3], stride, pads, relu, pool)
     assert_block_matches_reference(got, want, want_b, relu, pool, dtype)
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["unfold-twice", "keep-cols"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("chain", CHAINS, ids=lambda c: f"relu{int(c[0])}-pool{int(c[1])}")
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: "-".join(map(str, c)))
+def test_conv_block_matches_the_unfused_reference(rng, cfg, chain, dtype, keep):
+    check_against_reference(rng, cfg, chain, dtype, keep)
 
 
 # stride-1 configs with each padding below the kernel size (where ``flipped`` applies)
@@ -79,19 +84,7 @@ FLIP_CONFIGS = [
 @pytest.mark.parametrize("chain", CHAINS, ids=lambda c: f"relu{int(c[0])}-pool{int(c[1])}")
 @pytest.mark.parametrize("cfg", FLIP_CONFIGS, ids=lambda c: "-".join(map(str, c)))
 def test_flipped_input_gradient_matches_the_reference(rng, cfg, chain, dtype, keep):
-    c, h, w, o, k, stride, padding = cfg
-    relu, pool = chain
-    oh, ow, pads = plan(h, w, k, stride, padding)
-    x = rng.standard_normal((3, c, h, w)).astype(dtype)
-    weight = rng.standard_normal((o, c, *k)).astype(dtype)
-    bias = rng.standard_normal(o).astype(dtype)
-    dout = rng.standard_normal((3, o, oh // 2, ow // 2) if pool else (3, o, oh, ow)).astype(dtype)
-    got = run_block(x, weight, bias, stride, pads, oh, ow, relu, pool, dout, keep=keep,
-                    flipped=True)
-    f64 = [a.astype(np.float64) for a in (x, weight, bias, dout)]
-    want = ref.conv_block_forward(f64[0], f64[1], f64[2], stride, pads, relu, pool)
-    want_b = ref.conv_block_backward(*f64[:3], f64[3], stride, pads, relu, pool)
-    assert_block_matches_reference(got, want, want_b, relu, pool, dtype)
+    check_against_reference(rng, cfg, chain, dtype, keep, flipped=True)
 
 
 def test_flipped_input_gradient_is_chosen_for_same_padding_on_enough_channels():
