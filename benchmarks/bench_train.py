@@ -1,10 +1,13 @@
 """Training throughput of the engine beside PyTorch CPU, measured in the same run.
 
-    python benchmarks/bench_train.py [--threads 2] [--quick]
+    python benchmarks/bench_train.py [--threads 2] [--quick] [--only NET ...] [--scaling]
 
 Prints one table: network, batch, engine samples/s, PyTorch samples/s, the ratio, and the
 engine's achieved GFLOP/s beside a large-matmul roof measured in the same run. One training
 step = forward + backward + SGD update, float32, softmax cross-entropy.
+
+``--scaling`` prints instead how each library's rate grows from one thread to ``--threads``:
+both thread counts measured in alternating windows of the same run.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import datetime  # noqa: E402
 import itertools  # noqa: E402
 import os  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 from _common import (  # noqa: E402
@@ -148,6 +152,104 @@ def torch_step(torch, graph, net, batch, rng):
     return step
 
 
+class Run:
+    """One training step to time, with what must be set before each of its windows."""
+
+    def __init__(self, step: Callable[[], None], batch: int,
+                 prepare: Callable[[], None] = lambda: None) -> None:
+        self.step, self.batch, self.prepare = step, batch, prepare
+        self.rates: list[float] = []  # samples/s, one per round
+
+    @property
+    def best(self) -> float:
+        return max(self.rates)
+
+
+def measure(runs: list[Run], rounds: int, window: float) -> None:
+    """Time every run for ``window`` s, one run after another, ``rounds`` times over.
+
+    Each round passes once over all runs (of every network), so a slow spell of a shared
+    machine (other jobs; a host that slows one core for several seconds) costs each run only
+    the windows it overlaps; a run's best window is its rate."""
+    for _ in range(rounds):
+        for run in runs:
+            run.prepare()
+            time.sleep(0.1)  # let the other library's spinning threads go to sleep
+            run.rates.append(best_rate(run.step, run.batch, min_time=window, repeats=1))
+
+
+def paired_ratios(ours: Run, ref: Run) -> str:
+    """Median (min-max) over rounds of ours/ref, each round's windows taken back to back."""
+    r = sorted(a / b for a, b in zip(ours.rates, ref.rates))
+    return f"{r[len(r) // 2]:.2f} ({r[0]:.2f}-{r[-1]:.2f})"
+
+
+def scaling_table(torch, cases, threads: int, rounds: int, window: float) -> None:
+    """Samples/s on 1 thread and on ``threads`` for the engine and (if installed) PyTorch."""
+    rng = np.random.default_rng(0)
+    t = threads
+    rows = []
+    for make, batch in cases:
+        graph = make()
+        runs = []
+        for n in (1, t):
+            engine.set_num_threads(n)
+            estep, net = engine_step(graph, batch, rng)
+            runs.append(Run(estep, batch, lambda n=n: engine.set_num_threads(n)))
+        if torch is not None:
+            tstep = torch_step(torch, graph, net, batch, rng)
+            runs += [Run(tstep, batch, lambda n=n: torch.set_num_threads(n)) for n in (1, t)]
+        rows.append((graph.name, batch, runs))
+    measure([run for _, _, runs in rows for run in runs], rounds, window)
+    head = (f"| {'network':<20} | {'batch':>5} | {'engine 1':>9} | {f'engine {t}':>9} | "
+            f"{'speed-up':>8} | {'torch 1':>9} | {f'torch {t}':>9} | {'speed-up':>8} |")
+    print(head)
+    print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
+    for name, batch, runs in rows:
+        e1, et = runs[0].best, runs[1].best
+        if torch is not None:
+            t1, tt = runs[2].best, runs[3].best
+            tshow = f"{t1:>9,.0f} | {tt:>9,.0f} | {tt / t1:>7.2f}×"
+        else:
+            tshow = f"{'-':>9} | {'-':>9} | {'-':>8}"
+        print(f"| {name:<20} | {batch:>5} | {e1:>9,.0f} | {et:>9,.0f} | "
+              f"{et / e1:>7.2f}× | {tshow} |")
+    engine.set_num_threads(t)
+    if torch is not None:
+        torch.set_num_threads(t)
+
+
+def ratio_table(torch, cases, roof: float, rounds: int, window: float) -> None:
+    """Engine and PyTorch samples/s, their ratio and the engine's GFLOP/s beside ``roof``."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for make, batch in cases:
+        graph = make()
+        estep, net = engine_step(graph, batch, rng)
+        runs = [Run(estep, batch)]
+        if torch is not None:
+            runs.append(Run(torch_step(torch, graph, net, batch, rng), batch))
+        rows.append((graph.name, batch, net, runs))
+    measure([run for *_, runs in rows for run in runs], rounds, window)
+    per_round = "per round: median (range)"
+    head = f"| {'network':<20} | {'batch':>5} | {'engine /s':>10} | {'torch /s':>10} | " \
+           f"{'ratio':>6} | {per_round} | {'GFLOP/s':>8} | {'% roof':>6} |"
+    print(head)
+    print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
+    for name, batch, net, runs in rows:
+        rate = runs[0].best
+        flops = 2 * 3 * net.macs()  # forward + two backward products per multiply-add
+        gflops = rate * flops / 1e9
+        if torch is not None:
+            trate = runs[1].best
+            tshow = f"{trate:>10,.0f} | {rate / trate:>5.2f}× | " \
+                    f"{paired_ratios(runs[0], runs[1]):<{len(per_round)}}"
+        else:
+            tshow = f"{'-':>10} | {'-':>6} | {'-':<{len(per_round)}}"
+        print(f"| {name:<20} | {batch:>5} | {rate:>10,.0f} | {tshow} | "
+              f"{gflops:>8.1f} | {100 * gflops / roof:>5.1f}% |")
+
+
 def load() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
@@ -159,16 +261,17 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="LeNet-5 at batch 64 only")
     ap.add_argument("--only", nargs="+", choices=sorted(NETS), help="measure these networks")
     ap.add_argument("--rounds", type=int, default=8,
-                    help="alternate engine and torch windows of --window s this many times; "
-                         "the best window of each counts (other jobs on a shared machine "
-                         "slow some windows down)")
+                    help="time every network's engine and torch steps in windows of --window s, "
+                         "one after another, this many times over; the best window of each "
+                         "counts (a shared machine slows some windows down)")
     ap.add_argument("--window", type=float, default=0.3)
+    ap.add_argument("--scaling", action="store_true",
+                    help="samples/s on 1 thread and on --threads, engine and torch")
     args = ap.parse_args(argv)
     import numba
 
     engine.set_num_threads(args.threads)
     torch = try_torch(args.threads)
-    rng = np.random.default_rng(0)
     cases = [(lenet5, 32), (lenet5, 64), (lenet5, 128), (widecnn, 64), (mlp, 64),
              (digits_cnn, 64)]
     if args.quick:
@@ -184,27 +287,10 @@ def main(argv=None) -> int:
     print(f"# large-matmul roof (2048³ sgemm, numpy): {roof:.0f} GFLOP/s")
     print(f"# {load()} at start")
     print()
-    head = f"| {'network':<20} | {'batch':>5} | {'engine /s':>10} | {'torch /s':>10} | " \
-           f"{'ratio':>6} | {'GFLOP/s':>8} | {'% roof':>6} |"
-    print(head)
-    print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
-    for make, batch in cases:
-        graph = make()
-        estep, net = engine_step(graph, batch, rng)
-        tstep = torch_step(torch, graph, net, batch, rng) if torch else None
-        rate = trate = 0.0
-        for _ in range(args.rounds):
-            time.sleep(0.1)  # let the other library's spinning threads go to sleep
-            rate = max(rate, best_rate(estep, batch, min_time=args.window, repeats=1))
-            if tstep is not None:
-                time.sleep(0.1)
-                trate = max(trate, best_rate(tstep, batch, min_time=args.window, repeats=1))
-        flops = 2 * 3 * net.macs()  # forward + two backward products per multiply-add
-        gflops = rate * flops / 1e9
-        ratio = rate / trate if tstep is not None else float("nan")
-        tshow = f"{trate:>10,.0f}" if tstep is not None else f"{'-':>10}"
-        print(f"| {graph.name:<20} | {batch:>5} | {rate:>10,.0f} | {tshow} | "
-              f"{ratio:>5.2f}× | {gflops:>8.1f} | {100 * gflops / roof:>5.1f}% |", flush=True)
+    if args.scaling:
+        scaling_table(torch, cases, args.threads, args.rounds, args.window)
+    else:
+        ratio_table(torch, cases, roof, args.rounds, args.window)
     print()
     print(f"# {load()} at the end")
     return 0
