@@ -272,9 +272,11 @@ def conv2d_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, sh: int, 
     w2 = weight.reshape(o_n, k_n)
     nch = max(1, min(nchunks, n_n))
     dx = np.empty_like(x)
-    gparts = np.zeros((nch, k_n, o_n), dtype=x.dtype)
-    bparts = np.zeros((nch, o_n), dtype=np.float64)
+    gparts = np.empty((nch, k_n, o_n), dtype=x.dtype)
+    bparts = np.empty((nch, o_n), dtype=np.float64)
     for ch in prange(nch):
+        gparts[ch] = 0  # zeroed by the thread that adds to it: the lines stay in its cache
+        bparts[ch] = 0
         buf = np.zeros((c_n, 1 if direct else hb, 1 if direct else wb), dtype=x.dtype)
         dbuf = np.zeros((c_n, 1 if direct else hb, 1 if direct else wb), dtype=x.dtype)
         cols = np.empty((k_n, p_n), dtype=x.dtype)

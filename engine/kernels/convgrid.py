@@ -218,9 +218,11 @@ def conv_grid_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray, mask
     keeping = keep.shape[0] == n_n and n_n > 0
     nch = max(1, min(nchunks, n_n))
     dx = np.empty((n_n if need_dx else 0, c_n, h_n, w_n), dtype=x.dtype)
-    gparts = np.zeros((nch, k_n, o_n), dtype=x.dtype)
-    bparts = np.zeros((nch, o_n), dtype=np.float64)
+    gparts = np.empty((nch, k_n, o_n), dtype=x.dtype)
+    bparts = np.empty((nch, o_n), dtype=np.float64)
     for ch in prange(nch):
+        gparts[ch] = 0  # zeroed by the thread that adds to it: the lines stay in its cache
+        bparts[ch] = 0
         flat = np.zeros(c_n * hbwb + kw, x.dtype)
         buf = flat[:c_n * hbwb].reshape(c_n, hb, wb)
         dflat = np.zeros(c_n * hbwb + kw if need_dx else 0, x.dtype)

@@ -270,11 +270,13 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
     nch = max(1, min(nchunks, n_n))
     flip = need_dx and flipped
     fk = o_n * kh * kw
-    wflip = _flip_kernel(weight) if flip else np.empty((0, fk), x.dtype)
     dx = np.empty((n_n if need_dx else 0, c_n, h_n, w_n), dtype=x.dtype)
-    gparts = np.zeros((nch, k_n, o_n), dtype=x.dtype)
-    bparts = np.zeros((nch, o_n), dtype=np.float64)
+    gparts = np.empty((nch, k_n, o_n), dtype=x.dtype)
+    bparts = np.empty((nch, o_n), dtype=np.float64)
     for ch in prange(nch):
+        gparts[ch] = 0  # zeroed by the thread that adds to it: the lines stay in its cache
+        bparts[ch] = 0
+        wflip = _flip_kernel(weight) if flip else np.empty((0, fk), x.dtype)  # one per core
         buf = np.zeros((c_n, 1 if direct else hb, 1 if direct else wb), dtype=x.dtype)
         unflipped = need_dx and not flip
         dbuf = np.zeros((c_n, hb if unflipped and not direct else 1,
@@ -376,8 +378,8 @@ def dense_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, relu: boo
     (else ignored). ``bias`` is (O,) or empty.
 
     The output features are split over the threads: each multiplies the whole batch by its
-    block of weight rows (BLAS packs each weight block once; splitting the batch instead
-    would pack the whole weight matrix on every thread)."""
+    block of weight rows (BLAS packs each weight block once; splitting the batch instead,
+    ``dense_rows_forward``, packs the whole weight matrix on every thread)."""
     n_n = x.shape[0]
     o_n = weight.shape[0]
     has_bias = bias.shape[0] > 0
@@ -454,4 +456,94 @@ def dense_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre: np.n
             a = ch * i_n // ich
             b = (ch + 1) * i_n // ich
             gemm(False, False, n_n, b - a, o_n, 1.0, zf, o_n, wf[a:], i_n, 0.0, xf[a:], i_n)
+    return dx
+
+
+
+@njit
+def dense_rows_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, relu: bool,
+                       nchunks: int, y: np.ndarray, yrelu: np.ndarray) -> None:
+    """``dense_forward`` with the batch split over the threads instead: each slice multiplies
+    its own rows of x (N, I) by the whole weight (O, I) and writes its rows of y and yrelu.
+
+    A thread then reads only the samples it produced in a batch-split kernel before (a conv
+    block): reading the other core's samples makes that core's next write to them wait for
+    the copies to be invalidated, which costs much more when the cores share no cache
+    (``DenseBlock``)."""
+    n_n = x.shape[0]
+    o_n = weight.shape[0]
+    has_bias = bias.shape[0] > 0
+    nch = max(1, min(nchunks, n_n))
+    for ch in prange(nch):
+        a = ch * n_n // nch
+        b = (ch + 1) * n_n // nch
+        if b > a:
+            np.dot(x[a:b], weight.T, y[a:b])
+        for i in range(a, b):
+            yrow = y[i]
+            if has_bias:
+                for o in range(o_n):
+                    yrow[o] += bias[o]
+            if relu:
+                rrow = yrelu[i]
+                for o in range(o_n):
+                    v = yrow[o]
+                    rrow[o] = v if v > 0 else 0.0
+
+
+@njit
+def dense_rows_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre: np.ndarray,
+                        relu: bool, need_dx: bool, nchunks: int, gweight: np.ndarray,
+                        gbias: np.ndarray) -> np.ndarray:
+    """``dense_backward`` with the batch split over the threads, as ``dense_rows_forward``.
+
+    Each slice forms its rows' output gradient, their input gradient (rows of dx) and a
+    partial weight and bias gradient; the partials are then added in slice order (split over
+    output features), so the result does not depend on which thread ran a slice. The
+    weight-gradient product reads a copy of the slice's rows of x: BLAS reads past the end of
+    an operand, into the next slice's rows."""
+    n_n, i_n = x.shape
+    o_n = weight.shape[0]
+    has_bias = gbias.shape[0] > 0
+    nch = max(1, min(nchunks, n_n))
+    zero = np.zeros(1, dtype=x.dtype)[0]
+    gparts = np.empty((nch, o_n, i_n), dtype=x.dtype)
+    bparts = np.empty((nch, o_n), dtype=np.float64)
+    dx = np.empty((n_n if need_dx else 0, i_n), dtype=x.dtype)
+    for ch in prange(nch):
+        a = ch * n_n // nch
+        b = (ch + 1) * n_n // nch
+        dz = np.empty((b - a, o_n), dtype=x.dtype)
+        acc = bparts[ch]
+        acc[:] = 0.0
+        for n in range(a, b):
+            drow = dy[n]
+            mrow = ypre[n]
+            crow = dz[n - a]
+            for o in range(o_n):
+                g = drow[o]
+                if relu:
+                    g = g if mrow[o] > 0 else zero
+                crow[o] = g
+                acc[o] += g
+        if b > a:
+            np.dot(dz.T, x[a:b].copy(), gparts[ch])
+            if need_dx:
+                np.dot(dz, weight, dx[a:b])
+        else:
+            gparts[ch][:] = 0
+    och = max(1, min(nchunks, o_n))
+    for ch in prange(och):
+        for o in range(ch * o_n // och, (ch + 1) * o_n // och):
+            grow = gweight[o]
+            grow[:] = gparts[0, o]
+            for s in range(1, nch):
+                prow = gparts[s, o]
+                for i in range(i_n):
+                    grow[i] += prow[i]
+            if has_bias:
+                t = 0.0
+                for s in range(nch):
+                    t += bparts[s, o]
+                gbias[o] = t
     return dx

@@ -7,6 +7,7 @@ from graphdocs import chain_doc, graph_doc
 import engine
 from engine import fusion
 from engine.fusion import COMPACT, GRID, SHIFT, ConvBlock, PoolBlock
+from engine.kernels import conv as kconv
 
 CONV = {"filters": 3, "kernel_size": 3, "padding": 1}
 POOL = {"pool_size": 2}
@@ -84,6 +85,24 @@ def test_the_compiler_picks_the_chains():
                      ("DenseBlock", ("n7", "n8")), ("DenseBlock", ("n9",))]
     net = engine.compile(engine.Graph.from_dict(chain_doc((2, 7, 6), CHAINS["relu-pool"])))
     assert [st.ids for st in net.steps if isinstance(st, PoolBlock)] == [("n1", "n2")]
+
+
+def test_a_dense_block_splits_by_samples_when_its_weight_is_no_larger_than_the_input(rng):
+    layers = [("Conv2D", {"filters": 8, "kernel_size": 3, "padding": 1}), ("ReLU", {}),
+              ("MaxPool2D", POOL), ("Flatten", {}), ("Dense", {"units": 64}), ("ReLU", {}),
+              ("Dense", {"units": 3})]
+    fused, plain = pair(chain_doc((1, 8, 8), layers), dtype=np.float64)
+    hidden, logits = (st for st in fused.steps if isinstance(st, fusion.DenseBlock))
+    assert hidden.weight_size == 64 * 128
+    assert hidden.splits_rows(64) and not hidden.splits_rows(63)
+    assert logits.splits_rows(3) and not logits.splits_rows(2)
+    for n in (64, 40):  # the hidden layer by samples, then by output features
+        x = rng.standard_normal((n, 1, 8, 8))
+        out_f, out_p = fused.forward(x, train=True), plain.forward(x, train=True)
+        assert hidden._by_rows == (n == 64)
+        assert hidden._chunks == kconv.batch_chunks(n)  # in slices when there are threads
+        np.testing.assert_allclose(out_f, out_p, rtol=1e-12, atol=1e-12)
+        assert_same_backward(fused, plain, rng.standard_normal(out_f.shape))
 
 
 def test_no_fusion_across_a_branch():

@@ -2,11 +2,13 @@ import numpy as np
 import pytest
 from blockcheck import assert_block_matches_reference
 
+import engine
 from engine.kernels import activation as ka
 from engine.kernels import fused as kf
 from engine.kernels import pool as kp
 from engine.kernels.reference import fused as ref
 from engine.layers.conv import window_geometry
+from engine.threads import max_threads
 
 # (C, H, W, filters, kernel, stride, padding)
 CONFIGS = [
@@ -137,19 +139,25 @@ def test_relu_pool2_matches_the_unfused_kernels(rng, relu, hw):
                                                                dpool, False), atol=0)
 
 
+DENSE_SPLITS = {"features": (kf.dense_forward, kf.dense_backward),
+                "rows": (kf.dense_rows_forward, kf.dense_rows_backward)}
+
+
+@pytest.mark.parametrize("split", sorted(DENSE_SPLITS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("relu", [True, False])
-@pytest.mark.parametrize("nch, n", [(1, 5), (2, 5), (3, 2), (2, 0)])
-def test_dense_matches_the_reference(rng, dtype, relu, nch, n):
+@pytest.mark.parametrize("nch, n", [(1, 5), (2, 5), (3, 2), (4, 7), (2, 0)])
+def test_dense_matches_the_reference(rng, split, dtype, relu, nch, n):
+    forward, backward = DENSE_SPLITS[split]
     x = rng.standard_normal((n, 4)).astype(dtype)
     weight = rng.standard_normal((3, 4)).astype(dtype)
     bias = rng.standard_normal(3).astype(dtype)
     dy = rng.standard_normal((n, 3)).astype(dtype)
     y = np.empty((n, 3), dtype)
     yrelu = np.empty_like(y) if relu else y[:0]
-    kf.dense_forward(x, weight, bias, relu, nch, y, yrelu)
+    forward(x, weight, bias, relu, nch, y, yrelu)
     gw, gb = np.full_like(weight, np.nan), np.full_like(bias, np.nan)
-    dx = kf.dense_backward(x, weight, dy, y, relu, True, nch, gw, gb)
+    dx = backward(x, weight, dy, y, relu, True, nch, gw, gb)
     want_y, want_r = ref.dense_forward(x, weight, bias, relu)
     want = ref.dense_backward(x, weight, bias, dy, relu)
     tol = 1e-5 if dtype == np.float32 else 1e-12
@@ -161,17 +169,40 @@ def test_dense_matches_the_reference(rng, dtype, relu, nch, n):
         np.testing.assert_allclose(got, exp, rtol=tol, atol=tol)
 
 
-def test_dense_without_bias_or_input_gradient(rng):
+@pytest.mark.parametrize("split", sorted(DENSE_SPLITS))
+def test_dense_without_bias_or_input_gradient(rng, split):
+    forward, backward = DENSE_SPLITS[split]
     x = rng.standard_normal((4, 5))
     weight = rng.standard_normal((2, 5))
     dy = rng.standard_normal((4, 2))
     y = np.empty((4, 2))
-    kf.dense_forward(x, weight, np.zeros(0), False, 2, y, y[:0])
+    forward(x, weight, np.zeros(0), False, 2, y, y[:0])
     np.testing.assert_allclose(y, x @ weight.T, rtol=1e-12)
     gw = np.empty_like(weight)
-    dx = kf.dense_backward(x, weight, dy, y, False, False, 2, gw, np.zeros(0))
+    dx = backward(x, weight, dy, y, False, False, 2, gw, np.zeros(0))
     assert dx.shape == (0, 5)
     np.testing.assert_allclose(gw, dy.T @ x, rtol=1e-12)
+
+
+def test_the_sample_split_gives_the_same_bits_on_any_thread_count(rng):
+    x = rng.standard_normal((64, 96)).astype(np.float32)
+    weight = rng.standard_normal((24, 96)).astype(np.float32)
+    bias = rng.standard_normal(24).astype(np.float32)
+    dy = rng.standard_normal((64, 24)).astype(np.float32)
+    results = []
+    for threads in sorted({1, max_threads()}):
+        before = engine.set_num_threads(threads)
+        try:
+            y = np.empty((64, 24), np.float32)
+            kf.dense_rows_forward(x, weight, bias, True, 4, y, np.empty_like(y))
+            gw, gb = np.empty_like(weight), np.empty_like(bias)
+            dx = kf.dense_rows_backward(x, weight, dy, y, True, True, 4, gw, gb)
+        finally:
+            engine.set_num_threads(before)
+        results.append((y, dx, gw, gb))
+    for got in results[1:]:
+        for a, b in zip(got, results[0]):
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("chain", CHAINS, ids=lambda c: f"relu{int(c[0])}-pool{int(c[1])}")
