@@ -36,6 +36,7 @@ from _common import (  # noqa: E402
     matmul_roof,
     try_torch,
 )
+from _topology import describe_round_trip  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -285,14 +286,14 @@ def main(argv=None) -> int:
           f"({numba.threading_layer() if hasattr(numba, 'threading_layer') else '?'}) · "
           f"torch {torch.__version__ if torch else 'not installed'}")
     print(f"# large-matmul roof (2048³ sgemm, numpy): {roof:.0f} GFLOP/s")
-    print(f"# {load()} at start")
+    print(f"# {load()}, {describe_round_trip()} at start", flush=True)
     print()
     if args.scaling:
         scaling_table(torch, cases, args.threads, args.rounds, args.window)
     else:
         ratio_table(torch, cases, roof, args.rounds, args.window)
     print()
-    print(f"# {load()} at the end")
+    print(f"# {load()}, {describe_round_trip()} at the end")
     return 0
 
 
