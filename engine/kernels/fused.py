@@ -371,6 +371,27 @@ def relu_pool2_backward(dpool: np.ndarray, ypool: np.ndarray, arg: np.ndarray, r
     return dx
 
 
+@njit(parallel=False)
+def _relu_row(src: np.ndarray, dst: np.ndarray) -> None:
+    """dst = max(src, 0) for one row (NaN -> 0, as ``activation.relu_forward``)."""
+    for o in range(src.shape[0]):
+        v = src[o]
+        dst[o] = v if v > 0 else 0.0
+
+
+@njit(parallel=False)
+def _dense_grad_row(drow: np.ndarray, mrow: np.ndarray, relu: bool, crow: np.ndarray,
+                    acc: np.ndarray) -> None:
+    """crow = drow, zero where ``relu`` and the pre-activation mrow is not > 0; acc += crow."""
+    zero = np.zeros(1, dtype=crow.dtype)[0]
+    for o in range(drow.shape[0]):
+        g = drow[o]
+        if relu:
+            g = g if mrow[o] > 0 else zero
+        crow[o] = g
+        acc[o] += g
+
+
 @njit
 def dense_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, relu: bool,
                   nchunks: int, y: np.ndarray, yrelu: np.ndarray) -> None:
@@ -397,10 +418,7 @@ def dense_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, relu: boo
                 v = trow[o] + bias[a + o] if has_bias else trow[o]
                 yrow[o] = v
             if relu:
-                rrow = yrelu[i, a:b]
-                for o in range(b - a):
-                    v = yrow[o]
-                    rrow[o] = v if v > 0 else 0.0
+                _relu_row(yrow, yrelu[i, a:b])
 
 
 @njit
@@ -419,23 +437,14 @@ def dense_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre: np.n
     has_bias = gbias.shape[0] > 0
     dz = np.empty((n_n, o_n), dtype=x.dtype)
     och = max(1, min(nchunks, o_n))
-    zero = np.zeros(1, dtype=x.dtype)[0]
     for ch in prange(och):
         a = ch * o_n // och
         b = (ch + 1) * o_n // och
         dzc = np.empty((n_n, b - a), dtype=x.dtype)
         acc = np.zeros(b - a, dtype=np.float64)
         for n in range(n_n):
-            drow = dy[n, a:b]
-            mrow = ypre[n, a:b]
-            crow = dzc[n]
-            for o in range(b - a):
-                g = drow[o]
-                if relu:
-                    g = g if mrow[o] > 0 else zero
-                crow[o] = g
-                acc[o] += g
-            dz[n, a:b] = crow
+            _dense_grad_row(dy[n, a:b], ypre[n, a:b], relu, dzc[n], acc)
+            dz[n, a:b] = dzc[n]
         if has_bias:
             for o in range(b - a):
                 gbias[a + o] = acc[o]
@@ -485,10 +494,7 @@ def dense_rows_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, relu
                 for o in range(o_n):
                     yrow[o] += bias[o]
             if relu:
-                rrow = yrelu[i]
-                for o in range(o_n):
-                    v = yrow[o]
-                    rrow[o] = v if v > 0 else 0.0
+                _relu_row(yrow, yrelu[i])
 
 
 @njit
@@ -506,7 +512,6 @@ def dense_rows_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre:
     o_n = weight.shape[0]
     has_bias = gbias.shape[0] > 0
     nch = max(1, min(nchunks, n_n))
-    zero = np.zeros(1, dtype=x.dtype)[0]
     gparts = np.empty((nch, o_n, i_n), dtype=x.dtype)
     bparts = np.empty((nch, o_n), dtype=np.float64)
     dx = np.empty((n_n if need_dx else 0, i_n), dtype=x.dtype)
@@ -517,15 +522,7 @@ def dense_rows_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre:
         acc = bparts[ch]
         acc[:] = 0.0
         for n in range(a, b):
-            drow = dy[n]
-            mrow = ypre[n]
-            crow = dz[n - a]
-            for o in range(o_n):
-                g = drow[o]
-                if relu:
-                    g = g if mrow[o] > 0 else zero
-                crow[o] = g
-                acc[o] += g
+            _dense_grad_row(dy[n], ypre[n], relu, dz[n - a], acc)
         if b > a:
             np.dot(dz.T, x[a:b].copy(), gparts[ch])
             if need_dx:
