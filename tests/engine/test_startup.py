@@ -56,7 +56,9 @@ def test_a_second_process_loads_the_kernels_from_the_user_cache(tmp_path):
     assert any(Path(first["dir"]).rglob("*.nbi"))
     second = run()
     assert second["misses"] == 0
-    assert second["hits"] >= first["misses"]
+    # fewer hits than the first run's misses: a helper kernel compiled into its callers is
+    # cached too, but the second process loads only the callers
+    assert 0 < second["hits"] <= first["misses"]
 
 
 def test_warmup_reports_progress_and_leaves_no_kernel_uncompiled():
