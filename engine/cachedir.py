@@ -37,8 +37,13 @@ def kernels_key() -> str:
 
 
 def numba_cache_root() -> Path:
-    from platformdirs import user_cache_dir
-
+    """``<user cache>/netbuilder/numba``; without platformdirs (a tool that installed only the
+    engine's numerical packages), the XDG location, so ``import engine`` still works."""
+    try:
+        from platformdirs import user_cache_dir
+    except ImportError:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+        return Path(base) / "netbuilder" / "numba"
     return Path(user_cache_dir("netbuilder", appauthor=False)) / "numba"
 
 

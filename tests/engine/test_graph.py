@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from graphdocs import chain_doc, graph_doc
@@ -253,3 +254,15 @@ def test_topological_order_is_stable_and_respects_edges():
 def test_engine_imports_without_qt():
     code = "import sys; sys.modules['PySide6'] = None; import engine; engine.layer_types()"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_engine_imports_and_caches_kernels_without_qt_or_platformdirs(tmp_path):
+    code = ("import sys, os\n"
+            "for m in ('PySide6', 'shiboken6', 'pyqtgraph', 'platformdirs'): sys.modules[m] = None\n"
+            "import engine\n"
+            "print(os.environ['NUMBA_CACHE_DIR'])\n")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    assert Path(out).parent == tmp_path / "netbuilder" / "numba" and Path(out).is_dir()
