@@ -468,7 +468,6 @@ def dense_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre: np.n
     return dx
 
 
-
 @njit
 def dense_rows_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, relu: bool,
                        nchunks: int, y: np.ndarray, yrelu: np.ndarray) -> None:
