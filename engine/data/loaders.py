@@ -23,31 +23,14 @@ from ..errors import DataError, short_repr
 from ..graph import available_memory_bytes
 from .builtin import BUILTINS
 from .dataset import Dataset, as_label_array
+from .files import LABEL_NAMES, MAX_FILE_BYTES, is_number, read_bytes
 from .images import IMAGE_SUFFIXES, UNSUPPORTED_SUFFIXES, read_image
 from .npyfile import read_npz
+from .sequences import is_sequence_csv, load_sequence_csv
 
-MAX_FILE_BYTES = 4 * 2**30
 IDX_TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
-LABEL_NAMES = ("label", "labels", "class", "target", "y")
 MAX_CLASSES = 1_000_000
-
-
-def _read_bytes(path: Path, what: str) -> bytes:
-    try:
-        if path.is_dir():
-            raise DataError(f"{path} is a folder, expected {what}")
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise DataError(f"{path}: {size / 2**30:.1f} GB is too large")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"no such file: {path}") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not data:
-        raise DataError(f"{path} is empty")
-    return data
 
 
 def class_labels(y: np.ndarray, where: str) -> np.ndarray:
@@ -111,7 +94,7 @@ def _gunzip_idx(data: bytes, p: Path) -> bytes:
 def load_idx(path: str | os.PathLike) -> np.ndarray:
     """Read one IDX file (``.gz`` or raw): magic 0 0 type ndim, big-endian sizes, data."""
     p = Path(path)
-    data = _read_bytes(p, "an IDX file")
+    data = read_bytes(p, "an IDX file")
     if data[:2] == b"\x1f\x8b":
         data = _gunzip_idx(data, p)
     dtype, dims, head = _idx_header(data, p)
@@ -194,7 +177,7 @@ def load_npz(path: str | os.PathLike) -> Dataset:
     """An ``.npz`` with ``x`` (N, …) and usually ``y``; optional ``x_test``/``y_test`` (the
     test part), ``class_names`` (strings) and further per-sample targets. No pickles."""
     p = Path(path)
-    data = _read_bytes(p, "an .npz file")
+    data = read_bytes(p, "an .npz file")
     arrays = read_npz(data, str(p), min(MAX_FILE_BYTES, available_memory_bytes() // 2),
                       DataError)
     if "x" not in arrays:
@@ -247,14 +230,6 @@ def load_npz(path: str | os.PathLike) -> Dataset:
 
 
 # ----- CSV ------------------------------------------------------------------------------------
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
-
-
 def load_csv(path: str | os.PathLike, label_column: str | int | None = None,
              task: str | None = None, delimiter: str | None = None) -> Dataset:
     """A table with one sample per row. ``label_column``: header name or index (negative
@@ -262,7 +237,7 @@ def load_csv(path: str | os.PathLike, label_column: str | int | None = None,
     ``""`` means no labels. Labels that are not numbers become classes in sorted order.
     ``task`` forces "classification" or "regression"."""
     p = Path(path)
-    data = _read_bytes(p, "a CSV file")
+    data = read_bytes(p, "a CSV file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -280,8 +255,8 @@ def load_csv(path: str | os.PathLike, label_column: str | int | None = None,
         rows = [[c for c in r if c] for r in rows]
     ncols = len(rows[0])
     header: list[str] | None = None
-    if not all(_is_number(c) for c in rows[0]):
-        if len(rows) > 1 and sum(map(_is_number, rows[1])) > sum(map(_is_number, rows[0])):
+    if not all(is_number(c) for c in rows[0]):
+        if len(rows) > 1 and sum(map(is_number, rows[1])) > sum(map(is_number, rows[0])):
             header = [c.strip() for c in rows[0]]
             rows = rows[1:]
         elif len(rows) == 1:
@@ -322,7 +297,7 @@ def load_csv(path: str | os.PathLike, label_column: str | int | None = None,
             with np.errstate(over="ignore"):
                 table[i] = [float(r[j]) for j in feats]
         except ValueError:
-            j = next(j for j in feats if not _is_number(r[j]))
+            j = next(j for j in feats if not is_number(r[j]))
             col = f"'{header[j][:40]}'" if header else str(j + 1)
             raise DataError(f"{p}, line {i + first_data}, column {col}: {short_repr(r[j])} is "
                             "not a number") from None
@@ -333,7 +308,7 @@ def load_csv(path: str | os.PathLike, label_column: str | int | None = None,
     class_names = None
     if lab is not None:
         raw = [r[lab].strip() for r in rows]
-        if all(_is_number(v) for v in raw):
+        if all(is_number(v) for v in raw):
             vals = np.array([float(v) for v in raw])
             with np.errstate(over="ignore"):
                 finite = np.isfinite(vals.astype(np.float32))
@@ -349,7 +324,7 @@ def load_csv(path: str | os.PathLike, label_column: str | int | None = None,
                 arrays["y"] = class_labels(vals, f"{p}: the label column")
         else:
             if task == "regression":
-                bad = next(v for v in raw if not _is_number(v))
+                bad = next(v for v in raw if not is_number(v))
                 raise DataError(f"{p}: label {short_repr(bad)} is not a number (regression)")
             class_names = sorted(set(raw))
             index = {c: k for k, c in enumerate(class_names)}
@@ -451,7 +426,6 @@ def _load_path(p: Path, params: dict[str, Any]) -> Dataset:
     if name.endswith(".npz"):
         return load_npz(p, **params)
     if name.endswith((".csv", ".tsv", ".txt")):
-        from .sequences import is_sequence_csv, load_sequence_csv
         if "sequence_column" in params or "time_column" in params or is_sequence_csv(p):
             return load_sequence_csv(p, **params)
         return load_csv(p, **params)
