@@ -1,5 +1,6 @@
-"""Pieces of the ONNX importer: the value model (``Val``) and the image ops (Conv, pooling,
-BatchNormalization, global averages, the spatial transformer's affine grid)."""
+"""The importer's value model: ``Val`` (an ONNX tensor that is an engine node's output, or a
+view of it) and ``PendingRNN`` (the raw output of an ONNX recurrent op, before the transposes
+and reshapes that make it batch-first), and the errors it raises."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import numpy as np
 
 from ..errors import NetBuilderError
 from ..registry import Shape
-from .onnx_export import base_grid
+
+# Ops that may reshape a pending recurrent output on its way to batch-first.
+PENDING_OPS = frozenset({"Transpose", "Squeeze", "Reshape", "Flatten", "ReduceSum"})
 
 
 class OnnxImportError(NetBuilderError):
@@ -47,156 +50,70 @@ def short_float(v: Any) -> float:
     return float(str(np.float32(v)))
 
 
-class ImageOps:
-    """Importer methods for image layers (mixed into ``onnx_import.Importer``)."""
+@dataclass
+class PendingRNN:
+    """The raw output of an ONNX recurrent op, before the ops that make it batch-first.
 
-    # ----- convolution, pooling, normalisation ------------------------------------------------
-    def _padding(self, node: Any, a: dict[str, Any], x: Val, k: list[int], stride: list[int],
-                 prefer_same: bool = False) -> str | int:
-        from ..layers.conv import window_geometry
-        auto = a.get("auto_pad", "NOTSET")
-        if auto in ("SAME_UPPER",):
-            return "same"
-        if auto == "VALID":
-            return "valid"
-        if auto != "NOTSET":
-            raise self.fail(node, f"uses auto_pad {auto}; NetBuilder pads like SAME_UPPER")
-        t, l, b, r = (list(a.get("pads", [0, 0, 0, 0])) + [0] * 4)[:4]
-        if (t, l, b, r) == (0, 0, 0, 0) and not prefer_same:
-            return "valid"
-        _, h, w = x.shape
-        same = [window_geometry(h, k[0], stride[0], "same")[1:],
-                window_geometry(w, k[1], stride[1], "same")[1:]]
-        if [(t, b), (l, r)] == same and (prefer_same or not t == b == l == r):
-            return "same"
-        if t == b == l == r and not prefer_same:
-            return int(t)
-        raise self.fail(node, f"pads (top, left, bottom, right) = {(t, l, b, r)}; NetBuilder "
-                              "pads equally on all sides, or 'same' (extra at the bottom/right)")
+    ``labels`` name its axes: T (time), D (direction), N (batch), H (hidden), DH (merged);
+    ``type_name``, ``params`` and ``state`` are the layer it becomes."""
 
-    def _window(self, node: Any, a: dict[str, Any], k: list[int]) -> list[int]:
-        if any(d != 1 for d in a.get("dilations", [1, 1])):
-            raise self.fail(node, "is dilated; NetBuilder has no dilated windows")
-        if a.get("ceil_mode", 0):
-            raise self.fail(node, "rounds output sizes up (ceil_mode); NetBuilder rounds down")
-        return list(a.get("strides", [1] * len(k)))
+    node: str
+    onnx_node: Any
+    type_name: str
+    params: dict[str, Any]
+    state: dict[str, np.ndarray]
+    x: Any
+    labels: tuple[str, ...]
+    dirs: int
+    merge: str | None = None
 
-    def op_Conv(self, node: Any) -> None:
-        a = self.attrs(node)
-        x = self.materialize(self.value(node), node)
-        w = self.need_const(node, 1, "weight").astype(np.float32)
-        if int(a.get("group", 1)) != 1:
-            raise self.fail(node, "is a grouped convolution; NetBuilder's Conv2D has group 1")
-        if w.ndim != 4 or len(x.shape) != 3:
-            raise self.fail(node, "is not a 2-D convolution on (C, H, W) images")
-        k = list(w.shape[2:])
-        stride = self._window(node, a, k)
-        state = {"weight": w}
-        if len(node.input) > 2 and node.input[2]:
-            state["bias"] = self.need_const(node, 2, "bias").astype(np.float32)
-        params = {"filters": int(w.shape[0]), "kernel_size": k, "stride": stride,
-                  "padding": self._padding(node, a, x, k, stride), "bias": "bias" in state}
-        self.vals[node.output[0]] = self.add(node, "Conv2D", params, [x], state)
 
-    def _pool(self, node: Any, type_name: str) -> None:
-        a = self.attrs(node)
-        x = self.materialize(self.value(node), node)
-        if len(x.shape) != 3:
-            raise self.fail(node, "does not pool a (C, H, W) image")
-        k = list(a["kernel_shape"])
-        stride = self._window(node, a, k)
-        pads = list(a.get("pads", [0, 0, 0, 0]))
-        exclude = type_name == "AvgPool2D" and not a.get("count_include_pad", 0) and any(pads)
-        pad = self._padding(node, a, x, k, stride, prefer_same=exclude)
-        if isinstance(pad, int) and 2 * pad > min(k):
-            pad = self._padding(node, a, x, k, stride, prefer_same=True)
-        self.vals[node.output[0]] = self.add(
-            node, type_name, {"pool_size": k, "stride": stride, "padding": pad}, [x])
-
-    def op_MaxPool(self, node: Any) -> None:
-        if len(node.output) > 1 and node.output[1]:
-            raise self.fail(node, "returns its indices; NetBuilder does not")
-        self._pool(node, "MaxPool2D")
-
-    def op_AveragePool(self, node: Any) -> None:
-        self._pool(node, "AvgPool2D")
-
-    def op_GlobalAveragePool(self, node: Any) -> None:
-        x = self.materialize(self.value(node), node)
-        if len(x.shape) != 3:
-            raise self.fail(node, "does not pool a (C, H, W) image")
-        y = self.add(node, "GlobalAvgPool2D", {}, [x])
-        self.vals[node.output[0]] = Val(y.node, y.shape, view=(y.shape[0], 1, 1))
-
-    def op_BatchNormalization(self, node: Any) -> None:
-        a = self.attrs(node)
-        if a.get("training_mode", 0) or (len(node.output) > 1 and any(node.output[1:])):
-            raise self.fail(node, "is in training mode; export the model for inference")
-        x = self.value(node, allow_perm=True)
-        if x.perm:
-            if len(x.shape) != 2 or x.perm != (0, 2, 1):
-                raise self.fail(node, "normalises a transposed tensor NetBuilder cannot express")
-        elif len(x.shape) == 2:
-            raise self.fail(node, "normalises axis 1 of (C, L) samples; NetBuilder's BatchNorm "
-                                  "normalises the last axis of (T, F) samples")
+def pending_step(imp: Any, node: Any, pend: PendingRNN) -> None:
+    """Apply a Transpose / Squeeze / Reshape / Flatten / ReduceSum to a PendingRNN."""
+    labels = list(pend.labels)
+    op = node.op_type
+    if op == "Transpose":
+        perm = list(imp.attrs(node).get("perm", list(range(len(labels)))[::-1]))
+        labels = [labels[p] for p in perm]
+    elif op in ("Squeeze", "ReduceSum"):
+        axes = [ax + len(labels) if ax < 0 else ax for ax in imp.axes(node)]
+        if op == "ReduceSum" and int(imp.attrs(node).get("keepdims", 1)):
+            raise imp.fail(node, "keeps the direction axis; NetBuilder merges it away")
+        if [labels[ax] for ax in axes] != ["D"] or (op == "Squeeze" and pend.dirs != 1):
+            raise imp.fail(node, f"reduces axes {axes} of a recurrent output; only the "
+                                 "direction axis can go")
+        if op == "ReduceSum":
+            pend.merge = "sum"
+        labels.pop(axes[0])
+    elif op in ("Reshape", "Flatten"):
+        if op == "Flatten":
+            if int(imp.attrs(node).get("axis", 1)) != len(labels) - 2 or labels[-2:] != ["D", "H"]:
+                raise imp.fail(node, "flattens a recurrent output other than (…, D, H)")
         else:
-            x = self.materialize(x, node)
-        names = ("weight", "bias", "running_mean", "running_var")
-        state = {k: self.need_const(node, i + 1, k).astype(np.float32)
-                 for i, k in enumerate(names)}
-        params = {"eps": float(a.get("epsilon", 1e-5)),
-                  "momentum": float(min(1.0, max(0.0, a.get("momentum", 0.9))))}
-        y = self.add(node, "BatchNorm", params, [Val(x.node, x.shape)], state)
-        self.vals[node.output[0]] = Val(y.node, y.shape, x.perm)
+            target = imp.need_const(node, 1, "shape").astype(np.int64).tolist()
+            if labels[-2:] != ["D", "H"] or len(target) != len(labels) - 1 or \
+                    labels[0] != "N" or target[-1] not in (-1, pend.dirs * pend.params["units"]):
+                raise imp.fail(node, f"reshapes a recurrent output to {target}; NetBuilder "
+                                     "joins only the direction and hidden axes")
+        labels = [*labels[:-2], "DH"]
+        pend.merge = pend.merge or "concat"
+    else:
+        raise imp.fail(node, "uses a raw recurrent output")
+    pend.labels = tuple(labels)
+    imp.vals[node.output[0]] = pend
+    finish_pending(imp, node.output[0], pend)
 
-    # ----- spatial transformer ----------------------------------------------------------------
-    def _find_spatial_transformers(self) -> None:
-        for idx, node in enumerate(self.g.node):
-            if node.op_type == "GridSample":
-                theta, size, chain = self._match_affine_grid(node)
-                self.stn[idx] = (theta, size)
-                self.skip.update(self._index(n) for n in chain)
 
-    def _match_affine_grid(self, gs: Any) -> tuple[str, tuple[int, int], list[Any]]:
-        """theta tensor, (H', W') and the helper nodes of the grid ``onnx_export`` builds:
-        Add(theta, identity) -> Reshape (N, 2, 3) -> Transpose -> MatMul(base) -> Reshape."""
-        a = self.attrs(gs)
-        mode = a.get("mode", "bilinear")
-        if mode not in ("bilinear", "linear") or a.get("padding_mode", "zeros") != "zeros" \
-                or a.get("align_corners", 0):
-            raise self.fail(gs, "is not bilinear with zero padding and align_corners = 0, as "
-                                "NetBuilder's SpatialTransformer")
-
-        def prod(t: str, op: str) -> Any:
-            n = self.producer.get(t)
-            if n is None or n.op_type != op:
-                raise self.fail(gs, "samples a grid that is not the affine grid of a "
-                                    "SpatialTransformer (theta + identity, as NetBuilder exports)")
-            return n
-        r2 = prod(gs.input[1], "Reshape")
-        mm = prod(r2.input[0], "MatMul")
-        tr = prod(mm.input[1], "Transpose")
-        r1 = prod(tr.input[0], "Reshape")
-        add = prod(r1.input[0], "Add")
-        ident_i = 1 if add.input[1] in self.consts else 0
-        ident = self.consts.get(add.input[ident_i])
-        base = self.consts.get(mm.input[0])
-        grid_shape = self.consts.get(r2.input[1])
-        if ident is None or base is None or grid_shape is None or \
-                not np.allclose(ident.reshape(-1), [1, 0, 0, 0, 1, 0]) or \
-                list(self.attrs(tr).get("perm", [])) != [0, 2, 1]:
-            prod("", "?")
-        ho, wo = (int(d) for d in grid_shape.reshape(-1)[1:3])
-        if base.shape != (ho * wo, 3) or not np.allclose(base, base_grid(ho, wo), atol=1e-6):
-            raise self.fail(gs, "samples a grid whose base is not align_corners = 0")
-        return add.input[1 - ident_i], (ho, wo), [add, r1, tr, mm, r2]
-
-    def _spatial_transformer(self, node: Any, theta_name: str, size: tuple[int, int]) -> None:
-        x = self.materialize(self.value(node), node)
-        theta = self.vals.get(theta_name)
-        if not isinstance(theta, Val) or theta.perm:
-            raise self.fail(node, f"takes theta '{theta_name}', which no supported node "
-                                  "produces")
-        theta = self.materialize(theta, node)
-        params = {} if size == tuple(x.shape[1:]) else {"out_size": list(size)}
-        self.vals[node.output[0]] = self.add(node, "SpatialTransformer", params, [x, theta])
+def finish_pending(imp: Any, tensor: str, pend: PendingRNN) -> None:
+    """Add the recurrent node once ``tensor`` is batch-first: (N, T, ·) or (N, ·)."""
+    done = {("N", "T", "DH"), ("N", "DH")}
+    if pend.dirs == 1 or pend.merge == "sum":
+        done |= {("N", "T", "H"), ("N", "H")}
+    if pend.labels not in done:
+        return
+    params = dict(pend.params)
+    if pend.dirs == 2:
+        params["merge"] = "sum" if "DH" not in pend.labels else "concat"
+    base = Val(pend.x.node, pend.x.shape)
+    imp.vals[tensor] = imp.add(pend.onnx_node, pend.type_name, params, [base], pend.state,
+                               hint=pend.node)

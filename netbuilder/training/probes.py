@@ -19,6 +19,7 @@ import numpy as np
 
 from engine.errors import NetBuilderError
 from engine.graph import Graph
+from engine.hooks import BackwardEvent
 from engine.layers.spatial import IDENTITY
 from engine.network import Network
 
@@ -239,51 +240,37 @@ class GradFlowRecorder:
     ``(src, dst, port)`` during the network's backward pass. Wires inside a fused block
     (e.g. Conv2D → ReLU → MaxPool) get the gradient arriving at the block (``approx``).
 
-    It wraps the backward of each step of ``net.steps``; when the network has no such plan,
-    ``available`` is False and nothing is recorded."""
+    It listens to the network's backward events (``Network.add_hook``); ``detach()`` stops
+    it. ``available`` is False for an object that has no hooks (nothing is recorded)."""
 
     def __init__(self, net: Network) -> None:
         self.armed = False
         self.norms: dict[tuple[str, str, int], float] = {}
         self.approx: set[tuple[str, str, int]] = set()
         self.out_norms: dict[str, float] = {}
-        self.available = False
-        steps = getattr(net, "steps", None)
-        if not steps:
-            return
-        g = net.graph
-        self._ports = {nid: [e.port for e in g.in_edges(nid)] for nid in g.nodes}
-        try:
-            for st in steps:
-                orig = st.backward
-                st.backward = self._wrap(st, orig)
-        except AttributeError:
-            return
-        self.available = True
+        add_hook = getattr(net, "add_hook", None)
+        self.available = add_hook is not None
+        self._handle = add_hook(on_backward=self._on_backward) if add_hook else None
 
-    def _wrap(self, st: Any, orig: Any) -> Any:
-        def backward(dy: np.ndarray, need_dx: bool) -> list[np.ndarray | None]:
-            res = orig(dy, need_dx)
-            if self.armed:
-                self._record(st, dy, res)
-            return res
-        return backward
+    def detach(self) -> None:
+        """Stop listening to the network."""
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
 
-    def _record(self, st: Any, dy: np.ndarray, res: list[np.ndarray | None]) -> None:
-        ids = tuple(getattr(st, "ids", ()))
-        first = getattr(st, "first", ids[0] if ids else None)
-        last = getattr(st, "last", ids[-1] if ids else None)
-        n_dy = math.sqrt(abs(float(np.vdot(dy, dy)))) if dy is not None else math.nan
-        if last is not None:
-            self.out_norms[last] = n_dy
-        for a, b in itertools.pairwise(ids):
+    def _on_backward(self, event: BackwardEvent) -> None:
+        if not self.armed:
+            return
+        dy = event.grad_output
+        n_dy = math.sqrt(abs(float(np.vdot(dy, dy))))
+        self.out_norms[event.node] = n_dy
+        for a, b in itertools.pairwise(event.nodes):
             self.norms[(a, b, 0)] = n_dy
             self.approx.add((a, b, 0))
-        ports = self._ports.get(first, [])
-        for i, src in enumerate(getattr(st, "srcs", ())):
-            if i < len(res) and res[i] is not None and i < len(ports):
-                gi = res[i]
-                self.norms[(src, first, ports[i])] = math.sqrt(abs(float(np.vdot(gi, gi))))
+        first = event.nodes[0]
+        for (src, port), g in zip(event.inputs, event.grad_inputs):
+            if g is not None:
+                self.norms[(src, first, port)] = math.sqrt(abs(float(np.vdot(g, g))))
 
     def take(self) -> tuple[dict[tuple[str, str, int], float], set[tuple[str, str, int]]]:
         """The norms recorded since the last take (and forget them)."""
