@@ -162,8 +162,13 @@ class Example:
 
     @property
     def name(self) -> str:
-        """A short id for test names: the label, else the input shapes."""
-        return self.label or "-".join("x".join(map(str, s)) for s in self.in_shapes) or "none"
+        """A short id for test names: the label, else the input shapes (or the params)."""
+        if self.label:
+            return self.label
+        if self.in_shapes:
+            return "-".join("x".join(map(str, s)) for s in self.in_shapes)
+        return "-".join(f"{k}{'x'.join(map(str, v)) if isinstance(v, tuple | list) else v}"
+                        for k, v in self.params.items()) or "defaults"
 
 
 def example(*in_shapes: Shape, label: str = "", **params: Any) -> Example:

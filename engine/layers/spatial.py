@@ -51,7 +51,8 @@ class SpatialTransformer(Layer):
     id_prefix = "stn"
     onnx_ops = ("GridSample",)
     kernels = (sk.affine_sample_forward, sk.affine_sample_backward)
-    examples = (example((2, 6, 7), (6,)), example((2, 6, 7), (6,), out_size=(4, 5)))
+    examples = (example((2, 6, 7), (6,)),
+                example((2, 6, 7), (6,), out_size=(4, 5), label="out-size"))
 
     def sample_inputs(self, batch: int, rng: np.random.Generator) -> list[np.ndarray]:
         """An image and small offsets from the identity (a localisation net's output)."""
