@@ -471,7 +471,5 @@ def main(argv: list[str]) -> int:
     return 2
 
 
-if __name__ == "__main__":
-    import engine  # noqa: F401  (the user's kernel cache folder first)
-
+if __name__ == "__main__":  # python -m engine.testing: runpy has imported engine (cache folder)
     sys.exit(main(sys.argv[1:]))

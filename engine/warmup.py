@@ -316,7 +316,5 @@ def main() -> int:
     return 0
 
 
-if __name__ == "__main__":
-    import engine  # noqa: F401  (points Numba at the user's cache folder first)
-
+if __name__ == "__main__":  # python -m engine.warmup: runpy has imported engine (cache folder)
     sys.exit(main())
