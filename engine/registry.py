@@ -241,6 +241,10 @@ class Layer:
     loss_fold: ClassVar[str] = ""
     """The loss that takes this layer into itself when it feeds that Output alone ("" = none):
     a Softmax before cross-entropy, a Sigmoid before bce; the loss then reads its input."""
+    output_bounds: ClassVar[tuple[float, float] | None] = None
+    """The range the output is confined to, where that matters to a monitor: (0, inf) for a
+    ReLU (units stuck at 0 are dead), (0, 1) or (-1, 1) for squashing functions (outputs near
+    the ends are saturated). ``output_range()`` may refine it per node."""
     onnx_ops: ClassVar[tuple[str, ...]] = ()
     """ONNX op types whose nodes ``from_onnx`` turns into this layer (or a close relative)."""
     onnx_graph_io: ClassVar[bool] = False
@@ -368,6 +372,10 @@ class Layer:
     def folds_into_loss(self) -> str:
         """The loss that absorbs this node (``loss_fold``, or "" when its params rule it out)."""
         return self.loss_fold
+
+    def output_range(self) -> tuple[float, float] | None:
+        """This node's ``output_bounds``."""
+        return self.output_bounds
 
     # ----- export and import ---------------------------------------------------------------
     def to_onnx(self, b: OnnxBuilder, xs: list[str], out: str,

@@ -70,6 +70,7 @@ class ReLU(_Elementwise):
     type_name = "ReLU"
     help = "Rectified linear unit: keeps positive values, zeroes negative ones."
     icon_curve = staticmethod(lambda x: np.maximum(x, 0.0))
+    output_bounds = (0.0, math.inf)
     fusion_role = "relu"
     onnx_ops = ("Relu",)
     kernels = (ak.relu_forward, ak.relu_backward)
@@ -222,6 +223,7 @@ class Sigmoid(_Elementwise):
     type_name = "Sigmoid"
     help = "Squashes values into (0, 1); before a bce Output it is folded into the loss."
     icon_curve = staticmethod(lambda x: 4 * _sig(2 * x) - 2)
+    output_bounds = (0.0, 1.0)
     loss_fold = "bce"
     onnx_ops = ("Sigmoid",)
     kernels = (ak.sigmoid_forward, ak.sigmoid_backward)
@@ -262,6 +264,7 @@ class Tanh(_Elementwise):
     type_name = "Tanh"
     help = "Squashes values into (-1, 1)."
     icon_curve = staticmethod(lambda x: 2 * np.tanh(x))
+    output_bounds = (-1.0, 1.0)
     onnx_ops = ("Tanh",)
     kernels = (ak.tanh_forward, ak.tanh_backward)
 
@@ -291,6 +294,7 @@ class HardSigmoid(_Elementwise):
     type_name = "HardSigmoid"
     help = "Piecewise-linear sigmoid: clip(0.25·x + 0.5, 0, 1); cheap to compute."
     icon_curve = staticmethod(lambda x: 4 * np.clip(0.25 * x + 0.5, 0.0, 1.0) - 2)
+    output_bounds = (0.0, 1.0)
     onnx_ops = ("HardSigmoid",)
     kernels = (ak.hard_sigmoid_forward, ak.hard_sigmoid_backward)
 
@@ -331,6 +335,7 @@ class HardTanh(_Elementwise):
         ParamSpec("max_val", "float", 1.0, low=-1e6, high=1e6, help="upper clip value"),
     )
     icon_curve = staticmethod(lambda x: 2 * np.clip(x, -1.0, 1.0))
+    output_bounds = (-1.0, 1.0)
     onnx_ops = ("Clip",)
     kernels = (ak.hard_tanh_forward, ak.hard_tanh_backward)
     examples = (example((8,), min_val=-0.5, max_val=0.7), example((2, 3, 4)))
@@ -354,6 +359,9 @@ class HardTanh(_Elementwise):
     def reference_forward(self, xs, params, train):
         return ra.hard_tanh_forward(np.asarray(xs[0], np.float64), self.p["min_val"],
                                     self.p["max_val"])
+
+    def output_range(self) -> tuple[float, float]:
+        return self.p["min_val"], self.p["max_val"]
 
     def summary(self) -> str:
         return f"[{self.p['min_val']:g}, {self.p['max_val']:g}]"

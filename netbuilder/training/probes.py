@@ -64,8 +64,10 @@ class MonitorRequest:
 @dataclass(frozen=True)
 class NodeStats:
     """Output statistics of one node over (part of) the last training batch.
-    ``dead``: fraction of ReLU units never positive; ``saturated``: fraction of sigmoid/tanh
-    outputs within 2 % of their limits; ``finite``: no NaN or Inf."""
+    ``dead``: fraction of units never above the floor of a layer bounded below only (a ReLU:
+    never positive); ``saturated``: fraction of outputs of a layer bounded both ways
+    (sigmoid, tanh) within 2 % of their limits (``Layer.output_range``); ``finite``: no NaN
+    or Inf."""
 
     mean: float
     std: float
@@ -214,14 +216,14 @@ def node_stats(net: Network) -> dict[str, NodeStats]:
             std = float(np.std(part, dtype=np.float64))
         finite = math.isfinite(mean) and math.isfinite(std)
         dead = sat = None
-        t = layer.type_name
-        if t == "ReLU":
+        bounds = layer.output_range()
+        if bounds is not None and math.isfinite(bounds[0]) and bounds[1] == math.inf:
             flat = a.reshape(a.shape[0], -1)
-            dead = float(1.0 - np.mean((flat > 0).any(axis=0)))
-        elif t in ("Sigmoid", "HardSigmoid"):
-            sat = float(np.mean((part < 1 - SATURATION) | (part > SATURATION)))
-        elif t in ("Tanh", "HardTanh"):
-            sat = float(np.mean(np.abs(part) > SATURATION))
+            dead = float(1.0 - np.mean((flat > bounds[0]).any(axis=0)))
+        elif bounds is not None and all(map(math.isfinite, bounds)):
+            lo, hi = bounds
+            margin = (1 - SATURATION) * max(abs(lo), abs(hi))
+            sat = float(np.mean((part < lo + margin) | (part > hi - margin)))
         out[nid] = NodeStats(mean, std, dead, sat, finite)
     return out
 
