@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .errors import NetBuilderError
-from .registry import Example
+from .registry import Example, get_layer_class, layer_types
 
 Progress = Callable[[int, int, str], None]
 Cancelled = Callable[[], bool]
@@ -41,6 +41,7 @@ POLL_INTERVAL = 0.05  # s between checks for cancellation while a child process 
 
 class WarmupCancelledError(NetBuilderError):
     """The caller asked to stop before every kernel was ready (the cache keeps what was done)."""
+
 
 def _doc(nodes: list[tuple[str, str, dict[str, Any]]],
          edges: list[tuple[str, str, int]]) -> dict[str, Any]:
@@ -61,8 +62,6 @@ def example_doc(type_name: str, ex: Example) -> dict[str, Any]:
     """A model around one example of a layer type: an Input per input of the example (each
     through a layer with weights, except integer ids), the layer, then Flatten -> Dense(3) ->
     a cross-entropy Output; an Input or Output example is the model Input -> Output."""
-    from .registry import get_layer_class
-
     cls = get_layer_class(type_name)
     if type_name == "Input":
         return _doc([("in", "Input", dict(ex.params)), ("out", "Output", {"loss": "mse"})],
@@ -121,8 +120,6 @@ def _run_all(docs: list[dict[str, Any]], fuse: bool = True) -> None:
 def _layer_docs() -> list[tuple[str, list[dict[str, Any]]]]:
     """(type name, model documents) for every registered layer type with kernels: one
     model per example."""
-    from .registry import layer_types
-
     return [(name, [example_doc(name, ex) for ex in cls.examples])
             for name, cls in sorted(layer_types().items()) if cls.kernels and cls.examples]
 
@@ -130,8 +127,6 @@ def _layer_docs() -> list[tuple[str, list[dict[str, Any]]]]:
 def layer_task(type_name: str) -> Callable[[], None]:
     """The warm-up work for one layer type: a training step of each of its examples, run
     node by node (the fused blocks have tasks of their own)."""
-    from .registry import get_layer_class
-
     docs = [example_doc(type_name, ex) for ex in get_layer_class(type_name).examples]
     return lambda: _run_all(docs, fuse=False)
 
