@@ -72,7 +72,9 @@ class DownloadBar:
         eta = (p.total - p.done) / rate if rate > 0 else float("inf")
         filled = int(20 * p.fraction)
         from .cli import fmt_time
-        text = (f"{p.file} [{'#' * filled}{'.' * (20 - filled)}] {p.done / MB:,.1f}/"
+        entry = CATALOGUE.get(p.dataset)
+        bar = "#" * filled + "." * (20 - filled)
+        text = (f"{entry.title if entry else p.dataset} {p.file} [{bar}] {p.done / MB:,.1f}/"
                 f"{fmt_mb(p.total)} {rate / MB:,.1f} MB/s ETA {fmt_time(eta)}")
         self.stream.write("\r" + text + " " * max(0, self._width - len(text)))
         self._width = len(text)

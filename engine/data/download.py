@@ -42,7 +42,8 @@ DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_RETRIES = 3          # resumes after a dropped connection, per mirror
 PARTIAL_FOLDER = ".download"
 USER_AGENT = "NetBuilder dataset download (urllib)"
-OPEN_YOURSELF = ("download the files yourself and open them with File ▸ Open data / "
+# the app's way in is the Data panel's Open… button (its dialog is titled "Open data")
+OPEN_YOURSELF = ("download the files yourself and open them with Open… in the Data panel / "
                  "`--data PATH` (or add them with `netbuilder datasets add NAME FILE`)")
 
 

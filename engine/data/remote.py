@@ -304,10 +304,13 @@ def _read(entry: RemoteDataset, folder: Path) -> Dataset:
         ds = load_cifar10(folder / entry.files[0].name, name=entry.name)
     elif entry.reader == "idx":
         from .loaders import load_mnist
-        ds = load_mnist(folder)
-        ds.name = entry.name
-        if ds.test is not None:
-            ds.test.name = f"{entry.name} test"
+
+        def file(start: str) -> Path:  # the catalogue's files, not whatever else is there
+            return next(folder / f.name for f in entry.files if f.name.startswith(start))
+
+        ds = load_mnist(file("train-images"), file("train-labels"))
+        ds.test = load_mnist(file("t10k-images"), file("t10k-labels"))
+        ds.name, ds.test.name = entry.name, f"{entry.name} test"
     else:
         raise DataError(f"dataset '{entry.name}': unknown reader {entry.reader!r}")
     expected = entry.sample_shape

@@ -357,7 +357,7 @@ def test_offline_says_what_failed_where_and_what_to_do(monkeypatch, data_dir):
     assert msg.startswith(f"could not download MNIST ({TRAIN_IMAGES}) from {first}: "
                           "connection refused; nor from " + second + ": connection refused")
     assert "check your connection" in msg
-    assert "File ▸ Open data / `--data PATH`" in msg
+    assert "open them with Open… in the Data panel / `--data PATH`" in msg
     assert cache_state("mnist").state == "missing"
 
 
