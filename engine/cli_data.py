@@ -14,18 +14,16 @@ import argparse
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .data import BUILTINS, CATALOGUE
-from .data.remote import (
-    DownloadProgress,
-    add_local_files,
-    cache_state,
-    data_root,
-    fetch_dataset,
-    remove_dataset,
-)
 from .errors import ParamError
+
+if TYPE_CHECKING:
+    from .data.remote import DownloadProgress
+
+# engine.data.remote (urllib, ssl) is imported where it is used: `netbuilder` imports this
+# module on every start, and most starts download nothing.
 
 MB = 2**20
 
@@ -90,6 +88,7 @@ def remote_name(spec: Any) -> str | None:
 
 def fetch_with_bar(name: str, err: TextIO, quiet: bool = False) -> None:
     """Download ``name`` if it is not cached, showing the bar on ``err``."""
+    from .data.remote import cache_state, fetch_dataset
     state = cache_state(name)
     if state.ready:
         return
@@ -127,6 +126,7 @@ def _names(args: argparse.Namespace) -> list[str]:
 
 
 def _state_text(name: str) -> str:
+    from .data.remote import cache_state
     s = cache_state(name)
     if s.ready:
         return "downloaded"
@@ -136,6 +136,7 @@ def _state_text(name: str) -> str:
 
 
 def cmd_datasets(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .data.remote import add_local_files, cache_state, data_root, remove_dataset
     action = args.action or "list"
     if action == "list":
         rows = [("name", "dataset", "x", "train/test", "download", "cache")]

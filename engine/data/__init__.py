@@ -10,21 +10,9 @@
 
 from .builtin import BUILTINS, SHAPE_CLASSES, BuiltinDataset, builtin_names, register_dataset
 from .catalogue import CATALOGUE, RemoteDataset, RemoteFile, remote_names
-from .cifar import load_cifar10
 from .dataset import Dataset, check_arrays_finite
 from .images import read_image
 from .loaders import load_csv, load_dataset, load_idx, load_image_folder, load_mnist, load_npz
-from .remote import (
-    CacheState,
-    DownloadCancelledError,
-    DownloadProgress,
-    add_local_files,
-    cache_state,
-    data_root,
-    fetch_dataset,
-    load_remote_dataset,
-    remove_dataset,
-)
 from .sequences import load_sequence_csv
 from .transforms import (
     NORMALIZE,
@@ -47,3 +35,17 @@ __all__ = [
     "load_mnist", "load_npz", "load_remote_dataset", "load_sequence_csv", "normalize_splits",
     "read_image", "register_dataset", "remote_names", "remove_dataset", "split_dataset",
 ]
+
+# The downloader (urllib, ssl) and the CIFAR reader load on first use, so that `import engine`
+# stays quick for programs that never download.
+_LAZY = {"load_cifar10": "cifar", "CacheState": "remote", "DownloadCancelledError": "remote",
+         "DownloadProgress": "remote", "add_local_files": "remote", "cache_state": "remote",
+         "data_root": "remote", "fetch_dataset": "remote", "load_remote_dataset": "remote",
+         "remove_dataset": "remote"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

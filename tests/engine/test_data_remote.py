@@ -580,3 +580,14 @@ def test_the_netbuilder_command_routes_datasets_to_the_engine_cli(capsys):
     assert main(["datasets", "list"]) == 0
     out = capsys.readouterr().out
     assert "fashion_mnist" in out and "Kuzushiji-MNIST" in out
+
+
+def test_import_engine_and_its_cli_load_no_downloader():
+    import subprocess
+    import sys
+    code = ("import sys, engine, engine.cli; print(sorted(m for m in sys.modules if m in "
+            "('engine.data.download', 'engine.data.remote', 'engine.data.cifar', "
+            "'urllib.request', 'ssl')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
