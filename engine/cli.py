@@ -6,6 +6,10 @@
     netbuilder info MODEL
     netbuilder gradcheck MODEL [--batch N] [--seed N] [--tolerance T]
     netbuilder export MODEL --format onnx|pytorch -o PATH [--data NAME|PATH] [--seed N]
+    netbuilder datasets [list | fetch NAME... | add NAME PATH... | remove NAME...]
+
+``--data mnist`` (or fashion_mnist, kmnist, cifar10) downloads the dataset on first use, with
+a progress bar on stderr, into the user's data folder (see ``engine.data.remote``).
 
 MODEL is a model file (``*.json``) or a trained bundle (``*.nbmodel``; training a bundle
 continues from its weights). The model file's ``training`` section gives every default
@@ -29,8 +33,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import cli_data
 from .bundle import EXTENSION, Bundle, is_bundle_path, load_bundle, save_bundle
-from .data import BUILTINS, load_dataset
+from .data import BUILTINS, CATALOGUE, load_dataset
 from .errors import NetBuilderError, ParamError, TrainingError
 from .graph import Graph, load_graph
 from .network import Network
@@ -230,6 +235,7 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise ParamError("no dataset: give --data NAME|PATH or set training.dataset in the "
                          "model file")
     base = None if args.data is not None else Path(args.model).resolve().parent
+    cli_data.prefetch(spec, err, quiet=args.quiet)
     ds = load_dataset(spec, base_dir=base)
     if net is None:
         net = Network(graph, seed=settings.seed)
@@ -380,6 +386,7 @@ def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return 0
     ds = None
     if args.data is not None:
+        cli_data.prefetch(args.data, err)
         ds = fit_to_model(load_dataset(args.data), model.net if bundle is not None else model)
     r = export_pytorch(model, args.output, data=ds)
     print(f"wrote {r['script']} and its weights {r['weights']}"
@@ -391,7 +398,8 @@ def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 # ----- entry --------------------------------------------------------------------------------
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
-    "train": cmd_train, "info": cmd_info, "gradcheck": cmd_gradcheck, "export": cmd_export}
+    "train": cmd_train, "info": cmd_info, "gradcheck": cmd_gradcheck, "export": cmd_export,
+    "datasets": cli_data.cmd_datasets}
 
 
 def command_names() -> list[str]:
@@ -406,7 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("model", metavar="MODEL", help="model file (.json) or bundle (.nbmodel)")
     t.add_argument("--data", metavar="NAME|PATH",
                    help=f"built-in dataset ({', '.join(BUILTINS)}; settings as "
-                        "name:key=value,...) or a .npz/.csv/IDX file or image folder")
+                        f"name:key=value,...), a dataset downloaded on first use "
+                        f"({', '.join(CATALOGUE)}), or a .npz/.csv/IDX file, CIFAR-10 "
+                        "binary archive or image folder")
     t.add_argument("--epochs", type=int, metavar="N")
     t.add_argument("--batch-size", metavar="N|all", help="samples per step; 'all' = full batch")
     t.add_argument("--optimizer", metavar="NAME", help="sgd, adam, adamw, rmsprop or adagrad")
@@ -439,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pytorch: also save this dataset beside the script (<name>_data.npz)")
     e.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seed of the initial weights when MODEL is an untrained model file")
+    cli_data.add_parser(sub)
     return p
 
 

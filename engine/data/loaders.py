@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import DataError, short_repr
 from ..graph import available_memory_bytes
 from .builtin import BUILTINS
+from .catalogue import CATALOGUE
 from .dataset import Dataset, as_label_array
 from .images import IMAGE_SUFFIXES, UNSUPPORTED_SUFFIXES, read_image
 from .npyfile import read_npz
@@ -442,6 +443,9 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
 
 def _load_path(p: Path, params: dict[str, Any]) -> Dataset:
     name = p.name.lower()
+    from .cifar import is_cifar_path, load_cifar10
+    if is_cifar_path(p):
+        return load_cifar10(p, **params)
     if p.is_dir():
         if any(_idx_pair(p, pre) for pre in ("train",)):
             return load_mnist(p)
@@ -458,7 +462,8 @@ def _load_path(p: Path, params: dict[str, Any]) -> Dataset:
     if "idx" in name or name.endswith((".ubyte", ".ubyte.gz")):
         return load_mnist(p, **params)
     raise DataError(f"{p}: unknown dataset file type; NetBuilder reads .npz, .csv, MNIST IDX "
-                    "files and folders of images (one sub-folder per class)")
+                    "files, CIFAR-10 (binary version) and folders of images (one sub-folder "
+                    "per class)")
 
 
 def load_dataset(spec: str | os.PathLike | Mapping[str, Any],
@@ -479,6 +484,9 @@ def load_dataset(spec: str | os.PathLike | Mapping[str, Any],
             else (spec, {})
         if name in BUILTINS:
             return BUILTINS[name].make(**{**inline, **params})
+        if spec in CATALOGUE:  # downloaded on first use, then read from the cache
+            from .remote import load_remote_dataset
+            return load_remote_dataset(spec, **params)
     elif not isinstance(spec, os.PathLike):
         raise DataError(f"a dataset must be named by a string or a path, got {short_repr(spec)}")
     p = Path(spec)
@@ -486,7 +494,8 @@ def load_dataset(spec: str | os.PathLike | Mapping[str, Any],
         p = Path(base_dir) / p
     if not p.exists() and isinstance(spec, str) and "/" not in spec and "." not in spec:
         raise DataError(f"unknown dataset {short_repr(spec)}: the built-in datasets are "
-                        f"{', '.join(BUILTINS)}; or give the path of a .npz, .csv or IDX file "
+                        f"{', '.join(BUILTINS)}; downloaded on first use: "
+                        f"{', '.join(CATALOGUE)}; or give the path of a .npz, .csv or IDX file "
                         "or of a folder of images")
     try:
         return _load_path(p, params)

@@ -111,7 +111,7 @@ def test_gradcheck_ok_and_failure(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("argv, match", [
     (["train", "nowhere.json"], "no such model file: nowhere.json"),
-    (["train", XOR, "--data", "mnist"], "unknown dataset 'mnist'"),
+    (["train", XOR, "--data", "imagenet"], "unknown dataset 'imagenet'"),
     (["train", XOR, "--data", "digits"], "Input 'in' expects samples shaped (2,)"),
     (["train", XOR, "--epochs", "0"], "training.epochs must be"),
     (["train", XOR, "--epochs", "x"], "invalid int value"),
