@@ -117,5 +117,5 @@ def test_resolve_model_prefers_a_file_then_an_example(tmp_path, monkeypatch):
     assert resources.resolve_model("lenet5.json") == (Path("lenet5.json"), False)
     assert resources.resolve_model("sub/lenet5") == (Path("sub/lenet5"), False)
     assert resources.resolve_model("x.nbmodel") == (Path("x.nbmodel"), False)
-    with pytest.raises(resources.UnknownModelError, match="examples: .*lenet5"):
+    with pytest.raises(resources.UnknownModelError, match=r"examples: .*lenet5"):
         resources.resolve_model("lenet6")

@@ -103,3 +103,10 @@ def test_the_app_prints_the_apt_line_before_qt_aborts_when_a_library_is_missing(
     assert first.startswith("netbuilder: Qt cannot open a window"), proc.stderr[-2000:]
     assert "apt-get install libxcb-cursor0 libxcb-icccm4 libxkbcommon-x11-0" in first
     assert sum("apt-get install" in line for line in proc.stderr.splitlines()) == 1
+
+
+def test_the_readme_lists_every_package_the_check_knows():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("sudo apt-get install libxcb-cursor0", 1)[1].split("```", 1)[0]
+    listed = set(("libxcb-cursor0 " + block).replace("\\", " ").split())
+    assert {syslibs.debian_package(s) for s in syslibs.XCB_LIBRARIES} == listed
