@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import Qt, QThread, Signal
 from PySide6.QtWidgets import QProgressBar
 
 import engine
@@ -16,9 +16,10 @@ from engine.kernel_progress import fmt_left
 from . import kernel_service
 from .kernel_service import CompileFigures
 
-TOOLTIP = ("The first start on this computer compiles NetBuilder's kernels, the open model's "
-           "first; they are cached for later starts. You can build meanwhile, and a run "
-           "waits only for the kernels its model needs.")
+TOOLTIP = ("Compiling NetBuilder's kernels: kernels done of all, and the time left at the rate "
+           "so far. The first start on this computer compiles them, the open model's first; "
+           "they are cached for later starts. You can build meanwhile, and a run waits only "
+           "for the kernels its model needs.")
 
 
 class KernelPrep(QThread):
@@ -52,17 +53,20 @@ class KernelPrep(QThread):
 
 
 def prep_text(done: int, total: int, seconds_left: float | None) -> str:
-    """The bar's text: kernels done of all, and the time left at the rate so far."""
-    return f"compiling kernels {done}/{total} · {fmt_left(seconds_left)}"
+    """The bar's text (short: the status bar is narrow): kernels compiled of all, and the
+    time left at the rate so far; the tooltip says what is compiling."""
+    left = "time left ?" if seconds_left is None else fmt_left(seconds_left)
+    return f"kernels {done}/{total} · {left}"
 
 
 def prep_bar() -> QProgressBar:
     bar = QProgressBar()
     bar.setObjectName("kernelPrepBar")
-    bar.setMinimumWidth(190)
+    bar.setMinimumWidth(250)
     bar.setMaximumWidth(300)
     bar.setTextVisible(True)
     bar.setFormat("compiling kernels…")
+    bar.setAlignment(Qt.AlignmentFlag.AlignCenter)
     bar.setToolTip(TOOLTIP)
     bar.hide()
     return bar
