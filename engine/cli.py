@@ -11,8 +11,9 @@
 ``--data mnist`` (or fashion_mnist, kmnist, cifar10) downloads the dataset on first use, with
 a progress bar on stderr, into the user's data folder (see ``engine.data.remote``).
 
-MODEL is a model file (``*.json``) or a trained bundle (``*.nbmodel``; training a bundle
-continues from its weights). The model file's ``training`` section gives every default
+MODEL is a model file (``*.json``), a trained bundle (``*.nbmodel``; training a bundle
+continues from its weights) or the name of a shipped example (``lenet5``, ``xor_mlp``, …; a
+file of that name in the current folder wins). The model file's ``training`` section gives every default
 (keys: see ``engine.training``); flags override it. ``train`` saves the trained bundle as
 ``DIR/<model>.nbmodel`` (default ``DIR`` = ``./runs/<model>``).
 
@@ -40,6 +41,7 @@ from .errors import NetBuilderError, ParamError, TrainingError
 from .graph import Graph, load_graph
 from .network import Network
 from .registry import fmt_shape
+from .resources import ResourcesMissingError, example_names, resolve_model
 from .training import BatchEvent, EpochEvent, Trainer, TrainSettings
 
 PROG = "netbuilder"
@@ -406,12 +408,26 @@ def command_names() -> list[str]:
     return list(COMMANDS)
 
 
+MODEL_HELP = "model file (.json), bundle (.nbmodel) or example name (e.g. lenet5)"
+
+
+def _examples_epilog() -> str:
+    try:
+        names = example_names()
+    except ResourcesMissingError as exc:
+        return exc.message
+    return ("MODEL may be the name of a shipped example (a file of that name in the current "
+            f"folder wins): {', '.join(names)}.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Design, train and inspect neural networks. "
-                "'netbuilder' alone or 'netbuilder FILE' opens the application.")
+                "'netbuilder' alone opens the application on the LeNet-5 example; "
+                "'netbuilder FILE' or 'netbuilder EXAMPLE' (e.g. 'netbuilder lenet5') opens "
+                "it on that model file, bundle or example.", epilog=_examples_epilog())
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     t = sub.add_parser("train", help="train a model file or bundle from the command line")
-    t.add_argument("model", metavar="MODEL", help="model file (.json) or bundle (.nbmodel)")
+    t.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     t.add_argument("--data", metavar="NAME|PATH",
                    help=f"built-in dataset ({', '.join(BUILTINS)}; settings as "
                         f"name:key=value,...), a dataset downloaded on first use "
@@ -432,16 +448,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--limit", type=int, metavar="N", help="use at most N samples (quick trial)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress or epoch lines")
     i = sub.add_parser("info", help="per node: type, output shape, parameters, multiply-adds")
-    i.add_argument("model", metavar="MODEL")
+    i.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     g = sub.add_parser("gradcheck", help="compare backprop gradients with finite differences")
-    g.add_argument("model", metavar="MODEL")
+    g.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     g.add_argument("--batch", type=int, default=2, metavar="N")
     g.add_argument("--seed", type=int, default=0, metavar="N")
     g.add_argument("--tolerance", type=float, default=1e-4, metavar="T",
                    help="largest accepted relative error (default 1e-4)")
     g.add_argument("--threads", type=int, metavar="N")
     e = sub.add_parser("export", help="write the model as ONNX or as a PyTorch script")
-    e.add_argument("model", metavar="MODEL", help="model file (.json) or bundle (.nbmodel)")
+    e.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     e.add_argument("--format", required=True, choices=("onnx", "pytorch"))
     e.add_argument("-o", "--output", required=True, metavar="PATH",
                    help="the .onnx file, or the .py script (weights go beside it as .npz)")
@@ -470,6 +486,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
         build_parser().print_help(out)
         return 0
     try:
+        args.model = str(resolve_model(args.model)[0])
         return COMMANDS[args.command](args, out, err)
     except NetBuilderError as exc:
         print(f"{PROG}: error: {exc.message}", file=err)

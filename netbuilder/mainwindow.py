@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 import engine
 from engine.errors import NetBuilderError
+from engine.resources import examples_dir
 
 from . import clipboard, dialogs, settings
 from .analysis import Analysis
@@ -40,7 +41,7 @@ from .summary import SummaryPanel, batch_size_of, summary_text
 from .undo import UndoBridge
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES_DIR = ROOT / "resources" / "examples"
+EXAMPLES_DIR = examples_dir()  # the checkout's resources/examples, or the installed package's
 
 
 class MainWindow(QMainWindow):

@@ -1,7 +1,7 @@
 """Interop: export to ONNX and to a standalone PyTorch script, import from ONNX.
 
-The ``onnx``, ``onnxruntime`` and ``torch`` packages are optional (``netbuilder[onnx]``) and
-imported only when a function here needs them::
+``onnx`` (a dependency of NetBuilder) is imported only when a function here needs it; the
+PyTorch export writes a script and never imports ``torch``::
 
     from engine.export import export_onnx, export_pytorch, import_onnx
     export_onnx(net, "model.onnx")              # Network, Graph or Bundle

@@ -32,9 +32,7 @@ from .worker import (
     TrainingJob,
     TrainingWorker,
     empty_snapshot,
-    kernels_ready,
     measure_images,
-    warm_up_text,
 )
 
 if TYPE_CHECKING:
@@ -70,7 +68,6 @@ class RunController(FrameDrawing, RunFiles, QObject):
         self._idle_probe: ProbeData | None = None
         self._init_frames()
         self.prep = KernelPrepStatus(window)
-        self.prep.follow = self._on_prep_progress
         self.choose_bundle_path = self._choose_bundle_path
         self.choose_csv_path = self._choose_csv_path
         self._make_menu()
@@ -409,18 +406,9 @@ class RunController(FrameDrawing, RunFiles, QObject):
     def _from_current(self) -> bool:
         return self.sender() is self.worker and self.worker is not None
 
-    def _on_prep_progress(self, done: int, total: int, compiling: bool) -> None:
-        """A run waiting for the compile begun at start-up shows its progress."""
-        if self.worker is not None and self.state == "starting" \
-                and self.worker.trainer is not None and not kernels_ready():
-            self.panel.show_phase(warm_up_text(done, total, "", compiling),
-                                  done, total)
-
     def _on_phase(self, text: str, done: int, total: int) -> None:
         if self._from_current():
             self.panel.show_phase(text, done, total)
-            if self.prep.running and self.prep.last is not None and total == 0:
-                self._on_prep_progress(*self.prep.last)
 
     def _on_info(self, info: RunInfo) -> None:
         if not self._from_current() or self.active is None:
