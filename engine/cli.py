@@ -486,7 +486,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
         build_parser().print_help(out)
         return 0
     try:
-        args.model = str(resolve_model(args.model)[0])
+        if getattr(args, "model", None) is not None:
+            args.model = str(resolve_model(args.model)[0])
         return COMMANDS[args.command](args, out, err)
     except NetBuilderError as exc:
         print(f"{PROG}: error: {exc.message}", file=err)
