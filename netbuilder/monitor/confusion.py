@@ -200,6 +200,7 @@ class GalleryView(MonitorPanel):
 
     def clear(self) -> None:
         self.analysis = None
+        self.info.setText("")
         for c in self.cells:
             c.setParent(None)
             c.deleteLater()

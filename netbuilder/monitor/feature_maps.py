@@ -160,6 +160,8 @@ class FeatureMapView(NodeChooser, MonitorPanel):
 
     def clear(self) -> None:
         self.maps = None
+        self.info.setText("")
+        self.input_label.setText("")
         self.show_placeholder("Select a node on the canvas and start training: its output "
                               "for one sample appears here, one tile per channel.", self.content)
 

@@ -111,6 +111,7 @@ class FilterView(MonitorPanel):
 
     def clear(self) -> None:
         self.filters = None
+        self.info.setText("")
         if self._convs:
             self.show_placeholder("Start training: the filters of this convolution appear "
                                   "here and change as it learns.", self.plot)

@@ -42,6 +42,8 @@ from .section import SectionWriter, scrolling_body
 
 FILE_ITEM = "__file__"
 PREVIEW_PER_CLASS = 3
+OPTIONS_HINT = "settings, e.g. n=800, noise=0.2"
+OPTIONS_TIP = "Settings of the built-in generator as key=value, separated by commas"
 PREVIEW_MAX = 24
 
 
@@ -110,9 +112,8 @@ class DataPanel(QWidget):
         src.addWidget(self.browse)
         lay.addLayout(src)
         self.options = QLineEdit()
-        self.options.setPlaceholderText("settings, e.g. n=800, noise=0.2")
-        self.options.setToolTip("Settings of the built-in generator as key=value, separated "
-                                "by commas")
+        self.options.setPlaceholderText(OPTIONS_HINT)
+        self.options.setToolTip(OPTIONS_TIP)
         lay.addWidget(self.options)
         self.summary = QLabel("No dataset chosen")
         self.summary.setWordWrap(True)
@@ -243,6 +244,10 @@ class DataPanel(QWidget):
                 self.options.setEnabled(False)
             else:
                 self.source.setCurrentIndex(-1)
+                self.options.setText("")
+                self.options.setEnabled(False)
+                self.options.setPlaceholderText(OPTIONS_HINT)
+                self.options.setToolTip(OPTIONS_TIP)
             self.val_split.setValue(float(t.get("val_split", 0.1)))
             self.test_split.setValue(float(t.get("test_split", 0.1)))
             self.normalize.setCurrentIndex(max(0, self.normalize.findData(
@@ -342,10 +347,11 @@ class DataPanel(QWidget):
         self.load_error = None
         self.loaded_spec = None
         self.problems = []
+        self._clear_preview()  # nothing of the data shown before stays beside the new state
+        self.split_label.setText("")
+        self.problem_label.hide()
         if spec is None:
             self.summary.setText("No dataset chosen: pick a built-in one or open a file.")
-            self._clear_preview()
-            self.problem_label.hide()
             self.changed.emit()
             return
         self.summary.setText(f"Loading {spec_text(spec)}…")

@@ -102,6 +102,7 @@ class TrainingPanel(QWidget):
         self.writer = writer
         self.state = "idle"  # idle, starting, running, paused, stopping
         self._loading = False
+        self._refusal = False  # the message says why Start was refused
         lay = scrolling_body(self)
 
         buttons = QHBoxLayout()
@@ -227,6 +228,10 @@ class TrainingPanel(QWidget):
 
     # ----- the model's training section ----------------------------------------------------
     def _on_doc_change(self, ch: Change) -> None:
+        if ch.reset:
+            self.show_ready()
+        elif self._refusal and (ch.affects_shapes or ch.training):
+            self.show_message("")  # it was about the model or settings as they were
         if ch.training or ch.reset:
             self.load()
 
@@ -383,7 +388,20 @@ class TrainingPanel(QWidget):
             parts.insert(0, "paused")
         self.status.setText(" · ".join(p for p in parts if p))
 
+    def show_ready(self) -> None:
+        """Nothing run yet for this model: no message, an empty bar, "Ready"."""
+        self.show_message("")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status.setText("Ready")
+
+    def show_refusal(self, text: str) -> None:
+        """Why Start was refused; it goes away with the next edit of the model or settings."""
+        self.show_message(text, True)
+        self._refusal = True
+
     def show_message(self, text: str, error: bool = False) -> None:
+        self._refusal = False
         if not text:
             self.message.hide()
             return

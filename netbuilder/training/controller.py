@@ -67,6 +67,7 @@ class RunController(FrameDrawing, RunFiles, QObject):
         self.state = "idle"
         self.last_outcome: RunOutcome | None = None
         self._idle_net: engine.Network | None = None  # the last run's network, for inspection
+        self.detached = False  # the active run is of a model no longer open
         self._idle_probe: ProbeData | None = None
         self._init_frames()
         self.prep = KernelPrepStatus(window)
@@ -183,17 +184,30 @@ class RunController(FrameDrawing, RunFiles, QObject):
             self._set_model_nodes()
 
     def _on_replaced(self) -> None:
+        """Another model is open: every view shows it, or its empty state. A run still
+        going belongs to the old model: it stops, and its last messages only reach its
+        record in the Runs panel."""
         if self.worker is not None:
+            self.detached = True
             self.stop()
             self.w.show_status("Stopped the training run: another model was opened")
         self._idle_net = None
+        self._idle_probe = None
+        self.shown = None
+        self._pending = empty_snapshot()
+        self._pending_epoch = None
         self.w.scene.clear_monitor()
+        self.panel.show_ready()
         if not self.views_ready:
             return
         self._set_model_nodes()
         for v in (self.maps, self.filters, self.grads, self.confusion, self.gallery, self.pairs):
             v.clear()
+        self.maps.set_probe(None)
+        self.pairs.set_probe(None)
         self.fit.set_probe(None)
+        self.confusion.set_class_names([])
+        self.gallery.set_class_names([])
         self.curves.set_run(None)
         self.grads.set_run(None)
         self._update_overlays()
@@ -342,11 +356,11 @@ class RunController(FrameDrawing, RunFiles, QObject):
             view.centerOn(target)
 
     def _refuse(self, text: str, node: str | None = None) -> None:
-        self.panel.show_message(text, True)
-        self.w.show_status(text, True)
-        self.docks.training.raise_()
         if node and node in self.w.scene.nodes:
             self.w.focus_node(node)
+        self.panel.show_refusal(text)
+        self.w.show_status(text, True)
+        self.docks.training.raise_()
 
     def pause(self) -> None:
         if self.worker is not None and self.state in ("running", "starting"):
@@ -417,7 +431,7 @@ class RunController(FrameDrawing, RunFiles, QObject):
                                   done, total)
 
     def _on_phase(self, text: str, done: int, total: int) -> None:
-        if self._from_current():
+        if self._from_current() and not self.detached:
             self.panel.show_phase(text, done, total)
             if self.prep.running and self.prep.last is not None and total == 0:
                 self._on_prep_progress(*self.prep.last)
@@ -430,6 +444,8 @@ class RunController(FrameDrawing, RunFiles, QObject):
         run.total_steps = info.total_steps
         run.dataset = info.dataset_meta
         run.normalizer = info.normalizer
+        if self.detached:
+            return
         self.maps.set_probe(info.probe)
         self.fit.set_probe(info.probe)
         self.pairs.set_probe(info.probe)
@@ -462,6 +478,8 @@ class RunController(FrameDrawing, RunFiles, QObject):
         if snap.event is not None and self.state == "starting":
             self._set_state("running")
             run.status = "running"
+        if self.detached:
+            return
         p = self._pending
         for key in ("event", "stats", "wires", "maps", "filters", "hists", "regions", "curve",
                     "pairs"):
@@ -479,7 +497,7 @@ class RunController(FrameDrawing, RunFiles, QObject):
             run.epochs.append(EpochRow(e.epoch, e.step, e.train_loss, e.train_accuracy,
                                        e.val_loss, e.val_accuracy, e.lr, e.elapsed))
             self._runs_changed = True
-        if rep.analysis is not None:
+        if rep.analysis is not None and not self.detached:
             self._pending_epoch = rep
         self._schedule()
 
@@ -497,14 +515,19 @@ class RunController(FrameDrawing, RunFiles, QObject):
         self.worker = None
         self.active = None
         self._finished_workers.append(worker)
-        self._idle_net = worker.net
-        self._idle_probe = worker.probe
+        detached, self.detached = self.detached, False
+        self._idle_net = None if detached else worker.net
+        self._idle_probe = None if detached else worker.probe
         self.w.set_edit_lock(None)
         self.data.set_running(False)
         self._set_state("idle")
         self._draw_now()
         self.store.changed.emit(run)
         self.runs_panel._update_buttons()
+        if detached:
+            self.panel.show_ready()
+            self.w.show_status(f"{run.name} of {run.model_name} {out.message} (Runs panel)")
+            return
         steps = len(run.steps)
         m = run.last_metrics()
         acc = m.get("val_accuracy") if m.get("val_accuracy") is not None else \
