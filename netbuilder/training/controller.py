@@ -5,9 +5,10 @@ the worker."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 
 import engine
@@ -89,6 +90,7 @@ class RunController(FrameDrawing, RunFiles, QObject):
         self.runs_panel.csv_requested.connect(lambda r: self.export_csv(r))
         self.runs_panel.reuse_requested.connect(self.reuse_settings)
         self.store.overlay_changed.connect(self._update_overlays)
+        self.store.removed.connect(lambda run: window.recovery.drop_run(run.number))
         window.selection_changed.connect(self._on_selection)
         window.document_replaced.connect(self._on_replaced)
         window.file_opened.connect(self._on_file_opened)
@@ -385,6 +387,16 @@ class RunController(FrameDrawing, RunFiles, QObject):
             self.panel.status.setText("stopping after this batch…")
             self._set_state("stopping")
 
+    def wait_stopped(self, timeout_s: float = 120.0) -> bool:
+        """Serve events until the run asked to stop has ended (its last batch and its
+        weights are in); False if it is still going after ``timeout_s``."""
+        end = time.monotonic() + timeout_s
+        while self.worker is not None and time.monotonic() < end:
+            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            if self.worker is not None:
+                self.worker.wait(20)
+        return self.worker is None
+
     def step(self) -> None:
         if self.worker is None:
             self.start(paused=True)
@@ -522,6 +534,7 @@ class RunController(FrameDrawing, RunFiles, QObject):
         self.data.set_running(False)
         self._set_state("idle")
         self._draw_now()
+        self.keep_for_recovery(run)
         self.store.changed.emit(run)
         self.runs_panel._update_buttons()
         if detached:

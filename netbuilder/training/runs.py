@@ -88,7 +88,14 @@ class RunRecord:
     grad_norms: dict[str, list[float]] = field(default_factory=dict)
     weights: dict[str, np.ndarray] | None = None
     history: dict[str, Any] | None = None
-    source: Path | None = None
+    source: Path | None = None  # the file its weights came from (a bundle, an ONNX import)
+    saved_to: Path | None = None  # the bundle it was last saved as
+
+    @property
+    def unsaved(self) -> bool:
+        """Trained weights that exist nowhere but in this session."""
+        return self.weights is not None and not self.active and self.source is None \
+            and self.saved_to is None
 
     @property
     def name(self) -> str:
