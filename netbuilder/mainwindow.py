@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 import engine
 from engine.errors import NetBuilderError
+from engine.text import plural
 
 from . import clipboard, dialogs, settings
 from .analysis import Analysis
@@ -65,7 +66,6 @@ class MainWindow(QMainWindow):
         self.choose_open_path = self._choose_open_path
         self.choose_save_path = self._choose_save_path
         self._autosaved = -1
-        self._paste_count = 0
         self.edit_lock: str | None = None  # why the model cannot change now (a training run)
 
         self.scene = CanvasScene(self.document, self.push, self)
@@ -342,8 +342,7 @@ class MainWindow(QMainWindow):
         if frag is None:
             return False
         clipboard.put_fragment(frag)
-        self._paste_count = 0
-        self.show_status(f"Copied {len(frag['nodes'])} node(s)")
+        self.show_status(f"Copied {plural(len(frag['nodes']), 'node')}")
         return True
 
     def cut(self) -> None:
@@ -355,9 +354,7 @@ class MainWindow(QMainWindow):
         if frag is None:
             self.show_status("The clipboard holds no NetBuilder nodes", True)
             return []
-        self._paste_count += 1
-        d = 40.0 * self._paste_count
-        return self.scene.paste(frag, (d, d))
+        return self.scene.paste(frag)
 
     def duplicate(self) -> list[str]:
         return self.scene.duplicate_selection()
@@ -425,6 +422,10 @@ class MainWindow(QMainWindow):
     def _on_selection(self) -> None:
         ids = self.scene.selected_node_ids()
         self.inspector.show_node(ids[0] if len(ids) == 1 else None, len(ids))
+        dock = self.inspector_dock
+        if len(ids) == 1 and dock.toggleViewAction().isChecked() \
+                and dock.visibleRegion().isEmpty():
+            dock.raise_()  # behind another tab (Training, Data): the node's form comes to front
         has = bool(ids)
         for a in (self.act_copy, self.act_cut, self.act_duplicate):
             a.setEnabled(has)
@@ -449,7 +450,6 @@ class MainWindow(QMainWindow):
         self.document.reset(graph, path, dirty)
         self.undo_stack.setClean()
         self._autosaved = -1
-        self._paste_count = 0
         QTimer.singleShot(0, self.view, self.view.fit_all)
         self.view.fit_all()
         self.document_replaced.emit()
@@ -598,8 +598,7 @@ class MainWindow(QMainWindow):
             runs = self.training.restore_runs(e.runs)
             what = " and ".join(
                 t for t in ("the model" if restored else "",
-                            f"{runs} trained run{'s' if runs != 1 else ''} (Runs panel)"
-                            if runs else "") if t)
+                            f"{plural(runs, 'trained run')} (Runs panel)" if runs else "") if t)
             self.show_status(f"Restored unsaved work, {what}: save it to keep it")
         RecoveryStore.discard(entries)
         if restored:
@@ -624,7 +623,8 @@ class MainWindow(QMainWindow):
         return dialogs.choose_open_path(self, start)
 
     def _choose_save_path(self) -> str | None:
-        start = self.document.path or Path.home() / f"{self.document.graph.name or 'model'}.json"
+        start = self.document.path or settings.save_folder() / \
+            f"{(self.document.graph.name or 'model').replace(' ', '_')}.json"
         return dialogs.choose_save_path(self, start)
 
     def _show_shortcuts(self) -> None:

@@ -19,6 +19,7 @@ import platformdirs
 from engine.atomic import atomic_write_text
 from engine.errors import NetBuilderError
 from engine.graph import Graph
+from engine.text import plural
 
 RECOVERY_FORMAT = "netbuilder.recovery"
 
@@ -60,12 +61,10 @@ class RecoveryEntry:
         if self.graph is not None:
             what = self.source.name if self.source else \
                 f"the untitled model '{self.graph.name}'"
-            n = len(self.graph.nodes)
-            parts.append(f"{what} ({n} node{'s' if n != 1 else ''})")
+            parts.append(f"{what} ({plural(len(self.graph.nodes), 'node')})")
         if self.runs:
-            k = len(self.runs)
-            parts.append(f"{k} trained run{'s' if k != 1 else ''} not saved yet (weights and "
-                         "curves, back in the Runs panel)")
+            parts.append(f"{plural(len(self.runs), 'trained run')} not saved yet (weights "
+                         "and curves, back in the Runs panel)")
         return f"{' and '.join(parts)}, last autosaved {when}"
 
 

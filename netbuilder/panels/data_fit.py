@@ -10,6 +10,7 @@ from typing import Any
 import engine
 from engine.data import Dataset
 from engine.errors import NetBuilderError
+from engine.text import plural
 from engine.train_settings import KIND_NAMES, SUGGESTED_TRAINING, suggested_training
 
 Shape = tuple[int, ...]
@@ -36,8 +37,7 @@ def describe_suggestion(kind: str, updates: dict[str, Any]) -> str:
         name = {"adam": "Adam", "sgd": "SGD", "adamw": "AdamW"}.get(opt["type"], opt["type"])
         parts.append(f"{name}, learning rate {opt['lr']:g}")
     if "epochs" in updates:
-        n = updates["epochs"]
-        parts.append(f"{n} epoch{'s' if n != 1 else ''}")
+        parts.append(plural(updates["epochs"], "epoch"))
     what = KIND_NAMES.get(kind, "this data")
     return f"Training settings for {what}: {', '.join(parts)} (see the Training panel)"
 

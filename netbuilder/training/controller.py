@@ -13,6 +13,7 @@ from PySide6.QtGui import QAction, QKeySequence
 
 import engine
 from engine.errors import NetBuilderError
+from engine.text import plural
 
 from ..document import Change
 from ..monitor.docks import MonitorDocks
@@ -545,9 +546,9 @@ class RunController(FrameDrawing, RunFiles, QObject):
         m = run.last_metrics()
         acc = m.get("val_accuracy") if m.get("val_accuracy") is not None else \
             m.get("train_accuracy")
-        summary = f"{run.name} {out.message}: {steps} batches"
+        summary = f"{run.name} {out.message}: {plural(steps, 'batch')}"
         if m:
-            summary += f", {m['epoch']} epochs"
+            summary += f", {plural(m['epoch'], 'epoch')}"
         if acc is not None:
             summary += f", accuracy {100 * acc:.1f} %"
         if out.result is not None and out.result.elapsed:
@@ -561,6 +562,7 @@ class RunController(FrameDrawing, RunFiles, QObject):
                 self.w.scene.set_monitor(badges={out.error_node: (
                     "NaN/Inf here", "nan", f"first non-finite value: {out.message}")})
                 self.w.focus_node(out.error_node)
+                self.docks.training.raise_()  # the message stays in front of the Inspector
             if out.details:
                 self.w.show_error("Training failed", f"{out.message}\n\nThe application is "
                                   "fine and your model is unchanged.")

@@ -12,6 +12,7 @@ from engine.bundle import EXTENSION, is_bundle_path
 from engine.errors import NetBuilderError
 
 from ..document import SetTraining
+from ..settings import save_folder
 from .runs import RunRecord, run_from_bundle
 
 if TYPE_CHECKING:
@@ -22,14 +23,14 @@ class RunFiles:
     """The file half of RunController (a mixin)."""
 
     def _choose_bundle_path(self: RunController, run: RunRecord) -> str | None:
-        start = self.doc.path.parent if self.doc.path else Path.home()
+        start = save_folder(self.doc.path)
         name = f"{(run.model_name or 'model').replace(' ', '_')}_run{run.number}{EXTENSION}"
         path, _ = QFileDialog.getSaveFileName(self.w, "Save trained model", str(start / name),
                                               f"Trained models (*{EXTENSION})")
         return path or None
 
     def _choose_csv_path(self: RunController, run: RunRecord) -> str | None:
-        start = self.doc.path.parent if self.doc.path else Path.home()
+        start = save_folder(self.doc.path)
         path, _ = QFileDialog.getSaveFileName(self.w, "Export curves",
                                               str(start / f"run{run.number}.csv"),
                                               "CSV files (*.csv)")
