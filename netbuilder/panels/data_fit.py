@@ -30,16 +30,16 @@ def training_suggestion(section: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def describe_suggestion(kind: str, updates: dict[str, Any]) -> str:
-    """'Training settings for 2-D points: Adam, learning rate 0.01, 30 epochs'."""
+    """'Training for 2-D points: Adam, lr 0.01, 30 epochs' (short: the status bar)."""
     parts = []
     opt = updates.get("optimizer")
     if opt:
         name = {"adam": "Adam", "sgd": "SGD", "adamw": "AdamW"}.get(opt["type"], opt["type"])
-        parts.append(f"{name}, learning rate {opt['lr']:g}")
+        parts.append(f"{name}, lr {opt['lr']:g}")
     if "epochs" in updates:
         parts.append(plural(updates["epochs"], "epoch"))
     what = KIND_NAMES.get(kind, "this data")
-    return f"Training settings for {what}: {', '.join(parts)} (see the Training panel)"
+    return f"Training for {what}: {', '.join(parts)}"
 
 
 def input_fix(graph: engine.Graph, ds: Dataset) -> tuple[str, Shape] | None:

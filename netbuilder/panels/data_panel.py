@@ -556,8 +556,13 @@ class DataPanel(QWidget):
         graph = self.writer.doc.graph
         an = self.writer.doc.analysis
         if an.error_count:
-            self.problem_label.setText("Fix the model's problems first (F8 shows them); then "
-                                       "the data is checked against it.")
+            text = ("Fix the model's problems first (F8 shows them); then the data is checked "
+                    "against it.")
+            if self._input_fix is not None:
+                nid, shape = self._input_fix
+                text += (f"<br>The data's samples are shaped {fmt_shape(shape)}, which the "
+                         f"Input '{_html(nid)}' does not take.")
+            self.problem_label.setText(text)
             self.problem_label.setStyleSheet(self.problem_label.styleSheet().replace(
                 "#B3261E", "#8A5A00"))
             self.problem_label.show()

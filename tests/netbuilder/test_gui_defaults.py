@@ -32,7 +32,7 @@ def test_choosing_points_sets_adam_and_enough_epochs_in_one_undo_step(make_windo
     want = suggested_training("points")
     assert drv.graph.training == {"dataset": "spirals", **want}
     assert (p.optimizer.currentText(), p.lr.text(), p.epochs.value()) == ("Adam", "0.01", 30)
-    assert "Training settings for 2-D points" in drv.w.status_message.text()
+    assert drv.w.status_message.text() == "Training for 2-D points: Adam, lr 0.01, 30 epochs"
     assert drv.w.undo_stack.count() == 1
     # other data, other settings, as long as nobody chose them
     choose(tc.data, "digits")
@@ -63,6 +63,7 @@ def test_an_input_that_does_not_fit_the_data_is_fixed_in_one_click(make_window, 
     choose(dp, "spirals")
     # the Input's default image shape makes a Dense problem too: the data waits for it...
     assert "Fix the model's problems first" in dp.problem_label.text()
+    assert "shaped (2,), which the Input 'in' does not take" in dp.problem_label.text()
     button = dp.fix_input_button  # ...and the Input is the cause: one click fixes both
     assert button.isVisibleTo(dp) and button.text() == "Set the Input to the data's shape (2,)"
     before = drv.w.undo_stack.count()
