@@ -197,8 +197,8 @@ class RunController(FrameDrawing, RunFiles, QObject):
         self._idle_net = None
         self._idle_probe = None
         self.shown = None
-        self._pending = empty_snapshot()
-        self._pending_epoch = None
+        self._pending = self._frame = empty_snapshot()  # nothing drawn late for the old one
+        self._pending_epoch = self._frame_epoch = None
         self.w.scene.clear_monitor()
         self.panel.show_ready()
         if not self.views_ready:
