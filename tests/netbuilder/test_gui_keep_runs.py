@@ -144,7 +144,7 @@ def _train_and_kill(rec, examples) -> dict:
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 600  # a first start compiles the kernels
         while not any(ln.startswith("trained ") for ln in lines):
             assert proc.poll() is None, "the child window died on its own"
             assert time.monotonic() < deadline, "the child did not finish training"
