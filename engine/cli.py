@@ -42,6 +42,7 @@ from .graph import Graph, load_graph
 from .network import Network
 from .registry import fmt_shape
 from .resources import ResourcesMissingError, example_names, resolve_model
+from .text import plural
 from .training import BatchEvent, EpochEvent, Trainer, TrainSettings
 
 PROG = "netbuilder"
@@ -251,7 +252,7 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     print(f"data: {ds.describe()}; train {sizes['train']}, val {sizes['val']}, "
           f"test {sizes['test']}", file=out)
     opt = trainer.opt
-    print(f"training: {settings.epochs} epochs, batch {trainer.batch_size}, {opt.name} "
+    print(f"training: {plural(settings.epochs, 'epoch')}, batch {trainer.batch_size}, {opt.name} "
           f"lr {opt.lr:g}, seed {settings.seed}", file=out)
     out.flush()
 
@@ -275,7 +276,7 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     progress.clear()
     status = {"completed": "done", "early_stopped": "stopped early (no better validation "
               "loss)", "stopped": "interrupted"}[result.status]
-    line = f"{status}: {result.epochs_done} epochs, {result.steps} steps in " \
+    line = f"{status}: {plural(result.epochs_done, 'epoch')}, {plural(result.steps, 'step')} in " \
            f"{fmt_time(result.elapsed)}"
     if result.restored_best:
         line += f"; kept the weights of epoch {result.best_epoch} (best validation loss)"
@@ -291,7 +292,7 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         metrics[f"{which}_loss"] = ev.loss
         acc = f"{which} accuracy {100 * ev.accuracy:.2f}%, " if ev.accuracy is not None else \
             f"{which} "
-        print(f"{acc}loss {ev.loss:.4f} on {ev.n} samples", file=out)
+        print(f"{acc}loss {ev.loss:.4f} on {plural(ev.n, 'sample')}", file=out)
         if ev.accuracy is not None:
             metrics[f"{which}_accuracy"] = ev.accuracy
         if len(ev.heads) > 1:
@@ -323,7 +324,7 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         n_params = sum(a.size for k, a in net.params.items() if k.rsplit(".", 1)[0] == nid)
         rows.append((nid, layer.type_name, fmt_shape(layer.out_shape), f"{n_params:,}",
                      f"{layer.macs():,}"))
-    rows.append(("total", f"{len(net.order)} nodes", "", f"{net.param_count():,}",
+    rows.append(("total", plural(len(net.order), "node"), "", f"{net.param_count():,}",
                  f"{net.macs():,}"))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     print(f"{graph.name} ({args.model})", file=out)
@@ -341,7 +342,8 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         t = graph.training
         opt = t.get("optimizer", {})
         opt_s = opt.get("type", opt) if isinstance(opt, dict) else opt
-        print(f"training: dataset {t.get('dataset', '-')}, {t.get('epochs', '-')} epochs, "
+        epochs = t.get("epochs", TrainSettings().epochs)
+        print(f"training: dataset {t.get('dataset', '-')}, {plural(epochs, 'epoch')}, "
               f"batch {t.get('batch_size', '-')}, optimizer {opt_s}", file=out)
     if bundle is not None:
         m = bundle.manifest.get("metrics") or {}
@@ -382,7 +384,7 @@ def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                          "script)")
     if args.format == "onnx":
         r = export_onnx(model, args.output)
-        print(f"wrote {r['path']} ({r['bytes'] / 1024:.1f} KB, {r['nodes']} nodes, opset "
+        print(f"wrote {r['path']} ({r['bytes'] / 1024:.1f} KB, {plural(r['nodes'], 'node')}, opset "
               f"{r['opset']}; inputs {', '.join(r['inputs'])}; outputs "
               f"{', '.join(r['outputs'])}) in {r['seconds']:.2f} s", file=out)
         return 0

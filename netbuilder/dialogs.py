@@ -33,6 +33,25 @@ def ask_save_changes(parent: QWidget, title: str) -> str:
             QMessageBox.StandardButton.Discard: "discard"}.get(r, "cancel")
 
 
+def ask_save_runs(parent: QWidget, names: list[str]) -> str:
+    """Quitting with trained runs not saved: 'save' (a bundle each), 'discard' or 'cancel'."""
+    n = len(names)
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Unsaved trained models")
+    box.setText(f"Save the trained weights of {', '.join(names)} before quitting?"
+                if n <= 3 else f"Save the trained weights of {n} runs before quitting?")
+    box.setInformativeText(("Each run is saved as a .nbmodel bundle (model, weights and "
+                            "curves). ") + ("Its" if n == 1 else "Their")
+                           + " training is lost if you don't save.")
+    box.setStandardButtons(QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                           | QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(QMessageBox.StandardButton.Save)
+    r = QMessageBox.StandardButton(box.exec())
+    return {QMessageBox.StandardButton.Save: "save",
+            QMessageBox.StandardButton.Discard: "discard"}.get(r, "cancel")
+
+
 def ask_restore(parent: QWidget, what: str) -> bool:
     r = QMessageBox.question(
         parent, "Restore unsaved work?",

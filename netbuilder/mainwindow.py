@@ -3,8 +3,8 @@ menus, toolbar, status bar, files, recent files, examples and crash recovery.
 
 Other parts of the app extend it with ``add_dock`` and ``add_menu``; they read the model
 from ``window.document`` and follow ``selection_changed``. Dialogs go through replaceable
-attributes (``ask_save_changes``, ``ask_restore``, ``show_error``, ``choose_open_path``,
-``choose_save_path``) so tests can answer them."""
+attributes (``ask_save_changes``, ``ask_save_runs``, ``ask_restore``, ``show_error``,
+``choose_open_path``, ``choose_save_path``) so tests can answer them."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 import engine
 from engine.errors import NetBuilderError
 from engine.resources import examples_dir
+from engine.text import plural
 
 from . import clipboard, dialogs, settings
 from .analysis import Analysis
@@ -61,11 +62,11 @@ class MainWindow(QMainWindow):
         self.bridge = UndoBridge(self.document, self.undo_stack)
         self.ask_save_changes = self._ask_save_changes
         self.ask_restore = self._ask_restore
+        self.ask_save_runs = self._ask_save_runs
         self.show_error = self._show_error
         self.choose_open_path = self._choose_open_path
         self.choose_save_path = self._choose_save_path
         self._autosaved = -1
-        self._paste_count = 0
         self.edit_lock: str | None = None  # why the model cannot change now (a training run)
 
         self.scene = CanvasScene(self.document, self.push, self)
@@ -136,7 +137,8 @@ class MainWindow(QMainWindow):
                                      "Open a model file")
         self.act_save = self._action("&Save", self.save, std.Save, "save", "Save the model")
         self.act_save_as = self._action("Save &As…", lambda: self.save_as(), "Ctrl+Shift+S")
-        self.act_quit = self._action("&Quit", self.close, std.Quit)
+        self.act_quit = self._action("&Quit", self.close, "Ctrl+Q")  # std.Quit is empty on
+        # Windows and on platforms without a desktop theme
         self.act_undo = self.undo_stack.createUndoAction(self, "&Undo")
         self.act_undo.setShortcuts([QKeySequence("Ctrl+Z")])
         self.act_undo.setIcon(tool_icon("undo"))
@@ -341,8 +343,7 @@ class MainWindow(QMainWindow):
         if frag is None:
             return False
         clipboard.put_fragment(frag)
-        self._paste_count = 0
-        self.show_status(f"Copied {len(frag['nodes'])} node(s)")
+        self.show_status(f"Copied {plural(len(frag['nodes']), 'node')}")
         return True
 
     def cut(self) -> None:
@@ -354,9 +355,7 @@ class MainWindow(QMainWindow):
         if frag is None:
             self.show_status("The clipboard holds no NetBuilder nodes", True)
             return []
-        self._paste_count += 1
-        d = 40.0 * self._paste_count
-        return self.scene.paste(frag, (d, d))
+        return self.scene.paste(frag)
 
     def duplicate(self) -> list[str]:
         return self.scene.duplicate_selection()
@@ -424,6 +423,10 @@ class MainWindow(QMainWindow):
     def _on_selection(self) -> None:
         ids = self.scene.selected_node_ids()
         self.inspector.show_node(ids[0] if len(ids) == 1 else None, len(ids))
+        dock = self.inspector_dock
+        if len(ids) == 1 and dock.toggleViewAction().isChecked() \
+                and dock.visibleRegion().isEmpty():
+            dock.raise_()  # behind another tab (Training, Data): the node's form comes to front
         has = bool(ids)
         for a in (self.act_copy, self.act_cut, self.act_duplicate):
             a.setEnabled(has)
@@ -448,7 +451,6 @@ class MainWindow(QMainWindow):
         self.document.reset(graph, path, dirty)
         self.undo_stack.setClean()
         self._autosaved = -1
-        self._paste_count = 0
         QTimer.singleShot(0, self.view, self.view.fit_all)
         self.view.fit_all()
         self.document_replaced.emit()
@@ -524,7 +526,7 @@ class MainWindow(QMainWindow):
             return False
         self.undo_stack.setClean()
         settings.add_recent_file(target)
-        self.recovery.clear()
+        self.recovery.clear_model()
         self.show_status(f"Saved {target}")
         return True
 
@@ -566,9 +568,10 @@ class MainWindow(QMainWindow):
 
     # ----- recovery ------------------------------------------------------------------------
     def autosave(self) -> Path | None:
-        """Write the recovery file if there is unsaved work not yet in it."""
+        """Write the recovery file if there is unsaved work not yet in it (trained runs are
+        kept as they finish: ``RunController.keep_for_recovery``)."""
         if not self.document.dirty:
-            self.recovery.clear()
+            self.recovery.clear_model()
             self._autosaved = -1
             return None
         if self._autosaved == self.document.revision:
@@ -582,24 +585,33 @@ class MainWindow(QMainWindow):
         return f
 
     def check_recovery(self) -> bool:
-        """Offer to restore work left by a session that did not close cleanly."""
+        """Offer to restore work left by a session that did not close cleanly: its model
+        and its trained runs. True when a model was restored onto the canvas."""
         entries = self.recovery.orphans()
         if not entries:
             return False
         restored = False
         if self.ask_restore(entries[0]):
             e = entries[0]
-            self.load_graph(e.graph, e.source, dirty=True)
-            restored = True
+            if e.graph is not None:
+                self.load_graph(e.graph, e.source, dirty=True)
+                restored = True
+            runs = self.training.restore_runs(e.runs)
+            what = " and ".join(
+                t for t in ("the model" if restored else "",
+                            f"{plural(runs, 'trained run')} (Runs panel)" if runs else "") if t)
+            self.show_status(f"Restored unsaved work, {what}: save it to keep it")
         RecoveryStore.discard(entries)
         if restored:
             self.autosave()
-            self.show_status("Restored unsaved work: save it to keep it")
         return restored
 
     # ----- dialogs (replaceable) -----------------------------------------------------------
     def _ask_save_changes(self) -> str:
         return dialogs.ask_save_changes(self, self.document.title)
+
+    def _ask_save_runs(self, names: list[str]) -> str:
+        return dialogs.ask_save_runs(self, names)
 
     def _ask_restore(self, entry: RecoveryEntry) -> bool:
         return dialogs.ask_restore(self, entry.describe())
@@ -612,7 +624,8 @@ class MainWindow(QMainWindow):
         return dialogs.choose_open_path(self, start)
 
     def _choose_save_path(self) -> str | None:
-        start = self.document.path or Path.home() / f"{self.document.graph.name or 'model'}.json"
+        start = self.document.path or settings.save_folder() / \
+            f"{(self.document.graph.name or 'model').replace(' ', '_')}.json"
         return dialogs.choose_save_path(self, start)
 
     def _show_shortcuts(self) -> None:
@@ -635,7 +648,7 @@ class MainWindow(QMainWindow):
         settings.set_value("window/state", self.saveState())
 
     def closeEvent(self, ev: QCloseEvent) -> None:
-        if not self.maybe_save():
+        if not self.maybe_save() or not self.training.maybe_keep_runs():
             ev.ignore()
             return
         self.training.shutdown()

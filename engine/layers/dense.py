@@ -8,6 +8,7 @@ import numpy as np
 
 from ..init import INITS, initialize
 from ..registry import Layer, ParamSpec, Shape, fmt_shape, register
+from ..text import plural
 
 
 @register
@@ -70,7 +71,7 @@ class Dense(Layer):
         return [(dy2 @ params["weight"]).reshape(x.shape)]
 
     def summary(self) -> str:
-        return f"{self.p['units']} units" + ("" if self.p["bias"] else ", no bias")
+        return plural(self.p["units"], "unit") + ("" if self.p["bias"] else ", no bias")
 
 
 @register

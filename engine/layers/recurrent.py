@@ -23,6 +23,7 @@ import numpy as np
 
 from ..kernels import recurrent as rk
 from ..registry import Layer, ParamSpec, Shape, fmt_shape, register
+from ..text import plural
 
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -92,7 +93,7 @@ class RecurrentLayer(Layer):
 
     def summary(self) -> str:
         p = self.p
-        text = f"{p['units']} units"
+        text = plural(p["units"], "unit")
         if p["direction"] == "bidirectional":
             text += f", bidirectional ({p['merge']})"
         elif p["direction"] == "backward":

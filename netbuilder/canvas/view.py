@@ -75,6 +75,7 @@ class CanvasView(QGraphicsView):
         if not items:
             self.resetTransform()
             self.centerOn(0, 0)
+            self.zoomed.emit(self.zoom)
             return
         r = QRectF()
         for it in items:

@@ -26,6 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..settings import save_folder
+
 pg.setConfigOptions(imageAxisOrder="row-major", background="w", foreground="#3C4350",
                     antialias=False)
 
@@ -308,7 +310,7 @@ class MonitorPanel(QWidget):
         chooser = MonitorPanel.choose_path
         if chooser is not None:
             return chooser(self, what, filt, name)
-        path, _ = QFileDialog.getSaveFileName(self, what, str(Path.home() / name), filt)
+        path, _ = QFileDialog.getSaveFileName(self, what, str(save_folder() / name), filt)
         return path or None
 
     def _export_png(self) -> None:

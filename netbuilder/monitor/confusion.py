@@ -9,6 +9,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
+from engine.text import plural
+
 from ..training.probes import EpochAnalysis
 from .common import DIM, MonitorPanel
 from .feature_maps import sample_image
@@ -92,7 +94,7 @@ class ConfusionView(MonitorPanel):
         pi.getViewBox().setRange(xRange=(-0.5, k - 0.5), yRange=(-0.5, k - 0.5), padding=0.02)
         total = int(cm.sum())
         acc = np.trace(cm) / total if total else 0.0
-        self.info.setText(f"epoch {epoch} · {a.part} · {total} samples · "
+        self.info.setText(f"epoch {epoch} · {a.part} · {plural(total, 'sample')} · "
                           f"accuracy {100 * acc:.1f} %")
 
     def clear(self) -> None:
@@ -177,7 +179,8 @@ class GalleryView(MonitorPanel):
             self.cells.append(cell)
         self._cols = 0
         self._relayout()
-        self.info.setText(f"epoch {epoch} · {len(a.wrong)} most confident mistakes "
+        self.info.setText(f"epoch {epoch} · {len(a.wrong)} most confident "
+                          f"mistake{'s' if len(a.wrong) != 1 else ''} "
                           f"({a.part}) · true → predicted")
 
     def _relayout(self) -> None:
@@ -200,6 +203,7 @@ class GalleryView(MonitorPanel):
 
     def clear(self) -> None:
         self.analysis = None
+        self.info.setText("")
         for c in self.cells:
             c.setParent(None)
             c.deleteLater()

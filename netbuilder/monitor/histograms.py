@@ -144,6 +144,7 @@ class GradientsView(MonitorPanel):
 
     def clear(self) -> None:
         self.hists = None
+        self.info.setText("")
         for plot, items in ((self.w_plot, self.w_items), (self.g_plot, self.g_items)):
             for it in items:
                 plot.removeItem(it)
