@@ -18,7 +18,9 @@ asks for 2^40 zeros gets an OnnxImportError, not a MemoryError.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,18 +88,38 @@ class Filled:
 Value = np.ndarray | SymInts | Filled
 
 
+# What one import may fold in all (elements), so that many large folds cannot add up either.
+MAX_FOLD_TOTAL = 1 << 28
+_budget: ContextVar[list[int] | None] = ContextVar("onnx_fold_budget", default=None)
+
+
+@contextmanager
+def fold_budget(elements: int = MAX_FOLD_TOTAL) -> Iterator[None]:
+    """Within this block, check_size also counts every result against ``elements`` in all."""
+    token = _budget.set([elements])
+    try:
+        yield
+    finally:
+        _budget.reset(token)
+
+
 def check_size(node: Any, shape: Sequence[int], what: str = "a constant") -> None:
-    """Refuse to fold a result of more than MAX_FOLD_ELEMENTS elements (or a negative dim)."""
+    """Refuse, before allocating, a result of more than MAX_FOLD_ELEMENTS elements (or a
+    negative dimension, or one that would exceed the fold budget of this import)."""
     dims = [int(d) for d in shape]
+    where = f"{node.op_type} node '{node.name or (node.output[0] if node.output else '?')}'"
     if any(d < 0 for d in dims):
-        raise FoldError(f"{node.op_type} node '{node.name or node.output[0]}' computes {what} "
-                        f"with a negative dimension {dims}")
+        raise FoldError(f"{where} computes {what} with a negative dimension {dims}")
     n = math.prod(dims)
-    if n > MAX_FOLD_ELEMENTS:
-        raise FoldError(f"{node.op_type} node '{node.name or node.output[0]}' would create {what} "
-                        f"of {n:,} elements (shape {dims}); NetBuilder folds constants of at most "
-                        f"{MAX_FOLD_ELEMENTS:,} elements: the file is damaged or not a model "
-                        "NetBuilder can hold")
+    left = _budget.get()
+    if n > MAX_FOLD_ELEMENTS or (left is not None and n > left[0]):
+        limit = MAX_FOLD_ELEMENTS if n > MAX_FOLD_ELEMENTS else MAX_FOLD_TOTAL
+        raise FoldError(f"{where} would create {what} of {n:,} elements (shape {dims}); "
+                        f"NetBuilder folds at most {limit:,} elements "
+                        f"{'at once' if limit == MAX_FOLD_ELEMENTS else 'per model'}: the file "
+                        "is damaged or not a model NetBuilder can hold")
+    if left is not None:
+        left[0] -= n
 
 
 def _np_dtype(onnx: Any, to: int) -> np.dtype | None:
@@ -284,6 +306,7 @@ def _binary(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
 def _math(op: str, node: Any, attrs: dict[str, Any], ins: list[np.ndarray],
           onnx: Any) -> np.ndarray | None:
     if op in _UNARY:
+        check_size(node, ins[0].shape)
         with np.errstate(all="ignore"):
             return _UNARY[op](ins[0])
     if op in ("Add", "Sub", "Mul", "Div", "Pow", "Equal"):
@@ -361,6 +384,7 @@ def fold_node(onnx: Any, node: Any, attrs: dict[str, Any], ins: list[Value | Non
         to = _cast_to(onnx, node, attrs, ins)
         if to is None:
             return None
+        check_size(node, first.shape)
         with np.errstate(all="ignore"):
             return [first.astype(to)]
     if op == "Concat":
@@ -372,6 +396,8 @@ def fold_node(onnx: Any, node: Any, attrs: dict[str, Any], ins: list[Value | Non
                ins[0].shape[:a] + ins[0].shape[a + 1:] for x in ins):
             raise FoldError(f"Concat node '{node.name or node.output[0]}' joins tensors of "
                             f"shapes {[list(x.shape) for x in ins]} along axis {a}")
+        check_size(node, (sum(x.shape[a] for x in ins), *ins[0].shape[:a],
+                          *ins[0].shape[a + 1:]))
         return [np.concatenate(ins, axis=a)]
     out = _layout(op, node, attrs, first, ins)
     if out is None:
@@ -498,5 +524,5 @@ def _fold_sym(onnx: Any, node: Any, attrs: dict[str, Any], ins: list[Any]) -> li
     return [SymInts(np.asarray(vals, np.int64), np.asarray(kinds, np.int8)).simplify()]
 
 
-__all__ = ["BATCH", "FOLD_OPS", "KNOWN", "MAX_FOLD_ELEMENTS", "UNKNOWN", "Filled", "FoldError",
-           "SymInts", "Value", "check_size", "fold_node"]
+__all__ = ["BATCH", "FOLD_OPS", "KNOWN", "MAX_FOLD_ELEMENTS", "MAX_FOLD_TOTAL", "UNKNOWN", "Filled",
+           "FoldError", "SymInts", "Value", "check_size", "fold_budget", "fold_node"]

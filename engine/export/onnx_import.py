@@ -242,6 +242,9 @@ class Importer(ImageOps):
             heads = {}
         for name in self.outputs:
             v = self.vals.get(name)
+            if name in self.consts:
+                raise OnnxImportError(f"{self.source}: output '{name}' is a constant; NetBuilder's "
+                                      "outputs are computed from inputs")
             if not isinstance(v, Val) or v.perm:
                 raise OnnxImportError(f"{self.source}: output '{name}' is not a batch-first "
                                       "result of supported layers")
@@ -350,7 +353,9 @@ class Importer(ImageOps):
             raise self.fail(node, "needs constant min and max")
         lo_f = -math.inf if lo is None else short_float(lo)
         hi_f = math.inf if hi is None else short_float(hi)
-        if lo_f == 0.0 and hi_f == math.inf:
+        if lo_f == -math.inf and hi_f == math.inf:  # no bounds: nothing to do
+            self.vals[node.output[0]] = self.value(node, allow_perm=True)
+        elif lo_f == 0.0 and hi_f == math.inf:
             self._elementwise(node, "ReLU")
         elif math.isfinite(lo_f) and math.isfinite(hi_f):
             self._elementwise(node, "HardTanh", {"min_val": lo_f, "max_val": hi_f})
@@ -451,6 +456,8 @@ class Importer(ImageOps):
     def _gemm_bias(self, node: Any, c: np.ndarray, units: int) -> np.ndarray:
         """Gemm's C as one bias per unit: C may be a scalar, (units,), (1, units), or a matrix
         whose rows (or columns) are all equal; a bias that differs per sample is refused."""
+        if c.ndim == 0:
+            return np.full(units, c, np.float32)
         if c.ndim <= 2 and c.size and c.shape[-1] in (1, units):
             rows = c.reshape(-1, c.shape[-1])
             if (rows == rows[0]).all():
@@ -529,7 +536,11 @@ class Importer(ImageOps):
             known = math.prod(d for d in dims if d != -1)
             dims = [size // known if d == -1 else d for d in dims]
         if math.prod(dims) != size or any(d <= 0 for d in dims):
-            raise self.fail(node, f"cannot reshape {fmt_shape(have)} to {target}")
+            if target[0] == -1:
+                raise self.fail(node, f"reshapes {fmt_shape(have)} samples to {target}, which "
+                                      "moves values between the batch and the samples; "
+                                      "NetBuilder keeps the batch axis whole")
+            raise self.fail(node, f"cannot reshape {fmt_shape(have)} samples to {target}")
         self._reshape_to(node, v, tuple(dims), "Reshape")
 
     def _reshape_to(self, node: Any, v: Val, shape: Shape, type_name: str) -> None:
@@ -583,9 +594,13 @@ class Importer(ImageOps):
 
     def op_ReduceMean(self, node: Any) -> None:
         x = self.materialize(self.value(node), node)
-        axes = sorted(a + 4 if a < 0 else a for a in self._axes(node))
+        rank = len(x.shape) + 1
+        axes = sorted(a + rank if a < 0 else a for a in self._axes(node))
         if len(x.shape) != 3 or axes != [2, 3]:
-            raise self.fail(node, "averages over axes other than an image's height and width")
+            over = f"axes {axes}" if axes else "every axis"
+            raise self.fail(node, f"averages over {over} of {fmt_shape(x.shape)} samples; "
+                                  "NetBuilder averages only over an image's height and width "
+                                  "(axes [2, 3] of (C, H, W): GlobalAvgPool2D)")
         y = self.add(node, "GlobalAvgPool2D", {}, [x])
         keep = int(self.attrs(node).get("keepdims", 1))
         self.vals[node.output[0]] = Val(y.node, y.shape, view=(y.shape[0], 1, 1) if keep else None)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .onnx_fold import FOLD_OPS, Filled, FoldError, SymInts, check_size, fold_node
+from .onnx_fold import FOLD_OPS, Filled, FoldError, SymInts, check_size, fold_budget, fold_node
 from .onnx_import_ops import OnnxImportError
 from .onnx_sequence_patterns import RNN_OPS, SequenceRewrites, copy_proto, label
 
@@ -461,7 +461,8 @@ def normalize_graph(onnx: Any, model: Any, consts: dict[str, np.ndarray],
     Raises OnnxImportError when a constant computation is impossible or too large, or when a
     value computed from the batch size is used where NetBuilder cannot follow it."""
     try:
-        return _Rewriter(onnx, model, consts, source).run()
+        with fold_budget():
+            return _Rewriter(onnx, model, consts, source).run()
     except FoldError as exc:
         raise OnnxImportError(f"{source}: {exc.message}") from None
 

@@ -224,18 +224,28 @@ def _gather_step(imp: Any, node: Any, pend: PendingRNN, labels: list[str]) -> li
     return labels
 
 
+_STEP_OPS = frozenset({"Transpose", "Squeeze", "Reshape", "Flatten", "ReduceSum", "Gather"})
+
+
 def _maybe_finish(imp: Any, node: Any, tensor: str, pend: PendingRNN) -> None:
     done = {("N", "T", "DH"), ("N", "DH")}
     if pend.dirs == 1 or pend.merge == "sum":
         done |= {("N", "T", "H"), ("N", "H")}
-    if pend.labels not in done:
-        return
     readers = imp.consumers.get(tensor, [])
+    # (N, [T,] D, H) that nothing merges further (a graph output, as ONNX's own Y_h read
+    # batch-first) is the concat merge viewed with its direction axis
+    split = pend.labels in {("N", "D", "H"), ("N", "T", "D", "H")} and pend.merge is None and (
+        tensor in imp.outputs or not any(r.op_type in _STEP_OPS for r in readers))
+    if pend.labels not in done and not split:
+        return
     if len(readers) == 1 and readers[0].op_type == "Gather" and tensor not in imp.outputs:
         return  # out[:, -1] follows: the Gather decides between all steps and the last one
     params = dict(pend.params)
     if pend.dirs == 2:
-        params["merge"] = "sum" if "DH" not in pend.labels else "concat"
+        params["merge"] = "sum" if "DH" not in pend.labels and not split else "concat"
     base = type(pend.x)(pend.x.node, pend.x.shape)
-    imp.vals[tensor] = imp.add(pend.onnx_node, pend.type_name, params, [base], pend.state,
-                               hint=pend.node)
+    val = imp.add(pend.onnx_node, pend.type_name, params, [base], pend.state, hint=pend.node)
+    if split:
+        h = pend.params["units"]
+        val = type(val)(val.node, val.shape, view=(*val.shape[:-1], pend.dirs, h))
+    imp.vals[tensor] = val

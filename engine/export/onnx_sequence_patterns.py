@@ -223,6 +223,7 @@ class SequenceRewrites:
             for i, n in enumerate(self.nodes):
                 if out.name in n.output:
                     new = self.copy_node(n)
+                    new.name = n.name or out.name  # messages keep naming it as the file does
                     for j, t in enumerate(new.output):
                         if t == out.name:
                             new.output[j] = inner
