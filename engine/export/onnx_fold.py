@@ -28,8 +28,10 @@ import numpy as np
 
 from .onnx_import_ops import OnnxImportError
 
-# The largest constant folding may create (float32: 256 MB); real exports stay far below.
-MAX_FOLD_ELEMENTS = 1 << 26
+# The largest constant folding creates at once, and in all, beyond the model's own weights
+# (a fold of a weight, e.g. its Transpose or Cast, may be as large as that weight).
+MAX_FOLD_ELEMENTS = 1 << 24
+MAX_FOLD_TOTAL = 1 << 26
 
 # Entry kinds of a SymInts.
 KNOWN, BATCH, UNKNOWN = 0, 1, 2
@@ -88,15 +90,17 @@ class Filled:
 Value = np.ndarray | SymInts | Filled
 
 
-# What one import may fold in all (elements), so that many large folds cannot add up either.
-MAX_FOLD_TOTAL = 1 << 28
 _budget: ContextVar[list[int] | None] = ContextVar("onnx_fold_budget", default=None)
 
 
 @contextmanager
-def fold_budget(elements: int = MAX_FOLD_TOTAL) -> Iterator[None]:
-    """Within this block, check_size also counts every result against ``elements`` in all."""
-    token = _budget.set([elements])
+def fold_budget(weights: Sequence[int] = ()) -> Iterator[None]:
+    """Within this block, check_size limits one result to MAX_FOLD_ELEMENTS or the largest of
+    ``weights`` (the element counts of the model's initialisers), and all results together to
+    MAX_FOLD_TOTAL plus twice the weights: a damaged file cannot make folding allocate more
+    than a few times what the file itself holds."""
+    per_op = max(MAX_FOLD_ELEMENTS, *weights) if weights else MAX_FOLD_ELEMENTS
+    token = _budget.set([per_op, MAX_FOLD_TOTAL + 2 * sum(weights)])
     try:
         yield
     finally:
@@ -111,15 +115,13 @@ def check_size(node: Any, shape: Sequence[int], what: str = "a constant") -> Non
     if any(d < 0 for d in dims):
         raise FoldError(f"{where} computes {what} with a negative dimension {dims}")
     n = math.prod(dims)
-    left = _budget.get()
-    if n > MAX_FOLD_ELEMENTS or (left is not None and n > left[0]):
-        limit = MAX_FOLD_ELEMENTS if n > MAX_FOLD_ELEMENTS else MAX_FOLD_TOTAL
+    budget = _budget.get() or [MAX_FOLD_ELEMENTS, MAX_FOLD_TOTAL]
+    if n > budget[0] or n > budget[1]:
+        limit, scope = (budget[0], "at once") if n > budget[0] else (budget[1], "in all")
         raise FoldError(f"{where} would create {what} of {n:,} elements (shape {dims}); "
-                        f"NetBuilder folds at most {limit:,} elements "
-                        f"{'at once' if limit == MAX_FOLD_ELEMENTS else 'per model'}: the file "
-                        "is damaged or not a model NetBuilder can hold")
-    if left is not None:
-        left[0] -= n
+                        f"NetBuilder folds at most {limit:,} elements {scope} for this model: "
+                        "the file is damaged or not a model NetBuilder can hold")
+    budget[1] -= n
 
 
 def _np_dtype(onnx: Any, to: int) -> np.dtype | None:
@@ -134,7 +136,7 @@ def _np_dtype(onnx: Any, to: int) -> np.dtype | None:
 
 
 def _axis(a: int, rank: int, node: Any) -> int:
-    if not -rank <= a < max(rank, 1):
+    if not -rank <= a < rank:
         raise FoldError(f"{node.op_type} node '{node.name or node.output[0]}' uses axis {a} on a "
                         f"tensor of rank {rank}")
     return a + rank if a < 0 else a
@@ -195,7 +197,11 @@ def _layout(op: str, node: Any, attrs: dict[str, Any], x: np.ndarray,
             return None
         return x.reshape(_reshape_target(node, attrs, list(x.shape), target))
     if op == "Flatten":
-        a = _axis(int(attrs.get("axis", 1)), x.ndim + 1, node)
+        a = int(attrs.get("axis", 1))
+        a = a + x.ndim if a < 0 else a
+        if not 0 <= a <= x.ndim:
+            raise FoldError(f"Flatten node '{node.name or node.output[0]}' uses axis "
+                            f"{attrs.get('axis')} on a tensor of rank {x.ndim}")
         return x.reshape(math.prod(x.shape[:a]), math.prod(x.shape[a:]))
     if op == "Gather":
         idx = ins[1] if len(ins) > 1 else None

@@ -26,7 +26,7 @@ from .common import require
 from .onnx_export import META_GRAPH, META_OUTPUTS, META_TRAINING
 from .onnx_fold import FOLD_OPS
 from .onnx_import_ops import ImageOps, OnnxImportError, Val, short_float
-from .onnx_patterns import normalize_graph, tensor_array
+from .onnx_patterns import check_names, normalize_graph, tensor_array
 from .onnx_recurrent import RNN_OPS, PendingRNN, convert_rnn, pending_step
 
 SUPPORTED_OPS = frozenset({
@@ -55,6 +55,7 @@ class Importer(ImageOps):
         self.g = model.graph
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
                           0)
+        check_names(model, source)
         self.meta = {p.key: p.value for p in model.metadata_props}
         self.consts: dict[str, np.ndarray] = {
             t.name: tensor_array(self.onnx, t, "initialiser") for t in self.g.initializer}
@@ -79,6 +80,8 @@ class Importer(ImageOps):
                 if t:
                     self.producer[t] = node
         self.outputs = [o.name for o in self.g.output]
+        # node -> its index, for _index (a scan per call is slow on 10,000-node graphs)
+        self.positions = {id(n): i for i, n in enumerate(self.g.node)}
         self.skip: set[int] = set()
         self.stn: dict[int, tuple[str, tuple[int, int]]] = {}
 
@@ -93,9 +96,9 @@ class Importer(ImageOps):
         for a in node.attribute:
             v = h.get_attribute_value(a)
             if isinstance(v, bytes):
-                v = v.decode()
+                v = v.decode("utf-8", "replace")
             elif isinstance(v, list) and v and isinstance(v[0], bytes):
-                v = [s.decode() for s in v]
+                v = [s.decode("utf-8", "replace") for s in v]
             elif hasattr(v, "dims") and hasattr(v, "data_type"):
                 v = self.numpy_helper.to_array(v)
             elif isinstance(v, float):
@@ -427,10 +430,10 @@ class Importer(ImageOps):
         self.vals[mul.output[0]] = y
 
     def _index(self, node: Any) -> int:
-        for i, n in enumerate(self.g.node):
-            if n is node:
-                return i
-        raise AssertionError(node.name)
+        i = self.positions.get(id(node))
+        if i is None or self.g.node[i] is not node:
+            raise AssertionError(node.name)
+        return i
 
     # ----- core layers ------------------------------------------------------------------------
     def op_Gemm(self, node: Any) -> None:
@@ -443,6 +446,8 @@ class Importer(ImageOps):
         if len(x.shape) != 1:
             raise self.fail(node, f"gets samples shaped {fmt_shape(x.shape)}; Gemm needs (F,)")
         w = self.need_const(node, 1, "weight").astype(np.float32)
+        if w.ndim != 2:
+            raise self.fail(node, f"has a weight B shaped {fmt_shape(w.shape)}; Gemm's is 2-D")
         w = w if a.get("transB", 0) else w.T
         w = w * float(a.get("alpha", 1.0))
         state = {"weight": w}
@@ -583,6 +588,8 @@ class Importer(ImageOps):
         x = x if x.perm else self.materialize(x, node)
         rank = len(x.shape) + 1
         perm = list(self.attrs(node).get("perm", list(range(rank))[::-1]))
+        if sorted(perm) != list(range(rank)):
+            raise self.fail(node, f"has perm {perm} for a tensor of rank {rank}")
         base = list(x.perm or range(rank))
         new = tuple(base[p] for p in perm)
         self.vals[node.output[0]] = Val(x.node, x.shape, () if new == tuple(range(rank)) else new)

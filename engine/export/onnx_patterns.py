@@ -454,6 +454,22 @@ def _text(v: Any) -> str:
     return str(v.entries()) if isinstance(v, SymInts) else str(np.asarray(v).tolist())
 
 
+def check_names(model: Any, source: str) -> None:
+    """Refuse names that are not text (a damaged file: protobuf hands them over as bytes, or
+    fails to decode them)."""
+    g = model.graph
+    try:
+        names = [g.name, *(n.name for n in g.node), *(n.op_type for n in g.node),
+                 *(t for n in g.node for t in (*n.input, *n.output)),
+                 *(t.name for t in g.initializer), *(v.name for v in (*g.input, *g.output)),
+                 *(s for p in model.metadata_props for s in (p.key, p.value))]
+    except UnicodeDecodeError:
+        names = [b""]
+    if not all(isinstance(s, str) for s in names):
+        raise OnnxImportError(f"{source} has names that are not valid UTF-8 text: the file is "
+                              "damaged")
+
+
 def normalize_graph(onnx: Any, model: Any, consts: dict[str, np.ndarray],
                     source: str) -> Normalized:
     """The rewritten graph of ``model`` (``consts``: its initialisers, gains folded values).
@@ -461,10 +477,11 @@ def normalize_graph(onnx: Any, model: Any, consts: dict[str, np.ndarray],
     Raises OnnxImportError when a constant computation is impossible or too large, or when a
     value computed from the batch size is used where NetBuilder cannot follow it."""
     try:
-        with fold_budget():
+        with fold_budget([v.size for v in consts.values()]):
             return _Rewriter(onnx, model, consts, source).run()
     except FoldError as exc:
         raise OnnxImportError(f"{source}: {exc.message}") from None
 
 
-__all__ = ["Normalized", "check_size", "node_attrs", "normalize_graph", "tensor_array"]
+__all__ = ["Normalized", "check_names", "check_size", "node_attrs", "normalize_graph",
+           "tensor_array"]

@@ -112,16 +112,17 @@ def convert_rnn(imp: Any, node: Any) -> None:
                              "is PyTorch's (linear_before_reset = 1): export a GRU with "
                              "reset_after=True, or from PyTorch")
     direction = {"forward": "forward", "reverse": "backward",
-                 "bidirectional": "bidirectional"}[a.get("direction", "forward")]
-    h = int(a["hidden_size"])
-    w = imp.need_const(node, 1, "W").astype(np.float32)
-    r = imp.need_const(node, 2, "R").astype(np.float32)
-    gh = len(ORDER[op]) * h
-    bias = imp.const(node.input[3]) if len(node.input) > 3 else None
-    bias = np.zeros((w.shape[0], 2 * gh), np.float32) if bias is None else \
-        bias.astype(np.float32)
+                 "bidirectional": "bidirectional"}.get(a.get("direction", "forward"))
+    if direction is None:
+        raise imp.fail(node, f"has direction {a.get('direction')!r}; ONNX knows forward, "
+                             "reverse and bidirectional")
+    h = int(a.get("hidden_size", 0))
+    if not 0 < h <= 1 << 20:
+        raise imp.fail(node, f"has hidden_size {a.get('hidden_size')}")
     sfx = ("", "_reverse") if direction == "bidirectional" else \
         ("_reverse",) if direction == "backward" else ("",)
+    w, r, bias = _weights(imp, node, op, h, len(sfx), x.shape[1])
+    gh = len(ORDER[op]) * h
     state = {}
     for d, s in enumerate(sfx):
         state[f"weight_ih{s}"] = _from_onnx_gates(w[d], op, h)
@@ -143,6 +144,26 @@ def convert_rnn(imp: Any, node: Any) -> None:
     _maybe_finish(imp, node, node.output[used[0]], pend)
 
 
+def _weights(imp: Any, node: Any, op: str, h: int, dirs: int,
+             features: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """W, R and B of a recurrent op, checked against its hidden size, directions and input
+    (a damaged file must not reach the gate slicing with other shapes)."""
+    gh = len(ORDER[op]) * h
+    w = imp.need_const(node, 1, "W").astype(np.float32)
+    r = imp.need_const(node, 2, "R").astype(np.float32)
+    b = None
+    if len(node.input) > 3 and node.input[3]:
+        b = imp.need_const(node, 3, "B").astype(np.float32)
+    b = np.zeros((dirs, 2 * gh), np.float32) if b is None else b
+    for name, arr, want in (("W", w, (dirs, gh, features)), ("R", r, (dirs, gh, h)),
+                            ("B", b, (dirs, 2 * gh))):
+        if arr.shape != want:
+            raise imp.fail(node, f"has {name} shaped {list(arr.shape)}; a {dirs}-direction "
+                                 f"{op} of hidden size {h} on {features} features needs "
+                                 f"{list(want)}")
+    return w, r, b
+
+
 def pending_step(imp: Any, node: Any, pend: PendingRNN) -> None:
     """Apply a Transpose / Squeeze / Reshape / Flatten / ReduceSum / Gather to a PendingRNN."""
     # A copy: two readers of one raw output (h_n[-2] and h_n[-1]) each get their own layer.
@@ -153,12 +174,15 @@ def pending_step(imp: Any, node: Any, pend: PendingRNN) -> None:
         labels = _gather_step(imp, node, pend, labels)
     elif op == "Transpose":
         perm = list(imp.attrs(node).get("perm", list(range(len(labels)))[::-1]))
+        if sorted(perm) != list(range(len(labels))):
+            raise imp.fail(node, f"has perm {perm} for a tensor of rank {len(labels)}")
         labels = [labels[p] for p in perm]
     elif op in ("Squeeze", "ReduceSum"):
         axes = [ax + len(labels) if ax < 0 else ax for ax in imp._axes(node)]
         if op == "ReduceSum" and int(imp.attrs(node).get("keepdims", 1)):
             raise imp.fail(node, "keeps the direction axis; NetBuilder merges it away")
-        if [labels[ax] for ax in axes] != ["D"] or (op == "Squeeze" and pend.dirs != 1):
+        if any(not 0 <= ax < len(labels) for ax in axes) or \
+                [labels[ax] for ax in axes] != ["D"] or (op == "Squeeze" and pend.dirs != 1):
             raise imp.fail(node, f"reduces axes {axes} of a recurrent output; only the "
                                  "direction axis can go")
         if op == "ReduceSum":
