@@ -1,12 +1,17 @@
 """Import an ONNX model as an engine Graph and its weights.
 
+First ``onnx_patterns.normalize_graph`` rewrites what exporters write around the layers
+(constant folding left undone, shape arithmetic of the batch size, zero RNN states,
+time-major and stacked RNNs: see there); then the handlers here map ops to layers.
+
 Supported: the op subset ``onnx_export`` writes (and the same ops from other tools where they
 mean the same thing): Gemm, MatMul (+ Add of a bias), Conv, MaxPool, AveragePool,
 GlobalAveragePool, ReduceMean over H and W, Flatten, Reshape, Relu, LeakyRelu, PRelu, Sigmoid,
 Tanh, HardSigmoid (alpha 0.25, beta 0.5), Clip, x·Sigmoid(βx), Softmax, BatchNormalization,
-Dropout, Add, Sum, Concat, Gather (+ Cast) for embeddings, RNN / LSTM / GRU with the
-transposes and reshapes around them, GridSample on an affine grid (a spatial transformer),
-and Identity. Anything else is refused in one message listing every unsupported node.
+Dropout (inference), Add, Sum, Concat, Gather (+ Cast) for embeddings, RNN / LSTM / GRU with
+the transposes and reshapes around them, GridSample on an affine grid (a spatial
+transformer), Cast between float types, and Identity. Anything else is refused in one message
+listing every unsupported node.
 """
 
 from __future__ import annotations

@@ -259,7 +259,7 @@ class SequenceRewrites:
             cons = self.consumers()
             prod = self.producers()
             p = prod.get(tr.input[0])
-            if p is None or len(cons.get(tr.input[0], [])) != 1 or not self._per_step(p):
+            if p is None or len(cons.get(tr.input[0], [])) != 1 or not self._per_step(p, len(perm)):
                 return
             data_i = 0 if p.op_type != "Add" or self.value(p.input[0]) is None else 1
             moved = self.fresh(f"{p.input[data_i]}/batch_first")
@@ -274,7 +274,7 @@ class SequenceRewrites:
             self.nodes[at:at + 1] = [new_tr, new_p]
             tr = new_tr
 
-    def _per_step(self, p: Any) -> bool:
+    def _per_step(self, p: Any, rank: int) -> bool:
         """Whether ``p`` works on each step's last axis alone (commutes with the Transpose)."""
         if p.op_type in _PER_STEP_UNARY:
             return p.op_type != "Dropout" or len(p.output) == 1 or not p.output[1]
@@ -287,6 +287,7 @@ class SequenceRewrites:
             ins = [self.value(t) for t in p.input]
             c = ins[0] if isinstance(ins[0], np.ndarray) else ins[1]
             data = ins[1] if c is ins[0] else ins[0]
-            return isinstance(c, np.ndarray) and data is None and \
-                (c.ndim <= 1 or all(d == 1 for d in c.shape[:-1]))
+            # c of fewer axes than the result: the data has them all, c varies on the last
+            return isinstance(c, np.ndarray) and data is None and c.ndim < rank and \
+                all(d == 1 for d in c.shape[:-1])
         return False

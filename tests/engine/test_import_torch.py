@@ -289,3 +289,11 @@ def test_dynamo_exporter(model, x):
     """torch.onnx.export(dynamo=True) needs onnxscript; skipped where it is not installed."""
     torch.manual_seed(0)
     check(model(), torch.randn(*x), dynamo=True)
+
+
+@pytest.mark.parametrize("opset", [13, 14, 15, 16, 17, 18])
+def test_recurrent_classifiers_at_every_opset(opset):
+    torch.manual_seed(0)
+    check(Recurrent(nn.LSTM, "h_n", layers=2), torch.randn(2, 4, 5), opset=opset)
+    check(Recurrent(nn.GRU, "last", batch_first=False), torch.randn(4, 2, 5), opset=opset,
+          batch_axis=1)
