@@ -1,12 +1,17 @@
 """Import an ONNX model as an engine Graph and its weights.
 
+First ``onnx_patterns.normalize_graph`` rewrites what exporters write around the layers
+(constant folding left undone, shape arithmetic of the batch size, zero RNN states,
+time-major and stacked RNNs: see there); then the handlers here map ops to layers.
+
 Supported: the op subset ``onnx_export`` writes (and the same ops from other tools where they
 mean the same thing): Gemm, MatMul (+ Add of a bias), Conv, MaxPool, AveragePool,
 GlobalAveragePool, ReduceMean over H and W, Flatten, Reshape, Relu, LeakyRelu, PRelu, Sigmoid,
 Tanh, HardSigmoid (alpha 0.25, beta 0.5), Clip, x·Sigmoid(βx), Softmax, BatchNormalization,
-Dropout, Add, Sum, Concat, Gather (+ Cast) for embeddings, RNN / LSTM / GRU with the
-transposes and reshapes around them, GridSample on an affine grid (a spatial transformer),
-and Identity. Anything else is refused in one message listing every unsupported node.
+Dropout (inference), Add, Sum, Concat, Gather (+ Cast) for embeddings, RNN / LSTM / GRU with
+the transposes and reshapes around them, GridSample on an affine grid (a spatial
+transformer), Cast between float types, and Identity. Anything else is refused in one message
+listing every unsupported node.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from ..graph import Edge, Graph, Node
 from ..registry import Shape, fmt_shape, get_layer_class
 from .common import require
 from .onnx_export import META_GRAPH, META_OUTPUTS, META_TRAINING
+from .onnx_fold import FOLD_OPS
 from .onnx_import_ops import ImageOps, OnnxImportError, Val, short_float
+from .onnx_patterns import check_names, normalize_graph, tensor_array
 from .onnx_recurrent import RNN_OPS, PendingRNN, convert_rnn, pending_step
 
 SUPPORTED_OPS = frozenset({
@@ -53,9 +60,16 @@ class Importer(ImageOps):
         self.g = model.graph
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
                           0)
+        check_names(model, source)
         self.meta = {p.key: p.value for p in model.metadata_props}
         self.consts: dict[str, np.ndarray] = {
-            t.name: self.numpy_helper.to_array(t).copy() for t in self.g.initializer}
+            t.name: tensor_array(self.onnx, t, "initialiser") for t in self.g.initializer}
+        # What exporters write around the layers (constant folding left undone, shape
+        # arithmetic of the batch size, zero RNN states, time-major sequences...) is rewritten
+        # first into the forms the handlers below map; ``notes`` says what was done.
+        norm = normalize_graph(self.onnx, model, self.consts, source)
+        self.notes: list[str] = norm.notes
+        self.g = self.onnx.helper.make_graph(norm.nodes, self.g.name, norm.inputs, norm.outputs)
         self.vals: dict[str, Val | PendingRNN] = {}
         self.graph = Graph("imported")
         self.state: dict[str, np.ndarray] = {}
@@ -71,6 +85,8 @@ class Importer(ImageOps):
                 if t:
                     self.producer[t] = node
         self.outputs = [o.name for o in self.g.output]
+        # node -> its index, for _index (a scan per call is slow on 10,000-node graphs)
+        self.positions = {id(n): i for i, n in enumerate(self.g.node)}
         self.skip: set[int] = set()
         self.stn: dict[int, tuple[str, tuple[int, int]]] = {}
 
@@ -85,9 +101,9 @@ class Importer(ImageOps):
         for a in node.attribute:
             v = h.get_attribute_value(a)
             if isinstance(v, bytes):
-                v = v.decode()
+                v = v.decode("utf-8", "replace")
             elif isinstance(v, list) and v and isinstance(v[0], bytes):
-                v = [s.decode() for s in v]
+                v = [s.decode("utf-8", "replace") for s in v]
             elif hasattr(v, "dims") and hasattr(v, "data_type"):
                 v = self.numpy_helper.to_array(v)
             elif isinstance(v, float):
@@ -178,12 +194,9 @@ class Importer(ImageOps):
         for inp in self.g.input:
             if inp.name not in init_names:
                 self._add_input(inp)
-        for c in self.g.node:
-            if c.op_type == "Constant":
-                self.consts[c.output[0]] = self._constant_value(c)
         self._find_spatial_transformers()
         for idx, node in enumerate(self.g.node):
-            if idx in self.skip or node.op_type == "Constant":
+            if idx in self.skip:
                 continue
             if idx in self.stn:
                 self._spatial_transformer(node, *self.stn[idx])
@@ -211,15 +224,11 @@ class Importer(ImageOps):
             for op, names in sorted(bad.items()):
                 shown = ", ".join(f"'{s}'" for s in names[:3]) + (" …" if len(names) > 3 else "")
                 parts.append(f"{op} ({shown})")
+            folded = sorted(op for op in bad if op in FOLD_OPS)
+            hint = (f" ({', '.join(folded)} can be imported only where they compute constants or "
+                    "the batch size; here they work on data)") if folded else ""
             raise OnnxImportError(f"{self.source}: NetBuilder cannot import these ONNX ops: "
-                                  + "; ".join(parts))
-
-    def _constant_value(self, node: Any) -> np.ndarray:
-        a = self.attrs(node)
-        for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
-            if key in a:
-                return np.asarray(a[key])
-        raise self.fail(node, "has no value NetBuilder can read")
+                                  + "; ".join(parts) + hint)
 
     def _add_input(self, inp: Any) -> None:
         tt = inp.type.tensor_type
@@ -241,6 +250,9 @@ class Importer(ImageOps):
             heads = {}
         for name in self.outputs:
             v = self.vals.get(name)
+            if name in self.consts:
+                raise OnnxImportError(f"{self.source}: output '{name}' is a constant; NetBuilder's "
+                                      "outputs are computed from inputs")
             if not isinstance(v, Val) or v.perm:
                 raise OnnxImportError(f"{self.source}: output '{name}' is not a batch-first "
                                       "result of supported layers")
@@ -271,11 +283,43 @@ class Importer(ImageOps):
             self.vals[node.output[0]] = self.vals[src] if src in self.vals else self.value(node)
 
     def op_Cast(self, node: Any) -> None:
-        self.op_Identity(node)
+        # NetBuilder computes in float32: a cast to float / double changes nothing, but a cast
+        # to an integer truncates and one to float16 rounds, so those are refused unless the
+        # integers are only token ids for embedding tables (Casts of constants were folded).
+        tp = self.onnx.TensorProto
+        to = int(self.attrs(node).get("to", 0))
+        if to in (tp.FLOAT, tp.DOUBLE):
+            self.op_Identity(node)
+            return
+        name = tp.DataType.Name(to) if to in tp.DataType.values() else str(to)
+        ints = (tp.INT64, tp.INT32, tp.INT16, tp.INT8, tp.UINT8, tp.UINT16, tp.UINT32, tp.UINT64)
+        readers = self.consumers.get(node.output[0], [])
+        if to in ints and readers and node.output[0] not in self.outputs and all(
+                r.op_type == "Gather" and list(r.input).index(node.output[0]) == 1 and
+                r.input[0] in self.consts for r in readers):
+            self.op_Identity(node)  # embedding ids: the Embedding layer takes whole numbers
+            return
+        raise self.fail(node, f"converts to {name}, which "
+                              + ("rounds toward zero" if to in ints else "changes the values")
+                              + "; NetBuilder computes in float32 and has no such layer: "
+                              "remove the cast (casts to float and double are fine)")
 
     def op_Dropout(self, node: Any) -> None:
         a = self.attrs(node)
-        ratio = self.const(node.input[1]) if len(node.input) > 1 else None
+        ratio = self.const(node.input[1]) if len(node.input) > 1 and node.input[1] else None
+        if len(node.input) > 1 and node.input[1] and ratio is None:
+            raise self.fail(node, "has a computed ratio; NetBuilder needs a constant one")
+        # training_mode (opset 12+) true drops units at inference too: refused, as
+        # BatchNormalization in training mode is; false or absent is plain inference.
+        if len(node.input) > 2 and node.input[2]:
+            mode = self.const(node.input[2])
+            if mode is None or mode.size != 1 or bool(mode.reshape(())):
+                raise self.fail(node, "is in training mode (training_mode = "
+                                      f"{'computed' if mode is None else bool(mode.reshape(-1)[0])})"
+                                      "; export the model for inference (model.eval())")
+        if len(node.output) > 1 and node.output[1] and (
+                node.output[1] in self.consumers or node.output[1] in self.outputs):
+            raise self.fail(node, "returns its mask; NetBuilder's Dropout does not")
         rate = short_float(ratio) if ratio is not None else float(a.get("ratio", 0.5))
         x = self.value(node)
         self.vals[node.output[0]] = self.add(node, "Dropout", {"rate": rate},
@@ -300,8 +344,12 @@ class Importer(ImageOps):
         a = self.attrs(node)
         alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
         if not (math.isclose(alpha, 0.25, rel_tol=1e-6) and math.isclose(beta, 0.5, rel_tol=1e-6)):
-            raise self.fail(node, f"has alpha {alpha:g}, beta {beta:g}; NetBuilder's HardSigmoid "
-                                  "is clip(0.25·x + 0.5, 0, 1)")
+            torch = " (PyTorch's Hardsigmoid / Hardswish)" if math.isclose(alpha, 1 / 6,
+                                                                          rel_tol=1e-4) else ""
+            raise self.fail(node, f"is clip(αx + β, 0, 1) with α = {alpha:g}, β = {beta:g}"
+                                  f"{torch}; NetBuilder's HardSigmoid has α = 0.25, β = 0.5 only "
+                                  "(other values come with issue 19's phase 2): use "
+                                  "nn.Sigmoid, or that HardSigmoid, in the model before export")
         self._elementwise(node, "HardSigmoid")
 
     def op_Clip(self, node: Any) -> None:
@@ -313,13 +361,16 @@ class Importer(ImageOps):
             raise self.fail(node, "needs constant min and max")
         lo_f = -math.inf if lo is None else short_float(lo)
         hi_f = math.inf if hi is None else short_float(hi)
-        if lo_f == 0.0 and hi_f == math.inf:
+        if lo_f == -math.inf and hi_f == math.inf:  # no bounds: nothing to do
+            self.vals[node.output[0]] = self.value(node, allow_perm=True)
+        elif lo_f == 0.0 and hi_f == math.inf:
             self._elementwise(node, "ReLU")
         elif math.isfinite(lo_f) and math.isfinite(hi_f):
             self._elementwise(node, "HardTanh", {"min_val": lo_f, "max_val": hi_f})
         else:
-            raise self.fail(node, f"clips to [{lo_f:g}, {hi_f:g}]; NetBuilder's HardTanh needs "
-                                  "both bounds")
+            raise self.fail(node, f"clips to [{lo_f:g}, {hi_f:g}], bounded on one side only; "
+                                  "NetBuilder's HardTanh needs both bounds (and Clip(0, ∞) is a "
+                                  "ReLU): clamp to a finite min and max before export")
 
     def op_PRelu(self, node: Any) -> None:
         x = self.materialize(self.value(node), node)
@@ -372,8 +423,9 @@ class Importer(ImageOps):
                 self._swish(mul, self.value(node, 1 - c_i), short_float(beta.reshape(())))
                 self.skip.update({self._index(sig), self._index(mul)})
                 return
-            raise self.fail(node, "scales by a constant; NetBuilder has no scaling layer "
-                                  "(only x·sigmoid(β·x), a Swish)")
+            raise self.fail(node, "scales by a constant (x · c); NetBuilder has no scaling "
+                                  "layer yet (only x·sigmoid(β·x), a Swish): fold the factor "
+                                  "into the weights of the layer before or after it")
         raise self.fail(node, "multiplies two tensors; NetBuilder has no elementwise product "
                               "layer (only x·sigmoid(β·x), a Swish)")
 
@@ -383,30 +435,46 @@ class Importer(ImageOps):
         self.vals[mul.output[0]] = y
 
     def _index(self, node: Any) -> int:
-        for i, n in enumerate(self.g.node):
-            if n is node:
-                return i
-        raise AssertionError(node.name)
+        i = self.positions.get(id(node))
+        if i is None or self.g.node[i] is not node:
+            raise AssertionError(node.name)
+        return i
 
     # ----- core layers ------------------------------------------------------------------------
     def op_Gemm(self, node: Any) -> None:
         a = self.attrs(node)
-        if a.get("transA", 0):
-            raise self.fail(node, "transposes its data input (transA = 1)")
+        if a.get("transA", 0):  # Gemm(Transpose(x), transA = 1) was made Gemm(x) before
+            raise self.fail(node, "transposes its data input (transA = 1), which puts the "
+                                  "batch on the inner axis; NetBuilder's Dense multiplies "
+                                  "(N, F) samples: export x @ W.T (transA = 0)")
         x = self.materialize(self.value(node), node)
         if len(x.shape) != 1:
             raise self.fail(node, f"gets samples shaped {fmt_shape(x.shape)}; Gemm needs (F,)")
         w = self.need_const(node, 1, "weight").astype(np.float32)
+        if w.ndim != 2:
+            raise self.fail(node, f"has a weight B shaped {fmt_shape(w.shape)}; Gemm's is 2-D")
         w = w if a.get("transB", 0) else w.T
         w = w * float(a.get("alpha", 1.0))
         state = {"weight": w}
         units = w.shape[0]
         if len(node.input) > 2 and node.input[2]:
             c = self.need_const(node, 2, "bias").astype(np.float32) * float(a.get("beta", 1.0))
-            state["bias"] = np.broadcast_to(c.reshape(-1) if c.size in (1, units) else c,
-                                            (units,)).copy()
+            state["bias"] = self._gemm_bias(node, c, units)
         params = {"units": units, "bias": "bias" in state}
         self.vals[node.output[0]] = self.add(node, "Dense", params, [x], state)
+
+    def _gemm_bias(self, node: Any, c: np.ndarray, units: int) -> np.ndarray:
+        """Gemm's C as one bias per unit: C may be a scalar, (units,), (1, units), or a matrix
+        whose rows (or columns) are all equal; a bias that differs per sample is refused."""
+        if c.ndim == 0:
+            return np.full(units, c, np.float32)
+        if c.ndim <= 2 and c.size and c.shape[-1] in (1, units):
+            rows = c.reshape(-1, c.shape[-1])
+            if (rows == rows[0]).all():
+                return np.broadcast_to(rows[0], (units,)).copy()
+        raise self.fail(node, f"adds a bias C shaped {fmt_shape(c.shape)} that differs from "
+                              "sample to sample; NetBuilder's Dense has one bias per unit: give "
+                              f"C shaped ({units},) or (1, {units})")
 
     def op_MatMul(self, node: Any) -> None:
         x = self.materialize(self.value(node), node)
@@ -430,8 +498,9 @@ class Importer(ImageOps):
 
     def op_Add(self, node: Any) -> None:
         if any(t in self.consts for t in node.input):
-            raise self.fail(node, "adds a constant; NetBuilder has no such layer (a bias belongs "
-                                  "to a Dense or Conv2D)")
+            raise self.fail(node, "adds a constant (x + c); NetBuilder has no shift layer yet "
+                                  "(a bias belongs to a Dense or Conv2D): fold it into the bias of "
+                                  "the layer before it")
         self.op_Sum(node)
 
     def op_Sum(self, node: Any) -> None:
@@ -477,7 +546,11 @@ class Importer(ImageOps):
             known = math.prod(d for d in dims if d != -1)
             dims = [size // known if d == -1 else d for d in dims]
         if math.prod(dims) != size or any(d <= 0 for d in dims):
-            raise self.fail(node, f"cannot reshape {fmt_shape(have)} to {target}")
+            if target[0] == -1:
+                raise self.fail(node, f"reshapes {fmt_shape(have)} samples to {target}, which "
+                                      "moves values between the batch and the samples; "
+                                      "NetBuilder keeps the batch axis whole")
+            raise self.fail(node, f"cannot reshape {fmt_shape(have)} samples to {target}")
         self._reshape_to(node, v, tuple(dims), "Reshape")
 
     def _reshape_to(self, node: Any, v: Val, shape: Shape, type_name: str) -> None:
@@ -520,6 +593,8 @@ class Importer(ImageOps):
         x = x if x.perm else self.materialize(x, node)
         rank = len(x.shape) + 1
         perm = list(self.attrs(node).get("perm", list(range(rank))[::-1]))
+        if sorted(perm) != list(range(rank)):
+            raise self.fail(node, f"has perm {perm} for a tensor of rank {rank}")
         base = list(x.perm or range(rank))
         new = tuple(base[p] for p in perm)
         self.vals[node.output[0]] = Val(x.node, x.shape, () if new == tuple(range(rank)) else new)
@@ -531,14 +606,25 @@ class Importer(ImageOps):
 
     def op_ReduceMean(self, node: Any) -> None:
         x = self.materialize(self.value(node), node)
-        axes = sorted(a + 4 if a < 0 else a for a in self._axes(node))
+        rank = len(x.shape) + 1
+        axes = sorted(a + rank if a < 0 else a for a in self._axes(node))
         if len(x.shape) != 3 or axes != [2, 3]:
-            raise self.fail(node, "averages over axes other than an image's height and width")
+            over = f"axes {axes}" if axes else "every axis"
+            raise self.fail(node, f"averages over {over} of {fmt_shape(x.shape)} samples; "
+                                  "NetBuilder averages only over an image's height and width "
+                                  "(axes [2, 3] of (C, H, W): GlobalAvgPool2D)")
         y = self.add(node, "GlobalAvgPool2D", {}, [x])
         keep = int(self.attrs(node).get("keepdims", 1))
         self.vals[node.output[0]] = Val(y.node, y.shape, view=(y.shape[0], 1, 1) if keep else None)
 
     def op_Gather(self, node: Any) -> None:
+        if self._pending(node):  # h_n[-1] / out[:, -1] of a recurrent op's raw output
+            return
+        if node.input[0] not in self.consts:
+            raise self.fail(node, f"picks entries along axis {self.attrs(node).get('axis', 0)} "
+                                  "of a computed tensor (as x[:, k]); NetBuilder has no layer "
+                                  "that slices tensors (Gather imports as an embedding lookup "
+                                  "in a constant table)")
         if int(self.attrs(node).get("axis", 0)) != 0:
             raise self.fail(node, "gathers along an axis other than 0 (an embedding table's rows)")
         table = self.need_const(node, 0, "embedding table").astype(np.float32)
@@ -550,12 +636,15 @@ class Importer(ImageOps):
         self.vals[node.output[0]] = self.add(node, "Embedding", params, [ids], {"weight": table})
 
 
-def import_onnx(source: Any, name: str | None = None) -> tuple[Graph, dict[str, np.ndarray]]:
+def import_onnx(source: Any, name: str | None = None,
+                notes: list[str] | None = None) -> tuple[Graph, dict[str, np.ndarray]]:
     """(Graph, state) from an ONNX file path, bytes or ``onnx.ModelProto``.
 
     ``state`` maps full parameter names (``"conv1.weight"``) to float32 arrays, ready for
-    ``Network.load_state_dict``. Raises OnnxImportError (a NetBuilderError) naming every
-    unsupported op, or the node whose layout NetBuilder cannot express."""
+    ``Network.load_state_dict``. ``notes``, if given, gets one line per rewrite made on the
+    way (constants folded, zero RNN states dropped, time-major inputs read batch-first...).
+    Raises OnnxImportError (a NetBuilderError) naming every unsupported op, or the node whose
+    layout NetBuilder cannot express."""
     onnx = require("onnx")
     label = "model"
     if isinstance(source, bytes | bytearray):
@@ -586,8 +675,8 @@ def import_onnx(source: Any, name: str | None = None) -> tuple[Graph, dict[str, 
     except Exception as exc:
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise GraphFormatError(f"{label} is not a valid ONNX model: {first}") from None
-    importer = Importer(model, label)
     try:
+        importer = Importer(model, label)
         graph, state = importer.run()
     except NetBuilderError:
         raise
@@ -597,6 +686,8 @@ def import_onnx(source: Any, name: str | None = None) -> tuple[Graph, dict[str, 
     stem = os.path.splitext(os.path.basename(label))[0] if label != "model" else ""
     graph.name = name or importer.meta.get(META_GRAPH) or stem or model.graph.name or "imported"
     graph.validate()
+    if notes is not None:
+        notes.extend(importer.notes)
     return graph, state
 
 

@@ -77,9 +77,38 @@ class ImageOps:
     def _window(self, node: Any, a: dict[str, Any], k: list[int]) -> list[int]:
         if any(d != 1 for d in a.get("dilations", [1, 1])):
             raise self.fail(node, "is dilated; NetBuilder has no dilated windows")
-        if a.get("ceil_mode", 0):
-            raise self.fail(node, "rounds output sizes up (ceil_mode); NetBuilder rounds down")
         return list(a.get("strides", [1] * len(k)))
+
+    def _check_ceil_mode(self, node: Any, a: dict[str, Any], x: Val, k: list[int],
+                         stride: list[int]) -> None:
+        """ceil_mode changes nothing when the windows fit exactly; else it is refused (phase 2
+        of issue 19 gives pooling a ceil_mode)."""
+        if not a.get("ceil_mode", 0) or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+            return
+        t, l, b, r = (list(a.get("pads", [0, 0, 0, 0])) + [0] * 4)[:4] \
+            if a.get("auto_pad", "NOTSET") == "NOTSET" else (0, 0, 0, 0)
+        floor, ceil = [], []
+        for size, lo, hi, kk, st in zip(x.shape[1:], (t, l), (b, r), k, stride):
+            span = size + lo + hi - kk
+            up = -(-span // st) + 1
+            if (up - 1) * st >= size + lo:  # PyTorch / ONNX: no window may start in the end pad
+                up -= 1
+            floor.append(span // st + 1)
+            ceil.append(up)
+        if floor != ceil:
+            raise self.fail(node, f"rounds its output size up (ceil_mode = 1, PyTorch's "
+                                  f"ceil_mode=True): {ceil[0]}×{ceil[1]} here where NetBuilder's "
+                                  f"pooling gives {floor[0]}×{floor[1]}. NetBuilder has no "
+                                  "ceil_mode yet: export with ceil_mode=False, or give an input "
+                                  "size at which the windows fit exactly")
+
+    def _same_pads(self, x: Val, k: list[int], stride: list[int]) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right) of NetBuilder's 'same' padding for this input."""
+        from ..layers.conv import window_geometry
+        _, h, w = x.shape
+        _, t, b = window_geometry(h, k[0], stride[0], "same")
+        _, l, r = window_geometry(w, k[1], stride[1], "same")
+        return t, l, b, r
 
     def op_Conv(self, node: Any) -> None:
         a = self.attrs(node)
@@ -104,12 +133,36 @@ class ImageOps:
         if len(x.shape) != 3:
             raise self.fail(node, "does not pool a (C, H, W) image")
         k = list(a["kernel_shape"])
+        if len(k) != 2:
+            raise self.fail(node, f"has a {len(k)}-D window; NetBuilder pools 2-D images")
         stride = self._window(node, a, k)
-        pads = list(a.get("pads", [0, 0, 0, 0]))
-        exclude = type_name == "AvgPool2D" and not a.get("count_include_pad", 0) and any(pads)
-        pad = self._padding(node, a, x, k, stride, prefer_same=exclude)
+        self._check_ceil_mode(node, a, x, k, stride)
+        pads = tuple((list(a.get("pads", [0, 0, 0, 0])) + [0] * 4)[:4])
+        same = self._same_pads(x, k, stride)
+        # NetBuilder's AvgPool2D averages over the padding too with int padding (PyTorch's
+        # count_include_pad=True) and over the real pixels only with 'same' padding.
+        include = bool(a.get("count_include_pad", 0))
+        if type_name == "AvgPool2D" and not include and any(pads):
+            if pads != same:
+                raise self.fail(node, f"pads (top, left, bottom, right) = {pads} and averages "
+                                      "the real pixels only (count_include_pad = 0); NetBuilder "
+                                      "does that only with 'same' padding (pads "
+                                      f"{same} here): export with count_include_pad=True")
+            pad: str | int = "same"
+        else:
+            pad = self._padding(node, a, x, k, stride)
+        if type_name == "AvgPool2D" and include and pad == "same" and any(same):
+            raise self.fail(node, "pads like 'same' and averages over the padding "
+                                  "(count_include_pad = 1); NetBuilder's 'same' average pooling "
+                                  "counts only the real pixels: export with symmetric pads")
         if isinstance(pad, int) and 2 * pad > min(k):
-            pad = self._padding(node, a, x, k, stride, prefer_same=True)
+            if type_name == "MaxPool2D" and pads == same:
+                pad = "same"  # max pooling never picks padding: the same windows
+            else:
+                raise self.fail(node, f"pads {pad} px on every side, more than half the "
+                                      f"{k[0]}×{k[1]} window, so some windows would hold only "
+                                      "padding; NetBuilder's pooling allows at most "
+                                      f"{min(k) // 2} px: lower the padding")
         self.vals[node.output[0]] = self.add(
             node, type_name, {"pool_size": k, "stride": stride, "padding": pad}, [x])
 
