@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyleOptionGrap
 from engine.graph import Edge
 
 from . import theme
-from .node import LOD_TEXT, NodeItem
+from .node import LOD_TEXT, NodeItem, repaint_where_drawn
 
 
 def wire_path(a: QPointF, b: QPointF) -> QPainterPath:
@@ -123,6 +123,7 @@ class EdgeItem(QGraphicsItem):
         return box if not box.isNull() else None
 
     def update_path(self) -> None:
+        repaint_where_drawn(self)
         self.prepareGeometryChange()
         a = self.src.out_port_pos()
         b = self.dst.in_port_pos(self.edge.port)

@@ -26,6 +26,21 @@ if TYPE_CHECKING:
 LOD_TEXT = 0.33  # below this zoom the cards draw no text
 
 
+def repaint_where_drawn(item: QGraphicsItem) -> None:
+    """Repaint, now, the area ``item`` (with its children) covers, before code moves or
+    reshapes it.
+
+    Qt repaints an item's old area later, in a queued pass, and takes that area from where
+    the item was last painted. When the viewport paints before that pass (an update already
+    pending, e.g. the toolbar button just clicked, paints the strip the view scrolled in), Qt
+    records the item's new place as "last painted" and its old picture is never erased: the
+    ghost cards and wires left by Automatic Layout. Marking the old area dirty at once, in
+    view coordinates, keeps it right whatever paints first."""
+    sc = item.scene()
+    if sc is not None:
+        sc.update(item.mapRectToScene(item.boundingRect() | item.childrenBoundingRect()))
+
+
 class PortItem(QGraphicsEllipseItem):
     """An input (top edge) or output (bottom edge) port of a node."""
 
@@ -150,6 +165,7 @@ class NodeItem(QGraphicsItem):
                 and info.id == self.info.id:
             self.info = info
             return
+        repaint_where_drawn(self)
         self.prepareGeometryChange()
         self.info = info
         self._lines = lines
@@ -204,6 +220,7 @@ class NodeItem(QGraphicsItem):
 
     def set_rf(self, rf: ReceptiveField | None) -> None:
         if rf != self.rf:
+            repaint_where_drawn(self)
             self.prepareGeometryChange()
             self.rf = rf
             self.update()
@@ -214,6 +231,7 @@ class NodeItem(QGraphicsItem):
         badge = None if text is None else (text, level, tip)
         if badge == self.badge:
             return
+        repaint_where_drawn(self)
         self.prepareGeometryChange()
         self.badge = badge
         self._update_tooltip()
@@ -389,8 +407,10 @@ class NodeItem(QGraphicsItem):
         painter.drawText(r, Qt.AlignmentFlag.AlignCenter, text)
 
     def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value):
-        if change == QGraphicsItem.GraphicsItemChange.ItemPositionChange and self.snap:
-            return self.snap(value)
+        if change == QGraphicsItem.GraphicsItemChange.ItemPositionChange:
+            repaint_where_drawn(self)
+            if self.snap:
+                return self.snap(value)
         if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
             if not self.defer_edges:
                 for e in self.edges:

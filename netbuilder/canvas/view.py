@@ -102,6 +102,10 @@ class CanvasView(QGraphicsView):
         z = self.zoom
         if z < 0.3:
             return
+        # crisp lines, and the lines just outside ``rect`` too: a partial repaint must draw
+        # the same pixels as a full one
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        rect = rect.adjusted(-2 / z, -2 / z, 2 / z, 2 / z)
         left = math.floor(rect.left() / g) * g
         top = math.floor(rect.top() / g) * g
         minor, major = [], []
