@@ -58,3 +58,7 @@ def set_value(key: str, value: object) -> None:
 
 def get_value(key: str, default: object = None) -> object:
     return settings().value(key, default)
+
+
+def remove(key: str) -> None:
+    settings().remove(key)

@@ -13,6 +13,9 @@ from . import theme
 from .scene import MIME_LAYER, CanvasScene
 
 MIN_ZOOM, MAX_ZOOM = 0.08, 4.0
+READABLE_ZOOM = 0.7  # below this the cards' titles get hard to read (9 pt → 8 px)
+PREFERRED_ZOOM = 0.85  # what a graph too big to read whole is framed at
+BADGE_ROOM = 150.0  # scene px right of the cards for the live training badges
 
 
 class CanvasView(QGraphicsView):
@@ -86,6 +89,50 @@ class CanvasView(QGraphicsView):
         self.resetTransform()
         self.scale(z, z)
         self.centerOn(r.center())
+        self.zoomed.emit(self.zoom)
+
+    def graph_rect(self) -> QRectF | None:
+        """Scene rectangle of every node and wire, None for an empty graph."""
+        items = [*self.canvas.nodes.values(), *self.canvas.edges.values()]
+        if not items:
+            return None
+        r = QRectF()
+        for it in items:
+            r = r.united(it.sceneBoundingRect())
+        return r
+
+    def frame_readable(self, focus: QPointF | None = None, badges: bool = False) -> None:
+        """Show the whole graph if it fits at READABLE_ZOOM or more; else zoom so that its
+        width fits (between READABLE_ZOOM and PREFERRED_ZOOM) and show its top, or ``focus``.
+        ``badges``: keep room right of the cards for the training badges."""
+        r = self.graph_rect()
+        if r is None:
+            self.fit_all()
+            return
+        if badges:
+            r = r.adjusted(0, 0, BADGE_ROOM, 0)
+        r = r.adjusted(-30, -30, 30, 30)
+        vp = self.viewport().rect()
+        fit_w = vp.width() / max(r.width(), 1.0)
+        fit = min(fit_w, vp.height() / max(r.height(), 1.0), 1.0)
+        if fit >= READABLE_ZOOM:
+            z = fit
+            center = r.center()
+        else:
+            z = min(PREFERRED_ZOOM, max(READABLE_ZOOM, fit_w))
+            seen_w, seen_h = vp.width() / z, vp.height() / z
+            if r.width() <= seen_w:
+                cx = r.center().x()
+            elif focus is not None:
+                cx = focus.x()
+            else:
+                cx = r.left() + seen_w / 2
+            cy = focus.y() if focus is not None else r.top() + seen_h / 2
+            center = QPointF(cx, cy)
+        self.resetTransform()
+        self.scale(z, z)
+        self.centerOn(center)
+        self.viewport().update()
         self.zoomed.emit(self.zoom)
 
     def wheelEvent(self, ev) -> None:

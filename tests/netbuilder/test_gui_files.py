@@ -175,7 +175,7 @@ def test_geometry_is_remembered(make_window):
     drv.w.resize(760, 540)
     drv.w.close()
     again = make_window()
-    again.w._restore_window()
+    again.w.layouts.restore()
     assert again.w.size().width() == 760 and again.w.size().height() == 540
 
 
