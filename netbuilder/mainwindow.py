@@ -435,8 +435,14 @@ class MainWindow(QMainWindow):
                                                     batch_size_of(self.document.graph)))
             self.summary.update_from(self.document.graph, self.document.analysis)
 
+    def display_title(self) -> str:
+        """The file's name, else the model's short name (an example's name is a sentence)."""
+        if self.document.path is not None:
+            return self.document.title
+        return short_name(self.document.graph.name or "untitled")
+
     def _update_title(self) -> None:
-        self.setWindowTitle(f"{self.document.title}[*] — NetBuilder")
+        self.setWindowTitle(f"{self.display_title()}[*] — NetBuilder")
         self.setWindowModified(self.document.dirty)
 
     def _on_analysed(self, an: Analysis) -> None:
@@ -531,7 +537,8 @@ class MainWindow(QMainWindow):
         if graph is None or not self.maybe_save():
             return False
         self.load_graph(graph, None)
-        self.show_status(f"Example '{graph.name}': Save As to keep your changes")
+        self.show_status(f"Example '{short_name(graph.name or Path(path).stem)}': Save As to keep "
+                         "your changes")
         return True
 
     def save(self) -> bool:
@@ -577,6 +584,7 @@ class MainWindow(QMainWindow):
             self.recent_menu.addAction("Clear List", settings.clear_recent_files)
 
     def example_files(self) -> list[tuple[str, Path]]:
+        """(the model's name, file) of every example; the name may be a whole sentence."""
         out = []
         for p in sorted(self.examples_dir.glob("*.json")):
             name = p.stem
@@ -590,10 +598,15 @@ class MainWindow(QMainWindow):
         return out
 
     def _fill_examples(self) -> None:
+        """Short names in the menu; the whole description as tooltip and status tip."""
         self.examples_menu.clear()
+        self.examples_menu.setToolTipsVisible(True)
         examples = self.example_files()
         for name, p in examples:
-            a = self.examples_menu.addAction(f"{name}  ({p.name})")
+            a = self.examples_menu.addAction(short_name(name))
+            tip = f"{name} ({p.name})"
+            a.setToolTip(tip)
+            a.setStatusTip(tip)
             a.triggered.connect(lambda _=False, p=p: self.open_example(p))
         if not examples:
             self.examples_menu.addAction("(no examples found)").setEnabled(False)
@@ -633,7 +646,7 @@ class MainWindow(QMainWindow):
 
     # ----- dialogs (replaceable) -----------------------------------------------------------
     def _ask_save_changes(self) -> str:
-        return dialogs.ask_save_changes(self, self.document.title)
+        return dialogs.ask_save_changes(self, self.display_title())
 
     def _ask_restore(self, entry: RecoveryEntry) -> bool:
         return dialogs.ask_restore(self, entry.describe())
@@ -684,6 +697,16 @@ class MainWindow(QMainWindow):
         self.autosave_timer.stop()
         self.recovery.clear()
         ev.accept()
+
+
+def short_name(name: str, limit: int = 40) -> str:
+    """A model's name fit for a title or a menu: what comes before a ": " explanation, cut
+    at a word to ``limit`` characters."""
+    head = name.split(": ", 1)[0].strip() or name.strip()
+    if len(head) <= limit:
+        return head
+    cut = head[:limit - 1].rsplit(" ", 1)[0].rstrip(",;:—- ")
+    return (cut or head[:limit - 1]) + "…"
 
 
 def default_window_size() -> tuple[int, int]:
