@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QMessageBox, QTabBar, Q
 import netbuilder
 from netbuilder import settings
 from netbuilder.docklayout import BUILD, LAYOUT_VERSION, MONITOR
-from netbuilder.mainwindow import EXAMPLES_DIR, MainWindow
+from netbuilder.mainwindow import MainWindow
 from netbuilder.recovery import RecoveryStore
 
 SIZES = [(1024, 700), (1280, 800)]
