@@ -92,8 +92,8 @@ ARRANGEMENTS = {
 
 def hide_stale_tab_bars(window: QMainWindow) -> int:
     """Hide dock tab bars Qt left behind (Qt 6.11 shows the old bar of a tab group that was
-    rearranged, or grew before the window was first shown). A bar is kept when one of its
-    docks sits right above it, as wide as it; returns how many were hidden."""
+    rearranged, or grew before the window was first shown). A bar is kept when the dock of
+    its current tab sits right above it, as wide as it; returns how many were hidden."""
     docks = [d for d in window.findChildren(QDockWidget) if d.isVisible()]
     hidden = 0
     for bar in window.findChildren(QTabBar):
@@ -102,7 +102,8 @@ def hide_stale_tab_bars(window: QMainWindow) -> int:
         titles = {bar.tabText(i) for i in range(bar.count())}
         g = bar.geometry()
         if not any(d.windowTitle() in titles and abs(d.geometry().x() - g.x()) <= 3
-                   and abs(d.geometry().width() - g.width()) <= 3 for d in docks):
+                   and abs(d.geometry().width() - g.width()) <= 3
+                   and abs(d.geometry().bottom() + 1 - g.top()) <= 3 for d in docks):
             bar.hide()
             hidden += 1
     return hidden

@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 LOD_TEXT = 0.33  # below this zoom the cards draw no text
 
 
-def repaint_where_drawn(item: QGraphicsItem) -> None:
-    """Repaint, now, the area ``item`` (with its children) covers, before code moves or
-    reshapes it.
+def repaint_where_drawn(*items: QGraphicsItem) -> None:
+    """Repaint, now, the area the ``items`` (with their children) cover, before code moves
+    or reshapes them.
 
     Qt repaints an item's old area later, in a queued pass, and takes that area from where
     the item was last painted. When the viewport paints before that pass (an update already
@@ -36,9 +36,14 @@ def repaint_where_drawn(item: QGraphicsItem) -> None:
     records the item's new place as "last painted" and its old picture is never erased: the
     ghost cards and wires left by Automatic Layout. Marking the old area dirty at once, in
     view coordinates, keeps it right whatever paints first."""
-    sc = item.scene()
-    if sc is not None:
-        sc.update(item.mapRectToScene(item.boundingRect() | item.childrenBoundingRect()))
+    area = QRectF()
+    sc = None
+    for item in items:
+        if item.scene() is not None:
+            sc = item.scene()
+            area |= item.mapRectToScene(item.boundingRect() | item.childrenBoundingRect())
+    if sc is not None and not area.isEmpty():
+        sc.update(area)
 
 
 class PortItem(QGraphicsEllipseItem):
@@ -272,7 +277,10 @@ class NodeItem(QGraphicsItem):
 
     def _rf_rect(self) -> QRectF:
         tw = QFontMetrics(theme.font(7.8, bold=True)).horizontalAdvance(self.rf_text())
-        return QRectF(self.width + 8, self.height / 2 - 10, tw + 16, 20)
+        top = self.height / 2 - 10
+        if self.badge is not None:
+            top = max(top, 22.0)  # under the training badge
+        return QRectF(self.width + 8, top, tw + 16, 20)
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
@@ -408,7 +416,8 @@ class NodeItem(QGraphicsItem):
 
     def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value):
         if change == QGraphicsItem.GraphicsItemChange.ItemPositionChange:
-            repaint_where_drawn(self)
+            if not self.defer_edges:  # a batch move repaints the old area of all at once
+                repaint_where_drawn(self)
             if self.snap:
                 return self.snap(value)
         if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:

@@ -109,8 +109,9 @@ class CanvasView(QGraphicsView):
         if r is None:
             self.fit_all()
             return
-        if badges:
-            r = r.adjusted(0, 0, BADGE_ROOM, 0)
+        if badges:  # room for them, if they are not there yet
+            cards = max(n.scenePos().x() + n.width for n in self.canvas.nodes.values())
+            r.setRight(max(r.right(), cards + BADGE_ROOM))
         r = r.adjusted(-30, -30, 30, 30)
         vp = self.viewport().rect()
         fit_w = vp.width() / max(r.width(), 1.0)
@@ -127,7 +128,8 @@ class CanvasView(QGraphicsView):
                 cx = focus.x()
             else:
                 cx = r.left() + seen_w / 2
-            cy = focus.y() if focus is not None else r.top() + seen_h / 2
+            top, bottom = r.top() + seen_h / 2, max(r.top(), r.bottom() - seen_h / 2)
+            cy = min(max(focus.y(), top), bottom) if focus is not None else top
             center = QPointF(cx, cy)
         self.resetTransform()
         self.scale(z, z)

@@ -204,22 +204,26 @@ class CompactAxis(pg.AxisItem):
             return super().tickStrings(values, scale, spacing)
         return [compact_number(v * scale) for v in values]
 
-    def label_px(self, lo: float, hi: float) -> float:
-        """Pixels one tick label needs along the axis, with a gap."""
+    def fits(self, lo: float, hi: float, size: float, step: float) -> bool:
+        """True when labels every ``step`` over [lo, hi] fit ``size`` px without touching."""
         fm = pg.QtGui.QFontMetrics(self.font())
+        px_per_step = size * step / abs(hi - lo)
         if self.orientation in ("left", "right"):
-            return fm.height() * 1.6
-        texts = [compact_number(v) for v in (lo, hi, (lo + hi) / 2)]
-        return max(fm.horizontalAdvance(t) for t in texts) + fm.horizontalAdvance("00")
+            return px_per_step >= fm.height() * 1.4
+        first = math.ceil(min(lo, hi) / step)
+        last = math.floor(max(lo, hi) / step)
+        if last - first > 200:
+            return False
+        widest = max((fm.horizontalAdvance(compact_number(k * step))
+                      for k in range(first, last + 1)), default=0)
+        return px_per_step >= widest + fm.horizontalAdvance("00")
 
     def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list:
         levels = super().tickSpacing(minVal, maxVal, size)
-        if not levels or self.logMode or size <= 0:
+        if not levels or self.logMode or size <= 0 or maxVal == minVal:
             return levels
-        dif = abs(maxVal - minVal)
-        fit = max(1, int(size / self.label_px(minVal, maxVal)))
         major = levels[0][0]
-        while dif / major > fit:
+        while not self.fits(minVal, maxVal, size, major):
             major = _next_step(major)
         return [(major, 0), (major / (4 if _mantissa(major) == 2 else 5), 0)]
 

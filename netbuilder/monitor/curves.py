@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QCheckBox, QWidget
 
 from ..training.runs import RunRecord
@@ -74,11 +74,11 @@ class CurvesView(MonitorPanel):
         self.glw = pg.GraphicsLayoutWidget()
         self.glw.setMinimumSize(240, 200)
         self.body.addWidget(self.glw, 1)
-        self.loss_plot = self.glw.addPlot(row=0, col=0, colspan=2,
-                                          axisItems={"bottom": CompactAxis("bottom")})
-        self.acc_plot = self.glw.addPlot(row=1, col=0, axisItems={"bottom": CompactAxis("bottom")})
-        self.lr_plot = self.glw.addPlot(row=1, col=1, axisItems={"bottom": CompactAxis("bottom"),
-                                                                 "left": CompactAxis("left")})
+        def axes() -> dict[str, CompactAxis]:
+            return {"bottom": CompactAxis("bottom"), "left": CompactAxis("left")}
+        self.loss_plot = self.glw.addPlot(row=0, col=0, colspan=2, axisItems=axes())
+        self.acc_plot = self.glw.addPlot(row=1, col=0, axisItems=axes())
+        self.lr_plot = self.glw.addPlot(row=1, col=1, axisItems=axes())
         self.accuracy_shown = True
         self.glw.ci.layout.setRowStretchFactor(0, 3)
         self.glw.ci.layout.setRowStretchFactor(1, 2)
@@ -95,6 +95,7 @@ class CurvesView(MonitorPanel):
         set_title_legend(self.acc_plot, "Accuracy", [("train", GREEN, "●"),
                                                      ("validation", ORANGE, "■")])
         set_title_legend(self.lr_plot, "Learning rate", [])
+        self.glw.installEventFilter(self)  # shorter titles when the plots get narrow
         self.acc_plot.getViewBox().setLimits(yMin=-0.05, yMax=1.05)
         raw_pen = pg.mkPen(color=(47, 111, 219, 90), width=1)
         self.raw_curve = self.loss_plot.plot(pen=raw_pen, name="batch")
@@ -201,6 +202,18 @@ class CurvesView(MonitorPanel):
             parts.append(f"val acc {100 * ep[-1].val_accuracy:.1f} %")
         self.info.setText(" · ".join(parts))
 
+    def eventFilter(self, obj: QObject, ev: QEvent) -> bool:
+        if obj is self.glw and ev.type() == QEvent.Type.Resize:
+            self._fit_titles()
+        return False
+
+    def _fit_titles(self) -> None:
+        narrow = self.glw.width() < 460 and self.accuracy_shown
+        set_title_legend(self.lr_plot, "lr" if narrow else "Learning rate", [])
+        set_title_legend(self.acc_plot, "Acc." if narrow else "Accuracy",
+                         [("train", GREEN, "●"), ("val" if narrow else "validation", ORANGE,
+                                                  "■")])
+
     def show_accuracy(self, on: bool) -> None:
         """The Accuracy plot only for runs that measure one (not e.g. an autoencoder's mse):
         without it the learning rate takes the whole row."""
@@ -217,6 +230,7 @@ class CurvesView(MonitorPanel):
             self.acc_plot.hide()
             lay.addItem(self.lr_plot, row=1, col=0, colspan=2)
         self.acc_plot.setVisible(on)
+        self._fit_titles()
 
     def _draw_overlays(self) -> None:
         for plot, it in self._overlay_items:
