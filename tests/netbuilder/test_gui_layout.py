@@ -76,7 +76,9 @@ def assert_nothing_overlaps_or_is_cut(w: MainWindow, size: tuple[int, int]) -> N
         assert r.width() >= 120 and r.height() >= 120, f"{name} is squeezed to {r}"
     for (a, ra), (b, rb) in itertools.combinations(boxes, 2):
         assert not ra.intersects(rb), f"{a} {ra} overlaps {b} {rb}"
-    for bar in tab_bars(w):
+    for bar in tab_bars(w):  # no tab bar left over a panel (Qt keeps old ones around)
+        for name, r in boxes:
+            assert not bar.geometry().intersects(r), f"a tab bar lies over {name}"
         need = sum(bar.tabSizeHint(i).width() for i in range(bar.count()))
         titles = [bar.tabText(i) for i in range(bar.count())]
         assert need <= bar.width(), f"tabs {titles} need {need} px, have {bar.width()}"
@@ -107,6 +109,8 @@ def test_build_and_monitor_layouts_fit_without_overlap_or_cut_tabs(window_at, qt
             "Data"} <= titles
     click_mode(qtbot, w, BUILD)
     assert "Layers" in {d.windowTitle() for d in shown_docks(w)}
+    assert_nothing_overlaps_or_is_cut(w, size)
+    click_mode(qtbot, w, MONITOR)  # and back: the user's own arrangement comes back
     assert_nothing_overlaps_or_is_cut(w, size)
 
 
@@ -234,3 +238,21 @@ def test_zoom_is_labelled_apart_from_progress(window_at, qtbot):
     w.view.set_zoom(0.57)
     assert w.zoom_label.text() == "Zoom 57 %"
     assert "zoom" in w.zoom_label.toolTip().lower()
+
+
+def test_no_tab_bar_is_left_over_the_panels_after_runs_and_switches(window_at, qtbot):
+    """Qt leaves the old tab bar of a regrouped dock on screen; it must not show."""
+    w = window_at(1280, 800)
+    tc = w.training
+    for name in ("XOR MLP", "Digits CNN"):
+        open_example(qtbot, w, name)  # back to Build
+        assert w.layouts.mode == BUILD and tc.data.wait_loaded(60)
+        assert_nothing_overlaps_or_is_cut(w, (1280, 800))
+        qtbot.mouseClick(tc.panel.start_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: tc.state == "running" or tc.state == "idle", timeout=120_000)
+        qtbot.wait(300)
+        assert w.layouts.mode == MONITOR
+        assert_nothing_overlaps_or_is_cut(w, (1280, 800))
+        if tc.worker is not None:
+            qtbot.mouseClick(tc.panel.stop_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: tc.state == "idle" and tc.worker is None, timeout=120_000)
