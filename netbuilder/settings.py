@@ -69,3 +69,7 @@ def save_folder(model_path: str | Path | None = None) -> Path:
     if docs and Path(docs).is_dir():
         return Path(docs)
     return Path.home()
+
+
+def remove(key: str) -> None:
+    settings().remove(key)

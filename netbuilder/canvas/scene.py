@@ -33,7 +33,7 @@ from ..document import (
 from ..layout import layered_layout
 from . import theme
 from .edge import EdgeItem, RubberWire, Toast
-from .node import NodeItem, PortItem
+from .node import NodeItem, PortItem, repaint_where_drawn
 
 MIME_LAYER = "application/x-netbuilder-layer"
 SNAP_RADIUS = 18.0  # screen pixels: a dropped wire finds a port this close
@@ -94,6 +94,7 @@ class CanvasScene(QGraphicsScene):
         if ch.structure:
             self._reconcile()
         if ch.moved:
+            repaint_where_drawn(*(self.nodes[n] for n in ch.moved if n in self.nodes))
             self._syncing = True
             try:
                 for nid in ch.moved:
@@ -112,8 +113,9 @@ class CanvasScene(QGraphicsScene):
 
     def reroute(self) -> None:
         """Re-plan every wire around the cards now in its way (after moves and edits)."""
+        repaint_where_drawn(*self.edges.values())
         for item in self.edges.values():
-            item.update_path()
+            item.update_path(repaint_old=False)
 
     def rebuild(self) -> None:
         """Drop every item and build them again from the document."""
@@ -231,6 +233,7 @@ class CanvasScene(QGraphicsScene):
             pos = {n: (left + k * (theme.NODE_WIDTH + 40), bottom) for k, n in enumerate(missing)}
         else:
             return
+        repaint_where_drawn(*(self.nodes[n] for n in pos if n in self.nodes))
         self._syncing = True
         for nid, p in pos.items():
             self.doc.graph.ui.setdefault(nid, {})["pos"] = [p[0], p[1]]

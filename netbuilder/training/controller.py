@@ -342,18 +342,8 @@ class RunController(FrameDrawing, RunFiles, QObject):
         return True
 
     def _frame_canvas(self) -> None:
-        """The canvas shrank for the plots: show the whole graph if it stays readable,
-        else the selected node (or the first one) at a readable zoom."""
-        view = self.w.view
-        view.fit_all()
-        if view.zoom >= 0.85:
-            return
-        view.set_zoom(0.85)
-        sel = self.w.selected_node_ids()
-        nodes = self.w.scene.nodes
-        target = nodes.get(sel[0]) if sel else next(iter(nodes.values()), None)
-        if target is not None:
-            view.centerOn(target)
+        """The canvas is a column now: show the graph at a readable zoom."""
+        self.w.frame_canvas()
 
     def _refuse(self, text: str, node: str | None = None) -> None:
         if node and node in self.w.scene.nodes:
