@@ -76,7 +76,7 @@ def set_plots(tc, on: bool) -> None:
         return
     w = tc.w
     geo = w.geometry()
-    floating = ["grads", "fit", "gallery", "confusion"]
+    floating = ["grads", "filters", "fit", "pairs", "gallery"]  # the tabs behind the ones shown
     for k, d in docks.items():
         d.show()
         if k in floating:

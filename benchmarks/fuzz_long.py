@@ -1,9 +1,10 @@
-"""The fuzzers of tests/engine/test_fuzz_bundle.py and test_fuzz_loaders.py, run for a long
-time: mutated bundles, model files, IDX, NPZ, CSV files and image folders must each load or raise
-engine.NetBuilderError with a message. Prints the cases tried per target and every distinct
-failure (exception type and the line it came from) with the first case that caused it.
+"""The fuzzers of tests/engine/test_fuzz_bundle.py, test_fuzz_onnx_import.py and
+test_fuzz_loaders.py, run for a long time: mutated bundles, model files, ONNX files, IDX, NPZ,
+CSV files and image folders must each load or raise engine.NetBuilderError with a message.
+Prints the cases tried per target and every distinct failure (exception type and the line it
+came from) with the first case that caused it.
 
-    python benchmarks/fuzz_long.py [--minutes 5] [--targets bundle,model,idx,npz,csv,images]
+    python benchmarks/fuzz_long.py [--minutes 5] [--targets bundle,model,onnx,idx,npz,csv,images]
 
 Exit status 1 if anything escaped.
 """
@@ -22,10 +23,12 @@ sys.path.insert(0, str(HERE.parent / "tests" / "engine"))
 
 import test_fuzz_bundle  # noqa: E402
 import test_fuzz_loaders  # noqa: E402
+import test_fuzz_onnx_import  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 TARGETS = {"bundle": (test_fuzz_bundle.bundle_cases(), test_fuzz_bundle.check_bundle),
            "model": (test_fuzz_bundle.model_file_cases(), test_fuzz_bundle.check_model),
+           "onnx": (test_fuzz_onnx_import.onnx_cases(), test_fuzz_onnx_import.check_onnx),
            **test_fuzz_loaders.TARGETS}
 
 

@@ -6,9 +6,14 @@
     netbuilder info [MODEL]
     netbuilder gradcheck MODEL [--batch N] [--seed N] [--tolerance T]
     netbuilder export MODEL --format onnx|pytorch -o PATH [--data NAME|PATH] [--seed N]
+    netbuilder datasets [list | fetch NAME... | add NAME PATH... | remove NAME...]
 
-MODEL is a model file (``*.json``) or a trained bundle (``*.nbmodel``; training a bundle
-continues from its weights). The model file's ``training`` section gives every default
+``--data mnist`` (or fashion_mnist, kmnist, cifar10) downloads the dataset on first use, with
+a progress bar on stderr, into the user's data folder (see ``engine.data.remote``).
+
+MODEL is a model file (``*.json``), a trained bundle (``*.nbmodel``; training a bundle
+continues from its weights) or the name of a shipped example (``lenet5``, ``xor_mlp``, …; a
+file of that name in the current folder wins). The model file's ``training`` section gives every default
 (keys: see ``engine.training``); flags override it. ``train`` saves the trained bundle as
 ``DIR/<model>.nbmodel`` (default ``DIR`` = ``./runs/<model>``).
 
@@ -19,7 +24,6 @@ internal error; 2 bad input (one line on stderr: ``netbuilder: error: ...``); 13
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import signal
 import sys
@@ -29,12 +33,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import cli_data
 from .bundle import EXTENSION, Bundle, is_bundle_path, load_bundle, save_bundle
-from .data import BUILTINS, load_dataset
+from .data import BUILTINS, CATALOGUE, load_dataset
 from .errors import NetBuilderError, ParamError, TrainingError
 from .graph import Graph, load_graph
 from .network import Network
 from .registry import fmt_shape, layer_types
+from .resources import ResourcesMissingError, example_names, resolve_model
+from .text import fmt_time, plural
 from .training import BatchEvent, EpochEvent, Trainer, TrainSettings
 
 PROG = "netbuilder"
@@ -47,15 +54,6 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message} (see '{self.prog} --help')")
-
-
-def fmt_time(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "--:--"
-    s = round(seconds)
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
 def _pct(v: float | None) -> str:
@@ -230,6 +228,7 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise ParamError("no dataset: give --data NAME|PATH or set training.dataset in the "
                          "model file")
     base = None if args.data is not None else Path(args.model).resolve().parent
+    cli_data.prefetch(spec, err, quiet=args.quiet)
     ds = load_dataset(spec, base_dir=base)
     if net is None:
         net = Network(graph, seed=settings.seed)
@@ -243,7 +242,7 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     print(f"data: {ds.describe()}; train {sizes['train']}, val {sizes['val']}, "
           f"test {sizes['test']}", file=out)
     opt = trainer.opt
-    print(f"training: {settings.epochs} epochs, batch {trainer.batch_size}, {opt.name} "
+    print(f"training: {plural(settings.epochs, 'epoch')}, batch {trainer.batch_size}, {opt.name} "
           f"lr {opt.lr:g}, seed {settings.seed}", file=out)
     out.flush()
 
@@ -267,7 +266,7 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     progress.clear()
     status = {"completed": "done", "early_stopped": "stopped early (no better validation "
               "loss)", "stopped": "interrupted"}[result.status]
-    line = f"{status}: {result.epochs_done} epochs, {result.steps} steps in " \
+    line = f"{status}: {plural(result.epochs_done, 'epoch')}, {plural(result.steps, 'step')} in " \
            f"{fmt_time(result.elapsed)}"
     if result.restored_best:
         line += f"; kept the weights of epoch {result.best_epoch} (best validation loss)"
@@ -283,7 +282,7 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         metrics[f"{which}_loss"] = ev.loss
         acc = f"{which} accuracy {100 * ev.accuracy:.2f}%, " if ev.accuracy is not None else \
             f"{which} "
-        print(f"{acc}loss {ev.loss:.4f} on {ev.n} samples", file=out)
+        print(f"{acc}loss {ev.loss:.4f} on {plural(ev.n, 'sample')}", file=out)
         if ev.accuracy is not None:
             metrics[f"{which}_accuracy"] = ev.accuracy
         if len(ev.heads) > 1:
@@ -348,7 +347,7 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         n_params = sum(a.size for k, a in net.params.items() if k.rsplit(".", 1)[0] == nid)
         rows.append((nid, layer.type_name, fmt_shape(layer.out_shape), f"{n_params:,}",
                      f"{layer.macs():,}"))
-    rows.append(("total", f"{len(net.order)} nodes", "", f"{net.param_count():,}",
+    rows.append(("total", plural(len(net.order), "node"), "", f"{net.param_count():,}",
                  f"{net.macs():,}"))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     print(f"{graph.name} ({args.model})", file=out)
@@ -367,7 +366,8 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         t = graph.training
         opt = t.get("optimizer", {})
         opt_s = opt.get("type", opt) if isinstance(opt, dict) else opt
-        print(f"training: dataset {t.get('dataset', '-')}, {t.get('epochs', '-')} epochs, "
+        epochs = t.get("epochs", TrainSettings().epochs)
+        print(f"training: dataset {t.get('dataset', '-')}, {plural(epochs, 'epoch')}, "
               f"batch {t.get('batch_size', '-')}, optimizer {opt_s}", file=out)
     if bundle is not None:
         m = bundle.manifest.get("metrics") or {}
@@ -408,12 +408,13 @@ def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                          "script)")
     if args.format == "onnx":
         r = export_onnx(model, args.output)
-        print(f"wrote {r['path']} ({r['bytes'] / 1024:.1f} KB, {r['nodes']} nodes, opset "
+        print(f"wrote {r['path']} ({r['bytes'] / 1024:.1f} KB, {plural(r['nodes'], 'node')}, opset "
               f"{r['opset']}; inputs {', '.join(r['inputs'])}; outputs "
               f"{', '.join(r['outputs'])}) in {r['seconds']:.2f} s", file=out)
         return 0
     ds = None
     if args.data is not None:
+        cli_data.prefetch(args.data, err)
         ds = fit_to_model(load_dataset(args.data), model.net if bundle is not None else model)
     r = export_pytorch(model, args.output, data=ds)
     print(f"wrote {r['script']} and its weights {r['weights']}"
@@ -425,22 +426,39 @@ def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 # ----- entry --------------------------------------------------------------------------------
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
-    "train": cmd_train, "info": cmd_info, "gradcheck": cmd_gradcheck, "export": cmd_export}
+    "train": cmd_train, "info": cmd_info, "gradcheck": cmd_gradcheck, "export": cmd_export,
+    "datasets": cli_data.cmd_datasets}
 
 
 def command_names() -> list[str]:
     return list(COMMANDS)
 
 
+MODEL_HELP = "model file (.json), bundle (.nbmodel) or example name (e.g. lenet5)"
+
+
+def _examples_epilog() -> str:
+    try:
+        names = example_names()
+    except ResourcesMissingError as exc:
+        return exc.message
+    return ("MODEL may be the name of a shipped example (a file of that name in the current "
+            f"folder wins): {', '.join(names)}.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Design, train and inspect neural networks. "
-                "'netbuilder' alone or 'netbuilder FILE' opens the application.")
+                "'netbuilder' alone opens the application on the LeNet-5 example; "
+                "'netbuilder FILE' or 'netbuilder EXAMPLE' (e.g. 'netbuilder lenet5') opens "
+                "it on that model file, bundle or example.", epilog=_examples_epilog())
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     t = sub.add_parser("train", help="train a model file or bundle from the command line")
-    t.add_argument("model", metavar="MODEL", help="model file (.json) or bundle (.nbmodel)")
+    t.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     t.add_argument("--data", metavar="NAME|PATH",
                    help=f"built-in dataset ({', '.join(BUILTINS)}; settings as "
-                        "name:key=value,...) or a .npz/.csv/IDX file or image folder")
+                        f"name:key=value,...), a dataset downloaded on first use "
+                        f"({', '.join(CATALOGUE)}), or a .npz/.csv/IDX file, CIFAR-10 "
+                        "binary archive or image folder")
     t.add_argument("--epochs", type=int, metavar="N")
     t.add_argument("--batch-size", metavar="N|all", help="samples per step; 'all' = full batch")
     t.add_argument("--optimizer", metavar="NAME", help="sgd, adam, adamw, rmsprop or adagrad")
@@ -458,16 +476,16 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="per node: type, output shape, parameters, multiply-adds "
                                     "and the export formats; without MODEL: every layer type "
                                     "and what it exports to")
-    i.add_argument("model", metavar="MODEL", nargs="?")
+    i.add_argument("model", metavar="MODEL", nargs="?", help=MODEL_HELP)
     g = sub.add_parser("gradcheck", help="compare backprop gradients with finite differences")
-    g.add_argument("model", metavar="MODEL")
+    g.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     g.add_argument("--batch", type=int, default=2, metavar="N")
     g.add_argument("--seed", type=int, default=0, metavar="N")
     g.add_argument("--tolerance", type=float, default=1e-4, metavar="T",
                    help="largest accepted relative error (default 1e-4)")
     g.add_argument("--threads", type=int, metavar="N")
     e = sub.add_parser("export", help="write the model as ONNX or as a PyTorch script")
-    e.add_argument("model", metavar="MODEL", help="model file (.json) or bundle (.nbmodel)")
+    e.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     e.add_argument("--format", required=True, choices=("onnx", "pytorch"))
     e.add_argument("-o", "--output", required=True, metavar="PATH",
                    help="the .onnx file, or the .py script (weights go beside it as .npz)")
@@ -475,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pytorch: also save this dataset beside the script (<name>_data.npz)")
     e.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seed of the initial weights when MODEL is an untrained model file")
+    cli_data.add_parser(sub)
     return p
 
 
@@ -495,6 +514,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
         build_parser().print_help(out)
         return 0
     try:
+        if getattr(args, "model", None) is not None:
+            args.model = str(resolve_model(args.model)[0])
         return COMMANDS[args.command](args, out, err)
     except NetBuilderError as exc:
         print(f"{PROG}: error: {exc.message}", file=err)

@@ -39,8 +39,8 @@ class ParamSpec:
     """One editable layer parameter.
 
     kind: ``int`` | ``float`` | ``bool`` | ``choice`` (one of ``choices``) | ``shape`` (tuple of
-    positive ints) | ``size`` (int or (h, w) pair, each in [low, high]) | ``padding``
-    ("valid", "same" or an int ≥ 0) | ``str``.
+    positive ints; one whole number n means (n,)) | ``size`` (int or (h, w) pair, each in
+    [low, high]) | ``padding`` ("valid", "same" or an int ≥ 0) | ``str``.
     ``optional`` lets the value be ``None`` (meaning "derived", e.g. pool stride = pool size).
     """
 
@@ -132,6 +132,8 @@ class ParamSpec:
                 items = list(value)
             elif k == "size":
                 items = [value, value]
+            elif isinstance(value, int | np.integer) and not isinstance(value, bool):
+                items = [value]  # one size is a one-dimensional shape: 784 means (784,)
             else:
                 raise self._fail(where, "a list of sizes", value, node_id)
             if k == "size" and len(items) != 2:

@@ -4,9 +4,15 @@
 kernels (``Layer.examples``, run node by node so that the layer's own code runs), of small
 LeNet-like chains for the fused blocks (``engine.fusion``), and of each loss, in float32,
 then runs it in inference mode, so every kernel exists in the variants training uses. The
-first run on a machine compiles (about a minute on 2 cores); later runs load the kernels from
-the cache in the user's cache folder (``engine.cachedir``) in about a second. Meant for a
-background thread: the GUI shows ``callback(i, n, name)`` as a progress bar.
+first run on a machine compiles (minutes on a small machine); later runs load the kernels
+from the cache in the user's cache folder (``engine.cachedir``). Meant for a background thread
+or a child process (``compile_in_subprocess``); ``engine.kernel_progress`` measures how far it
+has come.
+
+``warmup(first=doc)`` does the kernels one model needs first (``model_tasks``: a float32
+training step of that model at a tiny and at its own batch size, an evaluation pass, every
+optimizer and the large-batch losses), then the rest, telling ``callback`` when the first part
+is done (name ``FIRST_READY``); a run of that model can start then.
 
 A first compile cannot be interrupted inside Numba, so callers that must stop at once (the GUI's
 Stop button) compile in a child process with ``compile_in_subprocess``: killing it loses
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import os
 import queue
 import subprocess
@@ -37,6 +44,8 @@ from .registry import Example, get_layer_class, layer_types
 Progress = Callable[[int, int, str], None]
 Cancelled = Callable[[], bool]
 POLL_INTERVAL = 0.05  # s between checks for cancellation while a child process compiles
+FIRST_READY = "first model ready"  # callback name: the first model's kernels are all cached
+EVAL_BATCH = 256  # samples per evaluation batch (engine.training.evaluate)
 
 
 class WarmupCancelledError(NetBuilderError):
@@ -112,6 +121,19 @@ def _run(doc: dict[str, Any], batch: int = 4, fuse: bool = True) -> None:
                  else np.ones_like(out))
 
 
+def _evaluate(doc: dict[str, Any], batch: int) -> None:
+    """A float32 inference pass and loss of the model ``doc``, as evaluation runs it."""
+    from .gradcheck import random_batch
+    from .graph import Graph
+    from .network import Network
+
+    net = Network(Graph.from_dict(doc), seed=0)
+    xs, ys = random_batch(net, batch, np.random.default_rng(0))
+    xs = {k: v.astype(np.float32) for k, v in xs.items()}
+    net.forward(xs, train=False)
+    net.loss(ys, xs)
+
+
 def _run_all(docs: list[dict[str, Any]], fuse: bool = True) -> None:
     for doc in docs:
         _run(doc, fuse=fuse)
@@ -131,15 +153,64 @@ def layer_task(type_name: str) -> Callable[[], None]:
     return lambda: _run_all(docs, fuse=False)
 
 
-def warmup_tasks() -> list[tuple[str, Callable[[], None]]]:
-    """The warm-up work as (name, function) pairs, in the order ``warmup`` runs them."""
+def _blas() -> None:
     from .kernels.conv import OneThreadBlas
 
-    def blas() -> None:
-        with OneThreadBlas():
-            pass
+    with OneThreadBlas():
+        pass
 
-    tasks: list[tuple[str, Callable[[], None]]] = [("BLAS", blas)]
+
+def _optimizers() -> None:
+    from .optim import SGD, Adam, AdamW
+
+    w = np.zeros(4096, np.float32)
+    for opt in (SGD(lr=1e-3), SGD(lr=1e-3, momentum=0.9),
+                SGD(lr=1e-3, momentum=0.9, nesterov=True), Adam(), AdamW()):
+        opt.step({"w": w}, {"w": np.ones_like(w)}, flat=(w, np.ones_like(w)))
+
+
+def _big_losses() -> None:
+    from .kernels import losses
+
+    x = np.zeros((losses.SERIAL_BELOW // 8 + 1, 8), np.float32)
+    losses.softmax_xent(x, np.zeros(len(x), np.int64), np.empty_like(x), 1.0)
+    flat = x.reshape(-1)
+    losses.sigmoid_bce(flat, flat, np.empty_like(flat), 1.0)
+
+
+def model_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    """The part of a model document that decides its kernels: nodes and wires."""
+    return {"format": "netbuilder.graph", "version": doc.get("version", 1), "name": "warmup",
+            "nodes": doc.get("nodes", []), "edges": doc.get("edges", [])}
+
+
+def model_tasks(doc: dict[str, Any], batch: int | None = None,
+                light: bool = False) -> list[tuple[str, Callable[[], None]]]:
+    """The warm-up of one model (a graph document), run before the rest by ``warmup(first=)``:
+    a float32 training step at 2 samples and at ``batch`` (default: the document's training
+    batch size; kernels differ with the rows per call) and an evaluation pass at
+    ``EVAL_BATCH``, plus what every run needs: BLAS, every optimizer, the large-batch
+    losses. ``light``: the 2-sample step only (cheap enough to run as plain Python)."""
+    core = model_doc(doc)
+    if batch is None:
+        size = (doc.get("training") or {}).get("batch_size", 32)
+        batch = size if isinstance(size, int) and size > 0 else 32
+    batch = max(2, min(int(batch), EVAL_BATCH))
+
+    def model() -> None:
+        _run(core, batch=2)
+        if not light:
+            if batch != 2:
+                _run(core, batch=batch)
+            _evaluate(core, EVAL_BATCH)
+
+    return [("BLAS", _blas), ("this model", model), ("optimizer", _optimizers),
+            ("losses on large batches", _big_losses)]
+
+
+def warmup_tasks() -> list[tuple[str, Callable[[], None]]]:
+    """The warm-up work as (name, function) pairs, in the order ``warmup`` runs them."""
+    tasks: list[tuple[str, Callable[[], None]]] = [("BLAS", _blas)]
     lenet = [("Conv2D", {"filters": 2, "kernel_size": 3, "padding": 1}), ("ReLU", {}),
              ("MaxPool2D", {"pool_size": 2}), ("Conv2D", {"filters": 3, "kernel_size": 3}),
              ("BatchNorm", {}), ("ReLU", {}), ("MaxPool2D", {"pool_size": 2}), ("Flatten", {}),
@@ -150,25 +221,8 @@ def warmup_tasks() -> list[tuple[str, Callable[[], None]]]:
             ("Conv2D", {"filters": 2, **conv3}), ("Flatten", {}),
             ("Dense", {"units": 3})]  # 20×20 and 32 channels: fusion.conv_modes' grid kernels
     tasks.append(("fused convolution on a grid", lambda: _run(_chain_doc(grid, (1, 20, 20)))))
-    def optimizer() -> None:
-        from .optim import SGD, Adam, AdamW
-
-        w = np.zeros(4096, np.float32)
-        for opt in (SGD(lr=1e-3), SGD(lr=1e-3, momentum=0.9),
-                    SGD(lr=1e-3, momentum=0.9, nesterov=True), Adam(), AdamW()):
-            opt.step({"w": w}, {"w": np.ones_like(w)}, flat=(w, np.ones_like(w)))
-
-    tasks.append(("optimizer", optimizer))
-
-    def big_losses() -> None:
-        from .kernels import losses
-
-        x = np.zeros((losses.SERIAL_BELOW // 8 + 1, 8), np.float32)
-        losses.softmax_xent(x, np.zeros(len(x), np.int64), np.empty_like(x), 1.0)
-        flat = x.reshape(-1)
-        losses.sigmoid_bce(flat, flat, np.empty_like(flat), 1.0)
-
-    tasks.append(("losses on large batches", big_losses))
+    tasks.append(("optimizer", _optimizers))
+    tasks.append(("losses on large batches", _big_losses))
     for loss in ("bce", "mse"):
         doc = _chain_doc([("Dense", {"units": 2})], (3,), loss)
         tasks.append((f"{loss} loss", lambda doc=doc: _run(doc)))
@@ -196,23 +250,49 @@ def kernel_cache_stats() -> tuple[int, int]:
     return hits, misses
 
 
-def warmup(callback: Progress | None = None, cancelled: Cancelled | None = None) -> float:
+def _model_task_guarded(fn: Callable[[], None]) -> Callable[[], None]:
+    """A model that cannot be built or run (it has a problem the run will report) must not
+    stop the warm-up of the rest."""
+    def run() -> None:
+        try:
+            fn()
+        except Exception as exc:
+            print(f"warm-up of the open model skipped: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
+    return run
+
+
+def warmup(callback: Progress | None = None, cancelled: Cancelled | None = None,
+           first: dict[str, Any] | None = None, rest: bool = True) -> float:
     """Compile or load every kernel (float32); returns the seconds it took.
 
-    ``callback(i, n, name)`` is called before task ``i`` of ``n`` (0-based) and once more with
-    ``i == n`` and name ``"done"`` at the end. ``cancelled()`` is checked before each task and
-    raises WarmupCancelledError when true. Safe to run on a background thread."""
+    ``first``: a model document whose kernels come first (``model_tasks``); after them
+    ``callback(k, n, FIRST_READY)`` says that a run of it needs nothing more. ``rest=False``
+    stops there. ``callback(i, n, name)`` is called before task ``i`` of ``n`` (0-based) and
+    once more with ``i == n`` and name ``"done"`` at the end. ``cancelled()`` is checked
+    before each task and raises WarmupCancelledError when true. Safe to run on a background
+    thread."""
     t0 = time.perf_counter()
-    tasks = warmup_tasks()
+    tasks = [(name, _model_task_guarded(fn) if name == "this model" else fn)
+             for name, fn in model_tasks(first)] if first is not None else []
+    n_first = len(tasks)
+    if rest:
+        done = {name for name, _fn in tasks}
+        tasks += [(name, fn) for name, fn in warmup_tasks() if name not in done]
     n = len(tasks)
     for i, (name, fn) in enumerate(tasks):
         if cancelled is not None and cancelled():
             raise WarmupCancelledError(f"kernel compilation stopped at step {i} of {n} ({name})")
+        if i == n_first and first is not None and callback is not None:
+            callback(i, n, FIRST_READY)
         if callback is not None:
             callback(i, n, name)
         fn()
-    mark_cache_warm()
+    if rest:
+        mark_cache_warm()
     if callback is not None:
+        if n == n_first and first is not None:
+            callback(n, n, FIRST_READY)
         callback(n, n, "done")
     return time.perf_counter() - t0
 
@@ -263,20 +343,32 @@ def _read_lines(stream: Any, out: queue.Queue) -> None:
 
 
 def compile_in_subprocess(callback: Progress | None = None,
-                          cancelled: Cancelled | None = None) -> bool:
-    """Run ``warmup`` in a child Python process that fills the kernel cache, relaying its
-    progress to ``callback``. ``cancelled()`` is polled every 50 ms; when true the child is
-    killed and WarmupCancelledError raised. Returns False (after the child exits) if it failed, so
-    the caller can compile in-process instead."""
+                          cancelled: Cancelled | None = None,
+                          first: dict[str, Any] | None = None, rest: bool = True) -> bool:
+    """Run ``warmup`` (with ``first`` and ``rest`` as there) in a child Python process that
+    fills the kernel cache, relaying its progress to ``callback``. ``cancelled()`` is polled
+    every 50 ms; when true the child is killed and WarmupCancelledError raised. Returns False
+    (after the child exits) if it failed, so the caller can compile in-process instead."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    args = [sys.executable, "-m", "engine.warmup"]
+    if first is not None:
+        args += ["--first", "-"]
+    if not rest:
+        args.append("--only-first")
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "engine.warmup"], env=env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(args, env=env, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL,
+                                stdin=subprocess.PIPE if first is not None else subprocess.DEVNULL)
     except OSError:
         return False
+    if first is not None and proc.stdin is not None:
+        try:
+            proc.stdin.write(json.dumps(model_doc(first)))
+            proc.stdin.close()
+        except OSError:
+            pass
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
     done = False
@@ -305,9 +397,22 @@ def compile_in_subprocess(callback: Progress | None = None,
             proc.stdout.close()
 
 
-def main() -> int:
-    """``python -m engine.warmup``: fill the kernel cache, one ``i n name`` line per task."""
-    warmup(lambda i, n, name: print(i, n, name, flush=True))
+def main(argv: list[str] | None = None) -> int:
+    """``python -m engine.warmup [--first FILE|-] [--only-first]``: fill the kernel cache
+    (the model document in FILE, or on stdin, first), one ``i n name`` line per task."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m engine.warmup")
+    p.add_argument("--first", metavar="FILE", help="model document whose kernels come first "
+                   "('-': read it from stdin)")
+    p.add_argument("--only-first", action="store_true", help="stop after the first model")
+    args = p.parse_args(argv)
+    first = None
+    if args.first is not None:
+        text = sys.stdin.read() if args.first == "-" else Path(args.first).read_text("utf-8")
+        first = json.loads(text)
+    warmup(lambda i, n, name: print(i, n, name, flush=True), first=first,
+           rest=not args.only_first)
     return 0
 
 

@@ -2,20 +2,53 @@
 
 from __future__ import annotations
 
+import html
+import platform
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+import PySide6
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox, QWidget
+
+import netbuilder
 
 FILE_FILTER = "NetBuilder models (*.json *.nbmodel);;ONNX models (*.onnx);;All files (*)"
 
-SHORTCUTS = [
-    ("Delete / Backspace", "delete the selection"), ("Ctrl+Z, Ctrl+Shift+Z", "undo, redo"),
-    ("Ctrl+C, Ctrl+V, Ctrl+D", "copy, paste, duplicate"),
-    ("Ctrl+N, Ctrl+O, Ctrl+S", "new, open, save"), ("F", "fit the graph"),
-    ("Ctrl+L", "automatic layout"), ("F8", "go to the next problem"),
+MOUSE = [  # gestures on the canvas (the keys come from the menus' actions)
     ("Wheel", "zoom around the cursor"), ("Middle drag / Space+drag", "pan"),
     ("Drag output → input port", "connect; drag a wired input away to rewire"),
+    ("Drag on empty canvas", "select the nodes in the rectangle"),
 ]
+
+
+def _keys(action: QAction) -> str:
+    return ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText)
+                     for k in action.shortcuts() if not k.isEmpty())
+
+
+def shortcut_table(window: QMainWindow) -> list[tuple[str, str, str]]:
+    """(menu, keys, what) for every action with a shortcut, read from the window's menus
+    (so the list cannot drift from what the keys do), then the canvas's mouse gestures."""
+    rows: list[tuple[str, str, str]] = []
+    seen: set[int] = set()
+
+    def walk(menu: QMenu, path: str) -> None:
+        for a in menu.actions():
+            if a.menu() is not None:
+                walk(a.menu(), f"{path} ▸ {a.menu().title().replace('&', '')}")
+            elif not a.isSeparator() and _keys(a) and id(a) not in seen:
+                seen.add(id(a))
+                rows.append((path, _keys(a), a.text().replace("&", "").rstrip("…")))
+
+    for a in window.menuBar().actions():
+        if a.menu() is not None:
+            walk(a.menu(), a.menu().title().replace("&", ""))
+    for a in window.findChildren(QAction):
+        if _keys(a) and id(a) not in seen and a.isVisible():
+            seen.add(id(a))
+            rows.append(("Canvas", _keys(a), a.text().replace("&", "")))
+    rows += [("Mouse", k, v) for k, v in MOUSE]
+    return rows
 
 
 def ask_save_changes(parent: QWidget, title: str) -> str:
@@ -25,6 +58,25 @@ def ask_save_changes(parent: QWidget, title: str) -> str:
     box.setWindowTitle("Unsaved changes")
     box.setText(f"Save the changes to {title}?")
     box.setInformativeText("Your changes are lost if you don't save them.")
+    box.setStandardButtons(QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                           | QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(QMessageBox.StandardButton.Save)
+    r = QMessageBox.StandardButton(box.exec())
+    return {QMessageBox.StandardButton.Save: "save",
+            QMessageBox.StandardButton.Discard: "discard"}.get(r, "cancel")
+
+
+def ask_save_runs(parent: QWidget, names: list[str]) -> str:
+    """Quitting with trained runs not saved: 'save' (a bundle each), 'discard' or 'cancel'."""
+    n = len(names)
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Unsaved trained models")
+    box.setText(f"Save the trained weights of {', '.join(names)} before quitting?"
+                if n <= 3 else f"Save the trained weights of {n} runs before quitting?")
+    box.setInformativeText(("Each run is saved as a .nbmodel bundle (model, weights and "
+                            "curves). ") + ("Its" if n == 1 else "Their")
+                           + " training is lost if you don't save.")
     box.setStandardButtons(QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
                            | QMessageBox.StandardButton.Cancel)
     box.setDefaultButton(QMessageBox.StandardButton.Save)
@@ -52,13 +104,31 @@ def choose_save_path(parent: QWidget, start: Path) -> str | None:
     return path or None
 
 
-def show_shortcuts(parent: QWidget) -> None:
-    html = "<table>" + "".join(f"<tr><td><b>{k}</b>&nbsp;&nbsp;</td><td>{v}</td></tr>"
-                               for k, v in SHORTCUTS) + "</table>"
-    QMessageBox.information(parent, "Keyboard shortcuts", html)
+def shortcuts_html(window: QMainWindow) -> str:
+    out, section = ["<table cellspacing='0' cellpadding='2'>"], None
+    for menu, keys, what in shortcut_table(window):
+        if menu != section:
+            section = menu
+            out.append(f"<tr><td colspan='2'><br><b>{html.escape(menu)}</b></td></tr>")
+        out.append(f"<tr><td><code>{html.escape(keys)}</code>&nbsp;&nbsp;&nbsp;</td>"
+                   f"<td>{html.escape(what)}</td></tr>")
+    return "".join(out) + "</table>"
+
+
+def show_shortcuts(window: QMainWindow) -> None:
+    box = QMessageBox(window)
+    box.setObjectName("shortcutsDialog")
+    box.setWindowTitle("Keyboard shortcuts")
+    box.setText(shortcuts_html(window))
+    box.exec()
+
+
+def about_html() -> str:
+    return (f"<b>NetBuilder {html.escape(netbuilder.__version__)}</b><br>"
+            "Design neural networks by hand, train them on your CPU and watch them learn."
+            f"<br><br><small>PySide6 {PySide6.__version__} · Python "
+            f"{platform.python_version()}</small>")
 
 
 def about(parent: QWidget) -> None:
-    QMessageBox.about(parent, "About NetBuilder",
-                      "<b>NetBuilder</b><br>Design neural networks by hand, train them on your "
-                      "CPU and watch them learn.")
+    QMessageBox.about(parent, "About NetBuilder", about_html())

@@ -13,7 +13,9 @@ from PySide6.QtWidgets import QFileDialog, QMenu
 
 import engine
 from engine import NetBuilderError
+from engine.text import plural
 
+from .settings import save_folder
 from .training.runs import RunRecord, model_key
 
 if TYPE_CHECKING:
@@ -37,8 +39,8 @@ class ExportActions:
     def _choose_path(self, fmt: str) -> str | None:
         filt = "ONNX model (*.onnx)" if fmt == "onnx" else "Python script (*.py)"
         stem = self.w.document.graph.name.replace(" ", "_") or "model"
-        path, _ = QFileDialog.getSaveFileName(self.w, "Export model",
-                                              f"{stem}.{'onnx' if fmt == 'onnx' else 'py'}", filt)
+        start = save_folder(self.w.document.path) / f"{stem}.{'onnx' if fmt == 'onnx' else 'py'}"
+        path, _ = QFileDialog.getSaveFileName(self.w, "Export model", str(start), filt)
         return path or None
 
     def trained_run(self) -> RunRecord | None:
@@ -85,7 +87,9 @@ class ExportActions:
         from engine.export import import_onnx
 
         if path is None:
-            path, _ = QFileDialog.getOpenFileName(self.w, "Import ONNX", "", "ONNX model (*.onnx)")
+            path, _ = QFileDialog.getOpenFileName(self.w, "Import ONNX",
+                                                  str(save_folder(self.w.document.path)),
+                                                  "ONNX model (*.onnx)")
             if not path:
                 return False
         try:
@@ -102,6 +106,6 @@ class ExportActions:
                         status="imported", weights=state, source=Path(path))
         run.message = f"weights imported from {Path(path).name}"
         store.add(run)
-        self.w.show_status(f"Imported {Path(path).name}: {len(graph.nodes)} nodes with their "
+        self.w.show_status(f"Imported {Path(path).name}: {plural(len(graph.nodes), 'node')} with their "
                            "weights (Export or save a bundle from Runs to keep them)")
         return True

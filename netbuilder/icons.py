@@ -183,7 +183,27 @@ def _duplicate(p: QPainter, s: float) -> None:
     p.drawRoundedRect(QRectF(s * 0.38, s * 0.38, s * 0.5, s * 0.5), 3, 3)
 
 
+def _build(p: QPainter, s: float) -> None:
+    """Two stacked cards and a wire: the graph being built."""
+    p.drawRoundedRect(QRectF(s * 0.16, s * 0.12, s * 0.68, s * 0.24), 3, 3)
+    p.setBrush(QColor("#2F6FDB"))
+    p.drawRoundedRect(QRectF(s * 0.16, s * 0.64, s * 0.68, s * 0.24), 3, 3)
+    p.setBrush(Qt.BrushStyle.NoBrush)
+    p.drawLine(QPointF(s * 0.5, s * 0.36), QPointF(s * 0.5, s * 0.64))
+
+
+def _monitor(p: QPainter, s: float) -> None:
+    """Axes and a falling loss curve."""
+    p.drawLine(QPointF(s * 0.14, s * 0.12), QPointF(s * 0.14, s * 0.86))
+    p.drawLine(QPointF(s * 0.14, s * 0.86), QPointF(s * 0.9, s * 0.86))
+    path = QPainterPath(QPointF(s * 0.22, s * 0.2))
+    path.cubicTo(s * 0.32, s * 0.62, s * 0.5, s * 0.7, s * 0.86, s * 0.72)
+    p.setPen(QPen(QColor("#D9801A"), s / 12))
+    p.drawPath(path)
+
+
 TOOL_ICONS: dict[str, Callable[[QPainter, float], None]] = {
+    "build": _build, "monitor": _monitor,
     "new": _page(True), "open": _folder, "save": _disk, "undo": _arrow(-1), "redo": _arrow(1),
     "delete": _trash, "duplicate": _duplicate, "zoom_in": _magnifier("+"),
     "zoom_out": _magnifier("-"), "fit": _fit, "layout": _layout,

@@ -95,8 +95,9 @@ class SciSpinBox(QDoubleSpinBox):
         self.setValue(v + steps * mag)
 
 
-def _parse_ints(text: str) -> Any:
-    """'1, 28, 28' / '1×28×28' / '(3, 5)' -> [1, 28, 28]; a single number -> int."""
+def _parse_ints(text: str) -> list[Any] | str:
+    """'1, 28, 28' / '1×28×28' / '(3, 5)' / '[2]' / '2,' / '2' -> a list of numbers (one
+    number stays a one-element list); text that is not numbers comes back as it is."""
     parts = [p for p in re.split(r"[,\s×xX*()\[\]]+", text.strip()) if p]
     out: list[Any] = []
     for p in parts:
@@ -107,7 +108,7 @@ def _parse_ints(text: str) -> Any:
                 out.append(float(p))
             except ValueError:
                 return text
-    return out[0] if len(out) == 1 else out
+    return out if out else text
 
 
 class ParamEditor:
@@ -183,7 +184,10 @@ class ParamEditor:
             return t
         if not t:
             return None
-        return _parse_ints(t)
+        nums = _parse_ints(t)
+        if k == "size" and isinstance(nums, list) and len(nums) == 1:
+            return nums[0]  # "5" is a 5×5 window, kept as 5 in the file
+        return nums
 
     def set_value(self, v: Any) -> None:
         w, k = self.widget, self.spec.kind

@@ -1,18 +1,19 @@
-"""The main window: canvas in the centre, palette, inspector, summary and history docks,
-menus, toolbar, status bar, files, recent files, examples and crash recovery.
+"""The main window: canvas in the centre, palette, inspector, summary and history docks
+(arranged for building or for watching a run: netbuilder.docklayout), menus, toolbar, status
+bar, files, recent files, examples and crash recovery.
 
 Other parts of the app extend it with ``add_dock`` and ``add_menu``; they read the model
 from ``window.document`` and follow ``selection_changed``. Dialogs go through replaceable
-attributes (``ask_save_changes``, ``ask_restore``, ``show_error``, ``choose_open_path``,
-``choose_save_path``) so tests can answer them."""
+attributes (``ask_save_changes``, ``ask_save_runs``, ``ask_restore``, ``show_error``,
+``choose_open_path``, ``choose_save_path``) so tests can answer them."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QPointF, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoStack
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QPushButton,
+    QSizePolicy,
     QToolBar,
     QUndoView,
     QWidget,
@@ -27,10 +29,13 @@ from PySide6.QtWidgets import (
 
 import engine
 from engine.errors import NetBuilderError
+from engine.resources import examples_dir
+from engine.text import plural
 
 from . import clipboard, dialogs, settings
 from .analysis import Analysis
 from .canvas import CanvasScene, CanvasView
+from .docklayout import BUILD, MONITOR, DockLayouts
 from .document import Command, Composite, Document, MoveNodes, SetTraining
 from .icons import tool_icon
 from .inspector import Inspector
@@ -40,7 +45,7 @@ from .summary import SummaryPanel, batch_size_of, summary_text
 from .undo import UndoBridge
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES_DIR = ROOT / "resources" / "examples"
+EXAMPLES_DIR = examples_dir()  # the checkout's resources/examples, or the installed package's
 
 
 class MainWindow(QMainWindow):
@@ -60,11 +65,11 @@ class MainWindow(QMainWindow):
         self.bridge = UndoBridge(self.document, self.undo_stack)
         self.ask_save_changes = self._ask_save_changes
         self.ask_restore = self._ask_restore
+        self.ask_save_runs = self._ask_save_runs
         self.show_error = self._show_error
         self.choose_open_path = self._choose_open_path
         self.choose_save_path = self._choose_save_path
         self._autosaved = -1
-        self._paste_count = 0
         self.edit_lock: str | None = None  # why the model cannot change now (a training run)
 
         self.scene = CanvasScene(self.document, self.push, self)
@@ -93,7 +98,7 @@ class MainWindow(QMainWindow):
         self.inspector.message.connect(self.show_status)
         self.palette.activated.connect(self.add_layer_at_centre)
         self.summary.node_clicked.connect(self.focus_node)
-        self.view.zoomed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
+        self.view.zoomed.connect(self._show_zoom)
         self.document.subscribe(self._on_doc_change)
 
         self.autosave_timer = QTimer(self)
@@ -106,8 +111,10 @@ class MainWindow(QMainWindow):
         from .exporting import ExportActions
         self.exports = ExportActions(self, self.file_menu, self.act_quit)
 
-        self.resize(1440, 900)
-        self._restore_window()
+        self.resize(*default_window_size())
+        self.layouts = DockLayouts(self)
+        self.layouts.mode_changed.connect(self._on_mode_changed)
+        self.layouts.restore()
         self._update_title()
         self._on_analysed(self.document.analysis)
         self._on_selection()
@@ -135,7 +142,8 @@ class MainWindow(QMainWindow):
                                      "Open a model file")
         self.act_save = self._action("&Save", self.save, std.Save, "save", "Save the model")
         self.act_save_as = self._action("Save &As…", lambda: self.save_as(), "Ctrl+Shift+S")
-        self.act_quit = self._action("&Quit", self.close, std.Quit)
+        self.act_quit = self._action("&Quit", self.close, "Ctrl+Q")  # std.Quit is empty on
+        # Windows and on platforms without a desktop theme
         self.act_undo = self.undo_stack.createUndoAction(self, "&Undo")
         self.act_undo.setShortcuts([QKeySequence("Ctrl+Z")])
         self.act_undo.setIcon(tool_icon("undo"))
@@ -169,6 +177,20 @@ class MainWindow(QMainWindow):
         self.act_snap.setCheckable(True)
         self.act_snap.setChecked(self.scene.snap_enabled)
         self.act_next_error = self._action("Go to Next &Problem", self.goto_next_error, "F8")
+        self.act_build_mode = self._action(
+            "&Build Layout", lambda: self.layouts.set_mode(BUILD), "Ctrl+1", "build",
+            "Arrange the window for building: layers, canvas, inspector (Ctrl+1)")
+        self.act_monitor_mode = self._action(
+            "&Monitor Layout", lambda: self.training.show_monitor(), "Ctrl+2", "monitor",
+            "Arrange the window for watching a run: canvas, plots, training (Ctrl+2)")
+        self.mode_group = QActionGroup(self)
+        for a in (self.act_build_mode, self.act_monitor_mode):
+            a.setCheckable(True)
+            self.mode_group.addAction(a)
+        self.act_build_mode.setChecked(True)
+        self.act_reset_layout = self._action(
+            "&Reset Layout", lambda: self.layouts.reset(), None, None,
+            "Put the panels of this layout back where they were at first")
         self.act_shortcuts = self._action("&Keyboard Shortcuts", self._show_shortcuts)
         self.act_about = self._action("&About NetBuilder", self._about)
 
@@ -197,6 +219,7 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addActions([self.act_layout, self.act_snap, self.act_next_error])
         m.addSeparator()
+        m.addActions([self.act_build_mode, self.act_monitor_mode, self.act_reset_layout])
         self.panels_menu = m.addMenu("&Panels")
         self.help_menu = mb.addMenu("&Help")
         self.help_menu.addActions([self.act_shortcuts, self.act_about])
@@ -213,26 +236,33 @@ class MainWindow(QMainWindow):
         tb.addActions([self.act_duplicate, self.act_delete])
         tb.addSeparator()
         tb.addActions([self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_layout])
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        tb.addWidget(spacer)
+        for a in (self.act_build_mode, self.act_monitor_mode):
+            a.setIconText(a.text().replace("&", "").replace(" Layout", ""))
+            tb.addAction(a)
+            button = tb.widgetForAction(a)
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            button.setObjectName("modeButton")
         self.addToolBar(tb)
         self.toolbar = tb
 
     def _make_docks(self) -> None:
+        """The docks; DockLayouts arranges them (and those the training parts add)."""
         self.setDockNestingEnabled(True)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.setCorner(Qt.Corner.TopRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.TopLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.palette_dock = self._dock("Layers", "paletteDock", self.palette)
         self.inspector_dock = self._dock("Inspector", "inspectorDock", self.inspector)
         self.summary_dock = self._dock("Model Summary", "summaryDock", self.summary)
         self.history_dock = self._dock("History", "historyDock", self.history)
+        self.panels_menu.addSection("Build")
         self.add_dock(self.palette_dock, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.add_dock(self.inspector_dock, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.add_dock(self.summary_dock, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.splitDockWidget(self.inspector_dock, self.summary_dock, Qt.Orientation.Vertical)
-        self.add_dock(self.history_dock, Qt.DockWidgetArea.RightDockWidgetArea,
-                      tabify_with=self.summary_dock)
-        self.summary_dock.raise_()
-        self.resizeDocks([self.palette_dock], [250], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.inspector_dock], [390], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.inspector_dock, self.summary_dock], [520, 330],
-                         Qt.Orientation.Vertical)
+        for d in (self.inspector_dock, self.summary_dock, self.history_dock):
+            self.add_dock(d)
 
     def _dock(self, title: str, name: str, widget: QWidget) -> QDockWidget:
         d = QDockWidget(title, self)
@@ -254,8 +284,10 @@ class MainWindow(QMainWindow):
         self.errors_button.clicked.connect(self.goto_next_error)
         self.summary_label = QLabel()
         self.summary_label.setObjectName("summaryLabel")
-        self.zoom_label = QLabel("100 %")
+        self.zoom_label = QLabel()
         self.zoom_label.setObjectName("zoomLabel")
+        self.zoom_label.setToolTip("Zoom of the canvas: Ctrl+0 for 100 %, F to fit the graph")
+        self._show_zoom(self.view.zoom)
         sb.addWidget(self.status_message, 1)
         sb.addPermanentWidget(self.errors_button)
         sb.addPermanentWidget(self.summary_label)
@@ -268,13 +300,18 @@ class MainWindow(QMainWindow):
     def add_dock(self, dock: QDockWidget,
                  area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea,
                  tabify_with: QDockWidget | None = None) -> QDockWidget:
-        """Add a panel (listed under View ▸ Panels); ``tabify_with`` stacks it as a tab."""
+        """Add a panel (listed under View ▸ Panels); ``tabify_with`` stacks it as a tab.
+        Docks the layouts know (netbuilder.docklayout) are moved to their place when the
+        window arranges them."""
         if not dock.objectName():
             dock.setObjectName(dock.windowTitle().replace(" ", "") + "Dock")
         self.addDockWidget(area, dock)
         if tabify_with is not None:
             self.tabifyDockWidget(tabify_with, dock)
         self.panels_menu.addAction(dock.toggleViewAction())
+        layouts = getattr(self, "layouts", None)
+        if layouts is not None:
+            layouts.watch(dock)
         return dock
 
     def add_menu(self, title: str) -> QMenu:
@@ -340,8 +377,7 @@ class MainWindow(QMainWindow):
         if frag is None:
             return False
         clipboard.put_fragment(frag)
-        self._paste_count = 0
-        self.show_status(f"Copied {len(frag['nodes'])} node(s)")
+        self.show_status(f"Copied {plural(len(frag['nodes']), 'node')}")
         return True
 
     def cut(self) -> None:
@@ -353,9 +389,7 @@ class MainWindow(QMainWindow):
         if frag is None:
             self.show_status("The clipboard holds no NetBuilder nodes", True)
             return []
-        self._paste_count += 1
-        d = 40.0 * self._paste_count
-        return self.scene.paste(frag, (d, d))
+        return self.scene.paste(frag)
 
     def duplicate(self) -> list[str]:
         return self.scene.duplicate_selection()
@@ -401,8 +435,14 @@ class MainWindow(QMainWindow):
                                                     batch_size_of(self.document.graph)))
             self.summary.update_from(self.document.graph, self.document.analysis)
 
+    def display_title(self) -> str:
+        """The file's name, else the model's short name (an example's name is a sentence)."""
+        if self.document.path is not None:
+            return self.document.title
+        return short_name(self.document.graph.name or "untitled")
+
     def _update_title(self) -> None:
-        self.setWindowTitle(f"{self.document.title}[*] — NetBuilder")
+        self.setWindowTitle(f"{self.display_title()}[*] — NetBuilder")
         self.setWindowModified(self.document.dirty)
 
     def _on_analysed(self, an: Analysis) -> None:
@@ -423,6 +463,10 @@ class MainWindow(QMainWindow):
     def _on_selection(self) -> None:
         ids = self.scene.selected_node_ids()
         self.inspector.show_node(ids[0] if len(ids) == 1 else None, len(ids))
+        dock = self.inspector_dock
+        if len(ids) == 1 and dock.toggleViewAction().isChecked() \
+                and dock.visibleRegion().isEmpty():
+            dock.raise_()  # behind another tab (Training, Data): the node's form comes to front
         has = bool(ids)
         for a in (self.act_copy, self.act_cut, self.act_duplicate):
             a.setEnabled(has)
@@ -447,9 +491,9 @@ class MainWindow(QMainWindow):
         self.document.reset(graph, path, dirty)
         self.undo_stack.setClean()
         self._autosaved = -1
-        self._paste_count = 0
-        QTimer.singleShot(0, self.view, self.view.fit_all)
-        self.view.fit_all()
+        self.layouts.set_mode(BUILD)
+        QTimer.singleShot(0, self.view, self.frame_canvas)
+        self.frame_canvas()
         self.document_replaced.emit()
 
     def new_file(self) -> bool:
@@ -496,7 +540,8 @@ class MainWindow(QMainWindow):
         if graph is None or not self.maybe_save():
             return False
         self.load_graph(graph, None)
-        self.show_status(f"Example '{graph.name}': Save As to keep your changes")
+        self.show_status(f"Example '{short_name(graph.name or Path(path).stem)}': Save As to keep "
+                         "your changes")
         return True
 
     def save(self) -> bool:
@@ -523,7 +568,7 @@ class MainWindow(QMainWindow):
             return False
         self.undo_stack.setClean()
         settings.add_recent_file(target)
-        self.recovery.clear()
+        self.recovery.clear_model()
         self.show_status(f"Saved {target}")
         return True
 
@@ -542,6 +587,7 @@ class MainWindow(QMainWindow):
             self.recent_menu.addAction("Clear List", settings.clear_recent_files)
 
     def example_files(self) -> list[tuple[str, Path]]:
+        """(the model's name, file) of every example; the name may be a whole sentence."""
         out = []
         for p in sorted(self.examples_dir.glob("*.json")):
             name = p.stem
@@ -555,19 +601,25 @@ class MainWindow(QMainWindow):
         return out
 
     def _fill_examples(self) -> None:
+        """Short names in the menu; the whole description as tooltip and status tip."""
         self.examples_menu.clear()
+        self.examples_menu.setToolTipsVisible(True)
         examples = self.example_files()
         for name, p in examples:
-            a = self.examples_menu.addAction(f"{name}  ({p.name})")
+            a = self.examples_menu.addAction(short_name(name))
+            tip = f"{name} ({p.name})"
+            a.setToolTip(tip)
+            a.setStatusTip(tip)
             a.triggered.connect(lambda _=False, p=p: self.open_example(p))
         if not examples:
             self.examples_menu.addAction("(no examples found)").setEnabled(False)
 
     # ----- recovery ------------------------------------------------------------------------
     def autosave(self) -> Path | None:
-        """Write the recovery file if there is unsaved work not yet in it."""
+        """Write the recovery file if there is unsaved work not yet in it (trained runs are
+        kept as they finish: ``RunController.keep_for_recovery``)."""
         if not self.document.dirty:
-            self.recovery.clear()
+            self.recovery.clear_model()
             self._autosaved = -1
             return None
         if self._autosaved == self.document.revision:
@@ -581,24 +633,33 @@ class MainWindow(QMainWindow):
         return f
 
     def check_recovery(self) -> bool:
-        """Offer to restore work left by a session that did not close cleanly."""
+        """Offer to restore work left by a session that did not close cleanly: its model
+        and its trained runs. True when a model was restored onto the canvas."""
         entries = self.recovery.orphans()
         if not entries:
             return False
         restored = False
         if self.ask_restore(entries[0]):
             e = entries[0]
-            self.load_graph(e.graph, e.source, dirty=True)
-            restored = True
+            if e.graph is not None:
+                self.load_graph(e.graph, e.source, dirty=True)
+                restored = True
+            runs = self.training.restore_runs(e.runs)
+            what = " and ".join(
+                t for t in ("the model" if restored else "",
+                            f"{plural(runs, 'trained run')} (Runs panel)" if runs else "") if t)
+            self.show_status(f"Restored unsaved work, {what}: save it to keep it")
         RecoveryStore.discard(entries)
         if restored:
             self.autosave()
-            self.show_status("Restored unsaved work: save it to keep it")
         return restored
 
     # ----- dialogs (replaceable) -----------------------------------------------------------
     def _ask_save_changes(self) -> str:
-        return dialogs.ask_save_changes(self, self.document.title)
+        return dialogs.ask_save_changes(self, self.display_title())
+
+    def _ask_save_runs(self, names: list[str]) -> str:
+        return dialogs.ask_save_runs(self, names)
 
     def _ask_restore(self, entry: RecoveryEntry) -> bool:
         return dialogs.ask_restore(self, entry.describe())
@@ -611,7 +672,8 @@ class MainWindow(QMainWindow):
         return dialogs.choose_open_path(self, start)
 
     def _choose_save_path(self) -> str | None:
-        start = self.document.path or Path.home() / f"{self.document.graph.name or 'model'}.json"
+        start = self.document.path or settings.save_folder() / \
+            f"{(self.document.graph.name or 'model').replace(' ', '_')}.json"
         return dialogs.choose_save_path(self, start)
 
     def _show_shortcuts(self) -> None:
@@ -621,20 +683,27 @@ class MainWindow(QMainWindow):
         dialogs.about(self)
 
     # ----- window state --------------------------------------------------------------------
-    def _restore_window(self) -> None:
-        geo = settings.get_value("window/geometry")
-        state = settings.get_value("window/state")
-        if isinstance(geo, QByteArray | bytes):
-            self.restoreGeometry(QByteArray(geo))
-        if isinstance(state, QByteArray | bytes):
-            self.restoreState(QByteArray(state))
-
     def save_window_state(self) -> None:
-        settings.set_value("window/geometry", self.saveGeometry())
-        settings.set_value("window/state", self.saveState())
+        """The window's size and place and both arrangements of its panels, for next time."""
+        self.layouts.save()
+
+    def frame_canvas(self) -> None:
+        """Show the graph at a readable zoom: all of it if it fits, else its top or the
+        selected node (with room for the training badges in the Monitor layout)."""
+        sel = self.selected_node_ids()
+        item = self.scene.nodes.get(sel[0]) if len(sel) == 1 else None
+        focus = item.sceneBoundingRect().center() if item is not None else None
+        self.view.frame_readable(focus, badges=self.layouts.mode == MONITOR)
+
+    def _on_mode_changed(self, mode: str) -> None:
+        (self.act_monitor_mode if mode == MONITOR else self.act_build_mode).setChecked(True)
+        QTimer.singleShot(0, self.view, self.frame_canvas)
+
+    def _show_zoom(self, zoom: float) -> None:
+        self.zoom_label.setText(f"Zoom {zoom * 100:.0f} %")
 
     def closeEvent(self, ev: QCloseEvent) -> None:
-        if not self.maybe_save():
+        if not self.maybe_save() or not self.training.maybe_keep_runs():
             ev.ignore()
             return
         self.training.shutdown()
@@ -642,6 +711,25 @@ class MainWindow(QMainWindow):
         self.autosave_timer.stop()
         self.recovery.clear()
         ev.accept()
+
+
+def short_name(name: str, limit: int = 40) -> str:
+    """A model's name fit for a title or a menu: what comes before a ": " explanation, cut
+    at a word to ``limit`` characters."""
+    head = name.split(": ", 1)[0].strip() or name.strip()
+    if len(head) <= limit:
+        return head
+    cut = head[:limit - 1].rsplit(" ", 1)[0].rstrip(",;:—- ")
+    return (cut or head[:limit - 1]) + "…"
+
+
+def default_window_size() -> tuple[int, int]:
+    """1440×900, or 92 % of a smaller screen's free area."""
+    screen = QGuiApplication.primaryScreen()
+    if screen is None:
+        return 1440, 900
+    avail = screen.availableGeometry()
+    return min(1440, int(avail.width() * 0.92)), min(900, int(avail.height() * 0.92))
 
 
 def changes_model(cmd: Command) -> bool:

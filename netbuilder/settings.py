@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QStandardPaths
 
 ORGANIZATION = "NetBuilder"
 APPLICATION = "NetBuilder"
@@ -58,3 +58,18 @@ def set_value(key: str, value: object) -> None:
 
 def get_value(key: str, default: object = None) -> object:
     return settings().value(key, default)
+
+
+def save_folder(model_path: str | Path | None = None) -> Path:
+    """Where a save or export dialog starts: the folder of the model's file, else the
+    user's documents folder (else home), never the folder the app was started from."""
+    if model_path is not None and Path(model_path).parent.is_dir():
+        return Path(model_path).resolve().parent
+    docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    if docs and Path(docs).is_dir():
+        return Path(docs)
+    return Path.home()
+
+
+def remove(key: str) -> None:
+    settings().remove(key)

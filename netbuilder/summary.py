@@ -9,24 +9,37 @@ from PySide6.QtWidgets import QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
 
 import engine
 from engine.graph import fmt_bytes
+from engine.train_settings import TrainSettings
 
 from .analysis import Analysis, fmt_count, fmt_shape
 from .canvas import theme
 from .icons import layer_icon
 
-DEFAULT_BATCH = 64
+DEFAULT_BATCH = TrainSettings().batch_size  # what training uses when the file says nothing
 
 
 def batch_size_of(graph: engine.Graph) -> int:
-    b = graph.training.get("batch_size") if isinstance(graph.training, dict) else None
-    return b if isinstance(b, int) and not isinstance(b, bool) and b > 0 else DEFAULT_BATCH
+    """The batch size training will use: the model's setting, the engine's default when it
+    has none (or an unreadable one), 0 for the whole training part at once."""
+    b = graph.training.get("batch_size", DEFAULT_BATCH) if isinstance(graph.training, dict) \
+        else DEFAULT_BATCH
+    if isinstance(b, str) and b.lower() in ("all", "full"):
+        return 0
+    return b if isinstance(b, int) and not isinstance(b, bool) and b >= 0 else DEFAULT_BATCH
+
+
+def activations_text(an: Analysis, batch: int) -> str:
+    """'3.1 MB activations (batch 32)'; per sample for full-batch training (batch 0)."""
+    if batch == 0:
+        return f"{fmt_bytes(an.activation_bytes(1))} activations per sample (full batch)"
+    return f"{fmt_bytes(an.activation_bytes(batch))} activations (batch {batch})"
 
 
 def summary_text(an: Analysis, batch: int) -> str:
-    """'61.7 k params · 429 k MACs/sample · 3.1 MB activations (batch 64)'."""
+    """'61.7 k params · 429 k MACs/sample · 3.1 MB activations (batch 32)'."""
     approx = "" if an.complete else "≥ "
     return (f"{approx}{fmt_count(an.total_params)} params · {approx}{fmt_count(an.total_macs)} "
-            f"MACs/sample · {fmt_bytes(an.activation_bytes(batch))} activations (batch {batch})")
+            f"MACs/sample · {activations_text(an, batch)}")
 
 
 class SummaryPanel(QWidget):
@@ -83,6 +96,8 @@ class SummaryPanel(QWidget):
             f"<b>{an.total_params:,}</b> trainable parameters "
             f"({fmt_bytes(4 * an.total_params)})<br>"
             f"<b>{fmt_count(an.total_macs)}</b> multiply-adds per sample<br>"
-            f"<b>{fmt_bytes(an.activation_bytes(batch))}</b> activations per batch of {batch} "
-            f"(forward, float32)"
+            + (f"<b>{fmt_bytes(an.activation_bytes(batch))}</b> activations per batch of {batch} "
+               if batch else f"<b>{fmt_bytes(an.activation_bytes(1))}</b> activations per "
+               "sample (full batch) ")
+            + "(forward, float32)"
             + ("" if an.complete else "<br><i>Totals leave out layers whose shape is unknown.</i>"))

@@ -1,18 +1,22 @@
 """Screenshots of the running app for the README (offscreen; rerun after UI changes).
 
-    python tools/screenshots.py [--out docs/screenshots]
+    python tools/screenshots.py [--out docs/screenshots] [--size 1280x800]
 
-main_window.png: the LeNet-5 example with a convolution selected (inspector, receptive
-field). error_badge.png: the same model with the Flatten removed, so the first Dense gets an
-error badge, the inspector explains it and the status bar counts it.
+Every shot is of the whole window at --size (1280×800, a common laptop screen).
 
-The monitor, at --monitor-size (1600×1000): monitor.png, digits_cnn mid-training (curves,
-feature maps of the first ReLU, filters of the first convolution, confusion matrix, live
-badges on the graph); monitor_gradients.png, the same run with the weight and gradient
-histograms, per-layer gradient norms and the confident mistakes; monitor_regions.png, an MLP
-learning the spirals (decision regions); data_panel.png, the Data panel on LeNet-5's shapes;
-monitor_pairs.png, stn_shapes after a few epochs, its inputs above what the
-SpatialTransformer makes of them (``--only pairs`` takes just this one).
+The Build layout: main_window.png, the LeNet-5 example with a convolution selected
+(inspector, receptive field); error_badge.png, the same model with the Flatten removed, so
+the first Dense gets an error badge, the inspector explains it and the status bar counts it;
+data_panel.png, the Data panel on LeNet-5's shapes.
+
+The Monitor layout (Start switches to it): monitor.png, digits_cnn mid-training (live
+badges on the graph, curves, feature maps of the first ReLU, confusion matrix);
+monitor_gradients.png, the same run with the weight and gradient histograms, per-layer
+gradient norms, the first convolution's filters and the confident mistakes;
+monitor_regions.png, an MLP learning the spirals (decision regions); monitor_pairs.png,
+stn_shapes after a few epochs, its inputs above what the SpatialTransformer makes of them
+(``--only pairs`` takes just this one); monitor_small.png, the digits_cnn run in a
+1024×700 window (``--small-size``), where the same layout still fits.
 """
 
 from __future__ import annotations
@@ -76,6 +80,8 @@ def _monitor_window(app: QApplication, size: tuple[int, int], tmp: str):
     from netbuilder.mainwindow import MainWindow
     from netbuilder.recovery import RecoveryStore
 
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
+                      tempfile.mkdtemp(prefix="nb-shots-"))  # a first start: the defaults
     w = MainWindow(recovery=RecoveryStore(tmp))
     w.resize(*size)
     w.show()
@@ -107,7 +113,7 @@ def pairs_shot(app: QApplication, w, out: Path) -> Path:
     _wait(app, lambda: tc.worker.trainer.status == "paused", 30)
     tc.docks.plots["pairs"].raise_()
     _calm(app, 1.5)
-    w.view.centerOn(w.scene.nodes["stn"])
+    w.frame_canvas()
     _calm(app)
     p = out / "monitor_pairs.png"
     w.grab().save(str(p))
@@ -116,23 +122,25 @@ def pairs_shot(app: QApplication, w, out: Path) -> Path:
     return p
 
 
-def monitor_shots(app: QApplication, out: Path, size: tuple[int, int], tmp: str) -> list[Path]:
-    """The training monitor mid-run (see the module docstring)."""
-    import engine
+def _data_panel_shot(app: QApplication, w, out: Path) -> Path:
+    """data_panel.png: LeNet-5's shapes in the Data panel (Build layout)."""
     from netbuilder.mainwindow import EXAMPLES_DIR
 
-    shots = []
-    w = _monitor_window(app, size, tmp)
     tc = w.training
-    # the data panel on LeNet-5's generated shapes
     w.open_example(EXAMPLES_DIR / "lenet5.json")
     tc.data.wait_loaded(60)
     tc.docks.data.raise_()
     _calm(app, 0.5)
     p = out / "data_panel.png"
     w.grab().save(str(p))
-    shots.append(p)
-    # digits_cnn mid-training
+    return p
+
+
+def _digits_cnn_paused(app: QApplication, w) -> None:
+    """digits_cnn trained for 4 epochs and paused, the first ReLU selected."""
+    from netbuilder.mainwindow import EXAMPLES_DIR
+
+    tc = w.training
     w.open_example(EXAMPLES_DIR / "digits_cnn.json")
     tc.data.wait_loaded(60)
     w.scene.select_nodes(["relu1"])
@@ -144,14 +152,27 @@ def monitor_shots(app: QApplication, out: Path, size: tuple[int, int], tmp: str)
     tc.pause()
     _wait(app, lambda: tc.worker.trainer.status == "paused", 30)
     tc.filters.select_conv("conv1")
+    for key in ("curves", "maps", "confusion"):
+        tc.docks.plots[key].raise_()
     _calm(app, 1.5)
-    w.view.centerOn(w.scene.nodes["relu1"])
+    w.frame_canvas()
     _calm(app)
+
+
+def monitor_shots(app: QApplication, out: Path, size: tuple[int, int], tmp: str) -> list[Path]:
+    """The data panel and the training monitor mid-run (see the module docstring)."""
+    import engine
+
+    shots = []
+    w = _monitor_window(app, size, tmp)
+    tc = w.training
+    shots.append(_data_panel_shot(app, w, out))
+    _digits_cnn_paused(app, w)
     p = out / "monitor.png"
     w.grab().save(str(p))
     shots.append(p)
     tc.grads.select_node("conv2")
-    for key in ("grads", "gallery"):
+    for key in ("grads", "filters", "gallery"):
         tc.docks.plots[key].raise_()
     _calm(app, 1.5)
     p = out / "monitor_gradients.png"
@@ -167,8 +188,8 @@ def monitor_shots(app: QApplication, out: Path, size: tuple[int, int], tmp: str)
         raise SystemExit(f"cannot start the spiral MLP: {tc.panel.message.text()}")
     _wait(app, lambda: tc.active is not None and len(tc.active.epochs) >= 120)
     tc.pause()
-    tc.docks.plots["fit"].raise_()
-    tc.docks.plots["grads"].raise_()
+    for key in ("fit", "curves", "confusion"):
+        tc.docks.plots[key].raise_()
     _calm(app, 1.5)
     w.view.fit_all()
     _calm(app, 0.5)
@@ -182,18 +203,31 @@ def monitor_shots(app: QApplication, out: Path, size: tuple[int, int], tmp: str)
     return shots
 
 
+def small_shot(app: QApplication, out: Path, size: tuple[int, int], tmp: str) -> Path:
+    """monitor_small.png: the digits_cnn run in a small window."""
+    w = _monitor_window(app, size, tmp)
+    _digits_cnn_paused(app, w)
+    p = out / "monitor_small.png"
+    w.grab().save(str(p))
+    w.training.stop()
+    _wait(app, lambda: w.training.state == "idle", 60)
+    _close(w)
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
-    ap.add_argument("--size", default="1600x1200", help="window size, WxH")
-    ap.add_argument("--monitor-size", default="1600x1000", help="window size of the monitor "
-                    "shots, WxH")
-    ap.add_argument("--only", choices=("builder", "monitor", "pairs"),
+    ap.add_argument("--size", default="1280x800", help="window size, WxH")
+    ap.add_argument("--small-size", default="1024x700", help="window size of monitor_small.png")
+    ap.add_argument("--only", choices=("builder", "monitor", "pairs", "small"),
                     help="one group of shots (pairs: monitor_pairs.png alone)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     width, height = (int(v) for v in args.size.lower().split("x"))
+    size = (width, height)
+    small = tuple(int(v) for v in args.small_size.lower().split("x"))
 
     tmp = tempfile.mkdtemp(prefix="nb-shots-")
     app = QApplication.instance() or QApplication([])
@@ -206,17 +240,21 @@ def main(argv: list[str] | None = None) -> int:
 
     apply_style(app)
     if args.only == "pairs":
-        msize = tuple(int(v) for v in args.monitor_size.lower().split("x"))
-        w = _monitor_window(app, msize, tmp)
+        w = _monitor_window(app, size, tmp)
         print(f"wrote {pairs_shot(app, w, out)}")
         _close(w)
         return 0
-    if args.only != "builder":
-        msize = tuple(int(v) for v in args.monitor_size.lower().split("x"))
-        shots = monitor_shots(app, out, msize, tmp)
+    if args.only in (None, "small"):
+        print(f"wrote {small_shot(app, out, small, tmp)}")
+        if args.only == "small":
+            return 0
+    if args.only in (None, "monitor"):
+        shots = monitor_shots(app, out, size, tmp)
         print("wrote " + ", ".join(str(s) for s in shots))
         if args.only == "monitor":
             return 0
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
+                      tempfile.mkdtemp(prefix="nb-shots-"))  # a first start: the defaults
     w = MainWindow(recovery=RecoveryStore(tmp))
     w.resize(width, height)
     w.show()
@@ -225,13 +263,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot open {DEFAULT_EXAMPLE}", file=sys.stderr)
         return 1
     _settle(app)
-    w.view.fit_all()
     conv = next((n for n, nd in w.document.graph.nodes.items() if nd.type == "Conv2D"
                  and any(e.src == n for e in w.document.graph.edges)
                  and w.document.receptive_fields.get(n) is not None
                  and w.document.receptive_fields[n].size[0] > 5), None)
     if conv:
         w.scene.select_nodes([conv])
+    _settle(app)
+    w.frame_canvas()
     _settle(app)
     p1 = out / "main_window.png"
     w.grab().save(str(p1))

@@ -38,6 +38,7 @@ class BuiltinDataset:
     name: str
     fn: Callable[..., Dataset]
     description: str
+    kind: str = ""  # what the samples are: points, curve, image, sequence (as meta["kind"])
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -89,13 +90,14 @@ class BuiltinDataset:
 BUILTINS: dict[str, BuiltinDataset] = {}
 
 
-def register_dataset(name: str, description: str
+def register_dataset(name: str, description: str, kind: str = ""
                      ) -> Callable[[Callable[..., Dataset]], Callable[..., Dataset]]:
-    """Decorator adding a generator ``fn(**params) -> Dataset`` as a built-in dataset."""
+    """Decorator adding a generator ``fn(**params) -> Dataset`` as a built-in dataset;
+    ``kind`` is the ``meta["kind"]`` of what it makes."""
     def deco(fn: Callable[..., Dataset]) -> Callable[..., Dataset]:
         if name in BUILTINS and BUILTINS[name].fn is not fn:
             raise TypeError(f"dataset {name!r} registered twice")
-        BUILTINS[name] = BuiltinDataset(name, fn, description)
+        BUILTINS[name] = BuiltinDataset(name, fn, description, kind)
         return fn
     return deco
 
@@ -119,7 +121,7 @@ def _points(name: str, x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
     return Dataset(arrays, name, class_names, "classification", {"kind": "points", **meta})
 
 
-@register_dataset("xor", "2-D points around the corners of XOR's truth table (2 classes)")
+@register_dataset("xor", "2-D points around the corners of XOR's truth table (2 classes)", kind="points")
 def xor(n: int = 200, noise: float = 0.1, seed: int = 0) -> Dataset:
     """Corners (a, b) in {0, 1}² labelled a XOR b, plus Gaussian noise (std ``noise``).
     ``n = 4, noise = 0`` is the truth table itself."""
@@ -131,7 +133,7 @@ def xor(n: int = 200, noise: float = 0.1, seed: int = 0) -> Dataset:
     return _points("xor", x, y, rng, ["same", "different"], noise=noise)
 
 
-@register_dataset("spirals", "2-D points on interleaved spiral arms (2 classes by default)")
+@register_dataset("spirals", "2-D points on interleaved spiral arms (2 classes by default)", kind="points")
 def spirals(n: int = 600, noise: float = 0.05, classes: int = 2, turns: float = 1.25,
             seed: int = 0) -> Dataset:
     """``classes`` arms of ``turns`` turns each, radius 0..1, noise std ``noise``."""
@@ -150,7 +152,7 @@ def spirals(n: int = 600, noise: float = 0.05, classes: int = 2, turns: float = 
                    [f"arm {k}" for k in range(classes)], noise=noise)
 
 
-@register_dataset("moons", "2-D points on two interleaved half circles (2 classes)")
+@register_dataset("moons", "2-D points on two interleaved half circles (2 classes)", kind="points")
 def moons(n: int = 400, noise: float = 0.1, seed: int = 0) -> Dataset:
     rng = np.random.default_rng(seed)
     m0, m1 = _per_class(n, 2)
@@ -162,7 +164,7 @@ def moons(n: int = 400, noise: float = 0.1, seed: int = 0) -> Dataset:
     return _points("moons", x, y, rng, ["upper", "lower"], noise=noise)
 
 
-@register_dataset("circles", "2-D points: a disc inside a ring (2 classes)")
+@register_dataset("circles", "2-D points: a disc inside a ring (2 classes)", kind="points")
 def circles(n: int = 400, noise: float = 0.05, factor: float = 0.5, seed: int = 0) -> Dataset:
     """Outer circle radius 1 (class 0), inner circle radius ``factor`` (class 1)."""
     if not 0 < factor < 1:
@@ -177,7 +179,7 @@ def circles(n: int = 400, noise: float = 0.05, factor: float = 0.5, seed: int = 
     return _points("circles", x, y, rng, ["outer", "inner"], noise=noise)
 
 
-@register_dataset("sine", "1-D regression: y = sin(freq·x) + noise for x in [-π, π]")
+@register_dataset("sine", "1-D regression: y = sin(freq·x) + noise for x in [-π, π]", kind="curve")
 def sine(n: int = 400, noise: float = 0.05, freq: float = 1.0, seed: int = 0) -> Dataset:
     rng = np.random.default_rng(seed)
     x = rng.uniform(-math.pi, math.pi, (n, 1))
@@ -186,7 +188,8 @@ def sine(n: int = 400, noise: float = 0.05, freq: float = 1.0, seed: int = 0) ->
                    task="regression", meta={"kind": "curve", "noise": noise})
 
 
-@register_dataset("digits", "1,797 real handwritten digits, 1×8×8, scaled to [0, 1] (10 classes)")
+@register_dataset("digits", "1,797 real handwritten digits, 1×8×8, scaled to [0, 1] (10 classes)",
+                  kind="image")
 def digits() -> Dataset:
     """The shipped UCI digits (resources/datasets/digits.npz; see its README)."""
     path = datasets_dir() / "digits.npz"
@@ -238,7 +241,7 @@ def _shape_distance(kind: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 @register_dataset("shapes", "generated 1×28×28 images of 6 shapes under random shift, "
-                            "rotation and scale")
+                            "rotation and scale", kind="image")
 def shapes(n: int = 6000, noise: float = 0.05, size: int = 28, rotation: float = 180.0,
            min_scale: float = 0.45, max_scale: float = 0.85, seed: int = 0) -> Dataset:
     """Filled, anti-aliased circles, squares, triangles, crosses, stars and rings.
@@ -303,7 +306,7 @@ def shapes(n: int = 6000, noise: float = 0.05, size: int = 28, rotation: float =
 
 
 @register_dataset("shapes_distorted", "the 6 shapes small and anywhere on a 1×40×40 image, at "
-                                      "any angle: for spatial transformers")
+                                      "any angle: for spatial transformers", kind="image")
 def shapes_distorted(n: int = 6000, noise: float = 0.05, size: int = 40, rotation: float = 180.0,
                      min_scale: float = 0.22, max_scale: float = 0.5, seed: int = 0) -> Dataset:
     """``shapes`` under strong distortion: radius 0.22 .. 0.5 of half the image (defaults),

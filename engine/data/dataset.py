@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..registry import fmt_shape
+from ..text import plural
 
 TASKS = ("classification", "regression", "unlabelled")
 
@@ -147,16 +148,17 @@ class Dataset:
 
     def describe(self) -> str:
         """One line: samples, input shape, task and classes."""
-        parts = [f"{self.name}: {len(self)} samples", f"x {fmt_shape(self.sample_shape)}"]
+        parts = [f"{self.name}: {plural(len(self), 'sample')}",
+                 f"x {fmt_shape(self.sample_shape)}"]
         if self.task == "classification":
-            parts.append(f"{self.n_classes} classes")
+            parts.append(plural(self.n_classes or 0, "class"))
         elif self.task == "regression" and self.y is not None:
             parts.append(f"regression y {fmt_shape(self.y.shape[1:])}")
         extra = [k for k in self.arrays if k not in ("x", "y")]
         if extra:
             parts.append("targets " + ", ".join(extra))
         if self.test is not None:
-            parts.append(f"+ {len(self.test)} test samples")
+            parts.append(f"+ {plural(len(self.test), 'test sample')}")
         return ", ".join(parts)
 
 

@@ -71,7 +71,7 @@ def _sequences(name: str, x: np.ndarray, y: np.ndarray, rng: np.random.Generator
 
 # ----- generated ------------------------------------------------------------------------------
 @register_dataset("adding", "the adding problem: (T, 2) values and markers; regress the sum "
-                            "of the two marked values")
+                            "of the two marked values", kind="sequence")
 def adding(n: int = 4000, steps: int = 50, seed: int = 0) -> Dataset:
     """Feature 0 holds values U(0, 1), feature 1 marks two steps with 1 (one in each half of
     the sequence); y (N, 1) is the sum of the two marked values (Hochreiter & Schmidhuber,
@@ -91,7 +91,7 @@ def adding(n: int = 4000, steps: int = 50, seed: int = 0) -> Dataset:
 
 
 @register_dataset("parity", "bit streams (T, 1): is the number of ones even or odd? "
-                            "(2 classes)")
+                            "(2 classes)", kind="sequence")
 def parity(n: int = 4000, steps: int = 10, running: bool = False, seed: int = 0) -> Dataset:
     """Random bits, half the streams of each parity; a single flipped bit anywhere flips the
     class, so no summary short of counting works. Learning it from the end label alone is a
@@ -109,7 +109,7 @@ def parity(n: int = 4000, steps: int = 10, running: bool = False, seed: int = 0)
 
 
 @register_dataset("sine_freq", "noisy sines (T, 1): how many cycles in T steps? "
-                               "(3 classes by default)")
+                               "(3 classes by default)", kind="sequence")
 def sine_freq(n: int = 3000, steps: int = 50, classes: int = 3, noise: float = 0.3,
               seed: int = 0) -> Dataset:
     """Class k makes 2 + k cycles (±0.25) over the T steps, with a random phase, an amplitude
@@ -131,7 +131,7 @@ def sine_freq(n: int = 3000, steps: int = 50, classes: int = 3, noise: float = 0
 
 
 @register_dataset("tokens", "token-id sequences (T,) from a small vocabulary: which topic do "
-                            "most of the words belong to? (4 classes)")
+                            "most of the words belong to? (4 classes)", kind="sequence")
 def tokens(n: int = 4000, steps: int = 20, vocab: int = 32, classes: int = 4,
            one_hot: bool = False, seed: int = 0) -> Dataset:
     """Ids 0 … vocab-1: topic k owns the ids k·w … (k+1)·w - 1 with w = vocab // (2·classes);

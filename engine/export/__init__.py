@@ -1,7 +1,7 @@
 """Interop: export to ONNX and to a standalone PyTorch script, import from ONNX.
 
-The ``onnx``, ``onnxruntime`` and ``torch`` packages are optional (``netbuilder[onnx]``) and
-imported only when a function here needs them::
+``onnx`` (a dependency of NetBuilder) is imported only when a function here needs it; the
+PyTorch export writes a script and never imports ``torch``::
 
     from engine.export import export_onnx, export_pytorch, import_onnx
     export_onnx(net, "model.onnx")              # Network, Graph or Bundle
@@ -11,10 +11,10 @@ imported only when a function here needs them::
 
 from .common import ExportError, ModelView, model_view
 from .onnx_export import build_onnx, describe_onnx, export_onnx
-from .onnx_import import import_onnx
+from .onnx_import import import_onnx, supported_ops
 from .pytorch_export import export_pytorch, pytorch_source
 
 FORMATS = ("onnx", "pytorch")
 
 __all__ = ["FORMATS", "ExportError", "ModelView", "build_onnx", "describe_onnx", "export_onnx",
-           "export_pytorch", "import_onnx", "model_view", "pytorch_source"]
+           "export_pytorch", "import_onnx", "model_view", "pytorch_source", "supported_ops"]

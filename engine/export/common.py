@@ -107,13 +107,14 @@ def refuse_unsupported(view: ModelView, capability: str, fmt: str) -> None:
                           bad[0][0])
 
 
-def require(module: str, extra: str = "onnx") -> ModuleType:
-    """Import an optional dependency, or say how to install it."""
+def require(module: str) -> ModuleType:
+    """Import a package that export or import needs (imported only then, so ``import engine``
+    stays quick), or say plainly that it is missing from this installation."""
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ExportError(f"this needs the '{module}' package: pip install "
-                          f"'netbuilder[{extra}]'") from None
+        raise ExportError(f"this needs the '{module}' package, which NetBuilder installs with "
+                          f"it but which is missing here: pip install {module}") from None
 
 
 _NON_ID = re.compile(r"[^A-Za-z0-9_]")

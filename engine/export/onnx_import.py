@@ -1,10 +1,16 @@
 """Import an ONNX model as an engine Graph and its weights.
 
+Two passes. First ``onnx_patterns.normalize_graph`` rewrites, op by op and knowing no layer
+type, what exporters write around the layers (constant folding left undone, shape arithmetic
+of the batch size, zero RNN states, time-major and stacked RNNs, ``h_n[-1]``: see there) into
+one canonical form. Then the ``Importer`` here maps that graph to layers.
+
 Supported: the op subset ``onnx_export`` writes (and the same ops from other tools where they
 mean the same thing). Each layer type converts the ops it lists in ``onnx_ops`` (its
 ``from_onnx``, e.g. Dense: Gemm, MatMul + the Add of a bias; SpatialTransformer: GridSample
 on the affine grid it exports); the importer itself handles the ops that only move data
-(Identity, Cast, Constant, Transpose, Squeeze, and the reshapes after a recurrent op).
+(Identity, Cast between float types, Constant, Transpose, Squeeze, and the reshapes and
+Gathers after a recurrent op).
 ``supported_ops()`` lists them all; anything else is refused in one message listing every
 unsupported node.
 """
@@ -23,6 +29,7 @@ from ..graph import Edge, Graph, Node
 from ..registry import Layer, Shape, fmt_shape, get_layer_class, layer_types
 from .common import require
 from .onnx_export import META_GRAPH, META_OUTPUTS, META_TRAINING
+from .onnx_fold import FOLD_OPS
 from .onnx_import_ops import (
     PENDING_OPS,
     OnnxImportError,
@@ -32,6 +39,7 @@ from .onnx_import_ops import (
     pending_step,
     short_float,
 )
+from .onnx_patterns import check_names, normalize_graph, tensor_array
 
 # Ops the importer handles itself: they move or view data and make no node of their own.
 STRUCTURAL_OPS = frozenset({"Identity", "Cast", "Constant", "Transpose", "Squeeze",
@@ -84,9 +92,16 @@ class Importer:
         self.g = model.graph
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
                           0)
+        check_names(model, source)
         self.meta = {p.key: p.value for p in model.metadata_props}
         self.consts: dict[str, np.ndarray] = {
-            t.name: self.numpy_helper.to_array(t).copy() for t in self.g.initializer}
+            t.name: tensor_array(self.onnx, t, "initialiser") for t in self.g.initializer}
+        # What exporters write around the layers (constant folding left undone, shape
+        # arithmetic of the batch size, zero RNN states, time-major sequences...) is rewritten
+        # first into the forms the layers' hooks map; ``notes`` says what was done.
+        norm = normalize_graph(self.onnx, model, self.consts, source)
+        self.notes: list[str] = norm.notes
+        self.g = self.onnx.helper.make_graph(norm.nodes, self.g.name, norm.inputs, norm.outputs)
         self.vals: dict[str, Val | PendingRNN] = {}
         self.graph = Graph("imported")
         self.state: dict[str, np.ndarray] = {}
@@ -102,6 +117,8 @@ class Importer:
                 if t:
                     self.producer[t] = node
         self.outputs = [o.name for o in self.g.output]
+        # node -> its index, for index_of (a scan per call is slow on 10,000-node graphs)
+        self.positions = {id(n): i for i, n in enumerate(self.g.node)}
         self.skip: set[int] = set()
         self.matches: dict[int, Any] = {}
         self.handlers = onnx_handlers()
@@ -117,9 +134,9 @@ class Importer:
         for a in node.attribute:
             v = h.get_attribute_value(a)
             if isinstance(v, bytes):
-                v = v.decode()
+                v = v.decode("utf-8", "replace")
             elif isinstance(v, list) and v and isinstance(v[0], bytes):
-                v = [s.decode() for s in v]
+                v = [s.decode("utf-8", "replace") for s in v]
             elif hasattr(v, "dims") and hasattr(v, "data_type"):
                 v = self.numpy_helper.to_array(v)
             elif isinstance(v, float):
@@ -210,14 +227,11 @@ class Importer:
         for inp in self.g.input:
             if inp.name not in init_names:
                 self._add_input(inp)
-        for c in self.g.node:
-            if c.op_type == "Constant":
-                self.consts[c.output[0]] = self._constant_value(c)
         for idx, node in enumerate(self.g.node):
             if node.op_type in self.handlers:
                 self.handlers[node.op_type].claim_onnx(self, idx, node)
         for idx, node in enumerate(self.g.node):
-            if idx in self.skip or node.op_type == "Constant":
+            if idx in self.skip:
                 continue
             pend = self.vals.get(node.input[0]) if node.input else None
             if node.op_type in PENDING_OPS and isinstance(pend, PendingRNN):
@@ -246,15 +260,11 @@ class Importer:
             for op, names in sorted(bad.items()):
                 shown = ", ".join(f"'{s}'" for s in names[:3]) + (" …" if len(names) > 3 else "")
                 parts.append(f"{op} ({shown})")
+            folded = sorted(op for op in bad if op in FOLD_OPS)
+            hint = (f" ({', '.join(folded)} can be imported only where they compute constants or "
+                    "the batch size; here they work on data)") if folded else ""
             raise OnnxImportError(f"{self.source}: NetBuilder cannot import these ONNX ops: "
-                                  + "; ".join(parts))
-
-    def _constant_value(self, node: Any) -> np.ndarray:
-        a = self.attrs(node)
-        for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
-            if key in a:
-                return np.asarray(a[key])
-        raise self.fail(node, "has no value NetBuilder can read")
+                                  + "; ".join(parts) + hint)
 
     def _add_input(self, inp: Any) -> None:
         tt = inp.type.tensor_type
@@ -276,6 +286,9 @@ class Importer:
             heads = {}
         for name in self.outputs:
             v = self.vals.get(name)
+            if name in self.consts:
+                raise OnnxImportError(f"{self.source}: output '{name}' is a constant; NetBuilder's "
+                                      "outputs are computed from inputs")
             if not isinstance(v, Val) or v.perm:
                 raise OnnxImportError(f"{self.source}: output '{name}' is not a batch-first "
                                       "result of supported layers")
@@ -309,7 +322,26 @@ class Importer:
             self.vals[node.output[0]] = self.vals[src] if src in self.vals else self.value(node)
 
     def op_Cast(self, node: Any) -> None:
-        self.op_Identity(node)
+        # NetBuilder computes in float32: a cast to float / double changes nothing, but a cast
+        # to an integer truncates and one to float16 rounds, so those are refused unless the
+        # integers are only token ids for embedding tables (Casts of constants were folded).
+        tp = self.onnx.TensorProto
+        to = int(self.attrs(node).get("to", 0))
+        if to in (tp.FLOAT, tp.DOUBLE):
+            self.op_Identity(node)
+            return
+        name = tp.DataType.Name(to) if to in tp.DataType.values() else str(to)
+        ints = (tp.INT64, tp.INT32, tp.INT16, tp.INT8, tp.UINT8, tp.UINT16, tp.UINT32, tp.UINT64)
+        readers = self.consumers.get(node.output[0], [])
+        if to in ints and readers and node.output[0] not in self.outputs and all(
+                r.op_type == "Gather" and list(r.input).index(node.output[0]) == 1 and
+                r.input[0] in self.consts for r in readers):
+            self.op_Identity(node)  # embedding ids: the Embedding layer takes whole numbers
+            return
+        raise self.fail(node, f"converts to {name}, which "
+                              + ("rounds toward zero" if to in ints else "changes the values")
+                              + "; NetBuilder computes in float32 and has no such layer: "
+                              "remove the cast (casts to float and double are fine)")
 
     def elementwise(self, node: Any, type_name: str, params: dict[str, Any] | None = None
                     ) -> None:
@@ -322,10 +354,10 @@ class Importer:
 
     def index_of(self, node: Any) -> int:
         """Position of ``node`` in the ONNX graph (for ``skip``)."""
-        for i, n in enumerate(self.g.node):
-            if n is node:
-                return i
-        raise AssertionError(node.name)
+        i = self.positions.get(id(node))
+        if i is None or self.g.node[i] is not node:
+            raise AssertionError(node.name)
+        return i
 
     # ----- ops that move data ---------------------------------------------------------------
     def reshape_to(self, node: Any, v: Val, shape: Shape, type_name: str) -> None:
@@ -359,6 +391,8 @@ class Importer:
         x = x if x.perm else self.materialize(x, node)
         rank = len(x.shape) + 1
         perm = list(self.attrs(node).get("perm", list(range(rank))[::-1]))
+        if sorted(perm) != list(range(rank)):
+            raise self.fail(node, f"has perm {perm} for a tensor of rank {rank}")
         base = list(x.perm or range(rank))
         new = tuple(base[p] for p in perm)
         self.vals[node.output[0]] = Val(x.node, x.shape, () if new == tuple(range(rank)) else new)
@@ -371,12 +405,15 @@ class Importer:
         finish_pending(self, tensor, pend)
 
 
-def import_onnx(source: Any, name: str | None = None) -> tuple[Graph, dict[str, np.ndarray]]:
+def import_onnx(source: Any, name: str | None = None,
+                notes: list[str] | None = None) -> tuple[Graph, dict[str, np.ndarray]]:
     """(Graph, state) from an ONNX file path, bytes or ``onnx.ModelProto``.
 
     ``state`` maps full parameter names (``"conv1.weight"``) to float32 arrays, ready for
-    ``Network.load_state_dict``. Raises OnnxImportError (a NetBuilderError) naming every
-    unsupported op, or the node whose layout NetBuilder cannot express."""
+    ``Network.load_state_dict``. ``notes``, if given, gets one line per rewrite made on the
+    way (constants folded, zero RNN states dropped, time-major inputs read batch-first...).
+    Raises OnnxImportError (a NetBuilderError) naming every unsupported op, or the node whose
+    layout NetBuilder cannot express."""
     onnx = require("onnx")
     label = "model"
     if isinstance(source, bytes | bytearray):
@@ -407,8 +444,8 @@ def import_onnx(source: Any, name: str | None = None) -> tuple[Graph, dict[str, 
     except Exception as exc:
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise GraphFormatError(f"{label} is not a valid ONNX model: {first}") from None
-    importer = Importer(model, label)
     try:
+        importer = Importer(model, label)
         graph, state = importer.run()
     except NetBuilderError:
         raise
@@ -418,6 +455,8 @@ def import_onnx(source: Any, name: str | None = None) -> tuple[Graph, dict[str, 
     stem = os.path.splitext(os.path.basename(label))[0] if label != "model" else ""
     graph.name = name or importer.meta.get(META_GRAPH) or stem or model.graph.name or "imported"
     graph.validate()
+    if notes is not None:
+        notes.extend(importer.notes)
     return graph, state
 
 

@@ -315,8 +315,12 @@ class HardSigmoid(_Elementwise):
         a = imp.attrs(node)
         alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
         if not (math.isclose(alpha, 0.25, rel_tol=1e-6) and math.isclose(beta, 0.5, rel_tol=1e-6)):
-            raise imp.fail(node, f"has alpha {alpha:g}, beta {beta:g}; NetBuilder's HardSigmoid "
-                                 "is clip(0.25·x + 0.5, 0, 1)")
+            torch = " (PyTorch's Hardsigmoid / Hardswish)" if math.isclose(alpha, 1 / 6,
+                                                                          rel_tol=1e-4) else ""
+            raise imp.fail(node, f"is clip(αx + β, 0, 1) with α = {alpha:g}, β = {beta:g}"
+                                 f"{torch}; NetBuilder's HardSigmoid has α = 0.25, β = 0.5 only "
+                                 "(other values come with issue 19's phase 2): use "
+                                 "nn.Sigmoid, or that HardSigmoid, in the model before export")
         imp.elementwise(node, "HardSigmoid")
 
     def to_pytorch(self, ctx, xs, out):
@@ -373,7 +377,7 @@ class HardTanh(_Elementwise):
 
     @classmethod
     def from_onnx(cls, imp, index, node):
-        """Clip to [lo, hi]: a HardTanh, or a ReLU for [0, inf)."""
+        """Clip to [lo, hi]: a HardTanh, a ReLU for [0, inf), nothing without bounds."""
         a = imp.attrs(node)
         lo = imp.const(node.input[1]) if len(node.input) > 1 else a.get("min")
         hi = imp.const(node.input[2]) if len(node.input) > 2 else a.get("max")
@@ -382,13 +386,16 @@ class HardTanh(_Elementwise):
             raise imp.fail(node, "needs constant min and max")
         lo_f = -math.inf if lo is None else _short_float(lo)
         hi_f = math.inf if hi is None else _short_float(hi)
-        if lo_f == 0.0 and hi_f == math.inf:
+        if lo_f == -math.inf and hi_f == math.inf:  # no bounds: nothing to do
+            imp.vals[node.output[0]] = imp.value(node, allow_perm=True)
+        elif lo_f == 0.0 and hi_f == math.inf:
             imp.elementwise(node, "ReLU")
         elif math.isfinite(lo_f) and math.isfinite(hi_f):
             imp.elementwise(node, "HardTanh", {"min_val": lo_f, "max_val": hi_f})
         else:
-            raise imp.fail(node, f"clips to [{lo_f:g}, {hi_f:g}]; NetBuilder's HardTanh needs "
-                                 "both bounds")
+            raise imp.fail(node, f"clips to [{lo_f:g}, {hi_f:g}], bounded on one side only; "
+                                 "NetBuilder's HardTanh needs both bounds (and Clip(0, ∞) is a "
+                                 "ReLU): clamp to a finite min and max before export")
 
     def to_pytorch(self, ctx, xs, out):
         return [], [f"{out} = F.hardtanh({xs[0]}, {ctx.num(self.p['min_val'])}, "
@@ -447,8 +454,9 @@ class Swish(_Elementwise):
                                   _short_float(beta.reshape(())))
                 imp.skip.update({imp.index_of(sig), imp.index_of(mul)})
                 return
-            raise imp.fail(node, "scales by a constant; NetBuilder has no scaling layer "
-                                 "(only x·sigmoid(β·x), a Swish)")
+            raise imp.fail(node, "scales by a constant (x · c); NetBuilder has no scaling "
+                                 "layer yet (only x·sigmoid(β·x), a Swish): fold the factor "
+                                 "into the weights of the layer before or after it")
         raise imp.fail(node, "multiplies two tensors; NetBuilder has no elementwise product "
                              "layer (only x·sigmoid(β·x), a Swish)")
 

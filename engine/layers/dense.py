@@ -12,6 +12,7 @@ from ..kernels import conv as kconv
 from ..kernels import fused as kfused
 from ..kernels.reference import fused as rfused
 from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
+from ..text import plural
 
 DENSE_SERIAL_MACS = 300_000  # multiply-adds per batch below which a Dense runs on one slice
 
@@ -107,7 +108,7 @@ class Dense(Layer):
         return y.reshape(*x.shape[:-1], -1)
 
     def summary(self) -> str:
-        return f"{self.p['units']} units" + ("" if self.p["bias"] else ", no bias")
+        return plural(self.p["units"], "unit") + ("" if self.p["bias"] else ", no bias")
 
     # ----- export and import ---------------------------------------------------------------
     def to_onnx(self, b, xs, out, params):
@@ -135,22 +136,39 @@ class Dense(Layer):
     @classmethod
     def _from_gemm(cls, imp: Any, node: Any) -> None:
         a = imp.attrs(node)
-        if a.get("transA", 0):
-            raise imp.fail(node, "transposes its data input (transA = 1)")
+        if a.get("transA", 0):  # Gemm(Transpose(x), transA = 1) was made Gemm(x) before
+            raise imp.fail(node, "transposes its data input (transA = 1), which puts the "
+                                 "batch on the inner axis; NetBuilder's Dense multiplies "
+                                 "(N, F) samples: export x @ W.T (transA = 0)")
         x = imp.materialize(imp.value(node), node)
         if len(x.shape) != 1:
             raise imp.fail(node, f"gets samples shaped {fmt_shape(x.shape)}; Gemm needs (F,)")
         w = imp.need_const(node, 1, "weight").astype(np.float32)
+        if w.ndim != 2:
+            raise imp.fail(node, f"has a weight B shaped {fmt_shape(w.shape)}; Gemm's is 2-D")
         w = w if a.get("transB", 0) else w.T
         w = w * float(a.get("alpha", 1.0))
         state = {"weight": w}
         units = w.shape[0]
         if len(node.input) > 2 and node.input[2]:
             c = imp.need_const(node, 2, "bias").astype(np.float32) * float(a.get("beta", 1.0))
-            state["bias"] = np.broadcast_to(c.reshape(-1) if c.size in (1, units) else c,
-                                            (units,)).copy()
+            state["bias"] = cls._gemm_bias(imp, node, c, units)
         params = {"units": units, "bias": "bias" in state}
         imp.vals[node.output[0]] = imp.add(node, "Dense", params, [x], state)
+
+    @staticmethod
+    def _gemm_bias(imp: Any, node: Any, c: np.ndarray, units: int) -> np.ndarray:
+        """Gemm's C as one bias per unit: C may be a scalar, (units,), (1, units), or a matrix
+        whose rows (or columns) are all equal; a bias that differs per sample is refused."""
+        if c.ndim == 0:
+            return np.full(units, c, np.float32)
+        if c.ndim <= 2 and c.size and c.shape[-1] in (1, units):
+            rows = c.reshape(-1, c.shape[-1])
+            if (rows == rows[0]).all():
+                return np.broadcast_to(rows[0], (units,)).copy()
+        raise imp.fail(node, f"adds a bias C shaped {fmt_shape(c.shape)} that differs from "
+                             "sample to sample; NetBuilder's Dense has one bias per unit: give "
+                             f"C shaped ({units},) or (1, {units})")
 
     @classmethod
     def _from_matmul(cls, imp: Any, node: Any) -> None:
@@ -264,7 +282,11 @@ class Reshape(Layer):
             known = math.prod(d for d in dims if d != -1)
             dims = [size // known if d == -1 else d for d in dims]
         if math.prod(dims) != size or any(d <= 0 for d in dims):
-            raise imp.fail(node, f"cannot reshape {fmt_shape(have)} to {target}")
+            if target[0] == -1:
+                raise imp.fail(node, f"reshapes {fmt_shape(have)} samples to {target}, which "
+                                     "moves values between the batch and the samples; "
+                                     "NetBuilder keeps the batch axis whole")
+            raise imp.fail(node, f"cannot reshape {fmt_shape(have)} samples to {target}")
         imp.reshape_to(node, v, tuple(dims), "Reshape")
 
     def to_pytorch(self, ctx, xs, out):

@@ -80,6 +80,11 @@ class Embedding(Layer):
 
     @classmethod
     def from_onnx(cls, imp, index, node):
+        if node.input[0] not in imp.consts:
+            raise imp.fail(node, f"picks entries along axis {imp.attrs(node).get('axis', 0)} "
+                                 "of a computed tensor (as x[:, k]); NetBuilder has no layer "
+                                 "that slices tensors (Gather imports as an embedding lookup "
+                                 "in a constant table)")
         if int(imp.attrs(node).get("axis", 0)) != 0:
             raise imp.fail(node, "gathers along an axis other than 0 (an embedding table's "
                                  "rows)")

@@ -266,7 +266,20 @@ class Dropout(Layer):
     @classmethod
     def from_onnx(cls, imp, index, node):
         a = imp.attrs(node)
-        ratio = imp.const(node.input[1]) if len(node.input) > 1 else None
+        ratio = imp.const(node.input[1]) if len(node.input) > 1 and node.input[1] else None
+        if len(node.input) > 1 and node.input[1] and ratio is None:
+            raise imp.fail(node, "has a computed ratio; NetBuilder needs a constant one")
+        # training_mode (opset 12+) true drops units at inference too: refused, as
+        # BatchNormalization in training mode is; false or absent is plain inference.
+        if len(node.input) > 2 and node.input[2]:
+            mode = imp.const(node.input[2])
+            if mode is None or mode.size != 1 or bool(mode.reshape(())):
+                raise imp.fail(node, "is in training mode (training_mode = "
+                                     f"{'computed' if mode is None else bool(mode.reshape(-1)[0])})"
+                                     "; export the model for inference (model.eval())")
+        if len(node.output) > 1 and node.output[1] and (
+                node.output[1] in imp.consumers or node.output[1] in imp.outputs):
+            raise imp.fail(node, "returns its mask; NetBuilder's Dropout does not")
         rate = float(str(np.float32(ratio))) if ratio is not None else float(a.get("ratio", 0.5))
         x = imp.value(node)
         imp.vals[node.output[0]] = imp.add(node, "Dropout", {"rate": rate},

@@ -12,12 +12,54 @@ MACs: max pooling does no multiply-adds (0); average pooling counts one per wind
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..kernels import pool as kpool
 from ..kernels.reference import pool as rpool
-from ..registry import Layer, ParamSpec, Shape, example, register
-from .conv import MAX_SIZE, image_shape, onnx_padding, onnx_window, plan_windows, size_text
+from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
+from .conv import (
+    MAX_SIZE,
+    image_shape,
+    onnx_padding,
+    onnx_window,
+    plan_windows,
+    size_text,
+    window_geometry,
+)
+
+
+def onnx_check_ceil_mode(imp: Any, node: Any, a: dict[str, Any], x: Any, k: list[int],
+                         stride: list[int]) -> None:
+    """ceil_mode changes nothing when the windows fit exactly; else it is refused (phase 2
+    of issue 19 gives pooling a ceil_mode)."""
+    if not a.get("ceil_mode", 0) or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        return
+    t, l, b, r = (list(a.get("pads", [0, 0, 0, 0])) + [0] * 4)[:4] \
+        if a.get("auto_pad", "NOTSET") == "NOTSET" else (0, 0, 0, 0)
+    floor, ceil = [], []
+    for size, lo, hi, kk, st in zip(x.shape[1:], (t, l), (b, r), k, stride):
+        span = size + lo + hi - kk
+        up = -(-span // st) + 1
+        if (up - 1) * st >= size + lo:  # PyTorch / ONNX: no window may start in the end pad
+            up -= 1
+        floor.append(span // st + 1)
+        ceil.append(up)
+    if floor != ceil:
+        raise imp.fail(node, f"rounds its output size up (ceil_mode = 1, PyTorch's "
+                             f"ceil_mode=True): {ceil[0]}×{ceil[1]} here where NetBuilder's "
+                             f"pooling gives {floor[0]}×{floor[1]}. NetBuilder has no "
+                             "ceil_mode yet: export with ceil_mode=False, or give an input "
+                             "size at which the windows fit exactly")
+
+
+def same_pads(x_shape: Shape, k: list[int], stride: list[int]) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of NetBuilder's 'same' padding for a (C, H, W) input."""
+    _, h, w = x_shape
+    _, t, b = window_geometry(h, k[0], stride[0], "same")
+    _, l, r = window_geometry(w, k[1], stride[1], "same")
+    return t, l, b, r
 
 
 class _Pool2D(Layer):
@@ -65,6 +107,7 @@ class _Pool2D(Layer):
 
     @classmethod
     def from_onnx(cls, imp, index, node):
+        type_name = cls.type_name
         a = imp.attrs(node)
         x = imp.materialize(imp.value(node), node)
         if len(x.shape) != 3:
@@ -72,15 +115,38 @@ class _Pool2D(Layer):
         if node.op_type == "MaxPool" and len(node.output) > 1 and node.output[1]:
             raise imp.fail(node, "returns its indices; NetBuilder does not")
         k = list(a["kernel_shape"])
+        if len(k) != 2:
+            raise imp.fail(node, f"has a {len(k)}-D window; NetBuilder pools 2-D images")
         stride = onnx_window(imp, node, a, k)
-        pads = list(a.get("pads", [0, 0, 0, 0]))
-        exclude = cls.type_name == "AvgPool2D" and not a.get("count_include_pad", 0) \
-            and any(pads)
-        pad = onnx_padding(imp, node, a, x, k, stride, prefer_same=exclude)
+        onnx_check_ceil_mode(imp, node, a, x, k, stride)
+        pads = tuple((list(a.get("pads", [0, 0, 0, 0])) + [0] * 4)[:4])
+        same = same_pads(x.shape, k, stride)
+        # NetBuilder's AvgPool2D averages over the padding too with int padding (PyTorch's
+        # count_include_pad=True) and over the real pixels only with 'same' padding.
+        include = bool(a.get("count_include_pad", 0))
+        if type_name == "AvgPool2D" and not include and any(pads):
+            if pads != same:
+                raise imp.fail(node, f"pads (top, left, bottom, right) = {pads} and averages "
+                                     "the real pixels only (count_include_pad = 0); NetBuilder "
+                                     "does that only with 'same' padding (pads "
+                                     f"{same} here): export with count_include_pad=True")
+            pad: str | int = "same"
+        else:
+            pad = onnx_padding(imp, node, a, x, k, stride)
+        if type_name == "AvgPool2D" and include and pad == "same" and any(same):
+            raise imp.fail(node, "pads like 'same' and averages over the padding "
+                                 "(count_include_pad = 1); NetBuilder's 'same' average pooling "
+                                 "counts only the real pixels: export with symmetric pads")
         if isinstance(pad, int) and 2 * pad > min(k):
-            pad = onnx_padding(imp, node, a, x, k, stride, prefer_same=True)
+            if type_name == "MaxPool2D" and pads == same:
+                pad = "same"  # max pooling never picks padding: the same windows
+            else:
+                raise imp.fail(node, f"pads {pad} px on every side, more than half the "
+                                     f"{k[0]}×{k[1]} window, so some windows would hold only "
+                                     "padding; NetBuilder's pooling allows at most "
+                                     f"{min(k) // 2} px: lower the padding")
         imp.vals[node.output[0]] = imp.add(
-            node, cls.type_name, {"pool_size": k, "stride": stride, "padding": pad}, [x])
+            node, type_name, {"pool_size": k, "stride": stride, "padding": pad}, [x])
 
 
 @register
@@ -226,10 +292,13 @@ class GlobalAvgPool2D(Layer):
         x = imp.materialize(imp.value(node), node)
         keep = 1
         if node.op_type == "ReduceMean":
-            axes = sorted(a + 4 if a < 0 else a for a in imp.axes(node))
+            rank = len(x.shape) + 1
+            axes = sorted(a + rank if a < 0 else a for a in imp.axes(node))
             if len(x.shape) != 3 or axes != [2, 3]:
-                raise imp.fail(node, "averages over axes other than an image's height and "
-                                     "width")
+                over = f"axes {axes}" if axes else "every axis"
+                raise imp.fail(node, f"averages over {over} of {fmt_shape(x.shape)} samples; "
+                                     "NetBuilder averages only over an image's height and width "
+                                     "(axes [2, 3] of (C, H, W): GlobalAvgPool2D)")
             keep = int(imp.attrs(node).get("keepdims", 1))
         elif len(x.shape) != 3:
             raise imp.fail(node, "does not pool a (C, H, W) image")

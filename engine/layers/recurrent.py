@@ -24,6 +24,7 @@ import numpy as np
 from ..kernels import recurrent as rk
 from ..kernels.reference import recurrent as rr
 from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
+from ..text import plural
 
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 ONNX_OP = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
@@ -123,7 +124,7 @@ class RecurrentLayer(Layer):
 
     def summary(self) -> str:
         p = self.p
-        text = f"{p['units']} units"
+        text = plural(p["units"], "unit")
         if p["direction"] == "bidirectional":
             text += f", bidirectional ({p['merge']})"
         elif p["direction"] == "backward":
@@ -256,19 +257,22 @@ class RecurrentLayer(Layer):
                 [s.lower() for s in default_acts]:
             raise imp.fail(node, f"uses activations {acts}; NetBuilder's are {default_acts}")
         if op == "GRU" and not a.get("linear_before_reset", 0):
-            raise imp.fail(node, "has linear_before_reset = 0; NetBuilder's GRU (as PyTorch's) "
-                                 "applies the reset gate after the recurrent product")
+            raise imp.fail(node, "has linear_before_reset = 0 (the reset gate applied before the "
+                                 "recurrent product, as Keras' reset_after=False); NetBuilder's "
+                                 "GRU is PyTorch's (linear_before_reset = 1): export a GRU with "
+                                 "reset_after=True, or from PyTorch")
         direction = {"forward": "forward", "reverse": "backward",
-                     "bidirectional": "bidirectional"}[a.get("direction", "forward")]
-        h = int(a["hidden_size"])
-        w = imp.need_const(node, 1, "W").astype(np.float32)
-        r = imp.need_const(node, 2, "R").astype(np.float32)
-        gh = len(ONNX_GATES[cell]) * h
-        bias = imp.const(node.input[3]) if len(node.input) > 3 else None
-        bias = np.zeros((w.shape[0], 2 * gh), np.float32) if bias is None else \
-            bias.astype(np.float32)
+                     "bidirectional": "bidirectional"}.get(a.get("direction", "forward"))
+        if direction is None:
+            raise imp.fail(node, f"has direction {a.get('direction')!r}; ONNX knows forward, "
+                                 "reverse and bidirectional")
+        h = int(a.get("hidden_size", 0))
+        if not 0 < h <= 1 << 20:
+            raise imp.fail(node, f"has hidden_size {a.get('hidden_size')}")
         sfx = ("", "_reverse") if direction == "bidirectional" else \
             ("_reverse",) if direction == "backward" else ("",)
+        w, r, bias = cls._onnx_weights(imp, node, h, len(sfx), x.shape[1])
+        gh = len(ONNX_GATES[cell]) * h
         state = {}
         for d, s in enumerate(sfx):
             state[f"weight_ih{s}"] = _from_onnx_gates(w[d], cell, h)
@@ -290,6 +294,26 @@ class RecurrentLayer(Layer):
                               state=state, x=x, labels=labels, dirs=len(sfx))
         imp.vals[node.output[used[0]]] = pend
         imp.finish_pending(node.output[used[0]], pend)
+
+    @classmethod
+    def _onnx_weights(cls, imp: Any, node: Any, h: int, dirs: int,
+                      features: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """W, R and B of a recurrent op, checked against its hidden size, directions and input
+        (a damaged file must not reach the gate slicing with other shapes)."""
+        gh = len(ONNX_GATES[cls.cell]) * h
+        w = imp.need_const(node, 1, "W").astype(np.float32)
+        r = imp.need_const(node, 2, "R").astype(np.float32)
+        b = None
+        if len(node.input) > 3 and node.input[3]:
+            b = imp.need_const(node, 3, "B").astype(np.float32)
+        b = np.zeros((dirs, 2 * gh), np.float32) if b is None else b
+        for name, arr, want in (("W", w, (dirs, gh, features)), ("R", r, (dirs, gh, h)),
+                                ("B", b, (dirs, 2 * gh))):
+            if arr.shape != want:
+                raise imp.fail(node, f"has {name} shaped {list(arr.shape)}; a {dirs}-direction "
+                                     f"{node.op_type} of hidden size {h} on {features} features "
+                                     f"needs {list(want)}")
+        return w, r, b
 
     def to_pytorch(self, ctx, xs, out):
         """nn.RNN / LSTM / GRU with batch_first; "backward" alone runs a one-way layer on the

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyleOptionGrap
 from engine.graph import Edge
 
 from . import theme
-from .node import LOD_TEXT, NodeItem
+from .node import LOD_TEXT, NodeItem, repaint_where_drawn
 
 
 def wire_path(a: QPointF, b: QPointF) -> QPainterPath:
@@ -122,7 +122,10 @@ class EdgeItem(QGraphicsItem):
                     box = box.united(r.adjusted(4, 14, -10, -4))
         return box if not box.isNull() else None
 
-    def update_path(self) -> None:
+    def update_path(self, repaint_old: bool = True) -> None:
+        """Re-plan the wire (``repaint_old`` False: the caller repainted its old area)."""
+        if repaint_old:
+            repaint_where_drawn(self)
         self.prepareGeometryChange()
         a = self.src.out_port_pos()
         b = self.dst.in_port_pos(self.edge.port)

@@ -26,6 +26,26 @@ if TYPE_CHECKING:
 LOD_TEXT = 0.33  # below this zoom the cards draw no text
 
 
+def repaint_where_drawn(*items: QGraphicsItem) -> None:
+    """Repaint, now, the area the ``items`` (with their children) cover, before code moves
+    or reshapes them.
+
+    Qt repaints an item's old area later, in a queued pass, and takes that area from where
+    the item was last painted. When the viewport paints before that pass (an update already
+    pending, e.g. the toolbar button just clicked, paints the strip the view scrolled in), Qt
+    records the item's new place as "last painted" and its old picture is never erased: the
+    ghost cards and wires left by Automatic Layout. Marking the old area dirty at once, in
+    view coordinates, keeps it right whatever paints first."""
+    area = QRectF()
+    sc = None
+    for item in items:
+        if item.scene() is not None:
+            sc = item.scene()
+            area |= item.mapRectToScene(item.boundingRect() | item.childrenBoundingRect())
+    if sc is not None and not area.isEmpty():
+        sc.update(area)
+
+
 class PortItem(QGraphicsEllipseItem):
     """An input (top edge) or output (bottom edge) port of a node."""
 
@@ -150,6 +170,7 @@ class NodeItem(QGraphicsItem):
                 and info.id == self.info.id:
             self.info = info
             return
+        repaint_where_drawn(self)
         self.prepareGeometryChange()
         self.info = info
         self._lines = lines
@@ -204,6 +225,7 @@ class NodeItem(QGraphicsItem):
 
     def set_rf(self, rf: ReceptiveField | None) -> None:
         if rf != self.rf:
+            repaint_where_drawn(self)
             self.prepareGeometryChange()
             self.rf = rf
             self.update()
@@ -214,6 +236,7 @@ class NodeItem(QGraphicsItem):
         badge = None if text is None else (text, level, tip)
         if badge == self.badge:
             return
+        repaint_where_drawn(self)
         self.prepareGeometryChange()
         self.badge = badge
         self._update_tooltip()
@@ -254,7 +277,10 @@ class NodeItem(QGraphicsItem):
 
     def _rf_rect(self) -> QRectF:
         tw = QFontMetrics(theme.font(7.8, bold=True)).horizontalAdvance(self.rf_text())
-        return QRectF(self.width + 8, self.height / 2 - 10, tw + 16, 20)
+        top = self.height / 2 - 10
+        if self.badge is not None:
+            top = max(top, 22.0)  # under the training badge
+        return QRectF(self.width + 8, top, tw + 16, 20)
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:
@@ -389,8 +415,11 @@ class NodeItem(QGraphicsItem):
         painter.drawText(r, Qt.AlignmentFlag.AlignCenter, text)
 
     def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value):
-        if change == QGraphicsItem.GraphicsItemChange.ItemPositionChange and self.snap:
-            return self.snap(value)
+        if change == QGraphicsItem.GraphicsItemChange.ItemPositionChange:
+            if not self.defer_edges:  # a batch move repaints the old area of all at once
+                repaint_where_drawn(self)
+            if self.snap:
+                return self.snap(value)
         if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
             if not self.defer_edges:
                 for e in self.edges:

@@ -3,11 +3,13 @@ gestures (drop, drag, wire, delete) into undoable commands."""
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsSceneMouseEvent
 
 import engine
@@ -31,7 +33,7 @@ from ..document import (
 from ..layout import layered_layout
 from . import theme
 from .edge import EdgeItem, RubberWire, Toast
-from .node import NodeItem, PortItem
+from .node import NodeItem, PortItem, repaint_where_drawn
 
 MIME_LAYER = "application/x-netbuilder-layer"
 SNAP_RADIUS = 18.0  # screen pixels: a dropped wire finds a port this close
@@ -92,6 +94,7 @@ class CanvasScene(QGraphicsScene):
         if ch.structure:
             self._reconcile()
         if ch.moved:
+            repaint_where_drawn(*(self.nodes[n] for n in ch.moved if n in self.nodes))
             self._syncing = True
             try:
                 for nid in ch.moved:
@@ -110,8 +113,9 @@ class CanvasScene(QGraphicsScene):
 
     def reroute(self) -> None:
         """Re-plan every wire around the cards now in its way (after moves and edits)."""
+        repaint_where_drawn(*self.edges.values())
         for item in self.edges.values():
-            item.update_path()
+            item.update_path(repaint_old=False)
 
     def rebuild(self) -> None:
         """Drop every item and build them again from the document."""
@@ -229,6 +233,7 @@ class CanvasScene(QGraphicsScene):
             pos = {n: (left + k * (theme.NODE_WIDTH + 40), bottom) for k, n in enumerate(missing)}
         else:
             return
+        repaint_where_drawn(*(self.nodes[n] for n in pos if n in self.nodes))
         self._syncing = True
         for nid, p in pos.items():
             self.doc.graph.ui.setdefault(nid, {})["pos"] = [p[0], p[1]]
@@ -331,8 +336,40 @@ class CanvasScene(QGraphicsScene):
         ids = self.selected_node_ids()
         return make_fragment(self.doc, ids) if ids else None
 
-    def paste(self, fragment: Any, offset: tuple[float, float] = (40.0, 40.0),
+    def free_offset(self, fragment: Any) -> tuple[float, float]:
+        """How far right of where it was copied a fragment must land to cover no card (and
+        so no port): the first free place in steps of its own width, on the grid (in place
+        after a cut). Pasting again lands right of the last paste."""
+        rects = []
+        for nd in fragment.get("nodes", []) if isinstance(fragment, dict) else []:
+            pos = nd.get("pos") if isinstance(nd, dict) else None
+            if not (isinstance(pos, list) and len(pos) == 2
+                    and all(isinstance(v, int | float) for v in pos)):
+                continue
+            item = self.nodes.get(nd.get("id"))
+            h = item.height if item is not None else theme.HEADER_H * 3
+            rects.append(QRectF(float(pos[0]), float(pos[1]), theme.NODE_WIDTH, h))
+        if not rects:
+            return (2 * theme.GRID, 2 * theme.GRID)
+        box = rects[0]
+        for r in rects[1:]:
+            box = box.united(r)
+        step = math.ceil((box.width() + theme.GRID) / theme.GRID) * theme.GRID
+        taken = [QRectF(it.pos().x(), it.pos().y(), it.width, it.height).adjusted(
+            -theme.GRID / 2, -theme.GRID / 2, theme.GRID / 2, theme.GRID / 2)
+            for it in self.nodes.values()]
+        for k in itertools.count(0):
+            moved = [r.translated(k * step, 0) for r in rects]
+            if not any(m.intersects(t) for m in moved for t in taken):
+                return (k * step, 0.0)
+        raise AssertionError
+
+    def paste(self, fragment: Any, offset: tuple[float, float] | None = None,
               text: str = "Paste") -> list[str]:
+        """Add a copied fragment (fresh ids), by default beside its originals where it
+        covers nothing (``free_offset``); the pasted nodes end up selected."""
+        if offset is None:
+            offset = self.free_offset(fragment)
         try:
             cmd = paste_command(self.doc, fragment, offset, text)
         except NetBuilderError as exc:
@@ -349,10 +386,7 @@ class CanvasScene(QGraphicsScene):
         frag = self.copy_selection()
         if not frag:
             return []
-        items = [self.nodes[n] for n in self.selected_node_ids()]
-        left = min(i.pos().x() for i in items)
-        right = max(i.pos().x() + i.width for i in items)
-        return self.paste(frag, (right - left + 2 * theme.GRID, 0.0), "Duplicate")
+        return self.paste(frag, text="Duplicate")
 
     def auto_layout(self) -> bool:
         pos = self.layout_positions()

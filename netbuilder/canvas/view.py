@@ -13,6 +13,9 @@ from . import theme
 from .scene import MIME_LAYER, CanvasScene
 
 MIN_ZOOM, MAX_ZOOM = 0.08, 4.0
+READABLE_ZOOM = 0.7  # below this the cards' titles get hard to read (9 pt → 8 px)
+PREFERRED_ZOOM = 0.85  # what a graph too big to read whole is framed at
+BADGE_ROOM = 150.0  # scene px right of the cards for the live training badges
 
 
 class CanvasView(QGraphicsView):
@@ -75,6 +78,7 @@ class CanvasView(QGraphicsView):
         if not items:
             self.resetTransform()
             self.centerOn(0, 0)
+            self.zoomed.emit(self.zoom)
             return
         r = QRectF()
         for it in items:
@@ -86,6 +90,52 @@ class CanvasView(QGraphicsView):
         self.resetTransform()
         self.scale(z, z)
         self.centerOn(r.center())
+        self.zoomed.emit(self.zoom)
+
+    def graph_rect(self) -> QRectF | None:
+        """Scene rectangle of every node and wire, None for an empty graph."""
+        items = [*self.canvas.nodes.values(), *self.canvas.edges.values()]
+        if not items:
+            return None
+        r = QRectF()
+        for it in items:
+            r = r.united(it.sceneBoundingRect())
+        return r
+
+    def frame_readable(self, focus: QPointF | None = None, badges: bool = False) -> None:
+        """Show the whole graph if it fits at READABLE_ZOOM or more; else zoom so that its
+        width fits (between READABLE_ZOOM and PREFERRED_ZOOM) and show its top, or ``focus``.
+        ``badges``: keep room right of the cards for the training badges."""
+        r = self.graph_rect()
+        if r is None:
+            self.fit_all()
+            return
+        if badges:  # room for them, if they are not there yet
+            cards = max(n.scenePos().x() + n.width for n in self.canvas.nodes.values())
+            r.setRight(max(r.right(), cards + BADGE_ROOM))
+        r = r.adjusted(-30, -30, 30, 30)
+        vp = self.viewport().rect()
+        fit_w = vp.width() / max(r.width(), 1.0)
+        fit = min(fit_w, vp.height() / max(r.height(), 1.0), 1.0)
+        if fit >= READABLE_ZOOM:
+            z = fit
+            center = r.center()
+        else:
+            z = min(PREFERRED_ZOOM, max(READABLE_ZOOM, fit_w))
+            seen_w, seen_h = vp.width() / z, vp.height() / z
+            if r.width() <= seen_w:
+                cx = r.center().x()
+            elif focus is not None:
+                cx = focus.x()
+            else:
+                cx = r.left() + seen_w / 2
+            top, bottom = r.top() + seen_h / 2, max(r.top(), r.bottom() - seen_h / 2)
+            cy = min(max(focus.y(), top), bottom) if focus is not None else top
+            center = QPointF(cx, cy)
+        self.resetTransform()
+        self.scale(z, z)
+        self.centerOn(center)
+        self.viewport().update()
         self.zoomed.emit(self.zoom)
 
     def wheelEvent(self, ev) -> None:
@@ -102,6 +152,10 @@ class CanvasView(QGraphicsView):
         z = self.zoom
         if z < 0.3:
             return
+        # crisp lines, and the lines just outside ``rect`` too: a partial repaint must draw
+        # the same pixels as a full one
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        rect = rect.adjusted(-2 / z, -2 / z, 2 / z, 2 / z)
         left = math.floor(rect.left() / g) * g
         top = math.floor(rect.top() / g) * g
         minor, major = [], []

@@ -15,7 +15,8 @@ os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
 import numpy as np
 import pyqtgraph as pg
 import PySide6  # noqa: F401  (pyqtgraph must find PySide6 first)
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -25,6 +26,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from ..settings import save_folder
 
 pg.setConfigOptions(imageAxisOrder="row-major", background="w", foreground="#3C4350",
                     antialias=False)
@@ -176,6 +179,100 @@ class RangeKeeper:
             self.plot.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0.02)
 
 
+EXPORT_WIDTH = 1600  # px: exported images are at least this wide (and 2× the screen)
+
+
+def compact_number(v: float) -> str:
+    """Tick text that stays short: 2000 → 2k, 1500000 → 1.5M, 0.002 → 0.002."""
+    a = abs(v)
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if a >= div:
+            return f"{v / div:.3g}{suffix}"
+    if a == 0 or a >= 0.001:
+        return f"{v:.4g}"
+    return f"{v:.1e}"
+
+
+class CompactAxis(pg.AxisItem):
+    """An axis whose labels never run together: short numbers (2k, 4k) and no more ticks
+    than their text fits, whatever the axis length."""
+
+    def __init__(self, orientation: str, **kw: Any) -> None:
+        super().__init__(orientation, **kw)
+        self.setStyle(maxTextLevel=0)
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        if self.logMode:
+            return super().tickStrings(values, scale, spacing)
+        return [compact_number(v * scale) for v in values]
+
+    def fits(self, lo: float, hi: float, size: float, step: float) -> bool:
+        """True when labels every ``step`` over [lo, hi] fit ``size`` px without touching."""
+        fm = pg.QtGui.QFontMetrics(self.font())
+        px_per_step = size * step / abs(hi - lo)
+        if self.orientation in ("left", "right"):
+            return px_per_step >= fm.height() * 1.4
+        first = math.ceil(min(lo, hi) / step)
+        last = math.floor(max(lo, hi) / step)
+        if last - first > 200:
+            return False
+        widest = max((fm.horizontalAdvance(compact_number(k * step))
+                      for k in range(first, last + 1)), default=0)
+        return px_per_step >= widest + fm.horizontalAdvance("00")
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list:
+        levels = super().tickSpacing(minVal, maxVal, size)
+        if not levels or self.logMode or size <= 0 or maxVal == minVal:
+            return levels
+        major = levels[0][0]
+        while not self.fits(minVal, maxVal, size, major):
+            major = _next_step(major)
+        return [(major, 0), (major / (4 if _mantissa(major) == 2 else 5), 0)]
+
+
+def _mantissa(step: float) -> int:
+    """1, 2 or 5 for a step of 1, 2 or 5 × 10^k."""
+    m = step / 10 ** math.floor(math.log10(step) + 1e-9)
+    return 1 if m < 1.5 else 2 if m < 3.5 else 5
+
+
+def _next_step(step: float) -> float:
+    """The next of 1, 2, 5, 10, 20, 50… × 10^k."""
+    return step * (2.5 if _mantissa(step) == 2 else 2)
+
+
+def legend_html(entries: Iterable[tuple[str, str, str]]) -> str:
+    """A legend as one line of text: (name, CSS colour, mark) with mark a line "━", a dot
+    "●", a square "■" or a dashed line "┅"."""
+    return "&nbsp;&nbsp;".join(f"<span style='color:{c}'>{mark}</span>&nbsp;{name}"
+                               for name, c, mark in entries)
+
+
+def set_title_legend(plot: pg.PlotItem, title: str, entries: Iterable[tuple[str, str, str]]
+                     ) -> None:
+    """The plot's title followed by its legend, above the data (never over the curves)."""
+    legend = legend_html(entries)
+    text = f"<b>{title}</b>" + (f"&nbsp;&nbsp;&nbsp;<span style='font-size:8pt'>{legend}</span>"
+                                if legend else "")
+    plot.setTitle(text, color=TEXT, size="9pt")
+
+
+def render_image(widget: QWidget, min_width: int = EXPORT_WIDTH) -> QImage:
+    """``widget`` drawn again at a scale that makes it at least ``min_width`` px wide (and at
+    least twice its size on screen): text and lines are re-drawn, not enlarged."""
+    w = max(1, widget.width())
+    scale = max(2.0, math.ceil(min_width / w))
+    img = QImage(int(w * scale), int(max(1, widget.height()) * scale),
+                 QImage.Format.Format_ARGB32_Premultiplied)
+    img.setDevicePixelRatio(scale)
+    img.fill(QColor("#FFFFFF"))
+    painter = QPainter(img)
+    QWidget.render(widget, painter, QPoint(0, 0))  # QGraphicsView.render means its scene
+    painter.end()
+    img.setDevicePixelRatio(1.0)
+    return img
+
+
 def plot_widget(title: str = "", left: str = "", bottom: str = "") -> pg.PlotWidget:
     w = pg.PlotWidget()
     pi = w.getPlotItem()
@@ -294,8 +391,9 @@ class MonitorPanel(QWidget):
         return self
 
     def export_png(self, path: str | Path) -> Path:
+        """The view as shown, drawn again at least EXPORT_WIDTH px wide."""
         p = Path(path)
-        if not self.png_widget().grab().save(str(p)):
+        if not render_image(self.png_widget()).save(str(p)):
             raise OSError(f"could not write {p}")
         return p
 
@@ -308,7 +406,7 @@ class MonitorPanel(QWidget):
         chooser = MonitorPanel.choose_path
         if chooser is not None:
             return chooser(self, what, filt, name)
-        path, _ = QFileDialog.getSaveFileName(self, what, str(Path.home() / name), filt)
+        path, _ = QFileDialog.getSaveFileName(self, what, str(save_folder() / name), filt)
         return path or None
 
     def _export_png(self) -> None:

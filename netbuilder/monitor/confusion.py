@@ -1,19 +1,51 @@
 """After each epoch: the confusion matrix (rows: true class, columns: predicted; shaded by the
-share of each true class) and a gallery of the most confidently wrong samples."""
+share of each true class) and a gallery of the most confidently wrong samples.
+
+The matrix has one row and column per class of the dataset (named by the dataset), even when
+the Output has more units than there are classes; predictions on the spare units are counted
+in one "other" column, shown only when there are some."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtGui import QFontMetrics, QImage, QPixmap
 from PySide6.QtWidgets import QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+
+from engine.text import plural
 
 from ..training.probes import EpochAnalysis
 from .common import DIM, MonitorPanel
 from .feature_maps import sample_image
 
 THUMB = 64
+OTHER = "other"  # the column of predictions on Output units no class uses
+
+
+def fold_extra_units(cm: np.ndarray, n_classes: int) -> tuple[np.ndarray, int]:
+    """A (k, k) matrix of an Output with k ≥ ``n_classes`` units → (n, n) or, when some
+    predictions fell on the spare units, (n, n + 1) with those in the last column; also
+    returns how many such predictions there were."""
+    k = cm.shape[0]
+    n = n_classes if 0 < n_classes <= k else k
+    core = cm[:n, :n]
+    extra = int(cm[:n, n:].sum())
+    if extra:
+        core = np.concatenate([core, cm[:n, n:].sum(axis=1, keepdims=True)], axis=1)
+    return core, extra
+
+
+def abbreviate(names: list[str], width_px: float, fm: QFontMetrics) -> list[str]:
+    """Names short enough to fit ``width_px`` each: whole, else cut to the longest prefix that
+    still tells them apart ("circ.", "squa."), else their numbers."""
+    longest = max((len(n) for n in names), default=0)
+    for keep in range(longest, 1, -1):
+        cut = [n if len(n) <= keep else n[:keep] + "." for n in names]
+        if len(set(cut)) == len(cut) and max(fm.horizontalAdvance(c) for c in cut) + 6 \
+                <= width_px:
+            return cut
+    return [str(i) for i in range(len(names))]
 
 
 def blue_lut() -> np.ndarray:
@@ -48,6 +80,11 @@ class ConfusionView(MonitorPanel):
         pi.setLabel("left", "true class")
         pi.setLabel("bottom", "predicted class")
         pi.getViewBox().setMouseEnabled(x=False, y=False)
+        pi.getViewBox().sigResized.connect(self._label_axes)
+        pi.getViewBox().sigRangeChanged.connect(lambda *_a: self._label_axes())
+        self.col_names: list[str] = []
+        self.row_names: list[str] = []
+        self.extra = 0
         self.img = pg.ImageItem()
         pi.addItem(self.img)
         self.texts: list[pg.TextItem] = []
@@ -60,23 +97,27 @@ class ConfusionView(MonitorPanel):
         self.class_names = list(names)
 
     def show_analysis(self, a: EpochAnalysis, epoch: int) -> None:
-        cm = a.confusion
+        cm, extra = fold_extra_units(a.confusion, len(self.class_names))
         self.matrix = cm
+        self.extra = extra
         self.epoch = epoch
         self.show_placeholder(None, self.plot)
-        k = cm.shape[0]
-        rows = cm.sum(axis=1, keepdims=True).astype(float)
-        share = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
+        rows, cols = cm.shape
+        self.row_names = [self.class_names[i] if i < len(self.class_names) else str(i)
+                          for i in range(rows)]
+        self.col_names = self.row_names + ([OTHER] if cols > rows else [])
+        totals = cm.sum(axis=1, keepdims=True).astype(float)
+        share = np.divide(cm, totals, out=np.zeros(cm.shape), where=totals > 0)
         rgb = blue_lut()[np.clip(share * 255, 0, 255).astype(np.uint8)]
         self.img.setImage(rgb, autoLevels=False)
-        self.img.setRect(-0.5, -0.5, k, k)
+        self.img.setRect(-0.5, -0.5, cols, rows)
         pi = self.plot.getPlotItem()
         for t in self.texts:
             pi.removeItem(t)
         self.texts = []
-        if k <= 16:
-            for i in range(k):
-                for j in range(k):
+        if max(rows, cols) <= 16:
+            for i in range(rows):
+                for j in range(cols):
                     if cm[i, j] == 0 and i != j:
                         continue
                     color = "#FFFFFF" if share[i, j] > 0.55 else "#1F2430"
@@ -84,19 +125,37 @@ class ConfusionView(MonitorPanel):
                     t.setPos(j, i)
                     pi.addItem(t)
                     self.texts.append(t)
-        names = [self.class_names[i] if i < len(self.class_names) else str(i) for i in range(k)]
-        short = [n if len(n) <= 10 else n[:9] + "…" for n in names]
-        ticks = [list(enumerate(short))]
-        pi.getAxis("bottom").setTicks(ticks)
-        pi.getAxis("left").setTicks(ticks)
-        pi.getViewBox().setRange(xRange=(-0.5, k - 0.5), yRange=(-0.5, k - 0.5), padding=0.02)
+        pi.getViewBox().setRange(xRange=(-0.5, cols - 0.5), yRange=(-0.5, rows - 0.5),
+                                 padding=0.02)
+        self._label_axes()
         total = int(cm.sum())
-        acc = np.trace(cm) / total if total else 0.0
-        self.info.setText(f"epoch {epoch} · {a.part} · {total} samples · "
-                          f"accuracy {100 * acc:.1f} %")
+        acc = np.trace(cm[:, :rows]) / total if total else 0.0
+        text = (f"epoch {epoch} · {a.part} · {plural(total, 'sample')} · {plural(rows, 'class')} · "
+                f"accuracy {100 * acc:.1f} %")
+        if extra:
+            text += (f" · {extra} predicted on Output units {rows}–{a.confusion.shape[0] - 1}, "
+                     "which no class uses (column “other”)")
+        self.info.setText(text)
+
+    def _label_axes(self) -> None:
+        """Class names on both axes: whole on the left, on the bottom cut to the column
+        width (the tooltip has them all)."""
+        if not self.col_names:
+            return
+        pi = self.plot.getPlotItem()
+        left, bottom = pi.getAxis("left"), pi.getAxis("bottom")
+        left.setTicks([list(enumerate(n if len(n) <= 12 else n[:11] + "…"
+                                      for n in self.row_names))])
+        px_x = pi.getViewBox().viewPixelSize()[0]  # data units (columns) per pixel
+        col_px = 1.0 / px_x if px_x > 0 else 0.0
+        short = abbreviate(self.col_names, col_px, QFontMetrics(bottom.font()))
+        bottom.setTicks([list(enumerate(short))])
+        cut = [f"{s} = {n}" for s, n in zip(short, self.col_names) if s != n]
+        self.plot.setToolTip("predicted: " + ", ".join(cut) if cut else "")
 
     def clear(self) -> None:
         self.matrix = None
+        self.row_names, self.col_names, self.extra = [], [], 0
         self.info.setText("")
         self.show_placeholder("After each epoch, the confusion matrix of the validation samples "
                               "appears here (classification models).", self.plot)
@@ -108,10 +167,8 @@ class ConfusionView(MonitorPanel):
         cm = self.matrix
         if cm is None:
             return ["true \\ predicted"], []
-        k = cm.shape[0]
-        names = [self.class_names[i] if i < len(self.class_names) else str(i) for i in range(k)]
-        return (["true \\ predicted", *names],
-                [[names[i], *[int(v) for v in cm[i]]] for i in range(k)])
+        return (["true \\ predicted", *self.col_names],
+                [[self.row_names[i], *[int(v) for v in cm[i]]] for i in range(cm.shape[0])])
 
 
 class GalleryView(MonitorPanel):
@@ -177,7 +234,8 @@ class GalleryView(MonitorPanel):
             self.cells.append(cell)
         self._cols = 0
         self._relayout()
-        self.info.setText(f"epoch {epoch} · {len(a.wrong)} most confident mistakes "
+        self.info.setText(f"epoch {epoch} · {len(a.wrong)} most confident "
+                          f"mistake{'s' if len(a.wrong) != 1 else ''} "
                           f"({a.part}) · true → predicted")
 
     def _relayout(self) -> None:
@@ -200,6 +258,7 @@ class GalleryView(MonitorPanel):
 
     def clear(self) -> None:
         self.analysis = None
+        self.info.setText("")
         for c in self.cells:
             c.setParent(None)
             c.deleteLater()

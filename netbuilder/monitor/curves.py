@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QCheckBox, QWidget
 
 from ..training.runs import RunRecord
@@ -18,10 +18,12 @@ from .common import (
     ORANGE,
     PURPLE,
     TEXT,
+    CompactAxis,
     MonitorPanel,
     RangeKeeper,
     nice_ceil,
     run_color,
+    set_title_legend,
 )
 
 SMOOTH = 0.9  # weight of the exponential moving average (debiased, as TensorBoard's)
@@ -72,24 +74,28 @@ class CurvesView(MonitorPanel):
         self.glw = pg.GraphicsLayoutWidget()
         self.glw.setMinimumSize(240, 200)
         self.body.addWidget(self.glw, 1)
-        self.loss_plot = self.glw.addPlot(row=0, col=0, colspan=2)
-        self.acc_plot = self.glw.addPlot(row=1, col=0)
-        self.lr_plot = self.glw.addPlot(row=1, col=1)
+        def axes() -> dict[str, CompactAxis]:
+            return {"bottom": CompactAxis("bottom"), "left": CompactAxis("left")}
+        self.loss_plot = self.glw.addPlot(row=0, col=0, colspan=2, axisItems=axes())
+        self.acc_plot = self.glw.addPlot(row=1, col=0, axisItems=axes())
+        self.lr_plot = self.glw.addPlot(row=1, col=1, axisItems=axes())
+        self.accuracy_shown = True
         self.glw.ci.layout.setRowStretchFactor(0, 3)
         self.glw.ci.layout.setRowStretchFactor(1, 2)
-        for p, title, bottom in ((self.loss_plot, "Loss", "step"),
-                                 (self.acc_plot, "Accuracy", "epoch"),
-                                 (self.lr_plot, "Learning rate", "step")):
-            p.setTitle(title, color=TEXT, size="9pt")
+        for p, bottom in ((self.loss_plot, "step"), (self.acc_plot, "epoch"),
+                          (self.lr_plot, "step")):
             p.setLabel("bottom", bottom)
             p.showGrid(x=True, y=True, alpha=0.15)
             p.setMenuEnabled(False)
             p.getAxis("left").setWidth(44)
-        self.loss_legend = self.loss_plot.addLegend(offset=(-4, 4), labelTextSize="7pt",
-                                                    labelTextColor=TEXT, colCount=2,
-                                                    verSpacing=-6)
-        self.acc_legend = self.acc_plot.addLegend(offset=(-4, -4), labelTextSize="7pt",
-                                                  labelTextColor=TEXT, verSpacing=-6)
+        # legends as title lines: above the data, never over a curve
+        set_title_legend(self.loss_plot, "Loss", [
+            ("batch", "rgba(47,111,219,0.45)", "━"), ("smoothed", BLUE, "━"),
+            ("train", GREEN, "●"), ("validation", ORANGE, "■")])
+        set_title_legend(self.acc_plot, "Accuracy", [("train", GREEN, "●"),
+                                                     ("validation", ORANGE, "■")])
+        set_title_legend(self.lr_plot, "Learning rate", [])
+        self.glw.installEventFilter(self)  # shorter titles when the plots get narrow
         self.acc_plot.getViewBox().setLimits(yMin=-0.05, yMax=1.05)
         raw_pen = pg.mkPen(color=(47, 111, 219, 90), width=1)
         self.raw_curve = self.loss_plot.plot(pen=raw_pen, name="batch")
@@ -166,6 +172,7 @@ class CurvesView(MonitorPanel):
             self.info.setText("")
             return
         self.show_placeholder(None, self.glw)
+        self.show_accuracy(has_accuracy(run))
         x = run.steps.values
         y = run.losses.values
         fin = np.isfinite(y)
@@ -194,6 +201,36 @@ class CurvesView(MonitorPanel):
         if ep and ep[-1].val_accuracy is not None:
             parts.append(f"val acc {100 * ep[-1].val_accuracy:.1f} %")
         self.info.setText(" · ".join(parts))
+
+    def eventFilter(self, obj: QObject, ev: QEvent) -> bool:
+        if obj is self.glw and ev.type() == QEvent.Type.Resize:
+            self._fit_titles()
+        return False
+
+    def _fit_titles(self) -> None:
+        narrow = self.glw.width() < 460 and self.accuracy_shown
+        set_title_legend(self.lr_plot, "lr" if narrow else "Learning rate", [])
+        set_title_legend(self.acc_plot, "Acc." if narrow else "Accuracy",
+                         [("train", GREEN, "●"), ("val" if narrow else "validation", ORANGE,
+                                                  "■")])
+
+    def show_accuracy(self, on: bool) -> None:
+        """The Accuracy plot only for runs that measure one (not e.g. an autoencoder's mse):
+        without it the learning rate takes the whole row."""
+        if on == self.accuracy_shown:
+            return
+        self.accuracy_shown = on
+        lay = self.glw.ci
+        lay.removeItem(self.lr_plot)
+        if on:
+            lay.addItem(self.acc_plot, row=1, col=0)
+            lay.addItem(self.lr_plot, row=1, col=1)
+        else:
+            lay.removeItem(self.acc_plot)
+            self.acc_plot.hide()
+            lay.addItem(self.lr_plot, row=1, col=0, colspan=2)
+        self.acc_plot.setVisible(on)
+        self._fit_titles()
 
     def _draw_overlays(self) -> None:
         for plot, it in self._overlay_items:
@@ -251,6 +288,14 @@ class CurvesView(MonitorPanel):
                              *([e.epoch, e.train_loss, e.train_accuracy, e.val_loss,
                                 e.val_accuracy] if e else [None] * 5)])
         return header, rows
+
+
+def has_accuracy(run: RunRecord) -> bool:
+    """True when ``run`` measures an accuracy (a classification head)."""
+    if any(e.train_accuracy is not None or e.val_accuracy is not None for e in run.epochs):
+        return True
+    acc = run.accuracies.values
+    return bool(len(acc)) and bool(np.isfinite(acc).any())
 
 
 def _nan(v: float | None) -> float:

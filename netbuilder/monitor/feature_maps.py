@@ -8,6 +8,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
+from engine.text import plural
+
 from ..training.probes import FeatureMaps, ProbeData
 from .common import BLUE, DIM, MonitorPanel, NodeChooser, gray_lut, image_plot, mosaic, to_rgb, viridis_lut
 
@@ -135,21 +137,21 @@ class FeatureMapView(NodeChooser, MonitorPanel):
             img, _, _ = mosaic(a)
             self.img.setImage(to_rgb(img, viridis_lut()), autoLevels=False)
             self.plot.getPlotItem().autoRange(padding=0.01)
-            what = f"{a.shape[0]} channels of {a.shape[1]}×{a.shape[2]}"
+            what = f"{plural(a.shape[0], 'channel')} of {a.shape[1]}×{a.shape[2]}"
             self.bar_plot.hide()
             self.plot.show()
         elif a.ndim == 2:
             img, _, _ = mosaic(a[None])
             self.img.setImage(to_rgb(img, viridis_lut()), autoLevels=False)
             self.plot.getPlotItem().autoRange(padding=0.01)
-            what = f"{a.shape[0]} steps × {a.shape[1]} features"
+            what = f"{plural(a.shape[0], 'step')} × {plural(a.shape[1], 'feature')}"
             self.bar_plot.hide()
             self.plot.show()
         else:
             v = a.reshape(-1)
             self.bars.setOpts(x=np.arange(len(v)), height=v, width=0.8)
             self.bar_plot.getPlotItem().enableAutoRange()
-            what = f"{len(v)} units"
+            what = plural(len(v), "unit")
             self.plot.hide()
             self.bar_plot.show()
         label = f"label <b>{fm.label}</b>" if fm.label else ""
@@ -160,6 +162,8 @@ class FeatureMapView(NodeChooser, MonitorPanel):
 
     def clear(self) -> None:
         self.maps = None
+        self.info.setText("")
+        self.input_label.setText("")
         self.show_placeholder("Select a node on the canvas and start training: its output "
                               "for one sample appears here, one tile per channel.", self.content)
 

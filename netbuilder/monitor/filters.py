@@ -8,6 +8,8 @@ import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QWidget
 
+from engine.text import plural
+
 from .common import MonitorPanel, diverging_lut, image_plot, mosaic, to_rgb
 
 MODES = (("mean", "mean over inputs"), ("each", "each input channel"), ("rgb", "RGB"))
@@ -106,11 +108,12 @@ class FilterView(MonitorPanel):
         self.plot.getPlotItem().autoRange(padding=0.01)
         o, i, kh, kw = w.shape
         mode = dict(MODES)[self.mode] if not (self.mode == "rgb" and i != 3) else "mean"
-        self.info.setText(f"<b>{self.conv}</b> · {o} filters of {i}×{kh}×{kw} · {mode} · "
+        self.info.setText(f"<b>{self.conv}</b> · {plural(o, 'filter')} of {i}×{kh}×{kw} · {mode} · "
                           f"|w| ≤ {float(np.abs(w).max()):.3g}")
 
     def clear(self) -> None:
         self.filters = None
+        self.info.setText("")
         if self._convs:
             self.show_placeholder("Start training: the filters of this convolution appear "
                                   "here and change as it learns.", self.plot)

@@ -9,11 +9,21 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
 
 from ..training.probes import Histograms
 from ..training.runs import RunRecord
-from .common import BLUE, ORANGE, RUN_COLORS, TEXT, MonitorPanel, RangeKeeper, nice_ceil
+from .common import (
+    BLUE,
+    ORANGE,
+    RUN_COLORS,
+    TEXT,
+    CompactAxis,
+    MonitorPanel,
+    RangeKeeper,
+    legend_html,
+    nice_ceil,
+)
 
 FLOOR = 1e-12
 
@@ -34,12 +44,18 @@ class GradientsView(MonitorPanel):
         self.node_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.node_box.activated.connect(lambda i: self.select_node(self.node_box.itemData(i)))
         self.add_control(self.node_box)
+        self.plots = QWidget()  # the plots with their legend under them (what PNG exports)
+        box = QVBoxLayout(self.plots)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(2)
         self.glw = pg.GraphicsLayoutWidget()
-        self.glw.setMinimumSize(240, 200)
-        self.body.addWidget(self.glw, 1)
+        self.glw.setMinimumSize(240, 160)
+        box.addWidget(self.glw, 1)
+        self.body.addWidget(self.plots, 1)
         self.w_plot = self.glw.addPlot(row=0, col=0)
         self.g_plot = self.glw.addPlot(row=0, col=1)
-        self.n_plot = self.glw.addPlot(row=1, col=0, colspan=2)
+        self.n_plot = self.glw.addPlot(row=1, col=0, colspan=2,
+                                       axisItems={"bottom": CompactAxis("bottom")})
         for p, title in ((self.w_plot, "Weights"), (self.g_plot, "Gradients"),
                          (self.n_plot, "Gradient norm per layer")):
             p.setTitle(title, color=TEXT, size="9pt")
@@ -50,8 +66,12 @@ class GradientsView(MonitorPanel):
         self.glw.ci.layout.setRowStretchFactor(0, 2)
         self.glw.ci.layout.setRowStretchFactor(1, 3)
         self.n_plot.setLabel("bottom", "step")
-        self.n_legend = self.n_plot.addLegend(offset=(-6, 6), labelTextSize="7pt",
-                                              labelTextColor=TEXT, colCount=4)
+        # the layers' colours under the plots, not over the curves
+        self.n_legend = QLabel()
+        self.n_legend.setObjectName("normLegend")
+        self.n_legend.setWordWrap(True)
+        self.n_legend.setStyleSheet(f"color: {TEXT}; font-size: 8pt; background: white;")
+        box.addWidget(self.n_legend)
         self.w_items: list[pg.PlotDataItem] = []
         self.g_items: list[pg.PlotDataItem] = []
         self.ranges = {"w": RangeKeeper(self.w_plot), "g": RangeKeeper(self.g_plot),
@@ -59,6 +79,9 @@ class GradientsView(MonitorPanel):
         self.norm_curves: dict[str, pg.PlotDataItem] = {}
         self.show_placeholder("Start training: the weights and gradients of the selected layer "
                               "and the gradient norm of every layer appear here.", self.glw)
+
+    def show_placeholder(self, text: str | None, content: QWidget | None = None) -> None:
+        super().show_placeholder(text, self.plots if content is self.glw else content)
 
     def set_layers(self, layers: list[str]) -> None:
         """Nodes with parameters, in graph order."""
@@ -74,11 +97,12 @@ class GradientsView(MonitorPanel):
             self.select_node(layers[0])
         for c in self.norm_curves.values():
             self.n_plot.removeItem(c)
-        self.n_legend.clear()
         self.norm_curves = {}
         for k, nid in enumerate(layers):
             c = RUN_COLORS[k % len(RUN_COLORS)]
             self.norm_curves[nid] = self.n_plot.plot(pen=pg.mkPen(c, width=1.5), name=nid)
+        self.n_legend.setText("Gradient norm: " + legend_html(
+            (nid, RUN_COLORS[k % len(RUN_COLORS)], "━") for k, nid in enumerate(layers)))
 
     def select_node(self, nid: str | None) -> None:
         if nid is None or nid not in self._layers or nid == self.node:
@@ -144,13 +168,14 @@ class GradientsView(MonitorPanel):
 
     def clear(self) -> None:
         self.hists = None
+        self.info.setText("")
         for plot, items in ((self.w_plot, self.w_items), (self.g_plot, self.g_items)):
             for it in items:
                 plot.removeItem(it)
             items.clear()
 
     def png_widget(self) -> QWidget:
-        return self.glw
+        return self.plots
 
     def csv_table(self) -> tuple[list[str], list[list[object]]]:
         run = self.run

@@ -11,6 +11,8 @@ from PySide6.QtCore import QEvent, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QComboBox, QSizePolicy, QToolTip, QWidget
 
+from engine.text import plural
+
 from ..training.probes import ImagePairs, ProbeData
 from .common import DIM, TEXT, MonitorPanel, NodeChooser
 
@@ -248,10 +250,10 @@ class PairsView(NodeChooser, MonitorPanel):
         n = len(pp.indices)
         ch = "" if c in (1, 3) else f" · channel 0 of {c}"
         if pp.kind == "transform":
-            return f"<b>{pp.node}</b> · {n} {pp.part} samples · {h}×{w} → {ho}×{wo}{ch}"
+            return f"<b>{pp.node}</b> · {plural(n, pp.part + ' sample')} · {h}×{w} → {ho}×{wo}{ch}"
         mean = float(np.mean(pp.errors)) if pp.errors is not None and len(pp.errors) else \
             math.nan
-        return f"<b>{pp.node}</b> · {n} {pp.part} samples{ch} · mean MSE {mean:.3g}"
+        return f"<b>{pp.node}</b> · {plural(n, pp.part + ' sample')}{ch} · mean MSE {mean:.3g}"
 
     def clear(self) -> None:
         self.pairs = None

@@ -49,6 +49,7 @@ class DataFitView(MonitorPanel):
         self.curve.setData([], [])
         if probe is None or not probe.kind or probe.points is None:
             self.points.setData([])
+            self.info.setText("")
             self.show_placeholder("For 2-D point datasets (xor, spirals, moons, circles) the "
                                   "decision regions appear here; for sine, the fitted curve.",
                                   self.plot)

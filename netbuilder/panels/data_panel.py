@@ -32,16 +32,20 @@ from PySide6.QtWidgets import (
 from engine.data import BUILTINS, Dataset, dataset_problems, load_dataset
 from engine.data.loaders import parse_spec
 from engine.errors import NetBuilderError
+from engine.registry import fmt_shape
 
-from ..document import Change
+from ..document import Change, SetParams
 from ..monitor.common import BLUE, pg
 from ..monitor.confusion import pixmap_of
 from ..monitor.feature_maps import sample_image
 from ..training.probes import class_color
+from .data_fit import describe_suggestion, input_fix, training_suggestion
 from .section import SectionWriter, scrolling_body
 
 FILE_ITEM = "__file__"
 PREVIEW_PER_CLASS = 3
+OPTIONS_HINT = "settings, e.g. n=800, noise=0.2"
+OPTIONS_TIP = "Settings of the built-in generator as key=value, separated by commas"
 PREVIEW_MAX = 24
 
 
@@ -88,6 +92,8 @@ class DataPanel(QWidget):
         self.problems: list[NetBuilderError] = []
         self.choose_path = self._choose_path
         self.running = False
+        self._suggest_on_load: str | None = None  # a file just chosen: suggest once loaded
+        self._input_fix: tuple[str, tuple[int, ...]] | None = None
         self._token = 0
         self._loading = False
         self._loader = _Loader()
@@ -110,9 +116,8 @@ class DataPanel(QWidget):
         src.addWidget(self.browse)
         lay.addLayout(src)
         self.options = QLineEdit()
-        self.options.setPlaceholderText("settings, e.g. n=800, noise=0.2")
-        self.options.setToolTip("Settings of the built-in generator as key=value, separated "
-                                "by commas")
+        self.options.setPlaceholderText(OPTIONS_HINT)
+        self.options.setToolTip(OPTIONS_TIP)
         lay.addWidget(self.options)
         self.summary = QLabel("No dataset chosen")
         self.summary.setWordWrap(True)
@@ -125,6 +130,13 @@ class DataPanel(QWidget):
                                          "#F4C7C3; border-radius: 5px; padding: 6px;")
         self.problem_label.hide()
         lay.addWidget(self.problem_label)
+        self.fix_input_button = QPushButton()
+        self.fix_input_button.setObjectName("fixInputButton")
+        self.fix_input_button.setToolTip("Give the model's Input the shape of one sample of "
+                                         "this data (undo with Ctrl+Z)")
+        self.fix_input_button.clicked.connect(self._fix_input)
+        self.fix_input_button.hide()
+        lay.addWidget(self.fix_input_button, 0, Qt.AlignmentFlag.AlignLeft)
 
         self.preview_host = QWidget()
         self.preview_grid = QGridLayout(self.preview_host)
@@ -175,7 +187,8 @@ class DataPanel(QWidget):
 
         self.editors: list[QWidget] = [self.source, self.browse, self.options, self.val_split,
                                        self.test_split, self.normalize, self.shift,
-                                       self.rotation, self.scale, self.limit]
+                                       self.rotation, self.scale, self.limit,
+                                       self.fix_input_button]
         self.source.activated.connect(self._on_source)
         self.browse.clicked.connect(self._browse)
         self.options.editingFinished.connect(self._on_options)
@@ -243,6 +256,10 @@ class DataPanel(QWidget):
                 self.options.setEnabled(False)
             else:
                 self.source.setCurrentIndex(-1)
+                self.options.setText("")
+                self.options.setEnabled(False)
+                self.options.setPlaceholderText(OPTIONS_HINT)
+                self.options.setToolTip(OPTIONS_TIP)
             self.val_split.setValue(float(t.get("val_split", 0.1)))
             self.test_split.setValue(float(t.get("test_split", 0.1)))
             self.normalize.setCurrentIndex(max(0, self.normalize.findData(
@@ -270,8 +287,12 @@ class DataPanel(QWidget):
         self.options.setPlaceholderText(defaults or "no settings")
         self.options.setToolTip(f"{b.description}\nSettings (key=value): {defaults or 'none'}")
 
-    def _commit_spec(self, spec: Any) -> None:
-        self.writer.update("Set dataset", dataset=spec)
+    def _commit_spec(self, spec: Any, kind: str | None = None) -> None:
+        """Set the dataset; with its ``kind`` known, in the same step the training settings
+        suited to it (those the user did not choose by hand)."""
+        updates = training_suggestion(self.writer.section, kind) if kind is not None else {}
+        if self.writer.update("Set dataset", dataset=spec, **updates) and updates:
+            self.writer.report(describe_suggestion(kind or "", updates), False)
 
     def _on_source(self, _index: int) -> None:
         key = self.source.currentData()
@@ -279,7 +300,7 @@ class DataPanel(QWidget):
             self._browse()
             return
         self.options.setText("")
-        self._commit_spec(key)
+        self._commit_spec(key, BUILTINS[key].kind)
 
     def _on_options(self) -> None:
         if self._loading:
@@ -317,6 +338,7 @@ class DataPanel(QWidget):
         if base is not None:
             with contextlib.suppress(ValueError):
                 p = p.resolve().relative_to(base.resolve())
+        self._suggest_on_load = str(p)  # its kind is known once it is loaded
         self._commit_spec(str(p))
 
     def _commit_settings(self) -> None:
@@ -342,10 +364,12 @@ class DataPanel(QWidget):
         self.load_error = None
         self.loaded_spec = None
         self.problems = []
+        self._clear_preview()  # nothing of the data shown before stays beside the new state
+        self.split_label.setText("")
+        self.problem_label.hide()
+        self._show_input_fix(None)
         if spec is None:
             self.summary.setText("No dataset chosen: pick a built-in one or open a file.")
-            self._clear_preview()
-            self.problem_label.hide()
             self.changed.emit()
             return
         self.summary.setText(f"Loading {spec_text(spec)}…")
@@ -390,6 +414,13 @@ class DataPanel(QWidget):
         self.dataset = ds
         self.loaded_spec = spec_text(self.spec)
         self.summary.setText(ds.describe())
+        if self._suggest_on_load is not None and self._suggest_on_load == self.loaded_spec:
+            kind = str(ds.meta.get("kind", ""))
+            updates = training_suggestion(self.writer.section, kind)
+            if updates and self.writer.update("Use training settings suited to the data",
+                                              **updates):
+                self.writer.report(describe_suggestion(kind, updates), False)
+        self._suggest_on_load = None
         self._show_preview(ds)
         self._update_split()
         self.check()
@@ -518,14 +549,20 @@ class DataPanel(QWidget):
         """What in the loaded data does not fit the model (also shown in the panel)."""
         ds = self.dataset
         self.problems = []
+        self._show_input_fix(None if ds is None else input_fix(self.writer.doc.graph, ds))
         if ds is None:
             self.changed.emit()
             return self.problems
         graph = self.writer.doc.graph
         an = self.writer.doc.analysis
         if an.error_count:
-            self.problem_label.setText("Fix the model's problems first (F8 shows them); then "
-                                       "the data is checked against it.")
+            text = ("Fix the model's problems first (F8 shows them); then the data is checked "
+                    "against it.")
+            if self._input_fix is not None:
+                nid, shape = self._input_fix
+                text += (f"<br>The data's samples are shaped {fmt_shape(shape)}, which the "
+                         f"Input '{_html(nid)}' does not take.")
+            self.problem_label.setText(text)
             self.problem_label.setStyleSheet(self.problem_label.styleSheet().replace(
                 "#B3261E", "#8A5A00"))
             self.problem_label.show()
@@ -545,6 +582,29 @@ class DataPanel(QWidget):
             self.problem_label.hide()
         self.changed.emit()
         return self.problems
+
+    def _show_input_fix(self, fix: tuple[str, tuple[int, ...]] | None) -> None:
+        self._input_fix = fix
+        if fix is not None:
+            self.fix_input_button.setText(f"Set the Input to the data's shape "
+                                          f"{fmt_shape(fix[1])}")
+        self.fix_input_button.setVisible(fix is not None)
+
+    def _fix_input(self) -> None:
+        """One click, one undoable step: the Input takes the data's sample shape."""
+        if self._input_fix is None:
+            return
+        nid, shape = self._input_fix
+        node = self.writer.doc.graph.nodes.get(nid)
+        if node is None:
+            return
+        try:
+            self.writer.push(SetParams(nid, node.params, {**node.params, "shape": list(shape)},
+                                       f"Set the Input '{nid}' to the data's shape"))
+        except NetBuilderError as exc:
+            self.writer.report(exc.message, True)
+            return
+        self.writer.report(f"Input '{nid}' now takes samples shaped {fmt_shape(shape)}", False)
 
     def set_running(self, running: bool) -> None:
         self.running = running

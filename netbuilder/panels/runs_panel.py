@@ -7,7 +7,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
-    QHBoxLayout,
+    QGridLayout,
     QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
@@ -45,8 +45,9 @@ class RunsPanel(QWidget):
         for i, w in enumerate((70, 80, 230, 60, 60)):
             self.tree.setColumnWidth(i, w)
         lay.addWidget(self.tree, 1)
-        row = QHBoxLayout()
+        row = QGridLayout()  # two by two: the panel fits a narrow column
         row.setContentsMargins(6, 0, 6, 0)
+        row.setSpacing(4)
         self.save_button = QPushButton("Save Trained Model…")
         self.save_button.setToolTip("Save the model with this run's weights and curves as a "
                                     ".nbmodel bundle (open it again with File ▸ Open)")
@@ -55,9 +56,9 @@ class RunsPanel(QWidget):
         self.reuse_button = QPushButton("Use Settings")
         self.reuse_button.setToolTip("Put this run's training settings back into the model")
         self.remove_button = QPushButton("Remove")
-        for b in (self.save_button, self.csv_button, self.reuse_button, self.remove_button):
-            row.addWidget(b)
-        row.addStretch(1)
+        for i, b in enumerate((self.save_button, self.csv_button, self.reuse_button,
+                               self.remove_button)):
+            row.addWidget(b, i // 2, i % 2)
         lay.addLayout(row)
         self.items: dict[int, QTreeWidgetItem] = {}
         self._filling = False

@@ -80,11 +80,13 @@ class SectionWriter:
 
 class SciSpinBox(QDoubleSpinBox):
     """A positive number shown with 3 significant digits (1e-05, 0.002, 0.1); the arrows
-    multiply or divide by about 2."""
+    multiply or divide by about 2. A typed number outside the range goes to
+    ``out_of_range(value)`` (to say why it was not taken) instead of silently reverting."""
 
     def __init__(self, lo: float = 1e-8, hi: float = 100.0, parent: QWidget | None = None,
                  zero_text: str = "") -> None:
         super().__init__(parent)
+        self.out_of_range: Callable[[float], None] | None = None
         self.setDecimals(12)
         self.setRange(0.0 if zero_text else lo, hi)
         self._lo = lo
@@ -117,6 +119,16 @@ class SciSpinBox(QDoubleSpinBox):
         if self.minimum() <= v <= self.maximum():
             return QValidator.State.Acceptable, text, pos
         return QValidator.State.Intermediate, text, pos
+
+    def fixup(self, text: str) -> str:
+        try:
+            v = float(text.strip().replace(",", "."))
+        except ValueError:
+            v = None
+        if v is not None and self.out_of_range is not None \
+                and not self.minimum() <= v <= self.maximum():
+            self.out_of_range(v)
+        return super().fixup(text)
 
     def stepBy(self, steps: int) -> None:
         v = self.value()

@@ -38,6 +38,9 @@ EXTRA_DEFAULT = {"momentum": 0.0, "nesterov": False, "beta1": 0.9, "beta2": 0.99
 
 
 THREADS_KEY = "engine/threads"
+# Any positive learning rate trains (a huge one diverges, and the run says where); the box
+# takes up to a million so that a typo is not taken for a wish.
+LR_RANGE = (1e-7, 1e6)
 
 
 def threads_box() -> QComboBox:
@@ -102,6 +105,7 @@ class TrainingPanel(QWidget):
         self.writer = writer
         self.state = "idle"  # idle, starting, running, paused, stopping
         self._loading = False
+        self._refusal = False  # the message says why Start was refused
         lay = scrolling_body(self)
 
         buttons = QHBoxLayout()
@@ -155,9 +159,11 @@ class TrainingPanel(QWidget):
         for key in OPTIMIZERS:
             self.optimizer.addItem(OPTIMIZER_NAMES.get(key, key), key)
         self.optimizer.setToolTip("How the weights follow their gradients")
-        self.lr = SciSpinBox(1e-7, 10.0)
+        self.lr = SciSpinBox(*LR_RANGE)
         self.lr.setToolTip("Learning rate. While training, a change takes effect at the next "
                            "batch (and is not written into the model file)")
+        self.lr.out_of_range = lambda v: self._refuse_value(
+            "learning rate", v, LR_RANGE, self.lr.value())
         self.momentum = _dspin(0.0, 0.999, 0.05, 3, "Momentum: share of the last update "
                                "carried into the next (0 = plain SGD)")
         self.nesterov = QCheckBox("Nesterov momentum")
@@ -171,8 +177,10 @@ class TrainingPanel(QWidget):
         self.step_size = _spin(1, 100000, tip="Multiply the learning rate by γ every this "
                                "many epochs")
         self.step_size.setSuffix(" epochs")
+        self.step_size.valueChanged.connect(  # "every 1 epoch", "every 5 epochs"
+            lambda v: self.step_size.setSuffix(" epoch" if v == 1 else " epochs"))
         self.gamma = _dspin(0.0, 1.0, 0.05, 3, "Factor applied at each step")
-        self.min_lr = SciSpinBox(1e-9, 10.0, zero_text="0")
+        self.min_lr = SciSpinBox(1e-9, 1e3, zero_text="0")
         self.min_lr.setToolTip("Learning rate reached at the end of the run")
         self.batch = _spin(0, 1_000_000, "all (full batch)", "Samples per update; 0 = the "
                            "whole training part at once")
@@ -184,6 +192,10 @@ class TrainingPanel(QWidget):
                              "(0 = off)")
         self.decay = SciSpinBox(1e-8, 10.0, zero_text="off")
         self.decay.setToolTip("L2 weight decay (decoupled for AdamW); 0 = off")
+        for box, what in ((self.min_lr, "final learning rate"), (self.clip, "gradient clip"),
+                          (self.decay, "weight decay")):
+            box.out_of_range = lambda v, box=box, what=what: self._refuse_value(
+                what, v, (0.0, box.maximum()), box.value())
         self.early = _spin(0, 100000, "off", "Stop after this many epochs without a better "
                            "validation loss")
         self.restore_best = QCheckBox("end with the best validation weights")
@@ -227,6 +239,10 @@ class TrainingPanel(QWidget):
 
     # ----- the model's training section ----------------------------------------------------
     def _on_doc_change(self, ch: Change) -> None:
+        if ch.reset:
+            self.show_ready()
+        elif self._refusal and (ch.affects_shapes or ch.training):
+            self.show_message("")  # it was about the model or settings as they were
         if ch.training or ch.reset:
             self.load()
 
@@ -334,6 +350,14 @@ class TrainingPanel(QWidget):
                            early_stopping=self.early.value(),
                            restore_best=self.restore_best.isChecked())
 
+    def _refuse_value(self, what: str, value: float, allowed: tuple[float, float],
+                      kept: float) -> None:
+        """A typed value the box cannot take: say so in the panel and the status bar."""
+        text = (f"The {what} must be between {allowed[0]:g} and {allowed[1]:g}; {value:g} is "
+                f"not, so it stays {kept:.3g}")
+        self.show_refusal(text)
+        self.writer.report(text, True)
+
     # ----- run state -----------------------------------------------------------------------
     def _pause_clicked(self) -> None:
         if self.state == "paused":
@@ -383,7 +407,20 @@ class TrainingPanel(QWidget):
             parts.insert(0, "paused")
         self.status.setText(" · ".join(p for p in parts if p))
 
+    def show_ready(self) -> None:
+        """Nothing run yet for this model: no message, an empty bar, "Ready"."""
+        self.show_message("")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status.setText("Ready")
+
+    def show_refusal(self, text: str) -> None:
+        """Why Start was refused; it goes away with the next edit of the model or settings."""
+        self.show_message(text, True)
+        self._refusal = True
+
     def show_message(self, text: str, error: bool = False) -> None:
+        self._refusal = False
         if not text:
             self.message.hide()
             return

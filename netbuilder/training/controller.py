@@ -5,13 +5,15 @@ the worker."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 
 import engine
 from engine.errors import NetBuilderError
+from engine.text import plural
 
 from ..document import Change
 from ..monitor.docks import MonitorDocks
@@ -32,9 +34,7 @@ from .worker import (
     TrainingJob,
     TrainingWorker,
     empty_snapshot,
-    kernels_ready,
     measure_images,
-    warm_up_text,
 )
 
 if TYPE_CHECKING:
@@ -67,10 +67,10 @@ class RunController(FrameDrawing, RunFiles, QObject):
         self.state = "idle"
         self.last_outcome: RunOutcome | None = None
         self._idle_net: engine.Network | None = None  # the last run's network, for inspection
+        self.detached = False  # the active run is of a model no longer open
         self._idle_probe: ProbeData | None = None
         self._init_frames()
         self.prep = KernelPrepStatus(window)
-        self.prep.follow = self._on_prep_progress
         self.choose_bundle_path = self._choose_bundle_path
         self.choose_csv_path = self._choose_csv_path
         self._make_menu()
@@ -88,6 +88,7 @@ class RunController(FrameDrawing, RunFiles, QObject):
         self.runs_panel.csv_requested.connect(lambda r: self.export_csv(r))
         self.runs_panel.reuse_requested.connect(self.reuse_settings)
         self.store.overlay_changed.connect(self._update_overlays)
+        self.store.removed.connect(lambda run: window.recovery.drop_run(run.number))
         window.selection_changed.connect(self._on_selection)
         window.document_replaced.connect(self._on_replaced)
         window.file_opened.connect(self._on_file_opened)
@@ -183,17 +184,30 @@ class RunController(FrameDrawing, RunFiles, QObject):
             self._set_model_nodes()
 
     def _on_replaced(self) -> None:
+        """Another model is open: every view shows it, or its empty state. A run still
+        going belongs to the old model: it stops, and its last messages only reach its
+        record in the Runs panel."""
         if self.worker is not None:
+            self.detached = True
             self.stop()
             self.w.show_status("Stopped the training run: another model was opened")
         self._idle_net = None
+        self._idle_probe = None
+        self.shown = None
+        self._pending = self._frame = empty_snapshot()  # nothing drawn late for the old one
+        self._pending_epoch = self._frame_epoch = None
         self.w.scene.clear_monitor()
+        self.panel.show_ready()
         if not self.views_ready:
             return
         self._set_model_nodes()
         for v in (self.maps, self.filters, self.grads, self.confusion, self.gallery, self.pairs):
             v.clear()
+        self.maps.set_probe(None)
+        self.pairs.set_probe(None)
         self.fit.set_probe(None)
+        self.confusion.set_class_names([])
+        self.gallery.set_class_names([])
         self.curves.set_run(None)
         self.grads.set_run(None)
         self._update_overlays()
@@ -328,25 +342,15 @@ class RunController(FrameDrawing, RunFiles, QObject):
         return True
 
     def _frame_canvas(self) -> None:
-        """The canvas shrank for the plots: show the whole graph if it stays readable,
-        else the selected node (or the first one) at a readable zoom."""
-        view = self.w.view
-        view.fit_all()
-        if view.zoom >= 0.85:
-            return
-        view.set_zoom(0.85)
-        sel = self.w.selected_node_ids()
-        nodes = self.w.scene.nodes
-        target = nodes.get(sel[0]) if sel else next(iter(nodes.values()), None)
-        if target is not None:
-            view.centerOn(target)
+        """The canvas is a column now: show the graph at a readable zoom."""
+        self.w.frame_canvas()
 
     def _refuse(self, text: str, node: str | None = None) -> None:
-        self.panel.show_message(text, True)
-        self.w.show_status(text, True)
-        self.docks.training.raise_()
         if node and node in self.w.scene.nodes:
             self.w.focus_node(node)
+        self.panel.show_refusal(text)
+        self.w.show_status(text, True)
+        self.docks.training.raise_()
 
     def pause(self) -> None:
         if self.worker is not None and self.state in ("running", "starting"):
@@ -370,6 +374,16 @@ class RunController(FrameDrawing, RunFiles, QObject):
             self.worker.stop()
             self.panel.status.setText("stopping after this batch…")
             self._set_state("stopping")
+
+    def wait_stopped(self, timeout_s: float = 120.0) -> bool:
+        """Serve events until the run asked to stop has ended (its last batch and its
+        weights are in); False if it is still going after ``timeout_s``."""
+        end = time.monotonic() + timeout_s
+        while self.worker is not None and time.monotonic() < end:
+            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            if self.worker is not None:
+                self.worker.wait(20)
+        return self.worker is None
 
     def step(self) -> None:
         if self.worker is None:
@@ -409,18 +423,9 @@ class RunController(FrameDrawing, RunFiles, QObject):
     def _from_current(self) -> bool:
         return self.sender() is self.worker and self.worker is not None
 
-    def _on_prep_progress(self, done: int, total: int, compiling: bool) -> None:
-        """A run waiting for the compile begun at start-up shows its progress."""
-        if self.worker is not None and self.state == "starting" \
-                and self.worker.trainer is not None and not kernels_ready():
-            self.panel.show_phase(warm_up_text(done, total, "", compiling),
-                                  done, total)
-
     def _on_phase(self, text: str, done: int, total: int) -> None:
-        if self._from_current():
+        if self._from_current() and not self.detached:
             self.panel.show_phase(text, done, total)
-            if self.prep.running and self.prep.last is not None and total == 0:
-                self._on_prep_progress(*self.prep.last)
 
     def _on_info(self, info: RunInfo) -> None:
         if not self._from_current() or self.active is None:
@@ -430,6 +435,8 @@ class RunController(FrameDrawing, RunFiles, QObject):
         run.total_steps = info.total_steps
         run.dataset = info.dataset_meta
         run.normalizer = info.normalizer
+        if self.detached:
+            return
         self.maps.set_probe(info.probe)
         self.fit.set_probe(info.probe)
         self.pairs.set_probe(info.probe)
@@ -462,6 +469,8 @@ class RunController(FrameDrawing, RunFiles, QObject):
         if snap.event is not None and self.state == "starting":
             self._set_state("running")
             run.status = "running"
+        if self.detached:
+            return
         p = self._pending
         for key in ("event", "stats", "wires", "maps", "filters", "hists", "regions", "curve",
                     "pairs"):
@@ -479,7 +488,7 @@ class RunController(FrameDrawing, RunFiles, QObject):
             run.epochs.append(EpochRow(e.epoch, e.step, e.train_loss, e.train_accuracy,
                                        e.val_loss, e.val_accuracy, e.lr, e.elapsed))
             self._runs_changed = True
-        if rep.analysis is not None:
+        if rep.analysis is not None and not self.detached:
             self._pending_epoch = rep
         self._schedule()
 
@@ -497,21 +506,27 @@ class RunController(FrameDrawing, RunFiles, QObject):
         self.worker = None
         self.active = None
         self._finished_workers.append(worker)
-        self._idle_net = worker.net
-        self._idle_probe = worker.probe
+        detached, self.detached = self.detached, False
+        self._idle_net = None if detached else worker.net
+        self._idle_probe = None if detached else worker.probe
         self.w.set_edit_lock(None)
         self.data.set_running(False)
         self._set_state("idle")
         self._draw_now()
+        self.keep_for_recovery(run)
         self.store.changed.emit(run)
         self.runs_panel._update_buttons()
+        if detached:
+            self.panel.show_ready()
+            self.w.show_status(f"{run.name} of {run.model_name} {out.message} (Runs panel)")
+            return
         steps = len(run.steps)
         m = run.last_metrics()
         acc = m.get("val_accuracy") if m.get("val_accuracy") is not None else \
             m.get("train_accuracy")
-        summary = f"{run.name} {out.message}: {steps} batches"
+        summary = f"{run.name} {out.message}: {plural(steps, 'batch')}"
         if m:
-            summary += f", {m['epoch']} epochs"
+            summary += f", {plural(m['epoch'], 'epoch')}"
         if acc is not None:
             summary += f", accuracy {100 * acc:.1f} %"
         if out.result is not None and out.result.elapsed:
@@ -525,6 +540,7 @@ class RunController(FrameDrawing, RunFiles, QObject):
                 self.w.scene.set_monitor(badges={out.error_node: (
                     "NaN/Inf here", "nan", f"first non-finite value: {out.message}")})
                 self.w.focus_node(out.error_node)
+                self.docks.training.raise_()  # the message stays in front of the Inspector
             if out.details:
                 self.w.show_error("Training failed", f"{out.message}\n\nThe application is "
                                   "fine and your model is unchanged.")

@@ -12,6 +12,7 @@ from engine.bundle import EXTENSION, is_bundle_path
 from engine.errors import NetBuilderError
 
 from ..document import SetTraining
+from ..settings import save_folder
 from .runs import RunRecord, run_from_bundle
 
 if TYPE_CHECKING:
@@ -22,14 +23,14 @@ class RunFiles:
     """The file half of RunController (a mixin)."""
 
     def _choose_bundle_path(self: RunController, run: RunRecord) -> str | None:
-        start = self.doc.path.parent if self.doc.path else Path.home()
+        start = save_folder(self.doc.path)
         name = f"{(run.model_name or 'model').replace(' ', '_')}_run{run.number}{EXTENSION}"
         path, _ = QFileDialog.getSaveFileName(self.w, "Save trained model", str(start / name),
                                               f"Trained models (*{EXTENSION})")
         return path or None
 
     def _choose_csv_path(self: RunController, run: RunRecord) -> str | None:
-        start = self.doc.path.parent if self.doc.path else Path.home()
+        start = save_folder(self.doc.path)
         path, _ = QFileDialog.getSaveFileName(self.w, "Export curves",
                                               str(start / f"run{run.number}.csv"),
                                               "CSV files (*.csv)")
@@ -54,8 +55,63 @@ class RunFiles:
         except NetBuilderError as exc:
             self.w.show_error("Cannot save the trained model", exc.message)
             return None
+        run.saved_to = out
+        self.w.recovery.drop_run(run.number)
         self.w.show_status(f"Saved {run.name} as {out}")
         return out
+
+    # ----- not losing trained runs ---------------------------------------------------------
+    def unsaved_runs(self: RunController) -> list[RunRecord]:
+        """Finished runs whose trained weights are nowhere but in this session."""
+        return [r for r in self.store.runs if r.unsaved]
+
+    def maybe_keep_runs(self: RunController) -> bool:
+        """Before quitting: ask to save trained runs that are not saved (a run still going
+        stops first and counts too). False: the user cancelled, do not quit."""
+        active = self.active if self.worker is not None else None
+        runs = self.unsaved_runs()
+        if active is None and not runs:
+            return True
+        names = [r.name for r in runs] + ([f"{active.name} (still training: it stops)"]
+                                           if active is not None else [])
+        answer = self.w.ask_save_runs(names)
+        if answer != "save":
+            return answer == "discard"
+        if active is not None:
+            self.stop()
+            self.wait_stopped()
+        # each asks where; cancelling one cancels the quit (all() stops at the first)
+        return all(self.save_bundle(run) is not None for run in self.unsaved_runs())
+
+    def keep_for_recovery(self: RunController, run: RunRecord) -> None:
+        """Write a finished run's bundle into the recovery folder, so that a crash does not
+        lose its training (dropped once the run is saved, removed, or the app quits)."""
+        if not run.unsaved:
+            return
+        try:
+            self.w.recovery.write_run(run.number, run.save_bundle)
+        except (NetBuilderError, OSError) as exc:
+            msg = exc.message if isinstance(exc, NetBuilderError) else str(exc)
+            self.w.show_status(f"Could not keep {run.name} for crash recovery: {msg}", True)
+
+    def restore_runs(self: RunController, paths: list[Path]) -> int:
+        """Put the runs of a crashed session back into the Runs panel; returns how many."""
+        restored = 0
+        for path in paths:
+            try:
+                run = run_from_bundle(path, self.store.next_number())
+            except NetBuilderError as exc:
+                self.w.show_status(f"A trained run could not be restored: {exc.message}", True)
+                continue
+            run.source = None  # its recovery file goes: the run is unsaved again
+            run.message = "restored after a crash"
+            self.ensure_views()
+            self.store.add(run)
+            self.keep_for_recovery(run)
+            restored += 1
+        if restored:
+            self.docks.runs.raise_()
+        return restored
 
     def export_csv(self: RunController, run: RunRecord, path: str | Path | None = None) -> Path | None:
         if path is None:

@@ -17,6 +17,10 @@ from PySide6.QtCore import QObject, Signal
 
 import engine
 from engine.bundle import load_bundle, save_bundle
+from engine.errors import NetBuilderError
+from engine.optim import make_optimizer
+from engine.text import plural
+from engine.train_settings import TrainSettings
 
 
 def model_key(graph: engine.Graph) -> str:
@@ -88,7 +92,14 @@ class RunRecord:
     grad_norms: dict[str, list[float]] = field(default_factory=dict)
     weights: dict[str, np.ndarray] | None = None
     history: dict[str, Any] | None = None
-    source: Path | None = None
+    source: Path | None = None  # the file its weights came from (a bundle, an ONNX import)
+    saved_to: Path | None = None  # the bundle it was last saved as
+
+    @property
+    def unsaved(self) -> bool:
+        """Trained weights that exist nowhere but in this session."""
+        return self.weights is not None and not self.active and self.source is None \
+            and self.saved_to is None
 
     @property
     def name(self) -> str:
@@ -99,18 +110,25 @@ class RunRecord:
         return self.status in ("starting", "running", "paused")
 
     def describe_settings(self) -> str:
+        """'adam, lr 0.01, batch 32, 30 epochs': the settings the run trained with, the
+        engine's defaults filled in."""
         s = self.settings
         opt = s.get("optimizer") or {}
         if isinstance(opt, str):
             opt = {"type": opt}
-        parts = [str(opt.get("type", "sgd")), f"lr {opt.get('lr', '?')}"]
+        try:
+            lr = f"{make_optimizer(opt).lr:g}"
+        except NetBuilderError:
+            lr = str(opt.get("lr", "?"))
+        parts = [str(opt.get("type", "sgd")), f"lr {lr}"]
         sched = s.get("schedule")
         if isinstance(sched, dict):
             parts.append(str(sched.get("type", "")))
         elif sched and sched != "none":
             parts.append(str(sched))
-        parts.append(f"batch {s.get('batch_size', 32)}")
-        parts.append(f"{s.get('epochs', 10)} epochs")
+        defaults = TrainSettings()
+        parts.append(f"batch {s.get('batch_size', defaults.batch_size)}")
+        parts.append(plural(s.get("epochs", defaults.epochs), "epoch"))
         if s.get("seed"):
             parts.append(f"seed {s['seed']}")
         return ", ".join(parts)

@@ -7,7 +7,6 @@ by replacing ``request`` (a frozen MonitorRequest; one attribute store)."""
 
 from __future__ import annotations
 
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -20,11 +19,12 @@ from PySide6.QtCore import QThread, Signal
 import engine
 from engine.data import Dataset, load_dataset
 from engine.errors import NetBuilderError, TrainingError
+from engine.kernel_progress import fmt_left
 from engine.threads import max_threads
 from engine.training import BatchEvent, EpochEvent, RunResult, Trainer
-from engine.warmup import POLL_INTERVAL, cache_is_warm, compile_in_subprocess
 
-from . import probes
+from . import kernel_service, probes
+from .kernel_service import CompileFigures
 from .probes import Head, MonitorRequest, ProbeData
 
 FLUSH_INTERVAL = 0.05  # s: batch scalars reach the GUI at most 20 times per second
@@ -112,42 +112,14 @@ class RunOutcome:
     history: dict[str, Any] | None = None
 
 
-_warm = threading.Lock()
-_warmed = False
-
-
-def warm_up_once(progress: Any, cancelled: Any = None) -> None:
-    """Make the engine's kernels ready once per process, on the calling (worker) thread, with
-    ``progress(i, n, name, compiling)``. A first compile on this machine runs in a child
-    process, so ``cancelled()`` (polled) stops it at once; then the kernels load from the
-    cache. Raises engine.WarmupCancelledError when cancelled. Other workers wait for the first."""
-    global _warmed
-    while not _warm.acquire(timeout=POLL_INTERVAL):
-        if cancelled is not None and cancelled():
-            raise engine.WarmupCancelledError("stopped while waiting for the kernel compile")
-    try:
-        if _warmed:
-            return
-        if not cache_is_warm():
-            compile_in_subprocess(lambda i, n, name: progress(i, n, name, True), cancelled)
-        engine.warmup(lambda i, n, name: progress(i, n, name, False), cancelled)
-        _warmed = True
-    finally:
-        _warm.release()
-
-
-def kernels_ready() -> bool:
-    """True once this process has every kernel loaded."""
-    return _warmed
-
-
-def warm_up_text(i: int, n: int, name: str, compiling: bool) -> str:
-    """The Training panel's phase line for warm-up step ``i`` of ``n``."""
-    if i >= n:
-        return "kernels ready"
-    what = (f"compiling kernels for this computer (once, about a minute)… {i}/{n}" if compiling
-            else f"loading kernels… {i}/{n}")
-    return f"{what} · {name}" if name else what
+def compile_text(f: CompileFigures) -> str:
+    """The Training panel's phase line while the kernels this run needs compile."""
+    what = "compiling the kernels this model needs (once on this computer)"
+    if f.total <= 0:
+        return f"{what}…"
+    if f.done >= f.total:
+        return f"{what}: {f.done}/{f.total}, finishing…"
+    return f"{what}: {f.done}/{f.total} · {fmt_left(f.seconds_left)}"
 
 
 def class_namer(probe: ProbeData) -> Any:
@@ -323,10 +295,11 @@ class TrainingWorker(QThread):
         if self._stop_early:
             trainer.stop()
         self.info.emit(self._run_info(trainer, ds, settings))
-        self.phase.emit("preparing kernels…", 0, 0)
+        doc = {**job.graph.to_dict(), "training": dict(job.settings)}
         try:
-            warm_up_once(lambda i, n, name, comp: self.phase.emit(
-                warm_up_text(i, n, name, comp), i, n), lambda: self._stop_early)
+            kernel_service.service().ensure_model(
+                doc, lambda f: self.phase.emit(compile_text(f), f.done, f.total),
+                lambda: self._stop_early)
         except engine.WarmupCancelledError:
             return self._outcome("stopped", "stopped while the kernels were compiling, before "
                                  "the first batch: nothing was trained")

@@ -11,6 +11,7 @@ from graphdocs import chain_doc
 
 import engine
 from engine import cli
+from engine import resources as engine_resources
 from engine.resources import example_path
 from engine.training import BatchEvent, EpochEvent
 
@@ -135,7 +136,7 @@ def test_gradcheck_ok_and_failure(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("argv, match", [
     (["train", "nowhere.json"], "no such model file: nowhere.json"),
-    (["train", XOR, "--data", "mnist"], "unknown dataset 'mnist'"),
+    (["train", XOR, "--data", "imagenet"], "unknown dataset 'imagenet'"),
     (["train", XOR, "--data", "digits"], "Input 'in' expects samples shaped (2,)"),
     (["train", XOR, "--epochs", "0"], "training.epochs must be"),
     (["train", XOR, "--epochs", "x"], "invalid int value"),
@@ -209,15 +210,20 @@ def test_netbuilder_entry_routes_commands_and_files(tmp_path, monkeypatch, capsy
     assert app_cli.main(["info", XOR]) == 0
     assert "hidden" in capsys.readouterr().out
     assert app_cli.main(["trian", "x"]) == 2
-    assert "unknown command or missing file 'trian'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown command, file or example 'trian'" in err
+    assert "commands: train, info, gradcheck, export" in err and "lenet5" in err
+    assert app_cli.main(["models/missing"]) == 2
+    assert "unknown command or missing file 'models/missing'" in capsys.readouterr().err
     calls = []
     fake = types.ModuleType("netbuilder.app")
     fake.main = lambda argv: calls.append(list(argv)) or 0
     monkeypatch.setitem(sys.modules, "netbuilder.app", fake)
     assert app_cli.main([]) == 0
     assert app_cli.main([XOR]) == 0
-    assert app_cli.main(["new_model.json"]) == 0
-    assert calls == [[], [XOR], ["new_model.json"]]
+    assert app_cli.main(["models/new_model.json"]) == 0
+    assert app_cli.main(["lenet5"]) == 0  # an example, by name
+    assert calls == [[], [XOR], ["models/new_model.json"], ["lenet5"]]
     assert app_cli.main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("netbuilder ")
 
@@ -254,3 +260,51 @@ def test_ctrl_c_stops_after_the_batch_and_saves_the_bundle(tmp_path):
     assert "interrupted:" in out and "Traceback" not in err
     assert engine.load_bundle(tmp_path / "xor_mlp.nbmodel").manifest["metrics"]["status"] == \
         "stopped"
+
+
+# ----- models by example name ---------------------------------------------------------------
+def test_examples_are_usable_by_name_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(["info", "lenet5"])
+    assert code == 0, err
+    assert out.startswith(f"LeNet-5 ({example_path('lenet5')})")
+    code, out, err = run(["info", "lenet5.json"])
+    assert code == 0 and out.startswith("LeNet-5 ("), err
+    code, out, err = run(["train", "xor_mlp", "--epochs", "2", "--quiet"])
+    assert code == 0, err
+    assert (tmp_path / "runs" / "xor_mlp" / "xor_mlp.nbmodel").is_file()
+    code, out, err = run(["export", "digits_cnn", "--format", "onnx", "-o", "d.onnx"])
+    assert code == 0, err
+    assert (tmp_path / "d.onnx").stat().st_size > 1000
+    code, out, err = run(["gradcheck", "xor_mlp"])
+    assert code == 0, err
+
+
+def test_a_file_in_the_current_folder_wins_over_an_example_of_that_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    doc = chain_doc((3,), [("Dense", {"units": 2})])
+    doc["name"] = "my own lenet5"
+    for name in ("lenet5", "lenet5.json"):
+        (tmp_path / name).write_text(json.dumps(doc))
+        code, out, err = run(["info", name])
+        assert code == 0, err
+        assert out.startswith(f"my own lenet5 ({name})"), out
+
+
+def test_an_unknown_model_name_is_a_clear_error_listing_the_examples(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(["info", "lenet6"])
+    assert code == 2 and out == ""
+    assert err.startswith("netbuilder: error: no file or example named 'lenet6'; examples: ")
+    for name in engine_resources.example_names():
+        assert name in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_help_says_models_may_be_example_names(capsys):
+    assert cli.main(["--help"]) == 0
+    flat = " ".join(capsys.readouterr().out.split())
+    assert "'netbuilder EXAMPLE' (e.g. 'netbuilder lenet5')" in flat
+    assert "MODEL may be the name of a shipped example" in flat and "xor_mlp" in flat
+    assert cli.main(["train", "--help"]) == 0
+    assert "example name (e.g. lenet5)" in " ".join(capsys.readouterr().out.split())

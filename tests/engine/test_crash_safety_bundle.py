@@ -54,6 +54,7 @@ i = 0
 while True:
     net, tag, checksum = nets[i % 2]
     engine.save_bundle(path, net, tag=tag, checksum=checksum, saves=i)
+    print(f"saved {i}", flush=True)
     i += 1
 """
 
@@ -68,7 +69,11 @@ def test_killed_bundle_saves_leave_a_whole_bundle(tmp_path):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], env=env,
                                 stdout=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(float(rng.uniform(0.0, 0.6)))
+        # wait for a few whole saves first, so that a loaded machine still sees several
+        # different ones; the kill then lands at a random moment of a later save
+        for _ in range(int(rng.integers(1, 4))):
+            assert proc.stdout.readline().startswith("saved ")
+        time.sleep(float(rng.uniform(0.0, 0.3)))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         proc.stdout.close()

@@ -159,3 +159,9 @@ def test_dataset_container():
         Dataset({"y": np.zeros(3)})
     with pytest.raises(engine.DataError, match="numbers"):
         Dataset({"x": np.array(["a", "b"])})
+
+
+def test_each_builtin_says_what_kind_of_data_it_makes():
+    for name, b in BUILTINS.items():
+        small = {"n": 24} if "n" in b.defaults else {}
+        assert b.kind and b.kind == b.make(**small).meta["kind"], name

@@ -375,8 +375,9 @@ def test_load_dataset_specs(tmp_path):
     p.write_text("1,2,0\n3,4,1\n")
     assert len(load_dataset("data/t.csv", base_dir=tmp_path)) == 2
     assert len(load_dataset({"path": "data/t.csv", "label_column": 0}, base_dir=tmp_path)) == 2
-    with pytest.raises(DataError, match=r"unknown dataset 'mnist'.*built-in datasets are"):
-        load_dataset("mnist")
+    with pytest.raises(DataError, match=r"unknown dataset 'imagenet'.*built-in datasets are.*"
+                                        r"downloaded on first use: mnist, fashion_mnist"):
+        load_dataset("imagenet")
     with pytest.raises(DataError, match="no such dataset file"):
         load_dataset("nowhere/x.csv")
     with pytest.raises(DataError, match="unknown dataset file type"):

@@ -266,3 +266,15 @@ def test_engine_imports_and_caches_kernels_without_qt_or_platformdirs(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
                          capture_output=True, text=True).stdout.strip()
     assert Path(out).parent == tmp_path / "netbuilder" / "numba" and Path(out).is_dir()
+
+
+@pytest.mark.parametrize("value", [2, [2], (2,)])
+def test_one_number_is_a_one_dimensional_shape(value):
+    doc = mlp_doc()
+    doc["nodes"][0]["params"]["shape"] = value
+    g = engine.Graph.from_dict(doc)
+    assert g.infer_shapes()["in"] == (2,)
+    spec = engine.get_layer_class("Input").spec("shape")
+    assert spec.to_json(spec.coerce(value)) == [2]
+    with pytest.raises(ParamError, match="list of sizes"):
+        spec.coerce("2")

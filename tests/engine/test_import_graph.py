@@ -141,3 +141,17 @@ def test_importing_the_engine_needs_neither_qt_nor_the_export_packages():
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert int(out.stdout.strip()) >= 29
+
+
+def test_the_onnx_rewrite_pass_knows_no_layer_type():
+    """ONNX import is two passes: ``onnx_patterns`` rewrites exporters' idioms ONNX to ONNX,
+    op by op; only the Importer and the layers' hooks map ops to layer types. The rewrite
+    pass therefore reaches no layer module (nor the Importer, which reads the registry)."""
+    graph = import_graph()
+    rewrite = {"engine.export.onnx_patterns", "engine.export.onnx_fold",
+               "engine.export.onnx_sequence_patterns"}
+    for mod in sorted(rewrite):
+        reached = reaches(graph, mod)
+        assert not {m for m in reached if m.startswith("engine.layers")}, mod
+        assert not reached & {"engine.export.onnx_import", "engine.network"}, mod
+    assert rewrite <= reaches(graph, "engine.export.onnx_import")

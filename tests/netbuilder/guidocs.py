@@ -16,8 +16,11 @@ class Driver:
         self.w = window
         self.errors: list[tuple[str, str]] = []
         self.answer = "discard"
+        self.runs_answer = "discard"
+        self.runs_asked: list[list[str]] = []  # the run names each quit asked about
         window.show_error = lambda title, text: self.errors.append((title, text))
         window.ask_save_changes = lambda: self.answer
+        window.ask_save_runs = lambda names: self.runs_asked.append(names) or self.runs_answer
         window.ask_restore = lambda entry: True
 
     @property

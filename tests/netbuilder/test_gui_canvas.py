@@ -221,8 +221,10 @@ def test_copy_paste_and_duplicate_get_fresh_ids(make_window):
     assert set(drv.graph.nodes) == {"in", "d1", "out", "input1", "dense1"}
     assert engine.Edge("input1", "dense1", 0) in drv.graph.edges
     assert set(drv.w.scene.selected_node_ids()) == {"input1", "dense1"}
-    assert drv.w.document.position("dense1") == (
-        drv.w.document.position("d1")[0] + theme.NODE_WIDTH + 40, drv.w.document.position("d1")[1])
+    x, y = drv.w.document.position("dense1")  # beside the original, on the grid
+    x0, y0 = drv.w.document.position("d1")
+    assert y == y0 and theme.NODE_WIDTH < x - x0 <= theme.NODE_WIDTH + 2 * theme.GRID
+    assert (x - x0) % theme.GRID == 0
     drv.key(Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
     drv.key(Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
     assert {"input2", "dense2"} <= set(drv.graph.nodes)

@@ -114,7 +114,8 @@ def test_examples_menu_and_open_example(make_window, tmp_path):
     drv = make_window(examples_dir=ex)
     drv.w._fill_examples()
     actions = [a for a in drv.w.examples_menu.actions() if a.text()]
-    assert [a.text() for a in actions] == ["small  (tiny.json)"]
+    assert [a.text() for a in actions] == ["small"]  # the short name; the file in the tip
+    assert actions[0].statusTip() == "small (tiny.json)"
     actions[0].trigger()
     assert set(drv.graph.nodes) == {"in", "c", "fl", "d", "out"}
     assert drv.w.document.path is None  # an example opens as a new model
@@ -175,7 +176,7 @@ def test_geometry_is_remembered(make_window):
     drv.w.resize(760, 540)
     drv.w.close()
     again = make_window()
-    again.w._restore_window()
+    again.w.layouts.restore()
     assert again.w.size().width() == 760 and again.w.size().height() == 540
 
 

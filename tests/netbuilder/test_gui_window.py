@@ -97,8 +97,11 @@ def test_summary_panel_and_status_totals(make_window):
             for i in range(table.topLevelItemCount())]
     assert rows[1] == ["d", "4", "44", "40", "Dense"]
     assert "44 params" in drv.w.summary_label.text()
-    assert "batch 64" in drv.w.summary_label.text()
+    # the batch the Training panel shows, which training uses
+    assert drv.w.training.panel.batch.value() == 32
+    assert "(batch 32)" in drv.w.summary_label.text()
     assert "<b>44</b> trainable parameters" in drv.w.summary.totals.text()
+    assert "batch of 32" in drv.w.summary.totals.text()
 
 
 def test_history_view_shows_the_edits(make_window):
@@ -168,10 +171,13 @@ def test_training_section_edits_are_undoable_and_update_the_summary(make_window)
     doc = small_doc([("in", "Input", {"shape": [10]}), ("out", "Output", {"loss": "mse"})],
                     [("in", "out", 0)])
     drv = make_window(doc)
-    assert "batch 64" in drv.w.summary_label.text()
+    assert "batch 32" in drv.w.summary_label.text()
     drv.w.push(SetTraining({}, {"batch_size": 8, "epochs": 3}))
     assert drv.graph.training == {"batch_size": 8, "epochs": 3}
     assert "batch 8" in drv.w.summary_label.text() and drv.w.isWindowModified()
     assert drv.w.undo_stack.text(0) == "Set training batch_size, epochs"
     drv.w.undo_stack.undo()
-    assert drv.graph.training == {} and "batch 64" in drv.w.summary_label.text()
+    assert drv.graph.training == {} and "batch 32" in drv.w.summary_label.text()
+    drv.w.push(SetTraining({}, {"batch_size": "all"}))
+    assert drv.w.training.panel.batch.text() == "all (full batch)"
+    assert "per sample (full batch)" in drv.w.summary_label.text()

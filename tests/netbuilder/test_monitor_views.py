@@ -14,8 +14,10 @@ def test_feature_maps_and_filters_show_arrays_of_the_right_shapes(make_window, q
     w = drv.w
     w.scene.select_nodes(["relu"])
     click(qtbot, tc.panel.step_button)  # a paused run: every step is probed in full
-    qtbot.waitUntil(lambda: tc.maps.maps is not None and tc.filters.filters is not None,
-                    timeout=60_000)
+    tc.docks.plots["filters"].raise_()  # a tab beside the feature maps: measured when shown
+    qtbot.waitUntil(lambda: tc.filters.filters is not None, timeout=60_000)
+    tc.docks.plots["maps"].raise_()
+    qtbot.waitUntil(lambda: tc.maps.maps is not None, timeout=30_000)
     assert tc.maps.node == "relu" and tc.maps.maps.shape == (4, 8, 8)
     assert tc.filters.conv == "conv" and tc.filters.filters.shape == (4, 1, 3, 3)
     assert tc.filters.tiles.shape == (4, 3, 3)  # averaged over the one input channel
