@@ -21,7 +21,7 @@ PER_CLASS_MAX = 3
 THUMB_PX = 44
 COLUMNS = 6
 MAX_NAMED_BARS = 24
-BAR_ROW_PX = 15
+BAR_ROW_PX = 17
 
 
 def preview_indices(ds: Dataset) -> np.ndarray:
