@@ -679,7 +679,9 @@ class MainWindow(QMainWindow):
         return dialogs.choose_save_path(self, start)
 
     def _choose_dataset_files(self, title: str, name_filter: str) -> list[str]:
-        return dialogs.choose_dataset_files(self, title, name_filter, str(Path.home()))
+        start = Path.home() / "Downloads"
+        start = start if start.is_dir() else Path.home()
+        return dialogs.choose_dataset_files(self, title, name_filter, str(start))
 
     def _show_shortcuts(self) -> None:
         dialogs.show_shortcuts(self)

@@ -5,6 +5,7 @@ computer), and a file or folder of the user's own."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QPaintEvent, QStandardItem, QStandardItemModel
@@ -31,8 +32,8 @@ def remote_choice(spec: Any) -> str | None:
     """The catalogue name when ``spec`` is a dataset downloaded on first use, else None."""
     if isinstance(spec, str) and spec in CATALOGUE:
         return spec
-    if isinstance(spec, dict) and spec.get("name") in CATALOGUE and "path" not in spec:
-        return str(spec["name"])
+    if isinstance(spec, dict) and spec.get("name") in CATALOGUE and set(spec) == {"name"}:
+        return str(spec["name"])  # with settings it is refused when loaded (they have none)
     return None
 
 
@@ -56,9 +57,10 @@ def cache_text(name: str) -> str:
 def remote_tooltip(name: str) -> str:
     e = CATALOGUE[name]
     classes = ", ".join(e.class_names)
+    host = urlsplit(e.files[0].urls[0]).netloc
     return (f"{e.title}: {e.description}\n{e.train_samples:,} training and {e.test_samples:,} "
-            f"test samples; classes: {classes}\nDownloaded once from {e.homepage.split('/')[2]} "
-            f"and kept on this computer, checked by SHA-256\nBy {e.credit}")
+            f"test samples; classes: {classes}\nDownloaded once from {host}, checked by its "
+            f"SHA-256 and kept on this computer\nBy {e.credit} ({e.homepage})")
 
 
 class DatasetChooser(QComboBox):

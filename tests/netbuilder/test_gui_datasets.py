@@ -20,6 +20,7 @@ from PySide6.QtCore import Qt, QTimer
 
 from engine.data import CATALOGUE, add_local_files, cache_state
 from engine.data import download as download_mod
+from netbuilder.panels.data_download import RateMeter, breakable, fmt_left
 
 
 def _dataserver():
@@ -111,6 +112,24 @@ def start_disabled_because(tc, words: str) -> bool:
     p = tc.panel
     return (not p.start_button.isEnabled() and words in p.start_button.toolTip()
             and words in p.status.text())
+
+
+# ----- the download area's arithmetic ---------------------------------------------------------
+def test_speed_and_time_left_come_from_the_last_seconds():
+    m = RateMeter()
+    assert m.rate == 0 and fmt_left(m.seconds_left(100)) == ""
+    m.add(5_000_000, now=0.0)  # a resume: what was there before is no speed
+    m.add(5_000_000 + 2 * 2**20, now=1.0)
+    assert m.rate == 2 * 2**20 and m.seconds_left(10 * 2**20) == 5.0
+    for t in range(2, 12):  # slower later: only the last few seconds count
+        m.add(5_000_000 + 2 * 2**20 + (t - 1) * 2**19, now=float(t))
+    assert abs(m.rate - 2**19) < 1
+    assert [fmt_left(s) for s in (8, 200, 1800, 3900)] == [
+        "8 s left", "3 min 20 s left", "30 min left", "1 h 5 min left"]
+    sha = "ab" * 32
+    wrapped = breakable(f"its SHA-256 is {sha}, from http://x/y")
+    assert wrapped.replace("\u200b", "") == f"its SHA-256 is {sha}, from http://x/y"
+    assert max(len(w) for w in wrapped.replace("\u200b", " ").split()) <= 17
 
 
 # ----- the list -------------------------------------------------------------------------------
