@@ -99,6 +99,12 @@ def choose_open_path(parent: QWidget, start: Path) -> str | None:
     return path or None
 
 
+def choose_dataset_files(parent: QWidget, title: str, name_filter: str, start: str) -> list[str]:
+    """Files of a standard dataset the user downloaded elsewhere (several at once)."""
+    paths, _ = QFileDialog.getOpenFileNames(parent, title, start, name_filter)
+    return list(paths)
+
+
 def choose_save_path(parent: QWidget, start: Path) -> str | None:
     path, _ = QFileDialog.getSaveFileName(parent, "Save model", str(start), FILE_FILTER)
     return path or None

@@ -5,7 +5,8 @@ bar, files, recent files, examples and crash recovery.
 Other parts of the app extend it with ``add_dock`` and ``add_menu``; they read the model
 from ``window.document`` and follow ``selection_changed``. Dialogs go through replaceable
 attributes (``ask_save_changes``, ``ask_save_runs``, ``ask_restore``, ``show_error``,
-``choose_open_path``, ``choose_save_path``) so tests can answer them."""
+``choose_open_path``, ``choose_save_path``, ``choose_dataset_files``) so tests can answer
+them."""
 
 from __future__ import annotations
 
@@ -69,6 +70,7 @@ class MainWindow(QMainWindow):
         self.show_error = self._show_error
         self.choose_open_path = self._choose_open_path
         self.choose_save_path = self._choose_save_path
+        self.choose_dataset_files = self._choose_dataset_files
         self._autosaved = -1
         self.edit_lock: str | None = None  # why the model cannot change now (a training run)
 
@@ -675,6 +677,11 @@ class MainWindow(QMainWindow):
         start = self.document.path or settings.save_folder() / \
             f"{(self.document.graph.name or 'model').replace(' ', '_')}.json"
         return dialogs.choose_save_path(self, start)
+
+    def _choose_dataset_files(self, title: str, name_filter: str) -> list[str]:
+        start = Path.home() / "Downloads"
+        start = start if start.is_dir() else Path.home()
+        return dialogs.choose_dataset_files(self, title, name_filter, str(start))
 
     def _show_shortcuts(self) -> None:
         dialogs.show_shortcuts(self)

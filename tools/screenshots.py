@@ -7,7 +7,10 @@ Every shot is of the whole window at --size (1280×800, a common laptop screen).
 The Build layout: main_window.png, the LeNet-5 example with a convolution selected
 (inspector, receptive field); error_badge.png, the same model with the Flatten removed, so
 the first Dense gets an error badge, the inspector explains it and the status bar counts it;
-data_panel.png, the Data panel on LeNet-5's shapes.
+data_panel.png, the Data panel on LeNet-5's shapes; data_download.png, MNIST chosen in
+the Data panel and downloading (``--only data`` takes these two). That download is staged:
+nothing goes over the network, the catalogue's file reports progress from its first
+mirror's address at a steady STAGED_RATE, and the shot is cancelled before it ends.
 
 The Monitor layout (Start switches to it): monitor.png, digits_cnn mid-training (live
 badges on the graph, curves, feature maps of the first ReLU, confusion matrix);
@@ -136,6 +139,51 @@ def _data_panel_shot(app: QApplication, w, out: Path) -> Path:
     return p
 
 
+STAGED_RATE = 2.4 * 2**20  # bytes a second of the staged download
+
+
+def _staged_run(self) -> None:
+    """``FileDownload.run`` without the network (for data_download.png): progress reports
+    for the catalogue's file at STAGED_RATE until cancelled."""
+    t0 = time.monotonic()
+    url = self.spec.urls[0]
+    while True:
+        self._check_cancel()
+        done = min(self.spec.size - 1, int((time.monotonic() - t0) * STAGED_RATE))
+        self._report(url, done)
+        time.sleep(0.05)
+
+
+def download_shot(app: QApplication, w, out: Path) -> Path:
+    """data_download.png: LeNet-5 with MNIST chosen in the Data panel, a third downloaded
+    (staged: see the module docstring)."""
+    from engine.data import download
+    from netbuilder.mainwindow import EXAMPLES_DIR
+
+    os.environ["NETBUILDER_DATA_DIR"] = tempfile.mkdtemp(prefix="nb-shots-data-")
+    real_run = download.FileDownload.run
+    download.FileDownload.run = _staged_run
+    try:
+        tc = w.training
+        dp = tc.data
+        w.open_example(EXAMPLES_DIR / "lenet5.json")
+        dp.wait_loaded(60)
+        tc.docks.data.raise_()
+        i = dp.source.findData("mnist")
+        dp.source.setCurrentIndex(i)
+        dp.source.activated.emit(i)
+        if not _wait(app, lambda: dp.download.bar.value() >= 350, 60):
+            raise SystemExit(f"the staged download did not start: {dp.download.title.text()}")
+        _calm(app, 0.3)
+        p = out / "data_download.png"
+        w.grab().save(str(p))
+        dp.cancel_download()
+        _wait(app, lambda: not dp.pending, 30)
+    finally:
+        download.FileDownload.run = real_run
+    return p
+
+
 def _digits_cnn_paused(app: QApplication, w) -> None:
     """digits_cnn trained for 4 epochs and paused, the first ReLU selected."""
     from netbuilder.mainwindow import EXAMPLES_DIR
@@ -160,13 +208,12 @@ def _digits_cnn_paused(app: QApplication, w) -> None:
 
 
 def monitor_shots(app: QApplication, out: Path, size: tuple[int, int], tmp: str) -> list[Path]:
-    """The data panel and the training monitor mid-run (see the module docstring)."""
+    """The training monitor mid-run (see the module docstring)."""
     import engine
 
     shots = []
     w = _monitor_window(app, size, tmp)
     tc = w.training
-    shots.append(_data_panel_shot(app, w, out))
     _digits_cnn_paused(app, w)
     p = out / "monitor.png"
     w.grab().save(str(p))
@@ -220,8 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     ap.add_argument("--size", default="1280x800", help="window size, WxH")
     ap.add_argument("--small-size", default="1024x700", help="window size of monitor_small.png")
-    ap.add_argument("--only", choices=("builder", "monitor", "pairs", "small"),
-                    help="one group of shots (pairs: monitor_pairs.png alone)")
+    ap.add_argument("--only", choices=("builder", "monitor", "pairs", "small", "data"),
+                    help="one group of shots (pairs: monitor_pairs.png alone; data: "
+                    "data_panel.png and data_download.png)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -244,6 +292,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {pairs_shot(app, w, out)}")
         _close(w)
         return 0
+    if args.only in (None, "data"):
+        w = _monitor_window(app, size, tmp)
+        shots = [_data_panel_shot(app, w, out), download_shot(app, w, out)]
+        print("wrote " + ", ".join(str(s) for s in shots))
+        _close(w)
+        if args.only == "data":
+            return 0
     if args.only in (None, "small"):
         print(f"wrote {small_shot(app, out, small, tmp)}")
         if args.only == "small":

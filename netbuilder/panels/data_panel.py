@@ -1,52 +1,54 @@
-"""The Data panel: a built-in dataset or a file (IDX, NPZ, CSV, image folder); a preview of
+"""The Data panel: a built-in dataset, a standard one downloaded on first use (MNIST,
+Fashion-MNIST, KMNIST, CIFAR-10) or a file (IDX, NPZ, CSV, image folder); a preview of
 samples with their labels, class counts, the train / validation / test split, normalisation
 and augmentation; and, before any training, what in the data does not fit the model.
 
-Datasets load on a background thread; the settings go into the model's ``training``
-section (one undoable command per change)."""
+Datasets load, download and are checked on worker threads (never the GUI thread); the
+settings go into the model's ``training`` section (one undoable command per change). The
+parts: ``data_chooser`` (the list), ``data_download`` (the download area), ``data_preview``
+and ``data_fit`` (what the panel proposes)."""
 
 from __future__ import annotations
 
 import contextlib
-import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
-from engine.data import BUILTINS, Dataset, dataset_problems, load_dataset
+from engine.data import BUILTINS, CATALOGUE, Dataset, dataset_problems
 from engine.data.loaders import parse_spec
 from engine.errors import NetBuilderError
+from engine.graph import fmt_bytes
 from engine.registry import fmt_shape
 
 from ..document import Change, SetParams
-from ..monitor.common import BLUE, pg
-from ..monitor.confusion import pixmap_of
-from ..monitor.feature_maps import sample_image
-from ..training.probes import class_color
+from .data_chooser import FILE_ITEM, DatasetChooser, builtin_choice, remote_choice
+from .data_download import DownloadBox, breakable
 from .data_fit import describe_suggestion, input_fix, training_suggestion
+from .data_preview import DataPreview, preview_indices
+from .data_source import DataSource
 from .section import SectionWriter, scrolling_body
 
-FILE_ITEM = "__file__"
-PREVIEW_PER_CLASS = 3
+__all__ = ["FILE_ITEM", "DataPanel", "preview_indices", "spec_text"]
+
 OPTIONS_HINT = "settings, e.g. n=800, noise=0.2"
 OPTIONS_TIP = "Settings of the built-in generator as key=value, separated by commas"
-PREVIEW_MAX = 24
+PROBLEM_STYLE = ("color: #B3261E; background: #FDECEA; border: 1px solid #F4C7C3; "
+                 "border-radius: 5px; padding: 6px;")
 
 
 def spec_text(spec: Any) -> str:
@@ -60,58 +62,35 @@ def spec_text(spec: Any) -> str:
     return str(spec)
 
 
-def preview_indices(ds: Dataset) -> np.ndarray:
-    """A few samples of each class (or the first ones) for the preview grid."""
-    y = ds.y
-    if ds.task == "classification" and y is not None and y.ndim == 1:
-        idx = []
-        for k in range(min(ds.n_classes or 0, PREVIEW_MAX)):
-            idx.extend(np.flatnonzero(y == k)[:PREVIEW_PER_CLASS].tolist())
-            if len(idx) >= PREVIEW_MAX:
-                break
-        return np.array(idx[:PREVIEW_MAX], int)
-    return np.arange(min(len(ds), PREVIEW_MAX))
-
-
-class _Loader(QObject):
-    loaded = Signal(int, object, object)  # token, Dataset | None, error message | None
-
-
 class DataPanel(QWidget):
     """Chooses and previews the data; ``dataset`` is the loaded Dataset (or None) for
-    ``loaded_spec``; ``problems`` what does not fit the model; ``changed`` after either."""
+    ``loaded_spec``; ``problems`` what does not fit the model; ``changed`` after either,
+    and when a download starts, stops or fails (``start_blocker`` then says why training
+    must wait). ``host`` (the main window) answers ``choose_dataset_files(title, filter)``;
+    ``choose_path`` (a file for Open…) is replaceable too."""
 
     changed = Signal()
 
-    def __init__(self, writer: SectionWriter, parent: QWidget | None = None) -> None:
+    def __init__(self, writer: SectionWriter, parent: QWidget | None = None,
+                 host: Any = None) -> None:
         super().__init__(parent)
         self.writer = writer
-        self.dataset: Dataset | None = None
-        self.loaded_spec: str | None = None
-        self.load_error: str | None = None
+        self.host = host
+        self.data_source = DataSource(self)
         self.problems: list[NetBuilderError] = []
-        self.choose_path = self._choose_path
+        self.choose_path: Callable[[], str | None] = self._choose_path
         self.running = False
+        self._requested: str | None = None  # spec_text of the last load asked for
         self._suggest_on_load: str | None = None  # a file just chosen: suggest once loaded
         self._input_fix: tuple[str, tuple[int, ...]] | None = None
-        self._token = 0
         self._loading = False
-        self._loader = _Loader()
-        self._loader.loaded.connect(self._on_loaded, Qt.ConnectionType.QueuedConnection)
 
         lay = scrolling_body(self)
-
         src = QHBoxLayout()
-        self.source = QComboBox()
-        self.source.setToolTip("A built-in dataset, or data from a file or folder")
-        for name, b in BUILTINS.items():
-            self.source.addItem(name, name)
-            self.source.setItemData(self.source.count() - 1, b.description,
-                                    Qt.ItemDataRole.ToolTipRole)
-        self.source.addItem("File or folder…", FILE_ITEM)
+        self.source = DatasetChooser()
         self.browse = QPushButton("Open…")
-        self.browse.setToolTip("Load an .npz, .csv, MNIST IDX file or a folder of images with "
-                               "one sub-folder per class")
+        self.browse.setToolTip("Load an .npz, .csv, MNIST IDX file, CIFAR-10 binary archive or "
+                               "a folder of images with one sub-folder per class")
         src.addWidget(self.source, 1)
         src.addWidget(self.browse)
         lay.addLayout(src)
@@ -119,15 +98,22 @@ class DataPanel(QWidget):
         self.options.setPlaceholderText(OPTIONS_HINT)
         self.options.setToolTip(OPTIONS_TIP)
         lay.addWidget(self.options)
+        self.download = DownloadBox()
+        lay.addWidget(self.download)
         self.summary = QLabel("No dataset chosen")
         self.summary.setWordWrap(True)
         self.summary.setObjectName("dataSummary")
         lay.addWidget(self.summary)
+        self.source_note = QLabel()
+        self.source_note.setObjectName("dataSourceNote")
+        self.source_note.setWordWrap(True)
+        self.source_note.setStyleSheet("color: #5E6673; font-size: 8pt;")
+        self.source_note.hide()
+        lay.addWidget(self.source_note)
         self.problem_label = QLabel()
         self.problem_label.setObjectName("dataProblems")
         self.problem_label.setWordWrap(True)
-        self.problem_label.setStyleSheet("color: #B3261E; background: #FDECEA; border: 1px solid "
-                                         "#F4C7C3; border-radius: 5px; padding: 6px;")
+        self.problem_label.setStyleSheet(PROBLEM_STYLE)
         self.problem_label.hide()
         lay.addWidget(self.problem_label)
         self.fix_input_button = QPushButton()
@@ -137,18 +123,8 @@ class DataPanel(QWidget):
         self.fix_input_button.clicked.connect(self._fix_input)
         self.fix_input_button.hide()
         lay.addWidget(self.fix_input_button, 0, Qt.AlignmentFlag.AlignLeft)
-
-        self.preview_host = QWidget()
-        self.preview_grid = QGridLayout(self.preview_host)
-        self.preview_grid.setSpacing(4)
-        self.preview_grid.setContentsMargins(0, 0, 0, 0)
-        self.preview_grid.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-        lay.addWidget(self.preview_host)
-        self.plots_host = QVBoxLayout()  # point and class-count plots, built when needed
-        self.plots_host.setContentsMargins(0, 0, 0, 0)
-        lay.addLayout(self.plots_host)
-        self.points_plot: pg.PlotWidget | None = None
-        self.counts_plot: pg.PlotWidget | None = None
+        self.preview = DataPreview()
+        lay.addWidget(self.preview)
 
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
@@ -192,6 +168,11 @@ class DataPanel(QWidget):
         self.source.activated.connect(self._on_source)
         self.browse.clicked.connect(self._browse)
         self.options.editingFinished.connect(self._on_options)
+        self.data_source.changed.connect(self._on_state)
+        self.data_source.progressed.connect(self.download.progress)
+        self.download.cancel_requested.connect(self.cancel_download)
+        self.download.retry_requested.connect(self.reload)
+        self.download.open_files_requested.connect(self.open_local_files)
         for w in (self.val_split, self.test_split, self.shift, self.rotation, self.scale,
                   self.limit):
             w.valueChanged.connect(lambda _v: self._commit_settings())
@@ -218,6 +199,12 @@ class DataPanel(QWidget):
         w.setToolTip(tip + " (images only; training part only)")
         return w
 
+    # the preview's parts, by their old names
+    preview_grid = property(lambda self: self.preview.grid)
+    points_plot = property(lambda self: self.preview.points_plot)
+    counts_plot = property(lambda self: self.preview.counts_plot)
+    count_bars = property(lambda self: self.preview.count_bars)
+
     # ----- the model's training section ----------------------------------------------------
     @property
     def spec(self) -> Any:
@@ -230,32 +217,37 @@ class DataPanel(QWidget):
 
     def _on_doc_change(self, ch: Change) -> None:
         if ch.training or ch.reset:
-            self.load_section()
+            self.load_section(reset=ch.reset)
         elif ch.affects_shapes:
             self.check()
 
-    def load_section(self) -> None:
+    def load_section(self, reset: bool = False) -> None:
+        """Show the training section's data settings; load the data if it changed (or, on
+        another model, if it had not loaded)."""
         t = self.writer.section
         spec = t.get("dataset")
         self._loading = True
         try:
-            name, params = None, {}
-            if isinstance(spec, str) and spec.partition(":")[0] in BUILTINS:
-                name, params = parse_spec(spec) if ":" in spec else (spec, {})
-            elif isinstance(spec, dict) and spec.get("name") in BUILTINS:
-                name = spec["name"]
-                params = {k: v for k, v in spec.items() if k != "name"}
-            if name is not None:
-                self.source.setCurrentIndex(self.source.findData(name))
+            builtin = builtin_choice(spec)
+            remote = remote_choice(spec)
+            if builtin is not None:
+                name, params = builtin
+                self.source.select(name)
                 self.options.setText(", ".join(f"{k}={v}" for k, v in params.items()))
                 self.options.setEnabled(not self.running)
                 self._set_options_hint(name)
+            elif remote is not None:
+                self.source.select(remote)
+                self.options.setText("")
+                self.options.setEnabled(False)
+                self.options.setPlaceholderText("no settings")
+                self.options.setToolTip(f"{CATALOGUE[remote].title} has no settings")
             elif spec is not None:
-                self.source.setCurrentIndex(self.source.findData(FILE_ITEM))
+                self.source.select(FILE_ITEM)
                 self.options.setText("")
                 self.options.setEnabled(False)
             else:
-                self.source.setCurrentIndex(-1)
+                self.source.select(None)
                 self.options.setText("")
                 self.options.setEnabled(False)
                 self.options.setPlaceholderText(OPTIONS_HINT)
@@ -269,11 +261,12 @@ class DataPanel(QWidget):
             self.rotation.setValue(float(aug.get("rotation", 0.0)))
             self.scale.setValue(float(aug.get("scale", 0.0)))
             self.limit.setValue(int(t.get("limit", 0)))
-        except (TypeError, ValueError, AttributeError):
+        except (TypeError, ValueError, AttributeError, NetBuilderError):
             pass  # odd hand-written values: Start reports them precisely
         finally:
             self._loading = False
-        if spec_text(spec) != self.loaded_spec:
+        if spec_text(spec) != self._requested or (
+                reset and self.dataset is None and not self.pending):
             self.reload()
         else:
             self._update_split()
@@ -300,7 +293,14 @@ class DataPanel(QWidget):
             self._browse()
             return
         self.options.setText("")
-        self._commit_spec(key, BUILTINS[key].kind)
+        if key in CATALOGUE:
+            if remote_choice(self.spec) == key and self.dataset is None and not self.pending:
+                self.reload()  # chosen again after a cancel or a failure: resume / retry
+            else:
+                self._commit_spec(key, "image")
+            return
+        if key in BUILTINS:
+            self._commit_spec(key, BUILTINS[key].kind)
 
     def _on_options(self) -> None:
         if self._loading:
@@ -355,65 +355,108 @@ class DataPanel(QWidget):
             self._update_split()
 
     # ----- loading -------------------------------------------------------------------------
+    dataset = property(lambda self: self.data_source.dataset)
+    load_error = property(lambda self: self.data_source.error)
+    pending = property(lambda self: self.data_source.busy)
+    remote = property(lambda self: self.data_source.remote)
+
+    @property
+    def loaded_spec(self) -> str | None:
+        src = self.data_source
+        return spec_text(src.spec) if src.dataset is not None else None
+
     def reload(self) -> None:
-        """Load the dataset of the training section on a background thread."""
+        """Load the dataset of the training section on a worker thread (downloading it
+        first, with progress and Cancel, when it is a standard dataset not yet here)."""
         spec = self.spec
-        self._token += 1
-        token = self._token
-        self.dataset = None
-        self.load_error = None
-        self.loaded_spec = None
+        self._requested = spec_text(spec)
         self.problems = []
-        self._clear_preview()  # nothing of the data shown before stays beside the new state
+        self.preview.clear()  # nothing of the data shown before stays beside the new state
         self.split_label.setText("")
         self.problem_label.hide()
+        self.source_note.hide()
+        self.download.clear()
         self._show_input_fix(None)
-        if spec is None:
-            self.summary.setText("No dataset chosen: pick a built-in one or open a file.")
-            self.changed.emit()
-            return
-        self.summary.setText(f"Loading {spec_text(spec)}…")
-        base = self.base_dir
-        loader = self._loader
+        self.data_source.load(spec, self.base_dir)
 
-        def work() -> None:
-            try:
-                ds = load_dataset(spec, base_dir=base)
-                loader.loaded.emit(token, ds, None)
-            except NetBuilderError as exc:
-                loader.loaded.emit(token, None, exc.message)
-            except (OSError, MemoryError, ValueError) as exc:
-                loader.loaded.emit(token, None, f"{type(exc).__name__}: {exc}")
+    def cancel_download(self) -> None:
+        """Stop the download under way (the part downloaded is kept; choosing the dataset
+        again, or Resume, continues it)."""
+        self.data_source.cancel()
 
-        threading.Thread(target=work, name="netbuilder-data", daemon=True).start()
+    def shutdown(self) -> None:
+        """The window closes: stop a download (it resumes next time)."""
+        self.data_source.stop()
+
+    def start_blocker(self) -> str | None:
+        """Why training must wait for the data (a standard dataset not on this computer
+        yet: downloading, cancelled, failed), else None."""
+        return self.data_source.wait_reason()
 
     def wait_loaded(self, timeout: float = 10.0) -> bool:
-        """Process events until the pending load is done (tests and scripts)."""
+        """Process events until the pending load, download or file check is over (loaded,
+        failed or cancelled): for tests and scripts."""
         import time
 
         from PySide6.QtWidgets import QApplication
         end = time.monotonic() + timeout
-        while self.loaded_spec is None and self.load_error is None and self.spec is not None:
+        while self.pending and self.spec is not None:
             if time.monotonic() > end:
                 return False
             QApplication.processEvents()
             time.sleep(0.005)
         return True
 
-    def _on_loaded(self, token: int, ds: Dataset | None, error: str | None) -> None:
-        if token != self._token:
-            return
-        if ds is None:
-            self.load_error = error
-            self.summary.setText("")
-            self._clear_preview()
-            self.problem_label.setText(f"Cannot load the data: {error}")
-            self.problem_label.show()
-            self.changed.emit()
-            return
-        self.dataset = ds
-        self.loaded_spec = spec_text(self.spec)
-        self.summary.setText(ds.describe())
+    def _on_state(self) -> None:
+        """Show how the loading stands (DataSource.state)."""
+        src = self.data_source
+        state, name = src.state, src.remote
+        entry = CATALOGUE[name] if name is not None else None
+        if name is not None and state not in ("loading", "downloading"):
+            self.source.refresh_states()
+        if state == "":
+            self._say("No dataset chosen: pick a built-in one or open a file.")
+        elif state == "loading":
+            self._say(f"Reading {entry.title} from this computer…" if entry
+                                 else f"Loading {spec_text(src.spec)}…")
+        elif state == "downloading" and self.download.state != "downloading":
+            self._say("")
+            self.download.start(entry, src.cache.have_bytes if src.cache is not None else 0)
+        elif state == "cancelling":
+            self.download.cancelling()
+        elif state == "cancelled":
+            self.download.cancelled(src.cache)
+        elif state == "adding":
+            self.download.adding(name, src.adding_count)
+        elif state == "incomplete":
+            self.download.incomplete(src.cache, "Your files matched and are kept; the others "
+                                     "can be downloaded, or opened too.")
+        elif state == "failed":
+            self._say("")
+            self.preview.clear()
+            if entry is not None and src.added_error:
+                self.download.failed(name, src.error or "", retry="Download instead",
+                                     title=f"These are not {entry.title}'s files")
+            elif entry is not None:  # the engine's message, with Retry and Open files
+                self.download.failed(name, src.error or "")
+            else:
+                self.problem_label.setText(f"Cannot load the data: {src.error}")
+                self.problem_label.show()
+        elif state == "loaded":
+            self._show_loaded(src.dataset)
+            return  # check() tells the listeners
+        self.changed.emit()
+
+    def _say(self, text: str) -> None:
+        """The summary line; it takes no room while it has nothing to say."""
+        self.summary.setText(text)
+        self.summary.setVisible(bool(text))
+
+    def _show_loaded(self, ds: Dataset) -> None:
+        self.download.clear()
+        self._say(ds.describe())
+        if self.remote is not None:
+            self._show_source_note(self.remote)
         if self._suggest_on_load is not None and self._suggest_on_load == self.loaded_spec:
             kind = str(ds.meta.get("kind", ""))
             updates = training_suggestion(self.writer.section, kind)
@@ -421,112 +464,45 @@ class DataPanel(QWidget):
                                               **updates):
                 self.writer.report(describe_suggestion(kind, updates), False)
         self._suggest_on_load = None
-        self._show_preview(ds)
+        self.preview.show_dataset(ds)
+        for w in (self.shift, self.rotation, self.scale):
+            self.form.setRowVisible(w, ds.is_image)
         self._update_split()
         self.check()
 
-    # ----- preview -------------------------------------------------------------------------
-    def _ensure_plots(self) -> None:
-        if self.points_plot is not None:
+    def _show_source_note(self, name: str) -> None:
+        from engine.data.remote import dataset_folder
+
+        e = CATALOGUE[name]
+        folder = str(dataset_folder(name))
+        home = str(Path.home())
+        if folder.startswith(home + "/"):
+            folder = "~" + folder[len(home):]
+        self.source_note.setText(breakable(f"{e.title}, {fmt_bytes(e.size)} on this computer "
+                                           f"in {folder}. By {e.credit}."))
+        self.source_note.setToolTip(e.homepage)
+        self.source_note.show()
+
+    def open_local_files(self) -> None:
+        """"Open files I already have…": the files chosen (through the window's
+        ``choose_dataset_files``) are checked against the catalogue and copied into the
+        cache; then the data loads from there."""
+        name = self.remote
+        if name is None:
             return
-        self.points_plot = pg.PlotWidget()
-        self.points_plot.setFixedHeight(200)
-        self.points_plot.getPlotItem().setMenuEnabled(False)
-        self.points_plot.getPlotItem().showGrid(x=True, y=True, alpha=0.12)
-        self.points = pg.ScatterPlotItem(size=5, pen=None)
-        self.points_plot.addItem(self.points)
-        self.points_plot.hide()
-        self.plots_host.addWidget(self.points_plot)
-        self.counts_plot = pg.PlotWidget()
-        self.counts_plot.setFixedHeight(120)
-        cp = self.counts_plot.getPlotItem()
-        cp.setMenuEnabled(False)
-        cp.setTitle("samples per class", size="8pt")
-        cp.getViewBox().setMouseEnabled(x=False, y=False)
-        self.count_bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=BLUE, pen=None)
-        self.counts_plot.addItem(self.count_bars)
-        self.counts_plot.hide()
-        self.plots_host.addWidget(self.counts_plot)
-
-    def _clear_preview(self) -> None:
-        while self.preview_grid.count():
-            it = self.preview_grid.takeAt(0)
-            if it.widget() is not None:
-                it.widget().deleteLater()
-        if self.points_plot is not None:
-            self.points_plot.hide()
-            self.counts_plot.hide()
-
-    def _show_preview(self, ds: Dataset) -> None:
-        self._ensure_plots()
-        self._clear_preview()
-        is_img = ds.is_image
-        for w in (self.shift, self.rotation, self.scale):
-            self.form.setRowVisible(w, is_img)
-        if is_img:
-            cols = 6
-            for n, i in enumerate(preview_indices(ds)):
-                img = sample_image(ds.x[i])
-                cell = QWidget()
-                v = QVBoxLayout(cell)
-                v.setContentsMargins(0, 0, 0, 0)
-                v.setSpacing(0)
-                pic = QLabel()
-                pic.setPixmap(pixmap_of(img, 44))
-                pic.setAlignment(Qt.AlignmentFlag.AlignCenter)
-                cap = QLabel(self._label(ds, i))
-                cap.setAlignment(Qt.AlignmentFlag.AlignCenter)
-                cap.setStyleSheet("font-size: 7.5pt; color: #3C4350;")
-                v.addWidget(pic)
-                v.addWidget(cap)
-                r, c = divmod(n, cols)
-                self.preview_grid.addWidget(cell, r, c)
-        elif ds.x.ndim == 2 and ds.x.shape[1] in (1, 2):
-            n = min(len(ds), 2000)
-            pi = self.points_plot.getPlotItem()
-            if ds.x.shape[1] == 2:
-                lab = np.asarray(ds.y[:n]).reshape(n, -1)[:, 0].astype(int) \
-                    if ds.task == "classification" else np.zeros(n, int)
-                self.points.setData(x=ds.x[:n, 0], y=ds.x[:n, 1],
-                                    brush=[pg.mkBrush(*class_color(k)) for k in lab])
-                pi.setAspectLocked(True)
-            else:
-                yv = np.asarray(ds.y[:n], float).reshape(n, -1)[:, 0] if ds.y is not None \
-                    else np.zeros(n)
-                self.points.setData(x=ds.x[:n, 0], y=yv, brush=pg.mkBrush(47, 111, 219, 160))
-                pi.setAspectLocked(False)
-            pi.enableAutoRange()
-            self.points_plot.show()
+        e = CATALOGUE[name]
+        title = f"Open the {e.title} files you already have"
+        names = " ".join(f.name for f in e.files)
+        name_filter = f"{e.title} files ({names});;gzip files (*.gz);;All files (*)"
+        ask = getattr(self.host, "choose_dataset_files", None)
+        if ask is not None:
+            paths = list(ask(title, name_filter) or [])
         else:
-            rows = [", ".join(f"{v:.3g}" for v in np.ravel(ds.x[i])[:8])
-                    + (" …" if np.size(ds.x[i]) > 8 else "") + f"  → {self._label(ds, i)}"
-                    for i in range(min(6, len(ds)))]
-            lab = QLabel("<br>".join(rows))
-            lab.setStyleSheet("font-family: 'DejaVu Sans Mono'; font-size: 8pt;")
-            self.preview_grid.addWidget(lab, 0, 0)
-        counts = ds.class_counts()
-        if len(counts):
-            self.count_bars.setOpts(x=np.arange(len(counts)), height=counts, width=0.7,
-                                    brushes=[pg.mkBrush(*class_color(k))
-                                             for k in range(len(counts))])
-            names = [ds.class_name(k) for k in range(len(counts))]
-            short = [n if len(n) <= 7 else n[:6] + "…" for n in names]
-            self.counts_plot.getPlotItem().getAxis("bottom").setTicks([list(enumerate(short))])
-            self.counts_plot.getPlotItem().setYRange(0, max(1, int(counts.max())) * 1.1)
-            self.counts_plot.getPlotItem().setXRange(-0.6, len(counts) - 0.4)
-            self.counts_plot.setToolTip("\n".join(f"{n}: {c}" for n, c in zip(names, counts)))
-            self.counts_plot.show()
+            from ..dialogs import choose_dataset_files
+            paths = choose_dataset_files(self, title, name_filter, str(Path.home()))
+        self.data_source.add_files(paths)
 
-    @staticmethod
-    def _label(ds: Dataset, i: int) -> str:
-        y = ds.y
-        if y is None:
-            return ""
-        v = np.ravel(y[i])
-        if ds.task == "classification" and v.size == 1:
-            return ds.class_name(int(v[0]))
-        return ", ".join(f"{a:.3g}" for a in v[:3])
-
+    # ----- settings shown with the data ----------------------------------------------------
     def _update_split(self) -> None:
         ds = self.dataset
         if ds is None:
@@ -563,8 +539,7 @@ class DataPanel(QWidget):
                 text += (f"<br>The data's samples are shaped {fmt_shape(shape)}, which the "
                          f"Input '{_html(nid)}' does not take.")
             self.problem_label.setText(text)
-            self.problem_label.setStyleSheet(self.problem_label.styleSheet().replace(
-                "#B3261E", "#8A5A00"))
+            self.problem_label.setStyleSheet(PROBLEM_STYLE.replace("#B3261E", "#8A5A00"))
             self.problem_label.show()
             self.changed.emit()
             return self.problems
@@ -573,8 +548,7 @@ class DataPanel(QWidget):
         except NetBuilderError as exc:
             self.problems = [exc]
         if self.problems:
-            self.problem_label.setStyleSheet("color: #B3261E; background: #FDECEA; border: 1px "
-                                             "solid #F4C7C3; border-radius: 5px; padding: 6px;")
+            self.problem_label.setStyleSheet(PROBLEM_STYLE)
             self.problem_label.setText("The data does not fit the model:<br>• "
                                        + "<br>• ".join(_html(p.message) for p in self.problems))
             self.problem_label.show()

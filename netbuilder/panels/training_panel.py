@@ -60,6 +60,9 @@ def threads_box() -> QComboBox:
     return box
 
 
+STEP_TIP = "Train exactly one batch (starts a paused run if none)"
+
+
 def fmt_time(s: float) -> str:
     s = max(0, round(s))
     h, rem = divmod(s, 3600)
@@ -106,6 +109,7 @@ class TrainingPanel(QWidget):
         self.state = "idle"  # idle, starting, running, paused, stopping
         self._loading = False
         self._refusal = False  # the message says why Start was refused
+        self.data_wait: str | None = None  # why Start waits for the data (a download)
         lay = scrolling_body(self)
 
         buttons = QHBoxLayout()
@@ -117,7 +121,7 @@ class TrainingPanel(QWidget):
         self.stop_button = QPushButton("■ Stop")
         self.stop_button.setToolTip("End the run after the current batch, keeping its weights")
         self.step_button = QPushButton("Step")
-        self.step_button.setToolTip("Train exactly one batch (starts a paused run if none)")
+        self.step_button.setToolTip(STEP_TIP)
         for b in (self.start_button, self.pause_button, self.stop_button, self.step_button):
             b.setMinimumHeight(28)
             buttons.addWidget(b)
@@ -369,15 +373,35 @@ class TrainingPanel(QWidget):
         """idle, starting, running, paused or stopping: enables the right buttons."""
         self.state = state
         active = state != "idle"
-        self.start_button.setEnabled(not active)
+        self._enable_start()
         self.pause_button.setEnabled(state in ("running", "paused", "starting"))
         self.pause_button.setText("▶ Resume" if state == "paused" else "❚❚ Pause")
         self.stop_button.setEnabled(state in ("running", "paused", "starting"))
-        self.step_button.setEnabled(state in ("idle", "paused"))
         for w in self.settings_widgets:
             w.setEnabled(not active or w is self.lr)
         if not active:
             self.load()
+
+    def set_data_wait(self, reason: str | None) -> None:
+        """Start (and Step) wait for the data while ``reason`` is given: disabled, the
+        reason in their tooltips and in the status line."""
+        self.data_wait = reason
+        self._enable_start()
+
+    def _enable_start(self) -> None:
+        idle, wait = self.state == "idle", self.data_wait
+        self.start_button.setEnabled(idle and not wait)
+        self.step_button.setEnabled((idle and not wait) or self.state == "paused")
+        self.start_button.setToolTip(f"Waiting for the data: {wait}" if wait and idle
+                                     else "Train the model on the chosen data (F5)")
+        self.step_button.setToolTip(f"Waiting for the data: {wait}" if wait and idle
+                                    else STEP_TIP)
+        if not idle:
+            return
+        if wait:
+            self.status.setText(f"Waiting for the data: {wait}")
+        elif self.status.text().startswith("Waiting for the data"):
+            self.status.setText("Ready")
 
     def threads_choice(self) -> int | str:
         """``"auto"`` or a fixed number of CPU threads."""
@@ -413,6 +437,7 @@ class TrainingPanel(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.status.setText("Ready")
+        self._enable_start()  # or why it waits for the data
 
     def show_refusal(self, text: str) -> None:
         """Why Start was refused; it goes away with the next edit of the model or settings."""

@@ -55,7 +55,7 @@ class RunController(FrameDrawing, RunFiles, QObject):
         self.store = RunsStore(self)
         self.writer = SectionWriter(window.document, window.push, window.show_status)
         self.panel = TrainingPanel(self.writer)
-        self.data = DataPanel(self.writer)
+        self.data = DataPanel(self.writer, host=window)
         self.runs_panel = RunsPanel(self.store)
         self.docks = MonitorDocks(window, self.panel, self.data, self.runs_panel)
         self.views_ready = False  # the plot views are built on first use
@@ -227,7 +227,11 @@ class RunController(FrameDrawing, RunFiles, QObject):
 
     def _on_data_changed(self) -> None:
         dp = self.data
-        if dp.load_error:
+        wait = dp.start_blocker()
+        self.panel.set_data_wait(wait)
+        if wait:
+            self.panel.set_data_note(f"Data: {wait}", False)
+        elif dp.load_error:
             self.panel.set_data_note(f"Data: {dp.load_error}", True)
         elif dp.problems:
             self.panel.set_data_note("Data: " + dp.problems[0].message, True)
@@ -294,6 +298,11 @@ class RunController(FrameDrawing, RunFiles, QObject):
             return False
         ds = None
         dp = self.data
+        wait = dp.start_blocker()
+        if wait:  # never a silent download on the training thread
+            self._refuse(f"Waiting for the data: {wait}")
+            self.docks.data.raise_()
+            return False
         if dp.dataset is not None and dp.loaded_spec == spec_text(settings.dataset):
             if dp.problems:
                 p = dp.problems[0]
@@ -409,6 +418,7 @@ class RunController(FrameDrawing, RunFiles, QObject):
         for wk in workers:
             wk.stop()
         self.prep.shutdown()
+        self.data.shutdown()
         for wk in workers:
             if not wk.wait(timeout_ms):
                 self.w.show_status("Waiting for the training thread to finish its batch…")

@@ -4,7 +4,8 @@
 misbehaviours for the next requests: "404", "drop" (half the body, then the connection
 closes), "slow" (small pieces with pauses), "stall" (headers, then silence), "wrong"
 (different bytes, same length), "big" (more bytes than expected), "norange" (ignores
-Range), "redirect:URL".
+Range), "redirect:URL". ``guard_loopback`` fails any connection beyond 127.0.0.1 (used by
+the engine's and the GUI's download tests).
 """
 
 from __future__ import annotations
@@ -25,6 +26,44 @@ import numpy as np
 from engine.data.catalogue import CATALOGUE, RemoteFile
 
 PIECE = 8192
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def guard_loopback(monkeypatch) -> dict:
+    """Make any connection or name lookup beyond 127.0.0.1 raise AssertionError and be
+    recorded in ``state["attempts"]`` (the caller asserts it stays empty); with
+    ``state["block_all"]`` set, loopback is refused too (to prove a cache hit needs no
+    network). Proxies from the environment are cleared."""
+    state: dict = {"block_all": False, "attempts": []}
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def check(host: object) -> None:
+        if state["block_all"] or str(host) not in LOOPBACK:
+            state["attempts"].append(host)
+            raise AssertionError(f"network access to {host!r} in a test")
+
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            check(address[0])
+        return real_connect(self, address)
+
+    def connect_ex(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            check(address[0])
+        return real_connect_ex(self, address)
+
+    def getaddrinfo(host, *args, **kwargs):
+        check(host.decode() if isinstance(host, bytes) else host)
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy",
+                "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    return state
 
 
 class _Server(ThreadingHTTPServer):

@@ -15,7 +15,14 @@ import threading
 
 import numpy as np
 import pytest
-from dataserver import FixtureServer, cifar_binary_targz, closed_port_url, mnist_like, serve_dataset
+from dataserver import (
+    FixtureServer,
+    cifar_binary_targz,
+    closed_port_url,
+    guard_loopback,
+    mnist_like,
+    serve_dataset,
+)
 from graphdocs import chain_doc
 
 from engine import cli
@@ -35,44 +42,12 @@ from engine.data import download as download_mod
 from engine.data.catalogue import RemoteFile
 from engine.errors import DataError
 
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-
 
 @pytest.fixture(autouse=True)
 def only_loopback(monkeypatch):
-    """Fail any connection or name lookup beyond 127.0.0.1; ``guard.block_all`` also
+    """Fail any connection or name lookup beyond 127.0.0.1; ``state["block_all"]`` also
     forbids loopback (to prove a cache hit needs no network)."""
-    guard = threading.local()
-    state = {"block_all": False, "attempts": []}
-    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
-    real_getaddrinfo = socket.getaddrinfo
-
-    def check(host: object) -> None:
-        if state["block_all"] or str(host) not in LOOPBACK:
-            state["attempts"].append(host)
-            raise AssertionError(f"network access to {host!r} in a test")
-
-    def connect(self, address):
-        if self.family in (socket.AF_INET, socket.AF_INET6):
-            check(address[0])
-        return real_connect(self, address)
-
-    def connect_ex(self, address):
-        if self.family in (socket.AF_INET, socket.AF_INET6):
-            check(address[0])
-        return real_connect_ex(self, address)
-
-    def getaddrinfo(host, *args, **kwargs):
-        check(host.decode() if isinstance(host, bytes) else host)
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy",
-                "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    guard.state = state
+    state = guard_loopback(monkeypatch)
     yield state
     assert not state["attempts"], f"tried to reach {state['attempts']}"
 

@@ -28,6 +28,41 @@ def _isolated_app_dirs(tmp_path, monkeypatch):
     yield
 
 
+MODAL_PATIENCE_S = 20
+
+
+@pytest.fixture(autouse=True)
+def _no_forgotten_modal_dialog(request):
+    """A message box nobody answers would hang the suite: close one that stays open for
+    MODAL_PATIENCE_S and fail the test with its text."""
+    if "qtbot" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("qapp")
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    stuck: list[str] = []
+    since: dict[int, int] = {}
+
+    def check() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            since.clear()
+            return
+        ticks = since[id(box)] = since.get(id(box), 0) + 1
+        if ticks * 2 >= MODAL_PATIENCE_S:
+            stuck.append(f"{box.windowTitle()}: {box.text()}")
+            box.reject()
+
+    timer = QTimer()
+    timer.timeout.connect(check)
+    timer.start(2000)
+    yield
+    timer.stop()
+    assert not stuck, f"a modal dialog waited for an answer nobody gave: {stuck}"
+
+
 @pytest.fixture
 def make_window(qtbot, tmp_path):
     """make_window(doc_dict=None) -> Driver around a shown MainWindow."""

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QTabBar
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "resources" / "examples"
 
@@ -77,3 +78,13 @@ def wait_idle(qtbot, tc, timeout: int = 120_000) -> None:
 def wait_steps(qtbot, tc, n: int, timeout: int = 60_000) -> None:
     qtbot.waitUntil(lambda: tc.active is not None and len(tc.active.steps) >= n,
                     timeout=timeout)
+
+
+def click_tab(qtbot, window, title: str) -> None:
+    """Click the dock tab called ``title``, as the user does to bring a panel to front."""
+    for bar in window.findChildren(QTabBar):
+        for i in range(bar.count()):
+            if bar.tabText(i) == title and bar.isVisible():
+                qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(i).center())
+                return
+    raise AssertionError(f"no tab {title!r}")

@@ -29,6 +29,7 @@ def window_at(qtbot, tmp_path):
         w = MainWindow(recovery=RecoveryStore(tmp_path / "recovery"))
         qtbot.addWidget(w)
         w.ask_save_changes = lambda: "discard"
+        w.ask_save_runs = lambda names: "discard"
         w.resize(width, height)
         w.show()
         qtbot.waitExposed(w)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from guidocs import small_doc
-from monitorkit import EXAMPLES, click, wait_idle
+from monitorkit import EXAMPLES, click, click_tab, wait_idle
 from PySide6.QtCore import Qt
 from visible import naming, visible_texts
 
@@ -110,9 +110,9 @@ def test_file_new_resets_the_zoom(make_window):
     w = make_window(example("lenet5")).w
     for _ in range(3):
         w.act_zoom_in.trigger()
-    assert w.zoom_label.text() != "100 %"
+    assert w.zoom_label.text() != "Zoom 100 %"
     w.act_new.trigger()
-    assert w.view.zoom == 1.0 and w.zoom_label.text() == "100 %"
+    assert w.view.zoom == 1.0 and w.zoom_label.text() == "Zoom 100 %"
 
 
 def test_file_new_leaves_nothing_of_the_old_data_in_the_data_panel(make_window):
@@ -147,6 +147,7 @@ def test_opening_another_model_during_a_run_stops_it_and_shows_only_the_new_one(
     drv.click(drv.node_centre("oldconv"))
     click(qtbot, tc.panel.start_button)
     wait_steps(qtbot, tc, 5)
+    click_tab(qtbot, w, "Feature Maps")
     qtbot.waitUntil(lambda: tc.maps.maps is not None, timeout=20_000)
     run = tc.active
     assert w.open_example(EXAMPLES / "xor_mlp.json")

@@ -14,19 +14,8 @@ from __future__ import annotations
 import itertools
 import re
 
-from monitorkit import EXAMPLES, wait_idle, wait_steps
+from monitorkit import EXAMPLES, click_tab, wait_idle, wait_steps
 from PySide6.QtCore import QPointF, Qt
-from PySide6.QtWidgets import QTabBar
-
-
-def click_tab(qtbot, window, title: str) -> None:
-    """Click the dock tab called ``title``, as the user does to bring a panel to front."""
-    for bar in window.findChildren(QTabBar):
-        for i in range(bar.count()):
-            if bar.tabText(i) == title and bar.isVisible():
-                qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(i).center())
-                return
-    raise AssertionError(f"no tab {title!r}")
 
 
 def press(qtbot, button) -> None:
@@ -56,7 +45,7 @@ def test_journey_spirals_mlp_from_an_empty_canvas(make_window, qtbot):
     drv = make_window()
     w = drv.w
     w.act_new.trigger()  # File ▸ New
-    assert not drv.graph.nodes and w.zoom_label.text() == "100 %"
+    assert not drv.graph.nodes and w.zoom_label.text() == "Zoom 100 %"
 
     # drag the layers from the palette: two columns inside what the canvas shows
     vr = w.view.mapToScene(w.view.viewport().rect()).boundingRect()
@@ -115,7 +104,7 @@ def test_journey_lenet5_train_pause_step_stop_save_reopen(make_window, qtbot, tm
     drv = make_window(examples_dir=EXAMPLES)
     w = drv.w
     w.examples_menu.aboutToShow.emit()  # File ▸ Examples fills itself when opened
-    lenet = next(a for a in w.examples_menu.actions() if "lenet5.json" in a.text())
+    lenet = next(a for a in w.examples_menu.actions() if "lenet5.json" in a.statusTip())
     lenet.trigger()
     assert {"c1", "s2", "c3", "s4", "f5", "f6", "logits"} <= set(drv.graph.nodes)
     tc = w.training

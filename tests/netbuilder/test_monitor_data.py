@@ -24,7 +24,7 @@ def test_builtin_choice_preview_counts_and_split(make_window, qtbot):
     assert len(cells) == 18  # three of each of the six shapes
     captions = [c.findChildren(type(dp.summary))[1].text() for c in cells]
     assert captions[:3] == ["circle"] * 3 and captions[-1] == "ring"
-    heights = dp.count_bars.opts["height"]
+    heights = dp.count_bars.opts["width"]  # one horizontal bar per class
     assert len(heights) == 6 and int(np.sum(heights)) == 6000
     assert dp.split_label.text() == "train 4,800 · validation 600 · test 600"
     dp.val_split.setValue(0.2)
