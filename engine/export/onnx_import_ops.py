@@ -1,6 +1,6 @@
 """The importer's value model: ``Val`` (an ONNX tensor that is an engine node's output, or a
-view of it) and ``PendingRNN`` (the raw output of an ONNX recurrent op, before the transposes
-and reshapes that make it batch-first), and the errors it raises."""
+view of it) and ``PendingRNN`` (the raw output of an ONNX recurrent op, before the transposes,
+reshapes and Gathers that make it batch-first: ``pending_step``), and the errors it raises."""
 
 from __future__ import annotations
 
