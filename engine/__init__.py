@@ -13,6 +13,7 @@ from .cachedir import configure_numba_cache
 
 configure_numba_cache()
 
+from . import layers  # noqa: E402, F401  (registers the built-in layer types)
 from .bundle import Bundle, load_bundle, save_bundle  # noqa: E402
 from .data import Dataset, load_dataset  # noqa: E402
 from .errors import (  # noqa: E402
@@ -33,6 +34,8 @@ from .graph import Diagnosis, Edge, Graph, Node, load_graph, save_graph  # noqa:
 from .network import Network, compile  # noqa: E402
 from .optim import OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, Optimizer, RMSProp, make_optimizer  # noqa: E402
 from .registry import (  # noqa: E402
+    Capabilities,
+    Example,
     Layer,
     ParamSpec,
     get_layer_class,
@@ -55,3 +58,4 @@ __all__ = [
 __all__ += ["Bundle", "Dataset", "TrainSettings", "Trainer", "load_bundle", "load_dataset",
             "save_bundle"]
 __all__ += ["WarmupCancelledError", "get_num_threads", "set_num_threads", "warmup"]
+__all__ += ["Capabilities", "Example"]

@@ -3,7 +3,7 @@
     netbuilder train MODEL [--data NAME|PATH] [--epochs N] [--batch-size N|all]
                      [--optimizer NAME] [--lr LR] [--seed N] [--threads N] [--out DIR]
                      [--val-split F] [--test-split F] [--limit N] [--quiet]
-    netbuilder info MODEL
+    netbuilder info [MODEL]
     netbuilder gradcheck MODEL [--batch N] [--seed N] [--tolerance T]
     netbuilder export MODEL --format onnx|pytorch -o PATH [--data NAME|PATH] [--seed N]
     netbuilder datasets [list | fetch NAME... | add NAME PATH... | remove NAME...]
@@ -24,7 +24,6 @@ internal error; 2 bad input (one line on stderr: ``netbuilder: error: ...``); 13
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import signal
 import sys
@@ -40,9 +39,9 @@ from .data import BUILTINS, CATALOGUE, load_dataset
 from .errors import NetBuilderError, ParamError, TrainingError
 from .graph import Graph, load_graph
 from .network import Network
-from .registry import fmt_shape
+from .registry import fmt_shape, layer_types
 from .resources import ResourcesMissingError, example_names, resolve_model
-from .text import plural
+from .text import fmt_time, plural
 from .training import BatchEvent, EpochEvent, Trainer, TrainSettings
 
 PROG = "netbuilder"
@@ -55,15 +54,6 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message} (see '{self.prog} --help')")
-
-
-def fmt_time(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "--:--"
-    s = round(seconds)
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
 def _pct(v: float | None) -> str:
@@ -315,7 +305,40 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 # ----- info ---------------------------------------------------------------------------------
+def _table(rows: list[tuple[str, ...]], out: TextIO, right: int = 0) -> None:
+    """Print rows in columns; the last ``right`` columns right-aligned."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        cells = [c.rjust(w) if i >= len(r) - right else c.ljust(w)
+                 for i, (c, w) in enumerate(zip(r, widths))]
+        print("  ".join(cells).rstrip(), file=out)
+
+
+def layer_catalogue(out: TextIO) -> None:
+    """Every registered layer type with what it can be exported to and imported from."""
+    rows = [("type", "category", "ONNX export", "ONNX import", "PyTorch export")]
+    for name, cls in layer_types().items():
+        c = cls.capabilities()
+        rows.append((name, cls.category, *("yes" if v else "no" for v in
+                                           (c.onnx_export, c.onnx_import, c.pytorch_export))))
+    _table(rows, out)
+
+
+def export_summary(net: Network) -> str:
+    """One line: which export formats take this model, naming the nodes that block one."""
+    parts = []
+    for fmt, field in (("ONNX", "onnx_export"), ("PyTorch", "pytorch_export")):
+        bad = [f"{net.layers[n].type_name} '{n}'" for n in net.order
+               if not getattr(net.layers[n].capabilities(), field)]
+        parts.append(f"{fmt} yes" if not bad else
+                     f"{fmt} no (no {fmt} equivalent for {', '.join(bad)})")
+    return "export: " + ", ".join(parts)
+
+
 def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.model is None:
+        layer_catalogue(out)
+        return 0
     graph, net, bundle = load_model(args.model)
     net = net or Network(graph, seed=0)
     rows = [("node", "type", "output shape", "params", "mult-adds")]
@@ -338,6 +361,7 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     mb = 4 * (net.param_count() + n_buf) / 2**20
     print(f"weights: {mb:.2f} MB float32" + (f" (+{n_buf:,} buffer values)" if n_buf else ""),
           file=out)
+    print(export_summary(net), file=out)
     if graph.training:
         t = graph.training
         opt = t.get("optimizer", {})
@@ -449,8 +473,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--test-split", type=float, metavar="F", help="test fraction")
     t.add_argument("--limit", type=int, metavar="N", help="use at most N samples (quick trial)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress or epoch lines")
-    i = sub.add_parser("info", help="per node: type, output shape, parameters, multiply-adds")
-    i.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    i = sub.add_parser("info", help="per node: type, output shape, parameters, multiply-adds "
+                                    "and the export formats; without MODEL: every layer type "
+                                    "and what it exports to")
+    i.add_argument("model", metavar="MODEL", nargs="?", help=MODEL_HELP)
     g = sub.add_parser("gradcheck", help="compare backprop gradients with finite differences")
     g.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     g.add_argument("--batch", type=int, default=2, metavar="N")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from .data import BUILTINS, CATALOGUE
 from .errors import ParamError
+from .text import fmt_time
 
 if TYPE_CHECKING:
     from .data.remote import DownloadProgress
@@ -69,7 +70,6 @@ class DownloadBar:
         rate = (p.done - d0) / max(now - t0, 1e-6)
         eta = (p.total - p.done) / rate if rate > 0 else float("inf")
         filled = int(20 * p.fraction)
-        from .cli import fmt_time
         entry = CATALOGUE.get(p.dataset)
         bar = "#" * filled + "." * (20 - filled)
         text = (f"{entry.title if entry else p.dataset} {p.file} [{bar}] {p.done / MB:,.1f}/"

@@ -1,6 +1,7 @@
 """Writes ``docs/layers.md``, the layer reference, from the layer registry, so that it cannot
 drift from the code: every layer type with its category, help, inputs, parameters (kind,
-default, range, help) and the formats it exports to.
+default, range, help), the formats it exports to and the ONNX ops it imports from, all read
+from each layer type (``Layer.capabilities()``).
 
     python -m engine.docgen            # rewrite docs/layers.md
     python -m engine.docgen --check    # exit 1 if docs/layers.md differs from the registry
@@ -13,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from .registry import Layer, ParamSpec, layers_by_category
+from .registry import Layer, ParamSpec, layer_types, layers_by_category
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "layers.md"
 
@@ -30,19 +31,22 @@ KIND_TEXT = {
 
 
 def export_support() -> dict[str, list[str]]:
-    """Layer type -> the export formats that can express it."""
-    from .export import (  # noqa: F401  (importing them registers every converter)
-        onnx_export,
-        onnx_recurrent,
-        pytorch_export,
-        pytorch_layers,
-    )
-
+    """Layer type -> the export formats that can express it (its ``capabilities()``)."""
     out: dict[str, list[str]] = {}
-    for fmt, table in (("ONNX", onnx_export.CONVERTERS), ("PyTorch", pytorch_export.EMITTERS)):
-        for type_name in table:
-            out.setdefault(type_name, []).append(fmt)
+    for name, cls in layer_types().items():
+        c = cls.capabilities()
+        out[name] = [fmt for fmt, ok in (("ONNX", c.onnx_export), ("PyTorch", c.pytorch_export))
+                     if ok]
     return out
+
+
+def _imports(cls: type[Layer]) -> str:
+    c = cls.capabilities()
+    if not c.onnx_import:
+        return "no"
+    if cls.onnx_graph_io:
+        return "from the ONNX graph's " + ("inputs" if cls.max_inputs == 0 else "outputs")
+    return "from " + ", ".join(f"`{op}`" for op in c.onnx_ops)
 
 
 def _cell(text: str) -> str:
@@ -92,6 +96,7 @@ def _layer(cls: type[Layer], formats: list[str]) -> list[str]:
              f"- Inputs: {_inputs(cls)}",
              f"- Output: {'yes' if cls.has_output_port else 'none (the end of the model)'}",
              f"- Exports to: {', '.join(formats) if formats else 'nothing (no equivalent)'}",
+             f"- ONNX import: {_imports(cls)}",
              ""]
     if not cls.param_specs:
         return [*lines, "No parameters.", ""]

@@ -1,15 +1,19 @@
-"""The network's execution plan: one step per node, or one fused op for a chain of nodes.
+"""The fusion planner: builds a network's ``ExecutionPlan`` (``engine.plan``), one step per
+node or one fused op for a chain of nodes.
 
-``plan_steps`` walks the graph in topological order and joins, where each node but the last
-feeds only the next one:
+``plan_execution`` walks the graph in topological order and joins, where each node but the
+last feeds only the next one, by the layers' ``fusion_stage()`` (their ``fusion_role``):
 
-- Conv2D (+ ReLU) (+ MaxPool2D 2×2, stride 2, no padding) -> ``ConvBlock`` (a lone Conv2D
-  too: it then skips the input gradient when nothing upstream needs it), run by
-  ``kernels.fused`` or, for stride 1, on a padded grid by ``kernels.convgrid``, forward and
-  backward each as ``conv_modes`` picks from the shapes;
-- ReLU + MaxPool2D 2×2, or such a MaxPool2D alone -> ``PoolBlock``;
-- Dense (+ ReLU) -> ``DenseBlock`` (split over output features, or over samples when the
+- "conv" (+ "relu") (+ "pool2") -> ``ConvBlock`` (a lone Conv2D too: it then skips the input
+  gradient when nothing upstream needs it), run by ``kernels.fused`` or, for stride 1, on a
+  padded grid by ``kernels.convgrid``, forward and backward each as ``conv_modes`` picks from
+  the shapes;
+- "relu" + "pool2" (a MaxPool2D 2×2, stride 2, unpadded), or such a pool alone ->
+  ``PoolBlock``;
+- "dense" (+ "relu") -> ``DenseBlock`` (split over output features, or over samples when the
   weight is no larger than the input).
+
+A Conv2D or Dense run on its own (``fuse=False``) calls the same kernels through its layer.
 
 Every parallel kernel splits the batch over Numba's threads and calls BLAS single-threaded
 inside; the network holds BLAS to one thread while it runs (``OneThreadBlas``), so that the
@@ -29,22 +33,21 @@ dtype stay the same (``reuse``), except where the network hands the output to it
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from .kernels import conv as kconv
 from .kernels import convgrid as kgrid
 from .kernels import fused as kfused
+from .layers.dense import dense_chunks
+from .plan import ExecutionPlan, Step, Wiring
 from .registry import Layer
-
-if TYPE_CHECKING:
-    from .network import Network
 
 EMPTY4 = (0, 0, 0, 0)
 KEEP_BYTES = 8 * 2**20
 KEEP_ROWS_BELOW = 16
-DENSE_SERIAL_MACS = 300_000  # multiply-adds per batch below which a Dense runs on one slice
 COMPACT, GRID, SHIFT = "compact", "grid", "shift"
 SHIFT_MIN_CHANNELS = 32
 GRID_MAX_WASTE = 1.1
@@ -67,29 +70,6 @@ def conv_modes(c: int, oh: int, ow: int, stride: tuple[int, int], wb: int) -> tu
     if ow >= KEEP_ROWS_BELOW and wb <= GRID_MAX_WASTE * ow:
         return GRID, COMPACT
     return COMPACT, COMPACT
-
-
-class Step:
-    """One node run through its layer's own forward and backward."""
-
-    fused = False
-
-    def __init__(self, net: Network, nid: str) -> None:
-        self.ids = (nid,)
-        self.first = self.last = nid
-        self.layer: Layer = net.layers[nid]
-        self.srcs = tuple(net.inputs_of[nid])
-        self.local = net._local[nid]
-        self.local_grads = net._local_grads[nid]
-        self.has_params = bool(self.local_grads)
-        self.needs_input_grad = True
-
-    def forward(self, acts: dict[str, np.ndarray], train: bool) -> None:
-        acts[self.last] = self.layer.forward([acts[s] for s in self.srcs], self.local, train)
-
-    def backward(self, dy: np.ndarray, need_dx: bool) -> list[np.ndarray | None]:
-        self.layer.needs_input_grad = need_dx
-        return self.layer.backward(dy, self.local, self.local_grads)
 
 
 class _Buffers:
@@ -133,14 +113,16 @@ class ConvBlock(Step):
     fused = True
     publish = True
 
-    def __init__(self, net: Network, ids: list[str]) -> None:
-        super().__init__(net, ids[0])
+    def __init__(self, layers: list[Layer], srcs: list[str], local: dict[str, np.ndarray],
+                 local_grads: dict[str, np.ndarray]) -> None:
+        super().__init__(layers[0], srcs, local, local_grads)
+        ids = [layer.id for layer in layers]
         self.ids = tuple(ids)
         self.last = ids[-1]
-        types = [net.layers[i].type_name for i in ids]
-        self.relu = "ReLU" in types
-        self.pool = "MaxPool2D" in types
-        self.conv = net.layers[ids[0]]
+        stages = [layer.fusion_stage() for layer in layers]
+        self.relu = "relu" in stages
+        self.pool = "pool2" in stages
+        self.conv = layers[0]
         self.relu_id = ids[1] if self.relu else None
         self.pool_id = ids[-1] if self.pool else None
         self.stride = self.conv.p["stride"]
@@ -228,12 +210,14 @@ class PoolBlock(Step):
 
     fused = True
 
-    def __init__(self, net: Network, ids: list[str]) -> None:
-        super().__init__(net, ids[0])
+    def __init__(self, layers: list[Layer], srcs: list[str], local: dict[str, np.ndarray],
+                 local_grads: dict[str, np.ndarray]) -> None:
+        super().__init__(layers[0], srcs, local, local_grads)
+        ids = [layer.id for layer in layers]
         self.ids = tuple(ids)
         self.last = ids[-1]
         self.relu = len(ids) == 2
-        c, h, w = net.layers[ids[-1]].in_shapes[0]
+        c, h, w = layers[-1].in_shapes[0]
         self.h, self.w = h, w
         self.shapes = (((c, h, w) if self.relu else None, None), ((c, h // 2, w // 2), None),
                        ((c, h // 2, w // 2), np.int8))
@@ -272,28 +256,26 @@ class DenseBlock(Step):
 
     fused = True
 
-    def __init__(self, net: Network, ids: list[str]) -> None:
-        super().__init__(net, ids[0])
+    def __init__(self, layers: list[Layer], srcs: list[str], local: dict[str, np.ndarray],
+                 local_grads: dict[str, np.ndarray]) -> None:
+        super().__init__(layers[0], srcs, local, local_grads)
+        ids = [layer.id for layer in layers]
         self.ids = tuple(ids)
         self.last = ids[-1]
         self.relu = len(ids) == 2
-        self.shape = net.shapes[ids[0]]
+        self.shape = layers[0].out_shape
         units = self.shape[-1]
         self.units = units
         self.shapes = ((self.shape, None), (self.shape if self.relu else None, None))
         self.buffers = _Buffers(reuse=True)
-        self.n_in = net.layers[ids[0]].n_in
+        self.n_in = layers[0].n_in
         self.weight_size = units * self.n_in  # also the multiply-adds per row
         self._chunks = 1
         self._by_rows = False
 
     def _chunks_for(self, rows: int) -> int:
-        """One slice for small products (waking the pool costs more than the work:
-        ``DENSE_SERIAL_MACS``), else one per thread. Depends on sizes only, so results do not
-        change with the machine's load."""
-        if rows * self.weight_size < DENSE_SERIAL_MACS:
-            return 1
-        return kconv.batch_chunks(rows)
+        """Slices of the product, as a lone Dense layer uses (``layers.dense.dense_chunks``)."""
+        return dense_chunks(rows, self.weight_size)
 
     def splits_rows(self, rows: int) -> bool:
         """Whether a batch of ``rows`` input rows is split by samples (see the class note)."""
@@ -326,12 +308,7 @@ class DenseBlock(Step):
         return [dx.reshape(self._xshape) if need_dx else None]
 
 
-def _is_pool2(layer: Layer) -> bool:
-    return (layer.type_name == "MaxPool2D" and layer.p["pool_size"] == (2, 2)
-            and layer.stride == (2, 2) and layer.p["padding"] == "valid")
-
-
-def _next_in_chain(net: Network, nid: str) -> str | None:
+def _next_in_chain(net: Wiring, nid: str) -> str | None:
     """The only consumer of ``nid`` when ``nid`` feeds nothing else and it has no other input."""
     cons = net.consumers[nid]
     if len(cons) != 1:
@@ -342,43 +319,52 @@ def _next_in_chain(net: Network, nid: str) -> str | None:
     return nxt
 
 
-def plan_steps(net: Network, fuse: bool = True) -> list[Step]:
-    """The network's steps in topological order (see the module note)."""
+def _chain(net: Wiring, nid: str, stages: tuple[str, ...]) -> list[str]:
+    """``nid`` and the nodes after it in a single-consumer chain whose fusion stages follow
+    ``stages`` in order (each optional)."""
+    chain = [nid]
+    nxt = _next_in_chain(net, nid)
+    for stage in stages:
+        if nxt is None:
+            break
+        if net.layers[nxt].fusion_stage() == stage:
+            chain.append(nxt)
+            nxt = _next_in_chain(net, nxt)
+    return chain
+
+
+def plan_execution(net: Wiring, local: Mapping[str, dict[str, np.ndarray]],
+                   local_grads: Mapping[str, dict[str, np.ndarray]], fuse: bool = True
+                   ) -> ExecutionPlan:
+    """The network's steps in topological order (see the module note). ``local`` /
+    ``local_grads``: each node's parameters and gradients by local name."""
     steps: list[Step] = []
     taken: set[str] = set()
     for nid in net.order:
         if nid in taken:
             continue
         layer = net.layers[nid]
+        stage = layer.fusion_stage() if fuse else ""
+        kind: type[Step] = Step
         chain = [nid]
-        if fuse and layer.type_name == "Conv2D":
-            nxt = _next_in_chain(net, nid)
-            if nxt is not None and net.layers[nxt].type_name == "ReLU":
-                chain.append(nxt)
-                nxt = _next_in_chain(net, nxt)
-            if nxt is not None and _is_pool2(net.layers[nxt]):
-                chain.append(nxt)
-            step: Step = ConvBlock(net, chain)
-        elif fuse and layer.type_name == "Dense":
-            nxt = _next_in_chain(net, nid)
-            if nxt is not None and net.layers[nxt].type_name == "ReLU":
-                chain.append(nxt)
-            step = DenseBlock(net, chain)
-        elif fuse and layer.type_name == "ReLU" and len(net.shapes[nid]) == 3:
-            nxt = _next_in_chain(net, nid)
-            if nxt is not None and _is_pool2(net.layers[nxt]):
-                chain.append(nxt)
-                step = PoolBlock(net, chain)
-            else:
-                step = Step(net, nid)
-        elif fuse and _is_pool2(layer):
-            step = PoolBlock(net, chain)
+        if stage == "conv":
+            kind, chain = ConvBlock, _chain(net, nid, ("relu", "pool2"))
+        elif stage == "dense":
+            kind, chain = DenseBlock, _chain(net, nid, ("relu",))
+        elif stage == "relu" and len(net.shapes[nid]) == 3:
+            chain = _chain(net, nid, ("pool2",))
+            kind = PoolBlock if len(chain) == 2 else Step
+        elif stage == "pool2":
+            kind = PoolBlock
+        srcs = list(net.inputs_of[nid])
+        if kind is Step:
+            step = Step(layer, srcs, local[nid], local_grads[nid])
         else:
-            step = Step(net, nid)
+            step = kind([net.layers[i] for i in chain], srcs, local[nid], local_grads[nid])
         taken.update(chain)
         steps.append(step)
     returned = {net.inputs_of[o][0] for o in net.output_ids}
     for st in steps:
         if st.fused and st.last in returned:
             st.buffers.reuse = False
-    return steps
+    return ExecutionPlan(steps, net, local_grads)

@@ -10,10 +10,13 @@ from typing import Any
 import numpy as np
 
 from .errors import DataError, NetBuilderError, TrainingError
+from .fusion import plan_execution
 from .graph import Graph, fmt_bytes
+from .hooks import BackwardEvent, BackwardHook, ForwardHook, HookHandle, Hooks
 from .kernels.conv import OneThreadBlas
 from .losses import compute_loss
 from .optim import Optimizer
+from .plan import ExecutionPlan, Step
 from .registry import Layer, fmt_shape
 from .threads import current as current_threads
 from .threads import sync as sync_threads
@@ -37,8 +40,10 @@ class Network:
     two flat vectors, ``flat_params`` and ``flat_grads`` (M,), so that an optimizer step is one
     pass over all of them (the gaps between parameters stay zero). ``acts``: every node's output
     of the last forward; arrays of fused chains are reused by the next forward of the same
-    batch size, so copy what you keep. ``steps``: the execution plan (``engine.fusion``);
-    ``fuse=False`` runs every node through its own layer.
+    batch size, so copy what you keep. ``plan``: the execution plan (``engine.plan``, built
+    by ``engine.fusion``), ``steps`` its steps; ``fuse=False`` runs every node through its
+    own layer. ``add_hook`` lets a monitor see every node's output and gradient
+    (``engine.hooks``).
     """
 
     def __init__(self, graph: Graph, seed: int = 0, dtype: Any = np.float32,
@@ -100,29 +105,23 @@ class Network:
         self._loss_skip.update(self.inputs_of[oid][0] for oid in self.loss_logits)
         self._memory_ok: set[int] = set()
         self.fuse = bool(fuse)
-        self._plan(self.fuse)
-
-    def _plan(self, fuse: bool) -> None:
-        """Build the steps (``engine.fusion``) and mark which need their input's gradient.
-
-        A node needs the gradient of its input only when something upstream learns: an Input
-        needs none, a node with parameters does. ``layer.needs_input_grad`` tells each layer
-        (``backward`` may then return ``[None]``) during training; ``backward()`` asks for
-        every input gradient."""
-        from .fusion import plan_steps
-
-        learns: dict[str, bool] = {}
-        for nid in self.order:
-            learns[nid] = (bool(self._local_grads[nid])
-                           or any(learns[s] for s in self.inputs_of[nid]))
-        self.steps = plan_steps(self, fuse=fuse)
+        self.plan: ExecutionPlan = plan_execution(self, self._local, self._local_grads,
+                                                  fuse=self.fuse)
         self._input_set = frozenset(self.input_ids)
-        for st in self.steps:
-            st.needs_input_grad = any(learns[s] for s in st.srcs)
-            for nid in st.ids:
-                self.layers[nid].needs_input_grad = st.needs_input_grad
-        self._grads_of = {st.last: [g for nid in st.ids for g in self._local_grads[nid].values()]
-                          for st in self.steps}
+        self._ports = {nid: tuple(e.port for e in self.graph.in_edges(nid)) for nid in self.order}
+        self.hooks = Hooks()
+
+    @property
+    def steps(self) -> list[Step]:
+        """The execution plan's steps, in order."""
+        return self.plan.steps
+
+    def add_hook(self, on_forward: ForwardHook | None = None,
+                 on_backward: BackwardHook | None = None) -> HookHandle:
+        """Call ``on_forward(node_id, output)`` after every node's forward and
+        ``on_backward(event)`` after every backward step (``engine.hooks``); returns a
+        handle whose ``remove()`` stops it."""
+        return self.hooks.add(on_forward, on_backward)
 
     # ----- description ---------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -138,17 +137,15 @@ class Network:
     def _fused_loss_sources(self) -> dict[str, str]:
         """Output id -> node whose output is the loss's logits.
 
-        A Softmax before a cross-entropy Output (or a Sigmoid before a bce Output) is fused
-        into the loss: the loss reads the logits and the Softmax's backward is skipped, so a
-        user who draws the Softmax still gets a correct, stable gradient."""
+        A layer whose ``folds_into_loss()`` names the Output's loss (a Softmax before a
+        cross-entropy Output, a Sigmoid before a bce one) is fused into the loss: the loss
+        reads the logits and the layer's backward is skipped, so a user who draws the Softmax
+        still gets a correct, stable gradient."""
         fused = {}
         for oid in self.output_ids:
             src = self.inputs_of[oid][0]
             kind = self.layers[oid].p["loss"]
-            t = self.layers[src].type_name
-            if ((kind == "cross_entropy" and t == "Softmax"
-                 and self.layers[src].p.get("axis", -1) in (-1, len(self.shapes[src]) - 1))
-                    or (kind == "bce" and t == "Sigmoid")) and len(self.consumers[src]) == 1:
+            if self.layers[src].folds_into_loss() == kind and len(self.consumers[src]) == 1:
                 fused[oid] = self.inputs_of[src][0]
         return fused
 
@@ -232,10 +229,20 @@ class Network:
         Returns the Output's array, or {output_id: array} when there are several."""
         acts = self.acts = self._as_inputs(x)
         inputs = self._input_set
+        hooks = self.hooks.forward
+        if hooks:
+            for iid in self.input_ids:
+                for fn in hooks:
+                    fn(iid, acts[iid])
         with OneThreadBlas(sync_threads() > 1):
             for st in self.steps:
                 if st.last not in inputs:
                     st.forward(acts, train)
+                    if hooks:
+                        for nid in st.ids:
+                            if nid in acts:
+                                for fn in hooks:
+                                    fn(nid, acts[nid])
         if len(self.output_ids) == 1:
             return acts[self.output_ids[0]]
         return {o: acts[o] for o in self.output_ids}
@@ -323,10 +330,14 @@ class Network:
             opt.step(self.params, self.grads, flat=(self.flat_params, self.flat_grads))
         return total
 
-    def loss_backward(self, grads: dict[str, np.ndarray]) -> None:
+    def loss_backward(self, grads: dict[str, np.ndarray], input_grads: bool = False
+                      ) -> dict[str, np.ndarray]:
         """Backward from the gradients ``loss()`` returned (seeded at the loss sources, past
-        any Softmax/Sigmoid fused into the loss); fills ``grads``."""
-        self._backward_from(grads, self._loss_skip)
+        any Softmax/Sigmoid fused into the loss); fills ``grads``. With ``input_grads`` every
+        step computes the gradient of its inputs (as ``backward`` does) and the result maps
+        each Input to its gradient; otherwise steps skip what nothing upstream learns from
+        and the result holds what arrives anyway."""
+        return self._backward_from(grads, self._loss_skip, input_grads)
 
     def _backward_from(self, seeds: dict[str, np.ndarray], skip: set[str],
                        input_grads: bool = False) -> dict[str, np.ndarray]:
@@ -339,7 +350,7 @@ class Network:
         with OneThreadBlas(current_threads() > 1):
             self._backward_steps(dys, dxs, skip, input_grads, untouched)
         for last in untouched:
-            for g in self._grads_of[last]:
+            for g in self.plan.grads[last]:
                 g.fill(0)
         return dxs
 
@@ -360,11 +371,25 @@ class Network:
             if not (need or st.has_params):
                 continue
             grads_in = st.backward(dy, need)
+            if self.hooks.backward:
+                self._backward_event(st, dy, grads_in)
             if not need:
                 continue
             for src, g in zip(st.srcs, grads_in):
                 if g is not None:
                     dys[src] = dys[src] + g if src in dys else g
+
+    def _backward_event(self, st: Step, dy: np.ndarray, grads_in: list[np.ndarray | None]
+                        ) -> None:
+        ports = self._ports[st.first]
+        event = BackwardEvent(
+            nodes=st.ids, grad_output=dy, inputs=tuple(zip(st.srcs, ports)),
+            grad_inputs=tuple(grads_in[i] if i < len(grads_in) else None
+                              for i in range(len(st.srcs))),
+            param_grads={f"{nid}.{k}": g for nid in st.ids
+                         for k, g in self._local_grads[nid].items()})
+        for fn in self.hooks.backward:
+            fn(event)
 
     def first_nonfinite_node(self) -> str | None:
         """The first node (topological order) whose last output holds NaN or Inf."""

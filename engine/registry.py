@@ -1,19 +1,33 @@
 """The one registry of layer types: ParamSpec, the Layer base class and ``register``.
 
-Every consumer (palette, inspector, shape inference, compiler, save/load, exporters) reads
-layer types from here. Adding a layer type is one ``@register`` class plus its tests.
+A Layer subclass is the whole description of a layer type, and every consumer reads it from
+here: the palette and inspector (category, help, ``param_specs``, ``glyph`` / ``icon_curve``),
+new node ids (``id_prefix``), shape inference and the compiler (``infer_shape``,
+``param_shapes``, ``forward`` / ``backward``), the fusion planner (``fusion_role``,
+``loss_fold``), warm-up and the contract harness (``examples``, ``kernels``,
+``reference_forward``), the ONNX exporter and importer (``to_onnx``, ``onnx_ops`` /
+``from_onnx``) and the PyTorch exporter (``to_pytorch``). Adding a layer type is one module
+in ``engine/layers`` (found by ``engine.layers`` on its own), its kernels if new, and its test;
+``engine.testing.check_layer_contract`` runs every registered type through the same checks.
+A type that lacks an exporter or importer says so through ``capabilities()``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, ClassVar
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from .errors import ParamError, ShapeError, UnknownLayerError, short_repr
+
+if TYPE_CHECKING:  # the exporters' builders; never imported at run time from here
+    from .export.onnx_export import OnnxBuilder
+    from .export.onnx_import import Importer
+    from .export.pytorch_export import PytorchContext
 
 Shape = tuple[int, ...]
 
@@ -138,6 +152,54 @@ class ParamSpec:
         return value
 
 
+@dataclass(frozen=True)
+class Example:
+    """One small configuration of a layer type: its params and the per-sample shape of each
+    input. A type's ``examples`` together reach every code path of its kernels: warm-up
+    compiles them (float32) and the contract harness checks each one."""
+
+    params: Mapping[str, Any]
+    in_shapes: tuple[Shape, ...]
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        """A short id for test names: the label, else the input shapes (or the params)."""
+        if self.label:
+            return self.label
+        if self.in_shapes:
+            return "-".join("x".join(map(str, s)) for s in self.in_shapes)
+        return "-".join(f"{k}{'x'.join(map(str, v)) if isinstance(v, tuple | list) else v}"
+                        for k, v in self.params.items()) or "defaults"
+
+
+def example(*in_shapes: Shape, label: str = "", **params: Any) -> Example:
+    """``example((2, 6, 6), filters=3)``: an Example with these input shapes and params."""
+    return Example(dict(params), tuple(tuple(int(d) for d in s) for s in in_shapes), label)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a layer type can do beyond training, for the UI and ``netbuilder info``."""
+
+    type_name: str
+    onnx_export: bool
+    onnx_import: bool
+    pytorch_export: bool
+    onnx_ops: tuple[str, ...] = field(default=())
+
+    def missing(self) -> list[str]:
+        """What the type cannot do, in words (empty when it can do everything)."""
+        out = []
+        if not self.onnx_export:
+            out.append("no ONNX export")
+        if not self.onnx_import:
+            out.append("no ONNX import")
+        if not self.pytorch_export:
+            out.append("no PyTorch export")
+        return out
+
+
 class Layer:
     """Base class of a layer type, and a node built from it.
 
@@ -159,7 +221,36 @@ class Layer:
     input_names: ClassVar[tuple[str, ...]] = ("in",)
     has_output_port: ClassVar[bool] = True
     uses_rng: ClassVar[bool] = False
-    needs_input_grad: bool = True  # set by the Network; when False, backward may return [None]
+
+    # ----- the rest of the description (see the module note and docs/adding-a-layer.md) ----
+    glyph: ClassVar[str] = ""
+    """Up to 3 characters drawn on the layer's icon ("" = ``icon_curve``, else the first two
+    letters of the type name)."""
+    icon_curve: ClassVar[Callable[[np.ndarray], np.ndarray] | None] = None
+    """Activations: y = f(x) drawn on the icon, vectorised over x in [-3, 3]; y is clipped to
+    ±2.6 (shapes may be exaggerated to read at 32 px)."""
+    id_prefix: ClassVar[str] = ""
+    """New node ids are ``<id_prefix><n>`` ("" = the type name lower-cased, "2d" dropped)."""
+    examples: ClassVar[tuple[Example, ...]] = ()
+    """Small configurations reaching every code path: warm-up compiles them, the contract
+    harness (``engine.testing``) checks each one. A registered type needs at least one."""
+    kernels: ClassVar[tuple[Any, ...]] = ()
+    """The Numba kernels ``forward`` / ``backward`` call: warm-up must leave each compiled for
+    float32, and a type with kernels has a ``reference_forward``."""
+    fusion_role: ClassVar[str] = ""
+    """What the layer computes inside a fused block (``engine.fusion``): "conv", "dense",
+    "relu" or "pool2"; "" = always a step of its own. ``fusion_stage`` may refine it per node."""
+    loss_fold: ClassVar[str] = ""
+    """The loss that takes this layer into itself when it feeds that Output alone ("" = none):
+    a Softmax before cross-entropy, a Sigmoid before bce; the loss then reads its input."""
+    output_bounds: ClassVar[tuple[float, float] | None] = None
+    """The range the output is confined to, where that matters to a monitor: (0, inf) for a
+    ReLU (units stuck at 0 are dead), (0, 1) or (-1, 1) for squashing functions (outputs near
+    the ends are saturated). ``output_range()`` may refine it per node."""
+    onnx_ops: ClassVar[tuple[str, ...]] = ()
+    """ONNX op types whose nodes ``from_onnx`` turns into this layer (or a close relative)."""
+    onnx_graph_io: ClassVar[bool] = False
+    """Input and Output: made by the importer from the ONNX graph's own inputs and outputs."""
 
     def __init__(self, node_id: str, params: dict[str, Any], in_shapes: list[Shape]):
         self.id = node_id
@@ -251,6 +342,82 @@ class Layer:
             parts.append(f"{s.name}={'×'.join(map(str, v)) if isinstance(v, tuple) else v}")
         return ", ".join(parts)
 
+    # ----- inputs, references, fusion ------------------------------------------------------
+    def index_range(self, port: int) -> int | None:
+        """For inputs that are integer ids (an Embedding's): ids run from 0 to this - 1."""
+        return None
+
+    def sample_inputs(self, batch: int, rng: np.random.Generator) -> list[np.ndarray]:
+        """Random float64 inputs this layer is meant to see (tests and warm-up): standard
+        normal values, or whole-number ids in ``index_range``."""
+        xs = []
+        for port, shape in enumerate(self.in_shapes):
+            hi = self.index_range(port)
+            if hi is not None:
+                xs.append(rng.integers(0, hi, (batch, *shape)).astype(np.float64))
+            else:
+                xs.append(rng.standard_normal((batch, *shape)))
+        return xs
+
+    def reference_forward(self, xs: list[np.ndarray], params: dict[str, np.ndarray],
+                          train: bool) -> np.ndarray | None:
+        """The output computed in plain float64 numpy, the oracle for ``forward``'s kernels
+        (None: ``forward`` is plain numpy itself). Draws the same random numbers from
+        ``self.rng`` as ``forward``; may update buffers as ``forward`` does."""
+        return None
+
+    def fusion_stage(self) -> str:
+        """This node's role in a fused block (``fusion_role``, or "" when its params do not
+        fit the fused kernel)."""
+        return self.fusion_role
+
+    def folds_into_loss(self) -> str:
+        """The loss that absorbs this node (``loss_fold``, or "" when its params rule it out)."""
+        return self.loss_fold
+
+    def output_range(self) -> tuple[float, float] | None:
+        """This node's ``output_bounds``."""
+        return self.output_bounds
+
+    # ----- export and import ---------------------------------------------------------------
+    def to_onnx(self, b: OnnxBuilder, xs: list[str], out: str,
+                params: dict[str, np.ndarray]) -> None:
+        """Add the ONNX nodes computing ``out`` from the tensors ``xs`` (inference
+        semantics); ``params`` are float32 copies by local name. Not overridden: no ONNX
+        equivalent (``capabilities`` says so and the exporter refuses the model)."""
+        raise NotImplementedError
+
+    @classmethod
+    def claim_onnx(cls, imp: Importer, index: int, node: Any) -> None:
+        """Before any conversion: claim helper nodes around ``node`` (one of ``onnx_ops``)
+        that belong to the same layer, e.g. by adding their indices to ``imp.skip``."""
+
+    @classmethod
+    def from_onnx(cls, imp: Importer, index: int, node: Any) -> None:
+        """Convert the ONNX ``node`` (op in ``onnx_ops``) with ``imp.add`` and bind its output
+        tensor(s) in ``imp.vals``; raise ``imp.fail(node, why)`` where it does not fit."""
+        raise NotImplementedError
+
+    def to_pytorch(self, ctx: PytorchContext, xs: list[str], out: str
+                   ) -> tuple[list[str], list[str]]:
+        """(lines for ``__init__``, lines for ``forward``) of the generated PyTorch module;
+        ``xs`` and ``out`` are local variable names. Not overridden: no PyTorch equivalent."""
+        raise NotImplementedError
+
+    @classmethod
+    def capabilities(cls) -> Capabilities:
+        """Which exporters and the importer handle this type (derived from its hooks)."""
+        return Capabilities(
+            cls.type_name, onnx_export=cls.to_onnx is not Layer.to_onnx,
+            onnx_import=cls.onnx_graph_io or (bool(cls.onnx_ops)
+                                              and cls.from_onnx.__func__ is not
+                                              Layer.from_onnx.__func__),
+            pytorch_export=cls.to_pytorch is not Layer.to_pytorch, onnx_ops=cls.onnx_ops)
+
+    @classmethod
+    def new_id_prefix(cls) -> str:
+        return cls.id_prefix or re.sub(r"2d$", "", cls.type_name.lower()) or "node"
+
 
 _REGISTRY: dict[str, type[Layer]] = {}
 
@@ -265,12 +432,9 @@ def register(cls: type[Layer]) -> type[Layer]:
     return cls
 
 
-def _ensure_loaded() -> None:
-    from . import layers  # noqa: F401  (registers the built-in layer types)
-
-
 def get_layer_class(type_name: str, node_id: str | None = None) -> type[Layer]:
-    _ensure_loaded()
+    """The registered class of ``type_name``, or UnknownLayerError listing the known ones.
+    (``import engine`` registers the built-in types: it imports ``engine.layers``.)"""
     try:
         return _REGISTRY[type_name]
     except (KeyError, TypeError):
@@ -282,7 +446,6 @@ def get_layer_class(type_name: str, node_id: str | None = None) -> type[Layer]:
 
 def layer_types() -> dict[str, type[Layer]]:
     """All registered layer types by name, in registration order."""
-    _ensure_loaded()
     return dict(_REGISTRY)
 
 

@@ -1,11 +1,13 @@
 """Compile, or load from the cache, every Numba kernel before anyone waits for it.
 
-``warmup(callback)`` trains one step of a tiny network per layer type (and a small LeNet-like
-chain for the fused kernels, plus each loss) in float32, then runs it in inference mode, so
-every kernel exists in the variants training uses. The first run on a machine compiles
-(minutes on a small machine); later runs load the kernels from the cache in the user's cache
-folder (``engine.cachedir``). Meant for a background thread or a child process
-(``compile_in_subprocess``); ``engine.kernel_progress`` measures how far it has come.
+``warmup(callback)`` trains one step of a tiny network per example of every layer type with
+kernels (``Layer.examples``, run node by node so that the layer's own code runs), of small
+LeNet-like chains for the fused blocks (``engine.fusion``), and of each loss, in float32,
+then runs it in inference mode, so every kernel exists in the variants training uses. The
+first run on a machine compiles (minutes on a small machine); later runs load the kernels
+from the cache in the user's cache folder (``engine.cachedir``). Meant for a background thread
+or a child process (``compile_in_subprocess``); ``engine.kernel_progress`` measures how far it
+has come.
 
 ``warmup(first=doc)`` does the kernels one model needs first (``model_tasks``: a float32
 training step of that model at a tiny and at its own batch size, an evaluation pass, every
@@ -24,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
 import os
 import queue
 import subprocess
@@ -38,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from .errors import NetBuilderError
+from .registry import Example, get_layer_class, layer_types
 
 Progress = Callable[[int, int, str], None]
 Cancelled = Callable[[], bool]
@@ -48,20 +50,6 @@ EVAL_BATCH = 256  # samples per evaluation batch (engine.training.evaluate)
 
 class WarmupCancelledError(NetBuilderError):
     """The caller asked to stop before every kernel was ready (the cache keeps what was done)."""
-
-# Per layer type: param sets to run (each compiles what its code path needs).
-VARIANTS: dict[str, list[dict[str, Any]]] = {
-    "MaxPool2D": [{}, {"pool_size": 3, "stride": 1, "padding": 1}],
-    "AvgPool2D": [{}, {"pool_size": 3, "stride": 2, "padding": "same"}],
-    "SimpleRNN": [{"units": 3, "direction": "bidirectional", "return_sequences": True}],
-    "LSTM": [{"units": 3, "direction": "bidirectional", "return_sequences": True}],
-    "GRU": [{"units": 3, "direction": "bidirectional", "return_sequences": True}],
-    "Embedding": [{"vocab": 5, "dim": 3}],
-    "Conv2D": [{"filters": 2, "kernel_size": 3, "padding": 1}],
-    "Dense": [{"units": 3}],
-}
-SKIP = {"Input", "Output"}
-SHAPES: tuple[tuple[int, ...], ...] = ((2, 6, 6), (4, 3), (6,))
 
 
 def _doc(nodes: list[tuple[str, str, dict[str, Any]]],
@@ -79,25 +67,30 @@ def _learnable(shape: tuple[int, ...]) -> tuple[str, dict[str, Any]]:
     return "Dense", {"units": shape[-1]}
 
 
-def _layer_doc(type_name: str, params: dict[str, Any], shape: tuple[int, ...],
-               n_inputs: int) -> dict[str, Any]:
-    """Input(s) -> weights -> the layer -> Flatten -> Dense(3) -> cross-entropy Output."""
-    nodes = [("in", "Input", {"shape": list(shape)})]
-    edges = []
-    src = "in"
-    if type_name != "Embedding":
-        nodes.append(("pre", *_learnable(shape)))
-        edges.append(("in", "pre", 0))
-        src = "pre"
-    if type_name == "SpatialTransformer":
-        nodes += [("theta", "Input", {"shape": [6]}), ("loc", "Dense", {"units": 6})]
-        edges += [(src, "n", 0), ("theta", "loc", 0), ("loc", "n", 1)]
-    else:
-        edges += [(src, "n", port) for port in range(n_inputs)]
-    if type_name == "Reshape":
-        params = {"shape": [math.prod(shape)], **params}
-    nodes += [("n", type_name, params), ("flat", "Flatten", {}), ("head", "Dense", {"units": 3}),
-              ("out", "Output", {"loss": "cross_entropy"})]
+def example_doc(type_name: str, ex: Example) -> dict[str, Any]:
+    """A model around one example of a layer type: an Input per input of the example (each
+    through a layer with weights, except integer ids), the layer, then Flatten -> Dense(3) ->
+    a cross-entropy Output; an Input or Output example is the model Input -> Output."""
+    cls = get_layer_class(type_name)
+    if type_name == "Input":
+        return _doc([("in", "Input", dict(ex.params)), ("out", "Output", {"loss": "mse"})],
+                    [("in", "out", 0)])
+    if type_name == "Output":
+        return _doc([("in", "Input", {"shape": list(ex.in_shapes[0])}),
+                     ("out", "Output", dict(ex.params))], [("in", "out", 0)])
+    layer = cls("n", dict(ex.params), list(ex.in_shapes))
+    nodes: list[tuple[str, str, dict[str, Any]]] = []
+    edges: list[tuple[str, str, int]] = []
+    for port, shape in enumerate(ex.in_shapes):
+        src = f"in{port}"
+        nodes.append((src, "Input", {"shape": list(shape)}))
+        if layer.index_range(port) is None:
+            nodes.append((f"pre{port}", *_learnable(shape)))
+            edges.append((src, f"pre{port}", 0))
+            src = f"pre{port}"
+        edges.append((src, "n", port))
+    nodes += [("n", type_name, dict(ex.params)), ("flat", "Flatten", {}),
+              ("head", "Dense", {"units": 3}), ("out", "Output", {"loss": "cross_entropy"})]
     edges += [("n", "flat", 0), ("flat", "head", 0), ("head", "out", 0)]
     return _doc(nodes, edges)
 
@@ -141,33 +134,23 @@ def _evaluate(doc: dict[str, Any], batch: int) -> None:
     net.loss(ys, xs)
 
 
-def _run_all(docs: list[dict[str, Any]]) -> None:
+def _run_all(docs: list[dict[str, Any]], fuse: bool = True) -> None:
     for doc in docs:
-        _run(doc)
+        _run(doc, fuse=fuse)
 
 
 def _layer_docs() -> list[tuple[str, list[dict[str, Any]]]]:
-    """(type name, model documents) for every registered layer type that runs on its own."""
-    from .graph import Graph
-    from .registry import layer_types
+    """(type name, model documents) for every registered layer type with kernels: one
+    model per example."""
+    return [(name, [example_doc(name, ex) for ex in cls.examples])
+            for name, cls in sorted(layer_types().items()) if cls.kernels and cls.examples]
 
-    out = []
-    for name, cls in sorted(layer_types().items()):
-        if name in SKIP:
-            continue
-        docs = []
-        for params in VARIANTS.get(name, [{}]):
-            for shape in SHAPES:
-                doc = _layer_doc(name, params, shape, max(1, cls.min_inputs))
-                try:
-                    Graph.from_dict(doc).infer_shapes()
-                except NetBuilderError:
-                    continue
-                docs.append(doc)
-                break
-        if docs:
-            out.append((name, docs))
-    return out
+
+def layer_task(type_name: str) -> Callable[[], None]:
+    """The warm-up work for one layer type: a training step of each of its examples, run
+    node by node (the fused blocks have tasks of their own)."""
+    docs = [example_doc(type_name, ex) for ex in get_layer_class(type_name).examples]
+    return lambda: _run_all(docs, fuse=False)
 
 
 def _blas() -> None:
@@ -233,7 +216,6 @@ def warmup_tasks() -> list[tuple[str, Callable[[], None]]]:
              ("BatchNorm", {}), ("ReLU", {}), ("MaxPool2D", {"pool_size": 2}), ("Flatten", {}),
              ("Dense", {"units": 4}), ("ReLU", {}), ("Dense", {"units": 3})]
     tasks.append(("fused convolution", lambda: _run(_chain_doc(lenet, (1, 10, 10)))))
-    tasks.append(("convolution", lambda: _run(_chain_doc(lenet, (1, 10, 10)), fuse=False)))
     conv3 = {"kernel_size": 3, "padding": 1}
     grid = [("Conv2D", {"filters": 32, **conv3}), ("ReLU", {}), ("MaxPool2D", {"pool_size": 2}),
             ("Conv2D", {"filters": 2, **conv3}), ("Flatten", {}),
@@ -244,8 +226,8 @@ def warmup_tasks() -> list[tuple[str, Callable[[], None]]]:
     for loss in ("bce", "mse"):
         doc = _chain_doc([("Dense", {"units": 2})], (3,), loss)
         tasks.append((f"{loss} loss", lambda doc=doc: _run(doc)))
-    for name, docs in _layer_docs():
-        tasks.append((name, lambda docs=docs: _run_all(docs)))
+    for name, _ in _layer_docs():
+        tasks.append((name, layer_task(name)))
     return tasks
 
 
@@ -434,7 +416,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    import engine  # noqa: F401  (points Numba at the user's cache folder first)
-
+if __name__ == "__main__":  # python -m engine.warmup: runpy has imported engine (cache folder)
     sys.exit(main())

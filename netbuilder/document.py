@@ -25,12 +25,6 @@ from .analysis import Analysis, ReceptiveField, analyse, receptive_fields
 
 Pos = tuple[float, float]
 
-ID_PREFIXES = {
-    "Input": "input", "Output": "output", "Conv2D": "conv", "MaxPool2D": "pool",
-    "AvgPool2D": "avgpool", "GlobalAvgPool2D": "gap", "BatchNorm": "bn", "Dropout": "drop",
-    "LeakyReLU": "lrelu", "SpatialTransformer": "stn", "Dense": "dense", "Flatten": "flatten",
-}
-
 
 @dataclass
 class Change:
@@ -199,8 +193,11 @@ class Document:
         return None
 
     def fresh_id(self, type_name: str, taken: Iterable[str] = ()) -> str:
-        """First free id like ``conv1``, ``dense2`` for a node of ``type_name``."""
-        prefix = ID_PREFIXES.get(type_name) or re.sub(r"2d$", "", type_name.lower()) or "node"
+        """First free id like ``conv1``, ``dense2`` for a node of ``type_name`` (the layer's
+        ``id_prefix``; an unknown type's name in lower case)."""
+        cls = engine.layer_types().get(type_name)
+        prefix = (cls.new_id_prefix() if cls is not None
+                  else re.sub(r"2d$", "", type_name.lower()) or "node")
         used = set(self.graph.nodes) | set(taken)
         for i in itertools.count(1):
             cand = f"{prefix}{i}"

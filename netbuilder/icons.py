@@ -1,40 +1,32 @@
-"""Icons drawn at run time with QPainter: one per layer type (category colour, a glyph or the
-activation's curve) and the toolbar's."""
+"""Icons drawn at run time with QPainter: one per layer type (category colour, and the
+layer's ``glyph`` or its activation's ``icon_curve``, both from the engine's registry) and the
+toolbar's."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from functools import cache
 
+import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
 
+import engine
+
 from .canvas import theme
 
-GLYPHS = {
-    "Input": "IN", "Output": "OUT", "Dense": "FC", "Flatten": "FL", "Reshape": "RS",
-    "Conv2D": "C2", "MaxPool2D": "MX", "AvgPool2D": "AV", "GlobalAvgPool2D": "GA",
-    "BatchNorm": "BN", "Dropout": "DO", "Add": "+", "Concat": "‖", "SpatialTransformer": "ST",
-    "SimpleRNN": "RNN", "LSTM": "LS", "GRU": "GR", "Embedding": "EM",
-}
+CURVE_POINTS = 41  # samples of an activation's curve over x in [-3, 3]
 
 
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
-
-
-CURVES: dict[str, Callable[[float], float]] = {
-    "ReLU": lambda x: max(0.0, x),
-    "LeakyReLU": lambda x: x if x > 0 else 0.15 * x,
-    "PReLU": lambda x: x if x > 0 else 0.3 * x,
-    "Sigmoid": lambda x: 4 * _sigmoid(2 * x) - 2,
-    "Tanh": lambda x: 2 * math.tanh(x),
-    "HardSigmoid": lambda x: 4 * max(0.0, min(1.0, 0.25 * x + 0.5)) - 2,
-    "HardTanh": lambda x: 2 * max(-1.0, min(1.0, x)),
-    "Swish": lambda x: x * _sigmoid(x),
-    "Softmax": lambda x: 4 * _sigmoid(3 * x) - 2,
-}
+def icon_art(type_name: str) -> tuple[str, np.ndarray | None]:
+    """(glyph, curve y values at ``CURVE_POINTS`` x in [-3, 3] clipped to ±2.6, or None) of a
+    layer type; an unknown type gets the first two letters of its name."""
+    cls = engine.layer_types().get(type_name)
+    if cls is not None and cls.icon_curve is not None:
+        xs = np.linspace(-3.0, 3.0, CURVE_POINTS)
+        return "", np.clip(np.asarray(cls.icon_curve(xs), np.float64), -2.6, 2.6)
+    glyph = cls.glyph if cls is not None else ""
+    return glyph or type_name[:2].upper(), None
 
 
 def _canvas(size: int) -> tuple[QPixmap, QPainter]:
@@ -54,18 +46,16 @@ def layer_icon(type_name: str, category: str, size: int = 32) -> QIcon:
     p.setPen(Qt.PenStyle.NoPen)
     p.setBrush(color)
     p.drawRoundedRect(r, size * 0.22, size * 0.22)
-    fn = CURVES.get(type_name)
-    if fn is not None:
+    glyph, curve = icon_art(type_name)
+    if curve is not None:
         p.setPen(QPen(QColor(255, 255, 255, 90), 1.0))
         c = size / 2
         p.drawLine(QPointF(5, c), QPointF(size - 5, c))
         p.drawLine(QPointF(c, 5), QPointF(c, size - 5))
         path = QPainterPath()
-        n = 40
-        for i in range(n + 1):
-            x = -3 + 6 * i / n
-            y = max(-2.6, min(2.6, fn(x)))
-            pt = QPointF(c + x * (size - 10) / 6, c - y * (size - 10) / 6)
+        for i, y in enumerate(curve):
+            x = -3 + 6 * i / (len(curve) - 1)
+            pt = QPointF(c + x * (size - 10) / 6, c - float(y) * (size - 10) / 6)
             if i == 0:
                 path.moveTo(pt)
             else:
@@ -74,7 +64,6 @@ def layer_icon(type_name: str, category: str, size: int = 32) -> QIcon:
         p.setBrush(Qt.BrushStyle.NoBrush)
         p.drawPath(path)
     else:
-        glyph = GLYPHS.get(type_name) or type_name[:2].upper()
         f = theme.font(size * (0.36 if len(glyph) < 3 else 0.28), bold=True)
         p.setFont(f)
         p.setPen(QColor("#FFFFFF"))

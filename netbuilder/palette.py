@@ -134,8 +134,10 @@ class Palette(QWidget):
                 it.setData(0, HELP_ROLE, cls.help)
                 it.setData(0, Qt.ItemDataRole.DisplayRole, cls.type_name)
                 it.setIcon(0, layer_icon(cls.type_name, category))
-                it.setToolTip(0, f"<b>{cls.type_name}</b><br>{cls.help}<br><i>Drag onto the "
-                                 "canvas, or double-click to add.</i>")
+                missing = cls.capabilities().missing()
+                limits = f"<br>Note: {', '.join(missing)}." if missing else ""
+                it.setToolTip(0, f"<b>{cls.type_name}</b><br>{cls.help}{limits}<br><i>Drag "
+                                 "onto the canvas, or double-click to add.</i>")
                 it.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
                             | Qt.ItemFlag.ItemIsDragEnabled)
                 self.items[cls.type_name] = it

@@ -11,8 +11,9 @@
 from .builtin import BUILTINS, SHAPE_CLASSES, BuiltinDataset, builtin_names, register_dataset
 from .catalogue import CATALOGUE, RemoteDataset, RemoteFile, remote_names
 from .dataset import Dataset, check_arrays_finite
+from .idx import load_idx, load_mnist
 from .images import read_image
-from .loaders import load_csv, load_dataset, load_idx, load_image_folder, load_mnist, load_npz
+from .loaders import load_csv, load_dataset, load_image_folder, load_npz
 from .sequences import load_sequence_csv
 from .transforms import (
     NORMALIZE,

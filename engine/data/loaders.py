@@ -1,5 +1,6 @@
-"""File loaders: MNIST IDX (raw or .gz), NPZ, CSV with a label column, and a folder of images
-with one sub-folder per class. ``load_dataset`` picks a built-in or a loader from a spec.
+"""File loaders: MNIST IDX (raw or .gz; read by ``idx``), NPZ, CSV with a label column, and
+a folder of images with one sub-folder per class. ``load_dataset`` picks a built-in or a
+loader from a spec.
 
 Every problem with a file raises DataError naming the file (and line/column/key).
 """
@@ -7,12 +8,7 @@ Every problem with a file raises DataError naming the file (and line/column/key)
 from __future__ import annotations
 
 import csv
-import gzip
-import io
-import math
 import os
-import re
-import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,170 +20,11 @@ from ..graph import available_memory_bytes
 from .builtin import BUILTINS
 from .catalogue import CATALOGUE
 from .dataset import Dataset, as_label_array
+from .files import LABEL_NAMES, MAX_CLASSES, MAX_FILE_BYTES, class_labels, is_number, read_bytes
+from .idx import idx_pair, load_mnist
 from .images import IMAGE_SUFFIXES, UNSUPPORTED_SUFFIXES, read_image
 from .npyfile import read_npz
-
-MAX_FILE_BYTES = 4 * 2**30
-IDX_TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
-             0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
-LABEL_NAMES = ("label", "labels", "class", "target", "y")
-MAX_CLASSES = 1_000_000
-
-
-def _read_bytes(path: Path, what: str) -> bytes:
-    try:
-        if path.is_dir():
-            raise DataError(f"{path} is a folder, expected {what}")
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise DataError(f"{path}: {size / 2**30:.1f} GB is too large")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"no such file: {path}") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not data:
-        raise DataError(f"{path} is empty")
-    return data
-
-
-def class_labels(y: np.ndarray, where: str) -> np.ndarray:
-    """Class indices as int64: whole numbers from 0 to MAX_CLASSES - 1, else DataError."""
-    y = np.asarray(y)
-    if y.dtype.kind not in "biuf":
-        raise DataError(f"{where}: class labels must be numbers, got {y.dtype}")
-    flat = y.reshape(-1)
-    if y.dtype.kind == "f":
-        bad = np.flatnonzero(~np.isfinite(flat) | (flat != np.round(flat)))
-        if bad.size:
-            raise DataError(f"{where}: class labels must be whole numbers; "
-                            f"{float(flat[bad[0]])!r} (value #{int(bad[0])}) is not")
-    lo, hi = (flat.min().item(), flat.max().item()) if flat.size else (0, 0)
-    if lo < 0 or hi >= MAX_CLASSES:
-        raise DataError(f"{where}: class label {lo if lo < 0 else hi} is out of range: "
-                        "classes are numbered "
-                        f"0, 1, 2, ... (fewer than {MAX_CLASSES:,})")
-    return y.astype(np.int64)
-
-
-# ----- IDX (MNIST) ----------------------------------------------------------------------------
-def _idx_header(head: bytes, p: Path) -> tuple[np.dtype, list[int], int]:
-    """(dtype, dims, header bytes) of an IDX file from its first bytes (at least 4)."""
-    if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in IDX_TYPES:
-        raise DataError(f"{p} is not an IDX file (wrong magic number {head[:4].hex()})")
-    ndim = head[3]
-    if not 1 <= ndim <= 4:
-        raise DataError(f"{p}: IDX file with {ndim} dimensions is not supported")
-    size = 4 + 4 * ndim
-    if len(head) < size:
-        raise DataError(f"{p}: IDX header is truncated")
-    dims = [int.from_bytes(head[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    dtype = IDX_TYPES[head[2]]
-    if math.prod(d for d in dims if d) * dtype.itemsize > MAX_FILE_BYTES:
-        # even with a zero count, numpy cannot shape an array this large
-        shape = "×".join(map(str, dims))
-        raise DataError(f"{p}: IDX header announces a {shape} array, larger than NetBuilder "
-                        f"loads")
-    return dtype, dims, size
-
-
-def _gunzip_idx(data: bytes, p: Path) -> bytes:
-    """Unpack a gzipped IDX file, reading the header first so that no more is inflated than
-    it announces (a small file that unpacks to gigabytes is refused up front)."""
-    limit = min(MAX_FILE_BYTES, available_memory_bytes() // 2)
-    try:
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
-            head = fh.read(4)
-            head += fh.read(4 * head[3]) if len(head) == 4 else b""
-            dtype, dims, _ = _idx_header(head, p)
-            want = math.prod(dims) * dtype.itemsize
-            if want > limit:
-                raise DataError(f"{p}: the IDX header announces {want / 2**30:,.1f} GB of data, "
-                                f"more than NetBuilder loads ({limit / 2**30:.1f} GB)")
-            return head + fh.read(want + 1)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{p}: the gzip data is corrupt ({exc})") from None
-
-
-def load_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read one IDX file (``.gz`` or raw): magic 0 0 type ndim, big-endian sizes, data."""
-    p = Path(path)
-    data = _read_bytes(p, "an IDX file")
-    if data[:2] == b"\x1f\x8b":
-        data = _gunzip_idx(data, p)
-    dtype, dims, head = _idx_header(data, p)
-    want = math.prod(dims) * dtype.itemsize
-    have = len(data) - head
-    if have != want:
-        shape = "×".join(map(str, dims))
-        raise DataError(f"{p}: IDX header says {shape} values ({want:,} bytes) but the file "
-                        f"holds {have:,} bytes of data")
-    return np.frombuffer(data, dtype, offset=head).reshape(dims).astype(dtype.newbyteorder("="))
-
-
-def _idx_pair(folder: Path, prefix: str) -> tuple[Path, Path] | None:
-    def find(kind: str) -> Path | None:
-        for pat in (f"{prefix}-{kind}*", f"{prefix}_{kind}*"):
-            hits = sorted(q for q in folder.glob(pat) if q.is_file())
-            if hits:
-                return hits[0]
-        return None
-    img, lab = find("images"), find("labels")
-    return (img, lab) if img and lab else None
-
-
-def _labels_file_for(images: Path) -> Path:
-    name = images.name
-    for a, b in (("images-idx3", "labels-idx1"), ("images", "labels")):
-        if a in name:
-            cand = images.with_name(name.replace(a, b, 1))
-            if cand.exists():
-                return cand
-    raise DataError(f"{images}: cannot find the matching labels file (expected a name with "
-                    "'labels' in place of 'images'); give it as labels=PATH")
-
-
-def _mnist_part(images: Path, labels: Path, name: str) -> Dataset:
-    x = load_idx(images)
-    y = load_idx(labels)
-    if x.ndim == 3:
-        x = x[:, None]
-    elif x.ndim == 2:
-        pass
-    else:
-        raise DataError(f"{images}: expected images (N, H, W), got an IDX of {x.ndim} dimensions")
-    if y.ndim != 1:
-        raise DataError(f"{labels}: expected labels (N,), got an IDX of {y.ndim} dimensions")
-    if len(x) != len(y):
-        raise DataError(f"{images} has {len(x)} images but {labels} has {len(y)} labels")
-    if len(x) == 0:
-        raise DataError(f"{images} holds no images")
-    scale = 255.0 if x.dtype == np.uint8 else 1.0
-    with np.errstate(over="ignore"):
-        xf = x.astype(np.float32) / np.float32(scale)
-    return Dataset({"x": xf, "y": class_labels(y, str(labels))}, name, task="classification",
-                   meta={"kind": "image" if xf.ndim == 4 else "vector", "source": str(images)})
-
-
-def load_mnist(path: str | os.PathLike, labels: str | os.PathLike | None = None) -> Dataset:
-    """MNIST-style IDX data: a folder holding ``train-images…``/``train-labels…`` (and
-    optionally ``t10k-…`` as the test part), or an images file whose labels file sits beside
-    it. uint8 pixels are scaled to [0, 1]; x is (N, 1, H, W)."""
-    p = Path(path)
-    if p.is_dir():
-        train = _idx_pair(p, "train")
-        if train is None:
-            raise DataError(f"{p}: no train-images / train-labels IDX files found in this folder")
-        ds = _mnist_part(*train, name=p.name or "mnist")
-        test = _idx_pair(p, "t10k") or _idx_pair(p, "test")
-        if test is not None:
-            ds.test = _mnist_part(*test, name=f"{ds.name} test")
-            if ds.test.sample_shape != ds.sample_shape:
-                raise DataError(f"{p}: test images are {ds.test.sample_shape}, training images "
-                                f"{ds.sample_shape}")
-        return ds
-    lab = Path(labels) if labels is not None else _labels_file_for(p)
-    return _mnist_part(p, lab, name=re.sub(r"[-_.]?images.*$", "", p.name) or p.stem)
+from .sequences import is_sequence_csv, load_sequence_csv
 
 
 # ----- NPZ ------------------------------------------------------------------------------------
@@ -195,7 +32,7 @@ def load_npz(path: str | os.PathLike) -> Dataset:
     """An ``.npz`` with ``x`` (N, …) and usually ``y``; optional ``x_test``/``y_test`` (the
     test part), ``class_names`` (strings) and further per-sample targets. No pickles."""
     p = Path(path)
-    data = _read_bytes(p, "an .npz file")
+    data = read_bytes(p, "an .npz file")
     arrays = read_npz(data, str(p), min(MAX_FILE_BYTES, available_memory_bytes() // 2),
                       DataError)
     if "x" not in arrays:
@@ -248,14 +85,6 @@ def load_npz(path: str | os.PathLike) -> Dataset:
 
 
 # ----- CSV ------------------------------------------------------------------------------------
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
-
-
 def load_csv(path: str | os.PathLike, label_column: str | int | None = None,
              task: str | None = None, delimiter: str | None = None) -> Dataset:
     """A table with one sample per row. ``label_column``: header name or index (negative
@@ -263,7 +92,7 @@ def load_csv(path: str | os.PathLike, label_column: str | int | None = None,
     ``""`` means no labels. Labels that are not numbers become classes in sorted order.
     ``task`` forces "classification" or "regression"."""
     p = Path(path)
-    data = _read_bytes(p, "a CSV file")
+    data = read_bytes(p, "a CSV file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -281,8 +110,8 @@ def load_csv(path: str | os.PathLike, label_column: str | int | None = None,
         rows = [[c for c in r if c] for r in rows]
     ncols = len(rows[0])
     header: list[str] | None = None
-    if not all(_is_number(c) for c in rows[0]):
-        if len(rows) > 1 and sum(map(_is_number, rows[1])) > sum(map(_is_number, rows[0])):
+    if not all(is_number(c) for c in rows[0]):
+        if len(rows) > 1 and sum(map(is_number, rows[1])) > sum(map(is_number, rows[0])):
             header = [c.strip() for c in rows[0]]
             rows = rows[1:]
         elif len(rows) == 1:
@@ -323,7 +152,7 @@ def load_csv(path: str | os.PathLike, label_column: str | int | None = None,
             with np.errstate(over="ignore"):
                 table[i] = [float(r[j]) for j in feats]
         except ValueError:
-            j = next(j for j in feats if not _is_number(r[j]))
+            j = next(j for j in feats if not is_number(r[j]))
             col = f"'{header[j][:40]}'" if header else str(j + 1)
             raise DataError(f"{p}, line {i + first_data}, column {col}: {short_repr(r[j])} is "
                             "not a number") from None
@@ -334,7 +163,7 @@ def load_csv(path: str | os.PathLike, label_column: str | int | None = None,
     class_names = None
     if lab is not None:
         raw = [r[lab].strip() for r in rows]
-        if all(_is_number(v) for v in raw):
+        if all(is_number(v) for v in raw):
             vals = np.array([float(v) for v in raw])
             with np.errstate(over="ignore"):
                 finite = np.isfinite(vals.astype(np.float32))
@@ -350,7 +179,7 @@ def load_csv(path: str | os.PathLike, label_column: str | int | None = None,
                 arrays["y"] = class_labels(vals, f"{p}: the label column")
         else:
             if task == "regression":
-                bad = next(v for v in raw if not _is_number(v))
+                bad = next(v for v in raw if not is_number(v))
                 raise DataError(f"{p}: label {short_repr(bad)} is not a number (regression)")
             class_names = sorted(set(raw))
             index = {c: k for k, c in enumerate(class_names)}
@@ -447,7 +276,7 @@ def _load_path(p: Path, params: dict[str, Any]) -> Dataset:
     if is_cifar_path(p):
         return load_cifar10(p, **params)
     if p.is_dir():
-        if any(_idx_pair(p, pre) for pre in ("train",)):
+        if any(idx_pair(p, pre) for pre in ("train",)):
             return load_mnist(p)
         return load_image_folder(p, **params)
     if not p.exists():
@@ -455,7 +284,6 @@ def _load_path(p: Path, params: dict[str, Any]) -> Dataset:
     if name.endswith(".npz"):
         return load_npz(p, **params)
     if name.endswith((".csv", ".tsv", ".txt")):
-        from .sequences import is_sequence_csv, load_sequence_csv
         if "sequence_column" in params or "time_column" in params or is_sequence_csv(p):
             return load_sequence_csv(p, **params)
         return load_csv(p, **params)

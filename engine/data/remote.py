@@ -303,7 +303,7 @@ def _read(entry: RemoteDataset, folder: Path) -> Dataset:
         from .cifar import load_cifar10
         ds = load_cifar10(folder / entry.files[0].name, name=entry.name)
     elif entry.reader == "idx":
-        from .loaders import load_mnist
+        from .idx import load_mnist
 
         def file(start: str) -> Path:  # the catalogue's files, not whatever else is there
             return next(folder / f.name for f in entry.files if f.name.startswith(start))

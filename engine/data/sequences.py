@@ -45,7 +45,7 @@ import numpy as np
 from ..errors import DataError
 from .builtin import register_dataset
 from .dataset import Dataset
-from .loaders import LABEL_NAMES, _is_number, _read_bytes
+from .files import LABEL_NAMES, is_number, read_bytes
 
 MAX_VALUES = 50_000_000
 SEQUENCE_NAMES = ("sequence", "sequence_id", "seq", "seq_id", "series", "series_id", "id")
@@ -221,14 +221,14 @@ def load_sequence_csv(path: str | os.PathLike, sequence_column: str | int | None
     (N, T, F) float32, y one label per sequence (classes: int64, sorted names when not
     numbers; regression: float32 (N, 1)). ``""`` for a column means none."""
     p = Path(path)
-    data = _read_bytes(p, "a CSV file")
+    data = read_bytes(p, "a CSV file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(f"{p} is not UTF-8 text (byte {exc.start}); is it a CSV file?") from None
     rows = _split_rows(text, p, delimiter)
     header: list[str] | None = None
-    if not all(_is_number(c) for c in rows[0]):
+    if not all(is_number(c) for c in rows[0]):
         header, rows = rows[0], rows[1:]
     if not rows:
         raise DataError(f"{p} has a header but no data rows")
@@ -309,7 +309,7 @@ def load_sequence_csv(path: str | os.PathLike, sequence_column: str | int | None
                                 f"label from {first!r} to {rows[changed][lab]!r}; each sequence "
                                 "takes one label")
             raw.append(first)
-        if all(_is_number(v) for v in raw):
+        if all(is_number(v) for v in raw):
             vals = np.array([float(v) for v in raw])
             whole = bool(np.all(vals == np.round(vals)))
             if task == "regression" or (task is None and not whole):
@@ -319,7 +319,7 @@ def load_sequence_csv(path: str | os.PathLike, sequence_column: str | int | None
             else:
                 arrays["y"] = vals.astype(np.int64)
         elif task == "regression":
-            bad = next(v for v in raw if not _is_number(v))
+            bad = next(v for v in raw if not is_number(v))
             raise DataError(f"{p}: label {bad!r} is not a number (regression)")
         else:
             class_names = sorted(set(raw))

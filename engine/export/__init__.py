@@ -11,10 +11,10 @@ PyTorch export writes a script and never imports ``torch``::
 
 from .common import ExportError, ModelView, model_view
 from .onnx_export import build_onnx, describe_onnx, export_onnx
-from .onnx_import import import_onnx
+from .onnx_import import import_onnx, supported_ops
 from .pytorch_export import export_pytorch, pytorch_source
 
 FORMATS = ("onnx", "pytorch")
 
 __all__ = ["FORMATS", "ExportError", "ModelView", "build_onnx", "describe_onnx", "export_onnx",
-           "export_pytorch", "import_onnx", "model_view", "pytorch_source"]
+           "export_pytorch", "import_onnx", "model_view", "pytorch_source", "supported_ops"]

@@ -95,11 +95,11 @@ def write_file(path: Path, data: bytes) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
-def refuse_unsupported(view: ModelView, supported: Iterable[str], fmt: str) -> None:
-    """Raise ExportError naming every node whose layer type ``fmt`` cannot express."""
-    known = set(supported)
+def refuse_unsupported(view: ModelView, capability: str, fmt: str) -> None:
+    """Raise ExportError naming every node whose layer type lacks ``capability`` (a field of
+    ``Layer.capabilities()``, e.g. "onnx_export"): ``fmt`` cannot express it."""
     bad = [(nid, view.layers[nid].type_name) for nid in view.order
-           if view.layers[nid].type_name not in known]
+           if not getattr(view.layers[nid].capabilities(), capability)]
     if bad:
         listing = ", ".join(f"{t} '{nid}'" for nid, t in bad)
         raise ExportError(f"cannot export '{view.name}' to {fmt}: no {fmt} equivalent for "

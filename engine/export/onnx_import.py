@@ -1,23 +1,23 @@
 """Import an ONNX model as an engine Graph and its weights.
 
-First ``onnx_patterns.normalize_graph`` rewrites what exporters write around the layers
-(constant folding left undone, shape arithmetic of the batch size, zero RNN states,
-time-major and stacked RNNs: see there); then the handlers here map ops to layers.
+Two passes. First ``onnx_patterns.normalize_graph`` rewrites, op by op and knowing no layer
+type, what exporters write around the layers (constant folding left undone, shape arithmetic
+of the batch size, zero RNN states, time-major and stacked RNNs, ``h_n[-1]``: see there) into
+one canonical form. Then the ``Importer`` here maps that graph to layers.
 
 Supported: the op subset ``onnx_export`` writes (and the same ops from other tools where they
-mean the same thing): Gemm, MatMul (+ Add of a bias), Conv, MaxPool, AveragePool,
-GlobalAveragePool, ReduceMean over H and W, Flatten, Reshape, Relu, LeakyRelu, PRelu, Sigmoid,
-Tanh, HardSigmoid (alpha 0.25, beta 0.5), Clip, x·Sigmoid(βx), Softmax, BatchNormalization,
-Dropout (inference), Add, Sum, Concat, Gather (+ Cast) for embeddings, RNN / LSTM / GRU with
-the transposes and reshapes around them, GridSample on an affine grid (a spatial
-transformer), Cast between float types, and Identity. Anything else is refused in one message
-listing every unsupported node.
+mean the same thing). Each layer type converts the ops it lists in ``onnx_ops`` (its
+``from_onnx``, e.g. Dense: Gemm, MatMul + the Add of a bias; SpatialTransformer: GridSample
+on the affine grid it exports); the importer itself handles the ops that only move data
+(Identity, Cast between float types, Constant, Transpose, Squeeze, and the reshapes and
+Gathers after a recurrent op).
+``supported_ops()`` lists them all; anything else is refused in one message listing every
+unsupported node.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from typing import Any
@@ -26,20 +26,43 @@ import numpy as np
 
 from ..errors import GraphFormatError, NetBuilderError
 from ..graph import Edge, Graph, Node
-from ..registry import Shape, fmt_shape, get_layer_class
+from ..registry import Layer, Shape, fmt_shape, get_layer_class, layer_types
 from .common import require
 from .onnx_export import META_GRAPH, META_OUTPUTS, META_TRAINING
 from .onnx_fold import FOLD_OPS
-from .onnx_import_ops import ImageOps, OnnxImportError, Val, short_float
+from .onnx_import_ops import (
+    PENDING_OPS,
+    OnnxImportError,
+    PendingRNN,
+    Val,
+    finish_pending,
+    pending_step,
+    short_float,
+)
 from .onnx_patterns import check_names, normalize_graph, tensor_array
-from .onnx_recurrent import RNN_OPS, PendingRNN, convert_rnn, pending_step
 
-SUPPORTED_OPS = frozenset({
-    "Gemm", "MatMul", "Add", "Sum", "Conv", "MaxPool", "AveragePool", "GlobalAveragePool",
-    "ReduceMean", "Flatten", "Reshape", "Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh",
-    "HardSigmoid", "Clip", "Mul", "Softmax", "BatchNormalization", "Dropout", "Concat", "Gather",
-    "Cast", "Identity", "Constant", "Transpose", "Squeeze", "ReduceSum", "GridSample",
-    *RNN_OPS})
+# Ops the importer handles itself: they move or view data and make no node of their own.
+STRUCTURAL_OPS = frozenset({"Identity", "Cast", "Constant", "Transpose", "Squeeze",
+                            "ReduceSum"})
+
+
+def onnx_handlers() -> dict[str, type[Layer]]:
+    """ONNX op type -> the registered layer type whose ``from_onnx`` converts it."""
+    out: dict[str, type[Layer]] = {}
+    for cls in layer_types().values():
+        if not cls.capabilities().onnx_import:
+            continue
+        for op in cls.onnx_ops:
+            if op in out or op in STRUCTURAL_OPS:
+                raise TypeError(f"ONNX op {op} is claimed by {cls.type_name} and "
+                                f"{out[op].type_name if op in out else 'the importer'}")
+            out[op] = cls
+    return out
+
+
+def supported_ops() -> frozenset[str]:
+    """Every ONNX op type the importer reads (the layers' ``onnx_ops`` and its own)."""
+    return frozenset(onnx_handlers()) | STRUCTURAL_OPS
 
 
 def _sanitize(name: str) -> str:
@@ -49,8 +72,17 @@ def _sanitize(name: str) -> str:
     return s[:56]
 
 
-class Importer(ImageOps):
-    """One conversion; ``run()`` returns (graph, state)."""
+class Importer:
+    """One conversion; ``run()`` returns (graph, state).
+
+    The ``imp`` that ``Layer.from_onnx`` / ``claim_onnx`` receive: ``vals`` maps ONNX tensor
+    names to ``Val`` (an engine node's output) or ``PendingRNN``; ``consts`` the constant
+    tensors; ``skip`` indices of nodes already converted with another; ``matches`` what a
+    ``claim_onnx`` found for its node (by index). Helpers read attributes and constants,
+    add engine nodes (``add``) and fail with a message naming the ONNX node (``fail``)."""
+
+    Val = Val
+    PendingRNN = PendingRNN
 
     def __init__(self, model: Any, source: str) -> None:
         self.onnx = require("onnx")
@@ -66,7 +98,7 @@ class Importer(ImageOps):
             t.name: tensor_array(self.onnx, t, "initialiser") for t in self.g.initializer}
         # What exporters write around the layers (constant folding left undone, shape
         # arithmetic of the batch size, zero RNN states, time-major sequences...) is rewritten
-        # first into the forms the handlers below map; ``notes`` says what was done.
+        # first into the forms the layers' hooks map; ``notes`` says what was done.
         norm = normalize_graph(self.onnx, model, self.consts, source)
         self.notes: list[str] = norm.notes
         self.g = self.onnx.helper.make_graph(norm.nodes, self.g.name, norm.inputs, norm.outputs)
@@ -85,10 +117,11 @@ class Importer(ImageOps):
                 if t:
                     self.producer[t] = node
         self.outputs = [o.name for o in self.g.output]
-        # node -> its index, for _index (a scan per call is slow on 10,000-node graphs)
+        # node -> its index, for index_of (a scan per call is slow on 10,000-node graphs)
         self.positions = {id(n): i for i, n in enumerate(self.g.node)}
         self.skip: set[int] = set()
-        self.stn: dict[int, tuple[str, tuple[int, int]]] = {}
+        self.matches: dict[int, Any] = {}
+        self.handlers = onnx_handlers()
 
     # ----- helpers ----------------------------------------------------------------------------
     def fail(self, node: Any, message: str) -> OnnxImportError:
@@ -194,17 +227,19 @@ class Importer(ImageOps):
         for inp in self.g.input:
             if inp.name not in init_names:
                 self._add_input(inp)
-        self._find_spatial_transformers()
+        for idx, node in enumerate(self.g.node):
+            if node.op_type in self.handlers:
+                self.handlers[node.op_type].claim_onnx(self, idx, node)
         for idx, node in enumerate(self.g.node):
             if idx in self.skip:
                 continue
-            if idx in self.stn:
-                self._spatial_transformer(node, *self.stn[idx])
-                continue
-            if node.op_type in RNN_OPS:
-                convert_rnn(self, node)
-                continue
-            getattr(self, "op_" + node.op_type)(node)
+            pend = self.vals.get(node.input[0]) if node.input else None
+            if node.op_type in PENDING_OPS and isinstance(pend, PendingRNN):
+                pending_step(self, node, pend)
+            elif node.op_type in self.handlers:
+                self.handlers[node.op_type].from_onnx(self, idx, node)
+            else:
+                getattr(self, "op_" + node.op_type)(node)
         self._add_outputs()
         try:
             training = json.loads(self.meta.get(META_TRAINING, "{}"))
@@ -216,7 +251,8 @@ class Importer(ImageOps):
     def _check_ops(self) -> None:
         bad: dict[str, list[str]] = {}
         for n in self.g.node:
-            if n.domain not in ("", "ai.onnx") or n.op_type not in SUPPORTED_OPS:
+            if n.domain not in ("", "ai.onnx") or not (n.op_type in self.handlers
+                                                        or n.op_type in STRUCTURAL_OPS):
                 key = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
                 bad.setdefault(key, []).append(n.name or n.output[0])
         if bad:
@@ -267,10 +303,13 @@ class Importer(ImageOps):
             self.graph.edges.append(Edge(v.node, oid, 0))
 
     def _guess_loss(self, v: Val) -> str:
+        """The loss a layer folds into (Sigmoid: bce, Softmax: cross-entropy), else
+        cross-entropy for several scores, else mse."""
         t = self.graph.nodes[v.node].type
-        if t == "Sigmoid":
-            return "bce"
-        if t == "Softmax" or (len(v.shape) >= 1 and v.shape[-1] >= 2 and t != "Input"):
+        folded = get_layer_class(t).loss_fold
+        if folded:
+            return folded
+        if len(v.shape) >= 1 and v.shape[-1] >= 2 and t != "Input":
             return "cross_entropy"
         return "mse"
 
@@ -304,256 +343,26 @@ class Importer(ImageOps):
                               + "; NetBuilder computes in float32 and has no such layer: "
                               "remove the cast (casts to float and double are fine)")
 
-    def op_Dropout(self, node: Any) -> None:
-        a = self.attrs(node)
-        ratio = self.const(node.input[1]) if len(node.input) > 1 and node.input[1] else None
-        if len(node.input) > 1 and node.input[1] and ratio is None:
-            raise self.fail(node, "has a computed ratio; NetBuilder needs a constant one")
-        # training_mode (opset 12+) true drops units at inference too: refused, as
-        # BatchNormalization in training mode is; false or absent is plain inference.
-        if len(node.input) > 2 and node.input[2]:
-            mode = self.const(node.input[2])
-            if mode is None or mode.size != 1 or bool(mode.reshape(())):
-                raise self.fail(node, "is in training mode (training_mode = "
-                                      f"{'computed' if mode is None else bool(mode.reshape(-1)[0])})"
-                                      "; export the model for inference (model.eval())")
-        if len(node.output) > 1 and node.output[1] and (
-                node.output[1] in self.consumers or node.output[1] in self.outputs):
-            raise self.fail(node, "returns its mask; NetBuilder's Dropout does not")
-        rate = short_float(ratio) if ratio is not None else float(a.get("ratio", 0.5))
-        x = self.value(node)
-        self.vals[node.output[0]] = self.add(node, "Dropout", {"rate": rate},
-                                             [self.materialize(x, node)])
-
-    def _elementwise(self, node: Any, type_name: str, params: dict[str, Any] | None = None) -> None:
+    def elementwise(self, node: Any, type_name: str, params: dict[str, Any] | None = None
+                    ) -> None:
+        """An engine node of ``type_name`` on the node's input, keeping a transposed view
+        transposed (an elementwise op commutes with it)."""
         x = self.value(node, allow_perm=True)
         y = self.add(node, type_name, params or {}, [Val(x.node, x.shape)] if x.perm else
                      [self.materialize(x, node)])
         self.vals[node.output[0]] = Val(y.node, y.shape, x.perm)
 
-    def op_Relu(self, node: Any) -> None:
-        self._elementwise(node, "ReLU")
-
-    def op_Tanh(self, node: Any) -> None:
-        self._elementwise(node, "Tanh")
-
-    def op_LeakyRelu(self, node: Any) -> None:
-        self._elementwise(node, "LeakyReLU", {"alpha": float(self.attrs(node).get("alpha", 0.01))})
-
-    def op_HardSigmoid(self, node: Any) -> None:
-        a = self.attrs(node)
-        alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
-        if not (math.isclose(alpha, 0.25, rel_tol=1e-6) and math.isclose(beta, 0.5, rel_tol=1e-6)):
-            torch = " (PyTorch's Hardsigmoid / Hardswish)" if math.isclose(alpha, 1 / 6,
-                                                                          rel_tol=1e-4) else ""
-            raise self.fail(node, f"is clip(αx + β, 0, 1) with α = {alpha:g}, β = {beta:g}"
-                                  f"{torch}; NetBuilder's HardSigmoid has α = 0.25, β = 0.5 only "
-                                  "(other values come with issue 19's phase 2): use "
-                                  "nn.Sigmoid, or that HardSigmoid, in the model before export")
-        self._elementwise(node, "HardSigmoid")
-
-    def op_Clip(self, node: Any) -> None:
-        a = self.attrs(node)
-        lo = self.const(node.input[1]) if len(node.input) > 1 else a.get("min")
-        hi = self.const(node.input[2]) if len(node.input) > 2 else a.get("max")
-        if (len(node.input) > 1 and node.input[1] and lo is None) or \
-                (len(node.input) > 2 and node.input[2] and hi is None):
-            raise self.fail(node, "needs constant min and max")
-        lo_f = -math.inf if lo is None else short_float(lo)
-        hi_f = math.inf if hi is None else short_float(hi)
-        if lo_f == -math.inf and hi_f == math.inf:  # no bounds: nothing to do
-            self.vals[node.output[0]] = self.value(node, allow_perm=True)
-        elif lo_f == 0.0 and hi_f == math.inf:
-            self._elementwise(node, "ReLU")
-        elif math.isfinite(lo_f) and math.isfinite(hi_f):
-            self._elementwise(node, "HardTanh", {"min_val": lo_f, "max_val": hi_f})
-        else:
-            raise self.fail(node, f"clips to [{lo_f:g}, {hi_f:g}], bounded on one side only; "
-                                  "NetBuilder's HardTanh needs both bounds (and Clip(0, ∞) is a "
-                                  "ReLU): clamp to a finite min and max before export")
-
-    def op_PRelu(self, node: Any) -> None:
-        x = self.materialize(self.value(node), node)
-        slope = np.asarray(self.need_const(node, 1, "slope"), np.float32)
-        s = x.shape
-        c = s[0] if len(s) >= 3 else s[-1]
-        flat = slope.reshape(-1)
-        expect = (c, *([1] * (len(s) - 1))) if len(s) >= 3 else (c,)
-        if flat.size == 1:
-            flat = np.full(c, flat[0], np.float32)
-        elif flat.size != c or slope.shape[-len(expect):] != expect[-slope.ndim:]:
-            raise self.fail(node, f"has slopes shaped {fmt_shape(slope.shape)}; NetBuilder's "
-                                  f"PReLU has one slope per channel, {fmt_shape(expect)}")
-        self.vals[node.output[0]] = self.add(node, "PReLU", {}, [x], {"weight": flat})
-
-    def op_Softmax(self, node: Any) -> None:
-        x = self.materialize(self.value(node), node)
-        rank = len(x.shape) + 1
-        axis = int(self.attrs(node).get("axis", -1 if self.opset >= 13 else 1))
-        axis = axis + rank if axis < 0 else axis
-        if self.opset < 13 and axis != rank - 1:
-            raise self.fail(node, "uses the opset < 13 softmax over several axes")
-        if axis == 0:
-            raise self.fail(node, "normalises over the batch axis")
-        params = {} if axis == rank - 1 else {"axis": axis - 1}
-        self.vals[node.output[0]] = self.add(node, "Softmax", params, [x])
-
-    def op_Sigmoid(self, node: Any) -> None:
-        mul = self.only_consumer(node.output[0])
-        x_name = node.input[0]
-        if mul is not None and mul.op_type == "Mul":
-            other = mul.input[1] if mul.input[0] == node.output[0] else mul.input[0]
-            if other == x_name and x_name in self.vals:
-                self._swish(mul, self.value(node), 1.0)
-                self.skip.add(self._index(mul))
-                return
-        self._elementwise(node, "Sigmoid")
-
-    def op_Mul(self, node: Any) -> None:
-        ins = list(node.input)
-        c_i = next((i for i, t in enumerate(ins) if t in self.consts), None)
-        if c_i is not None:
-            x_name = ins[1 - c_i]
-            sig = self.only_consumer(node.output[0])
-            mul = self.only_consumer(sig.output[0]) if sig is not None and \
-                sig.op_type == "Sigmoid" else None
-            beta = self.consts[ins[c_i]]
-            if mul is not None and mul.op_type == "Mul" and beta.size == 1 and \
-                    x_name in (mul.input[0], mul.input[1]) and sig.output[0] in mul.input:
-                self._swish(mul, self.value(node, 1 - c_i), short_float(beta.reshape(())))
-                self.skip.update({self._index(sig), self._index(mul)})
-                return
-            raise self.fail(node, "scales by a constant (x · c); NetBuilder has no scaling "
-                                  "layer yet (only x·sigmoid(β·x), a Swish): fold the factor "
-                                  "into the weights of the layer before or after it")
-        raise self.fail(node, "multiplies two tensors; NetBuilder has no elementwise product "
-                              "layer (only x·sigmoid(β·x), a Swish)")
-
-    def _swish(self, mul: Any, x: Val, beta: float) -> None:
-        y = self.add(mul, "Swish", {} if beta == 1.0 else {"beta": beta},
-                     [self.materialize(x, mul)])
-        self.vals[mul.output[0]] = y
-
-    def _index(self, node: Any) -> int:
+    def index_of(self, node: Any) -> int:
+        """Position of ``node`` in the ONNX graph (for ``skip``)."""
         i = self.positions.get(id(node))
         if i is None or self.g.node[i] is not node:
             raise AssertionError(node.name)
         return i
 
-    # ----- core layers ------------------------------------------------------------------------
-    def op_Gemm(self, node: Any) -> None:
-        a = self.attrs(node)
-        if a.get("transA", 0):  # Gemm(Transpose(x), transA = 1) was made Gemm(x) before
-            raise self.fail(node, "transposes its data input (transA = 1), which puts the "
-                                  "batch on the inner axis; NetBuilder's Dense multiplies "
-                                  "(N, F) samples: export x @ W.T (transA = 0)")
-        x = self.materialize(self.value(node), node)
-        if len(x.shape) != 1:
-            raise self.fail(node, f"gets samples shaped {fmt_shape(x.shape)}; Gemm needs (F,)")
-        w = self.need_const(node, 1, "weight").astype(np.float32)
-        if w.ndim != 2:
-            raise self.fail(node, f"has a weight B shaped {fmt_shape(w.shape)}; Gemm's is 2-D")
-        w = w if a.get("transB", 0) else w.T
-        w = w * float(a.get("alpha", 1.0))
-        state = {"weight": w}
-        units = w.shape[0]
-        if len(node.input) > 2 and node.input[2]:
-            c = self.need_const(node, 2, "bias").astype(np.float32) * float(a.get("beta", 1.0))
-            state["bias"] = self._gemm_bias(node, c, units)
-        params = {"units": units, "bias": "bias" in state}
-        self.vals[node.output[0]] = self.add(node, "Dense", params, [x], state)
-
-    def _gemm_bias(self, node: Any, c: np.ndarray, units: int) -> np.ndarray:
-        """Gemm's C as one bias per unit: C may be a scalar, (units,), (1, units), or a matrix
-        whose rows (or columns) are all equal; a bias that differs per sample is refused."""
-        if c.ndim == 0:
-            return np.full(units, c, np.float32)
-        if c.ndim <= 2 and c.size and c.shape[-1] in (1, units):
-            rows = c.reshape(-1, c.shape[-1])
-            if (rows == rows[0]).all():
-                return np.broadcast_to(rows[0], (units,)).copy()
-        raise self.fail(node, f"adds a bias C shaped {fmt_shape(c.shape)} that differs from "
-                              "sample to sample; NetBuilder's Dense has one bias per unit: give "
-                              f"C shaped ({units},) or (1, {units})")
-
-    def op_MatMul(self, node: Any) -> None:
-        x = self.materialize(self.value(node), node)
-        w = self.need_const(node, 1, "weight").astype(np.float32)
-        if w.ndim != 2 or len(x.shape) > 2 or w.shape[0] != x.shape[-1]:
-            raise self.fail(node, f"multiplies {fmt_shape(x.shape)} samples by a "
-                                  f"{fmt_shape(w.shape)} matrix; NetBuilder's Dense needs a 2-D "
-                                  "weight on (F,) or (T, F)")
-        state = {"weight": w.T.copy()}
-        out, anchor = node.output[0], node
-        add = self.only_consumer(out)
-        if add is not None and add.op_type == "Add":
-            other = add.input[1] if add.input[0] == out else add.input[0]
-            bias = self.const(other)
-            if bias is not None and bias.size == w.shape[1]:
-                state["bias"] = bias.reshape(-1).astype(np.float32)
-                self.skip.add(self._index(add))
-                out = add.output[0]
-        params = {"units": int(w.shape[1]), "bias": "bias" in state}
-        self.vals[out] = self.add(anchor, "Dense", params, [x], state)
-
-    def op_Add(self, node: Any) -> None:
-        if any(t in self.consts for t in node.input):
-            raise self.fail(node, "adds a constant (x + c); NetBuilder has no shift layer yet "
-                                  "(a bias belongs to a Dense or Conv2D): fold it into the bias of "
-                                  "the layer before it")
-        self.op_Sum(node)
-
-    def op_Sum(self, node: Any) -> None:
-        xs = [self.materialize(self.value(node, i), node) for i in range(len(node.input))]
-        if len(xs) == 1:
-            self.vals[node.output[0]] = xs[0]
-            return
-        self.vals[node.output[0]] = self.add(node, "Add", {}, xs)
-
-    def op_Concat(self, node: Any) -> None:
-        xs = [self.materialize(self.value(node, i), node) for i in range(len(node.input))]
-        rank = len(xs[0].shape) + 1
-        axis = int(self.attrs(node)["axis"])
-        axis = axis + rank if axis < 0 else axis
-        if axis == 0:
-            raise self.fail(node, "joins along the batch axis")
-        axis -= 1
-        self.vals[node.output[0]] = self.add(node, "Concat", {"axis": -1 if axis == rank - 2 and
-                                                              axis > 0 else axis}, xs)
-
-    def op_Flatten(self, node: Any) -> None:
-        if self._pending(node):
-            return
-        v = self.value(node)
-        if int(self.attrs(node).get("axis", 1)) != 1:
-            raise self.fail(node, "flattens from an axis other than 1 (the batch stays apart)")
-        self._reshape_to(node, v, (math.prod(v.onnx_shape),), "Flatten")
-
-    def op_Reshape(self, node: Any) -> None:
-        if self._pending(node):
-            return
-        v = self.value(node)
-        target = self.need_const(node, 1, "shape").astype(np.int64).tolist()
-        have = v.onnx_shape
-        size = math.prod(have)
-        if not target or target[0] not in (0, -1):
-            raise self.fail(node, f"reshapes to {target}, which fixes the batch size")
-        dims = [have[i - 1] if d == 0 and 1 <= i <= len(have) else d
-                for i, d in enumerate(target)][1:]
-        if target[0] == -1 and -1 in dims:
-            raise self.fail(node, f"reshapes to {target} with two unknown sizes")
-        if -1 in dims:
-            known = math.prod(d for d in dims if d != -1)
-            dims = [size // known if d == -1 else d for d in dims]
-        if math.prod(dims) != size or any(d <= 0 for d in dims):
-            if target[0] == -1:
-                raise self.fail(node, f"reshapes {fmt_shape(have)} samples to {target}, which "
-                                      "moves values between the batch and the samples; "
-                                      "NetBuilder keeps the batch axis whole")
-            raise self.fail(node, f"cannot reshape {fmt_shape(have)} samples to {target}")
-        self._reshape_to(node, v, tuple(dims), "Reshape")
-
-    def _reshape_to(self, node: Any, v: Val, shape: Shape, type_name: str) -> None:
+    # ----- ops that move data ---------------------------------------------------------------
+    def reshape_to(self, node: Any, v: Val, shape: Shape, type_name: str) -> None:
+        """Bind the node's output to ``v`` seen as ``shape``: the same node if the shape is
+        unchanged, else a new Flatten or Reshape node."""
         if shape == v.shape:
             self.vals[node.output[0]] = Val(v.node, v.shape)
             return
@@ -561,34 +370,23 @@ class Importer(ImageOps):
         self.vals[node.output[0]] = self.add(node, type_name, params, [Val(v.node, v.shape)])
 
     def op_Squeeze(self, node: Any) -> None:
-        if self._pending(node):
-            return
         v = self.value(node)
-        axes = self._axes(node)
+        axes = self.axes(node)
         rank = len(v.onnx_shape) + 1
         axes = sorted(a + rank if a < 0 else a for a in axes)
         full = (0, *v.onnx_shape)
         if 0 in axes or any(full[a] != 1 for a in axes):
             raise self.fail(node, "squeezes an axis that is not of size 1 or the batch")
         shape = tuple(d for i, d in enumerate(full) if i and i not in axes)
-        self._reshape_to(node, v, shape, "Reshape")
+        self.reshape_to(node, v, shape, "Reshape")
 
-    def _axes(self, node: Any) -> list[int]:
+    def axes(self, node: Any) -> list[int]:
+        """The ``axes`` of a Squeeze / Reduce node (input 1 from opset 13, else the attribute)."""
         if len(node.input) > 1 and node.input[1]:
             return self.need_const(node, 1, "axes").astype(np.int64).reshape(-1).tolist()
         return list(self.attrs(node).get("axes", []))
 
-    def _pending(self, node: Any) -> bool:
-        """Apply ``node`` to a recurrent op's raw output, if that is its input."""
-        v = self.vals.get(node.input[0])
-        if isinstance(v, PendingRNN):
-            pending_step(self, node, v)
-            return True
-        return False
-
     def op_Transpose(self, node: Any) -> None:
-        if self._pending(node):
-            return
         x = self.value(node, allow_perm=True)
         x = x if x.perm else self.materialize(x, node)
         rank = len(x.shape) + 1
@@ -600,40 +398,11 @@ class Importer(ImageOps):
         self.vals[node.output[0]] = Val(x.node, x.shape, () if new == tuple(range(rank)) else new)
 
     def op_ReduceSum(self, node: Any) -> None:
-        if self._pending(node):
-            return
         raise self.fail(node, "sums over axes; NetBuilder has no reduction layer")
 
-    def op_ReduceMean(self, node: Any) -> None:
-        x = self.materialize(self.value(node), node)
-        rank = len(x.shape) + 1
-        axes = sorted(a + rank if a < 0 else a for a in self._axes(node))
-        if len(x.shape) != 3 or axes != [2, 3]:
-            over = f"axes {axes}" if axes else "every axis"
-            raise self.fail(node, f"averages over {over} of {fmt_shape(x.shape)} samples; "
-                                  "NetBuilder averages only over an image's height and width "
-                                  "(axes [2, 3] of (C, H, W): GlobalAvgPool2D)")
-        y = self.add(node, "GlobalAvgPool2D", {}, [x])
-        keep = int(self.attrs(node).get("keepdims", 1))
-        self.vals[node.output[0]] = Val(y.node, y.shape, view=(y.shape[0], 1, 1) if keep else None)
-
-    def op_Gather(self, node: Any) -> None:
-        if self._pending(node):  # h_n[-1] / out[:, -1] of a recurrent op's raw output
-            return
-        if node.input[0] not in self.consts:
-            raise self.fail(node, f"picks entries along axis {self.attrs(node).get('axis', 0)} "
-                                  "of a computed tensor (as x[:, k]); NetBuilder has no layer "
-                                  "that slices tensors (Gather imports as an embedding lookup "
-                                  "in a constant table)")
-        if int(self.attrs(node).get("axis", 0)) != 0:
-            raise self.fail(node, "gathers along an axis other than 0 (an embedding table's rows)")
-        table = self.need_const(node, 0, "embedding table").astype(np.float32)
-        ids = self.materialize(self.value(node, 1), node)
-        if table.ndim != 2:
-            raise self.fail(node, f"has a table shaped {fmt_shape(table.shape)}; an embedding "
-                                  "is (vocab, dim)")
-        params = {"vocab": int(table.shape[0]), "dim": int(table.shape[1])}
-        self.vals[node.output[0]] = self.add(node, "Embedding", params, [ids], {"weight": table})
+    def finish_pending(self, tensor: str, pend: PendingRNN) -> None:
+        """Add a pending recurrent output's node once ``tensor`` is batch-first."""
+        finish_pending(self, tensor, pend)
 
 
 def import_onnx(source: Any, name: str | None = None,
@@ -691,4 +460,4 @@ def import_onnx(source: Any, name: str | None = None,
     return graph, state
 
 
-__all__ = ["SUPPORTED_OPS", "OnnxImportError", "import_onnx"]
+__all__ = ["OnnxImportError", "import_onnx", "onnx_handlers", "supported_ops"]

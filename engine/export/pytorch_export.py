@@ -1,5 +1,6 @@
 """Export a model as a standalone, readable PyTorch script and its weights.
 
+Each layer writes its own lines (``Layer.to_pytorch`` with a ``PytorchContext``).
 ``export_pytorch(model, "lenet5.py")`` writes ``lenet5.py`` (an ``nn.Module`` mirroring the
 graph: one submodule per layer with weights, named after its node, and a ``forward`` that
 follows the topological order with one local variable per node) and ``lenet5.npz`` (the
@@ -12,16 +13,15 @@ from __future__ import annotations
 
 import io
 import json
+import keyword
 import os
 import pprint
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..registry import Layer
 from .common import ModelView, model_view, py_identifier, refuse_unsupported, write_file
 from .pytorch_template import RUNTIME
 
@@ -41,8 +41,9 @@ MODULE_ATTRS = frozenset({
 })
 
 
-class _Ctx:
-    """Names chosen for one script: submodule attribute names and local variables."""
+class PytorchContext:
+    """Names chosen for one script (submodule attribute names, local variables, renamed
+    parameters); the ``ctx`` of ``Layer.to_pytorch``, with the text helpers emitters share."""
 
     def __init__(self, view: ModelView) -> None:
         self.view = view
@@ -74,198 +75,38 @@ class _Ctx:
                 name += "_"
             self.renamed[nid] = name
         self.module_names.add(name)
-        if name.isidentifier() and not _is_keyword(name):
+        if name.isidentifier() and not keyword.iskeyword(name):
             return name, f"self.{name}"
         return name, f"getattr(self, {name!r})"
 
+    def register(self, nid: str, ctor: str) -> tuple[list[str], str]:
+        """Make the node's submodule ``ctor`` (e.g. ``"nn.Linear(4, 3)"``): (the ``__init__``
+        lines, the expression that reaches it in ``forward``)."""
+        name, ref = self.module(nid)
+        if ref.startswith("self."):
+            return [f"{ref} = {ctor}"], ref
+        return [f"self.add_module({name!r}, {ctor})"], ref
 
-def _is_keyword(name: str) -> bool:
-    import keyword
-    return keyword.iskeyword(name)
+    def rename_params(self, nid: str, names: dict[str, str]) -> None:
+        """The submodule's state_dict names for the node's parameters, where they differ."""
+        self.param_names[nid] = dict(names)
 
+    @staticmethod
+    def num(v: float) -> str:
+        """A float literal."""
+        return repr(float(v))
 
-Emitter = Callable[[_Ctx, Layer, list[str], str], tuple[list[str], list[str]]]
-EMITTERS: dict[str, Emitter] = {}
+    @staticmethod
+    def pair(v: Any) -> str:
+        """An (h, w) tuple literal."""
+        return f"({int(v[0])}, {int(v[1])})"
 
-
-def emitter(*type_names: str) -> Callable[[Emitter], Emitter]:
-    def deco(fn: Emitter) -> Emitter:
-        for t in type_names:
-            EMITTERS[t] = fn
-        return fn
-    return deco
-
-
-def _register(ctx: _Ctx, nid: str, ctor: str) -> tuple[list[str], str]:
-    name, ref = ctx.module(nid)
-    if ref.startswith("self."):
-        return [f"{ref} = {ctor}"], ref
-    return [f"self.add_module({name!r}, {ctor})"], ref
-
-
-def _f(v: float) -> str:
-    return repr(float(v))
-
-
-def _pair(v: Any) -> str:
-    return f"({int(v[0])}, {int(v[1])})"
-
-
-# ----- core ---------------------------------------------------------------------------------
-@emitter("Input")
-def _input(ctx: _Ctx, layer: Layer, xs: list[str], out: str) -> tuple[list[str], list[str]]:
-    return [], []
-
-
-@emitter("Output")
-def _output(ctx: _Ctx, layer: Layer, xs: list[str], out: str) -> tuple[list[str], list[str]]:
-    return [], []
-
-
-@emitter("Dense")
-def _dense(ctx: _Ctx, layer: Layer, xs: list[str], out: str) -> tuple[list[str], list[str]]:
-    init, ref = _register(ctx, layer.id, f"nn.Linear({layer.in_shapes[0][-1]}, "
-                                         f"{layer.p['units']}, bias={layer.p['bias']})")
-    return init, [f"{out} = {ref}({xs[0]})"]
-
-
-@emitter("Flatten")
-def _flatten(ctx: _Ctx, layer: Layer, xs: list[str], out: str) -> tuple[list[str], list[str]]:
-    return [], [f"{out} = torch.flatten({xs[0]}, 1)"]
-
-
-@emitter("Reshape")
-def _reshape(ctx: _Ctx, layer: Layer, xs: list[str], out: str) -> tuple[list[str], list[str]]:
-    dims = ", ".join(str(d) for d in layer.p["shape"])
-    return [], [f"{out} = {xs[0]}.reshape({xs[0]}.shape[0], {dims})"]
-
-
-# ----- convolution and pooling --------------------------------------------------------------
-def _torch_pad(layer: Layer) -> tuple[bool, str, str]:
-    """(symmetric?, padding= argument, F.pad tuple (left, right, top, bottom))."""
-    t, b, l, r = layer.pads
-    return t == b and l == r, f"({t}, {l})", f"({l}, {r}, {t}, {b})"
-
-
-@emitter("Conv2D")
-def _conv(ctx: _Ctx, layer: Layer, xs: list[str], out: str) -> tuple[list[str], list[str]]:
-    sym, padding, pad4 = _torch_pad(layer)
-    p = layer.p
-    ctor = (f"nn.Conv2d({layer.in_channels}, {p['filters']}, kernel_size="
-            f"{_pair(p['kernel_size'])}, stride={_pair(p['stride'])}, "
-            f"padding={padding if sym else '0'}, bias={p['bias']})")
-    init, ref = _register(ctx, layer.id, ctor)
-    x = xs[0] if sym else f"F.pad({xs[0]}, {pad4})"
-    line = f"{out} = {ref}({x})"
-    if not sym:
-        line += "  # 'same' padding: the odd pixel goes to the bottom/right"
-    return init, [line]
-
-
-@emitter("MaxPool2D")
-def _maxpool(ctx: _Ctx, layer: Layer, xs: list[str], out: str) -> tuple[list[str], list[str]]:
-    sym, padding, pad4 = _torch_pad(layer)
-    k, s = _pair(layer.p["pool_size"]), _pair(layer.stride)
-    if sym:
-        pad = "" if padding == "(0, 0)" else f", padding={padding}"
-        return [], [f"{out} = F.max_pool2d({xs[0]}, {k}, {s}{pad})"]
-    return [], [f"{out} = F.max_pool2d(F.pad({xs[0]}, {pad4}, value=-math.inf), {k}, {s})"]
-
-
-@emitter("AvgPool2D")
-def _avgpool(ctx: _Ctx, layer: Layer, xs: list[str], out: str) -> tuple[list[str], list[str]]:
-    sym, padding, pad4 = _torch_pad(layer)
-    k, s = _pair(layer.p["pool_size"]), _pair(layer.stride)
-    x = xs[0]
-    if padding == "(0, 0)" and sym:
-        return [], [f"{out} = F.avg_pool2d({x}, {k}, {s})"]
-    if sym:
-        return [], [f"{out} = F.avg_pool2d({x}, {k}, {s}, padding={padding}, "
-                    f"count_include_pad={bool(layer.count_pad)})"]
-    return [], [
-        "# 'same' padding: average over the real pixels of each window only",
-        f"{out} = F.avg_pool2d(F.pad({x}, {pad4}), {k}, {s}) / F.avg_pool2d(",
-        f"    F.pad(torch.ones_like({x}[:1, :1]), {pad4}), {k}, {s})"]
-
-
-@emitter("GlobalAvgPool2D")
-def _gap(ctx: _Ctx, layer: Layer, xs: list[str], out: str) -> tuple[list[str], list[str]]:
-    return [], [f"{out} = {xs[0]}.mean(dim=(2, 3))"]
-
-
-# ----- activations --------------------------------------------------------------------------
-_SIMPLE = {"ReLU": "torch.relu({x})", "Sigmoid": "torch.sigmoid({x})", "Tanh": "torch.tanh({x})",
-           "HardSigmoid": "torch.clamp(0.25 * {x} + 0.5, 0.0, 1.0)"}
-
-
-@emitter(*_SIMPLE)
-def _simple(ctx: _Ctx, layer: Layer, xs: list[str], out: str) -> tuple[list[str], list[str]]:
-    line = f"{out} = {_SIMPLE[layer.type_name].format(x=xs[0])}"
-    if layer.type_name == "HardSigmoid":
-        line += "  # NetBuilder's hard sigmoid (not nn.Hardsigmoid's x/6 + 1/2)"
-    return [], [line]
-
-
-@emitter("LeakyReLU")
-def _leaky(ctx: _Ctx, layer: Layer, xs: list[str], out: str) -> tuple[list[str], list[str]]:
-    return [], [f"{out} = F.leaky_relu({xs[0]}, {_f(layer.p['alpha'])})"]
-
-
-@emitter("PReLU")
-def _prelu(ctx: _Ctx, layer: Layer, xs: list[str], out: str) -> tuple[list[str], list[str]]:
-    init, ref = _register(ctx, layer.id, f"nn.PReLU({layer.channels}, init={_f(layer.p['init'])})")
-    if len(layer.in_shapes[0]) == 2:
-        return init, [f"{out} = {ref}({xs[0]}.transpose(1, 2)).transpose(1, 2)  "
-                      "# one slope per feature (last axis)"]
-    return init, [f"{out} = {ref}({xs[0]})"]
-
-
-@emitter("HardTanh")
-def _htanh(ctx: _Ctx, layer: Layer, xs: list[str], out: str) -> tuple[list[str], list[str]]:
-    return [], [f"{out} = F.hardtanh({xs[0]}, {_f(layer.p['min_val'])}, "
-                f"{_f(layer.p['max_val'])})"]
-
-
-@emitter("Swish")
-def _swish(ctx: _Ctx, layer: Layer, xs: list[str], out: str) -> tuple[list[str], list[str]]:
-    beta = layer.p["beta"]
-    if beta == 1.0:
-        return [], [f"{out} = F.silu({xs[0]})"]
-    return [], [f"{out} = {xs[0]} * torch.sigmoid({_f(beta)} * {xs[0]})"]
-
-
-@emitter("Softmax")
-def _softmax(ctx: _Ctx, layer: Layer, xs: list[str], out: str) -> tuple[list[str], list[str]]:
-    return [], [f"{out} = torch.softmax({xs[0]}, dim={layer.batch_axis})"]
-
-
-# ----- normalisation and merge --------------------------------------------------------------
-@emitter("BatchNorm")
-def _batchnorm(ctx: _Ctx, layer: Layer, xs: list[str], out: str) -> tuple[list[str], list[str]]:
-    rank = len(layer.in_shapes[0])
-    cls = {1: "BatchNorm1d", 2: "BatchNorm1d", 3: "BatchNorm2d"}.get(rank, "BatchNorm3d")
-    momentum = 1.0 - layer.p["momentum"]
-    init, ref = _register(ctx, layer.id, f"nn.{cls}({layer.channels}, eps={_f(layer.p['eps'])}, "
-                                         f"momentum={round(momentum, 12)!r})")
-    if rank == 2:
-        return init, [f"{out} = {ref}({xs[0]}.transpose(1, 2)).transpose(1, 2)  "
-                      "# per feature, over batch and time"]
-    return init, [f"{out} = {ref}({xs[0]})"]
-
-
-@emitter("Dropout")
-def _dropout(ctx: _Ctx, layer: Layer, xs: list[str], out: str) -> tuple[list[str], list[str]]:
-    return [], [f"{out} = F.dropout({xs[0]}, p={_f(layer.p['rate'])}, training=self.training)"]
-
-
-@emitter("Add")
-def _add(ctx: _Ctx, layer: Layer, xs: list[str], out: str) -> tuple[list[str], list[str]]:
-    return [], [f"{out} = {' + '.join(xs)}"]
-
-
-@emitter("Concat")
-def _concat(ctx: _Ctx, layer: Layer, xs: list[str], out: str) -> tuple[list[str], list[str]]:
-    return [], [f"{out} = torch.cat([{', '.join(xs)}], dim={1 + layer.sample_axis})"]
+    @staticmethod
+    def padding(layer: Any) -> tuple[bool, str, str]:
+        """A windowed layer's padding as (symmetric?, ``padding=`` argument, ``F.pad`` tuple
+        (left, right, top, bottom))."""
+        t, b, l, r = layer.pads
+        return t == b and l == r, f"({t}, {l})", f"({l}, {r}, {t}, {b})"
 
 
 # ----- the script ---------------------------------------------------------------------------
@@ -280,22 +121,17 @@ def _literal(value: Any) -> str:
     return pprint.pformat(json.loads(json.dumps(value)), width=88, sort_dicts=False)
 
 
-def _load_recurrent_emitters() -> None:
-    from . import pytorch_layers  # noqa: F401  (recurrent, embedding, spatial transformer)
-
-
 def pytorch_source(model: Any, weights_file: str = "model.npz", seed: int = 0) -> str:
     """The text of the generated script for a Network, Graph or Bundle."""
-    _load_recurrent_emitters()
     view = model if isinstance(model, ModelView) else model_view(model, seed)
-    refuse_unsupported(view, EMITTERS, "PyTorch")
-    ctx = _Ctx(view)
+    refuse_unsupported(view, "pytorch_export", "PyTorch")
+    ctx = PytorchContext(view)
     init_lines: list[str] = []
     fwd_lines: list[str] = []
     for nid in view.order:
         layer = view.layers[nid]
         xs = [ctx.locals[s] for s in view.inputs_of[nid]]
-        init, fwd = EMITTERS[layer.type_name](ctx, layer, xs, ctx.locals[nid])
+        init, fwd = layer.to_pytorch(ctx, xs, ctx.locals[nid])
         if fwd and layer.type_name not in ("Output",):
             fwd_lines.append(f"# {nid}: {layer.type_name} -> {_shape_text(view.shapes[nid])}")
         init_lines += init
@@ -342,7 +178,8 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "(N, " + ", ".join(str(d) for d in shape) + ")"
 
 
-def _header(view: ModelView, cname: str, weights_file: str, ctx: _Ctx, uses_f: bool) -> str:
+def _header(view: ModelView, cname: str, weights_file: str, ctx: PytorchContext,
+            uses_f: bool) -> str:
     stem = Path(weights_file).stem
     fields = ["x"] if len(view.input_ids) == 1 else list(view.input_ids)
     inputs = {f: list(view.shapes[i]) for f, i in zip(fields, view.input_ids)}

@@ -1,4 +1,7 @@
-"""Conv2D kernels: forward, and one fused backward giving the input, weight and bias gradients.
+"""The pieces every convolution kernel shares (``kernels.fused``, ``kernels.convgrid``):
+padding copies, im2col / col2im, the sum of per-slice weight gradients, the batch split
+(``batch_chunks``) and ``OneThreadBlas``. The Conv2D kernels themselves are the conv blocks of
+``kernels.fused`` (a lone Conv2D runs them without their ReLU and pool).
 
 Layouts follow PyTorch: x (N, C, H, W), weight (O, C, KH, KW), y (N, O, OH, OW).
 The batch is split into ``nchunks`` contiguous slices run in parallel (pass the number of
@@ -19,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..threads import current as current_threads
-from .jit import njit, prange
+from .jit import njit
 
 
 def batch_chunks(n: int) -> int:
@@ -210,104 +213,3 @@ def _sum_parts(gparts: np.ndarray, bparts: np.ndarray, gweight: np.ndarray,
             for ch in range(nch):
                 t += bparts[ch, o]
             gbias[o] = t
-
-
-@njit
-def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: int, sw: int,
-                   pt: int, pl: int, oh_n: int, ow_n: int, nchunks: int) -> np.ndarray:
-    """y (N, O, OH, OW) = conv(x (N, C, H, W), weight (O, C, KH, KW)) + bias.
-
-    ``bias`` is (O,) or empty (no bias). Arrays must be C-contiguous and of one dtype.
-    """
-    n_n, c_n, h_n, w_n = x.shape
-    o_n, _, kh, kw = weight.shape
-    k_n = c_n * kh * kw
-    p_n = oh_n * ow_n
-    hp = (oh_n - 1) * sh + kh
-    wp = (ow_n - 1) * sw + kw
-    direct = pt == 0 and pl == 0 and hp <= h_n and wp <= w_n
-    hb = max(hp, pt + h_n)
-    wb = max(wp, pl + w_n)
-    w2 = weight.reshape(o_n, k_n)
-    has_bias = bias.shape[0] > 0
-    y = np.empty((n_n, o_n, oh_n, ow_n), dtype=x.dtype)
-    nch = max(1, min(nchunks, n_n))
-    for ch in prange(nch):
-        buf = np.zeros((c_n, 1 if direct else hb, 1 if direct else wb), dtype=x.dtype)
-        cols = np.empty((k_n, p_n), dtype=x.dtype)
-        for n in range(ch * n_n // nch, (ch + 1) * n_n // nch):
-            if direct:
-                src = x[n]
-            else:
-                _pad_into(buf, x[n], pt, pl)
-                src = buf
-            _im2col(src, cols, kh, kw, sh, sw, oh_n, ow_n)
-            yn = y[n].reshape(o_n, p_n)
-            np.dot(w2, cols, yn)
-            if has_bias:
-                for o in range(o_n):
-                    yrow = yn[o]
-                    b = bias[o]
-                    for p in range(p_n):
-                        yrow[p] += b
-    return y
-
-
-@njit
-def conv2d_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, sh: int, sw: int,
-                    pt: int, pl: int, nchunks: int, gweight: np.ndarray,
-                    gbias: np.ndarray) -> np.ndarray:
-    """Gradients of sum(y * dy) for ``conv2d_forward``: returns dx (N, C, H, W) and overwrites
-    gweight (O, C, KH, KW) and gbias ((O,), or empty when the layer has no bias)."""
-    n_n, c_n, h_n, w_n = x.shape
-    o_n, _, kh, kw = weight.shape
-    oh_n, ow_n = dy.shape[2], dy.shape[3]
-    k_n = c_n * kh * kw
-    p_n = oh_n * ow_n
-    hp = (oh_n - 1) * sh + kh
-    wp = (ow_n - 1) * sw + kw
-    direct = pt == 0 and pl == 0 and hp <= h_n and wp <= w_n
-    hb = max(hp, pt + h_n)
-    wb = max(wp, pl + w_n)
-    w2 = weight.reshape(o_n, k_n)
-    nch = max(1, min(nchunks, n_n))
-    dx = np.empty_like(x)
-    gparts = np.empty((nch, k_n, o_n), dtype=x.dtype)
-    bparts = np.empty((nch, o_n), dtype=np.float64)
-    for ch in prange(nch):
-        gparts[ch] = 0  # zeroed by the thread that adds to it: the lines stay in its cache
-        bparts[ch] = 0
-        buf = np.zeros((c_n, 1 if direct else hb, 1 if direct else wb), dtype=x.dtype)
-        dbuf = np.zeros((c_n, 1 if direct else hb, 1 if direct else wb), dtype=x.dtype)
-        cols = np.empty((k_n, p_n), dtype=x.dtype)
-        dcols = np.empty((k_n, p_n), dtype=x.dtype)
-        tmp = np.empty((k_n, o_n), dtype=x.dtype)
-        tmpb = np.empty(o_n, dtype=x.dtype)
-        ones = np.ones(p_n, dtype=x.dtype)
-        gacc = gparts[ch]
-        bacc = bparts[ch]
-        for n in range(ch * n_n // nch, (ch + 1) * n_n // nch):
-            if direct:
-                src = x[n]
-                dst = dx[n]
-            else:
-                _pad_into(buf, x[n], pt, pl)
-                src = buf
-                dst = dbuf
-            _im2col(src, cols, kh, kw, sh, sw, oh_n, ow_n)
-            dyn = dy[n].reshape(o_n, p_n)
-            np.dot(cols, dyn.T, tmp)
-            for k in range(k_n):
-                grow = gacc[k]
-                trow = tmp[k]
-                for o in range(o_n):
-                    grow[o] += trow[o]
-            np.dot(dyn, ones, tmpb)
-            for o in range(o_n):
-                bacc[o] += tmpb[o]
-            np.dot(w2.T, dyn, dcols)
-            _col2im(dcols, dst, kh, kw, sh, sw, oh_n, ow_n)
-            if not direct:
-                _crop_from(dx[n], dbuf, pt, pl)
-    _sum_parts(gparts, bparts, gweight, gbias)
-    return dx

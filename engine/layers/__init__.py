@@ -1,6 +1,11 @@
-"""Built-in layer types; importing this package registers them all."""
+"""Built-in layer types, one family per module; importing this package registers them all.
 
-from . import activation, conv, dense, embedding, io, merge, norm, pool, recurrent, spatial
+Every module here is imported (in name order), so a new layer type is a new module with an
+``@register`` class: nothing else lists it."""
 
-__all__ = ["activation", "conv", "dense", "embedding", "io", "merge", "norm", "pool", "recurrent",
-           "spatial"]
+import importlib
+import pkgutil
+
+__all__ = [info.name for info in pkgutil.iter_modules(__path__)]
+for _name in __all__:
+    importlib.import_module(f"{__name__}.{_name}")

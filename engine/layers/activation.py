@@ -4,14 +4,27 @@ Softmax. Each is a node of its own, keeps its input's shape and dtype, and works
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from ..errors import ParamError
 from ..kernels import activation as ak
-from ..registry import Layer, ParamSpec, Shape, fmt_shape, register
+from ..kernels.reference import activation as ra
+from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
 from .norm import channel_axis, channel_view
+
+EXAMPLES = (example((2, 3, 4)), example((6,)))
+
+
+def _sig(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _short_float(v: Any) -> float:
+    """The shortest decimal that is the same float32 (ONNX stores float32)."""
+    return float(str(np.float32(v)))
 
 
 class _Elementwise(Layer):
@@ -21,6 +34,7 @@ class _Elementwise(Layer):
     input and output of the last forward are kept in ``self._x`` / ``self._y`` (flat)."""
 
     category = "Activation"
+    examples = EXAMPLES
 
     def _forward(self, x: np.ndarray, y: np.ndarray) -> None:
         raise NotImplementedError
@@ -44,6 +58,10 @@ class _Elementwise(Layer):
     def summary(self) -> str:
         return ""
 
+    @classmethod
+    def from_onnx(cls, imp, index, node):
+        imp.elementwise(node, cls.type_name)
+
 
 @register
 class ReLU(_Elementwise):
@@ -51,12 +69,26 @@ class ReLU(_Elementwise):
 
     type_name = "ReLU"
     help = "Rectified linear unit: keeps positive values, zeroes negative ones."
+    icon_curve = staticmethod(lambda x: np.maximum(x, 0.0))
+    output_bounds = (0.0, math.inf)
+    fusion_role = "relu"
+    onnx_ops = ("Relu",)
+    kernels = (ak.relu_forward, ak.relu_backward)
 
     def _forward(self, x, y):
         ak.relu_forward(x, y)
 
     def _backward(self, dy, dx):
         ak.relu_backward(self._x, dy, dx)
+
+    def reference_forward(self, xs, params, train):
+        return ra.relu_forward(np.asarray(xs[0], np.float64))
+
+    def to_onnx(self, b, xs, out, params):
+        b.op("Relu", xs, out)
+
+    def to_pytorch(self, ctx, xs, out):
+        return [], [f"{out} = torch.relu({xs[0]})"]
 
 
 @register
@@ -68,6 +100,11 @@ class LeakyReLU(_Elementwise):
     param_specs = (
         ParamSpec("alpha", "float", 0.01, low=0.0, high=1.0, help="slope for negative inputs"),
     )
+    icon_curve = staticmethod(lambda x: np.where(x > 0, x, 0.15 * x))
+    id_prefix = "lrelu"
+    onnx_ops = ("LeakyRelu",)
+    kernels = (ak.leaky_relu_forward, ak.leaky_relu_backward)
+    examples = (example((6,), alpha=0.2), example((2, 3, 4)))
 
     def _forward(self, x, y):
         ak.leaky_relu_forward(x, self.p["alpha"], y)
@@ -75,8 +112,21 @@ class LeakyReLU(_Elementwise):
     def _backward(self, dy, dx):
         ak.leaky_relu_backward(self._x, self.p["alpha"], dy, dx)
 
+    def reference_forward(self, xs, params, train):
+        return ra.leaky_relu_forward(np.asarray(xs[0], np.float64), self.p["alpha"])
+
     def summary(self) -> str:
         return f"α = {self.p['alpha']:g}"
+
+    def to_onnx(self, b, xs, out, params):
+        b.op("LeakyRelu", xs, out, alpha=float(self.p["alpha"]))
+
+    @classmethod
+    def from_onnx(cls, imp, index, node):
+        imp.elementwise(node, "LeakyReLU", {"alpha": float(imp.attrs(node).get("alpha", 0.01))})
+
+    def to_pytorch(self, ctx, xs, out):
+        return [], [f"{out} = F.leaky_relu({xs[0]}, {ctx.num(self.p['alpha'])})"]
 
 
 @register
@@ -91,6 +141,10 @@ class PReLU(Layer):
         ParamSpec("init", "float", 0.25, low=0.0, high=1.0,
                   help="starting slope for negative inputs"),
     )
+    icon_curve = staticmethod(lambda x: np.where(x > 0, x, 0.3 * x))
+    onnx_ops = ("PRelu",)
+    kernels = (ak.prelu_forward, ak.prelu_backward)
+    examples = (example((4,)), example((3, 4)), example((2, 3, 3)))
 
     @property
     def channels(self) -> int:
@@ -124,8 +178,42 @@ class PReLU(Layer):
         grads["weight"][...] = ak.prelu_backward(self._x3, params["weight"], dy3, dx3)
         return [dx3.reshape(dy.shape)]
 
+    def reference_forward(self, xs, params, train):
+        x = np.ascontiguousarray(xs[0], np.float64)
+        shape = self.in_shapes[0]
+        return ra.prelu_forward(channel_view(x, shape), params["weight"]).reshape(x.shape)
+
     def summary(self) -> str:
         return f"{self.channels} slopes"
+
+    def to_onnx(self, b, xs, out, params):
+        s = self.in_shapes[0]
+        w = params["weight"]
+        slope = w.reshape(-1, *([1] * (len(s) - 1))) if len(s) >= 3 else w
+        b.op("PRelu", [xs[0], b.const(f"{self.id}.weight", slope)], out)
+
+    @classmethod
+    def from_onnx(cls, imp, index, node):
+        x = imp.materialize(imp.value(node), node)
+        slope = np.asarray(imp.need_const(node, 1, "slope"), np.float32)
+        s = x.shape
+        c = s[0] if len(s) >= 3 else s[-1]
+        flat = slope.reshape(-1)
+        expect = (c, *([1] * (len(s) - 1))) if len(s) >= 3 else (c,)
+        if flat.size == 1:
+            flat = np.full(c, flat[0], np.float32)
+        elif flat.size != c or slope.shape[-len(expect):] != expect[-slope.ndim:]:
+            raise imp.fail(node, f"has slopes shaped {fmt_shape(slope.shape)}; NetBuilder's "
+                                 f"PReLU has one slope per channel, {fmt_shape(expect)}")
+        imp.vals[node.output[0]] = imp.add(node, "PReLU", {}, [x], {"weight": flat})
+
+    def to_pytorch(self, ctx, xs, out):
+        init, ref = ctx.register(self.id, f"nn.PReLU({self.channels}, "
+                                          f"init={ctx.num(self.p['init'])})")
+        if len(self.in_shapes[0]) == 2:
+            return init, [f"{out} = {ref}({xs[0]}.transpose(1, 2)).transpose(1, 2)  "
+                          "# one slope per feature (last axis)"]
+        return init, [f"{out} = {ref}({xs[0]})"]
 
 
 @register
@@ -134,12 +222,39 @@ class Sigmoid(_Elementwise):
 
     type_name = "Sigmoid"
     help = "Squashes values into (0, 1); before a bce Output it is folded into the loss."
+    icon_curve = staticmethod(lambda x: 4 * _sig(2 * x) - 2)
+    output_bounds = (0.0, 1.0)
+    loss_fold = "bce"
+    onnx_ops = ("Sigmoid",)
+    kernels = (ak.sigmoid_forward, ak.sigmoid_backward)
 
     def _forward(self, x, y):
         ak.sigmoid_forward(x, y)
 
     def _backward(self, dy, dx):
         ak.sigmoid_backward(self._y, dy, dx)
+
+    def reference_forward(self, xs, params, train):
+        return ra.sigmoid_forward(np.asarray(xs[0], np.float64))
+
+    @classmethod
+    def from_onnx(cls, imp, index, node):
+        """Sigmoid, or x·Sigmoid(x) (a Swish) when its only consumer multiplies it by x."""
+        mul = imp.only_consumer(node.output[0])
+        x_name = node.input[0]
+        if mul is not None and mul.op_type == "Mul":
+            other = mul.input[1] if mul.input[0] == node.output[0] else mul.input[0]
+            if other == x_name and x_name in imp.vals:
+                Swish.add_from_onnx(imp, mul, imp.value(node), 1.0)
+                imp.skip.add(imp.index_of(mul))
+                return
+        imp.elementwise(node, "Sigmoid")
+
+    def to_onnx(self, b, xs, out, params):
+        b.op("Sigmoid", xs, out)
+
+    def to_pytorch(self, ctx, xs, out):
+        return [], [f"{out} = torch.sigmoid({xs[0]})"]
 
 
 @register
@@ -148,12 +263,25 @@ class Tanh(_Elementwise):
 
     type_name = "Tanh"
     help = "Squashes values into (-1, 1)."
+    icon_curve = staticmethod(lambda x: 2 * np.tanh(x))
+    output_bounds = (-1.0, 1.0)
+    onnx_ops = ("Tanh",)
+    kernels = (ak.tanh_forward, ak.tanh_backward)
 
     def _forward(self, x, y):
         ak.tanh_forward(x, y)
 
     def _backward(self, dy, dx):
         ak.tanh_backward(self._y, dy, dx)
+
+    def reference_forward(self, xs, params, train):
+        return ra.tanh_forward(np.asarray(xs[0], np.float64))
+
+    def to_onnx(self, b, xs, out, params):
+        b.op("Tanh", xs, out)
+
+    def to_pytorch(self, ctx, xs, out):
+        return [], [f"{out} = torch.tanh({xs[0]})"]
 
 
 @register
@@ -165,12 +293,39 @@ class HardSigmoid(_Elementwise):
 
     type_name = "HardSigmoid"
     help = "Piecewise-linear sigmoid: clip(0.25·x + 0.5, 0, 1); cheap to compute."
+    icon_curve = staticmethod(lambda x: 4 * np.clip(0.25 * x + 0.5, 0.0, 1.0) - 2)
+    output_bounds = (0.0, 1.0)
+    onnx_ops = ("HardSigmoid",)
+    kernels = (ak.hard_sigmoid_forward, ak.hard_sigmoid_backward)
 
     def _forward(self, x, y):
         ak.hard_sigmoid_forward(x, y)
 
     def _backward(self, dy, dx):
         ak.hard_sigmoid_backward(self._x, dy, dx)
+
+    def reference_forward(self, xs, params, train):
+        return ra.hard_sigmoid_forward(np.asarray(xs[0], np.float64))
+
+    def to_onnx(self, b, xs, out, params):
+        b.op("HardSigmoid", xs, out, alpha=0.25, beta=0.5)
+
+    @classmethod
+    def from_onnx(cls, imp, index, node):
+        a = imp.attrs(node)
+        alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
+        if not (math.isclose(alpha, 0.25, rel_tol=1e-6) and math.isclose(beta, 0.5, rel_tol=1e-6)):
+            torch = " (PyTorch's Hardsigmoid / Hardswish)" if math.isclose(alpha, 1 / 6,
+                                                                          rel_tol=1e-4) else ""
+            raise imp.fail(node, f"is clip(αx + β, 0, 1) with α = {alpha:g}, β = {beta:g}"
+                                 f"{torch}; NetBuilder's HardSigmoid has α = 0.25, β = 0.5 only "
+                                 "(other values come with issue 19's phase 2): use "
+                                 "nn.Sigmoid, or that HardSigmoid, in the model before export")
+        imp.elementwise(node, "HardSigmoid")
+
+    def to_pytorch(self, ctx, xs, out):
+        return [], [f"{out} = torch.clamp(0.25 * {xs[0]} + 0.5, 0.0, 1.0)  "
+                    "# NetBuilder's hard sigmoid (not nn.Hardsigmoid's x/6 + 1/2)"]
 
 
 @register
@@ -183,6 +338,11 @@ class HardTanh(_Elementwise):
         ParamSpec("min_val", "float", -1.0, low=-1e6, high=1e6, help="lower clip value"),
         ParamSpec("max_val", "float", 1.0, low=-1e6, high=1e6, help="upper clip value"),
     )
+    icon_curve = staticmethod(lambda x: 2 * np.clip(x, -1.0, 1.0))
+    output_bounds = (-1.0, 1.0)
+    onnx_ops = ("Clip",)
+    kernels = (ak.hard_tanh_forward, ak.hard_tanh_backward)
+    examples = (example((8,), min_val=-0.5, max_val=0.7), example((2, 3, 4)))
 
     @classmethod
     def resolve_params(cls, params: dict[str, Any], node_id: str | None = None
@@ -200,8 +360,46 @@ class HardTanh(_Elementwise):
     def _backward(self, dy, dx):
         ak.hard_tanh_backward(self._x, self.p["min_val"], self.p["max_val"], dy, dx)
 
+    def reference_forward(self, xs, params, train):
+        return ra.hard_tanh_forward(np.asarray(xs[0], np.float64), self.p["min_val"],
+                                    self.p["max_val"])
+
+    def output_range(self) -> tuple[float, float]:
+        return self.p["min_val"], self.p["max_val"]
+
     def summary(self) -> str:
         return f"[{self.p['min_val']:g}, {self.p['max_val']:g}]"
+
+    def to_onnx(self, b, xs, out, params):
+        lo = b.const(f"{self.id}/min", self.p["min_val"])
+        hi = b.const(f"{self.id}/max", self.p["max_val"])
+        b.op("Clip", [xs[0], lo, hi], out)
+
+    @classmethod
+    def from_onnx(cls, imp, index, node):
+        """Clip to [lo, hi]: a HardTanh, a ReLU for [0, inf), nothing without bounds."""
+        a = imp.attrs(node)
+        lo = imp.const(node.input[1]) if len(node.input) > 1 else a.get("min")
+        hi = imp.const(node.input[2]) if len(node.input) > 2 else a.get("max")
+        if (len(node.input) > 1 and node.input[1] and lo is None) or \
+                (len(node.input) > 2 and node.input[2] and hi is None):
+            raise imp.fail(node, "needs constant min and max")
+        lo_f = -math.inf if lo is None else _short_float(lo)
+        hi_f = math.inf if hi is None else _short_float(hi)
+        if lo_f == -math.inf and hi_f == math.inf:  # no bounds: nothing to do
+            imp.vals[node.output[0]] = imp.value(node, allow_perm=True)
+        elif lo_f == 0.0 and hi_f == math.inf:
+            imp.elementwise(node, "ReLU")
+        elif math.isfinite(lo_f) and math.isfinite(hi_f):
+            imp.elementwise(node, "HardTanh", {"min_val": lo_f, "max_val": hi_f})
+        else:
+            raise imp.fail(node, f"clips to [{lo_f:g}, {hi_f:g}], bounded on one side only; "
+                                 "NetBuilder's HardTanh needs both bounds (and Clip(0, ∞) is a "
+                                 "ReLU): clamp to a finite min and max before export")
+
+    def to_pytorch(self, ctx, xs, out):
+        return [], [f"{out} = F.hardtanh({xs[0]}, {ctx.num(self.p['min_val'])}, "
+                    f"{ctx.num(self.p['max_val'])})"]
 
 
 @register
@@ -213,6 +411,10 @@ class Swish(_Elementwise):
     param_specs = (
         ParamSpec("beta", "float", 1.0, low=0.0, high=100.0, help="sharpness; fixed, not learned"),
     )
+    icon_curve = staticmethod(lambda x: x * _sig(x))
+    onnx_ops = ("Mul",)
+    kernels = (ak.swish_forward, ak.swish_backward)
+    examples = (example((6,)), example((2, 3, 3), beta=1.7))
 
     def _forward(self, x, y):
         self._s = np.empty_like(x)
@@ -221,8 +423,54 @@ class Swish(_Elementwise):
     def _backward(self, dy, dx):
         ak.swish_backward(self._x, self._s, self.p["beta"], dy, dx)
 
+    def reference_forward(self, xs, params, train):
+        return ra.swish_forward(np.asarray(xs[0], np.float64), self.p["beta"])
+
     def summary(self) -> str:
         return f"β = {self.p['beta']:g}"
+
+    def to_onnx(self, b, xs, out, params):
+        nid, beta = self.id, self.p["beta"]
+        z = xs[0]
+        if beta != 1.0:
+            z = b.op("Mul", [xs[0], b.const(f"{nid}/beta", beta)], f"{nid}/scaled")
+        s = b.op("Sigmoid", [z], f"{nid}/sigmoid")
+        b.op("Mul", [xs[0], s], out)
+
+    @classmethod
+    def from_onnx(cls, imp, index, node):
+        """Mul(x, beta) -> Sigmoid -> Mul(x, ·): a Swish (x·Sigmoid(x) is read by Sigmoid)."""
+        ins = list(node.input)
+        c_i = next((i for i, t in enumerate(ins) if t in imp.consts), None)
+        if c_i is not None:
+            x_name = ins[1 - c_i]
+            sig = imp.only_consumer(node.output[0])
+            mul = imp.only_consumer(sig.output[0]) if sig is not None and \
+                sig.op_type == "Sigmoid" else None
+            beta = imp.consts[ins[c_i]]
+            if mul is not None and mul.op_type == "Mul" and beta.size == 1 and \
+                    x_name in (mul.input[0], mul.input[1]) and sig.output[0] in mul.input:
+                cls.add_from_onnx(imp, mul, imp.value(node, 1 - c_i),
+                                  _short_float(beta.reshape(())))
+                imp.skip.update({imp.index_of(sig), imp.index_of(mul)})
+                return
+            raise imp.fail(node, "scales by a constant (x · c); NetBuilder has no scaling "
+                                 "layer yet (only x·sigmoid(β·x), a Swish): fold the factor "
+                                 "into the weights of the layer before or after it")
+        raise imp.fail(node, "multiplies two tensors; NetBuilder has no elementwise product "
+                             "layer (only x·sigmoid(β·x), a Swish)")
+
+    @staticmethod
+    def add_from_onnx(imp: Any, mul: Any, x: Any, beta: float) -> None:
+        """A Swish node for x·Sigmoid(β·x) ending at the ONNX Mul ``mul``."""
+        imp.vals[mul.output[0]] = imp.add(mul, "Swish", {} if beta == 1.0 else {"beta": beta},
+                                          [imp.materialize(x, mul)])
+
+    def to_pytorch(self, ctx, xs, out):
+        beta = self.p["beta"]
+        if beta == 1.0:
+            return [], [f"{out} = F.silu({xs[0]})"]
+        return [], [f"{out} = {xs[0]} * torch.sigmoid({ctx.num(beta)} * {xs[0]})"]
 
 
 @register
@@ -237,6 +485,15 @@ class Softmax(Layer):
         ParamSpec("axis", "int", -1, low=-4, high=3,
                   help="axis of the sample to normalise over; -1 = last"),
     )
+    icon_curve = staticmethod(lambda x: 4 * _sig(3 * x) - 2)
+    loss_fold = "cross_entropy"
+    onnx_ops = ("Softmax",)
+    kernels = (ak.softmax_forward, ak.softmax_backward)
+    examples = (example((5,)), example((3, 4), axis=0))
+
+    def folds_into_loss(self) -> str:
+        """Cross-entropy takes the softmax over the last axis only."""
+        return self.loss_fold if self.batch_axis == len(self.in_shapes[0]) else ""
 
     def infer_shape(self) -> Shape:
         s = self.in_shapes[0]
@@ -276,3 +533,26 @@ class Softmax(Layer):
 
     def summary(self) -> str:
         return "" if self.p["axis"] == -1 else f"axis {self.p['axis']}"
+
+    def reference_forward(self, xs, params, train):
+        x = np.moveaxis(np.asarray(xs[0], np.float64), self.batch_axis, -1)
+        return np.moveaxis(ra.softmax_forward(x), -1, self.batch_axis)
+
+    def to_onnx(self, b, xs, out, params):
+        b.op("Softmax", xs, out, axis=int(self.batch_axis))
+
+    @classmethod
+    def from_onnx(cls, imp, index, node):
+        x = imp.materialize(imp.value(node), node)
+        rank = len(x.shape) + 1
+        axis = int(imp.attrs(node).get("axis", -1 if imp.opset >= 13 else 1))
+        axis = axis + rank if axis < 0 else axis
+        if imp.opset < 13 and axis != rank - 1:
+            raise imp.fail(node, "uses the opset < 13 softmax over several axes")
+        if axis == 0:
+            raise imp.fail(node, "normalises over the batch axis")
+        params = {} if axis == rank - 1 else {"axis": axis - 1}
+        imp.vals[node.output[0]] = imp.add(node, "Softmax", params, [x])
+
+    def to_pytorch(self, ctx, xs, out):
+        return [], [f"{out} = torch.softmax({xs[0]}, dim={self.batch_axis})"]

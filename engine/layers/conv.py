@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from ..init import INITS, initialize
 from ..kernels import conv as kconv
-from ..registry import Layer, ParamSpec, Shape, fmt_shape, register
+from ..kernels import fused as kfused
+from ..kernels.reference import conv as rconv
+from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
 
 MAX_SIZE = 1024
 
@@ -60,11 +63,48 @@ def size_text(v: tuple[int, int]) -> str:
     return str(v[0]) if v[0] == v[1] else f"{v[0]}×{v[1]}"
 
 
+EMPTY4 = (0, 0, 0, 0)
+
+
+def onnx_window(imp: Any, node: Any, a: dict[str, Any], k: list[int]) -> list[int]:
+    """The strides of an ONNX Conv / pool node, refusing dilation (pooling checks its
+    ceil_mode itself: ``pool.onnx_check_ceil_mode``)."""
+    if any(d != 1 for d in a.get("dilations", [1, 1])):
+        raise imp.fail(node, "is dilated; NetBuilder has no dilated windows")
+    return list(a.get("strides", [1] * len(k)))
+
+
+def onnx_padding(imp: Any, node: Any, a: dict[str, Any], x: Any, k: list[int],
+                 stride: list[int], prefer_same: bool = False) -> str | int:
+    """The ``padding`` param of an ONNX node's ``auto_pad`` / ``pads``, or imp.fail."""
+    auto = a.get("auto_pad", "NOTSET")
+    if auto in ("SAME_UPPER",):
+        return "same"
+    if auto == "VALID":
+        return "valid"
+    if auto != "NOTSET":
+        raise imp.fail(node, f"uses auto_pad {auto}; NetBuilder pads like SAME_UPPER")
+    t, l, b, r = (list(a.get("pads", [0, 0, 0, 0])) + [0] * 4)[:4]
+    if (t, l, b, r) == (0, 0, 0, 0) and not prefer_same:
+        return "valid"
+    _, h, w = x.shape
+    same = [window_geometry(h, k[0], stride[0], "same")[1:],
+            window_geometry(w, k[1], stride[1], "same")[1:]]
+    if [(t, b), (l, r)] == same and (prefer_same or not t == b == l == r):
+        return "same"
+    if t == b == l == r and not prefer_same:
+        return int(t)
+    raise imp.fail(node, f"pads (top, left, bottom, right) = {(t, l, b, r)}; NetBuilder "
+                         "pads equally on all sides, or 'same' (extra at the bottom/right)")
+
+
 @register
 class Conv2D(Layer):
     """2-D convolution (PyTorch's cross-correlation): (C, H, W) -> (filters, OH, OW).
 
     weight (filters, C, KH, KW), bias (filters,). ``self.pads`` = (top, bottom, left, right).
+    Runs the fused conv-block kernels (``kernels.fused.conv_block_forward`` / ``_backward``)
+    without their ReLU and pool: the same code a fused Conv2D block runs (``engine.fusion``).
     """
 
     type_name = "Conv2D"
@@ -80,6 +120,17 @@ class Conv2D(Layer):
                   help="'valid' (none), 'same' (output = ceil(input / stride)) or zeros per side"),
         ParamSpec("bias", "bool", True, help="add a learnable bias per filter"),
         ParamSpec("init", "choice", "he", choices=INITS, help="weight initialisation"),
+    )
+    glyph = "C2"
+    id_prefix = "conv"
+    fusion_role = "conv"
+    onnx_ops = ("Conv",)
+    kernels = (kfused.conv_block_forward, kfused.conv_block_backward)
+    examples = (
+        example((2, 6, 6), filters=2, kernel_size=3, padding=1),
+        example((2, 7, 7), filters=3, kernel_size=3, stride=2, padding="same", label="stride2"),
+        example((1, 6, 8), filters=2, kernel_size=(2, 3), stride=(1, 2), bias=False,
+                label="rect-nobias"),
     )
 
     def infer_shape(self) -> Shape:
@@ -114,12 +165,16 @@ class Conv2D(Layer):
         b = params.get("bias")
         b = np.zeros(0, x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
         self._x = x
-        sh, sw = self.p["stride"]
-        _, oh, ow = self.out_shape
-        chunks = kconv.batch_chunks(x.shape[0])
+        n = x.shape[0]
+        y = np.empty((n, *self.out_shape), x.dtype)
+        none = np.empty(EMPTY4, x.dtype)
+        keep = np.empty((0, w[0].size, y[0, 0].size), x.dtype)
+        chunks = kconv.batch_chunks(n)
         with kconv.OneThreadBlas(chunks > 1):
-            return kconv.conv2d_forward(x, w, b, sh, sw, self.pads[0], self.pads[2], oh, ow,
-                                        chunks)
+            kfused.conv_block_forward(x, w, b, *self.p["stride"], self.pads[0], self.pads[2],
+                                      False, False, chunks, y, none, none,
+                                      np.empty(EMPTY4, np.int8), keep)
+        return y
 
     def backward(self, dy: np.ndarray, params: dict[str, np.ndarray],
                  grads: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -127,12 +182,27 @@ class Conv2D(Layer):
         dy = np.ascontiguousarray(dy, dtype=x.dtype)
         w = np.ascontiguousarray(params["weight"], dtype=x.dtype)
         gb = grads.get("bias")
-        sh, sw = self.p["stride"]
+        _, oh, ow = self.out_shape
         chunks = kconv.batch_chunks(x.shape[0])
+        keep = np.empty((0, w[0].size, oh * ow), x.dtype)
         with kconv.OneThreadBlas(chunks > 1):
-            dx = kconv.conv2d_backward(x, w, dy, sh, sw, self.pads[0], self.pads[2], chunks,
-                                       grads["weight"], np.zeros(0, x.dtype) if gb is None else gb)
+            dx = kfused.conv_block_backward(
+                x, w, dy, np.empty(EMPTY4, x.dtype), np.empty(EMPTY4, np.int8),
+                *self.p["stride"], self.pads[0], self.pads[2], oh, ow, False, False, True,
+                self.flipped_dx(), chunks, grads["weight"],
+                np.zeros(0, x.dtype) if gb is None else gb, keep)
         return [dx]
+
+    def flipped_dx(self) -> bool:
+        """Whether the backward computes the input gradient by the flipped kernel
+        (``kernels.fused.flipped_dx_pays``)."""
+        _, oh, ow = self.out_shape
+        return kfused.flipped_dx_pays(tuple(self.p["stride"]), tuple(self.pads),
+                                      tuple(self.p["kernel_size"]), self.in_shapes[0], (oh, ow))
+
+    def reference_forward(self, xs, params, train):
+        return rconv.conv2d_forward(np.asarray(xs[0], np.float64), params["weight"],
+                                    params.get("bias"), self.p["stride"], self.pads)
 
     def summary(self) -> str:
         kh, kw = self.p["kernel_size"]
@@ -145,3 +215,42 @@ class Conv2D(Layer):
             parts.append("no bias")
         return ", ".join(parts)
 
+    # ----- export and import ---------------------------------------------------------------
+    def to_onnx(self, b, xs, out, params):
+        nid = self.id
+        ins = [xs[0], b.const(f"{nid}.weight", params["weight"])]
+        if "bias" in params:
+            ins.append(b.const(f"{nid}.bias", params["bias"]))
+        b.op("Conv", ins, out, kernel_shape=list(self.p["kernel_size"]),
+             strides=list(self.p["stride"]), pads=b.pads(self), dilations=[1, 1], group=1)
+
+    @classmethod
+    def from_onnx(cls, imp, index, node):
+        a = imp.attrs(node)
+        x = imp.materialize(imp.value(node), node)
+        w = imp.need_const(node, 1, "weight").astype(np.float32)
+        if int(a.get("group", 1)) != 1:
+            raise imp.fail(node, "is a grouped convolution; NetBuilder's Conv2D has group 1")
+        if w.ndim != 4 or len(x.shape) != 3:
+            raise imp.fail(node, "is not a 2-D convolution on (C, H, W) images")
+        k = list(w.shape[2:])
+        stride = onnx_window(imp, node, a, k)
+        state = {"weight": w}
+        if len(node.input) > 2 and node.input[2]:
+            state["bias"] = imp.need_const(node, 2, "bias").astype(np.float32)
+        params = {"filters": int(w.shape[0]), "kernel_size": k, "stride": stride,
+                  "padding": onnx_padding(imp, node, a, x, k, stride), "bias": "bias" in state}
+        imp.vals[node.output[0]] = imp.add(node, "Conv2D", params, [x], state)
+
+    def to_pytorch(self, ctx, xs, out):
+        sym, padding, pad4 = ctx.padding(self)
+        p = self.p
+        ctor = (f"nn.Conv2d({self.in_channels}, {p['filters']}, kernel_size="
+                f"{ctx.pair(p['kernel_size'])}, stride={ctx.pair(p['stride'])}, "
+                f"padding={padding if sym else '0'}, bias={p['bias']})")
+        init, ref = ctx.register(self.id, ctor)
+        x = xs[0] if sym else f"F.pad({xs[0]}, {pad4})"
+        line = f"{out} = {ref}({x})"
+        if not sym:
+            line += "  # 'same' padding: the odd pixel goes to the bottom/right"
+        return init, [line]

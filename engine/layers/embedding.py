@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DataError
-from ..registry import Layer, ParamSpec, Shape, fmt_shape, register
+from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
 
 
 @register
@@ -25,6 +25,9 @@ class Embedding(Layer):
                   help="number of distinct tokens; ids run from 0 to vocab - 1"),
         ParamSpec("dim", "int", 16, low=1, high=65_536, help="length of each token's vector"),
     )
+    glyph = "EM"
+    onnx_ops = ("Gather",)
+    examples = (example((6,), vocab=10, dim=4), example((2, 3), vocab=5, dim=3))
 
     def infer_shape(self) -> Shape:
         s = self.in_shapes[0]
@@ -69,3 +72,30 @@ class Embedding(Layer):
 
     def summary(self) -> str:
         return f"{self.p['vocab']} → {self.p['dim']}"
+
+    def to_onnx(self, b, xs, out, params):
+        ids = b.op("Cast", xs, f"{self.id}/ids", to=b.onnx.TensorProto.INT64)
+        b.op("Gather", [b.const(f"{self.id}.weight", params["weight"]), ids], out,
+             name=self.id, axis=0)
+
+    @classmethod
+    def from_onnx(cls, imp, index, node):
+        if node.input[0] not in imp.consts:
+            raise imp.fail(node, f"picks entries along axis {imp.attrs(node).get('axis', 0)} "
+                                 "of a computed tensor (as x[:, k]); NetBuilder has no layer "
+                                 "that slices tensors (Gather imports as an embedding lookup "
+                                 "in a constant table)")
+        if int(imp.attrs(node).get("axis", 0)) != 0:
+            raise imp.fail(node, "gathers along an axis other than 0 (an embedding table's "
+                                 "rows)")
+        table = imp.need_const(node, 0, "embedding table").astype(np.float32)
+        ids = imp.materialize(imp.value(node, 1), node)
+        if table.ndim != 2:
+            raise imp.fail(node, f"has a table shaped {fmt_shape(table.shape)}; an embedding "
+                                 "is (vocab, dim)")
+        params = {"vocab": int(table.shape[0]), "dim": int(table.shape[1])}
+        imp.vals[node.output[0]] = imp.add(node, "Embedding", params, [ids], {"weight": table})
+
+    def to_pytorch(self, ctx, xs, out):
+        init, ref = ctx.register(self.id, f"nn.Embedding({self.p['vocab']}, {self.p['dim']})")
+        return init, [f"{out} = {ref}({xs[0]}.long())  # token ids arrive as floats"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..losses import LOSSES
-from ..registry import Layer, ParamSpec, Shape, fmt_shape, register
+from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
 
 
 @register
@@ -19,6 +19,10 @@ class Input(Layer):
     min_inputs = 0
     max_inputs = 0
     input_names = ()
+    glyph = "IN"
+    id_prefix = "input"
+    onnx_graph_io = True
+    examples = (example(shape=(3,)), example(shape=(1, 4, 4)))
 
     def infer_shape(self) -> Shape:
         return self.p["shape"]
@@ -28,6 +32,12 @@ class Input(Layer):
 
     def backward(self, dy, params, grads):
         return [dy]
+
+    def to_onnx(self, b, xs, out, params):
+        """A graph input, declared by ``build_onnx``: nothing to compute."""
+
+    def to_pytorch(self, ctx, xs, out):
+        return [], []
 
 
 @register
@@ -45,6 +55,11 @@ class Output(Layer):
                   help="dataset field this output learns ('x' = the input itself)"),
     )
     has_output_port = False
+    glyph = "OUT"
+    id_prefix = "output"
+    onnx_graph_io = True
+    examples = (example((4,), loss="mse"), example((3,), loss="cross_entropy"),
+                example((2,), loss="bce", weight=0.5))
 
     def infer_shape(self) -> Shape:
         s = self.in_shapes[0]
@@ -62,4 +77,8 @@ class Output(Layer):
     def summary(self) -> str:
         return self.p["loss"] + ("" if self.p["weight"] == 1.0 else f" ×{self.p['weight']:g}")
 
+    def to_onnx(self, b, xs, out, params):
+        b.op("Identity", xs, out)
 
+    def to_pytorch(self, ctx, xs, out):
+        return [], []

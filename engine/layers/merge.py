@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..registry import Layer, ParamSpec, Shape, fmt_shape, register
+from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
 
 
 def _listing(shapes: list[Shape]) -> str:
@@ -20,6 +20,9 @@ class Add(Layer):
     help = "Adds its inputs value by value (e.g. a residual connection); shapes must match."
     min_inputs = 2
     max_inputs = None
+    glyph = "+"
+    onnx_ops = ("Add", "Sum")
+    examples = (example((2, 4, 4), (2, 4, 4)), example((5,), (5,), (5,)))
 
     def infer_shape(self) -> Shape:
         shapes = self.in_shapes
@@ -41,6 +44,24 @@ class Add(Layer):
     def summary(self) -> str:
         return f"{len(self.in_shapes)} inputs"
 
+    def to_onnx(self, b, xs, out, params):
+        b.op("Add" if len(xs) == 2 else "Sum", xs, out)
+
+    @classmethod
+    def from_onnx(cls, imp, index, node):
+        if node.op_type == "Add" and any(t in imp.consts for t in node.input):
+            raise imp.fail(node, "adds a constant (x + c); NetBuilder has no shift layer yet "
+                                 "(a bias belongs to a Dense or Conv2D): fold it into the bias "
+                                 "of the layer before it")
+        xs = [imp.materialize(imp.value(node, i), node) for i in range(len(node.input))]
+        if len(xs) == 1:
+            imp.vals[node.output[0]] = xs[0]
+            return
+        imp.vals[node.output[0]] = imp.add(node, "Add", {}, xs)
+
+    def to_pytorch(self, ctx, xs, out):
+        return [], [f"{out} = {' + '.join(xs)}"]
+
 
 @register
 class Concat(Layer):
@@ -56,6 +77,9 @@ class Concat(Layer):
     )
     min_inputs = 2
     max_inputs = None
+    glyph = "‖"
+    onnx_ops = ("Concat",)
+    examples = (example((3, 5, 5), (2, 5, 5)), example((3, 4), (3, 2), axis=-1))
 
     @property
     def sample_axis(self) -> int:
@@ -96,3 +120,21 @@ class Concat(Layer):
 
     def summary(self) -> str:
         return f"axis {self.p['axis']}, {len(self.in_shapes)} inputs"
+
+    def to_onnx(self, b, xs, out, params):
+        b.op("Concat", xs, out, axis=1 + self.sample_axis)
+
+    @classmethod
+    def from_onnx(cls, imp, index, node):
+        xs = [imp.materialize(imp.value(node, i), node) for i in range(len(node.input))]
+        rank = len(xs[0].shape) + 1
+        axis = int(imp.attrs(node)["axis"])
+        axis = axis + rank if axis < 0 else axis
+        if axis == 0:
+            raise imp.fail(node, "joins along the batch axis")
+        axis -= 1
+        imp.vals[node.output[0]] = imp.add(node, "Concat", {"axis": -1 if axis == rank - 2 and
+                                                            axis > 0 else axis}, xs)
+
+    def to_pytorch(self, ctx, xs, out):
+        return [], [f"{out} = torch.cat([{', '.join(xs)}], dim={1 + self.sample_axis})"]

@@ -11,7 +11,8 @@ import numpy as np
 
 from ..errors import DataError, ParamError
 from ..kernels import norm as nk
-from ..registry import Layer, ParamSpec, Shape, fmt_shape, register
+from ..kernels.reference import norm as rnorm
+from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
 
 
 def channel_axis(shape: Shape) -> int:
@@ -50,6 +51,12 @@ class BatchNorm(Layer):
         ParamSpec("eps", "float", 1e-5, low=1e-10, high=1.0,
                   help="added to the variance before the square root"),
     )
+    glyph = "BN"
+    id_prefix = "bn"
+    onnx_ops = ("BatchNormalization",)
+    kernels = (nk.batchnorm_train_forward, nk.batchnorm_train_backward,
+               nk.batchnorm_eval_forward, nk.batchnorm_eval_backward)
+    examples = (example((4,), momentum=0.8), example((3, 4), eps=1e-3), example((2, 3, 3)))
 
     def infer_shape(self) -> Shape:
         s = self.in_shapes[0]
@@ -122,11 +129,74 @@ class BatchNorm(Layer):
                                        grads["bias"])
         return [dx3.reshape(dy.shape)]
 
+    def reference_forward(self, xs, params, train):
+        shape = self.in_shapes[0]
+        x = np.ascontiguousarray(xs[0], np.float64)
+        x3 = channel_view(x, shape)
+        eps = self.p["eps"]
+        if not train:
+            return rnorm.batchnorm_eval_forward(x3, params["running_mean"], params["running_var"],
+                                                params["weight"], params["bias"],
+                                                eps).reshape(x.shape)
+        y, mean, var = rnorm.batchnorm_train_forward(x3, params["weight"], params["bias"], eps)
+        count = x3.shape[0] * x3.shape[2]
+        mom = self.p["momentum"]
+        params["running_mean"][...] = mom * params["running_mean"] + (1 - mom) * mean
+        params["running_var"][...] = (mom * params["running_var"]
+                                      + (1 - mom) * var * count / (count - 1))
+        return y.reshape(x.shape)
+
     def summary(self) -> str:
         text = f"{self.channels} {_axis_word(self.in_shapes[0])}"
         if self.p["momentum"] != 0.9:
             text += f", momentum {self.p['momentum']:g}"
         return text
+
+    def to_onnx(self, b, xs, out, params):
+        nid = self.id
+        names = [b.const(f"{nid}.{k}", params[k])
+                 for k in ("weight", "bias", "running_mean", "running_var")]
+        attrs = {"epsilon": float(self.p["eps"]), "momentum": float(self.p["momentum"])}
+        if len(self.in_shapes[0]) != 2:
+            b.op("BatchNormalization", [xs[0], *names], out, **attrs)
+            return
+        t = b.op("Transpose", xs, f"{nid}/channels_first", perm=[0, 2, 1])
+        y = b.op("BatchNormalization", [t, *names], f"{nid}/normalized", name=nid, **attrs)
+        b.op("Transpose", [y], out, name=f"{nid}/channels_last", perm=[0, 2, 1])
+
+    @classmethod
+    def from_onnx(cls, imp, index, node):
+        a = imp.attrs(node)
+        if a.get("training_mode", 0) or (len(node.output) > 1 and any(node.output[1:])):
+            raise imp.fail(node, "is in training mode; export the model for inference")
+        x = imp.value(node, allow_perm=True)
+        if x.perm:
+            if len(x.shape) != 2 or x.perm != (0, 2, 1):
+                raise imp.fail(node, "normalises a transposed tensor NetBuilder cannot express")
+        elif len(x.shape) == 2:
+            raise imp.fail(node, "normalises axis 1 of (C, L) samples; NetBuilder's BatchNorm "
+                                 "normalises the last axis of (T, F) samples")
+        else:
+            x = imp.materialize(x, node)
+        names = ("weight", "bias", "running_mean", "running_var")
+        state = {k: imp.need_const(node, i + 1, k).astype(np.float32)
+                 for i, k in enumerate(names)}
+        params = {"eps": float(a.get("epsilon", 1e-5)),
+                  "momentum": float(min(1.0, max(0.0, a.get("momentum", 0.9))))}
+        y = imp.add(node, "BatchNorm", params, [imp.Val(x.node, x.shape)], state)
+        imp.vals[node.output[0]] = imp.Val(y.node, y.shape, x.perm)
+
+    def to_pytorch(self, ctx, xs, out):
+        rank = len(self.in_shapes[0])
+        cls = {1: "BatchNorm1d", 2: "BatchNorm1d", 3: "BatchNorm2d"}.get(rank, "BatchNorm3d")
+        momentum = 1.0 - self.p["momentum"]
+        init, ref = ctx.register(self.id, f"nn.{cls}({self.channels}, "
+                                          f"eps={ctx.num(self.p['eps'])}, "
+                                          f"momentum={round(momentum, 12)!r})")
+        if rank == 2:
+            return init, [f"{out} = {ref}({xs[0]}.transpose(1, 2)).transpose(1, 2)  "
+                          "# per feature, over batch and time"]
+        return init, [f"{out} = {ref}({xs[0]})"]
 
 
 @register
@@ -143,6 +213,11 @@ class Dropout(Layer):
                   help="fraction of values dropped while training (0 ≤ rate < 1)"),
     )
     uses_rng = True
+    glyph = "DO"
+    id_prefix = "drop"
+    onnx_ops = ("Dropout",)
+    kernels = (nk.dropout_apply,)
+    examples = (example((6,), rate=0.3), example((2, 3, 3), rate=0.0, label="rate0"))
 
     @classmethod
     def resolve_params(cls, params: dict[str, Any], node_id: str | None = None
@@ -176,3 +251,40 @@ class Dropout(Layer):
 
     def summary(self) -> str:
         return f"rate {self.p['rate']:g}"
+
+    def reference_forward(self, xs, params, train):
+        x = np.asarray(xs[0], np.float64)
+        rate = self.p["rate"]
+        if not train or rate == 0.0:
+            return x
+        return rnorm.dropout_apply(x, self.rng.random(x.shape, dtype=np.float32), rate)
+
+    def to_onnx(self, b, xs, out, params):
+        ratio = b.const(f"{self.id}/ratio", self.p["rate"])
+        b.op("Dropout", [xs[0], ratio], out)
+
+    @classmethod
+    def from_onnx(cls, imp, index, node):
+        a = imp.attrs(node)
+        ratio = imp.const(node.input[1]) if len(node.input) > 1 and node.input[1] else None
+        if len(node.input) > 1 and node.input[1] and ratio is None:
+            raise imp.fail(node, "has a computed ratio; NetBuilder needs a constant one")
+        # training_mode (opset 12+) true drops units at inference too: refused, as
+        # BatchNormalization in training mode is; false or absent is plain inference.
+        if len(node.input) > 2 and node.input[2]:
+            mode = imp.const(node.input[2])
+            if mode is None or mode.size != 1 or bool(mode.reshape(())):
+                raise imp.fail(node, "is in training mode (training_mode = "
+                                     f"{'computed' if mode is None else bool(mode.reshape(-1)[0])})"
+                                     "; export the model for inference (model.eval())")
+        if len(node.output) > 1 and node.output[1] and (
+                node.output[1] in imp.consumers or node.output[1] in imp.outputs):
+            raise imp.fail(node, "returns its mask; NetBuilder's Dropout does not")
+        rate = float(str(np.float32(ratio))) if ratio is not None else float(a.get("ratio", 0.5))
+        x = imp.value(node)
+        imp.vals[node.output[0]] = imp.add(node, "Dropout", {"rate": rate},
+                                           [imp.materialize(x, node)])
+
+    def to_pytorch(self, ctx, xs, out):
+        return [], [f"{out} = F.dropout({xs[0]}, p={ctx.num(self.p['rate'])}, "
+                    "training=self.training)"]

@@ -12,11 +12,54 @@ MACs: max pooling does no multiply-adds (0); average pooling counts one per wind
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..kernels import pool as kpool
-from ..registry import Layer, ParamSpec, Shape, register
-from .conv import MAX_SIZE, image_shape, plan_windows, size_text
+from ..kernels.reference import pool as rpool
+from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
+from .conv import (
+    MAX_SIZE,
+    image_shape,
+    onnx_padding,
+    onnx_window,
+    plan_windows,
+    size_text,
+    window_geometry,
+)
+
+
+def onnx_check_ceil_mode(imp: Any, node: Any, a: dict[str, Any], x: Any, k: list[int],
+                         stride: list[int]) -> None:
+    """ceil_mode changes nothing when the windows fit exactly; else it is refused (phase 2
+    of issue 19 gives pooling a ceil_mode)."""
+    if not a.get("ceil_mode", 0) or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        return
+    t, l, b, r = (list(a.get("pads", [0, 0, 0, 0])) + [0] * 4)[:4] \
+        if a.get("auto_pad", "NOTSET") == "NOTSET" else (0, 0, 0, 0)
+    floor, ceil = [], []
+    for size, lo, hi, kk, st in zip(x.shape[1:], (t, l), (b, r), k, stride):
+        span = size + lo + hi - kk
+        up = -(-span // st) + 1
+        if (up - 1) * st >= size + lo:  # PyTorch / ONNX: no window may start in the end pad
+            up -= 1
+        floor.append(span // st + 1)
+        ceil.append(up)
+    if floor != ceil:
+        raise imp.fail(node, f"rounds its output size up (ceil_mode = 1, PyTorch's "
+                             f"ceil_mode=True): {ceil[0]}×{ceil[1]} here where NetBuilder's "
+                             f"pooling gives {floor[0]}×{floor[1]}. NetBuilder has no "
+                             "ceil_mode yet: export with ceil_mode=False, or give an input "
+                             "size at which the windows fit exactly")
+
+
+def same_pads(x_shape: Shape, k: list[int], stride: list[int]) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of NetBuilder's 'same' padding for a (C, H, W) input."""
+    _, h, w = x_shape
+    _, t, b = window_geometry(h, k[0], stride[0], "same")
+    _, l, r = window_geometry(w, k[1], stride[1], "same")
+    return t, l, b, r
 
 
 class _Pool2D(Layer):
@@ -62,11 +105,68 @@ class _Pool2D(Layer):
         sh, sw = self.stride
         return kh, kw, sh, sw, self.pads[0], self.pads[2]
 
+    @classmethod
+    def from_onnx(cls, imp, index, node):
+        type_name = cls.type_name
+        a = imp.attrs(node)
+        x = imp.materialize(imp.value(node), node)
+        if len(x.shape) != 3:
+            raise imp.fail(node, "does not pool a (C, H, W) image")
+        if node.op_type == "MaxPool" and len(node.output) > 1 and node.output[1]:
+            raise imp.fail(node, "returns its indices; NetBuilder does not")
+        k = list(a["kernel_shape"])
+        if len(k) != 2:
+            raise imp.fail(node, f"has a {len(k)}-D window; NetBuilder pools 2-D images")
+        stride = onnx_window(imp, node, a, k)
+        onnx_check_ceil_mode(imp, node, a, x, k, stride)
+        pads = tuple((list(a.get("pads", [0, 0, 0, 0])) + [0] * 4)[:4])
+        same = same_pads(x.shape, k, stride)
+        # NetBuilder's AvgPool2D averages over the padding too with int padding (PyTorch's
+        # count_include_pad=True) and over the real pixels only with 'same' padding.
+        include = bool(a.get("count_include_pad", 0))
+        if type_name == "AvgPool2D" and not include and any(pads):
+            if pads != same:
+                raise imp.fail(node, f"pads (top, left, bottom, right) = {pads} and averages "
+                                     "the real pixels only (count_include_pad = 0); NetBuilder "
+                                     "does that only with 'same' padding (pads "
+                                     f"{same} here): export with count_include_pad=True")
+            pad: str | int = "same"
+        else:
+            pad = onnx_padding(imp, node, a, x, k, stride)
+        if type_name == "AvgPool2D" and include and pad == "same" and any(same):
+            raise imp.fail(node, "pads like 'same' and averages over the padding "
+                                 "(count_include_pad = 1); NetBuilder's 'same' average pooling "
+                                 "counts only the real pixels: export with symmetric pads")
+        if isinstance(pad, int) and 2 * pad > min(k):
+            if type_name == "MaxPool2D" and pads == same:
+                pad = "same"  # max pooling never picks padding: the same windows
+            else:
+                raise imp.fail(node, f"pads {pad} px on every side, more than half the "
+                                     f"{k[0]}×{k[1]} window, so some windows would hold only "
+                                     "padding; NetBuilder's pooling allows at most "
+                                     f"{min(k) // 2} px: lower the padding")
+        imp.vals[node.output[0]] = imp.add(
+            node, type_name, {"pool_size": k, "stride": stride, "padding": pad}, [x])
+
 
 @register
 class MaxPool2D(_Pool2D):
     type_name = "MaxPool2D"
     help = "Keeps the largest value of each window: shrinks the image, keeps strong features."
+    glyph = "MX"
+    id_prefix = "pool"
+    fusion_role = "pool2"
+    onnx_ops = ("MaxPool",)
+    kernels = (kpool.maxpool2d_forward, kpool.maxpool2d_backward)
+    examples = (example((2, 6, 6), pool_size=2),
+                example((2, 7, 7), pool_size=3, stride=2, padding=1, label="pad1-stride2"),
+                example((2, 7, 5), pool_size=2, padding="same", label="same"))
+
+    def fusion_stage(self) -> str:
+        """"pool2" only for the 2×2, stride 2, unpadded window of the fused kernels."""
+        fits = (self.p["pool_size"] == (2, 2) and self.stride == (2, 2)
+                and self.p["padding"] == "valid")
+        return self.fusion_role if fits else ""
 
     def forward(self, xs: list[np.ndarray], params: dict[str, np.ndarray],
                 train: bool) -> np.ndarray:
@@ -80,11 +180,34 @@ class MaxPool2D(_Pool2D):
         _, h, w = self.in_shapes[0]
         return [kpool.maxpool2d_backward(np.ascontiguousarray(dy), self._arg, h, w)]
 
+    def reference_forward(self, xs, params, train):
+        return rpool.maxpool2d_forward(np.asarray(xs[0], np.float64), self.p["pool_size"],
+                                       self.stride, self.pads)
+
+    def to_onnx(self, b, xs, out, params):
+        b.op("MaxPool", xs, out, kernel_shape=list(self.p["pool_size"]),
+             strides=list(self.stride), pads=b.pads(self))
+
+    def to_pytorch(self, ctx, xs, out):
+        sym, padding, pad4 = ctx.padding(self)
+        k, s = ctx.pair(self.p["pool_size"]), ctx.pair(self.stride)
+        if sym:
+            pad = "" if padding == "(0, 0)" else f", padding={padding}"
+            return [], [f"{out} = F.max_pool2d({xs[0]}, {k}, {s}{pad})"]
+        return [], [f"{out} = F.max_pool2d(F.pad({xs[0]}, {pad4}, value=-math.inf), {k}, {s})"]
+
 
 @register
 class AvgPool2D(_Pool2D):
     type_name = "AvgPool2D"
     help = "Averages each window: shrinks the image smoothly."
+    glyph = "AV"
+    id_prefix = "avgpool"
+    onnx_ops = ("AveragePool",)
+    kernels = (kpool.avgpool2d_forward, kpool.avgpool2d_backward)
+    examples = (example((2, 6, 6), pool_size=2),
+                example((1, 5, 5), pool_size=3, stride=1, padding="same", label="same-3x3"),
+                example((2, 7, 7), pool_size=3, stride=2, padding=1, label="pad1"))
 
     def macs(self) -> int:
         c, oh, ow = self.out_shape
@@ -103,6 +226,29 @@ class AvgPool2D(_Pool2D):
         return [kpool.avgpool2d_backward(np.ascontiguousarray(dy), *self._window_args(), h, w,
                                          self.count_pad)]
 
+    def reference_forward(self, xs, params, train):
+        return rpool.avgpool2d_forward(np.asarray(xs[0], np.float64), self.p["pool_size"],
+                                       self.stride, self.pads, self.count_pad)
+
+    def to_onnx(self, b, xs, out, params):
+        b.op("AveragePool", xs, out, kernel_shape=list(self.p["pool_size"]),
+             strides=list(self.stride), pads=b.pads(self),
+             count_include_pad=int(bool(self.count_pad)))
+
+    def to_pytorch(self, ctx, xs, out):
+        sym, padding, pad4 = ctx.padding(self)
+        k, s = ctx.pair(self.p["pool_size"]), ctx.pair(self.stride)
+        x = xs[0]
+        if padding == "(0, 0)" and sym:
+            return [], [f"{out} = F.avg_pool2d({x}, {k}, {s})"]
+        if sym:
+            return [], [f"{out} = F.avg_pool2d({x}, {k}, {s}, padding={padding}, "
+                        f"count_include_pad={bool(self.count_pad)})"]
+        return [], [
+            "# 'same' padding: average over the real pixels of each window only",
+            f"{out} = F.avg_pool2d(F.pad({x}, {pad4}), {k}, {s}) / F.avg_pool2d(",
+            f"    F.pad(torch.ones_like({x}[:1, :1]), {pad4}), {k}, {s})"]
+
 
 @register
 class GlobalAvgPool2D(Layer):
@@ -111,6 +257,10 @@ class GlobalAvgPool2D(Layer):
     type_name = "GlobalAvgPool2D"
     category = "Pooling"
     help = "Averages each channel over the whole image: (C, H, W) -> (C,)."
+    glyph = "GA"
+    id_prefix = "gap"
+    onnx_ops = ("GlobalAveragePool", "ReduceMean")
+    examples = (example((3, 4, 5)),)
 
     def infer_shape(self) -> Shape:
         return (image_shape(self)[0],)
@@ -132,3 +282,29 @@ class GlobalAvgPool2D(Layer):
 
     def summary(self) -> str:
         return ""
+
+    def to_onnx(self, b, xs, out, params):
+        g = b.op("GlobalAveragePool", xs, f"{self.id}/pooled", name=self.id)
+        b.op("Flatten", [g], out, name=f"{self.id}/flatten", axis=1)
+
+    @classmethod
+    def from_onnx(cls, imp, index, node):
+        x = imp.materialize(imp.value(node), node)
+        keep = 1
+        if node.op_type == "ReduceMean":
+            rank = len(x.shape) + 1
+            axes = sorted(a + rank if a < 0 else a for a in imp.axes(node))
+            if len(x.shape) != 3 or axes != [2, 3]:
+                over = f"axes {axes}" if axes else "every axis"
+                raise imp.fail(node, f"averages over {over} of {fmt_shape(x.shape)} samples; "
+                                     "NetBuilder averages only over an image's height and width "
+                                     "(axes [2, 3] of (C, H, W): GlobalAvgPool2D)")
+            keep = int(imp.attrs(node).get("keepdims", 1))
+        elif len(x.shape) != 3:
+            raise imp.fail(node, "does not pool a (C, H, W) image")
+        y = imp.add(node, "GlobalAvgPool2D", {}, [x])
+        imp.vals[node.output[0]] = imp.Val(y.node, y.shape,
+                                           view=(y.shape[0], 1, 1) if keep else None)
+
+    def to_pytorch(self, ctx, xs, out):
+        return [], [f"{out} = {xs[0]}.mean(dim=(2, 3))"]

@@ -186,13 +186,26 @@ class KernelService:
         cancelled = cancelled or (lambda: False)
         tracker = _Tracker(report, set(kernel_dispatchers()))
         tracker.tick(force=True)
+        try:
+            self._compile_everything(first, tracker, cancelled)
+        finally:  # the runner held when a child was killed or failed to start
+            with self._cond:
+                if self._runner == threading.get_ident():
+                    self._runner = None
+                    self._plan = None
+                    self._cond.notify_all()
+
+    def _compile_everything(self, first: dict[str, Any] | None, tracker: _Tracker,
+                            cancelled: Cancelled) -> None:
+        held = False  # this thread runs the children (kept from a killed child to the next)
         while not self.all_ready():
             if cancelled():
                 raise engine.WarmupCancelledError("kernel compilation stopped")
-            if not self._take_runner():
+            if not held and not self._take_runner():
                 tracker.tick()
                 self._wait()
                 continue
+            held = True
             with self._cond:
                 waiting = [(k, d) for k, d in self._wishes.items() if k not in self._ready]
             if waiting:
@@ -216,9 +229,13 @@ class KernelService:
             except engine.WarmupCancelledError:
                 if cancelled():
                     raise
-                continue  # a run's model jumped the queue: start again with it first
-            finally:
-                self._release_runner()
+                # A run's model jumped the queue: start again with it first, keeping the
+                # runner, so that the waiting run does not start a child of its own between
+                # the two (one child at a time, and the same children however loaded the
+                # machine is).
+                continue
+            self._release_runner()
+            held = False
             if not ok:
                 self.error = "the kernel compile process failed"
                 return

@@ -19,6 +19,7 @@ import numpy as np
 
 from engine.errors import NetBuilderError
 from engine.graph import Graph
+from engine.hooks import BackwardEvent
 from engine.layers.spatial import IDENTITY
 from engine.network import Network
 
@@ -63,8 +64,10 @@ class MonitorRequest:
 @dataclass(frozen=True)
 class NodeStats:
     """Output statistics of one node over (part of) the last training batch.
-    ``dead``: fraction of ReLU units never positive; ``saturated``: fraction of sigmoid/tanh
-    outputs within 2 % of their limits; ``finite``: no NaN or Inf."""
+    ``dead``: fraction of units never above the floor of a layer bounded below only (a ReLU:
+    never positive); ``saturated``: fraction of outputs of a layer bounded both ways
+    (sigmoid, tanh) within 2 % of their limits (``Layer.output_range``); ``finite``: no NaN
+    or Inf."""
 
     mean: float
     std: float
@@ -213,14 +216,14 @@ def node_stats(net: Network) -> dict[str, NodeStats]:
             std = float(np.std(part, dtype=np.float64))
         finite = math.isfinite(mean) and math.isfinite(std)
         dead = sat = None
-        t = layer.type_name
-        if t == "ReLU":
+        bounds = layer.output_range()
+        if bounds is not None and math.isfinite(bounds[0]) and bounds[1] == math.inf:
             flat = a.reshape(a.shape[0], -1)
-            dead = float(1.0 - np.mean((flat > 0).any(axis=0)))
-        elif t in ("Sigmoid", "HardSigmoid"):
-            sat = float(np.mean((part < 1 - SATURATION) | (part > SATURATION)))
-        elif t in ("Tanh", "HardTanh"):
-            sat = float(np.mean(np.abs(part) > SATURATION))
+            dead = float(1.0 - np.mean((flat > bounds[0]).any(axis=0)))
+        elif bounds is not None and all(map(math.isfinite, bounds)):
+            lo, hi = bounds
+            margin = (1 - SATURATION) * max(abs(lo), abs(hi))
+            sat = float(np.mean((part < lo + margin) | (part > hi - margin)))
         out[nid] = NodeStats(mean, std, dead, sat, finite)
     return out
 
@@ -239,51 +242,37 @@ class GradFlowRecorder:
     ``(src, dst, port)`` during the network's backward pass. Wires inside a fused block
     (e.g. Conv2D → ReLU → MaxPool) get the gradient arriving at the block (``approx``).
 
-    It wraps the backward of each step of ``net.steps``; when the network has no such plan,
-    ``available`` is False and nothing is recorded."""
+    It listens to the network's backward events (``Network.add_hook``); ``detach()`` stops
+    it. ``available`` is False for an object that has no hooks (nothing is recorded)."""
 
     def __init__(self, net: Network) -> None:
         self.armed = False
         self.norms: dict[tuple[str, str, int], float] = {}
         self.approx: set[tuple[str, str, int]] = set()
         self.out_norms: dict[str, float] = {}
-        self.available = False
-        steps = getattr(net, "steps", None)
-        if not steps:
-            return
-        g = net.graph
-        self._ports = {nid: [e.port for e in g.in_edges(nid)] for nid in g.nodes}
-        try:
-            for st in steps:
-                orig = st.backward
-                st.backward = self._wrap(st, orig)
-        except AttributeError:
-            return
-        self.available = True
+        add_hook = getattr(net, "add_hook", None)
+        self.available = add_hook is not None
+        self._handle = add_hook(on_backward=self._on_backward) if add_hook else None
 
-    def _wrap(self, st: Any, orig: Any) -> Any:
-        def backward(dy: np.ndarray, need_dx: bool) -> list[np.ndarray | None]:
-            res = orig(dy, need_dx)
-            if self.armed:
-                self._record(st, dy, res)
-            return res
-        return backward
+    def detach(self) -> None:
+        """Stop listening to the network."""
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
 
-    def _record(self, st: Any, dy: np.ndarray, res: list[np.ndarray | None]) -> None:
-        ids = tuple(getattr(st, "ids", ()))
-        first = getattr(st, "first", ids[0] if ids else None)
-        last = getattr(st, "last", ids[-1] if ids else None)
-        n_dy = math.sqrt(abs(float(np.vdot(dy, dy)))) if dy is not None else math.nan
-        if last is not None:
-            self.out_norms[last] = n_dy
-        for a, b in itertools.pairwise(ids):
+    def _on_backward(self, event: BackwardEvent) -> None:
+        if not self.armed:
+            return
+        dy = event.grad_output
+        n_dy = math.sqrt(abs(float(np.vdot(dy, dy))))
+        self.out_norms[event.node] = n_dy
+        for a, b in itertools.pairwise(event.nodes):
             self.norms[(a, b, 0)] = n_dy
             self.approx.add((a, b, 0))
-        ports = self._ports.get(first, [])
-        for i, src in enumerate(getattr(st, "srcs", ())):
-            if i < len(res) and res[i] is not None and i < len(ports):
-                gi = res[i]
-                self.norms[(src, first, ports[i])] = math.sqrt(abs(float(np.vdot(gi, gi))))
+        first = event.nodes[0]
+        for (src, port), g in zip(event.inputs, event.grad_inputs):
+            if g is not None:
+                self.norms[(src, first, port)] = math.sqrt(abs(float(np.vdot(g, g))))
 
     def take(self) -> tuple[dict[tuple[str, str, int], float], set[tuple[str, str, int]]]:
         """The norms recorded since the last take (and forget them)."""

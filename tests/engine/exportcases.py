@@ -1,7 +1,9 @@
 """Small models covering every layer type and option, shared by the export/import tests.
 
-``CASES[type_name]`` lists (case id, model document); ``STOCHASTIC`` names cases whose
-training step draws random numbers (dropout), so only their inference is compared."""
+``CASES[type_name]`` lists (case id, model document): the hand-written cases below, and for
+any registered type without them its own ``examples`` (``engine.testing.layer_doc``), so a
+new layer type is exported and imported here without an entry. ``STOCHASTIC`` names cases
+whose training step draws random numbers (dropout), so only their inference is compared."""
 import itertools
 import json
 from pathlib import Path
@@ -162,6 +164,19 @@ CASES = {
                            ("theta-input", _stn_doc(theta_input=True))],
 }
 STOCHASTIC = {("Dropout", "rate0.3")}
+
+
+def _registry_cases():
+    """Cases from the examples of every registered type the table above leaves out."""
+    from engine.testing import layer_doc
+    for t, cls in engine.layer_types().items():
+        if t not in CASES:
+            CASES[t] = [(f"example-{ex.name}", layer_doc(t, ex)) for ex in cls.examples]
+            if cls.uses_rng:
+                STOCHASTIC.update((t, cid) for cid, _ in CASES[t])
+
+
+_registry_cases()
 
 
 def all_cases():

@@ -164,5 +164,5 @@ def table(outcomes: list[Outcome]) -> str:
 
 
 if __name__ == "__main__":
-    from engine.export.onnx_import import SUPPORTED_OPS
-    print(table(run_all(SUPPORTED_OPS)))
+    from engine.export.onnx_import import supported_ops
+    print(table(run_all(supported_ops())))

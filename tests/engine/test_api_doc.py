@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import engine
-from engine import data, export, resources, training
+from engine import data, export, resources, testing, training
 from engine.optim import Optimizer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +54,13 @@ DOCUMENTED = [
     ("build_onnx(model, seed=0)", export.build_onnx),
     ("export_pytorch(model, path, seed=0, data=None)", export.export_pytorch),
     ("pytorch_source(model, weights_file=\"model.npz\", seed=0)", export.pytorch_source),
-    ("import_onnx(source, name=None)", export.import_onnx),
+    ("import_onnx(source, name=None, notes=None)", export.import_onnx),
+    ("supported_ops()", export.supported_ops),
+    ("net.loss_backward(grads, input_grads=False)", engine.Network.loss_backward),
+    ("net.add_hook(on_forward=None, on_backward=None)", engine.Network.add_hook),
+    ("engine.Example(params, in_shapes, label=\"\")", engine.Example),
+    ("engine.testing.check_layer_contract(type_name, ex, tmp_path, exports=True)",
+     testing.check_layer_contract),
     ("engine.gradcheck(model, batch=2, seed=0, eps=1e-6, max_elements=50)", engine.gradcheck),
     ("engine.check_layer(type_name, params, in_shapes, batch=2, seed=0, eps=1e-6, train=True, "
      "max_elements=200, inputs=None)", engine.check_layer),

@@ -94,6 +94,30 @@ def test_info_lists_every_node_and_totals(tmp_path):
     assert "(16, 8, 8)" in out and "Conv2D" in out and "training: dataset digits" in out
 
 
+def test_info_says_which_exports_a_model_allows(tmp_path, monkeypatch):
+    model = write_model(tmp_path, [("Dense", {"units": 3}), ("Tanh", {}), ("Dense", {"units": 2})])
+    code, out, _ = run(["info", str(model)])
+    assert code == 0 and "export: ONNX yes, PyTorch yes" in out
+    from engine.layers.activation import Tanh
+    monkeypatch.setattr(Tanh, "to_pytorch", engine.Layer.to_pytorch)
+    code, out, _ = run(["info", str(model)])
+    assert code == 0 and "ONNX yes, PyTorch no (no PyTorch equivalent for Tanh 'n1')" in out
+
+
+def test_info_without_a_model_lists_every_layer_type_and_its_exports(monkeypatch):
+    from engine.layers.activation import Tanh
+    monkeypatch.setattr(Tanh, "from_onnx", engine.Layer.from_onnx)
+    code, out, _ = run(["info"])
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["type", "category", "ONNX", "export", "ONNX", "import",
+                                "PyTorch", "export"]
+    rows = {ln.split()[0]: ln.split()[1:] for ln in lines[1:]}
+    assert set(rows) == set(engine.layer_types())
+    assert rows["Conv2D"] == ["Convolution", "yes", "yes", "yes"]
+    assert rows["Tanh"] == ["Activation", "yes", "no", "yes"]
+
+
 def test_gradcheck_ok_and_failure(tmp_path, monkeypatch):
     model = write_model(tmp_path, [("Dense", {"units": 3}), ("Tanh", {}), ("Dense", {"units": 2})])
     code, out, _ = run(["gradcheck", str(model)])

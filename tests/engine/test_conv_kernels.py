@@ -1,9 +1,33 @@
+"""The Conv2D kernels as a lone Conv2D runs them (``kernels.fused`` conv blocks without ReLU
+or pool), and the shared pieces of ``kernels.conv``, against the numpy reference."""
+
 import numpy as np
 import pytest
 
 from engine.kernels import conv as kc
+from engine.kernels import fused as kf
 from engine.kernels.reference import conv as ref
 from engine.layers.conv import window_geometry
+
+
+def conv2d_forward(x, weight, bias, sh, sw, pt, pl, oh, ow, nchunks):
+    """y (N, O, OH, OW) of the conv block kernel with neither ReLU nor pool."""
+    y = np.empty((x.shape[0], weight.shape[0], oh, ow), x.dtype)
+    none = np.empty((0, 0, 0, 0), x.dtype)
+    keep = np.empty((0, weight[0].size, oh * ow), x.dtype)
+    kf.conv_block_forward(x, weight, bias, sh, sw, pt, pl, False, False, nchunks, y, none, none,
+                          np.empty((0, 0, 0, 0), np.int8), keep)
+    return y
+
+
+def conv2d_backward(x, weight, dy, sh, sw, pt, pl, nchunks, gw, gb, flipped=False):
+    """dx of the conv block kernel; fills gw and gb."""
+    oh, ow = dy.shape[2:]
+    none = np.empty((0, 0, 0, 0), x.dtype)
+    keep = np.empty((0, weight[0].size, oh * ow), x.dtype)
+    return kf.conv_block_backward(x, weight, dy, none, np.empty((0, 0, 0, 0), np.int8), sh, sw,
+                                  pt, pl, oh, ow, False, False, True, flipped, nchunks, gw, gb,
+                                  keep)
 
 # (C, H, W, filters, kernel (kh, kw), stride (sh, sw), padding)
 CONFIGS = [
@@ -30,13 +54,13 @@ def plan(h, w, k, stride, padding):
     return oh, ow, (t, b, l, r)
 
 
-def run_kernels(x, weight, bias, stride, pads, oh, ow, dy, nchunks=2):
+def run_kernels(x, weight, bias, stride, pads, oh, ow, dy, nchunks=2, flipped=False):
     b = bias if bias is not None else np.zeros(0, x.dtype)
-    y = kc.conv2d_forward(x, weight, b, stride[0], stride[1], pads[0], pads[2], oh, ow, nchunks)
+    y = conv2d_forward(x, weight, b, stride[0], stride[1], pads[0], pads[2], oh, ow, nchunks)
     gw = np.full_like(weight, np.nan)
     gb = np.full_like(bias, np.nan) if bias is not None else np.zeros(0, x.dtype)
-    dx = kc.conv2d_backward(x, weight, dy, stride[0], stride[1], pads[0], pads[2], nchunks,
-                            gw, gb)
+    dx = conv2d_backward(x, weight, dy, stride[0], stride[1], pads[0], pads[2], nchunks,
+                         gw, gb, flipped)
     return y, dx, gw, gb
 
 
@@ -49,7 +73,9 @@ def test_conv2d_matches_reference(rng, cfg, dtype):
     weight = rng.standard_normal((o, c, *k)).astype(dtype)
     bias = rng.standard_normal(o).astype(dtype)
     dy = rng.standard_normal((3, o, oh, ow)).astype(dtype)
-    y, dx, gw, gb = run_kernels(x, weight, bias, stride, pads, oh, ow, dy)
+    # the flipped input gradient too, where the kernel allows it (stride 1, padding < kernel)
+    flipped = stride == (1, 1) and max(pads[:2]) < k[0] and max(pads[2:]) < k[1]
+    y, dx, gw, gb = run_kernels(x, weight, bias, stride, pads, oh, ow, dy, flipped=flipped)
     f64 = [a.astype(np.float64) for a in (x, weight, bias, dy)]
     want_y = ref.conv2d_forward(f64[0], f64[1], f64[2], stride, pads)
     want_dx, want_gw, want_gb = ref.conv2d_backward(f64[0], f64[1], f64[3], stride, pads)
@@ -74,7 +100,7 @@ def test_conv2d_matches_brute_force_formula(rng):
             if 0 <= r < 7 and 0 <= q < 6:
                 s += weight[o, c, a, b] * x[n, c, r, q]
         want[n, o, i, j] = s
-    got = kc.conv2d_forward(x, weight, bias, *stride, pt, pl, oh, ow, 2)
+    got = conv2d_forward(x, weight, bias, *stride, pt, pl, oh, ow, 2)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(ref.conv2d_forward(x, weight, bias, stride, (pt, pt, pl, 0)), want,
                                rtol=1e-12, atol=1e-12)
@@ -84,9 +110,9 @@ def test_conv2d_backward_is_the_adjoint_of_forward(rng):
     x = rng.standard_normal((2, 2, 6, 5))
     weight = rng.standard_normal((3, 2, 3, 3))
     dy = rng.standard_normal((2, 3, 3, 3))
-    y = kc.conv2d_forward(x, weight, np.zeros(0), 2, 2, 1, 1, 3, 3, 1)
+    y = conv2d_forward(x, weight, np.zeros(0), 2, 2, 1, 1, 3, 3, 1)
     gw, gb = np.empty_like(weight), np.zeros(0)
-    dx = kc.conv2d_backward(x, weight, dy, 2, 2, 1, 1, 1, gw, gb)
+    dx = conv2d_backward(x, weight, dy, 2, 2, 1, 1, 1, gw, gb)
     total = float(np.sum(y * dy))
     assert float(np.sum(dx * x)) == pytest.approx(total, rel=1e-12)
     assert float(np.sum(gw * weight)) == pytest.approx(total, rel=1e-12)
@@ -122,10 +148,10 @@ def test_conv2d_handles_an_empty_batch():
     x = np.zeros((0, 2, 5, 5), np.float32)
     weight = np.ones((3, 2, 3, 3), np.float32)
     bias = np.ones(3, np.float32)
-    y = kc.conv2d_forward(x, weight, bias, 1, 1, 1, 1, 5, 5, 2)
+    y = conv2d_forward(x, weight, bias, 1, 1, 1, 1, 5, 5, 2)
     assert y.shape == (0, 3, 5, 5)
     gw, gb = np.full_like(weight, np.nan), np.full_like(bias, np.nan)
-    dx = kc.conv2d_backward(x, weight, np.zeros((0, 3, 5, 5), np.float32), 1, 1, 1, 1, 2, gw, gb)
+    dx = conv2d_backward(x, weight, np.zeros((0, 3, 5, 5), np.float32), 1, 1, 1, 1, 2, gw, gb)
     assert dx.shape == x.shape
     assert np.all(gw == 0) and np.all(gb == 0)
 

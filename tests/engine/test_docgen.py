@@ -20,6 +20,9 @@ def test_the_reference_names_every_layer_type_and_param_with_its_help():
         section = text.split(f"\n### {name}\n", 1)[1].split("\n### ", 1)[0]
         assert " ".join(cls.help.split()) in section
         assert "- Exports to: ONNX, PyTorch" in section  # every layer type exports today
+        ops = cls.capabilities().onnx_ops
+        assert "- ONNX import: from " in section  # and imports, from its own ops
+        assert all(f"`{op}`" in section for op in ops), (name, ops)
         for spec in cls.param_specs:
             row = next(line for line in section.splitlines()
                        if line.startswith(f"| `{spec.name}` |"))

@@ -10,12 +10,12 @@ pytest.importorskip("onnx.backend.test.case.node")
 
 from onnx_node_cases import run_all, table  # noqa: E402
 
-from engine.export.onnx_import import SUPPORTED_OPS  # noqa: E402
+from engine.export.onnx_import import supported_ops  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def outcomes():
-    return run_all(SUPPORTED_OPS)
+    return run_all(supported_ops())
 
 
 def test_no_node_test_mismatches_or_crashes(outcomes):
