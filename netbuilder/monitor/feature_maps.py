@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLay
 
 from engine.text import plural
 
-from ..training.probes import FeatureMaps, ProbeData
+from ..session.probes import FeatureMaps, ProbeData
 from .common import BLUE, DIM, MonitorPanel, NodeChooser, gray_lut, image_plot, mosaic, to_rgb, viridis_lut
 
 
