@@ -59,7 +59,8 @@ class MonitorPresenter(FrameDrawing, QObject):
         self.panel = TrainingPanel(self.writer)
         self.data = DataPanel(self.writer, host=window)
         self.runs_panel = RunsPanel(self.store)
-        self.docks = MonitorDocks(window, self.panel, self.data, self.runs_panel)
+        self.docks = MonitorDocks(window, self.panel, self.data, self.runs_panel,
+                                  self.ensure_views)
         self.prep = KernelPrepStatus(window)
         self.views_ready = False  # the plot views are built on first use
         self.shown: RunRecord | None = None
