@@ -11,7 +11,8 @@ The loop trains on another thread (a runner, ``session.runner``); its messages r
 session on the session's thread through ``deliver`` and become, in this order for each:
 the record's new data, a state change if any (``state_changed(old, new)``), then the event
 (``phase``, ``info_ready``, ``snapshot``, ``epoch``, ``ended``). ``any(kind, payload)``
-follows every one of them, ``state`` included."""
+follows every one of them, ``state`` included. After ``ended`` the store announces the
+finished record (``store.changed``)."""
 
 from __future__ import annotations
 
@@ -239,5 +240,5 @@ class RunSession:
         self.final_net = None if detached else loop.net
         self.final_probe = None if detached else loop.probe
         self.machine.to(RunState.FAILED if out.status == "failed" else RunState.FINISHED)
-        self.store.notify_changed(run)
         self._emit("ended", self.ended, run, out, detached)
+        self.store.notify_changed(run)  # last: the run's files are kept when it is announced

@@ -208,11 +208,14 @@ def test_a_paused_start_trains_one_batch_and_waits():
 def test_a_nan_fails_the_run_and_keeps_the_last_good_weights():
     doc = relu_xor(optimizer={"type": "sgd", "lr": 1e10, "momentum": 0.9})
     s, run, states = start(doc)
-    ended = []
+    ended, order = [], []
     s.ended.connect(lambda r, out, detached: ended.append((r, out.status, detached)))
+    s.ended.connect(lambda *a: order.append("ended"))
+    s.store.changed.connect(lambda r: order.append(f"store:{r.status}"))
     assert s.run_until_done(120)
     assert states[-1] == "failed" and s.state == RunState.FAILED
     assert ended == [(run, "failed", False)]
+    assert order == ["ended", "store:failed"]  # the store announces the record last
     out = s.last_outcome
     assert run.status == "failed" and "nan" in out.message.lower()
     assert out.error_node in doc_ids(doc) and run.error_node == out.error_node
