@@ -106,6 +106,11 @@ class FeatureMapView(NodeChooser, MonitorPanel):
         self.sample_box.setEnabled(n > 1)
         self._show_input(self.sample_box.value())
 
+    @property
+    def sample(self) -> int:
+        """The probe sample whose maps are shown (index into the probe samples)."""
+        return self.sample_box.value()
+
     def node_ids(self) -> list[str]:
         return list(self._shapes)
 

@@ -229,7 +229,7 @@ class MonitorPresenter(FrameDrawing, QObject):
                                   regions=False, epoch_report=False, graph=graph, pairs=False)
         v = self.docks.visible
         return MonitorRequest(
-            node=self.maps.node, sample=self.maps.sample_box.value(), conv=self.filters.conv,
+            node=self.maps.node, sample=self.maps.sample, conv=self.filters.conv,
             hist_node=self.grads.node, feature_maps=v("maps"), filters=v("filters"),
             histograms=v("grads"), graph=graph or v("grads"), regions=v("fit"),
             epoch_report=v("confusion") or v("gallery"), pair_node=self.pairs.node,
@@ -262,6 +262,10 @@ class MonitorPresenter(FrameDrawing, QObject):
         if front == "data":
             self.docks.data.raise_()
 
+    def show_runs_panel(self) -> None:
+        """Bring the Runs panel forward (runs were restored into it)."""
+        self.docks.runs.raise_()
+
     def current_run(self) -> RunRecord | None:
         """The run picked in the Runs panel, else the one shown."""
         return self.runs_panel.current() or self.shown
@@ -291,7 +295,7 @@ class MonitorPresenter(FrameDrawing, QObject):
             self.w.set_edit_lock(None)
             self.data.set_running(False)
         if new == RunState.STOPPING:
-            self.panel.status.setText("stopping after this batch…")
+            self.panel.show_stopping()
         self.panel.set_state(panel_state(new))
         self._update_actions()
 

@@ -93,7 +93,7 @@ class RunFiles:
             self.keep_for_recovery(run)
             restored += 1
         if restored:
-            self.presenter.docks.runs.raise_()
+            self.presenter.show_runs_panel()
         return restored
 
     def export_csv(self: RunController, run: RunRecord, path: str | Path | None = None) -> Path | None:
