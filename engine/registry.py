@@ -59,7 +59,8 @@ class ParamSpec:
         if self.kind not in PARAM_KINDS:
             raise TypeError(f"ParamSpec {self.name!r}: unknown kind {self.kind!r}")
 
-    def _range_text(self) -> str:
+    def range_text(self) -> str:
+        """The allowed range in words ("between 0 and 1", "at least 1", "any value")."""
         lo = "" if self.low is None else f"{self.low:g}"
         hi = "" if self.high is None else f"{self.high:g}"
         if lo and hi:
@@ -72,7 +73,7 @@ class ParamSpec:
         if (self.low is not None and v < self.low) or (self.high is not None and v > self.high):
             raise ParamError(
                 f"{where}: {self.name} = {short_repr(v, 30) if isinstance(v, int) else f'{v:g}'} "
-                f"is out of range; it must be {self._range_text()}",
+                f"is out of range; it must be {self.range_text()}",
                 node_id,
             )
 

@@ -15,8 +15,8 @@ import engine
 from engine import NetBuilderError
 from engine.text import plural
 
+from .session.runs import RunRecord, model_key
 from .settings import save_folder
-from .training.runs import RunRecord, model_key
 
 if TYPE_CHECKING:
     from .mainwindow import MainWindow

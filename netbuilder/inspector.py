@@ -159,7 +159,7 @@ class ParamEditor:
             elif k == "size":
                 w.setPlaceholderText("auto" if spec.optional else "n  or  h, w")
             w.editingFinished.connect(self._emit)
-        rng = spec._range_text() if k in ("int", "float", "shape", "size") else ""
+        rng = spec.range_text() if k in ("int", "float", "shape", "size") else ""
         tip = spec.help + (f" ({rng})" if rng and rng != "any value" else "")
         w.setToolTip(tip)
         w.setObjectName(f"param_{spec.name}")

@@ -218,7 +218,7 @@ class CanvasView(QGraphicsView):
             ev.accept()
             return
         if ev.key() == Qt.Key.Key_Escape:
-            self.canvas._cancel_wiring()
+            self.canvas.cancel_wiring()
             self.canvas.clearSelection()
         super().keyPressEvent(ev)
 

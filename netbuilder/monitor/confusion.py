@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWi
 
 from engine.text import plural
 
-from ..training.probes import EpochAnalysis
+from ..session.probes import EpochAnalysis
 from .common import DIM, MonitorPanel
 from .feature_maps import sample_image
 

@@ -11,7 +11,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QCheckBox, QWidget
 
-from ..training.runs import RunRecord
+from ..session.runs import RunRecord
 from .common import (
     BLUE,
     GREEN,

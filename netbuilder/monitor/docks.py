@@ -6,6 +6,7 @@ builds them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QAction
@@ -47,11 +48,14 @@ def make_dock(window: MainWindow, title: str, name: str, widget: QWidget) -> QDo
 
 
 class MonitorDocks:
-    """Creates the monitor panels' docks and the plot views."""
+    """Creates the monitor panels' docks and the plot views. ``ensure_views`` builds the
+    views with everything they are wired to (the presenter's), when View ▸ Panels asks for
+    a plot before they exist."""
 
     def __init__(self, window: MainWindow, training: QWidget, data: QWidget,
-                 runs: QWidget) -> None:
+                 runs: QWidget, ensure_views: Callable[[], None] | None = None) -> None:
         self.w = window
+        self.ensure_views = ensure_views or self.build
         w = window
         self.training = make_dock(w, "Training", "trainingDock", training)
         self.data = make_dock(w, "Data", "dataDock", data)
@@ -100,7 +104,7 @@ class MonitorDocks:
 
     def _open_view(self, key: str) -> None:
         """View ▸ Panels picked a plot before the plots existed: build them, show it."""
-        self.w.training.ensure_views()
+        self.ensure_views()
         dock = self.plots[key]
         dock.show()
         dock.raise_()

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLay
 
 from engine.text import plural
 
-from ..training.probes import FeatureMaps, ProbeData
+from ..session.probes import FeatureMaps, ProbeData
 from .common import BLUE, DIM, MonitorPanel, NodeChooser, gray_lut, image_plot, mosaic, to_rgb, viridis_lut
 
 
@@ -105,6 +105,11 @@ class FeatureMapView(NodeChooser, MonitorPanel):
         self.sample_box.blockSignals(False)
         self.sample_box.setEnabled(n > 1)
         self._show_input(self.sample_box.value())
+
+    @property
+    def sample(self) -> int:
+        """The probe sample whose maps are shown (index into the probe samples)."""
+        return self.sample_box.value()
 
     def node_ids(self) -> list[str]:
         return list(self._shapes)

@@ -11,8 +11,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
 
-from ..training.probes import Histograms
-from ..training.runs import RunRecord
+from ..session.probes import Histograms
+from ..session.runs import RunRecord
 from .common import (
     BLUE,
     ORANGE,

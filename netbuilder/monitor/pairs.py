@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QComboBox, QSizePolicy, QToolTip, QWidget
 
 from engine.text import plural
 
-from ..training.probes import ImagePairs, ProbeData
+from ..session.probes import ImagePairs, ProbeData
 from .common import DIM, TEXT, MonitorPanel, NodeChooser
 
 GAP = 8  # px between pairs

@@ -8,7 +8,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
-from ..training.probes import FittedCurve, ProbeData, Regions, class_color
+from ..session.probes import FittedCurve, ProbeData, Regions, class_color
 from .common import RED, MonitorPanel
 
 

@@ -14,7 +14,7 @@ from engine.data import Dataset
 from ..monitor.common import BLUE, pg
 from ..monitor.confusion import pixmap_of
 from ..monitor.feature_maps import sample_image
-from ..training.probes import class_color
+from ..session.probes import class_color
 
 PREVIEW_MAX = 24
 PER_CLASS_MAX = 3

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..monitor.common import run_color
-from ..training.runs import RunRecord, RunsStore
+from ..session.runs import RunRecord, RunsStore
 
 COLUMNS = ("Run", "Status", "Settings", "Loss", "Val acc")
 

@@ -417,6 +417,10 @@ class TrainingPanel(QWidget):
             self.progress.setRange(0, 0)
         self.status.setText(text)
 
+    def show_stopping(self) -> None:
+        """Stop was asked for: the run ends after the batch it is training."""
+        self.status.setText("stopping after this batch…")
+
     def show_progress(self, ev: Any, total_steps: int) -> None:
         """From a BatchEvent."""
         if self.progress.maximum() != total_steps:

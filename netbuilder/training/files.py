@@ -6,40 +6,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QFileDialog
-
 from engine.bundle import EXTENSION, is_bundle_path
 from engine.errors import NetBuilderError
 
 from ..document import SetTraining
-from ..settings import save_folder
-from .runs import RunRecord, run_from_bundle
+from ..session.runs import RunRecord, run_from_bundle
 
 if TYPE_CHECKING:
     from .controller import RunController
 
 
 class RunFiles:
-    """The file half of RunController (a mixin)."""
+    """The file half of RunController (a mixin): the dialogs are the presenter's."""
 
-    def _choose_bundle_path(self: RunController, run: RunRecord) -> str | None:
-        start = save_folder(self.doc.path)
-        name = f"{(run.model_name or 'model').replace(' ', '_')}_run{run.number}{EXTENSION}"
-        path, _ = QFileDialog.getSaveFileName(self.w, "Save trained model", str(start / name),
-                                              f"Trained models (*{EXTENSION})")
-        return path or None
-
-    def _choose_csv_path(self: RunController, run: RunRecord) -> str | None:
-        start = save_folder(self.doc.path)
-        path, _ = QFileDialog.getSaveFileName(self.w, "Export curves",
-                                              str(start / f"run{run.number}.csv"),
-                                              "CSV files (*.csv)")
-        return path or None
-
-    def save_bundle(self: RunController, run: RunRecord | None = None, path: str | Path | None = None
-                    ) -> Path | None:
+    def save_bundle(self: RunController, run: RunRecord | None = None,
+                    path: str | Path | None = None) -> Path | None:
         """Save ``run`` (default: the one shown) as a trained-model bundle."""
-        run = run or self.runs_panel.current() or self.shown
+        run = run or self.presenter.current_run()
         if run is None or run.weights is None:
             self.w.show_status("No finished run with trained weights to save", True)
             return None
@@ -68,7 +51,7 @@ class RunFiles:
     def maybe_keep_runs(self: RunController) -> bool:
         """Before quitting: ask to save trained runs that are not saved (a run still going
         stops first and counts too). False: the user cancelled, do not quit."""
-        active = self.active if self.worker is not None else None
+        active = self.session.active if self.session.running else None
         runs = self.unsaved_runs()
         if active is None and not runs:
             return True
@@ -110,7 +93,7 @@ class RunFiles:
             self.keep_for_recovery(run)
             restored += 1
         if restored:
-            self.docks.runs.raise_()
+            self.presenter.show_runs_panel()
         return restored
 
     def export_csv(self: RunController, run: RunRecord, path: str | Path | None = None) -> Path | None:
@@ -144,11 +127,11 @@ class RunFiles:
             self.w.show_status(f"The curves of {Path(path).name} could not be read: "
                                f"{exc.message}", True)
             return
-        self.ensure_views()
+        self.presenter.ensure_views()
         self.store.add(run)
-        self.show_run(run)
-        self._redraw()
+        self.presenter.show_run(run)
+        self.presenter.redraw()
         if len(run.steps) or run.epochs:
-            self.docks.show_monitor(("curves", "grads", "filters", "runs"))
+            self.presenter.show_monitor(("curves", "grads", "filters", "runs"))
         self.w.show_status(f"Opened {Path(path).name}: the model is on the canvas, its "
                            f"training history in the monitor ({run.name})")

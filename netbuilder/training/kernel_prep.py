@@ -13,8 +13,8 @@ from PySide6.QtWidgets import QProgressBar
 import engine
 from engine.kernel_progress import fmt_left
 
-from . import kernel_service
-from .kernel_service import CompileFigures
+from ..session import kernel_service
+from ..session.kernel_service import CompileFigures
 
 TOOLTIP = ("Compiling NetBuilder's kernels: kernels done of all, and the time left at the rate "
            "so far. The first start on this computer compiles them, the open model's first; "

@@ -14,7 +14,7 @@ import pytest
 
 from engine.resources import example_path
 from netbuilder import app
-from netbuilder.training import kernel_service
+from netbuilder.session import kernel_service
 
 ROOT = Path(__file__).resolve().parents[2]
 

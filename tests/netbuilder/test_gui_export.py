@@ -25,7 +25,7 @@ def test_file_menu_has_export_and_import(make_window):
 def test_export_onnx_carries_the_trained_weights_and_imports_back(make_window, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     w = make_window(XOR).w
-    from netbuilder.training.runs import RunRecord, model_key
+    from netbuilder.session.runs import RunRecord, model_key
 
     graph = w.document.graph
     trained = engine.compile(graph, seed=5)

@@ -16,7 +16,7 @@ from monitorkit import click, example, open_model, wait_idle
 from PySide6.QtCore import QTimer
 
 from engine.kernel_progress import kernel_dispatchers, model_kernels
-from netbuilder.training import kernel_service
+from netbuilder.session import kernel_service
 
 warmup = sys.modules["engine.warmup"]
 WAITING = "compiling the kernels this model needs (once on this computer)"

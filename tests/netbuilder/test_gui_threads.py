@@ -27,7 +27,7 @@ def choose(qtbot, box, data) -> None:
 
 
 def test_a_fixed_thread_count_is_kept_and_used(make_window, qtbot, monkeypatch):
-    from netbuilder.training import worker
+    from netbuilder.session import loop as worker
 
     tuners = []
     real = worker.Trainer

@@ -11,8 +11,8 @@ from monitorkit import chain, click, example, open_model, small_cnn, wait_idle, 
 
 import engine
 from netbuilder.monitor.pairs import NO_NODES, PairsView, pair_rgb
-from netbuilder.training import probes
-from netbuilder.training.worker import empty_snapshot, measure_images
+from netbuilder.session import probes
+from netbuilder.session.messages import empty_snapshot, measure_images
 
 
 def _doc(nodes, edges, training=None):
@@ -246,10 +246,10 @@ def test_stn_shows_transformed_inputs_and_after_the_run_the_final_network(make_w
     tc.docks.plots["filters"].raise_()
     tc.docks.plots["pairs"].raise_()
     qtbot.waitUntil(lambda: _shown(tc, 8), timeout=10_000)
-    final = tc._idle_net
+    final = tc.session.final_net
     net = engine.Network(final.graph, seed=0)
     net.load_state_dict(final.state_dict())
-    ref = probes.image_pairs(net, tc._idle_probe.x[:8], "stn", "validation")
+    ref = probes.image_pairs(net, tc.session.final_probe.x[:8], "stn", "validation")
     assert np.allclose(tc.pairs.pairs.after, ref.after, atol=1e-5)
 
 

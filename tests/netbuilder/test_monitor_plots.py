@@ -16,8 +16,8 @@ from engine.data.builtin import SHAPE_CLASSES
 from netbuilder.monitor.common import EXPORT_WIDTH, CompactAxis, MonitorPanel, compact_number
 from netbuilder.monitor.confusion import ConfusionView, abbreviate, fold_extra_units
 from netbuilder.monitor.curves import CurvesView
-from netbuilder.training.probes import EpochAnalysis
-from netbuilder.training.runs import EpochRow, RunRecord
+from netbuilder.session.probes import EpochAnalysis
+from netbuilder.session.runs import EpochRow, RunRecord
 
 
 def fake_run(steps: int, accuracy: bool) -> RunRecord:

@@ -11,7 +11,7 @@ from monitorkit import chain, small_cnn
 
 import engine
 from netbuilder.monitor.common import mosaic
-from netbuilder.training import probes
+from netbuilder.session import probes
 
 
 def _net(doc):

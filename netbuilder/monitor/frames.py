@@ -1,4 +1,4 @@
-"""Drawing the monitor from the worker's messages: at most a few frames per second, and
+"""Drawing the monitor from the session's messages: at most a few frames per second, and
 within a frame one view per turn of the event loop, so that no single turn holds the GUI
 thread long (each turn repaints only the view it changed)."""
 
@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QTimer
 
-from .probes import NodeStats
-from .worker import EpochReport, Snapshot, empty_snapshot
+from ..session.messages import EpochReport, Snapshot, empty_snapshot
+from ..session.probes import NodeStats
 
 if TYPE_CHECKING:
-    from .controller import RunController
+    from .presenter import MonitorPresenter
 
 REFRESH_MS = 400  # the monitor redraws at most 2.5 times per second
 PHASES = ("status", "curves", "grads", "images", "epoch")
@@ -50,9 +50,9 @@ def badge_for(st: NodeStats) -> tuple[str, str, str]:
 
 
 class FrameDrawing:
-    """The drawing half of RunController (a mixin: it reads the controller's state)."""
+    """The drawing half of MonitorPresenter (a mixin: it reads the presenter's views)."""
 
-    def _init_frames(self: RunController) -> None:
+    def _init_frames(self: MonitorPresenter) -> None:
         self._pending = empty_snapshot()  # what the next frame draws
         self._pending_epoch: EpochReport | None = None
         self._frame = empty_snapshot()  # what the frame being drawn shows
@@ -66,13 +66,13 @@ class FrameDrawing:
         self._refresh.setInterval(REFRESH_MS)
         self._refresh.timeout.connect(self._draw_frame)
 
-    def _schedule(self: RunController) -> None:
+    def _schedule(self: MonitorPresenter) -> None:
         if not self._refresh.isActive():
             self._refresh.start()
 
     _phase_live = True  # False while drawing everything at once (_draw_now)
 
-    def _draw_frame(self: RunController) -> None:
+    def _draw_frame(self: MonitorPresenter) -> None:
         """Apply what arrived since the last frame, one view per event-loop turn (each turn
         paints only what it changed, so no single turn holds the GUI long)."""
         self._frame, self._pending = self._pending, empty_snapshot()
@@ -80,7 +80,7 @@ class FrameDrawing:
         self._phase = 0
         self._next_phase()
 
-    def _draw_now(self: RunController) -> None:
+    def _draw_now(self: MonitorPresenter) -> None:
         """Everything pending, at once (the end of a run)."""
         self._refresh.stop()
         self._frame, self._pending = self._pending, empty_snapshot()
@@ -91,7 +91,7 @@ class FrameDrawing:
         self._phase_live = True
         self._phase = len(PHASES)
 
-    def _next_phase(self: RunController) -> None:
+    def _next_phase(self: MonitorPresenter) -> None:
         while self._phase < len(PHASES):
             name = PHASES[self._phase]
             self._phase += 1
@@ -99,7 +99,7 @@ class FrameDrawing:
                 QTimer.singleShot(PHASE_GAP_MS, self._next_phase)
                 return
 
-    def _draw_status(self: RunController) -> bool:
+    def _draw_status(self: MonitorPresenter) -> bool:
         p = self._frame
         if p.event is not None:
             total = self.info.total_steps if self.info else p.event.step
@@ -112,10 +112,10 @@ class FrameDrawing:
             self.w.scene.set_monitor(flows={e: (v, e in approx) for e, v in norms.items()})
         if self._runs_changed and self.active is not None:
             self._runs_changed = False
-            self.store.changed.emit(self.active)
+            self.store.notify_changed(self.active)
         return True
 
-    def _draw_curves(self: RunController) -> bool:
+    def _draw_curves(self: MonitorPresenter) -> bool:
         run = self.shown
         if run is None or not self.views_ready:
             return False
@@ -126,7 +126,7 @@ class FrameDrawing:
         self.curves.refresh()
         return True
 
-    def _draw_grads(self: RunController) -> bool:
+    def _draw_grads(self: MonitorPresenter) -> bool:
         """Histograms and per-layer norms: every other frame (slower-moving, costly axes)."""
         run = self.shown
         self._grads_turn = not getattr(self, "_grads_turn", False)
@@ -147,7 +147,7 @@ class FrameDrawing:
             changed = True
         return changed
 
-    def _draw_images(self: RunController) -> bool:
+    def _draw_images(self: MonitorPresenter) -> bool:
         p = self._frame
         if not self.views_ready or all(v is None for v in (p.maps, p.filters, p.regions,
                                                            p.curve, p.pairs)):
@@ -155,7 +155,7 @@ class FrameDrawing:
         self._show_images(p, hists=False)
         return True
 
-    def _draw_epoch(self: RunController) -> bool:
+    def _draw_epoch(self: MonitorPresenter) -> bool:
         rep = self._frame_epoch
         if rep is None or rep.analysis is None or not self.views_ready:
             return False
@@ -163,7 +163,7 @@ class FrameDrawing:
         self.gallery.show_analysis(rep.analysis, rep.event.epoch)
         return True
 
-    def _show_images(self: RunController, snap: Snapshot, hists: bool = True) -> None:
+    def _show_images(self: MonitorPresenter, snap: Snapshot, hists: bool = True) -> None:
         if snap.maps is not None:
             self.maps.show_maps(snap.maps)
         if snap.filters is not None:

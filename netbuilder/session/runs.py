@@ -1,5 +1,6 @@
 """Training runs of this session: each keeps its settings, its curves, its final weights and
-how it ended, so runs of one model can be compared, exported and saved as bundles."""
+how it ended, so runs of one model can be compared, exported and saved as bundles. No Qt:
+the store announces changes through plain ``Event``s."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
 
 import engine
 from engine.bundle import load_bundle, save_bundle
@@ -21,6 +21,8 @@ from engine.errors import NetBuilderError
 from engine.optim import make_optimizer
 from engine.text import plural
 from engine.train_settings import TrainSettings
+
+from .events import Event
 
 
 def model_key(graph: engine.Graph) -> str:
@@ -253,16 +255,15 @@ def _floats(v: Any) -> np.ndarray | None:
     return np.array([math.nan if x is None else x for x in v], np.float64)
 
 
-class RunsStore(QObject):
-    """The session's runs, newest last."""
+class RunsStore:
+    """The session's runs, newest last. Events: ``added(run)``, ``changed(run)`` (status,
+    metrics), ``removed(run)``, ``overlay_changed()``."""
 
-    added = Signal(object)  # RunRecord
-    changed = Signal(object)  # RunRecord (status, metrics)
-    removed = Signal(object)
-    overlay_changed = Signal()
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
+    def __init__(self) -> None:
+        self.added = Event("run added")
+        self.changed = Event("run changed")
+        self.removed = Event("run removed")
+        self.overlay_changed = Event("overlay changed")
         self.runs: list[RunRecord] = []
         self.overlay: set[int] = set()  # numbers of runs drawn behind the current one
         self._next = 1
@@ -276,6 +277,10 @@ class RunsStore(QObject):
         self.runs.append(run)
         self.added.emit(run)
         return run
+
+    def notify_changed(self, run: RunRecord) -> None:
+        """Announce that ``run``'s status or metrics changed (``changed``)."""
+        self.changed.emit(run)
 
     def remove(self, run: RunRecord) -> None:
         if run in self.runs and not run.active:
