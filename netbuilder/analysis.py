@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import engine
@@ -131,10 +132,11 @@ def analyse(graph: engine.Graph) -> Analysis:
 @dataclass(frozen=True)
 class ReceptiveField:
     """Region of the input image one output pixel sees: ``size`` (h, w) in input pixels,
-    ``jump`` (h, w) the input-pixel distance between neighbouring outputs."""
+    ``jump`` (h, w) the input-pixel distance between neighbouring outputs (a Fraction below 1
+    after upsampling)."""
 
     size: tuple[int, int]
-    jump: tuple[int, int]
+    jump: tuple[Any, Any]
     image: tuple[int, int]
     whole: bool = False
 
@@ -148,6 +150,20 @@ class ReceptiveField:
             txt += f" (covers the {h}×{w} input)"
         jh, jw = self.jump
         return txt + (f", stride {jh} px" if jh == jw else f", stride {jh}×{jw} px")
+
+
+def _upsampling(type_name: str, params: dict[str, Any]
+                ) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """For layers that enlarge the grid: (input pixels one output pixel reads along each
+    axis, enlargement factor), else None. A transposed conv's output pixel reads
+    ceil(k / s) inputs; bilinear resampling two neighbours, nearest one."""
+    if type_name == "ConvTranspose2D":
+        k, s = _pair(params["kernel_size"]), _pair(params["stride"])
+        return (-(-k[0] // s[0]), -(-k[1] // s[1])), s
+    if type_name == "Upsample2D":
+        n = 2 if params["mode"] == "bilinear" else 1
+        return (n, n), _pair(params["scale"])
+    return None
 
 
 def _pair(v: Any) -> tuple[int, int] | None:
@@ -200,14 +216,23 @@ def receptive_fields(graph: engine.Graph, analysis: Analysis) -> dict[str, Recep
             params = node.layer_class().resolve_params(node.params, nid)
         except NetBuilderError:
             continue
-        win = _kernel(params)
+        up = _upsampling(node.type, params)
+        win = None if up else _kernel(params)
         shape = info.out_shape if info else None
         if whole:
             pass
+        elif up is not None:
+            (nh, nw), (sh, sw) = up
+            size = (math.ceil(size[0] + (nh - 1) * jump[0]),
+                    math.ceil(size[1] + (nw - 1) * jump[1]))
+            jump = (Fraction(jump[0]) / sh, Fraction(jump[1]) / sw)
+            jump = tuple(int(j) if j.denominator == 1 else j for j in jump)
         elif win is not None:
             (kh, kw), (sh, sw) = win
-            size = (size[0] + (kh - 1) * jump[0], size[1] + (kw - 1) * jump[1])
-            jump = (jump[0] * sh, jump[1] * sw)
+            size = (math.ceil(size[0] + (kh - 1) * jump[0]),
+                    math.ceil(size[1] + (kw - 1) * jump[1]))
+            jump = tuple(int(j) if Fraction(j).denominator == 1 else j
+                         for j in (jump[0] * sh, jump[1] * sw))
         elif not _keeps_grid(graph, nid, shape, analysis):
             whole = True
         out[nid] = ReceptiveField(size, jump, image, whole)

@@ -10,6 +10,7 @@ import numpy as np
 from ..init import INITS, initialize
 from ..kernels import conv as kconv
 from ..kernels import fused as kfused
+from ..kernels import groupconv as kgroup
 from ..kernels.reference import conv as rconv
 from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
 
@@ -98,13 +99,26 @@ def onnx_padding(imp: Any, node: Any, a: dict[str, Any], x: Any, k: list[int],
                          "pads equally on all sides, or 'same' (extra at the bottom/right)")
 
 
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def nearest_multiples(n: int, k: int) -> str:
+    """The multiples of k next to n, in words ("8 or 12", or "4" below k)."""
+    lo, hi = (n // k) * k, (n // k + 1) * k
+    return f"{hi}" if lo == 0 else f"{lo} or {hi}"
+
+
 @register
 class Conv2D(Layer):
     """2-D convolution (PyTorch's cross-correlation): (C, H, W) -> (filters, OH, OW).
 
-    weight (filters, C, KH, KW), bias (filters,). ``self.pads`` = (top, bottom, left, right).
-    Runs the fused conv-block kernels (``kernels.fused.conv_block_forward`` / ``_backward``)
-    without their ReLU and pool: the same code a fused Conv2D block runs (``engine.fusion``).
+    weight (filters, C / groups, KH, KW), bias (filters,). ``self.pads`` = (top, bottom, left,
+    right). With groups 1 and dilation 1 it runs the fused conv-block kernels
+    (``kernels.fused.conv_block_forward`` / ``_backward``) without their ReLU and pool: the
+    same code a fused Conv2D block runs (``engine.fusion``). Depthwise convs (groups = C) run
+    ``kernels.groupconv.depthwise_*``, other grouped or dilated ones ``grouped_*``; neither
+    joins a fused block.
     """
 
     type_name = "Conv2D"
@@ -118,6 +132,11 @@ class Conv2D(Layer):
                   help="step between filter positions"),
         ParamSpec("padding", "padding", "valid", low=0, high=MAX_SIZE,
                   help="'valid' (none), 'same' (output = ceil(input / stride)) or zeros per side"),
+        ParamSpec("dilation", "size", 1, low=1, high=MAX_SIZE, unit="px",
+                  help="spacing between the filter's taps (1: adjacent pixels)"),
+        ParamSpec("groups", "int", 1, low=1, high=65536,
+                  help="split channels and filters into this many independent groups; "
+                       "groups = input channels is a depthwise conv"),
         ParamSpec("bias", "bool", True, help="add a learnable bias per filter"),
         ParamSpec("init", "choice", "he", choices=INITS, help="weight initialisation"),
     )
@@ -125,23 +144,58 @@ class Conv2D(Layer):
     id_prefix = "conv"
     fusion_role = "conv"
     onnx_ops = ("Conv",)
-    kernels = (kfused.conv_block_forward, kfused.conv_block_backward)
+    kernels = (kfused.conv_block_forward, kfused.conv_block_backward, kgroup.depthwise_forward,
+               kgroup.depthwise_backward, kgroup.grouped_forward, kgroup.grouped_backward)
     examples = (
         example((2, 6, 6), filters=2, kernel_size=3, padding=1),
         example((2, 7, 7), filters=3, kernel_size=3, stride=2, padding="same", label="stride2"),
         example((1, 6, 8), filters=2, kernel_size=(2, 3), stride=(1, 2), bias=False,
                 label="rect-nobias"),
+        example((3, 6, 6), filters=3, kernel_size=3, padding=1, groups=3, label="depthwise"),
+        example((2, 7, 8), filters=4, kernel_size=3, stride=2, padding="same", dilation=(2, 1),
+                groups=2, bias=False, label="depthwise-mult-dilated"),
+        example((4, 6, 7), filters=6, kernel_size=(3, 2), padding=1, groups=2, label="grouped"),
+        example((2, 8, 7), filters=3, kernel_size=3, stride=(1, 2), dilation=2, label="dilated"),
     )
 
     def infer_shape(self) -> Shape:
         c, h, w = image_shape(self)
         self.in_channels = c
-        (oh, ow), self.pads = plan_windows(self, (h, w), self.p["kernel_size"],
-                                           self.p["stride"], self.p["padding"], "kernel_size")
-        return (self.p["filters"], oh, ow)
+        g, f = self.p["groups"], self.p["filters"]
+        if c % g:
+            raise self.shape_error(
+                f"has {c} input channels, which groups = {g} does not divide: set groups to a "
+                f"divisor of {c} ({', '.join(map(str, divisors(c)))}; {c} is depthwise)")
+        if f % g:
+            raise self.shape_error(
+                f"has filters = {f}, not a multiple of groups = {g}: each group needs the same "
+                f"number of filters; use filters {nearest_multiples(f, g)}")
+        (oh, ow), self.pads = plan_windows(self, (h, w), self.effective_kernel(),
+                                           self.p["stride"], self.p["padding"],
+                                           "kernel_size" if self.p["dilation"] == (1, 1)
+                                           else "dilated kernel")
+        return (f, oh, ow)
+
+    def effective_kernel(self) -> tuple[int, int]:
+        """The window the taps span: dilation·(kernel_size - 1) + 1 along each axis."""
+        (kh, kw), (dh, dw) = self.p["kernel_size"], self.p["dilation"]
+        return dh * (kh - 1) + 1, dw * (kw - 1) + 1
+
+    @property
+    def plain(self) -> bool:
+        """groups 1 and dilation 1: the fused conv-block kernels run it."""
+        return self.p["groups"] == 1 and self.p["dilation"] == (1, 1)
+
+    @property
+    def depthwise(self) -> bool:
+        return self.p["groups"] == self.in_channels and self.p["groups"] > 1
+
+    def fusion_stage(self) -> str:
+        return self.fusion_role if self.plain else ""
 
     def param_shapes(self) -> dict[str, Shape]:
-        out = {"weight": (self.p["filters"], self.in_channels, *self.p["kernel_size"])}
+        out = {"weight": (self.p["filters"], self.in_channels // self.p["groups"],
+                          *self.p["kernel_size"])}
         if self.p["bias"]:
             out["bias"] = (self.p["filters"],)
         return out
@@ -149,7 +203,7 @@ class Conv2D(Layer):
     def macs(self) -> int:
         _, oh, ow = self.out_shape
         kh, kw = self.p["kernel_size"]
-        return oh * ow * self.p["filters"] * self.in_channels * kh * kw
+        return oh * ow * self.p["filters"] * (self.in_channels // self.p["groups"]) * kh * kw
 
     def init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         shapes = self.param_shapes()
@@ -167,6 +221,15 @@ class Conv2D(Layer):
         self._x = x
         n = x.shape[0]
         y = np.empty((n, *self.out_shape), x.dtype)
+        if not self.plain:
+            args = (*self.p["stride"], *self.p["dilation"], self.pads[0], self.pads[2])
+            if self.depthwise:
+                kgroup.depthwise_forward(x, w, b, *args, y)
+            else:
+                chunks = kconv.batch_chunks(n)
+                with kconv.OneThreadBlas(chunks > 1):
+                    kgroup.grouped_forward(x, w, b, self.p["groups"], *args, chunks, y)
+            return y
         none = np.empty(EMPTY4, x.dtype)
         keep = np.empty((0, w[0].size, y[0, 0].size), x.dtype)
         chunks = kconv.batch_chunks(n)
@@ -182,15 +245,22 @@ class Conv2D(Layer):
         dy = np.ascontiguousarray(dy, dtype=x.dtype)
         w = np.ascontiguousarray(params["weight"], dtype=x.dtype)
         gb = grads.get("bias")
+        gb = np.zeros(0, x.dtype) if gb is None else gb
         _, oh, ow = self.out_shape
         chunks = kconv.batch_chunks(x.shape[0])
+        if not self.plain:
+            args = (*self.p["stride"], *self.p["dilation"], self.pads[0], self.pads[2])
+            if self.depthwise:
+                return [kgroup.depthwise_backward(x, w, dy, *args, grads["weight"], gb)]
+            with kconv.OneThreadBlas(chunks > 1):
+                return [kgroup.grouped_backward(x, w, dy, self.p["groups"], *args, chunks,
+                                                grads["weight"], gb)]
         keep = np.empty((0, w[0].size, oh * ow), x.dtype)
         with kconv.OneThreadBlas(chunks > 1):
             dx = kfused.conv_block_backward(
                 x, w, dy, np.empty(EMPTY4, x.dtype), np.empty(EMPTY4, np.int8),
                 *self.p["stride"], self.pads[0], self.pads[2], oh, ow, False, False, True,
-                self.flipped_dx(), chunks, grads["weight"],
-                np.zeros(0, x.dtype) if gb is None else gb, keep)
+                self.flipped_dx(), chunks, grads["weight"], gb, keep)
         return [dx]
 
     def flipped_dx(self) -> bool:
@@ -202,7 +272,8 @@ class Conv2D(Layer):
 
     def reference_forward(self, xs, params, train):
         return rconv.conv2d_forward(np.asarray(xs[0], np.float64), params["weight"],
-                                    params.get("bias"), self.p["stride"], self.pads)
+                                    params.get("bias"), self.p["stride"], self.pads,
+                                    self.p["dilation"], self.p["groups"])
 
     def summary(self) -> str:
         kh, kw = self.p["kernel_size"]
@@ -211,6 +282,12 @@ class Conv2D(Layer):
             parts.append(f"stride {size_text(self.p['stride'])}")
         if self.p["padding"] != "valid":
             parts.append(f"pad {self.p['padding']}")
+        if self.p["dilation"] != (1, 1):
+            parts.append(f"dilation {size_text(self.p['dilation'])}")
+        if self.depthwise:
+            parts.append("depthwise")
+        elif self.p["groups"] > 1:
+            parts.append(f"{self.p['groups']} groups")
         if not self.p["bias"]:
             parts.append("no bias")
         return ", ".join(parts)
@@ -222,24 +299,33 @@ class Conv2D(Layer):
         if "bias" in params:
             ins.append(b.const(f"{nid}.bias", params["bias"]))
         b.op("Conv", ins, out, kernel_shape=list(self.p["kernel_size"]),
-             strides=list(self.p["stride"]), pads=b.pads(self), dilations=[1, 1], group=1)
+             strides=list(self.p["stride"]), pads=b.pads(self),
+             dilations=list(self.p["dilation"]), group=self.p["groups"])
 
     @classmethod
     def from_onnx(cls, imp, index, node):
         a = imp.attrs(node)
         x = imp.materialize(imp.value(node), node)
         w = imp.need_const(node, 1, "weight").astype(np.float32)
-        if int(a.get("group", 1)) != 1:
-            raise imp.fail(node, "is a grouped convolution; NetBuilder's Conv2D has group 1")
         if w.ndim != 4 or len(x.shape) != 3:
             raise imp.fail(node, "is not a 2-D convolution on (C, H, W) images")
+        groups = int(a.get("group", 1))
+        if groups < 1 or x.shape[0] % groups or w.shape[0] % groups \
+                or w.shape[1] * groups != x.shape[0]:
+            raise imp.fail(node, f"has group {groups}, which does not fit its {x.shape[0]} "
+                                 f"input channels and weight {tuple(w.shape)}")
         k = list(w.shape[2:])
-        stride = onnx_window(imp, node, a, k)
+        dilation = [int(d) for d in a.get("dilations", [1, 1])]
+        if len(dilation) != 2 or min(dilation) < 1:
+            raise imp.fail(node, f"has dilations {dilation}; expected two values ≥ 1")
+        stride = onnx_window(imp, node, {**a, "dilations": [1, 1]}, k)
+        keff = [dilation[i] * (k[i] - 1) + 1 for i in (0, 1)]
         state = {"weight": w}
         if len(node.input) > 2 and node.input[2]:
             state["bias"] = imp.need_const(node, 2, "bias").astype(np.float32)
         params = {"filters": int(w.shape[0]), "kernel_size": k, "stride": stride,
-                  "padding": onnx_padding(imp, node, a, x, k, stride), "bias": "bias" in state}
+                  "padding": onnx_padding(imp, node, a, x, keff, stride), "bias": "bias" in state,
+                  "dilation": dilation, "groups": groups}
         imp.vals[node.output[0]] = imp.add(node, "Conv2D", params, [x], state)
 
     def to_pytorch(self, ctx, xs, out):
@@ -247,7 +333,10 @@ class Conv2D(Layer):
         p = self.p
         ctor = (f"nn.Conv2d({self.in_channels}, {p['filters']}, kernel_size="
                 f"{ctx.pair(p['kernel_size'])}, stride={ctx.pair(p['stride'])}, "
-                f"padding={padding if sym else '0'}, bias={p['bias']})")
+                f"padding={padding if sym else '0'}, "
+                + ("" if p["dilation"] == (1, 1) else f"dilation={ctx.pair(p['dilation'])}, ")
+                + ("" if p["groups"] == 1 else f"groups={p['groups']}, ")
+                + f"bias={p['bias']})")
         init, ref = ctx.register(self.id, ctor)
         x = xs[0] if sym else f"F.pad({xs[0]}, {pad4})"
         line = f"{out} = {ref}({x})"

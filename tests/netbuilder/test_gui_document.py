@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 
 import pytest
 from guidocs import small_doc
@@ -186,6 +187,27 @@ def test_receptive_fields_of_lenet():
     assert rf["fl"].whole and rf["f5"].whole
     assert rf["c3"].text() == "14×14 px, stride 2 px"
     assert rf["f5"].text() == "the whole 28×28 input"
+
+
+def test_receptive_fields_shrink_their_stride_through_upsampling():
+    d = small_doc([("in", "Input", {"shape": [1, 16, 16]}),
+                   ("c", "Conv2D", {"filters": 2, "kernel_size": 3, "stride": 2, "padding": 1}),
+                   ("p", "MaxPool2D", {"pool_size": 2}),
+                   ("t", "ConvTranspose2D", {"filters": 2, "kernel_size": 3, "stride": 2,
+                                             "padding": 1, "output_padding": 1}),
+                   ("u", "Upsample2D", {"mode": "bilinear"}),
+                   ("n", "Upsample2D", {"scale": (2, 1)}),
+                   ("d", "Conv2D", {"filters": 1, "kernel_size": 3, "dilation": 2})],
+                  [("in", "c", 0), ("c", "p", 0), ("p", "t", 0), ("t", "u", 0), ("u", "n", 0),
+                   ("n", "d", 0)])
+    g = engine.Graph.from_dict(d, validate=False)
+    rf = receptive_fields(g, analyse(g))
+    assert rf["p"].size == (5, 5) and rf["p"].jump == (4, 4)
+    assert rf["t"].size == (9, 9) and rf["t"].jump == (2, 2)  # reads 2 inputs 4 px apart
+    assert rf["u"].size == (11, 11) and rf["u"].jump == (1, 1)
+    assert rf["n"].size == (11, 11) and rf["n"].jump == (Fraction(1, 2), 1)
+    assert rf["n"].text() == "11×11 px, stride 1/2×1 px"
+    assert rf["d"].size == (13, 15)  # a dilated 3×3 spans 5 outputs: 4 steps of (1/2, 1)
 
 
 def test_receptive_field_takes_the_max_over_branches():
