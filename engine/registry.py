@@ -453,7 +453,7 @@ def layer_types() -> dict[str, type[Layer]]:
 
 
 CATEGORY_ORDER = ("Input/Output", "Core", "Convolution", "Pooling", "Activation",
-                  "Normalization", "Merge", "Recurrent", "Spatial", "Other")
+                  "Normalization", "Merge", "Recurrent", "Attention", "Spatial", "Other")
 
 
 def layers_by_category() -> dict[str, list[type[Layer]]]:
