@@ -8,6 +8,8 @@ For x (N, T, E), H heads of width D::
     c = Reshape(Einsum("nhts,nshd->nthd", Softmax(s, axis=-1), v), [0, 0, E])
     y = MatMul(c, out_proj_weightᵀ) + out_proj_bias
 
+With ``dropout`` > 0 a Dropout node (the identity in inference) after the Softmax carries
+the rate.
 The importer claims the whole chain from its first Einsum (``claim_attention``); an Einsum
 outside it is refused.
 """
@@ -37,18 +39,22 @@ def write_attention(layer: Any, b: Any, x: str, out: str, params: dict[str, np.n
         p = b.op("Add", [p, b.const(f"{nid}.in_proj_bias_{part}", b_in[i * e:(i + 1) * e])],
                  f"{nid}/{part}_proj")
         qkv.append(b.op("Reshape", [p, split], f"{nid}/{part}"))
-    s = b.op("Einsum", qkv[:2], f"{nid}/scores", equation=QK)
+    s = b.op("Einsum", qkv[:2], f"{nid}/scores", name=nid, equation=QK)
     s = b.op("Mul", [s, b.const(f"{nid}/scale", 1.0 / math.sqrt(d))], f"{nid}/scaled")
     if layer.p["causal"]:
         mask = np.triu(np.full((t, t), -np.inf, np.float32), 1)
         s = b.op("Add", [s, b.const(f"{nid}/causal_mask", mask)], f"{nid}/masked")
     p = b.op("Softmax", [s], f"{nid}/weights", axis=-1)
+    if layer.p["dropout"]:  # the identity in inference; carries the rate to the importer
+        p = b.op("Dropout", [p, b.const(f"{nid}/dropout", layer.p["dropout"])],
+                 f"{nid}/dropped")
     c = b.op("Einsum", [p, qkv[2]], f"{nid}/context", equation=PV)
     c = b.op("Reshape", [c, b.const(f"{nid}/merge_shape", [0, 0, e], np.int64)],
              f"{nid}/merged")
     c = b.op("MatMul", [c, b.const(f"{nid}.out_proj_weight", params["out_proj_weight"].T)],
              f"{nid}/out_mm")
-    b.op("Add", [c, b.const(f"{nid}.out_proj_bias", params["out_proj_bias"])], out)
+    b.op("Add", [c, b.const(f"{nid}.out_proj_bias", params["out_proj_bias"])], out,
+         name=f"{nid}/out_proj")
 
 
 def _equation(imp: Any, node: Any) -> str:
@@ -97,9 +103,20 @@ def claim_attention(imp: Any, index: int, node: Any) -> None:
         chain.append(nxt)
         nxt = imp.only_consumer(nxt.output[0])
     soft, pv = nxt, imp.only_consumer(nxt.output[0]) if nxt is not None else None
+    rate = 0.0
+    if pv is not None and pv.op_type == "Dropout" and len(pv.output) == 1:
+        ratio = imp.const(pv.input[1]) if len(pv.input) > 1 and pv.input[1] else None
+        if ratio is None or ratio.size != 1 or len(pv.input) > 2:
+            return
+        rate = float(ratio.reshape(-1)[0])
+        chain.append(pv)
+        soft_out, pv = pv.output[0], imp.only_consumer(pv.output[0])
+    else:
+        soft_out = soft.output[0] if soft is not None else ""
     if scale is None or scale.size != 1 or soft is None or soft.op_type != "Softmax" or \
             pv is None or pv.op_type != "Einsum" or _equation(imp, pv) != PV or \
-            pv.input[0] != soft.output[0] or (chain[-1].op_type == "Add" and mask is None):
+            pv.input[0] != soft_out or (len(chain) > 1 and chain[1].op_type == "Add"
+                                        and mask is None):
         return
     v = _projection(imp, imp.producer.get(pv.input[1]))
     merge = imp.only_consumer(pv.output[0])
@@ -115,7 +132,7 @@ def claim_attention(imp: Any, index: int, node: Any) -> None:
     imp.matches[index] = {
         "x": q[0], "first": q[3][0], "heads_shape": imp.const(q[3][2].input[1]),
         "w": np.concatenate([q[1], k[1], v[1]]), "b": np.concatenate([q[2], k[2], v[2]]),
-        "scale": float(scale.reshape(-1)[0]), "mask": mask, "softmax": soft,
+        "scale": float(scale.reshape(-1)[0]), "mask": mask, "softmax": soft, "rate": rate,
         "out_w": imp.const(out_mm.input[1]).T, "out_b": out_bias.reshape(-1), "out": out_add}
     nodes = [*q[3], *k[3], *v[3], *chain, soft, pv, merge, out_mm, out_add]
     imp.skip.update(imp.index_of(n) for n in nodes)
@@ -156,4 +173,6 @@ def read_attention(imp: Any, index: int, node: Any) -> None:
     state = {"in_proj_weight": m["w"], "in_proj_bias": m["b"], "out_proj_weight": m["out_w"],
              "out_proj_bias": m["out_b"]}
     imp.vals[m["out"].output[0]] = imp.add(node, "MultiHeadAttention",
-                                           {"heads": heads, "causal": causal}, [x], state)
+                                           {"heads": heads, "causal": causal,
+                                            "dropout": float(str(np.float32(m["rate"])))},
+                                           [x], state)

@@ -47,10 +47,10 @@ class GELU(_Elementwise):
         ``torch.onnx`` writes ``F.gelu``."""
         nid = self.id
         z = b.op("Div", [xs[0], b.const(f"{nid}/sqrt2", SQRT2)], f"{nid}/scaled")
-        e = b.op("Erf", [z], f"{nid}/erf")
+        e = b.op("Erf", [z], f"{nid}/erf", name=nid)  # the importer names the node after it
         e = b.op("Add", [e, b.const(f"{nid}/one", 1.0)], f"{nid}/erf1")
         e = b.op("Mul", [xs[0], e], f"{nid}/x_erf1")
-        b.op("Mul", [e, b.const(f"{nid}/half", 0.5)], out)
+        b.op("Mul", [e, b.const(f"{nid}/half", 0.5)], out, name=f"{nid}/times_half")
 
     @staticmethod
     def _scalar(imp: Any, node: Any, data: str) -> float | None:
