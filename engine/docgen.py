@@ -92,7 +92,9 @@ def _inputs(cls: type[Layer]) -> str:
 
 
 def _layer(cls: type[Layer], formats: list[str]) -> list[str]:
-    lines = [f"### {cls.type_name}", "", _cell(cls.help) or "(no description)", "",
+    aliases = (f"- Also in the palette as: {', '.join(cls.aliases)} (adds a {cls.type_name})",
+               ) if cls.aliases else ()
+    lines = [f"### {cls.type_name}", "", _cell(cls.help) or "(no description)", "", *aliases,
              f"- Inputs: {_inputs(cls)}",
              f"- Output: {'yes' if cls.has_output_port else 'none (the end of the model)'}",
              f"- Exports to: {', '.join(formats) if formats else 'nothing (no equivalent)'}",

@@ -230,6 +230,9 @@ class Layer:
     icon_curve: ClassVar[Callable[[np.ndarray], np.ndarray] | None] = None
     """Activations: y = f(x) drawn on the icon, vectorised over x in [-3, 3]; y is clipped to
     ±2.6 (shapes may be exaggerated to read at 32 px)."""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    """Other names users look for this type by (Swish: "SiLU"). The palette lists each as an
+    entry of its own that adds this type; the file format knows only ``type_name``."""
     id_prefix: ClassVar[str] = ""
     """New node ids are ``<id_prefix><n>`` ("" = the type name lower-cased, "2d" dropped)."""
     examples: ClassVar[tuple[Example, ...]] = ()
@@ -451,7 +454,7 @@ def layer_types() -> dict[str, type[Layer]]:
 
 
 CATEGORY_ORDER = ("Input/Output", "Core", "Convolution", "Pooling", "Activation",
-                  "Normalization", "Merge", "Recurrent", "Spatial", "Other")
+                  "Normalization", "Merge", "Recurrent", "Attention", "Spatial", "Other")
 
 
 def layers_by_category() -> dict[str, list[type[Layer]]]:

@@ -25,6 +25,7 @@ from .icons import layer_icon
 TYPE_ROLE = Qt.ItemDataRole.UserRole
 HELP_ROLE = Qt.ItemDataRole.UserRole + 1
 CATEGORY_ROLE = Qt.ItemDataRole.UserRole + 2
+NAME_ROLE = Qt.ItemDataRole.UserRole + 3  # the name shown: the type's, or one of its aliases
 
 
 def layer_mime(type_name: str) -> QMimeData:
@@ -59,7 +60,8 @@ class _Delegate(QStyledItemDelegate):
             painter.setPen(QColor(theme.TEXT))
             painter.setFont(theme.font(9.0, bold=True))
             painter.drawText(QRect(x, r.top() + 4, r.width() - x - 4, 17),
-                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, type_name)
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                             index.data(NAME_ROLE) or type_name)
             f = theme.font(7.8)
             painter.setFont(f)
             painter.setPen(QColor(theme.TEXT_DIM))
@@ -91,7 +93,10 @@ class _Tree(QTreeWidget):
 
 
 class Palette(QWidget):
-    """Search box + tree of layer types. ``activated(type_name)`` on double click / Enter."""
+    """Search box + tree of layer types. ``activated(type_name)`` on double click / Enter.
+
+    A type's ``aliases`` (Swish's "SiLU") are entries of their own, keyed by the alias in
+    ``items``, that add the type itself."""
 
     activated = Signal(str)
 
@@ -129,19 +134,29 @@ class Palette(QWidget):
             head.setData(0, CATEGORY_ROLE, category)
             head.setFlags(Qt.ItemFlag.ItemIsEnabled)
             for cls in classes:
-                it = QTreeWidgetItem(head)
-                it.setData(0, TYPE_ROLE, cls.type_name)
-                it.setData(0, HELP_ROLE, cls.help)
-                it.setData(0, Qt.ItemDataRole.DisplayRole, cls.type_name)
-                it.setIcon(0, layer_icon(cls.type_name, category))
-                missing = cls.capabilities().missing()
-                limits = f"<br>Note: {', '.join(missing)}." if missing else ""
-                it.setToolTip(0, f"<b>{cls.type_name}</b><br>{cls.help}{limits}<br><i>Drag "
-                                 "onto the canvas, or double-click to add.</i>")
-                it.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-                            | Qt.ItemFlag.ItemIsDragEnabled)
-                self.items[cls.type_name] = it
+                for name in (cls.type_name, *cls.aliases):
+                    self.items[name] = self._item(head, cls, name, category)
             head.setExpanded(True)
+
+    def _item(self, head: QTreeWidgetItem, cls: type[engine.Layer], name: str,
+              category: str) -> QTreeWidgetItem:
+        """The entry ``name`` (the type's own name or an alias) adding a ``cls`` node."""
+        it = QTreeWidgetItem(head)
+        alias = name != cls.type_name
+        help_text = f"The {cls.type_name} layer. {cls.help}" if alias else cls.help
+        it.setData(0, TYPE_ROLE, cls.type_name)
+        it.setData(0, NAME_ROLE, name)
+        it.setData(0, HELP_ROLE, help_text)
+        it.setData(0, Qt.ItemDataRole.DisplayRole, name)
+        it.setIcon(0, layer_icon(cls.type_name, category))
+        missing = cls.capabilities().missing()
+        limits = f"<br>Note: {', '.join(missing)}." if missing else ""
+        title = f"{name} (adds a {cls.type_name})" if alias else name
+        it.setToolTip(0, f"<b>{title}</b><br>{cls.help}{limits}<br><i>Drag onto the canvas, "
+                         "or double-click to add.</i>")
+        it.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+                    | Qt.ItemFlag.ItemIsDragEnabled)
+        return it
 
     def refresh(self) -> None:
         """Rebuild from the registry (layer types registered later appear)."""
@@ -156,7 +171,8 @@ class Palette(QWidget):
             shown = 0
             for j in range(head.childCount()):
                 it = head.child(j)
-                hay = f"{it.data(0, TYPE_ROLE)} {it.data(0, HELP_ROLE)} {cat}".lower()
+                hay = (f"{it.data(0, NAME_ROLE)} {it.data(0, TYPE_ROLE)} "
+                       f"{it.data(0, HELP_ROLE)} {cat}").lower()
                 ok = all(w in hay for w in words)
                 it.setHidden(not ok)
                 shown += ok
@@ -168,7 +184,7 @@ class Palette(QWidget):
                 and not (it.parent() and it.parent().isHidden())]
 
     def mime_data_for(self, type_name: str) -> QMimeData:
-        """What dragging ``type_name`` out of the palette carries."""
+        """What dragging the entry ``type_name`` (or alias) out of the palette carries."""
         return self.tree.mimeData([self.items[type_name]])
 
     def _on_activated(self, item: QTreeWidgetItem, _col: int) -> None:

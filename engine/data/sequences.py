@@ -1,6 +1,7 @@
 """Sequence data: generated built-ins that need memory across time, and a CSV loader for
 sequences. Every x is (N, T, F) float32 (time first, as the recurrent layers read it), except
-``tokens``, whose x is (N, T) whole-number ids for an Embedding (or (N, T, vocab) one-hot).
+``tokens`` and ``sort_tokens``, whose x is (N, T) whole-number ids for an Embedding (or
+``tokens``' (N, T, vocab) one-hot).
 
 Name        x shape          y
 adding      (T, 2)           regression (1,): the sum of the two marked values (0 … 2)
@@ -8,6 +9,7 @@ parity      (T, 1)           2 classes: even / odd number of ones in the bit str
                              ``running``, at every step: y (T,))
 sine_freq   (T, 1)           ``classes`` classes: how many cycles a noisy sine makes in T steps
 tokens      (T,) or (T, V)   ``classes`` topics: the topic with the most words in the sequence
+sort_tokens (T,)             (T,): the tokens sorted (or reversed), a class per step
 
 Sequence CSV files ("long" format, one row per time step)::
 
@@ -167,6 +169,28 @@ def tokens(n: int = 4000, steps: int = 20, vocab: int = 32, classes: int = 4,
     names = [f"topic {chr(ord('A') + k)}" for k in range(classes)]
     return _sequences("tokens", x, y.astype(np.int64), rng, names, "classification",
                       vocab=vocab, words_per_topic=w, one_hot=one_hot)
+
+
+@register_dataset("sort_tokens", "token-id sequences (T,): give back, step by step, the tokens "
+                                 "sorted (or reversed); a label per step", kind="sequence")
+def sort_tokens(n: int = 6000, steps: int = 8, vocab: int = 10, task: str = "sort",
+                seed: int = 0) -> Dataset:
+    """x (N, T) whole-number ids 0 … vocab-1 drawn uniformly; y (N, T) the same ids in
+    ascending order (``task`` "sort") or back to front ("reverse"), one class per step for a
+    per-step Dense and cross-entropy over (T, vocab). A per-step guess of the commonest
+    token scores about 1 / vocab."""
+    if task not in ("sort", "reverse"):
+        raise DataError(f"dataset 'sort_tokens': task must be 'sort' or 'reverse', got "
+                        f"{task!r}")
+    if not 2 <= vocab <= 1000:
+        raise DataError(f"dataset 'sort_tokens': vocab must be between 2 and 1,000, got {vocab}")
+    _check_size("sort_tokens", n, steps, 1)
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, vocab, (n, steps))
+    y = np.sort(ids, axis=1) if task == "sort" else ids[:, ::-1]
+    return _sequences("sort_tokens", ids.astype(np.float32), np.ascontiguousarray(y), rng,
+                      [str(k) for k in range(vocab)], "classification", vocab=vocab,
+                      order=task)
 
 
 # ----- CSV ------------------------------------------------------------------------------------

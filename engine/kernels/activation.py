@@ -169,6 +169,24 @@ def swish_backward(x: np.ndarray, s: np.ndarray, beta: float, dy: np.ndarray, dx
 
 
 @njit
+def gelu_forward(x: np.ndarray, y: np.ndarray) -> None:
+    """Exact GELU: y = x · Φ(x) = x · (1 + erf(x / √2)) / 2."""
+    for i in prange(x.shape[0]):
+        v = x[i]
+        y[i] = 0.5 * v * (1.0 + math.erf(v * 0.7071067811865476))
+
+
+@njit
+def gelu_backward(x: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
+    """dx = dy · (Φ(x) + x · φ(x)), φ the standard normal density."""
+    for i in prange(x.shape[0]):
+        v = x[i]
+        cdf = 0.5 * (1.0 + math.erf(v * 0.7071067811865476))
+        pdf = 0.3989422804014327 * math.exp(-0.5 * v * v)
+        dx[i] = dy[i] * (cdf + v * pdf)
+
+
+@njit
 def softmax_forward(x: np.ndarray, y: np.ndarray) -> None:
     """Row-wise softmax of x (M, K) into y (M, K), shifted by the row max."""
     m, k = x.shape

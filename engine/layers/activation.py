@@ -412,6 +412,7 @@ class Swish(_Elementwise):
         ParamSpec("beta", "float", 1.0, low=0.0, high=100.0, help="sharpness; fixed, not learned"),
     )
     icon_curve = staticmethod(lambda x: x * _sig(x))
+    aliases = ("SiLU",)
     onnx_ops = ("Mul",)
     kernels = (ak.swish_forward, ak.swish_backward)
     examples = (example((6,)), example((2, 3, 3), beta=1.7))

@@ -81,6 +81,9 @@ class Embedding(Layer):
     @classmethod
     def from_onnx(cls, imp, index, node):
         if node.input[0] not in imp.consts:
+            from .sequence import SequencePool  # x[:, 0] or x[:, -1] of a (T, E) sequence
+            if SequencePool.step_from_onnx(imp, node):
+                return
             raise imp.fail(node, f"picks entries along axis {imp.attrs(node).get('axis', 0)} "
                                  "of a computed tensor (as x[:, k]); NetBuilder has no layer "
                                  "that slices tensors (Gather imports as an embedding lookup "

@@ -50,6 +50,13 @@ class Add(Layer):
     @classmethod
     def from_onnx(cls, imp, index, node):
         if node.op_type == "Add" and any(t in imp.consts for t in node.input):
+            const = next(t for t in node.input if t in imp.consts)
+            data = [i for i, t in enumerate(node.input) if t != const]
+            if len(data) == 1:  # x + a table shaped like the (T, E) sample: positions
+                from .sequence import PositionalEmbedding
+                x = imp.materialize(imp.value(node, data[0]), node)
+                if PositionalEmbedding.add_from_onnx(imp, node, x, imp.consts[const]):
+                    return
             raise imp.fail(node, "adds a constant (x + c); NetBuilder has no shift layer yet "
                                  "(a bias belongs to a Dense or Conv2D): fold it into the bias "
                                  "of the layer before it")

@@ -294,6 +294,10 @@ class GlobalAvgPool2D(Layer):
         if node.op_type == "ReduceMean":
             rank = len(x.shape) + 1
             axes = sorted(a + rank if a < 0 else a for a in imp.axes(node))
+            from .sequence import SequencePool  # the mean of a (T, E) sequence's steps
+            if SequencePool.mean_from_onnx(imp, node, x, axes,
+                                           int(imp.attrs(node).get("keepdims", 1))):
+                return
             if len(x.shape) != 3 or axes != [2, 3]:
                 over = f"axes {axes}" if axes else "every axis"
                 raise imp.fail(node, f"averages over {over} of {fmt_shape(x.shape)} samples; "

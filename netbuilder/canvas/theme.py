@@ -15,6 +15,7 @@ CATEGORY_COLORS = {
     "Normalization": "#BF3F78",
     "Merge": "#4E8A2A",
     "Recurrent": "#A8512A",
+    "Attention": "#B23A48",
     "Spatial": "#1F7FA6",
     "Other": "#6B7280",
 }

@@ -94,7 +94,23 @@ def test_tokens_label_is_the_topic_with_most_words_and_one_hot_matches():
     np.testing.assert_array_equal(hot.y, ds.y)
 
 
+@pytest.mark.parametrize("task", ["sort", "reverse"])
+def test_sort_tokens_gives_a_label_per_step(task):
+    ds = load_dataset("sort_tokens", n=300, steps=6, vocab=7, task=task, seed=1)
+    assert ds.x.shape == (300, 6) and ds.y.shape == (300, 6) and ds.x.dtype == np.float32
+    assert ds.meta["kind"] == "sequence" and ds.class_names == [str(k) for k in range(7)]
+    ids = ds.x.astype(np.int64)
+    assert ((ids >= 0) & (ids < 7)).all() and set(np.unique(ids)) == set(range(7))
+    want = np.sort(ids, axis=1) if task == "sort" else ids[:, ::-1]
+    np.testing.assert_array_equal(ds.y, want)
+    again = load_dataset(f"sort_tokens:n=300,steps=6,vocab=7,task={task},seed=1")
+    np.testing.assert_array_equal(ds.x, again.x)
+
+
 @pytest.mark.parametrize("name, params, match", [
+    ("sort_tokens", {"task": "shuffle"}, "'sort' or 'reverse'"),
+    ("sort_tokens", {"vocab": 1}, "vocab"),
+    ("sort_tokens", {"steps": 1}, "steps"),
     ("adding", {"steps": 1}, "steps"),
     ("adding", {"n": 1_000_000, "steps": 100}, "lower n or steps"),
     ("parity", {"steps": 20_000}, "steps"),

@@ -29,7 +29,9 @@ def _graph(name):
 
 
 def test_every_shipped_example_is_covered_by_a_test():
-    assert set(example_names()) == set(CORE_EXAMPLES) | set(EXAMPLES)
+    from test_examples_transformer import EXAMPLES as TRANSFORMER_EXAMPLES
+    assert set(example_names()) == set(CORE_EXAMPLES) | set(EXAMPLES) | \
+        set(TRANSFORMER_EXAMPLES)
 
 
 @pytest.mark.parametrize("name", EXAMPLES)

@@ -16,7 +16,8 @@ def test_palette_lists_the_registry_by_category_with_help(make_window):
     drv = make_window()
     pal = drv.w.palette
     cats = engine.layers_by_category()
-    assert list(pal.items) == [c.type_name for cls in cats.values() for c in cls]
+    assert list(pal.items) == [name for cls in cats.values() for c in cls
+                               for name in (c.type_name, *c.aliases)]
     heads = [pal.tree.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole + 2)
              for i in range(pal.tree.topLevelItemCount())]
     assert heads == list(cats)
@@ -41,6 +42,23 @@ def test_palette_search_filters(make_window, qtbot):
     assert pal.visible_types() == ["Dense"]
     pal.search.clear()
     assert len(pal.visible_types()) == len(pal.items)
+
+
+def test_an_alias_is_an_entry_of_its_own_that_adds_the_type(make_window, qtbot):
+    drv = make_window()
+    pal = drv.w.palette
+    qtbot.keyClicks(pal.search, "silu")
+    assert pal.visible_types() == ["Swish", "SiLU"]  # Swish's help says "SiLU when β = 1"
+    alias = pal.items["SiLU"]
+    assert alias.text(0) == "SiLU" and "Swish" in alias.toolTip(0)
+    assert bytes(pal.mime_data_for("SiLU").data("application/x-netbuilder-layer").data()) \
+        == b"Swish"
+    pal.tree.itemActivated.emit(alias, 0)
+    assert [n.type for n in drv.graph.nodes.values()] == ["Swish"]
+    assert drv.graph.nodes["swish1"].params == {}  # beta 1: x·sigmoid(x), PyTorch's SiLU
+    pal.search.clear()
+    qtbot.keyClicks(pal.search, "gelu")
+    assert pal.visible_types() == ["GELU"]
 
 
 def test_palette_double_click_adds_at_the_centre(make_window):

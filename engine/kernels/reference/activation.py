@@ -3,6 +3,8 @@ writes (outputs instead of out-arguments). Any shape for the elementwise ones.""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -80,6 +82,20 @@ def swish_forward(x: np.ndarray, beta: float) -> np.ndarray:
 def swish_backward(x: np.ndarray, beta: float, dy: np.ndarray) -> np.ndarray:
     s = _sigmoid(beta * x)
     return dy * (s + beta * x * s * (1 - s))
+
+
+def _erf(z: np.ndarray) -> np.ndarray:
+    return np.vectorize(math.erf, otypes=[np.float64])(z)
+
+
+def gelu_forward(x: np.ndarray) -> np.ndarray:
+    """Exact GELU, x · Φ(x)."""
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+
+
+def gelu_backward(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    pdf = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+    return dy * (0.5 * (1.0 + _erf(x / math.sqrt(2.0))) + x * pdf)
 
 
 def softmax_forward(x: np.ndarray) -> np.ndarray:
