@@ -266,6 +266,7 @@ class Inspector(QWidget):
         self.form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         lay.addWidget(self.form_box)
+        self._node_widgets: list[QWidget] = []  # other parts' buttons, shown with a node
         self.id_edit = QLineEdit()
         self.id_edit.setObjectName("node_id")
         self.id_edit.setToolTip("Node id: letters, digits, '_' or '-'; wires follow a rename")
@@ -324,6 +325,8 @@ class Inspector(QWidget):
             self._built_for = (node_id, node.type)
         self.form_box.show()
         self.facts_box.show()
+        for w in self._node_widgets:
+            w.show()
         self._load_values()
         self._load_facts()
 
@@ -338,7 +341,16 @@ class Inspector(QWidget):
         self.form_box.hide()
         self.facts_box.hide()
         self.problem.hide()
+        for w in self._node_widgets:
+            w.hide()
         self._built_for = None
+
+    def add_node_widget(self, widget: QWidget) -> None:
+        """Show ``widget`` (another part's button) under the facts while a node is shown."""
+        lay = self.body.layout()
+        lay.insertWidget(lay.count() - 1, widget)
+        self._node_widgets.append(widget)
+        widget.setVisible(self.node_id is not None)
 
     def _build_form(self, cls: type[engine.Layer]) -> None:
         if self.form.rowCount() == 0:

@@ -108,6 +108,8 @@ class MainWindow(WindowActions, WindowEditing, WindowFiles, WindowRecovery, QMai
         self.training = RunController(self)
         from .exporting import ExportActions
         self.exports = ExportActions(self, self.file_menu, self.act_quit)
+        from .lookinside import LookInside
+        self.look_inside = LookInside(self)
 
         self.resize(*default_window_size())
         self.layouts = DockLayouts(self)

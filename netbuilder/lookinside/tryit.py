@@ -1,0 +1,360 @@
+"""The Try it panel: draw (or pick a dataset sample), see the prediction and the class
+probabilities change as you draw, and see why: saliency, SmoothGrad, Grad-CAM on a chosen
+convolution, or occlusion sensitivity (in a background thread, with a progress bar) laid
+over the input.
+
+The panel questions a ``TrySource`` (``netbuilder.lookinside.source``): the open model with
+the weights of its latest finished run, or fresh weights, said above the pad."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QThread, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.errors import NetBuilderError
+from engine.explain import ExplainCancelledError, grad_cam, occlusion, saliency, saliency_map
+
+from .pad import DrawingPad
+from .source import TrySource
+from .views import ImageView, ProbBars, overlay_image
+
+METHODS = ("Saliency", "SmoothGrad", "Grad-CAM", "Occlusion")
+
+
+class OcclusionThread(QThread):
+    """Runs ``engine.explain.occlusion`` on its own copy of the network."""
+
+    progressed = Signal(int, int)
+    finished_map = Signal(object)  # (H, W) array, or None when cancelled or failed
+
+    def __init__(self, source: TrySource, x: np.ndarray, cls: int, patch: int,
+                 parent: Any = None) -> None:
+        super().__init__(parent)
+        self.net = source.copy_net()
+        self.x, self.cls, self.patch = x, cls, patch
+        self.cancel = False
+        self.error: str | None = None
+
+    def run(self) -> None:
+        try:
+            heat = occlusion(self.net, self.x, self.cls, patch=self.patch, stride=1,
+                             fill=0.0, batch=32, progress=self.progressed.emit,
+                             cancelled=lambda: self.cancel)
+        except ExplainCancelledError:
+            heat = None
+        except NetBuilderError as e:
+            self.error, heat = e.message, None
+        self.finished_map.emit(heat)
+
+
+class TryItPanel(QWidget):
+    """Pad + sample picker on top, prediction and probabilities, then the Why view."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("tryItPanel")
+        self.source: TrySource | None = None
+        self.dataset: Any = None
+        self.x: np.ndarray | None = None  # the current input, normalised (1, C, H, W)
+        self.probs: np.ndarray | None = None
+        self.heat: np.ndarray | None = None  # the Why map (H, W) in 0..1
+        self.sample_label: int | None = None
+        self.thread: OcclusionThread | None = None
+        self._old_threads: list[OcclusionThread] = []
+
+        self.source_note = QLabel("Open a model with an image Input to try it.")
+        self.source_note.setObjectName("dim")
+        self.source_note.setWordWrap(True)
+        self.pad = DrawingPad()
+        self.brush = QSpinBox()
+        self.brush.setRange(4, 60)
+        self.brush.setValue(self.pad.brush)
+        self.brush.setSuffix(" px")
+        self.brush.setToolTip("Brush size (pad pixels; the pad is 224 wide)")
+        self.brush.valueChanged.connect(lambda v: setattr(self.pad, "brush", v))
+        self.clear_btn = QPushButton("Clear")
+        self.clear_btn.clicked.connect(self._clear)
+        self.invert = QCheckBox("Invert")
+        self.invert.setToolTip("Dark ink on light paper, for data drawn that way")
+        self.invert.toggled.connect(self.pad.set_inverted)
+        tools = QHBoxLayout()
+        tools.addWidget(QLabel("Brush"))
+        tools.addWidget(self.brush)
+        tools.addWidget(self.invert)
+        tools.addStretch(1)
+        tools.addWidget(self.clear_btn)
+        self.sample = QSpinBox()
+        self.sample.setRange(0, 0)
+        self.sample.setToolTip("Index of a dataset sample")
+        self.sample_btn = QPushButton("Show sample")
+        self.sample_btn.clicked.connect(lambda: self.show_sample(self.sample.value()))
+        picker = QHBoxLayout()
+        picker.addWidget(QLabel("Sample"))
+        picker.addWidget(self.sample, 1)
+        picker.addWidget(self.sample_btn)
+
+        self.prediction = QLabel("—")
+        self.prediction.setObjectName("prediction")
+        self.prediction.setStyleSheet("font-size: 15pt; font-weight: bold;")
+        self.bars = ProbBars()
+
+        self.method = QComboBox()
+        self.method.addItems(METHODS)
+        self.method.setToolTip("Saliency: the gradient of the class score with respect to "
+                               "the input. SmoothGrad averages it over noisy copies. Grad-CAM "
+                               "weighs a convolution's maps by their gradient. Occlusion hides "
+                               "a patch at every place and measures the drop of the score.")
+        self.klass = QComboBox()
+        self.klass.setToolTip("The class to explain (the predicted one by default)")
+        self.node = QComboBox()
+        self.node.setToolTip("The convolution Grad-CAM reads")
+        self.patch = QSpinBox()
+        self.patch.setRange(1, 16)
+        self.patch.setValue(3)
+        self.patch.setToolTip("Occlusion patch size (input pixels)")
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.why_view = ImageView()
+        self.why_view.setObjectName("whyView")
+        self.why_note = QLabel("")
+        self.why_note.setObjectName("dim")
+        self.why_note.setWordWrap(True)
+        why = QGroupBox("Why")
+        wf = QFormLayout(why)
+        wf.addRow("Method", self.method)
+        wf.addRow("Class", self.klass)
+        wf.addRow("Conv node", self.node)
+        wf.addRow("Patch", self.patch)
+        wf.addRow(self.progress)
+        wf.addRow(self.why_view)
+        wf.addRow(self.why_note)
+        self._why_form = wf
+
+        top = QHBoxLayout()
+        left = QVBoxLayout()
+        left.addWidget(self.pad, 1)
+        left.addLayout(tools)
+        left.addLayout(picker)
+        right = QVBoxLayout()
+        right.addWidget(self.prediction)
+        right.addWidget(self.bars)
+        right.addStretch(1)
+        top.addLayout(left, 3)
+        top.addLayout(right, 2)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.addWidget(self.source_note)
+        lay.addLayout(top, 3)
+        lay.addWidget(why, 2)
+
+        self.why_timer = QTimer(self)
+        self.why_timer.setSingleShot(True)
+        self.why_timer.setInterval(120)
+        self.why_timer.timeout.connect(self.explain)
+        self.pad.changed.connect(self._on_drawn)
+        for combo in (self.method, self.klass, self.node):
+            combo.currentIndexChanged.connect(lambda _i: self._why_later())
+        self.patch.valueChanged.connect(lambda _v: self._why_later())
+        self.method.currentIndexChanged.connect(lambda _i: self._show_method_rows())
+        self._show_method_rows()
+        self.setEnabled(False)
+
+    # ----- what is questioned --------------------------------------------------------------
+    def set_source(self, source: TrySource | None, dataset: Any = None,
+                   note: str | None = None) -> None:
+        """Question ``source`` (None: nothing to try, ``note`` says why)."""
+        self._stop_thread()
+        self.source = source if source is not None and source.is_image else None
+        self.dataset = dataset if self.source is not None else None
+        if self.source is None:
+            self.source_note.setText(note or "Try it needs a model with an image Input "
+                                     "(C × H × W) and a class Output.")
+            self.setEnabled(False)
+            self.x = self.probs = self.heat = None
+            self.bars.set_probs(np.zeros(0), [])
+            self.prediction.setText("—")
+            self.why_view.set_image(None)
+            self.source_note.setEnabled(True)
+            return
+        self.setEnabled(True)
+        src = self.source
+        _c, h, w = src.input_shape
+        self.source_note.setText(f"{src.net.graph.name or 'model'}: {src.label}. "
+                                 f"Drawing read at {h}×{w}.")
+        keep = self.klass.currentIndex()
+        self.klass.blockSignals(True)
+        self.klass.clear()
+        self.klass.addItem("predicted", -1)
+        for k in range(src.n_classes):
+            self.klass.addItem(src.class_name(k), k)
+        self.klass.setCurrentIndex(keep if 0 <= keep < self.klass.count() else 0)
+        self.klass.blockSignals(False)
+        convs = [n for n in src.net.order if len(src.net.shapes[n]) == 3
+                 and n not in src.net.input_ids]
+        current = self.node.currentText()
+        self.node.blockSignals(True)
+        self.node.clear()
+        for n in convs:
+            self.node.addItem(f"{n} ({src.net.layers[n].type_name})", n)
+        last_conv = [i for i, n in enumerate(convs) if src.net.layers[n].type_name == "Conv2D"]
+        idx = self.node.findText(current)
+        self.node.setCurrentIndex(idx if idx >= 0 else (last_conv[-1] if last_conv else 0))
+        self.node.blockSignals(False)
+        n = len(dataset) if dataset is not None else 0
+        self.sample.setRange(0, max(0, n - 1))
+        self.sample.setEnabled(n > 0)
+        self.sample_btn.setEnabled(n > 0)
+        self._on_drawn()
+
+    def set_node(self, node_id: str) -> bool:
+        """Choose the node Grad-CAM reads (and Grad-CAM itself); False if it has no maps."""
+        i = self.node.findData(node_id)
+        if i < 0:
+            return False
+        self.node.setCurrentIndex(i)
+        self.method.setCurrentText("Grad-CAM")
+        return True
+
+    def show_sample(self, index: int) -> None:
+        """Put dataset sample ``index`` on the pad (its first channel, scaled to 0..1)."""
+        if self.dataset is None or self.source is None:
+            return
+        raw = np.asarray(self.dataset.x[index], dtype=np.float64)
+        lo, hi = self.source.raw_range
+        img = raw[0] if raw.ndim == 3 else raw
+        self.sample_label = int(self.dataset.y[index]) if self.dataset.y is not None \
+            and self.dataset.task == "classification" else None
+        self.pad.set_ink((img - lo) / (hi - lo))
+
+    # ----- prediction ----------------------------------------------------------------------
+    def _clear(self) -> None:
+        self.sample_label = None
+        self.pad.clear()
+
+    def _on_drawn(self) -> None:
+        src = self.source
+        if src is None:
+            return
+        _c, h, w = src.input_shape
+        self.ink = self.pad.ink(h, w)
+        self.x = src.prepare(self.ink)
+        self.probs = src.predict(self.x)
+        top = int(np.argmax(self.probs))
+        names = [src.class_name(k) for k in range(len(self.probs))]
+        self.bars.set_probs(self.probs, names)
+        label = "" if self.sample_label is None else \
+            f"   (sample's label: {src.class_name(self.sample_label)})"
+        self.prediction.setText(f"{names[top]} · {100 * self.probs[top]:.1f} %{label}")
+        self._why_later()
+
+    def predicted(self) -> int | None:
+        return None if self.probs is None else int(np.argmax(self.probs))
+
+    def target_class(self) -> int:
+        k = self.klass.currentData()
+        return int(k) if k is not None and k >= 0 else (self.predicted() or 0)
+
+    # ----- why -----------------------------------------------------------------------------
+    def _show_method_rows(self) -> None:
+        m = self.method.currentText()
+        self._why_form.setRowVisible(self.node, m == "Grad-CAM")
+        self._why_form.setRowVisible(self.patch, m == "Occlusion")
+
+    def _why_later(self) -> None:
+        if self.source is not None:
+            self.why_timer.start()
+
+    def explain(self) -> None:
+        """Compute the chosen explanation for the current input (occlusion in a thread)."""
+        self.why_timer.stop()
+        src, x = self.source, self.x
+        if src is None or x is None:
+            return
+        m = self.method.currentText()
+        cls = self.target_class()
+        self._stop_thread()
+        self.progress.hide()
+        what = f"for class {src.class_name(cls)}"
+        try:
+            if m in ("Saliency", "SmoothGrad"):
+                g = saliency(src.net, x, cls, smooth=12 if m == "SmoothGrad" else 0)[0]
+                self._show_heat(saliency_map(g), f"|d score / d input| {what}")
+            elif m == "Grad-CAM":
+                node = self.node.currentData()
+                if node is None:
+                    self._show_heat(None, "Grad-CAM needs a node with feature maps.")
+                    return
+                cam = grad_cam(src.net, x, cls, node)
+                note = f"Grad-CAM on {node} {what}"
+                if cam.cam[0].max() <= 0:
+                    note += ": no positive evidence in this node"
+                self._show_heat(cam.heatmap[0], note)
+            else:
+                self.progress.setRange(0, 1)
+                self.progress.setValue(0)
+                self.progress.show()
+                t = OcclusionThread(src, x[0], cls, self.patch.value(), self)
+                t.progressed.connect(self._on_progress)
+                t.finished_map.connect(lambda heat, t=t: self._on_occluded(t, heat))
+                self.thread = t
+                self.why_note.setText(f"Occlusion {what}: sliding a {self.patch.value()}"
+                                      f"-pixel patch…")
+                t.start()
+        except NetBuilderError as e:
+            self._show_heat(None, e.message)
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+
+    def _on_occluded(self, t: OcclusionThread, heat: np.ndarray | None) -> None:
+        if t is not self.thread:
+            return
+        self.thread = None
+        self.progress.hide()
+        if heat is None:
+            if t.error:
+                self._show_heat(None, t.error)
+            return
+        top = float(np.max(heat))
+        cls = self.source.class_name(t.cls) if self.source else str(t.cls)
+        self._show_heat(np.maximum(heat, 0) / top if top > 0 else np.zeros_like(heat),
+                        f"Occlusion for class {cls}: bright where hiding the pixels lowers "
+                        f"the score most")
+
+    def _show_heat(self, heat: np.ndarray | None, note: str) -> None:
+        self.heat = heat
+        base = getattr(self, "ink", None)
+        if base is not None:
+            self.why_view.set_image(overlay_image(base, heat))
+        self.why_note.setText(note)
+
+    def _stop_thread(self) -> None:
+        t = self.thread
+        if t is not None:
+            t.cancel = True
+            self._old_threads.append(t)
+            self.thread = None
+        self._old_threads = [o for o in self._old_threads if o.isRunning()]
+
+    def shutdown(self, timeout_ms: int = 5000) -> None:
+        """Cancel and wait for a running occlusion (window closing)."""
+        self._stop_thread()
+        for t in self._old_threads:
+            t.wait(timeout_ms)

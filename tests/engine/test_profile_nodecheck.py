@@ -1,0 +1,75 @@
+"""engine.profile (per-node timing) and engine.nodecheck (one node's gradient check)."""
+
+import math
+
+import numpy as np
+import pytest
+
+import engine
+from engine.layers.conv import Conv2D
+from engine.nodecheck import check_node
+from engine.profile import profile
+from engine.resources import example_path
+
+
+def lenet(seed=0):
+    return engine.compile(engine.load_graph(example_path("lenet5")), seed=seed)
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_per_node_timings_add_up_to_the_step(fuse):
+    net = engine.Network(engine.load_graph(example_path("lenet5")), fuse=fuse)
+    before = net.state_dict()
+    prof = profile(net, batch_size=16, steps=3)
+    assert list(prof.nodes) == net.order and prof.batch_size == 16
+    assert all(t.forward_ms >= 0 and t.backward_ms >= 0 for t in prof.nodes.values())
+    assert prof.nodes["c1"].forward_ms > 0 and prof.nodes["c3"].backward_ms > 0
+    # a consistency check of the profiler (the parts tile the step), not a speed target
+    assert abs(prof.node_sum_ms() - prof.step_ms) <= 0.10 * prof.step_ms
+    shares = [prof.percent(n) for n in prof.nodes]
+    assert all(0 <= s <= 100 for s in shares) and sum(shares) <= 100 + 1e-9
+    assert prof.epoch_seconds(1000) == pytest.approx(math.ceil(1000 / 16) * prof.step_ms / 1000)
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+    assert "c1" in prof.table()
+
+
+def test_a_fused_step_shares_its_time_by_multiply_accumulates():
+    prof = profile(lenet(), batch_size=4, steps=1)
+    c1, a1 = prof.nodes["c1"], prof.nodes["a1"]
+    assert a1.forward_ms == 0 or c1.forward_ms >= a1.forward_ms
+
+
+def test_gradcheck_passes_lenet5_c1_and_every_other_node():
+    net = lenet()
+    before = net.state_dict()
+    rep = check_node(net, "c1")
+    assert set(rep.errors) == {"x0", "weight", "bias"}
+    assert rep.passed and rep.worst < 1e-6, rep.errors
+    for nid in ("a1", "s2", "c3", "s4", "flatten", "f5", "logits", "out"):
+        assert check_node(net, nid).passed, nid
+    assert check_node(net, "in").errors == {}
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_gradcheck_fails_a_deliberately_broken_backward(monkeypatch):
+    real = Conv2D.backward
+
+    def broken(self, dy, params, grads):
+        dxs = real(self, dy, params, grads)
+        grads["weight"] *= 1.5
+        return dxs
+
+    monkeypatch.setattr(Conv2D, "backward", broken)
+    rep = check_node(lenet(), "c1")
+    assert not rep.passed
+    assert rep.failing() == ["weight"] and rep.errors["weight"] > 0.1
+
+
+def test_gradcheck_uses_the_batch_given_and_names_unknown_nodes(rng):
+    net = lenet()
+    x = rng.standard_normal((3, 1, 28, 28))
+    assert check_node(net, "c3", x=x, max_elements=30).passed
+    with pytest.raises(engine.NetBuilderError, match="no node"):
+        check_node(net, "nope")

@@ -1,0 +1,121 @@
+"""Look Inside (issue 22) with real widgets: the Try it pad, the Why view, the gradient
+check dialog and the profile overlay."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
+
+from engine.layers.dense import Dense
+from engine.resources import example_path
+
+
+def lenet_doc():
+    return json.loads(example_path("lenet5").read_text(encoding="utf-8"))
+
+
+def draw_stroke(qtbot, pad, points):
+    pts = [QPoint(int(x * pad.width()), int(y * pad.height())) for x, y in points]
+    QTest.mousePress(pad, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pts[0])
+    for p in pts[1:]:
+        QTest.mouseMove(pad, p)
+    QTest.mouseRelease(pad, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pts[-1])
+
+
+def test_drawing_a_stroke_on_the_pad_changes_the_prediction(make_window, qtbot):
+    drv = make_window(lenet_doc())
+    panel = drv.w.look_inside.show_try_it()
+    qtbot.waitUntil(lambda: panel.isVisible() and panel.isEnabled())
+    assert "untrained weights" in panel.source_note.text()
+    before = panel.probs.copy()
+    label_before = panel.prediction.text()
+    assert panel.pad.ink(28, 28).max() == 0
+    draw_stroke(qtbot, panel.pad, [(0.5, 0.2), (0.5, 0.4), (0.5, 0.6), (0.5, 0.8)])
+    ink = panel.pad.ink(28, 28)
+    assert ink.max() > 0.5 and ink[:, :10].max() == 0  # a vertical stroke in the middle
+    assert not np.allclose(panel.probs, before)
+    assert abs(panel.probs.sum() - 1) < 1e-6 and len(panel.bars.names) == 10
+    np.testing.assert_array_equal(panel.bars.probs, panel.probs)
+    top = int(np.argmax(panel.probs))
+    assert panel.prediction.text().startswith(f"{top} · {100 * panel.probs[top]:.1f} %")
+    assert panel.prediction.text() != label_before or int(np.argmax(before)) == top
+    # the prediction is the network's answer for exactly what the pad shows
+    np.testing.assert_allclose(panel.probs, panel.source.predict(panel.source.prepare(ink)))
+    probs_drawn = panel.probs.copy()
+    qtbot.mouseClick(panel.invert, Qt.MouseButton.LeftButton)
+    assert panel.pad.inverted and not np.allclose(panel.probs, probs_drawn)
+    qtbot.mouseClick(panel.clear_btn, Qt.MouseButton.LeftButton)
+    assert panel.pad.ink(28, 28).min() == 1.0  # cleared, read inverted
+
+
+def test_grad_cam_view_appears_for_a_conv_node(make_window, qtbot):
+    drv = make_window(lenet_doc())
+    li = drv.w.look_inside
+    assert li.act_cam in drv.view.context_actions and li.act_check in drv.view.context_actions
+    drv.w.scene.select_nodes(["c3"])
+    li.act_cam.trigger()
+    panel = li.panel
+    assert panel.method.currentText() == "Grad-CAM" and panel.node.currentData() == "c3"
+    draw_stroke(qtbot, panel.pad, [(0.3, 0.3), (0.7, 0.7)])
+    qtbot.waitUntil(lambda: panel.heat is not None and "Grad-CAM on c3" in panel.why_note.text(),
+                    timeout=10_000)
+    assert panel.heat.shape == (28, 28) and panel.why_view.image is not None
+    assert panel.why_view.isVisible() and not panel.why_view.pixmap().isNull()
+    assert panel.heat.min() >= 0 and panel.heat.max() <= 1 + 1e-9
+    # occlusion runs in a background thread with a progress bar
+    panel.patch.setValue(7)
+    panel.method.setCurrentText("Occlusion")
+    qtbot.waitUntil(lambda: panel.thread is not None, timeout=5_000)
+    qtbot.waitUntil(lambda: panel.thread is None and "Occlusion" in panel.why_note.text()
+                    and panel.progress.isHidden(), timeout=60_000)
+    assert panel.heat is not None and panel.heat.shape == (28, 28)
+    assert panel.progress.maximum() == 22 * 22
+
+
+def test_gradient_check_dialog_passes_c1_and_fails_a_broken_layer(make_window, qtbot,
+                                                                   monkeypatch):
+    drv = make_window(lenet_doc())
+    li = drv.w.look_inside
+    drv.w.scene.select_nodes(["c1"])
+    assert li.check_button.isVisible()
+    qtbot.mouseClick(li.check_button, Qt.MouseButton.LeftButton)
+    dlg = li.dialog
+    assert dlg is not None and dlg.isVisible()
+    assert dlg.results() == {"x0": "pass", "weight": "pass", "bias": "pass"}
+    assert "PASS" in dlg.verdict.text()
+    real = Dense.backward
+
+    def broken(self, dy, params, grads):
+        dxs = real(self, dy, params, grads)
+        return [dx * 0.5 for dx in dxs]
+
+    monkeypatch.setattr(Dense, "backward", broken)
+    drv.w.scene.select_nodes(["f5"])
+    li.act_check.trigger()  # the canvas context-menu action
+    dlg = li.dialog
+    assert dlg.results() == {"x0": "FAIL", "weight": "pass", "bias": "pass"}
+    assert "FAIL" in dlg.verdict.text() and "input 0" in dlg.verdict.text()
+    assert not dlg.report.passed
+
+
+def test_profile_shows_a_heat_overlay_and_summary_columns(make_window, qtbot):
+    drv = make_window(lenet_doc())
+    li = drv.w.look_inside
+    li.act_profile.trigger()
+    assert li.wait_profile()
+    qtbot.waitUntil(lambda: li.profile is not None, timeout=10_000)
+    assert set(li.overlay.items) == set(drv.graph.nodes)
+    halo, tag, _box = li.overlay.items["c1"]
+    assert halo.parentItem() is drv.w.scene.nodes["c1"] and "ms" in tag.text()
+    table = drv.w.summary.table
+    assert table.columnCount() == 8
+    assert [table.headerItem().text(c) for c in (5, 6, 7)] == ["fwd ms", "bwd ms", "% step"]
+    rows = {table.topLevelItem(i).text(0): table.topLevelItem(i)
+            for i in range(table.topLevelItemCount())}
+    assert float(rows["c1"].text(5)) > 0 and 0 <= float(rows["c1"].text(7)) <= 100
+    assert "per training step of 64" in drv.w.summary.totals.text()
+    li.act_clear.trigger()
+    assert not li.overlay and table.columnCount() == 5
