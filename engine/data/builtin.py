@@ -10,6 +10,7 @@ sine        (1,)             regression: sin(freq·x) + noise, x in [-π, π]
 digits      (1, 8, 8)        10 classes, 1,797 real handwritten digits scaled to [0, 1]
 shapes      (1, 28, 28)      6 classes of drawn shapes; also ``size``, ``angle``, ``shift``
 shapes_distorted (1, 40, 40) the same shapes smaller, anywhere, at any angle (for the STN)
+shapes_color (3, 32, 32)     the same shapes in colour on a shaded coloured background
 """
 
 from __future__ import annotations
@@ -314,3 +315,44 @@ def shapes_distorted(n: int = 6000, noise: float = 0.05, size: int = 40, rotatio
     ds = shapes(n, noise, size, rotation, min_scale, max_scale, seed)
     ds.name = "shapes_distorted"
     return ds
+
+
+@register_dataset("shapes_color", "the 6 shapes in colour on a coloured, shaded 3×32×32 "
+                                  "background (CIFAR-sized)", kind="image")
+def shapes_color(n: int = 3000, noise: float = 0.05, size: int = 32, rotation: float = 180.0,
+                 min_scale: float = 0.4, max_scale: float = 0.85, seed: int = 0) -> Dataset:
+    """``shapes`` drawn in colour: per sample a random background colour with a linear shade
+    of random direction (±0.15), the shape in a random colour at least 0.35 from it
+    (Euclidean, RGB in [0, 1]), then Gaussian pixel noise (std ``noise``), clipped to
+    [0, 1]. Colour carries no class information. x is (N, 3, size, size) float32; the
+    ``size``, ``angle`` and ``shift`` fields as ``shapes``."""
+    base = shapes(n, 0.0, size, rotation, min_scale, max_scale, seed)
+    mask = base.arrays["x"][:, 0].astype(np.float64)
+    peak = mask.reshape(n, -1).max(axis=1)
+    mask /= np.maximum(peak, 1e-6)[:, None, None]
+    rng = np.random.default_rng([seed, 3])
+    bg = rng.uniform(0.0, 1.0, (n, 3))
+    fg = rng.uniform(0.0, 1.0, (n, 3))
+    for _ in range(64):  # redraw foregrounds too close to their background
+        close = np.linalg.norm(fg - bg, axis=1) < 0.35
+        if not close.any():
+            break
+        fg[close] = rng.uniform(0.0, 1.0, (int(close.sum()), 3))
+    theta = rng.uniform(0.0, 2 * math.pi, n)
+    c = (np.arange(size) + 0.5) / size - 0.5
+    gy, gx = np.meshgrid(c, c, indexing="ij")
+    x = np.empty((n, 3, size, size), np.float32)
+    chunk = 1024
+    for start in range(0, n, chunk):
+        sl = slice(start, min(n, start + chunk))
+        shade = 0.3 * (np.cos(theta[sl])[:, None, None] * gx
+                       + np.sin(theta[sl])[:, None, None] * gy)
+        m = mask[sl][:, None]
+        back = bg[sl][:, :, None, None] + shade[:, None]
+        x[sl] = m * fg[sl][:, :, None, None] + (1.0 - m) * back
+    if noise:
+        x += rng.normal(0.0, noise, x.shape).astype(np.float32)
+    np.clip(x, 0.0, 1.0, out=x)
+    arrays = {**base.arrays, "x": x}
+    return Dataset(arrays, "shapes_color", list(SHAPE_CLASSES), "classification",
+                   {"kind": "image", "noise": noise})

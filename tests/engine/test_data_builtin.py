@@ -120,6 +120,25 @@ def test_shapes_classes_are_distinguishable_by_nearest_mean():
     assert (pred == ds.y).mean() > 0.35
 
 
+def test_shapes_color_is_cifar_sized_and_colour_carries_no_class():
+    ds = load_dataset("shapes_color", n=600, seed=2)
+    assert ds.x.shape == (600, 3, 32, 32) and ds.x.dtype == np.float32
+    assert ds.x.min() >= 0.0 and ds.x.max() <= 1.0
+    assert ds.class_names == list(SHAPE_CLASSES)
+    assert np.bincount(ds.y).tolist() == [100] * 6
+    np.testing.assert_array_equal(ds.x, load_dataset("shapes_color", n=600, seed=2).x)
+    colour = ds.x.mean(axis=(2, 3))  # each sample's mean colour
+    means = np.stack([colour[ds.y == k].mean(0) for k in range(6)])
+    assert np.ptp(means, axis=0).max() < 0.1  # every class has the same colours on average
+    # the shape is there: one colour inside the mask, another outside, in every channel
+    shape_only = load_dataset("shapes", n=600, noise=0.0, size=32, min_scale=0.4, seed=2)
+    inside = shape_only.x[:, 0] > 0.5
+    clean = load_dataset("shapes_color", n=600, noise=0.0, seed=2).x
+    gap = [np.linalg.norm(clean[i][:, inside[i]].mean(1) - clean[i][:, ~inside[i]].mean(1))
+           for i in range(600)]
+    assert min(gap) > 0.2
+
+
 @pytest.mark.parametrize("params, match", [
     ({"n": 0}, "n must be between"),
     ({"noise": -1.0}, "noise must be"),

@@ -10,7 +10,7 @@ import engine
 from engine import cli
 from engine.resources import example_names, example_path
 
-EXAMPLES = ["xor_mlp", "digits_cnn", "lenet5", "inception_block", "residual"]
+EXAMPLES = ["xor_mlp", "digits_cnn", "lenet5", "inception_block", "residual", "resnet20_cifar"]
 
 
 def test_the_examples_exist():
@@ -44,6 +44,24 @@ def test_inception_and_residual_have_their_structure():
     add = r.nodes_of_type("Add")[0]
     srcs = [e.src for e in r.in_edges(add)]
     assert len(srcs) == 2 and srcs[1] in r.ancestors(srcs[0])  # a skip around the block
+
+
+def test_resnet20_cifar_is_a_cifar_resnet20():
+    """Stem + 3 stages × 3 basic blocks at 16/32/64 channels; the first block of the second
+    and third stages strided, with a 1×1 strided conv + BatchNorm shortcut; on 3×32×32."""
+    g = engine.load_graph(example_path("resnet20_cifar"))
+    net = engine.compile(g)
+    assert net.shapes["in"] == (3, 32, 32)
+    convs = [g.nodes[n] for n in net.order if g.nodes[n].type == "Conv2D"]
+    k3 = [c for c in convs if c.params["kernel_size"] in (3, [3, 3], (3, 3))]
+    k1 = [c for c in convs if c not in k3]
+    assert len(k3) == 19 and len(k1) == 2  # 19 conv layers + the Dense: ResNet-20
+    assert all(net.shapes[c.id][0] in (16, 32, 64) for c in convs)
+    assert len(g.nodes_of_type("BatchNorm")) == 21 and len(g.nodes_of_type("Add")) == 9
+    assert net.shapes["gap"] == (64,) and net.shapes["logits"] == (10,)
+    assert all(net.layers[c.id].p["stride"] == (2, 2) for c in k1)
+    assert [net.layers[c.id].p["stride"] for c in k3].count((2, 2)) == 2
+    assert g.training["dataset"] == "shapes_color"
 
 
 def _train(args):
