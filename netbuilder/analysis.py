@@ -105,7 +105,7 @@ def analyse(graph: engine.Graph) -> Analysis:
         feeds[e.dst][e.port] = e.src
     infos: dict[str, NodeInfo] = {}
     for nid, node in graph.nodes.items():
-        cls = engine.get_layer_class(node.type, nid)
+        cls = node.layer_class()
         info = NodeInfo(nid, node.type, cls.category, error=diag.errors.get(nid))
         info.out_shape = shapes.get(nid)
         layer: Layer | None = None

@@ -260,6 +260,11 @@ class Document:
         self.graph.ui = {**{k: ui[k] for k in keys if k in ui},
                          **{k: v for k, v in ui.items() if k not in keys}}
 
+    def replace_graph(self, graph: Graph) -> None:
+        """Swap in an edited copy of the graph (block edits): views re-read every node."""
+        self.graph = graph
+        self._touch(structure=True, params=set(graph.nodes))
+
     def set_name(self, name: str) -> None:
         self.graph.name = name
         self._touch(meta=True)
