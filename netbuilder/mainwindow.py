@@ -112,6 +112,8 @@ class MainWindow(QMainWindow):
         self.training = RunController(self)
         from .exporting import ExportActions
         self.exports = ExportActions(self, self.file_menu, self.act_quit)
+        from .blocks_gui import BlockActions
+        self.blocks = BlockActions(self)
 
         self.resize(*default_window_size())
         self.layouts = DockLayouts(self)

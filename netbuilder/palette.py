@@ -20,11 +20,13 @@ from PySide6.QtWidgets import (
 import engine
 
 from .canvas import MIME_LAYER, theme
+from .canvas.scene import BLOCK_PREFIX
 from .icons import layer_icon
 
 TYPE_ROLE = Qt.ItemDataRole.UserRole
 HELP_ROLE = Qt.ItemDataRole.UserRole + 1
 CATEGORY_ROLE = Qt.ItemDataRole.UserRole + 2
+USER_BLOCKS = "My blocks"
 
 
 def layer_mime(type_name: str) -> QMimeData:
@@ -59,7 +61,8 @@ class _Delegate(QStyledItemDelegate):
             painter.setPen(QColor(theme.TEXT))
             painter.setFont(theme.font(9.0, bold=True))
             painter.drawText(QRect(x, r.top() + 4, r.width() - x - 4, 17),
-                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, type_name)
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                             index.data(Qt.ItemDataRole.DisplayRole) or type_name)
             f = theme.font(7.8)
             painter.setFont(f)
             painter.setPen(QColor(theme.TEXT_DIM))
@@ -117,6 +120,7 @@ class Palette(QWidget):
         lay.addWidget(self.search)
         lay.addWidget(self.tree)
         self.items: dict[str, QTreeWidgetItem] = {}
+        self.user_blocks: list[tuple[str, str]] = []  # (name, help) of the block library
         self._build()
         self.search.textChanged.connect(self.filter)
         self.tree.itemActivated.connect(self._on_activated)
@@ -142,6 +146,28 @@ class Palette(QWidget):
                             | Qt.ItemFlag.ItemIsDragEnabled)
                 self.items[cls.type_name] = it
             head.setExpanded(True)
+        if self.user_blocks:
+            head = QTreeWidgetItem(self.tree)
+            head.setData(0, CATEGORY_ROLE, USER_BLOCKS)
+            head.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            for name, help_text in self.user_blocks:
+                key = BLOCK_PREFIX + name
+                it = QTreeWidgetItem(head)
+                it.setData(0, TYPE_ROLE, key)
+                it.setData(0, HELP_ROLE, help_text)
+                it.setData(0, Qt.ItemDataRole.DisplayRole, name)
+                it.setIcon(0, layer_icon("Block", "Blocks"))
+                it.setToolTip(0, f"<b>{name}</b><br>{help_text}<br><i>Drag onto the canvas, "
+                                 "or double-click to add.</i>")
+                it.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+                            | Qt.ItemFlag.ItemIsDragEnabled)
+                self.items[key] = it
+            head.setExpanded(True)
+
+    def set_user_blocks(self, blocks: list[tuple[str, str]]) -> None:
+        """Show the user's saved blocks, (name, one-line help) each, under "My blocks"."""
+        self.user_blocks = list(blocks)
+        self.refresh()
 
     def refresh(self) -> None:
         """Rebuild from the registry (layer types registered later appear)."""

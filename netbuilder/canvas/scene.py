@@ -32,10 +32,12 @@ from ..document import (
 )
 from ..layout import layered_layout
 from . import theme
+from .block_item import BlockItem
 from .edge import EdgeItem, RubberWire, Toast
 from .node import NodeItem, PortItem, repaint_where_drawn
 
 MIME_LAYER = "application/x-netbuilder-layer"
+BLOCK_PREFIX = "block:"  # a palette entry of the user's block library
 SNAP_RADIUS = 18.0  # screen pixels: a dropped wire finds a port this close
 PRESS_RADIUS = 9.0  # screen pixels: a press this close to a port starts a wire
 
@@ -70,6 +72,7 @@ class CanvasScene(QGraphicsScene):
         self._press: dict[str, QPointF] | None = None
         self._syncing = False
         self._rf_node: str | None = None
+        self.drop_block: Callable[[str, QPointF], str | None] | None = None
         self.setBackgroundBrush(Qt.BrushStyle.NoBrush)
         self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
         doc.subscribe(self.on_change)
@@ -143,11 +146,12 @@ class CanvasScene(QGraphicsScene):
             self.removeItem(item)
         for nid, node in g.nodes.items():
             item = self.nodes.get(nid)
-            if item is not None and item.type_name != node.type:
-                self._remove_node_item(nid)
+            if item is not None and (item.type_name != node.type
+                                     or getattr(item, "node_ref", node) is not node):
+                self._remove_node_item(nid)  # a block edit swaps in new block nodes
                 item = None
             if item is None:
-                item = NodeItem(nid, node.type)
+                item = BlockItem(nid, node) if node.block is not None else NodeItem(nid, node.type)
                 item.snap = self._snap
                 self.addItem(item)
                 self.nodes[nid] = item
@@ -315,7 +319,10 @@ class CanvasScene(QGraphicsScene):
         return {s.name: s.to_json(s.default) for s in cls.param_specs if s.required}
 
     def add_layer(self, type_name: str, at: QPointF) -> str | None:
-        """Add a node of ``type_name`` centred where it was dropped; returns its id."""
+        """Add a node of ``type_name`` centred where it was dropped; returns its id.
+        ``"block:<name>"``: a block of the user's library (``drop_block``)."""
+        if type_name.startswith(BLOCK_PREFIX) and self.drop_block is not None:
+            return self.drop_block(type_name[len(BLOCK_PREFIX):], at)
         nid = self.doc.fresh_id(type_name)
         top_left = self._snap(at - QPointF(theme.NODE_WIDTH / 2, theme.HEADER_H / 2), True)
         spec = NodeSpec(nid, type_name, self.new_node_params(type_name),
