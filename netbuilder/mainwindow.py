@@ -114,6 +114,8 @@ class MainWindow(QMainWindow):
         self.exports = ExportActions(self, self.file_menu, self.act_quit)
         from .blocks_gui import BlockActions
         self.blocks = BlockActions(self)
+        from .zoo_menu import TemplateMenu
+        self.templates = TemplateMenu(self)
 
         self.resize(*default_window_size())
         self.layouts = DockLayouts(self)
