@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import clean_environment, machine_description  # noqa: E402
+from _common import clean_environment, machine_description
 
 clean_environment()
 
