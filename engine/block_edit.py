@@ -21,6 +21,8 @@ from .errors import GraphStructureError
 from .graph import Graph
 
 Pos = tuple[float, float]
+ROW = 100.0  # canvas units from one card to the next below it
+FRAME_ROOM = 40.0  # above an open block's cards: its frame's title
 
 
 def _pos(g: Graph, nid: str) -> Pos | None:
@@ -210,15 +212,26 @@ def ungroup(g: Graph, block_id: str, derived: bool = False, tag: bool = False) -
             out.edges.append(Edge(src, new[e.dst], e.port))
     out.ui = {k: copy.deepcopy(v) for k, v in g.ui.items() if k != block_id}
     bx, by = _pos(g, block_id) or (0.0, 0.0)
+    top = by + (FRAME_ROOM if tag else 0.0)
+    rel_pos: dict[str, tuple[float, float]] = {}
+    for seq, k in enumerate(new):
+        rel = b.ui.get(k, {}).get("pos") if isinstance(b.ui.get(k), dict) else None
+        ok = isinstance(rel, list) and len(rel) == 2 and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in rel)
+        rel_pos[k] = (float(rel[0]), float(rel[1])) if ok else (0.0, ROW * seq)
+    shift = 0.0
+    if tag:  # make room below for the open block: move what lies under it down
+        shift = max(0.0, top + max(y for _, y in rel_pos.values()) + ROW - (by + ROW))
+        for k in list(out.ui):
+            p = _pos(out, k)
+            if k not in new.values() and p is not None and p[1] > by:
+                out.ui[k] = dict(out.ui[k], pos=[p[0], round(p[1] + shift, 2)])
     for seq, (k, nid) in enumerate(new.items()):
         entry = copy.deepcopy(b.ui.get(k)) if isinstance(b.ui.get(k), dict) else {}
-        rel = entry.get("pos")
-        if isinstance(rel, list) and len(rel) == 2:
-            entry["pos"] = [round(bx + float(rel[0]), 2), round(by + float(rel[1]), 2)]
-        else:
-            entry["pos"] = [bx, by + 100.0 * seq]
+        entry["pos"] = [round(bx + rel_pos[k][0], 2), round(top + rel_pos[k][1], 2)]
         if tag:
-            entry["block"] = {"id": block_id, "name": b.name, "inner": k, "seq": seq}
+            entry["block"] = {"id": block_id, "name": b.name, "inner": k, "seq": seq,
+                              "shift": shift}
         out.ui[nid] = entry
     return out
 
@@ -248,7 +261,18 @@ def collapse(g: Graph, block_id: str) -> Graph:
         raise GraphStructureError(f"no expanded block '{block_id}'", block_id)
     name, members = blocks[block_id]
     inner = {n: str(g.ui[n]["block"].get("inner") or n) for n in members}
-    return group(g, members, block_id, name, inner)
+    shift = g.ui[members[0]]["block"].get("shift")
+    out = group(g, members, block_id, name, inner)
+    bottom = max((p[1] for p in (_pos(g, m) for m in members) if p is not None), default=0.0)
+    if isinstance(shift, int | float) and not isinstance(shift, bool) and shift > 0:
+        for k in list(out.ui):  # what expand moved down comes back up
+            p = _pos(out, k)
+            if k != block_id and p is not None and p[1] > bottom:
+                out.ui[k] = dict(out.ui[k], pos=[p[0], round(p[1] - shift, 2)])
+    pos = _pos(out, block_id)
+    if pos is not None:
+        out.ui[block_id]["pos"] = [pos[0], round(pos[1] - FRAME_ROOM, 2)]
+    return out
 
 
 def repeat(g: Graph, block_id: str, n: int, step: Pos = (0.0, 120.0)) -> Graph:

@@ -68,7 +68,7 @@ class _Builder:
         self.nodes.append({"id": nid, "type": "Block", "params": {},
                            "block": {"name": name, "inputs": inputs, "output": output,
                                      "nodes": body.nodes, "edges": body.edges,
-                                     "ui": _column(body.nodes)}})
+                                     "ui": _layered(body.nodes, body.edges)}})
         for port, s in enumerate([src] if isinstance(src, str) else src):
             self.edges.append({"src": s, "dst": nid, "port": port})
         return nid
@@ -79,8 +79,20 @@ class _Builder:
                 "nodes": self.nodes, "edges": self.edges, "ui": {}, "training": training}
 
 
-def _column(nodes: list[Doc]) -> Doc:
-    return {n["id"]: {"pos": [0.0, 100.0 * i]} for i, n in enumerate(nodes)}
+def _layered(nodes: list[Doc], edges: list[Doc]) -> Doc:
+    """Inner positions: one row per step from the block's input, side by side within a row."""
+    depth: dict[str, int] = {}
+    for n in nodes:  # nodes come in an order where each follows what feeds it
+        srcs = [e["src"] for e in edges if e["dst"] == n["id"]]
+        depth[n["id"]] = 1 + max((depth.get(s, -1) for s in srcs), default=-1)
+    used: dict[int, int] = {}
+    ui = {}
+    for n in nodes:
+        d = depth[n["id"]]
+        col = used.get(d, 0)
+        used[d] = col + 1
+        ui[n["id"]] = {"pos": [220.0 * col, 100.0 * d]}
+    return ui
 
 
 def _conv(b: _Builder, nid: str, src: str, filters: int, k: int = 3, stride: int = 1,
@@ -173,7 +185,7 @@ def resnet20_cifar10() -> Doc:
         for k in range(1, 4):
             stride = 2 if stage > 1 and k == 1 else 1
             body, out = _basic_block(f, stride)
-            name = f"ResBlock{f}" + ("down" if stride == 2 else "")
+            name = f"ResDown{f}" if stride == 2 else f"ResBlock{f}"
             src = b.block(f"s{stage}b{k}", name, src, body, ["x"], out)
     b.add("gap", "GlobalAvgPool2D", src)
     b.add("fc", "Dense", "gap", units=10)

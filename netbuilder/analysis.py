@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import engine
+from engine.blocks import output_of
 from engine.errors import NetBuilderError
 from engine.registry import Layer
 
@@ -172,7 +173,16 @@ def _kernel(params: dict[str, Any]) -> tuple[tuple[int, int], tuple[int, int]] |
 
 
 def receptive_fields(graph: engine.Graph, analysis: Analysis) -> dict[str, ReceptiveField]:
-    """Receptive field of every node fed (directly or not) by an image Input (C, H, W)."""
+    """Receptive field of every node fed (directly or not) by an image Input (C, H, W).
+    A block's is that of its output, computed through its contents."""
+    if graph.has_blocks():
+        try:
+            flat = graph.flatten()
+        except NetBuilderError:
+            return {}
+        inner = receptive_fields(flat, analyse(flat))
+        out_of = {nid: output_of(nid, node) for nid, node in graph.nodes.items()}
+        return {nid: inner[f] for nid, f in out_of.items() if f in inner}
     try:
         order = graph.topological_order()
     except NetBuilderError:

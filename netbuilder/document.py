@@ -263,7 +263,7 @@ class Document:
     def replace_graph(self, graph: Graph) -> None:
         """Swap in an edited copy of the graph (block edits): views re-read every node."""
         self.graph = graph
-        self._touch(structure=True, params=set(graph.nodes))
+        self._touch(structure=True, params=set(graph.nodes), moved=set(graph.nodes))
 
     def set_name(self, name: str) -> None:
         self.graph.name = name

@@ -157,7 +157,12 @@ def test_ungroup_and_expand_collapse_give_the_graph_back():
     assert "res1-conv1" in opened.nodes and "res1" not in opened.nodes
     assert block_edit.expanded_blocks(opened) == {"res1": ("ResBlock",
                                                            [f"res1-{n}" for n in RES])}
-    assert block_edit.collapse(opened, "res1").to_dict()["nodes"] == g.to_dict()["nodes"]
+    below = [n for n in opened.nodes if n not in g.nodes or n in ("gap", "fc", "out")]
+    assert opened.ui["gap"]["pos"][1] > g.ui["gap"]["pos"][1]  # moved down to make room
+    assert len(below) == len(RES) + 3
+    folded = block_edit.collapse(opened, "res1")
+    assert folded.to_dict()["nodes"] == g.to_dict()["nodes"]
+    assert folded.ui == g.ui  # everything back where it was
 
 
 @pytest.mark.parametrize("ids, match", [
