@@ -176,13 +176,22 @@ def resnet20_cifar10() -> Doc:
     """ResNet-20 (He et al. 2016, CIFAR variant): a 16-filter stem, three stages of three
     basic blocks (16, 32, 64 filters; the first block of stages 2 and 3 halves the size
     through a 1×1 projection shortcut), global average pooling and a 10-way Dense."""
+    return resnet_cifar10(20)
+
+
+def resnet_cifar10(depth: int) -> Doc:
+    """The CIFAR ResNet of ``depth`` = 6n + 2 layers (20, 32, 44, 56, ...): n basic blocks
+    per stage, built as ``resnet20_cifar10`` is."""
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"a CIFAR ResNet has 6n + 2 layers, not {depth}")
+    per_stage = (depth - 2) // 6
     b = _Builder()
     b.add("in", "Input", shape=[3, 32, 32])
     _conv(b, "conv0", "in", 16)
     b.add("bn0", "BatchNorm", "conv0")
     src = b.add("relu0", "ReLU", "bn0")
     for stage, f in enumerate((16, 32, 64), start=1):
-        for k in range(1, 4):
+        for k in range(1, per_stage + 1):
             stride = 2 if stage > 1 and k == 1 else 1
             body, out = _basic_block(f, stride)
             name = f"ResDown{f}" if stride == 2 else f"ResBlock{f}"
@@ -190,7 +199,7 @@ def resnet20_cifar10() -> Doc:
     b.add("gap", "GlobalAvgPool2D", src)
     b.add("fc", "Dense", "gap", units=10)
     b.add("out", "Output", "fc", loss="cross_entropy")
-    return b.doc("ResNet-20 (CIFAR-10)", dict(CIFAR_TRAINING, epochs=30))
+    return b.doc(f"ResNet-{depth} (CIFAR-10)", dict(CIFAR_TRAINING, epochs=30))
 
 
 def autoencoder_mnist() -> Doc:
