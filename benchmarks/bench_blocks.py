@@ -1,5 +1,5 @@
 """Opening a big model drawn flat vs with blocks: ResNet-56 for CIFAR-10 (27 residual
-blocks; 173 layers flat, 32 nodes blocked).
+blocks; 200 nodes flat, 34 blocked).
 
     QT_QPA_PLATFORM=offscreen python benchmarks/bench_blocks.py [--repeats 5] [--depth 56]
 

@@ -69,6 +69,6 @@ def test_resnet_depths_build_and_refuse_what_is_not_6n_plus_2():
     from engine.zoo import resnet_cifar10
     g = engine.Graph.from_dict(resnet_cifar10(56))
     assert sum(n.block is not None for n in g.nodes.values()) == 27
-    assert len(g.flatten().nodes) == 173
+    assert len(g.flatten().nodes) == 200
     with pytest.raises(ValueError, match="6n"):
         resnet_cifar10(21)
