@@ -134,3 +134,17 @@ def test_rename_and_library_round_trip(tmp_path):
     assert other.analysis.nodes["block1"].out_shape == (3, 4, 4)
     other.execute(Connect("block1", "out", 0))
     assert other.graph.diagnose().ok
+
+
+def test_copy_paste_of_a_block_keeps_its_contents():
+    from netbuilder.document import make_fragment, paste_command
+    doc, rec = fresh()
+    rec.run(GroupAsBlock(doc, RES, name="R"))
+    frag = make_fragment(doc, ["block1"])
+    cmd = paste_command(doc, frag)
+    rec.run(cmd)
+    new = cmd.nodes[0].id
+    assert new == "block2" and doc.graph.nodes[new].block.name == "R"
+    assert list(doc.graph.nodes[new].block.nodes) == RES
+    rec.run(Connect("c0", new, 0))
+    assert doc.analysis.nodes[new].out_shape == (3, 6, 6)
