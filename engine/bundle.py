@@ -94,7 +94,7 @@ def save_bundle(path: str | os.PathLike, model: Network | Graph,
     existing file stays whole until the new one is complete. Returns the path."""
     p = Path(path)
     if isinstance(model, Network):
-        graph, state = model.graph, (weights if weights is not None else model.state_dict())
+        graph, state = model.source_graph, (weights if weights is not None else model.state_dict())
     else:
         if weights is None:
             raise BundleError("save_bundle needs the weights when given a Graph")

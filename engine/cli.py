@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import cli_data
+from . import cli_data, cli_zoo
 from .bundle import EXTENSION, Bundle, is_bundle_path, load_bundle, save_bundle
 from .data import BUILTINS, CATALOGUE, load_dataset
 from .errors import NetBuilderError, ParamError, TrainingError
@@ -427,7 +427,7 @@ def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 # ----- entry --------------------------------------------------------------------------------
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "train": cmd_train, "info": cmd_info, "gradcheck": cmd_gradcheck, "export": cmd_export,
-    "datasets": cli_data.cmd_datasets}
+    "datasets": cli_data.cmd_datasets, "new": cli_zoo.cmd_new}
 
 
 def command_names() -> list[str]:
@@ -494,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seed of the initial weights when MODEL is an untrained model file")
     cli_data.add_parser(sub)
+    cli_zoo.add_parser(sub)
     return p
 
 

@@ -8,11 +8,12 @@ import math
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_text
+from .blocks import BLOCK_TYPE, Block, Edge, Flat, Node, flatten, has_blocks, node_to_dict, parse_node
 from .errors import (
     CycleError,
     GraphFormatError,
@@ -23,10 +24,10 @@ from .errors import (
     ShapeError,
     short_repr,
 )
-from .registry import Layer, Shape, fmt_shape, get_layer_class
+from .registry import Layer, Shape, fmt_shape, register_structural
 
 FORMAT = "netbuilder.graph"
-VERSION = 1
+VERSION = 2  # 2: Block nodes (nested graphs); a file without blocks is still written as 1
 ID_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
 MAX_NODES = 20_000
 MAX_INPUTS = 1024  # input ports of a variadic merge (Add, Concat)
@@ -47,27 +48,6 @@ def fmt_bytes(n: float) -> str:
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1024
     return f"{n:.1f} PB"
-
-
-@dataclass
-class Node:
-    """One layer: ``params`` holds only the values given explicitly (defaults stay implicit)."""
-
-    id: str
-    type: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def layer_class(self) -> type[Layer]:
-        return get_layer_class(self.type, self.id)
-
-
-@dataclass(frozen=True)
-class Edge:
-    """Output of ``src`` feeds input ``port`` of ``dst``."""
-
-    src: str
-    dst: str
-    port: int = 0
 
 
 @dataclass
@@ -131,20 +111,7 @@ class Graph:
         if len(nodes) > MAX_NODES:
             raise GraphFormatError(f"model has {len(nodes)} nodes; at most {MAX_NODES} are supported")
         for i, nd in enumerate(nodes):
-            if not isinstance(nd, dict):
-                raise GraphFormatError(f"node #{i} is not an object")
-            nid = _need(nd, "id", str, f"node #{i}")
-            if not ID_PATTERN.match(nid):
-                raise GraphStructureError(
-                    f"node #{i}: id {short_repr(nid)} is not valid: use letters, digits, '_' or '-', "
-                    "starting with a letter (at most 64 characters)")
-            ntype = _need(nd, "type", str, f"node '{nid}'")
-            params = nd.get("params", {})
-            if params is None:
-                params = {}
-            if not isinstance(params, dict):
-                raise ParamError(f"node '{nid}': params must be an object", nid)
-            g.add_node(Node(nid, ntype, dict(params)))
+            g.add_node(parse_node(nd, i, version))
         edges = doc.get("edges", [])
         if not isinstance(edges, list):
             raise GraphFormatError("model file: 'edges' must be a list")
@@ -171,10 +138,9 @@ class Graph:
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
-            "version": VERSION,
+            "version": VERSION if self.has_blocks() else 1,
             "name": self.name,
-            "nodes": [{"id": n.id, "type": n.type, "params": _jsonable(n.params)}
-                      for n in self.nodes.values()],
+            "nodes": [node_to_dict(n) for n in self.nodes.values()],
             "edges": [{"src": e.src, "dst": e.dst, "port": e.port} for e in self.edges],
             "ui": copy.deepcopy(self.ui),
             "training": copy.deepcopy(self.training),
@@ -191,6 +157,24 @@ class Graph:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def has_blocks(self) -> bool:
+        """Does any node hold a nested graph (a Block)?"""
+        return has_blocks(self.nodes)
+
+    def flatten(self) -> Graph:
+        """The same model with every block replaced by its contents (``engine.blocks``):
+        what compile and the exporters run. Positions of top-level nodes are kept."""
+        flat = self.flat_parts()
+        g = Graph(self.name)
+        g.nodes, g.edges = flat.nodes, flat.edges
+        g.ui = {k: copy.deepcopy(v) for k, v in self.ui.items() if k in flat.nodes}
+        g.training = copy.deepcopy(self.training)
+        return g
+
+    def flat_parts(self) -> Flat:
+        """Flat nodes, wires and the blocks each flat node lies in."""
+        return flatten(self.nodes, self.edges)
+
     # ----- editing -------------------------------------------------------------------------
     def add_node(self, node: Node) -> Node:
         if not isinstance(node.id, str) or not ID_PATTERN.match(node.id):
@@ -199,7 +183,9 @@ class Graph:
                 "starting with a letter (at most 64 characters)", None)
         if node.id in self.nodes:
             raise GraphStructureError(f"duplicate node id '{node.id}'", node.id)
-        cls = get_layer_class(node.type, node.id)
+        cls = node.layer_class()
+        if cls.type_name == BLOCK_TYPE and node.block is None:
+            raise GraphStructureError(f"Block '{node.id}' has no contents", node.id)
         cls.resolve_params(node.params, node.id)
         self.nodes[node.id] = node
         return node
@@ -487,10 +473,6 @@ def _port_name(cls: type[Layer], port: int) -> str:
     return str(port)
 
 
-def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
-
-
 def load_graph(path: str | os.PathLike, validate: bool = True) -> Graph:
     """Read a model file (``*.json``). Raises GraphFormatError naming the file if unreadable."""
     p = Path(path)
@@ -533,3 +515,71 @@ def graph_from_bytes(raw: bytes, source: str = "model", validate: bool = True) -
 def save_graph(graph: Graph, path: str | os.PathLike) -> None:
     """Write the model file atomically: the old file stays whole until the new one is."""
     atomic_write_text(Path(path), graph.to_json() + "\n")
+
+
+class BlockLayer(Layer):
+    """The layer type of a Block node. A block's own class (``for_block``) has one input port
+    per block input; its output shape, parameter count and MACs are those of its contents.
+    It never runs: compile and the exporters flatten blocks first."""
+
+    type_name = BLOCK_TYPE
+    category = "Blocks"
+    help = ("A group of layers drawn as one node (Ctrl+G groups a selection); "
+            "double-click to edit it in place.")
+    min_inputs = 1
+    max_inputs = None
+    glyph = "▦"
+    id_prefix = "block"
+    body: Block | None = None
+
+    @classmethod
+    def for_block(cls, block: Block) -> type[BlockLayer]:
+        """The class of one block (cached on it)."""
+        got = block.layer_cls
+        if got is not None and got.body is block:
+            return got
+        n = len(block.inputs)
+        got = type("BlockLayer_" + block.name.replace(" ", "_")[:40], (cls,),
+                   {"body": block, "min_inputs": n, "max_inputs": n,
+                    "input_names": tuple(block.inputs), "__module__": __name__})
+        block.layer_cls = got
+        return got
+
+    def inner_graph(self) -> Graph:
+        """The contents as a graph whose Inputs stand for the ports (with this node's input
+        shapes)."""
+        b = self.body
+        assert b is not None
+        g = Graph(b.name)
+        for name, shape in zip(b.inputs, self.in_shapes):
+            g.nodes[name] = Node(name, "Input", {"shape": list(shape)})
+        g.nodes.update(b.nodes)
+        g.edges = list(b.edges)
+        return g
+
+    def infer_shape(self) -> Shape:
+        if self.body is None:
+            raise self.shape_error("has no contents")
+        g = self.inner_graph()
+        d = g.diagnose()
+        for nid in g._order_ignoring(set()):
+            if nid in d.errors:
+                raise ShapeError(f"{self.where} ({self.body.name}): {d.errors[nid].message}",
+                                 self.id)
+        self.inner_shapes = d.shapes
+        ins = {nid: [d.shapes[e.src] for e in g.in_edges(nid)] for nid in self.body.nodes}
+        self.inner = {nid: n.layer_class()(nid, n.params, ins[nid])
+                      for nid, n in self.body.nodes.items()}
+        return d.shapes[self.body.output]
+
+    def param_count(self) -> int:
+        return sum(layer.param_count() for layer in self.inner.values())
+
+    def macs(self) -> int:
+        return sum(layer.macs() for layer in self.inner.values())
+
+    def summary(self) -> str:
+        return self.body.name if self.body else ""
+
+
+register_structural(BlockLayer)

@@ -43,12 +43,14 @@ class Network:
     batch size, so copy what you keep. ``plan``: the execution plan (``engine.plan``, built
     by ``engine.fusion``), ``steps`` its steps; ``fuse=False`` runs every node through its
     own layer. ``add_hook`` lets a monitor see every node's output and gradient
-    (``engine.hooks``).
+    (``engine.hooks``). ``graph`` is the model as it runs, blocks flattened (node ids
+    derived, ``engine.blocks``); ``source_graph`` the model as given (what bundles store).
     """
 
     def __init__(self, graph: Graph, seed: int = 0, dtype: Any = np.float32,
                  fuse: bool = True) -> None:
-        self.graph = graph.copy()
+        self.source_graph = graph.copy()
+        self.graph = self.source_graph.flatten() if graph.has_blocks() else self.source_graph
         self.seed = int(seed)
         self.dtype = np.dtype(dtype)
         self.layers: dict[str, Layer] = self.graph.build_layers()
@@ -178,7 +180,7 @@ class Network:
 
     def astype(self, dtype: Any) -> Network:
         """A copy of this network computing in ``dtype`` (float64 for gradient checks)."""
-        other = Network(self.graph, self.seed, dtype, fuse=self.fuse)
+        other = Network(self.source_graph, self.seed, dtype, fuse=self.fuse)
         other.load_state_dict(self.state_dict())
         return other
 

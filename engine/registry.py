@@ -436,11 +436,22 @@ def register(cls: type[Layer]) -> type[Layer]:
     return cls
 
 
+_STRUCTURAL: dict[str, type[Layer]] = {}
+
+
+def register_structural(cls: type[Layer]) -> type[Layer]:
+    """Add a node type that is not a layer of its own (the Block of ``engine.graph``): nodes
+    may have it, but palettes, docs, exporters and the contract harness (which read
+    ``layer_types()``) never list it."""
+    _STRUCTURAL[cls.type_name] = cls
+    return cls
+
+
 def get_layer_class(type_name: str, node_id: str | None = None) -> type[Layer]:
     """The registered class of ``type_name``, or UnknownLayerError listing the known ones.
     (``import engine`` registers the built-in types: it imports ``engine.layers``.)"""
     try:
-        return _REGISTRY[type_name]
+        return _REGISTRY.get(type_name) or _STRUCTURAL[type_name]
     except (KeyError, TypeError):
         known = ", ".join(sorted(_REGISTRY))
         where = f"node '{node_id}': " if node_id else ""

@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 import engine
+from engine.blocks import output_of
 from engine.errors import NetBuilderError
 from engine.registry import Layer
 
@@ -106,7 +107,7 @@ def analyse(graph: engine.Graph) -> Analysis:
         feeds[e.dst][e.port] = e.src
     infos: dict[str, NodeInfo] = {}
     for nid, node in graph.nodes.items():
-        cls = engine.get_layer_class(node.type, nid)
+        cls = node.layer_class()
         info = NodeInfo(nid, node.type, cls.category, error=diag.errors.get(nid))
         info.out_shape = shapes.get(nid)
         layer: Layer | None = None
@@ -188,7 +189,16 @@ def _kernel(params: dict[str, Any]) -> tuple[tuple[int, int], tuple[int, int]] |
 
 
 def receptive_fields(graph: engine.Graph, analysis: Analysis) -> dict[str, ReceptiveField]:
-    """Receptive field of every node fed (directly or not) by an image Input (C, H, W)."""
+    """Receptive field of every node fed (directly or not) by an image Input (C, H, W).
+    A block's is that of its output, computed through its contents."""
+    if graph.has_blocks():
+        try:
+            flat = graph.flatten()
+        except NetBuilderError:
+            return {}
+        inner = receptive_fields(flat, analyse(flat))
+        out_of = {nid: output_of(nid, node) for nid, node in graph.nodes.items()}
+        return {nid: inner[f] for nid, f in out_of.items() if f in inner}
     try:
         order = graph.topological_order()
     except NetBuilderError:

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import engine
+from engine.blocks import BLOCK_TYPE, Block, parse_block
 from engine.errors import GraphFormatError, GraphStructureError
-from engine.graph import Edge, Graph, Node
+from engine.graph import VERSION, Edge, Graph, Node
 
 from .analysis import Analysis, ReceptiveField, analyse, receptive_fields
 
@@ -260,6 +261,11 @@ class Document:
         self.graph.ui = {**{k: ui[k] for k in keys if k in ui},
                          **{k: v for k, v in ui.items() if k not in keys}}
 
+    def replace_graph(self, graph: Graph) -> None:
+        """Swap in an edited copy of the graph (block edits): views re-read every node."""
+        self.graph = graph
+        self._touch(structure=True, params=set(graph.nodes), moved=set(graph.nodes))
+
     def set_name(self, name: str) -> None:
         self.graph.name = name
         self._touch(meta=True)
@@ -294,9 +300,10 @@ class NodeSpec:
     type: str
     params: dict[str, Any]
     pos: Pos
+    block: Block | None = None  # a Block node's contents
 
     def node(self) -> Node:
-        return Node(self.id, self.type, copy.deepcopy(self.params))
+        return Node(self.id, self.type, copy.deepcopy(self.params), copy.deepcopy(self.block))
 
 
 class AddNodes(Command):
@@ -492,8 +499,7 @@ def make_fragment(doc: Document, node_ids: Iterable[str]) -> dict[str, Any]:
     keep = set(node_ids)
     return {
         "format": FRAGMENT_FORMAT,
-        "nodes": [{"id": nd["id"], "type": nd["type"], "params": nd["params"],
-                   "pos": list(doc.position(nd["id"]) or (0.0, 0.0))}
+        "nodes": [{**nd, "pos": list(doc.position(nd["id"]) or (0.0, 0.0))}
                   for nd in doc.graph.to_dict()["nodes"] if nd["id"] in keep],
         "edges": [{"src": e.src, "dst": e.dst, "port": e.port} for e in doc.graph.edges
                   if e.src in keep and e.dst in keep],
@@ -521,6 +527,11 @@ def paste_command(doc: Document, fragment: Any, offset: Pos = (40.0, 40.0),
         if not isinstance(params, dict):
             raise GraphFormatError("the clipboard holds a malformed node")
         cls.resolve_params(params, nd["id"])
+        block = None
+        if nd["type"] == BLOCK_TYPE or "block" in nd:
+            if not isinstance(nd.get("block"), dict):
+                raise GraphFormatError("the clipboard holds a block without its contents")
+            block = parse_block(nd["block"], nd["id"], VERSION)
         new_id = doc.fresh_id(nd["type"], rename.values())
         rename[nd["id"]] = new_id
         pos = nd.get("pos")
@@ -528,7 +539,7 @@ def paste_command(doc: Document, fragment: Any, offset: Pos = (40.0, 40.0),
                 and all(isinstance(v, int | float) for v in pos)):
             pos = [0.0, 0.0]
         specs.append(NodeSpec(new_id, nd["type"], params,
-                              (float(pos[0]) + offset[0], float(pos[1]) + offset[1])))
+                              (float(pos[0]) + offset[0], float(pos[1]) + offset[1]), block))
     wires = []
     for ed in edges:
         if isinstance(ed, dict) and ed.get("src") in rename and ed.get("dst") in rename:

@@ -110,6 +110,10 @@ class MainWindow(WindowActions, WindowEditing, WindowFiles, WindowRecovery, QMai
         self.exports = ExportActions(self, self.file_menu, self.act_quit)
         from .lookinside import LookInside
         self.look_inside = LookInside(self)
+        from .blocks_gui import BlockActions
+        self.blocks = BlockActions(self)
+        from .zoo_menu import TemplateMenu
+        self.templates = TemplateMenu(self)
 
         self.resize(*default_window_size())
         self.layouts = DockLayouts(self)

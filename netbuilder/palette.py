@@ -20,12 +20,14 @@ from PySide6.QtWidgets import (
 import engine
 
 from .canvas import MIME_LAYER, theme
+from .canvas.scene import BLOCK_PREFIX
 from .icons import layer_icon
 
 TYPE_ROLE = Qt.ItemDataRole.UserRole
 HELP_ROLE = Qt.ItemDataRole.UserRole + 1
 CATEGORY_ROLE = Qt.ItemDataRole.UserRole + 2
 NAME_ROLE = Qt.ItemDataRole.UserRole + 3  # the name shown: the type's, or one of its aliases
+USER_BLOCKS = "My blocks"
 
 
 def layer_mime(type_name: str) -> QMimeData:
@@ -122,6 +124,7 @@ class Palette(QWidget):
         lay.addWidget(self.search)
         lay.addWidget(self.tree)
         self.items: dict[str, QTreeWidgetItem] = {}
+        self.user_blocks: list[tuple[str, str]] = []  # (name, help) of the block library
         self._build()
         self.search.textChanged.connect(self.filter)
         self.tree.itemActivated.connect(self._on_activated)
@@ -137,6 +140,29 @@ class Palette(QWidget):
                 for name in (cls.type_name, *cls.aliases):
                     self.items[name] = self._item(head, cls, name, category)
             head.setExpanded(True)
+        if self.user_blocks:
+            head = QTreeWidgetItem(self.tree)
+            head.setData(0, CATEGORY_ROLE, USER_BLOCKS)
+            head.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            for name, help_text in self.user_blocks:
+                key = BLOCK_PREFIX + name
+                it = QTreeWidgetItem(head)
+                it.setData(0, TYPE_ROLE, key)
+                it.setData(0, NAME_ROLE, name)
+                it.setData(0, HELP_ROLE, help_text)
+                it.setData(0, Qt.ItemDataRole.DisplayRole, name)
+                it.setIcon(0, layer_icon("Block", "Blocks"))
+                it.setToolTip(0, f"<b>{name}</b><br>{help_text}<br><i>Drag onto the canvas, "
+                                 "or double-click to add.</i>")
+                it.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+                            | Qt.ItemFlag.ItemIsDragEnabled)
+                self.items[key] = it
+            head.setExpanded(True)
+
+    def set_user_blocks(self, blocks: list[tuple[str, str]]) -> None:
+        """Show the user's saved blocks, (name, one-line help) each, under "My blocks"."""
+        self.user_blocks = list(blocks)
+        self.refresh()
 
     def _item(self, head: QTreeWidgetItem, cls: type[engine.Layer], name: str,
               category: str) -> QTreeWidgetItem:

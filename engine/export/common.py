@@ -47,6 +47,7 @@ class ModelView:
     fused: dict[str, str]
     preprocess: dict[str, Any] | None = None
     training: dict[str, Any] = field(default_factory=dict)
+    source: Graph | None = None  # the model as drawn, with its blocks (``graph`` is flat)
 
     def local(self, node_id: str) -> dict[str, np.ndarray]:
         """The node's parameters and buffers by their local name (``weight``, ...)."""
@@ -82,7 +83,8 @@ def model_view(model: Any, seed: int = 0) -> ModelView:
         shapes=dict(net.shapes), inputs_of={k: list(v) for k, v in net.inputs_of.items()},
         consumers=consumers, input_ids=list(net.input_ids), output_ids=list(net.output_ids),
         state=state, fused=dict(net.loss_logits), preprocess=preprocess,
-        training=dict(net.graph.training or {}))
+        training=dict(net.graph.training or {}),
+        source=getattr(net, "source_graph", net.graph))
 
 
 def write_file(path: Path, data: bytes) -> None:

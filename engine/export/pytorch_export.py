@@ -3,7 +3,8 @@
 Each layer writes its own lines (``Layer.to_pytorch`` with a ``PytorchContext``).
 ``export_pytorch(model, "lenet5.py")`` writes ``lenet5.py`` (an ``nn.Module`` mirroring the
 graph: one submodule per layer with weights, named after its node, and a ``forward`` that
-follows the topological order with one local variable per node) and ``lenet5.npz`` (the
+follows the topological order with one local variable per node; a block is a submodule of
+a class of its own, ``engine.export.pytorch_blocks``) and ``lenet5.npz`` (the
 weights by NetBuilder's full names, which are the module's ``state_dict`` keys). The script
 imports only numpy and torch; run as a program it trains the model on an ``.npz`` dataset,
 data-parallel (DDP) under ``torchrun``. The text here is generated without torch installed.
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .common import ModelView, model_view, py_identifier, refuse_unsupported, write_file
+from .pytorch_blocks import BlockWriter
 from .pytorch_template import RUNTIME
 
 # Attributes every nn.Module has: a submodule may not take these names.
@@ -53,21 +55,27 @@ class PytorchContext:
                  "affine", "grid"}
         for nid in view.order:
             self.locals[nid] = py_identifier(nid, taken)
+        self.taken = taken
         self.module_names: set[str] = set()
         self.param_names: dict[str, dict[str, str]] = {}
+        self.module_path: dict[str, str] = {}  # node inside a block -> "res1.conv1"
+        self.scope_name: dict[str, str] = {}  # node inside a block -> its attribute there
 
     def state_keys(self) -> dict[str, str]:
         """NetBuilder full name -> state_dict key, where they differ."""
         out = {}
         for key in self.view.state:
             nid, param = key.split(".", 1)
-            tkey = f"{self.renamed.get(nid, nid)}.{self.param_names.get(nid, {}).get(param, param)}"
+            mod = self.module_path.get(nid) or self.renamed.get(nid, nid)
+            tkey = f"{mod}.{self.param_names.get(nid, {}).get(param, param)}"
             if tkey != key:
                 out[key] = tkey
         return out
 
     def module(self, nid: str) -> tuple[str, str]:
         """(name the submodule is registered under, expression reaching it from ``self``)."""
+        if nid in self.scope_name:
+            return self.scope_name[nid], f"self.{self.scope_name[nid]}"
         name = nid
         if nid in MODULE_ATTRS or nid.startswith("_"):
             name = nid + "_" if not nid.startswith("_") else "n" + nid
@@ -126,16 +134,27 @@ def pytorch_source(model: Any, weights_file: str = "model.npz", seed: int = 0) -
     view = model if isinstance(model, ModelView) else model_view(model, seed)
     refuse_unsupported(view, "pytorch_export", "PyTorch")
     ctx = PytorchContext(view)
-    init_lines: list[str] = []
-    fwd_lines: list[str] = []
-    for nid in view.order:
-        layer = view.layers[nid]
-        xs = [ctx.locals[s] for s in view.inputs_of[nid]]
-        init, fwd = layer.to_pytorch(ctx, xs, ctx.locals[nid])
-        if fwd and layer.type_name not in ("Output",):
-            fwd_lines.append(f"# {nid}: {layer.type_name} -> {_shape_text(view.shapes[nid])}")
-        init_lines += init
-        fwd_lines += fwd
+    src_graph = view.source
+    classes: dict[str, str] = {}
+    if src_graph is not None and src_graph.has_blocks() and all(
+            view.loss_source(o) in src_graph.nodes for o in view.output_ids):
+        writer = BlockWriter(ctx, view, MODULE_ATTRS, class_name, doc_text)
+        for nid, node in src_graph.nodes.items():
+            if node.block is not None:
+                ctx.locals[nid] = py_identifier(nid, ctx.taken)
+        init_lines, fwd_lines = writer.scope_lines("", "", src_graph.nodes, src_graph.edges,
+                                                   ctx.locals)
+        classes = writer.classes
+    else:
+        init_lines, fwd_lines = [], []
+        for nid in view.order:
+            layer = view.layers[nid]
+            xs = [ctx.locals[s] for s in view.inputs_of[nid]]
+            init, fwd = layer.to_pytorch(ctx, xs, ctx.locals[nid])
+            if fwd and layer.type_name not in ("Output",):
+                fwd_lines.append(f"# {nid}: {layer.type_name} -> {_shape_text(view.shapes[nid])}")
+            init_lines += init
+            fwd_lines += fwd
     cname = class_name(view.name)
     args = ", ".join(f"{ctx.locals[i]}: torch.Tensor" for i in view.input_ids)
     outs = view.output_ids
@@ -159,7 +178,7 @@ def pytorch_source(model: Any, weights_file: str = "model.npz", seed: int = 0) -
         lines += [f"            # the loss of {', '.join(fused)} reads the logits (the "
                   "Softmax/Sigmoid is part of the loss)"]
     lines += [f"            return {loss_in}", f"        return {ret}"]
-    body = "\n".join(lines)
+    body = "\n\n\n".join([*classes.values(), "\n".join(lines)])
     header = _header(view, cname, weights_file, ctx, uses_f="F." in body)
     return header + "\n\n\n" + body + "\n\n\n" + RUNTIME.replace("MODEL_CLASS", cname)
 

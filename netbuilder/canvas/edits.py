@@ -51,7 +51,12 @@ class SceneEdits:
         return {s.name: s.to_json(s.default) for s in cls.param_specs if s.required}
 
     def add_layer(self: CanvasScene, type_name: str, at: QPointF) -> str | None:
-        """Add a node of ``type_name`` centred where it was dropped; returns its id."""
+        """Add a node of ``type_name`` centred where it was dropped; returns its id.
+        ``"block:<name>"``: a block of the user's library (``drop_block``)."""
+        from .scene import BLOCK_PREFIX  # scene imports this module
+
+        if type_name.startswith(BLOCK_PREFIX) and self.drop_block is not None:
+            return self.drop_block(type_name[len(BLOCK_PREFIX):], at)
         nid = self.doc.fresh_id(type_name)
         top_left = self._snap(at - QPointF(theme.NODE_WIDTH / 2, theme.HEADER_H / 2), True)
         spec = NodeSpec(nid, type_name, self.new_node_params(type_name),

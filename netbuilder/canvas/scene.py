@@ -14,6 +14,7 @@ from engine.graph import Edge
 
 from ..analysis import Analysis, fmt_shape
 from ..document import Change, Command, Document
+from .block_item import BlockItem
 from .edge import EdgeItem, Toast
 from .edits import SceneEdits
 from .node import NodeItem, repaint_where_drawn
@@ -21,6 +22,7 @@ from .placement import Placement
 from .wiring import WireDrawing, _Wiring
 
 MIME_LAYER = "application/x-netbuilder-layer"
+BLOCK_PREFIX = "block:"  # a palette entry of the user's block library
 __all__ = ["MIME_LAYER", "CanvasScene"]
 
 
@@ -43,6 +45,7 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
         self._press: dict[str, QPointF] | None = None
         self._syncing = False
         self._rf_node: str | None = None
+        self.drop_block: Callable[[str, QPointF], str | None] | None = None
         self.setBackgroundBrush(Qt.BrushStyle.NoBrush)
         self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
         doc.subscribe(self.on_change)
@@ -116,11 +119,12 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
             self.removeItem(item)
         for nid, node in g.nodes.items():
             item = self.nodes.get(nid)
-            if item is not None and item.type_name != node.type:
-                self._remove_node_item(nid)
+            if item is not None and (item.type_name != node.type
+                                     or getattr(item, "node_ref", node) is not node):
+                self._remove_node_item(nid)  # a block edit swaps in new block nodes
                 item = None
             if item is None:
-                item = NodeItem(nid, node.type)
+                item = BlockItem(nid, node) if node.block is not None else NodeItem(nid, node.type)
                 item.snap = self._snap
                 self.addItem(item)
                 self.nodes[nid] = item

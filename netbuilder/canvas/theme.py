@@ -18,6 +18,8 @@ CATEGORY_COLORS = {
     "Attention": "#B23A48",
     "Spatial": "#1F7FA6",
     "Other": "#6B7280",
+    "Blocks": "#3B5573",
+    "My blocks": "#3B5573",
 }
 
 BACKGROUND = "#F7F8FA"

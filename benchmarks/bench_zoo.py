@@ -1,0 +1,113 @@
+"""Epoch time of each model-zoo template on this machine, written for the templates to show.
+
+    python benchmarks/bench_zoo.py [--steps 8] [--only NAME ...] [--write]
+
+For each template (``engine.zoo``): compile it, then time ``--steps`` training steps (forward
++ loss + backward + the template's optimizer update, float32) at the template's batch size
+on random data of its dataset's shape, after two warm-up steps. The epoch time is the median
+step time × the steps of one epoch of the real dataset's training part (MNIST 54,000 and
+CIFAR-10 45,000 samples after the template's 10 % validation split). Data loading and
+augmentation are not in it. Prints the median and the spread (min-max) per step.
+
+``--write`` stores the results in ``resources/zoo_measured.json`` (what the templates show).
+Accuracy is written there only when measured by a real training run (``--accuracy NAME=TEXT``
+records a line measured elsewhere, e.g. with ``netbuilder train``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import clean_environment, machine_description
+
+clean_environment()
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import engine  # noqa: E402
+from engine.zoo import TEMPLATES  # noqa: E402
+
+TRAIN_SAMPLES = {"mnist": 60_000, "cifar10": 50_000}
+
+
+def measure(name: str, steps: int) -> dict:
+    t = TEMPLATES[name]
+    g = t.graph()
+    tr = g.training
+    batch = int(tr.get("batch_size", 32))
+    net = engine.compile(g, seed=0)
+    opt = engine.make_optimizer(tr.get("optimizer"))
+    rng = np.random.default_rng(0)
+    shape = net.shapes[net.input_ids[0]]
+    x = rng.random((batch, *shape), dtype=np.float32)
+    out = net.output_ids[0]
+    target = net.layers[out].p["target"]
+    y = x if target == "x" else rng.integers(0, net.shapes[out][-1], batch)
+    for _ in range(2):
+        net.train_step(x, y, opt)
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        net.train_step(x, y, opt)
+        times.append(time.perf_counter() - t0)
+    n_train = int(TRAIN_SAMPLES[tr["dataset"]] * (1 - float(tr.get("val_split", 0.1))))
+    per_epoch = math.ceil(n_train / batch)
+    med = statistics.median(times)
+    return {"batch": batch, "steps_timed": steps, "step_median_s": round(med, 4),
+            "step_min_s": round(min(times), 4), "step_max_s": round(max(times), 4),
+            "steps_per_epoch": per_epoch, "epoch_s": round(med * per_epoch, 1),
+            "params": net.param_count(), "dataset": tr["dataset"]}
+
+
+def describe(r: dict, accuracy: str = "") -> str:
+    mins = r["epoch_s"] / 60
+    text = (f"about {mins:.0f} min per epoch" if mins >= 2 else
+            f"about {r['epoch_s']:.0f} s per epoch")
+    text += (f" ({r['steps_per_epoch']} steps of {r['batch']}, median step "
+             f"{r['step_median_s']:.2f} s over {r['steps_timed']}, measured on a 2-core CPU "
+             "shared with other work)")
+    return text + (f"; {accuracy}" if accuracy else "; accuracy not measured yet")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--only", nargs="*", default=list(TEMPLATES))
+    ap.add_argument("--write", action="store_true")
+    ap.add_argument("--accuracy", action="append", default=[], metavar="NAME=TEXT")
+    args = ap.parse_args()
+    acc = dict(a.split("=", 1) for a in args.accuracy)
+    print(f"# {machine_description()}, engine threads {engine.get_num_threads()}")
+    path = ROOT / "resources" / "zoo_measured.json"
+    data = json.loads(path.read_text()) if path.exists() else {"templates": {}}
+    for name in args.only:
+        r = measure(name, args.steps)
+        print(f"{name:20s} batch {r['batch']:4d}  step median {r['step_median_s']:.3f} s "
+              f"(min {r['step_min_s']:.3f}, max {r['step_max_s']:.3f})  "
+              f"epoch ≈ {r['epoch_s']:.0f} s ({r['steps_per_epoch']} steps)", flush=True)
+        old = data["templates"].get(name, {})
+        accuracy = acc.get(name, old.get("accuracy", ""))
+        r.update(accuracy=accuracy, text=describe(r, accuracy),
+                 machine=machine_description(),
+                 date=datetime.date.today().isoformat())
+        data["templates"][name] = r
+    if args.write:
+        data["command"] = "python benchmarks/bench_zoo.py --write"
+        path.write_text(json.dumps(data, indent=1) + "\n")
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
