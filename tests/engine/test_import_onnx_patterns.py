@@ -258,9 +258,30 @@ def test_pads_over_half_the_window_are_refused_for_the_real_reason():
     assert "more than half the 3×3 window" in msg and "equally" not in msg
 
 
-def test_ceil_mode_that_changes_nothing_imports():
+def test_ceil_mode_that_changes_nothing_imports_without_it():
     m = pool_model(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)  # (5 - 3) / 2 exact
-    imported(m, f32(2, 1, 5, 5))
+    graph, _, _ = imported(m, f32(2, 1, 5, 5))
+    assert "ceil_mode" not in graph.nodes["pool"].params
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize("pad", [0, 1])
+def test_ceil_mode_that_rounds_up_imports_as_ceil_mode(op, pad):
+    # 3×3 windows, stride 2 on 6×6: floor gives 2×2 (pad 0) / 3×3 (pad 1), ceil one more
+    node = helper.make_node(op, ["x"], ["y"], name="pool", kernel_shape=[3, 3], strides=[2, 2],
+                            ceil_mode=1, pads=[pad] * 4,
+                            **({"count_include_pad": 1} if op == "AveragePool" else {}))
+    m = model_of([node], [vi("x", ["N", 1, 6, 6])], [vi("y", ["N", 1, None, None])])
+    graph, _, got = imported(m, f32(2, 1, 6, 6))
+    assert graph.nodes["pool"].params["ceil_mode"] is True
+    assert got.shape == (2, 1, 3 + pad, 3 + pad)
+
+
+def test_ceil_mode_with_the_pads_of_same_imports_as_same():
+    m = pool_model("AveragePool", kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1,
+                   pads=[1, 1, 1, 1])  # count_include_pad = 0 and the pads of 'same'
+    graph, _, _ = imported(m, f32(2, 1, 5, 5))
+    assert graph.nodes["pool"].params["padding"] == "same"
 
 
 # ----- refusals until issue 19's phase 2 ------------------------------------------------------
@@ -271,11 +292,6 @@ def refused(m, *parts):
     for p in parts:
         assert p in msg, (p, msg)
     return msg
-
-
-def test_ceil_mode_that_changes_the_size_is_refused():
-    m = pool_model(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)
-    refused(m, "pool", "ceil_mode", "3×3", "2×2", "export with ceil_mode=False")
 
 
 def test_hardsigmoid_of_pytorch_is_refused_naming_alpha():
