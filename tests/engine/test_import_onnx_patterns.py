@@ -1,7 +1,7 @@
 """ONNX import of what exporters write around the layers, built by hand with onnx.helper:
 constant folding left undone, batch-size shape arithmetic, zero RNN states, casts, Gemm
 biases and transA, Dropout's training_mode, pooling pads; and the precise refusals of what
-NetBuilder cannot express yet (issue 19's phase 2). Each import is checked against
+NetBuilder cannot express. Each import is checked against
 onnxruntime."""
 import numpy as np
 import pytest
@@ -284,7 +284,7 @@ def test_ceil_mode_with_the_pads_of_same_imports_as_same():
     assert graph.nodes["pool"].params["padding"] == "same"
 
 
-# ----- refusals until issue 19's phase 2 ------------------------------------------------------
+# ----- what imports now, and the refusals left -----------------------------------------------
 def refused(m, *parts):
     with pytest.raises(OnnxImportError) as err:
         import_onnx(m)
@@ -294,10 +294,15 @@ def refused(m, *parts):
     return msg
 
 
-def test_hardsigmoid_of_pytorch_is_refused_naming_alpha():
-    m = model_of([helper.make_node("HardSigmoid", ["x"], ["y"], alpha=1 / 6, name="hs")],
+@pytest.mark.parametrize("attrs", [{"alpha": 1 / 6}, {}, {"alpha": 0.3, "beta": 0.2}])
+def test_hardsigmoid_imports_with_its_alpha_and_beta(attrs):
+    # PyTorch's Hardsigmoid (1/6), ONNX's default (0.2) and any other
+    m = model_of([helper.make_node("HardSigmoid", ["x"], ["y"], name="hs", **attrs)],
                  [vi("x", ["N", 3])], [vi("y", ["N", 3])])
-    refused(m, "hs", "α = 0.166667", "PyTorch's Hardsigmoid", "0.25")
+    graph, _, _ = imported(m, f32(4, 3, scale=4.0))
+    params = graph.nodes["hs"].params
+    assert params["alpha"] == pytest.approx(attrs.get("alpha", 0.2), rel=1e-6)
+    assert params.get("beta", 0.5) == pytest.approx(attrs.get("beta", 0.5))
 
 
 def test_gru_with_linear_before_reset_0_is_refused():
@@ -311,10 +316,15 @@ def test_gru_with_linear_before_reset_0_is_refused():
     refused(m, "gru", "linear_before_reset = 0")
 
 
-def test_one_sided_clip_is_refused():
-    m = model_of([helper.make_node("Clip", ["x", "lo"], ["y"], name="clamp")],
-                 [vi("x", ["N", 3])], [vi("y", ["N", 3])], {"lo": np.float32(0.1)})
-    refused(m, "clamp", "one side only", "both bounds")
+@pytest.mark.parametrize("bounds", [("lo",), ("", "hi")])
+def test_one_sided_clip_imports_as_a_hardtanh_open_on_the_other_side(bounds):
+    m = model_of([helper.make_node("Clip", ["x", *bounds], ["y"], name="clamp")],
+                 [vi("x", ["N", 3])], [vi("y", ["N", 3])],
+                 {k: np.float32(0.1) for k in bounds if k})
+    graph, _, _ = imported(m, f32(4, 3, scale=2.0))
+    assert types(graph) == ["Input", "HardTanh", "Output"]
+    summary = engine.compile(graph).layers["clamp"].summary()
+    assert summary == ("[0.1, ∞)" if bounds == ("lo",) else "(-∞, 0.1]")
 
 
 def test_scaling_and_shifting_by_a_constant_are_refused():
