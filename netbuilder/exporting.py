@@ -1,5 +1,9 @@
 """File ▸ Export (ONNX, PyTorch script) and File ▸ Import ONNX for the main window.
 
+Importing (File ▸ Import ONNX, or File ▸ Open on an .onnx file) shows the engine's import
+report in an ``ImportReportDialog``: what each ONNX node became, what was folded, what was
+refused and why.
+
 The export carries the weights of the newest run of the model on the canvas when one has
 them (and the model was not changed since); otherwise the freshly initialised weights, which
 the status bar says."""
@@ -35,6 +39,7 @@ class ExportActions:
         file_menu.insertAction(before, self.act_import)
         file_menu.insertSeparator(before)
         self.choose_path = self._choose_path
+        self.report_dialog: Any = None  # the last import report's dialog
 
     def _choose_path(self, fmt: str) -> str | None:
         filt = "ONNX model (*.onnx)" if fmt == "onnx" else "Python script (*.py)"
@@ -83,8 +88,9 @@ class ExportActions:
         return out
 
     def import_onnx(self, path: str | Path | None = None) -> bool:
-        """Open an ONNX file as a new model; its weights become a run, ready to export."""
-        from engine.export import import_onnx
+        """Open an ONNX file as a new model; its weights become a run, ready to export. The
+        import report is shown either way (``self.report_dialog``)."""
+        from engine.export import import_onnx_report
 
         if path is None:
             path, _ = QFileDialog.getOpenFileName(self.w, "Import ONNX",
@@ -92,14 +98,14 @@ class ExportActions:
                                                   "ONNX model (*.onnx)")
             if not path:
                 return False
-        try:
-            graph, state = import_onnx(path)
-        except NetBuilderError as exc:
-            self.w.show_error("Cannot import", f"{Path(path).name} could not be imported:\n\n"
-                              f"{exc.message}\n\nThe model you were working on is unchanged.")
+        report = import_onnx_report(path)
+        if not report.ok:
+            self.show_report(report)
             return False
         if not self.w.maybe_save():
             return False
+        graph, state = report.graph, report.state
+        assert graph is not None and state is not None
         self.w.load_graph(graph, None)
         store = self.w.training.store
         run = RunRecord(store.next_number(), graph.name, model_key(graph), graph.copy(), {},
@@ -108,4 +114,16 @@ class ExportActions:
         store.add(run)
         self.w.show_status(f"Imported {Path(path).name}: {plural(len(graph.nodes), 'node')} with their "
                            "weights (Export or save a bundle from Runs to keep them)")
+        self.show_report(report)
         return True
+
+    def show_report(self, report: Any) -> None:
+        """The import report in a window-modal dialog that does not block (the model is
+        already on the canvas behind it)."""
+        from .import_report import ImportReportDialog
+
+        if self.report_dialog is not None:  # the previous report goes
+            self.report_dialog.close()
+            self.report_dialog.deleteLater()
+        self.report_dialog = ImportReportDialog(report, self.w)
+        self.report_dialog.open()

@@ -20,6 +20,10 @@ monitor_regions.png, an MLP learning the spirals (decision regions); monitor_pai
 stn_shapes after a few epochs, its inputs above what the SpatialTransformer makes of them
 (``--only pairs`` takes just this one); monitor_small.png, the digits_cnn run in a
 1024×700 window (``--small-size``), where the same layout still fits.
+
+import_report.png (``--only import``, needs torch): a small CNN exported by
+``torch.onnx.export`` (ceil_mode pooling, ``view(x.size(0), -1)``, nn.Hardsigmoid) opened
+with File ▸ Open, the import report dialog over the window.
 """
 
 from __future__ import annotations
@@ -262,14 +266,67 @@ def small_shot(app: QApplication, out: Path, size: tuple[int, int], tmp: str) ->
     return p
 
 
+def import_shot(app: QApplication, out: Path, size: tuple[int, int], tmp: str) -> Path:
+    """import_report.png: File ▸ Open on an .onnx PyTorch wrote, the report over the window."""
+    import io
+
+    import torch
+    from PySide6.QtGui import QColor, QPainter
+
+    from netbuilder.mainwindow import MainWindow
+    from netbuilder.recovery import RecoveryStore
+
+    nn = torch.nn
+
+    class SmallCNN(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1, self.c2 = nn.Conv2d(1, 8, 3), nn.Conv2d(8, 16, 3)
+            self.fc, self.gate = nn.Linear(16 * 3 * 3, 10), nn.Hardsigmoid()
+
+        def forward(self, x):
+            y = nn.functional.max_pool2d(torch.relu(self.c1(x)), 2, ceil_mode=True)
+            y = nn.functional.max_pool2d(torch.relu(self.c2(y)), 2, ceil_mode=True)
+            return self.gate(self.fc(y.view(y.size(0), -1)))
+
+    torch.manual_seed(0)
+    path = Path(tmp) / "small_cnn.onnx"
+    buf = io.BytesIO()
+    torch.onnx.export(SmallCNN().eval(), (torch.randn(2, 1, 16, 16),), buf, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}},
+                      opset_version=17, dynamo=False)
+    path.write_bytes(buf.getvalue())
+    w = MainWindow(recovery=RecoveryStore(tmp))
+    w.resize(*size)
+    w.show()
+    _settle(app)
+    w.open_file(path)
+    _settle(app, 12)
+    dlg = w.exports.report_dialog
+    shot = w.grab()
+    painter = QPainter(shot)
+    d = dlg.grab()  # offscreen: no window frame, so draw its edge
+    x, y = (shot.width() - d.width()) // 2, (shot.height() - d.height()) // 2
+    painter.drawPixmap(x, y, d)
+    painter.setPen(QColor("#7a7a7a"))
+    painter.drawRect(x - 1, y - 1, d.width() + 1, d.height() + 1)
+    painter.end()
+    target = out / "import_report.png"
+    shot.save(str(target))
+    dlg.close()
+    _close(w)
+    return target
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     ap.add_argument("--size", default="1280x800", help="window size, WxH")
     ap.add_argument("--small-size", default="1024x700", help="window size of monitor_small.png")
-    ap.add_argument("--only", choices=("builder", "monitor", "pairs", "small", "data"),
+    ap.add_argument("--only", choices=("builder", "monitor", "pairs", "small", "data",
+                                       "import"),
                     help="one group of shots (pairs: monitor_pairs.png alone; data: "
-                    "data_panel.png and data_download.png)")
+                    "data_panel.png and data_download.png; import: import_report.png)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -287,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     from netbuilder.recovery import RecoveryStore
 
     apply_style(app)
+    if args.only in (None, "import"):
+        print(f"wrote {import_shot(app, out, size, tmp)}")
+        if args.only == "import":
+            return 0
     if args.only == "pairs":
         w = _monitor_window(app, size, tmp)
         print(f"wrote {pairs_shot(app, w, out)}")

@@ -32,6 +32,7 @@ from .onnx_export import META_GRAPH, META_OUTPUTS, META_TRAINING
 from .onnx_fold import FOLD_OPS
 from .onnx_import_ops import (
     PENDING_OPS,
+    Mapped,
     OnnxImportError,
     PendingRNN,
     Val,
@@ -122,6 +123,7 @@ class Importer:
         self.skip: set[int] = set()
         self.matches: dict[int, Any] = {}
         self.handlers = onnx_handlers()
+        self.mapped: list[Mapped] = []  # node by node, for the import report
 
     # ----- helpers ----------------------------------------------------------------------------
     def fail(self, node: Any, message: str) -> OnnxImportError:
@@ -227,12 +229,17 @@ class Importer:
         for inp in self.g.input:
             if inp.name not in init_names:
                 self._add_input(inp)
+        taker: dict[int, int] = {}  # a node another one's layer took in -> that one
         for idx, node in enumerate(self.g.node):
             if node.op_type in self.handlers:
+                before = set(self.skip)
                 self.handlers[node.op_type].claim_onnx(self, idx, node)
+                taker.update(dict.fromkeys(self.skip - before, idx))
+        made: dict[int, tuple[tuple[str, str], ...]] = {}
         for idx, node in enumerate(self.g.node):
             if idx in self.skip:
                 continue
+            ids, before = list(self.graph.nodes), set(self.skip)
             pend = self.vals.get(node.input[0]) if node.input else None
             if node.op_type in PENDING_OPS and isinstance(pend, PendingRNN):
                 pending_step(self, node, pend)
@@ -240,6 +247,14 @@ class Importer:
                 self.handlers[node.op_type].from_onnx(self, idx, node)
             else:
                 getattr(self, "op_" + node.op_type)(node)
+            made[idx] = tuple((nid, self.graph.nodes[nid].type)
+                              for nid in list(self.graph.nodes)[len(ids):])
+            taker.update(dict.fromkeys(self.skip - before, idx))
+        for idx, node in enumerate(self.g.node):
+            owner = taker.get(idx)
+            self.mapped.append(Mapped(node.op_type, node.name or node.output[0],
+                                      made.get(idx, ()), "" if owner is None else
+                                      self.g.node[owner].name or self.g.node[owner].output[0]))
         self._add_outputs()
         try:
             training = json.loads(self.meta.get(META_TRAINING, "{}"))
@@ -413,7 +428,17 @@ def import_onnx(source: Any, name: str | None = None,
     ``Network.load_state_dict``. ``notes``, if given, gets one line per rewrite made on the
     way (constants folded, zero RNN states dropped, time-major inputs read batch-first...).
     Raises OnnxImportError (a NetBuilderError) naming every unsupported op, or the node whose
-    layout NetBuilder cannot express."""
+    layout NetBuilder cannot express. ``onnx_report.import_onnx_report`` says the same as a
+    report (what became what, what was folded, what was refused)."""
+    graph, state, importer = import_with_importer(source, name)
+    if notes is not None:
+        notes.extend(importer.notes)
+    return graph, state
+
+
+def import_with_importer(source: Any, name: str | None = None
+                         ) -> tuple[Graph, dict[str, np.ndarray], Importer]:
+    """``import_onnx`` that also returns the Importer (its ``mapped`` and ``notes``)."""
     onnx = require("onnx")
     label = "model"
     if isinstance(source, bytes | bytearray):
@@ -455,9 +480,7 @@ def import_onnx(source: Any, name: str | None = None,
     stem = os.path.splitext(os.path.basename(label))[0] if label != "model" else ""
     graph.name = name or importer.meta.get(META_GRAPH) or stem or model.graph.name or "imported"
     graph.validate()
-    if notes is not None:
-        notes.extend(importer.notes)
-    return graph, state
+    return graph, state, importer
 
 
 __all__ = ["OnnxImportError", "import_onnx", "onnx_handlers", "supported_ops"]

@@ -177,3 +177,26 @@ def finish_pending(imp: Any, tensor: str, pend: PendingRNN) -> None:
         h = pend.params["units"]
         val = Val(val.node, val.shape, view=(*val.shape[:-1], pend.dirs, h))
     imp.vals[tensor] = val
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """One ONNX node (``op`` and its name) and the NetBuilder nodes made for it, as
+    (id, type) pairs; none for a node that only moves data (Identity, Transpose...) and
+    ``part_of`` the ONNX node whose layer took it in (a GroupNorm's Reshape, a Swish's
+    Sigmoid)."""
+
+    op: str
+    name: str
+    nodes: tuple[tuple[str, str], ...] = ()
+    part_of: str = ""
+
+    def line(self) -> str:
+        src = f"{self.op} '{self.name}'"
+        if self.nodes:
+            return f"{src} → " + ", ".join(f"{t} '{nid}'" for nid, t in self.nodes)
+        if self.part_of:
+            return f"{src} → part of the layer made for '{self.part_of}'"
+        return f"{src} → no layer of its own (moves or views data)"
+
+

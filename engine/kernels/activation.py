@@ -120,19 +120,20 @@ def tanh_backward(y: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
 
 
 @njit
-def hard_sigmoid_forward(x: np.ndarray, y: np.ndarray) -> None:
-    """y = max(0, min(1, 0.25 x + 0.5))."""
+def hard_sigmoid_forward(x: np.ndarray, alpha: float, beta: float, y: np.ndarray) -> None:
+    """y = max(0, min(1, alpha x + beta))."""
     for i in prange(x.shape[0]):
-        v = 0.25 * x[i] + 0.5
+        v = alpha * x[i] + beta
         y[i] = 0.0 if v < 0 else (1.0 if v > 1 else v)
 
 
 @njit
-def hard_sigmoid_backward(x: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
-    """dx = 0.25 dy on -2 < x < 2, else 0."""
+def hard_sigmoid_backward(x: np.ndarray, alpha: float, beta: float, dy: np.ndarray,
+                          dx: np.ndarray) -> None:
+    """dx = alpha dy where 0 < alpha x + beta < 1, else 0."""
     for i in prange(x.shape[0]):
-        v = x[i]
-        dx[i] = 0.25 * dy[i] if -2.0 < v < 2.0 else 0.0
+        v = alpha * x[i] + beta
+        dx[i] = alpha * dy[i] if 0.0 < v < 1.0 else 0.0
 
 
 @njit

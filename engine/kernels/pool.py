@@ -3,9 +3,11 @@
 x (N, C, H, W) -> y (N, C, OH, OW); every (sample, channel) plane runs in parallel. Window
 (oh, ow) covers rows oh·sh - pad_top … + KH and columns ow·sw - pad_left … + KW; positions
 outside the image are padding. Max pooling never picks padding (as -inf padding) and records
-the winner's flat index h·W + w for the backward pass. Average pooling divides by KH·KW when
-``count_pad`` is true (PyTorch's count_include_pad) and by the number of real pixels in the
-window when it is false (TensorFlow's "same").
+the winner's flat index h·W + w for the backward pass. Average pooling divides by the window's
+size within the padded image (rows up to ``hl`` = H + bottom pad, columns up to ``wl``) when
+``count_pad`` is true (PyTorch's count_include_pad: KH·KW, less where a ceil_mode window
+overhangs the padded image) and by the number of real pixels in the window when it is false
+(TensorFlow's "same").
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ def maxpool2d_backward(dy: np.ndarray, arg: np.ndarray, h_n: int, w_n: int) -> n
 
 @njit
 def avgpool2d_forward(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int,
-                      oh_n: int, ow_n: int, count_pad: bool) -> np.ndarray:
+                      hl: int, wl: int, oh_n: int, ow_n: int, count_pad: bool) -> np.ndarray:
     """y (N, C, OH, OW): the mean of each window (see the module note on ``count_pad``)."""
     n_n, c_n, h_n, w_n = x.shape
     y = np.empty((n_n, c_n, oh_n, ow_n), dtype=x.dtype)
@@ -95,27 +97,28 @@ def avgpool2d_forward(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int
     for q in prange(n_n * c_n):
         img = x2[q]
         for oh in range(oh_n):
-            r0 = oh * sh - pt
-            r1 = min(r0 + kh, h_n)
-            r0 = max(r0, 0)
+            ru = oh * sh - pt
+            r1 = min(ru + kh, h_n)
+            r0 = max(ru, 0)
+            rp = min(ru + kh, hl) - ru
             yrow = y3[q, oh]
             for ow in range(ow_n):
-                c0 = ow * sw - pl
-                c1 = min(c0 + kw, w_n)
-                c0 = max(c0, 0)
+                cu = ow * sw - pl
+                c1 = min(cu + kw, w_n)
+                c0 = max(cu, 0)
                 s = 0.0
                 for r in range(r0, r1):
                     rb = np.uint64(r * w_n)
                     for c in range(c0, c1):
                         s += img[rb + np.uint64(c)]
-                count = kh * kw if count_pad else (r1 - r0) * (c1 - c0)
+                count = rp * (min(cu + kw, wl) - cu) if count_pad else (r1 - r0) * (c1 - c0)
                 yrow[ow] = s / count
     return y
 
 
 @njit
 def avgpool2d_backward(dy: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int,
-                       h_n: int, w_n: int, count_pad: bool) -> np.ndarray:
+                       hl: int, wl: int, h_n: int, w_n: int, count_pad: bool) -> np.ndarray:
     """dx (N, C, H, W) of ``avgpool2d_forward``: each window's gradient / count, spread over it."""
     n_n, c_n, oh_n, ow_n = dy.shape
     dx = np.empty((n_n, c_n, h_n, w_n), dtype=dy.dtype)
@@ -126,15 +129,16 @@ def avgpool2d_backward(dy: np.ndarray, kh: int, kw: int, sh: int, sw: int, pt: i
         for i in range(h_n * w_n):
             d[i] = 0
         for oh in range(oh_n):
-            r0 = oh * sh - pt
-            r1 = min(r0 + kh, h_n)
-            r0 = max(r0, 0)
+            ru = oh * sh - pt
+            r1 = min(ru + kh, h_n)
+            r0 = max(ru, 0)
+            rp = min(ru + kh, hl) - ru
             grow = dy3[q, oh]
             for ow in range(ow_n):
-                c0 = ow * sw - pl
-                c1 = min(c0 + kw, w_n)
-                c0 = max(c0, 0)
-                count = kh * kw if count_pad else (r1 - r0) * (c1 - c0)
+                cu = ow * sw - pl
+                c1 = min(cu + kw, w_n)
+                c0 = max(cu, 0)
+                count = rp * (min(cu + kw, wl) - cu) if count_pad else (r1 - r0) * (c1 - c0)
                 g = grow[ow] / count
                 for r in range(r0, r1):
                     rb = np.uint64(r * w_n)

@@ -16,6 +16,9 @@ from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
 from .norm import channel_axis, channel_view
 
 EXAMPLES = (example((2, 3, 4)), example((6,)))
+# The largest float32: a HardTanh bound this far out is no bound for any finite value (a
+# one-sided ONNX Clip / torch.clamp imports with it).
+FLOAT_MAX = float(np.finfo(np.float32).max)
 
 
 def _sig(x: np.ndarray) -> np.ndarray:
@@ -286,63 +289,75 @@ class Tanh(_Elementwise):
 
 @register
 class HardSigmoid(_Elementwise):
-    """y = max(0, min(1, 0.25 x + 0.5)): slope 1/4, flat outside -2 < x < 2.
+    """y = max(0, min(1, alpha x + beta)); gradient alpha where 0 < alpha x + beta < 1.
 
-    This is the catalogue's definition (ONNX HardSigmoid with alpha = 0.25, beta = 0.5), not
-    PyTorch's nn.Hardsigmoid, which is x / 6 + 0.5 clipped (flat outside -3 < x < 3)."""
+    The defaults (alpha = 0.25, beta = 0.5: flat outside -2 < x < 2) are the catalogue's;
+    PyTorch's nn.Hardsigmoid is alpha = 1/6 (flat outside -3 < x < 3), ONNX's default 0.2."""
 
     type_name = "HardSigmoid"
-    help = "Piecewise-linear sigmoid: clip(0.25·x + 0.5, 0, 1); cheap to compute."
+    help = "Piecewise-linear sigmoid: clip(α·x + β, 0, 1); cheap to compute."
+    param_specs = (
+        ParamSpec("alpha", "float", 0.25, low=0.0, high=100.0,
+                  help="slope (PyTorch's Hardsigmoid: 1/6, ONNX's default: 0.2)"),
+        ParamSpec("beta", "float", 0.5, low=-100.0, high=100.0, help="value at x = 0"),
+    )
     icon_curve = staticmethod(lambda x: 4 * np.clip(0.25 * x + 0.5, 0.0, 1.0) - 2)
     output_bounds = (0.0, 1.0)
     onnx_ops = ("HardSigmoid",)
     kernels = (ak.hard_sigmoid_forward, ak.hard_sigmoid_backward)
+    examples = (*EXAMPLES, example((7,), alpha=1 / 6, label="pytorch"),
+                example((2, 5), alpha=0.2, beta=0.3, label="onnx-default"))
 
     def _forward(self, x, y):
-        ak.hard_sigmoid_forward(x, y)
+        ak.hard_sigmoid_forward(x, self.p["alpha"], self.p["beta"], y)
 
     def _backward(self, dy, dx):
-        ak.hard_sigmoid_backward(self._x, dy, dx)
+        ak.hard_sigmoid_backward(self._x, self.p["alpha"], self.p["beta"], dy, dx)
 
     def reference_forward(self, xs, params, train):
-        return ra.hard_sigmoid_forward(np.asarray(xs[0], np.float64))
+        return ra.hard_sigmoid_forward(np.asarray(xs[0], np.float64), self.p["alpha"],
+                                       self.p["beta"])
+
+    def summary(self) -> str:
+        a, b = self.p["alpha"], self.p["beta"]
+        return "" if (a, b) == (0.25, 0.5) else f"α = {a:.4g}, β = {b:g}"
 
     def to_onnx(self, b, xs, out, params):
-        b.op("HardSigmoid", xs, out, alpha=0.25, beta=0.5)
+        b.op("HardSigmoid", xs, out, alpha=float(self.p["alpha"]), beta=float(self.p["beta"]))
 
     @classmethod
     def from_onnx(cls, imp, index, node):
         a = imp.attrs(node)
         alpha, beta = float(a.get("alpha", 0.2)), float(a.get("beta", 0.5))
-        if not (math.isclose(alpha, 0.25, rel_tol=1e-6) and math.isclose(beta, 0.5, rel_tol=1e-6)):
-            torch = " (PyTorch's Hardsigmoid / Hardswish)" if math.isclose(alpha, 1 / 6,
-                                                                          rel_tol=1e-4) else ""
-            raise imp.fail(node, f"is clip(αx + β, 0, 1) with α = {alpha:g}, β = {beta:g}"
-                                 f"{torch}; NetBuilder's HardSigmoid has α = 0.25, β = 0.5 only "
-                                 "(other values come with issue 19's phase 2): use "
-                                 "nn.Sigmoid, or that HardSigmoid, in the model before export")
-        imp.elementwise(node, "HardSigmoid")
+        params = {} if (alpha, beta) == (0.25, 0.5) else {"alpha": alpha, "beta": beta}
+        imp.elementwise(node, "HardSigmoid", params)
 
     def to_pytorch(self, ctx, xs, out):
-        return [], [f"{out} = torch.clamp(0.25 * {xs[0]} + 0.5, 0.0, 1.0)  "
-                    "# NetBuilder's hard sigmoid (not nn.Hardsigmoid's x/6 + 1/2)"]
+        a, b = self.p["alpha"], self.p["beta"]
+        if math.isclose(a, 1 / 6, rel_tol=1e-6) and b == 0.5:
+            return [], [f"{out} = F.hardsigmoid({xs[0]})"]
+        return [], [f"{out} = torch.clamp({ctx.num(a)} * {xs[0]} + {ctx.num(b)}, 0.0, 1.0)"]
 
 
 @register
 class HardTanh(_Elementwise):
-    """y = clip(x, min_val, max_val); gradient 1 strictly inside, 0 outside."""
+    """y = clip(x, min_val, max_val); gradient 1 strictly inside, 0 outside. A bound of
+    ±FLOAT_MAX (the largest float32) leaves that side open."""
 
     type_name = "HardTanh"
     help = "Piecewise-linear tanh: clips values to [min_val, max_val]."
     param_specs = (
-        ParamSpec("min_val", "float", -1.0, low=-1e6, high=1e6, help="lower clip value"),
-        ParamSpec("max_val", "float", 1.0, low=-1e6, high=1e6, help="upper clip value"),
+        ParamSpec("min_val", "float", -1.0, low=-FLOAT_MAX, high=FLOAT_MAX,
+                  help="lower clip value (-3.4e38: none)"),
+        ParamSpec("max_val", "float", 1.0, low=-FLOAT_MAX, high=FLOAT_MAX,
+                  help="upper clip value (3.4e38: none)"),
     )
     icon_curve = staticmethod(lambda x: 2 * np.clip(x, -1.0, 1.0))
     output_bounds = (-1.0, 1.0)
     onnx_ops = ("Clip",)
     kernels = (ak.hard_tanh_forward, ak.hard_tanh_backward)
-    examples = (example((8,), min_val=-0.5, max_val=0.7), example((2, 3, 4)))
+    examples = (example((8,), min_val=-0.5, max_val=0.7), example((2, 3, 4)),
+                example((6,), min_val=0.1, max_val=FLOAT_MAX, label="min-only"))
 
     @classmethod
     def resolve_params(cls, params: dict[str, Any], node_id: str | None = None
@@ -368,7 +383,9 @@ class HardTanh(_Elementwise):
         return self.p["min_val"], self.p["max_val"]
 
     def summary(self) -> str:
-        return f"[{self.p['min_val']:g}, {self.p['max_val']:g}]"
+        lo, hi = self.p["min_val"], self.p["max_val"]
+        return (f"{'(-∞' if lo <= -FLOAT_MAX else f'[{lo:g}'}, "
+                f"{'∞)' if hi >= FLOAT_MAX else f'{hi:g}]'}")
 
     def to_onnx(self, b, xs, out, params):
         lo = b.const(f"{self.id}/min", self.p["min_val"])
@@ -390,12 +407,9 @@ class HardTanh(_Elementwise):
             imp.vals[node.output[0]] = imp.value(node, allow_perm=True)
         elif lo_f == 0.0 and hi_f == math.inf:
             imp.elementwise(node, "ReLU")
-        elif math.isfinite(lo_f) and math.isfinite(hi_f):
-            imp.elementwise(node, "HardTanh", {"min_val": lo_f, "max_val": hi_f})
-        else:
-            raise imp.fail(node, f"clips to [{lo_f:g}, {hi_f:g}], bounded on one side only; "
-                                 "NetBuilder's HardTanh needs both bounds (and Clip(0, ∞) is a "
-                                 "ReLU): clamp to a finite min and max before export")
+        else:  # an open side: the largest float32, the same for every finite value
+            imp.elementwise(node, "HardTanh", {"min_val": max(lo_f, -FLOAT_MAX),
+                                               "max_val": min(hi_f, FLOAT_MAX)})
 
     def to_pytorch(self, ctx, xs, out):
         return [], [f"{out} = F.hardtanh({xs[0]}, {ctx.num(self.p['min_val'])}, "

@@ -68,8 +68,8 @@ EMPTY4 = (0, 0, 0, 0)
 
 
 def onnx_window(imp: Any, node: Any, a: dict[str, Any], k: list[int]) -> list[int]:
-    """The strides of an ONNX Conv / pool node, refusing dilation (pooling checks its
-    ceil_mode itself: ``pool.onnx_check_ceil_mode``)."""
+    """The strides of an ONNX Conv / pool node, refusing dilation (pooling reads its
+    ceil_mode itself)."""
     if any(d != 1 for d in a.get("dilations", [1, 1])):
         raise imp.fail(node, "is dilated; NetBuilder has no dilated windows")
     return list(a.get("strides", [1] * len(k)))

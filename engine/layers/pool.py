@@ -6,6 +6,12 @@ that no window is only padding). Max pooling never picks padding. Average poolin
 padded zeros for an int padding (PyTorch's default count_include_pad=True) and counts only
 the real pixels for "same" (TensorFlow's rule), so border outputs are true averages.
 
+``ceil_mode`` (PyTorch's ceil_mode=True, ONNX's ceil_mode = 1; with "valid" or int padding)
+rounds the output size up: the last window may overhang the bottom/right edge, as long as it
+starts inside the image or its top/left padding. The overhang is not padding: max pooling
+takes the largest real pixel and average pooling divides by the part of the window inside the
+padded image (PyTorch's and onnxruntime's rule).
+
 MACs: max pooling does no multiply-adds (0); average pooling counts one per window element
 (C·OH·OW·KH·KW), as the depthwise convolution it is.
 """
@@ -30,28 +36,11 @@ from .conv import (
 )
 
 
-def onnx_check_ceil_mode(imp: Any, node: Any, a: dict[str, Any], x: Any, k: list[int],
-                         stride: list[int]) -> None:
-    """ceil_mode changes nothing when the windows fit exactly; else it is refused (phase 2
-    of issue 19 gives pooling a ceil_mode)."""
-    if not a.get("ceil_mode", 0) or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
-        return
-    t, l, b, r = (list(a.get("pads", [0, 0, 0, 0])) + [0] * 4)[:4] \
-        if a.get("auto_pad", "NOTSET") == "NOTSET" else (0, 0, 0, 0)
-    floor, ceil = [], []
-    for size, lo, hi, kk, st in zip(x.shape[1:], (t, l), (b, r), k, stride):
-        span = size + lo + hi - kk
-        up = -(-span // st) + 1
-        if (up - 1) * st >= size + lo:  # PyTorch / ONNX: no window may start in the end pad
-            up -= 1
-        floor.append(span // st + 1)
-        ceil.append(up)
-    if floor != ceil:
-        raise imp.fail(node, f"rounds its output size up (ceil_mode = 1, PyTorch's "
-                             f"ceil_mode=True): {ceil[0]}×{ceil[1]} here where NetBuilder's "
-                             f"pooling gives {floor[0]}×{floor[1]}. NetBuilder has no "
-                             "ceil_mode yet: export with ceil_mode=False, or give an input "
-                             "size at which the windows fit exactly")
+def ceil_size(size: int, k: int, stride: int, before: int, after: int) -> int:
+    """Output length along one axis with ceil_mode (PyTorch's and ONNX's rule): the size
+    rounded up, less one if the last window would start in the end padding."""
+    out = -(-(size + before + after - k) // stride) + 1
+    return out - 1 if (out - 1) * stride >= size + before else out
 
 
 def same_pads(x_shape: Shape, k: list[int], stride: list[int]) -> tuple[int, int, int, int]:
@@ -76,6 +65,9 @@ class _Pool2D(Layer):
                   help="step between windows (empty: the pool size)"),
         ParamSpec("padding", "padding", "valid", low=0, high=MAX_SIZE,
                   help="'valid' (none), 'same' (output = ceil(input / stride)) or pixels per side"),
+        ParamSpec("ceil_mode", "bool", False,
+                  help="round the output size up: the last window may overhang the image "
+                       "(PyTorch's ceil_mode=True)"),
     )
 
     def infer_shape(self) -> Shape:
@@ -89,6 +81,14 @@ class _Pool2D(Layer):
                 f"see only padding; use padding ≤ {min(k) // 2} or 'same'")
         (oh, ow), self.pads = plan_windows(self, (h, w), k, self.stride, pad, "pool_size")
         self.count_pad = pad != "same"
+        if self.p["ceil_mode"]:
+            if pad == "same":
+                raise self.shape_error("ceil_mode rounds up the output of 'valid' or pixel "
+                                       "padding; 'same' already gives ceil(input / stride): "
+                                       "turn ceil_mode off")
+            t, b, l, r = self.pads
+            oh = ceil_size(h, k[0], self.stride[0], t, b)
+            ow = ceil_size(w, k[1], self.stride[1], l, r)
         return (c, oh, ow)
 
     def summary(self) -> str:
@@ -98,12 +98,27 @@ class _Pool2D(Layer):
             parts.append(f"stride {size_text(self.stride)}")
         if self.p["padding"] != "valid":
             parts.append(f"pad {self.p['padding']}")
+        if self.p["ceil_mode"]:
+            parts.append("ceil")
         return ", ".join(parts)
 
     def _window_args(self) -> tuple[int, ...]:
         kh, kw = self.p["pool_size"]
         sh, sw = self.stride
         return kh, kw, sh, sw, self.pads[0], self.pads[2]
+
+    def _padded_limits(self) -> tuple[int, int]:
+        """(H + bottom pad, W + right pad): where average pooling stops counting padding."""
+        _, h, w = self.in_shapes[0]
+        return h + self.pads[1], w + self.pads[3]
+
+    def onnx_attrs(self, b: Any) -> dict[str, Any]:
+        """kernel_shape, strides, pads (and ceil_mode when on) of the ONNX pooling op."""
+        out = {"kernel_shape": list(self.p["pool_size"]), "strides": list(self.stride),
+               "pads": b.pads(self)}
+        if self.p["ceil_mode"]:
+            out["ceil_mode"] = 1
+        return out
 
     @classmethod
     def from_onnx(cls, imp, index, node):
@@ -118,7 +133,6 @@ class _Pool2D(Layer):
         if len(k) != 2:
             raise imp.fail(node, f"has a {len(k)}-D window; NetBuilder pools 2-D images")
         stride = onnx_window(imp, node, a, k)
-        onnx_check_ceil_mode(imp, node, a, x, k, stride)
         pads = tuple((list(a.get("pads", [0, 0, 0, 0])) + [0] * 4)[:4])
         same = same_pads(x.shape, k, stride)
         # NetBuilder's AvgPool2D averages over the padding too with int padding (PyTorch's
@@ -132,21 +146,55 @@ class _Pool2D(Layer):
                                      f"{same} here): export with count_include_pad=True")
             pad: str | int = "same"
         else:
-            pad = onnx_padding(imp, node, a, x, k, stride)
+            pad = _pool_padding(imp, node, a, x, k, stride, pads, same, type_name)
         if type_name == "AvgPool2D" and include and pad == "same" and any(same):
             raise imp.fail(node, "pads like 'same' and averages over the padding "
                                  "(count_include_pad = 1); NetBuilder's 'same' average pooling "
                                  "counts only the real pixels: export with symmetric pads")
-        if isinstance(pad, int) and 2 * pad > min(k):
-            if type_name == "MaxPool2D" and pads == same:
-                pad = "same"  # max pooling never picks padding: the same windows
-            else:
-                raise imp.fail(node, f"pads {pad} px on every side, more than half the "
-                                     f"{k[0]}×{k[1]} window, so some windows would hold only "
-                                     "padding; NetBuilder's pooling allows at most "
-                                     f"{min(k) // 2} px: lower the padding")
-        imp.vals[node.output[0]] = imp.add(
-            node, type_name, {"pool_size": k, "stride": stride, "padding": pad}, [x])
+        ceil = _onnx_ceil_mode(imp, node, a, x, k, stride, pad)
+        params = {"pool_size": k, "stride": stride, "padding": pad}
+        if ceil:
+            params["ceil_mode"] = True
+        imp.vals[node.output[0]] = imp.add(node, type_name, params, [x])
+
+
+def _pool_padding(imp: Any, node: Any, a: dict[str, Any], x: Any, k: list[int],
+                  stride: list[int], pads: tuple[int, ...], same: tuple[int, ...],
+                  type_name: str) -> str | int:
+    """The ``padding`` param of an ONNX pooling node, refusing pads of more than half the
+    window (saying so, before the general rule that pads are equal on all sides)."""
+    t, l, b, r = pads
+    if a.get("auto_pad", "NOTSET") == "NOTSET" and t == b == l == r and 2 * t > min(k):
+        if type_name == "MaxPool2D" and pads == same:
+            return "same"  # max pooling never picks padding: the same windows
+        raise imp.fail(node, f"pads {t} px on every side, more than half the "
+                             f"{k[0]}×{k[1]} window, so some windows would hold only "
+                             "padding; NetBuilder's pooling allows at most "
+                             f"{min(k) // 2} px: lower the padding")
+    return onnx_padding(imp, node, a, x, k, stride)
+
+
+def _onnx_ceil_mode(imp: Any, node: Any, a: dict[str, Any], x: Any, k: list[int],
+                    stride: list[int], pad: str | int) -> bool:
+    """Whether the imported layer needs ceil_mode: only when the node asks for it and it
+    changes the output size (so files that do not need it import without it)."""
+    if not a.get("ceil_mode", 0) or a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        return False
+    if pad == "same":
+        t, l, b, r = (list(a.get("pads", [0, 0, 0, 0])) + [0] * 4)[:4]
+        want = [ceil_size(s, kk, st, lo, hi)
+                for s, kk, st, lo, hi in zip(x.shape[1:], k, stride, (t, l), (b, r))]
+        have = [-(-s // st) for s, st in zip(x.shape[1:], stride)]
+        if want != have:
+            raise imp.fail(node, f"pads (top, left, bottom, right) = {(t, l, b, r)} unevenly and "
+                                 f"rounds its output size up (ceil_mode = 1) to "
+                                 f"{want[0]}×{want[1]}; NetBuilder's ceil_mode needs equal pads "
+                                 "on all sides: export with symmetric padding")
+        return False
+    p = 0 if pad == "valid" else int(pad)
+    floor = [(s + 2 * p - kk) // st + 1 for s, kk, st in zip(x.shape[1:], k, stride)]
+    ceil = [ceil_size(s, kk, st, p, p) for s, kk, st in zip(x.shape[1:], k, stride)]
+    return floor != ceil
 
 
 @register
@@ -160,12 +208,14 @@ class MaxPool2D(_Pool2D):
     kernels = (kpool.maxpool2d_forward, kpool.maxpool2d_backward)
     examples = (example((2, 6, 6), pool_size=2),
                 example((2, 7, 7), pool_size=3, stride=2, padding=1, label="pad1-stride2"),
-                example((2, 7, 5), pool_size=2, padding="same", label="same"))
+                example((2, 7, 5), pool_size=2, padding="same", label="same"),
+                example((2, 8, 7), pool_size=3, stride=2, padding=1, ceil_mode=True,
+                        label="ceil"))
 
     def fusion_stage(self) -> str:
         """"pool2" only for the 2×2, stride 2, unpadded window of the fused kernels."""
         fits = (self.p["pool_size"] == (2, 2) and self.stride == (2, 2)
-                and self.p["padding"] == "valid")
+                and self.p["padding"] == "valid" and not self.p["ceil_mode"])
         return self.fusion_role if fits else ""
 
     def forward(self, xs: list[np.ndarray], params: dict[str, np.ndarray],
@@ -182,18 +232,18 @@ class MaxPool2D(_Pool2D):
 
     def reference_forward(self, xs, params, train):
         return rpool.maxpool2d_forward(np.asarray(xs[0], np.float64), self.p["pool_size"],
-                                       self.stride, self.pads)
+                                       self.stride, self.pads, self.p["ceil_mode"])
 
     def to_onnx(self, b, xs, out, params):
-        b.op("MaxPool", xs, out, kernel_shape=list(self.p["pool_size"]),
-             strides=list(self.stride), pads=b.pads(self))
+        b.op("MaxPool", xs, out, **self.onnx_attrs(b))
 
     def to_pytorch(self, ctx, xs, out):
         sym, padding, pad4 = ctx.padding(self)
         k, s = ctx.pair(self.p["pool_size"]), ctx.pair(self.stride)
         if sym:
             pad = "" if padding == "(0, 0)" else f", padding={padding}"
-            return [], [f"{out} = F.max_pool2d({xs[0]}, {k}, {s}{pad})"]
+            ceil = ", ceil_mode=True" if self.p["ceil_mode"] else ""
+            return [], [f"{out} = F.max_pool2d({xs[0]}, {k}, {s}{pad}{ceil})"]
         return [], [f"{out} = F.max_pool2d(F.pad({xs[0]}, {pad4}, value=-math.inf), {k}, {s})"]
 
 
@@ -207,7 +257,10 @@ class AvgPool2D(_Pool2D):
     kernels = (kpool.avgpool2d_forward, kpool.avgpool2d_backward)
     examples = (example((2, 6, 6), pool_size=2),
                 example((1, 5, 5), pool_size=3, stride=1, padding="same", label="same-3x3"),
-                example((2, 7, 7), pool_size=3, stride=2, padding=1, label="pad1"))
+                example((2, 7, 7), pool_size=3, stride=2, padding=1, label="pad1"),
+                example((2, 8, 7), pool_size=3, stride=2, padding=1, ceil_mode=True,
+                        label="ceil"),
+                example((1, 7, 5), pool_size=2, ceil_mode=True, label="ceil-valid"))
 
     def macs(self) -> int:
         c, oh, ow = self.out_shape
@@ -218,32 +271,34 @@ class AvgPool2D(_Pool2D):
                 train: bool) -> np.ndarray:
         x = np.ascontiguousarray(xs[0])
         _, oh, ow = self.out_shape
-        return kpool.avgpool2d_forward(x, *self._window_args(), oh, ow, self.count_pad)
+        return kpool.avgpool2d_forward(x, *self._window_args(), *self._padded_limits(), oh, ow,
+                                       self.count_pad)
 
     def backward(self, dy: np.ndarray, params: dict[str, np.ndarray],
                  grads: dict[str, np.ndarray]) -> list[np.ndarray]:
         _, h, w = self.in_shapes[0]
-        return [kpool.avgpool2d_backward(np.ascontiguousarray(dy), *self._window_args(), h, w,
-                                         self.count_pad)]
+        return [kpool.avgpool2d_backward(np.ascontiguousarray(dy), *self._window_args(),
+                                         *self._padded_limits(), h, w, self.count_pad)]
 
     def reference_forward(self, xs, params, train):
         return rpool.avgpool2d_forward(np.asarray(xs[0], np.float64), self.p["pool_size"],
-                                       self.stride, self.pads, self.count_pad)
+                                       self.stride, self.pads, self.count_pad,
+                                       self.p["ceil_mode"])
 
     def to_onnx(self, b, xs, out, params):
-        b.op("AveragePool", xs, out, kernel_shape=list(self.p["pool_size"]),
-             strides=list(self.stride), pads=b.pads(self),
+        b.op("AveragePool", xs, out, **self.onnx_attrs(b),
              count_include_pad=int(bool(self.count_pad)))
 
     def to_pytorch(self, ctx, xs, out):
         sym, padding, pad4 = ctx.padding(self)
         k, s = ctx.pair(self.p["pool_size"]), ctx.pair(self.stride)
         x = xs[0]
+        ceil = ", ceil_mode=True" if self.p["ceil_mode"] else ""
         if padding == "(0, 0)" and sym:
-            return [], [f"{out} = F.avg_pool2d({x}, {k}, {s})"]
+            return [], [f"{out} = F.avg_pool2d({x}, {k}, {s}{ceil})"]
         if sym:
             return [], [f"{out} = F.avg_pool2d({x}, {k}, {s}, padding={padding}, "
-                        f"count_include_pad={bool(self.count_pad)})"]
+                        f"count_include_pad={bool(self.count_pad)}{ceil})"]
         return [], [
             "# 'same' padding: average over the real pixels of each window only",
             f"{out} = F.avg_pool2d(F.pad({x}, {pad4}), {k}, {s}) / F.avg_pool2d(",

@@ -3,14 +3,19 @@ import cases: each test whose ops the importer claims is converted so that weigh
 initialisers and data inputs keep (or get) a batch axis, imported, run, and compared with
 the test's expected outputs. Shared by test_import_onnx_node_tests.py and usable from a shell::
 
-    PYTHONPATH=. python tests/engine/onnx_node_cases.py    # prints the outcome table
+    PYTHONPATH=. python tests/engine/onnx_node_cases.py               # prints the outcome table
+    PYTHONPATH=. python tests/engine/onnx_node_cases.py --write-docs  # rewrites the list in
+                                                                       # docs/onnx-import.md
 """
 
 from __future__ import annotations
 
+import re
+import sys
 import warnings
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -163,6 +168,39 @@ def table(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
+DOC = Path(__file__).resolve().parents[2] / "docs" / "onnx-import.md"
+BEGIN, END = "<!-- node-tests:begin (generated) -->", "<!-- node-tests:end -->"
+
+
+def markdown(outcomes: list[Outcome]) -> str:
+    """The outcome counts and every refusal with its reason, as docs/onnx-import.md shows
+    them (between BEGIN and END)."""
+    counts = Counter(o.kind for o in outcomes)
+    lines = [BEGIN, "", f"{len(outcomes)} node tests use only ops the importer claims: "
+             f"{counts['match']} import and match, {counts['refused']} are refused, "
+             f"{counts['mismatch']} mismatch, {counts['crash']} crash.", "",
+             "| node test | why it is refused |", "|---|---|"]
+    for o in outcomes:
+        if o.kind == "refused":
+            why = re.sub(r"^model: ", "", o.detail).replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| `{o.name}` | {why} |")
+    return "\n".join([*lines, "", END])
+
+
+def doc_block(text: str) -> str:
+    """The generated part of docs/onnx-import.md's text."""
+    start, end = text.index(BEGIN), text.index(END) + len(END)
+    return text[start:end]
+
+
+def write_docs(outcomes: list[Outcome]) -> None:
+    text = DOC.read_text(encoding="utf-8")
+    DOC.write_text(text.replace(doc_block(text), markdown(outcomes)), encoding="utf-8")
+
+
 if __name__ == "__main__":
     from engine.export.onnx_import import supported_ops
-    print(table(run_all(supported_ops())))
+    results = run_all(supported_ops())
+    if "--write-docs" in sys.argv:
+        write_docs(results)
+    print(table(results))

@@ -17,7 +17,7 @@ ELEMENTWISE = {
     "leaky_relu": ((0.07,), "x"),
     "sigmoid": ((), "y"),
     "tanh": ((), "y"),
-    "hard_sigmoid": ((), "x"),
+    "hard_sigmoid": ((1 / 6, 0.4), "x"),
     "hard_tanh": ((-0.5, 1.5), "x"),
 }
 
@@ -58,8 +58,10 @@ def test_swish_kernels_match_reference(rng, dtype):
 def test_hard_sigmoid_is_the_catalogue_formula_not_pytorchs():
     x = np.array([-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 2.5])
     y = np.empty_like(x)
-    ak.hard_sigmoid_forward(x, y)
+    ak.hard_sigmoid_forward(x, 0.25, 0.5, y)
     np.testing.assert_array_equal(y, [0.0, 0.0, 0.25, 0.5, 0.75, 1.0, 1.0])
+    ak.hard_sigmoid_forward(x, 1 / 6, 0.5, y)  # PyTorch's F.hardsigmoid
+    np.testing.assert_allclose(y, [0.0, 1 / 6, 1 / 3, 0.5, 2 / 3, 5 / 6, 11 / 12])
 
 
 def test_sigmoid_and_swish_are_stable_for_huge_inputs():

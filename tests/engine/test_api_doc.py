@@ -55,6 +55,7 @@ DOCUMENTED = [
     ("export_pytorch(model, path, seed=0, data=None)", export.export_pytorch),
     ("pytorch_source(model, weights_file=\"model.npz\", seed=0)", export.pytorch_source),
     ("import_onnx(source, name=None, notes=None)", export.import_onnx),
+    ("import_onnx_report(source, name=None)", export.import_onnx_report),
     ("supported_ops()", export.supported_ops),
     ("net.loss_backward(grads, input_grads=False)", engine.Network.loss_backward),
     ("net.add_hook(on_forward=None, on_backward=None)", engine.Network.add_hook),

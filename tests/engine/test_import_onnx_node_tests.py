@@ -2,13 +2,13 @@
 through the importer (weights as initialisers, see onnx_node_cases.py): each one imports
 and matches the test's expected outputs, or is refused with a NetBuilderError that names
 what it refuses. A mismatch, or any other exception, fails. Run with ``-s`` to see the list
-of refusals and their reasons."""
+of refusals and their reasons; docs/onnx-import.md lists them, and a test keeps it true."""
 import pytest
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnx.backend.test.case.node")
 
-from onnx_node_cases import run_all, table  # noqa: E402
+from onnx_node_cases import DOC, doc_block, markdown, run_all, table  # noqa: E402
 
 from engine.export.onnx_import import supported_ops  # noqa: E402
 
@@ -41,3 +41,10 @@ def test_refusals_name_what_they_refuse(outcomes):
         if o.kind == "refused":
             assert any(k in o.detail for k in ("node '", "input '", "output '",
                                                "initialiser '", "ONNX ops")), o
+
+
+def test_the_refusal_list_in_the_docs_is_current(outcomes):
+    have = doc_block(DOC.read_text(encoding="utf-8"))
+    assert have == markdown(outcomes), (
+        "docs/onnx-import.md is out of date: run PYTHONPATH=. python "
+        "tests/engine/onnx_node_cases.py --write-docs")

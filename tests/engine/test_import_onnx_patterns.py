@@ -1,7 +1,7 @@
 """ONNX import of what exporters write around the layers, built by hand with onnx.helper:
 constant folding left undone, batch-size shape arithmetic, zero RNN states, casts, Gemm
 biases and transA, Dropout's training_mode, pooling pads; and the precise refusals of what
-NetBuilder cannot express yet (issue 19's phase 2). Each import is checked against
+NetBuilder cannot express. Each import is checked against
 onnxruntime."""
 import numpy as np
 import pytest
@@ -258,12 +258,33 @@ def test_pads_over_half_the_window_are_refused_for_the_real_reason():
     assert "more than half the 3×3 window" in msg and "equally" not in msg
 
 
-def test_ceil_mode_that_changes_nothing_imports():
+def test_ceil_mode_that_changes_nothing_imports_without_it():
     m = pool_model(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)  # (5 - 3) / 2 exact
-    imported(m, f32(2, 1, 5, 5))
+    graph, _, _ = imported(m, f32(2, 1, 5, 5))
+    assert "ceil_mode" not in graph.nodes["pool"].params
 
 
-# ----- refusals until issue 19's phase 2 ------------------------------------------------------
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize("pad", [0, 1])
+def test_ceil_mode_that_rounds_up_imports_as_ceil_mode(op, pad):
+    # 3×3 windows, stride 2 on 6×6: floor gives 2×2 (pad 0) / 3×3 (pad 1), ceil one more
+    node = helper.make_node(op, ["x"], ["y"], name="pool", kernel_shape=[3, 3], strides=[2, 2],
+                            ceil_mode=1, pads=[pad] * 4,
+                            **({"count_include_pad": 1} if op == "AveragePool" else {}))
+    m = model_of([node], [vi("x", ["N", 1, 6, 6])], [vi("y", ["N", 1, None, None])])
+    graph, _, got = imported(m, f32(2, 1, 6, 6))
+    assert graph.nodes["pool"].params["ceil_mode"] is True
+    assert got.shape == (2, 1, 3 + pad, 3 + pad)
+
+
+def test_ceil_mode_with_the_pads_of_same_imports_as_same():
+    m = pool_model("AveragePool", kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1,
+                   pads=[1, 1, 1, 1])  # count_include_pad = 0 and the pads of 'same'
+    graph, _, _ = imported(m, f32(2, 1, 5, 5))
+    assert graph.nodes["pool"].params["padding"] == "same"
+
+
+# ----- what imports now, and the refusals left -----------------------------------------------
 def refused(m, *parts):
     with pytest.raises(OnnxImportError) as err:
         import_onnx(m)
@@ -273,15 +294,15 @@ def refused(m, *parts):
     return msg
 
 
-def test_ceil_mode_that_changes_the_size_is_refused():
-    m = pool_model(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)
-    refused(m, "pool", "ceil_mode", "3×3", "2×2", "export with ceil_mode=False")
-
-
-def test_hardsigmoid_of_pytorch_is_refused_naming_alpha():
-    m = model_of([helper.make_node("HardSigmoid", ["x"], ["y"], alpha=1 / 6, name="hs")],
+@pytest.mark.parametrize("attrs", [{"alpha": 1 / 6}, {}, {"alpha": 0.3, "beta": 0.2}])
+def test_hardsigmoid_imports_with_its_alpha_and_beta(attrs):
+    # PyTorch's Hardsigmoid (1/6), ONNX's default (0.2) and any other
+    m = model_of([helper.make_node("HardSigmoid", ["x"], ["y"], name="hs", **attrs)],
                  [vi("x", ["N", 3])], [vi("y", ["N", 3])])
-    refused(m, "hs", "α = 0.166667", "PyTorch's Hardsigmoid", "0.25")
+    graph, _, _ = imported(m, f32(4, 3, scale=4.0))
+    params = graph.nodes["hs"].params
+    assert params["alpha"] == pytest.approx(attrs.get("alpha", 0.2), rel=1e-6)
+    assert params.get("beta", 0.5) == pytest.approx(attrs.get("beta", 0.5))
 
 
 def test_gru_with_linear_before_reset_0_is_refused():
@@ -295,10 +316,15 @@ def test_gru_with_linear_before_reset_0_is_refused():
     refused(m, "gru", "linear_before_reset = 0")
 
 
-def test_one_sided_clip_is_refused():
-    m = model_of([helper.make_node("Clip", ["x", "lo"], ["y"], name="clamp")],
-                 [vi("x", ["N", 3])], [vi("y", ["N", 3])], {"lo": np.float32(0.1)})
-    refused(m, "clamp", "one side only", "both bounds")
+@pytest.mark.parametrize("bounds", [("lo",), ("", "hi")])
+def test_one_sided_clip_imports_as_a_hardtanh_open_on_the_other_side(bounds):
+    m = model_of([helper.make_node("Clip", ["x", *bounds], ["y"], name="clamp")],
+                 [vi("x", ["N", 3])], [vi("y", ["N", 3])],
+                 {k: np.float32(0.1) for k in bounds if k})
+    graph, _, _ = imported(m, f32(4, 3, scale=2.0))
+    assert types(graph) == ["Input", "HardTanh", "Output"]
+    summary = engine.compile(graph).layers["clamp"].summary()
+    assert summary == ("[0.1, ∞)" if bounds == ("lo",) else "(-∞, 0.1]")
 
 
 def test_scaling_and_shifting_by_a_constant_are_refused():

@@ -1,9 +1,8 @@
 """Models exported by ``torch.onnx.export`` inside the test import, and the imported network
 matches onnxruntime and the PyTorch module within 1e-4 relative: CNNs with
-``x.view(x.size(0), -1)``, a ResNet-18-shaped network, SqueezeNet-shaped (ceil_mode:
-refused until issue 19's phase 2), and LSTM / GRU / RNN classifiers in every shape PyTorch
-users write (h_n[-1], out[:, -1], every step, bidirectional, 2 layers, time-major, fixed and
-dynamic batch)."""
+``x.view(x.size(0), -1)``, a ResNet-18-shaped network, SqueezeNet-shaped (ceil_mode), and
+LSTM / GRU / RNN classifiers in every shape PyTorch users write (h_n[-1], out[:, -1], every
+step, bidirectional, 2 layers, time-major, fixed and dynamic batch)."""
 import io
 import itertools
 
@@ -176,27 +175,19 @@ class SqueezeNetShaped(nn.Module):
 SQUEEZE_INPUT = (2, 3, 49, 49)  # 49 -> 24: (24 - 3) / 2 is not whole, so ceil_mode matters
 
 
-def test_squeezenet_shaped_ceil_mode_is_refused_until_phase_2():
-    torch.manual_seed(0)
-    data = export(SqueezeNetShaped(), torch.randn(*SQUEEZE_INPUT))
-    with pytest.raises(OnnxImportError) as err:
-        import_onnx(data)
-    msg = str(err.value)
-    assert "MaxPool node '/features/features.2/MaxPool'" in msg
-    assert "ceil_mode = 1" in msg and "export with ceil_mode=False" in msg
-
-
-@pytest.mark.xfail(strict=True, raises=OnnxImportError,
-                   reason="issue 19 phase 2: ceil_mode on pooling layers")
 def test_squeezenet_shaped_network():
     torch.manual_seed(0)
-    check(SqueezeNetShaped(), torch.randn(*SQUEEZE_INPUT))
+    graph, _ = check(SqueezeNetShaped(), torch.randn(*SQUEEZE_INPUT))
+    pools = [n.params for n in graph.nodes.values() if n.type == "MaxPool2D"]
+    assert [p.get("ceil_mode", False) for p in pools] == [True, True]
+    assert types(graph).count("Concat") == 3
 
 
 def test_squeezenet_shaped_imports_where_ceil_mode_changes_nothing():
     torch.manual_seed(0)
     graph, _ = check(SqueezeNetShaped(), torch.randn(2, 3, 47, 47))  # the windows fit
     assert types(graph).count("Concat") == 3
+    assert not any(n.params.get("ceil_mode") for n in graph.nodes.values())
 
 
 # ----- recurrent classifiers ---------------------------------------------------------------------

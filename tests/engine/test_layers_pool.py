@@ -18,6 +18,8 @@ POOL_PARAMS = [
     {"pool_size": 3, "stride": 2, "padding": 1},
     {"pool_size": 2, "padding": "same"},
     {"pool_size": [3, 2], "stride": [2, 1], "padding": 1},
+    {"pool_size": 2, "ceil_mode": True},                            # 5×6 -> 3×3
+    {"pool_size": 3, "stride": 2, "padding": 1, "ceil_mode": True},  # overhangs the padding
 ]
 
 
@@ -84,6 +86,33 @@ def test_pool_forward_backward_match_reference(rng, type_name):
         want_dx = ref.avgpool2d_backward(x, dy, (3, 3), (2, 2), layer.pads, False)
     np.testing.assert_allclose(y, want_y, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(dx, want_dx, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("type_name", ["MaxPool2D", "AvgPool2D"])
+@pytest.mark.parametrize("padding", ["valid", 1])
+def test_ceil_mode_forward_backward_match_reference(rng, type_name, padding):
+    layer = make(type_name, {"pool_size": 3, "stride": 2, "padding": padding,
+                             "ceil_mode": True}, (2, 8, 7))
+    floor = make(type_name, {"pool_size": 3, "stride": 2, "padding": padding}, (2, 8, 7))
+    assert layer.out_shape[1] == floor.out_shape[1] + 1
+    x = rng.standard_normal((3, 2, 8, 7))
+    y = layer.forward([x], {}, train=True)
+    (dx,) = layer.backward(np.ones_like(y), {}, {})
+    np.testing.assert_allclose(y, layer.reference_forward([x], {}, True), rtol=1e-12)
+    if type_name == "MaxPool2D":
+        want = ref.maxpool2d_backward(x, np.ones_like(y), (3, 3), (2, 2), layer.pads, True)
+    else:
+        want = ref.avgpool2d_backward(x, np.ones_like(y), (3, 3), (2, 2), layer.pads, True,
+                                      True)
+    np.testing.assert_allclose(dx, want, rtol=1e-12)
+    assert layer.summary().endswith("ceil")
+
+
+def test_ceil_mode_is_refused_with_same_padding_and_not_fused():
+    with pytest.raises(ShapeError, match="'same' already gives ceil"):
+        make("MaxPool2D", {"padding": "same", "ceil_mode": True})
+    assert make("MaxPool2D", {}, (1, 6, 6)).fusion_stage() == "pool2"
+    assert make("MaxPool2D", {"ceil_mode": True}, (1, 7, 7)).fusion_stage() == ""
 
 
 def test_avgpool_padding_rules():

@@ -62,11 +62,12 @@ def test_importing_a_broken_onnx_file_leaves_the_model_untouched(make_window, tm
     pytest.importorskip("onnx")
     drv = make_window(XOR)
     w = drv.w
-    errors = []
-    w.show_error = lambda title, text: errors.append(text)
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a protobuf at all")
     before = w.document.graph.to_dict()
     assert not w.open_file(bad)
-    assert errors and "bad.onnx" in errors[0]
+    text = w.exports.report_dialog.text()
+    assert text.startswith("bad.onnx could not be imported.")
+    assert "bad.onnx is not an ONNX model" in text
     assert w.document.graph.to_dict() == before
+    w.exports.report_dialog.close()

@@ -59,12 +59,14 @@ def tanh_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return dy * (1 - y * y)
 
 
-def hard_sigmoid_forward(x: np.ndarray) -> np.ndarray:
-    return np.clip(0.25 * x + 0.5, 0, 1)
+def hard_sigmoid_forward(x: np.ndarray, alpha: float = 0.25, beta: float = 0.5) -> np.ndarray:
+    return np.clip(alpha * x + beta, 0, 1)
 
 
-def hard_sigmoid_backward(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    return np.where((x > -2) & (x < 2), 0.25 * dy, 0)
+def hard_sigmoid_backward(x: np.ndarray, alpha: float, beta: float,
+                          dy: np.ndarray) -> np.ndarray:
+    v = alpha * x + beta
+    return np.where((v > 0) & (v < 1), alpha * dy, 0)
 
 
 def hard_tanh_forward(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
