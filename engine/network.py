@@ -76,6 +76,7 @@ class Network:
             for name in layer.param_shapes():
                 offsets[f"{nid}.{name}"] = size
                 size += -(-int(np.asarray(fresh[nid][name]).size) // ALIGN) * ALIGN
+        self.offsets = offsets  # "<node>.<param>" -> where it starts in the flat vectors
         self.flat_params = np.zeros(size, self.dtype)
         self.flat_grads = np.zeros(size, self.dtype)
         for nid in self.order:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..init import INITS, initialize
+from ..init import INITS, identity_problem, initialize
 from ..kernels import conv as kconv
 from ..kernels import fused as kfused
 from ..kernels.reference import conv as rconv
@@ -138,7 +138,20 @@ class Conv2D(Layer):
         self.in_channels = c
         (oh, ow), self.pads = plan_windows(self, (h, w), self.p["kernel_size"],
                                            self.p["stride"], self.p["padding"], "kernel_size")
+        if self.p["init"] == "identity":
+            self._check_identity(c, (h, w), (oh, ow))
         return (self.p["filters"], oh, ow)
+
+    def _check_identity(self, c: int, hw: tuple[int, int], ohw: tuple[int, int]) -> None:
+        """init 'identity' needs filters = channels, an odd kernel, stride 1 and the padding
+        that keeps the size, centred ('same')."""
+        kh, kw = self.p["kernel_size"]
+        problem = identity_problem((self.p["filters"], c, kh, kw))
+        if not problem and (tuple(self.p["stride"]) != (1, 1) or ohw != hw
+                            or self.pads != (kh // 2, kh // 2, kw // 2, kw // 2)):
+            problem = "needs stride 1 and padding 'same' (the output keeps the input's size)"
+        if problem:
+            raise self.shape_error(f"init 'identity' {problem}: choose another init")
 
     def param_shapes(self) -> dict[str, Shape]:
         out = {"weight": (self.p["filters"], self.in_channels, *self.p["kernel_size"])}

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..init import INITS, initialize
+from ..init import INITS, identity_problem, initialize
 from ..kernels import conv as kconv
 from ..kernels import fused as kfused
 from ..kernels.reference import fused as rfused
@@ -59,6 +59,9 @@ class Dense(Layer):
         s = self.in_shapes[0]
         if len(s) > 2:
             raise self.shape_error(f"expects a flat input, got {fmt_shape(s)}: add a Flatten")
+        if self.p["init"] == "identity" and self.p["units"] != s[-1]:
+            raise self.shape_error(f"init 'identity' {identity_problem((self.p['units'], s[-1]))}"
+                                   f": set units to {s[-1]} or choose another init")
         return (*s[:-1], self.p["units"])
 
     @property
