@@ -51,11 +51,17 @@ def fmt_bytes(n: float) -> str:
 
 @dataclass
 class Node:
-    """One layer: ``params`` holds only the values given explicitly (defaults stay implicit)."""
+    """One layer: ``params`` holds only the values given explicitly (defaults stay implicit).
+
+    ``trainable``: false freezes the node's parameters (no weight gradient is computed, the
+    optimizer leaves them alone); ``lr_mult``: the node's learning rate is the run's times
+    this (≥ 0). Neither changes what the layer computes."""
 
     id: str
     type: str
     params: dict[str, Any] = field(default_factory=dict)
+    trainable: bool = True
+    lr_mult: float = 1.0
 
     def layer_class(self) -> type[Layer]:
         return get_layer_class(self.type, self.id)
@@ -144,7 +150,8 @@ class Graph:
                 params = {}
             if not isinstance(params, dict):
                 raise ParamError(f"node '{nid}': params must be an object", nid)
-            g.add_node(Node(nid, ntype, dict(params)))
+            trainable, lr_mult = _training_keys(nd, nid)
+            g.add_node(Node(nid, ntype, dict(params), trainable, lr_mult))
         edges = doc.get("edges", [])
         if not isinstance(edges, list):
             raise GraphFormatError("model file: 'edges' must be a list")
@@ -173,8 +180,7 @@ class Graph:
             "format": FORMAT,
             "version": VERSION,
             "name": self.name,
-            "nodes": [{"id": n.id, "type": n.type, "params": _jsonable(n.params)}
-                      for n in self.nodes.values()],
+            "nodes": [_node_dict(n) for n in self.nodes.values()],
             "edges": [{"src": e.src, "dst": e.dst, "port": e.port} for e in self.edges],
             "ui": copy.deepcopy(self.ui),
             "training": copy.deepcopy(self.training),
@@ -217,6 +223,14 @@ class Graph:
         node = self.nodes[node_id]
         node.layer_class().resolve_params(params, node_id)
         node.params = dict(params)
+
+    def set_training(self, node_id: str, trainable: bool | None = None,
+                     lr_mult: float | None = None) -> None:
+        """Freeze or thaw a node (``trainable``) and/or set its learning-rate multiplier."""
+        node = self.nodes[node_id]
+        doc = {"trainable": node.trainable if trainable is None else trainable,
+               "lr_mult": node.lr_mult if lr_mult is None else lr_mult}
+        node.trainable, node.lr_mult = _training_keys(doc, node_id)
 
     def rename_node(self, old: str, new: str) -> None:
         if new == old:
@@ -485,6 +499,30 @@ def _port_name(cls: type[Layer], port: int) -> str:
     if port < len(cls.input_names) and (cls.max_inputs is not None or len(cls.input_names) > 1):
         return f"{port} ({cls.input_names[port]})"
     return str(port)
+
+
+def _training_keys(nd: dict[str, Any], nid: str) -> tuple[bool, float]:
+    """A node's ``trainable`` (default true) and ``lr_mult`` (default 1, a number ≥ 0)."""
+    trainable = nd.get("trainable", True)
+    if not isinstance(trainable, bool):
+        raise ParamError(f"node '{nid}': trainable must be true or false, got "
+                         f"{short_repr(trainable)}", nid)
+    mult = nd.get("lr_mult", 1.0)
+    if isinstance(mult, bool) or not isinstance(mult, int | float) or not math.isfinite(mult) \
+            or mult < 0 or mult > 1e6:
+        raise ParamError(f"node '{nid}': lr_mult must be a number between 0 and 1e6, got "
+                         f"{short_repr(mult)}", nid)
+    return trainable, float(mult)
+
+
+def _node_dict(n: Node) -> dict[str, Any]:
+    """A node as the file writes it: ``trainable`` / ``lr_mult`` only when not the default."""
+    out: dict[str, Any] = {"id": n.id, "type": n.type, "params": _jsonable(n.params)}
+    if not n.trainable:
+        out["trainable"] = False
+    if n.lr_mult != 1.0:
+        out["lr_mult"] = n.lr_mult
+    return out
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:

@@ -119,7 +119,8 @@ class Conv2D(Layer):
         ParamSpec("padding", "padding", "valid", low=0, high=MAX_SIZE,
                   help="'valid' (none), 'same' (output = ceil(input / stride)) or zeros per side"),
         ParamSpec("bias", "bool", True, help="add a learnable bias per filter"),
-        ParamSpec("init", "choice", "he", choices=INITS, help="weight initialisation"),
+        ParamSpec("init", "choice", "he", choices=INITS,
+                  help="weight initialisation; identity: starts passing its input through"),
     )
     glyph = "C2"
     id_prefix = "conv"
@@ -205,6 +206,12 @@ class Conv2D(Layer):
                 self.flipped_dx(), chunks, grads["weight"],
                 np.zeros(0, x.dtype) if gb is None else gb, keep)
         return [dx]
+
+    def frozen_grads(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Empty weight-gradient arrays: the kernels then skip the weight gradient (and no
+        bias gradient is summed)."""
+        g = grads["weight"]
+        return {"weight": np.empty((0, *g.shape[1:]), g.dtype)}
 
     def flipped_dx(self) -> bool:
         """Whether the backward computes the input gradient by the flipped kernel

@@ -45,7 +45,8 @@ class Dense(Layer):
     param_specs = (
         ParamSpec("units", "int", 64, low=1, high=1_000_000, help="number of output features"),
         ParamSpec("bias", "bool", True, help="add a learnable bias"),
-        ParamSpec("init", "choice", "he", choices=INITS, help="weight initialisation"),
+        ParamSpec("init", "choice", "he", choices=INITS,
+                  help="weight initialisation; identity: starts passing its input through"),
     )
     glyph = "FC"
     id_prefix = "dense"
@@ -103,6 +104,12 @@ class Dense(Layer):
         dx = kfused.dense_backward(x2, w, dy2, self._y2, False, True, self._chunks,
                                    grads["weight"], np.zeros(0, x2.dtype) if gb is None else gb)
         return [dx.reshape(self._xshape)]
+
+    def frozen_grads(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Empty weight-gradient arrays: the kernels then skip the weight gradient (and no
+        bias gradient is summed)."""
+        g = grads["weight"]
+        return {"weight": np.empty((0, *g.shape[1:]), g.dtype)}
 
     def reference_forward(self, xs, params, train):
         x = np.asarray(xs[0], np.float64)
