@@ -108,7 +108,8 @@ def group(g: Graph, ids: list[str], block_id: str, name: str = "Block",
         body_ui[inner[n]] = entry
     body = Block(name, [ports[s] for s in sources], inner[leaving[0]],
                  {inner[n]: Node(inner[n], g.nodes[n].type, copy.deepcopy(g.nodes[n].params),
-                                 copy.deepcopy(g.nodes[n].block)) for n in order},
+                                 copy.deepcopy(g.nodes[n].block), g.nodes[n].trainable,
+                                 g.nodes[n].lr_mult) for n in order},
                  body_edges, body_ui)
     out = Graph(g.name)
     out.training = copy.deepcopy(g.training)
@@ -198,7 +199,8 @@ def ungroup(g: Graph, block_id: str, derived: bool = False, tag: bool = False) -
             continue
         for k, inner in b.nodes.items():
             out.nodes[new[k]] = Node(new[k], inner.type, copy.deepcopy(inner.params),
-                                     copy.deepcopy(inner.block))
+                                     copy.deepcopy(inner.block), inner.trainable and n.trainable,
+                                     inner.lr_mult * n.lr_mult)
     for e in g.edges:
         if e.dst == block_id:
             continue

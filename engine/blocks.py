@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,12 +35,19 @@ ID_MAX = 64
 @dataclass
 class Node:
     """One layer: ``params`` holds only the values given explicitly (defaults stay implicit).
-    A node of type ``"Block"`` holds its nested graph in ``block``."""
+    A node of type ``"Block"`` holds its nested graph in ``block``.
+
+    ``trainable``: false freezes the node's parameters (no weight gradient is computed, the
+    optimizer leaves them alone); ``lr_mult``: the node's learning rate is the run's times
+    this (≥ 0). Neither changes what the layer computes. On a block, both apply to every
+    layer inside (multiplied with the inner nodes' own)."""
 
     id: str
     type: str
     params: dict[str, Any] = field(default_factory=dict)
     block: Block | None = None
+    trainable: bool = True
+    lr_mult: float = 1.0
 
     def layer_class(self) -> type[Layer]:
         """The node's layer type; for a block, a class of its own with its input ports."""
@@ -90,9 +98,27 @@ def node_to_dict(n: Node) -> dict[str, Any]:
     d: dict[str, Any] = {"id": n.id, "type": n.type,
                          "params": {k: (list(v) if isinstance(v, tuple) else v)
                                     for k, v in n.params.items()}}
+    if not n.trainable:
+        d["trainable"] = False
+    if n.lr_mult != 1.0:
+        d["lr_mult"] = n.lr_mult
     if n.block is not None:
         d["block"] = n.block.to_dict()
     return d
+
+
+def training_keys(nd: dict[str, Any], nid: str) -> tuple[bool, float]:
+    """A node's ``trainable`` (default true) and ``lr_mult`` (default 1, a number ≥ 0)."""
+    trainable = nd.get("trainable", True)
+    if not isinstance(trainable, bool):
+        raise ParamError(f"node '{nid}': trainable must be true or false, got "
+                         f"{short_repr(trainable)}", nid)
+    mult = nd.get("lr_mult", 1.0)
+    if isinstance(mult, bool) or not isinstance(mult, int | float) or not math.isfinite(mult) \
+            or mult < 0 or mult > 1e6:
+        raise ParamError(f"node '{nid}': lr_mult must be a number between 0 and 1e6, got "
+                         f"{short_repr(mult)}", nid)
+    return trainable, float(mult)
 
 
 def edge_to_dict(e: Edge) -> dict[str, Any]:
@@ -132,6 +158,7 @@ def parse_node(nd: Any, i: int, version: int, where: str = "", depth: int = 0) -
         params = {}
     if not isinstance(params, dict):
         raise ParamError(f"{where}node '{nid}': params must be an object", nid)
+    trainable, lr_mult = training_keys(nd, nid)
     body = nd.get("block")
     if body is not None or ntype == BLOCK_TYPE:
         if version < 2:
@@ -143,8 +170,9 @@ def parse_node(nd: Any, i: int, version: int, where: str = "", depth: int = 0) -
             raise GraphFormatError(f"{where}Block '{nid}' has no 'block' contents")
         if depth >= MAX_DEPTH:
             raise GraphFormatError(f"{where}Block '{nid}': blocks nest more than {MAX_DEPTH} deep")
-        return Node(nid, ntype, dict(params), parse_block(body, nid, version, depth + 1))
-    return Node(nid, ntype, dict(params))
+        return Node(nid, ntype, dict(params), parse_block(body, nid, version, depth + 1),
+                    trainable, lr_mult)
+    return Node(nid, ntype, dict(params), None, trainable, lr_mult)
 
 
 def parse_block(d: dict[str, Any], block_id: str, version: int, depth: int = 1) -> Block:
@@ -266,7 +294,9 @@ def flatten(nodes: dict[str, Node], edges: list[Edge]) -> Flat:
 
 
 def _expand(flat: Flat, prefix: str, path: list[str], nodes: dict[str, Node],
-            edges: list[Edge], port_src: dict[str, str | None]) -> None:
+            edges: list[Edge], port_src: dict[str, str | None],
+            outer: tuple[bool, float] = (True, 1.0)) -> None:
+    """``outer``: the enclosing blocks' (trainable, lr_mult), applied to every layer inside."""
     fid = {nid: (derived_id(prefix, nid) if prefix else nid) for nid in nodes}
     out_of = {nid: output_of(fid[nid], n) for nid, n in nodes.items()}
     feeds: dict[str, dict[int, str]] = {}
@@ -285,10 +315,12 @@ def _expand(flat: Flat, prefix: str, path: list[str], nodes: dict[str, Node],
                 raise GraphStructureError(
                     f"the id '{f}' made for node '{nid}' of block '{path[-1]}' is taken by "
                     "another node: rename one of them", path[0] if path else f)
-            flat.nodes[f] = Node(f, node.type, copy.deepcopy(node.params))
+            flat.nodes[f] = Node(f, node.type, copy.deepcopy(node.params), None,
+                                 node.trainable and outer[0], node.lr_mult * outer[1])
             flat.path[f] = list(path)
             continue
         b = node.block
         got = feeds.get(nid, {})
         _expand(flat, f, [*path, nid], b.nodes, b.edges,
-                {name: got.get(i) for i, name in enumerate(b.inputs)})
+                {name: got.get(i) for i, name in enumerate(b.inputs)},
+                (node.trainable and outer[0], node.lr_mult * outer[1]))

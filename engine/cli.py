@@ -33,8 +33,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import cli_data, cli_zoo
+from . import cli_data, cli_runs, cli_zoo
 from .bundle import EXTENSION, Bundle, is_bundle_path, load_bundle, save_bundle
+from .cost import training_cost
 from .data import BUILTINS, CATALOGUE, load_dataset
 from .errors import NetBuilderError, ParamError, TrainingError
 from .graph import Graph, load_graph
@@ -221,7 +222,7 @@ def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    graph, net, _bundle = load_model(args.model)
+    graph, net, bundle = load_model(args.model)
     settings = _settings_from_args(graph, args)
     spec = args.data if args.data is not None else settings.dataset
     if spec is None:
@@ -232,6 +233,7 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     ds = load_dataset(spec, base_dir=base)
     if net is None:
         net = Network(graph, seed=settings.seed)
+    record = cli_runs.start_run(args, graph, net, bundle, out)
     progress = Progress(err, quiet=args.quiet)
     trainer = Trainer(net, ds, settings, callbacks=[progress],
                       tune_threads=not isinstance(args.threads, int))
@@ -271,6 +273,9 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if result.restored_best:
         line += f"; kept the weights of epoch {result.best_epoch} (best validation loss)"
     print(line, file=out)
+    record.epoch = result.best_epoch if result.restored_best else result.epochs_done
+    if record.parent and record.parent.get("epoch") is not None and not args.init_from:
+        record.epoch += record.parent["epoch"]  # a continuation counts on from its parent
     metrics: dict[str, Any] = {"status": result.status, "epochs": result.epochs_done,
                                "train_loss": result.train_loss,
                                "train_accuracy": result.train_accuracy,
@@ -299,7 +304,7 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 dataset={"name": ds.name, "spec": spec if isinstance(spec, str | dict) else
                          str(spec), "task": ds.task, "class_names": ds.class_names,
                          "sample_shape": list(ds.sample_shape), "sizes": sizes},
-                training=settings.to_dict(), metrics=metrics)
+                training=settings.to_dict(), metrics=metrics, run=record.to_dict())
     print(f"saved {path}", file=out)
     return 130 if result.status == "stopped" else 0
 
@@ -362,6 +367,7 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     print(f"weights: {mb:.2f} MB float32" + (f" (+{n_buf:,} buffer values)" if n_buf else ""),
           file=out)
     print(export_summary(net), file=out)
+    print("training step: " + training_cost(net).summary(), file=out)
     if graph.training:
         t = graph.training
         opt = t.get("optimizer", {})
@@ -375,6 +381,7 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                           if isinstance(v, float | int) and not isinstance(v, bool))
         print(f"bundle: saved {bundle.manifest.get('created', '?')}"
               + (f"; {shown}" if shown else ""), file=out)
+        cli_runs.print_lineage(bundle, out)
     return 0
 
 
@@ -472,6 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-split", type=float, metavar="F", help="validation fraction")
     t.add_argument("--test-split", type=float, metavar="F", help="test fraction")
     t.add_argument("--limit", type=int, metavar="N", help="use at most N samples (quick trial)")
+    t.add_argument("--init-from", metavar="BUNDLE", help="fine-tune: start from the weights "
+                   "of this .nbmodel for every node whose id and shapes fit (the others start "
+                   "fresh); the run records where its weights came from")
+    t.add_argument("--freeze", metavar="ID,ID", help="node ids whose weights stay fixed (no "
+                   "weight gradient is computed for them)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress or epoch lines")
     i = sub.add_parser("info", help="per node: type, output shape, parameters, multiply-adds "
                                     "and the export formats; without MODEL: every layer type "

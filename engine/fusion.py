@@ -190,7 +190,7 @@ class ConvBlock(Step):
     def backward(self, dy: np.ndarray, need_dx: bool) -> list[np.ndarray | None]:
         x = self._x
         dy = np.ascontiguousarray(dy, dtype=x.dtype)
-        g = self.local_grads
+        g = self.grad_arrays()
         w, gw, gb = self.local["weight"], g["weight"], _bias(g, x.dtype)
         chunks = kconv.batch_chunks(x.shape[0])
         if self.bwd_mode == COMPACT:
@@ -301,7 +301,7 @@ class DenseBlock(Step):
     def backward(self, dy: np.ndarray, need_dx: bool) -> list[np.ndarray | None]:
         x = self._x
         dy2 = np.ascontiguousarray(dy, dtype=x.dtype).reshape(-1, self.units)
-        g = self.local_grads
+        g = self.grad_arrays()
         kernel = kfused.dense_rows_backward if self._by_rows else kfused.dense_backward
         dx = kernel(x, self.local["weight"], dy2, self._y, self.relu, need_dx, self._chunks,
                     g["weight"], _bias(g, x.dtype))

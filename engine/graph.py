@@ -13,7 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_text
-from .blocks import BLOCK_TYPE, Block, Edge, Flat, Node, flatten, has_blocks, node_to_dict, parse_node
+from .blocks import (
+    BLOCK_TYPE,
+    Block,
+    Edge,
+    Flat,
+    Node,
+    flatten,
+    has_blocks,
+    node_to_dict,
+    parse_node,
+    training_keys,
+)
 from .errors import (
     CycleError,
     GraphFormatError,
@@ -203,6 +214,14 @@ class Graph:
         node = self.nodes[node_id]
         node.layer_class().resolve_params(params, node_id)
         node.params = dict(params)
+
+    def set_training(self, node_id: str, trainable: bool | None = None,
+                     lr_mult: float | None = None) -> None:
+        """Freeze or thaw a node (``trainable``) and/or set its learning-rate multiplier."""
+        node = self.nodes[node_id]
+        doc = {"trainable": node.trainable if trainable is None else trainable,
+               "lr_mult": node.lr_mult if lr_mult is None else lr_mult}
+        node.trainable, node.lr_mult = training_keys(doc, node_id)
 
     def rename_node(self, old: str, new: str) -> None:
         if new == old:

@@ -78,6 +78,7 @@ class Network:
             for name in layer.param_shapes():
                 offsets[f"{nid}.{name}"] = size
                 size += -(-int(np.asarray(fresh[nid][name]).size) // ALIGN) * ALIGN
+        self.offsets = offsets  # "<node>.<param>" -> where it starts in the flat vectors
         self.flat_params = np.zeros(size, self.dtype)
         self.flat_grads = np.zeros(size, self.dtype)
         for nid in self.order:
@@ -107,11 +108,50 @@ class Network:
         self._loss_skip.update(self.inputs_of[oid][0] for oid in self.loss_logits)
         self._memory_ok: set[int] = set()
         self.fuse = bool(fuse)
+        self.frozen: set[str] = set()
+        self.lr_mults: dict[str, float] = {}
+        self._read_training_keys()
         self.plan: ExecutionPlan = plan_execution(self, self._local, self._local_grads,
                                                   fuse=self.fuse)
         self._input_set = frozenset(self.input_ids)
         self._ports = {nid: tuple(e.port for e in self.graph.in_edges(nid)) for nid in self.order}
         self.hooks = Hooks()
+
+    def _read_training_keys(self) -> None:
+        """``frozen`` (nodes with parameters whose ``trainable`` is false) and ``lr_mults``
+        (each node's learning-rate multiplier, 0 when frozen) from the graph's nodes."""
+        self.frozen = {nid for nid in self.order
+                       if self._local_grads[nid] and not self.graph.nodes[nid].trainable}
+        self.lr_mults = {nid: 0.0 if nid in self.frozen else self.graph.nodes[nid].lr_mult
+                         for nid in self.order if self._local_grads[nid]}
+
+    def set_training(self, node_id: str, trainable: bool | None = None,
+                     lr_mult: float | None = None) -> None:
+        """Freeze or thaw a node and/or set its learning-rate multiplier in this network
+        (and its graph) between steps. A node frozen here has its gradients zeroed."""
+        self.graph.set_training(node_id, trainable, lr_mult)
+        self._read_training_keys()
+        self.plan.set_frozen(self.frozen)
+        for nid in self.frozen:
+            for g in self._local_grads[nid].values():
+                g.fill(0)
+
+    def lr_segments(self) -> list[tuple[int, int, float]] | None:
+        """Ranges ``(start, stop, multiplier)`` of the flat vectors, in order and covering
+        them, where a node's learning rate differs from the run's; None when none does."""
+        if all(m == 1.0 for m in self.lr_mults.values()):
+            return None
+        segs: list[tuple[int, int, float]] = []
+        starts = [(self.offsets[f"{nid}.{next(iter(self._local_grads[nid]))}"], m)
+                  for nid, m in self.lr_mults.items()]
+        starts.sort()
+        for i, (a, m) in enumerate(starts):
+            b = starts[i + 1][0] if i + 1 < len(starts) else self.flat_params.size
+            if segs and segs[-1][2] == m:
+                segs[-1] = (segs[-1][0], b, m)
+            else:
+                segs.append((a, b, m))
+        return segs
 
     @property
     def steps(self) -> list[Step]:
@@ -329,7 +369,9 @@ class Network:
                 where = f" (first non-finite output at node '{bad}')" if bad else ""
                 raise TrainingError(f"the loss became {total}{where}", bad)
             self.loss_backward(grads)
-            opt.step(self.params, self.grads, flat=(self.flat_params, self.flat_grads))
+            segments = self.lr_segments()
+            extra = {"segments": segments} if segments else {}
+            opt.step(self.params, self.grads, flat=(self.flat_params, self.flat_grads), **extra)
         return total
 
     def loss_backward(self, grads: dict[str, np.ndarray], input_grads: bool = False
@@ -363,14 +405,14 @@ class Network:
             last = st.last
             dy = dys.pop(last, None)
             if dy is None or last in skip:
-                if st.has_params:
+                if st.trains:
                     untouched.append(last)
                 continue
             if last in inputs:
                 dxs[last] = dy
                 continue
             need = input_grads or st.needs_input_grad
-            if not (need or st.has_params):
+            if not (need or st.trains):
                 continue
             grads_in = st.backward(dy, need)
             if self.hooks.backward:
@@ -388,7 +430,7 @@ class Network:
             nodes=st.ids, grad_output=dy, inputs=tuple(zip(st.srcs, ports)),
             grad_inputs=tuple(grads_in[i] if i < len(grads_in) else None
                               for i in range(len(st.srcs))),
-            param_grads={f"{nid}.{k}": g for nid in st.ids
+            param_grads={f"{nid}.{k}": g for nid in st.ids if nid not in self.frozen
                          for k, g in self._local_grads[nid].items()})
         for fn in self.hooks.backward:
             fn(event)

@@ -2,12 +2,16 @@
 
 All update ``params`` in place from ``grads`` (same keys). ``weight_decay`` is L2 added to the
 gradient (AdamW: decoupled). ``clip_norm`` rescales all gradients together when their global
-L2 norm exceeds it; the norm before clipping is kept in ``last_grad_norm``.
+L2 norm exceeds it; the norm before clipping is kept in ``last_grad_norm``. ``segments``
+(``Network.lr_segments``: frozen nodes and per-node learning-rate multipliers) scale the
+learning rate over ranges of the flat vector; a range at 0 is not touched at all (its
+parameters and optimizer state stay as they are, weight decay included).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -60,15 +64,18 @@ class Optimizer:
         self.state: dict[str, dict[str, np.ndarray]] = {}
         self.t = 0
         self.last_grad_norm = 0.0
+        self._view: slice | None = None  # the range of the flat slots ``slot`` returns
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray],
              flat: tuple[np.ndarray, np.ndarray] | None = None,
-             norm: float | None = None) -> None:
+             norm: float | None = None,
+             segments: Sequence[tuple[int, int, float]] | None = None) -> None:
         """One update of every parameter in place.
 
         ``flat``: the same parameters and gradients as two flat arrays (M,) that ``params``
         and ``grads`` are views of (``Network.flat_params``, ``flat_grads``); the update then
-        runs once over all of them. ``norm``: their global gradient norm, if already known."""
+        runs once over all of them. ``norm``: their global gradient norm, if already known.
+        ``segments`` (with ``flat``): ``(start, stop, lr multiplier)`` ranges covering it."""
         if flat is not None:
             p, g = flat
             if norm is None:
@@ -82,21 +89,49 @@ class Optimizer:
             pairs = [(name, p, grads[name]) for name, p in params.items()]
         self.last_grad_norm = norm
         self.t += 1
+        if segments and flat is not None:
+            self._step_segments(flat[0], pairs[0][2], segments)
+            return
         for name, p, g in pairs:
             if self.weight_decay and not self.decoupled:
                 g = g + self.weight_decay * p
             self.update(name, p, g)
+
+    def _step_segments(self, p: np.ndarray, g: np.ndarray,
+                       segments: Sequence[tuple[int, int, float]]) -> None:
+        """The flat update range by range, each at its learning rate; ranges at 0 skipped."""
+        base = self.lr
+        for key in self._slot_keys:
+            self.slot(FLAT, key, p)
+        try:
+            for a, b, mult in segments:
+                if mult <= 0 or b <= a:
+                    continue
+                self.lr = base * mult
+                self._view = slice(a, b)
+                pa, ga = p[a:b], g[a:b]
+                if self.weight_decay and not self.decoupled:
+                    ga = ga + self.weight_decay * pa
+                self.update(FLAT, pa, ga)
+        finally:
+            self.lr = base
+            self._view = None
 
     decoupled = False
 
     def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
         raise NotImplementedError
 
+    _slot_keys: tuple[str, ...] = ()  # the state each update keeps per parameter
+
     def slot(self, name: str, key: str, like: np.ndarray) -> np.ndarray:
+        """The optimizer state ``key`` of ``name`` (zeros like ``like`` at first); inside a
+        segmented update, its range of the flat slot."""
         s = self.state.setdefault(name, {})
         if key not in s:
             s[key] = np.zeros_like(like)
-        return s[key]
+        arr = s[key]
+        return arr[self._view] if self._view is not None and name == FLAT else arr
 
     def config(self) -> dict[str, Any]:
         """Settings as stored in a model file's ``training.optimizer``."""
@@ -118,6 +153,10 @@ class SGD(Optimizer):
             raise ParamError(f"momentum must be in [0, 1), got {momentum!r}")
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
+
+    @property
+    def _slot_keys(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("v",) if self.momentum else ()
 
     def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
         t = p.dtype.type
@@ -147,6 +186,7 @@ class SGD(Optimizer):
 
 class Adam(Optimizer):
     name = "adam"
+    _slot_keys = ("m", "v")
 
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, weight_decay: float = 0.0, clip_norm: float = 0.0) -> None:
@@ -185,6 +225,7 @@ class AdamW(Adam):
 
 class RMSProp(Optimizer):
     name = "rmsprop"
+    _slot_keys = ("s",)
 
     def __init__(self, lr: float = 1e-3, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, clip_norm: float = 0.0) -> None:
@@ -200,6 +241,7 @@ class RMSProp(Optimizer):
 
 class AdaGrad(Optimizer):
     name = "adagrad"
+    _slot_keys = ("s",)
 
     def __init__(self, lr: float = 1e-2, eps: float = 1e-10, weight_decay: float = 0.0,
                  clip_norm: float = 0.0) -> None:

@@ -336,6 +336,14 @@ class Layer:
     ) -> list[np.ndarray]:
         raise NotImplementedError
 
+    def frozen_grads(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """What ``backward`` writes its parameter gradients into while the node is frozen
+        (``Node.trainable`` false), given the node's own gradient arrays: by default scratch
+        arrays of the same shapes, filled and never read. A layer that can skip its weight
+        gradient returns arrays its backward takes as "skip" (Dense and Conv2D: empty ones,
+        and their kernels leave the weight-gradient product out)."""
+        return {k: np.zeros_like(g) for k, g in grads.items()}
+
     def summary(self) -> str:
         """Key params in a few words, for the canvas node."""
         parts = []

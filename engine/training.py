@@ -187,7 +187,8 @@ class _FiniteGuard:
         self.opt = opt
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray],
-             flat: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+             flat: tuple[np.ndarray, np.ndarray] | None = None,
+             segments: list[tuple[int, int, float]] | None = None) -> None:
         norm = None
         if flat is not None:
             norm = flat_norm(flat[1])
@@ -198,7 +199,10 @@ class _FiniteGuard:
             for name, g in grads.items():
                 if not math.isfinite(float(np.sum(g, dtype=np.float64))):
                     self._refuse({name: g})
-        self.opt.step(params, grads, flat, norm)
+        if segments:
+            self.opt.step(params, grads, flat, norm, segments=segments)
+        else:
+            self.opt.step(params, grads, flat, norm)
 
     @staticmethod
     def _refuse(grads: dict[str, np.ndarray]) -> None:

@@ -206,7 +206,8 @@ def conv_grid_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray, mask
                        arg: np.ndarray, pt: int, pl: int, oh_n: int, ow_n: int, relu: bool,
                        pool: bool, need_dx: bool, shift: bool, nchunks: int,
                        gweight: np.ndarray, gbias: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """``fused.conv_block_backward`` for stride 1 (``keep``: the forward's, or empty)."""
+    """``fused.conv_block_backward`` for stride 1 (``keep``: the forward's, or empty; an
+    empty gweight skips the weight gradient)."""
     n_n, c_n, h_n, w_n = x.shape
     o_n, _, kh, kw = weight.shape
     k_n = c_n * kh * kw
@@ -217,8 +218,9 @@ def conv_grid_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray, mask
     wt = _taps(weight) if shift and need_dx else np.empty((0, o_n, c_n), x.dtype)
     keeping = keep.shape[0] == n_n and n_n > 0
     nch = max(1, min(nchunks, n_n))
+    need_dw = gweight.shape[0] > 0
     dx = np.empty((n_n if need_dx else 0, c_n, h_n, w_n), dtype=x.dtype)
-    gparts = np.empty((nch, k_n, o_n), dtype=x.dtype)
+    gparts = np.empty((nch, k_n if need_dw else 0, o_n), dtype=x.dtype)
     bparts = np.empty((nch, o_n), dtype=np.float64)
     for ch in prange(nch):
         gparts[ch] = 0  # zeroed by the thread that adds to it: the lines stay in its cache
@@ -232,7 +234,7 @@ def conv_grid_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray, mask
         dgf = dg.reshape(o_n * g_n)
         ones = np.ones(g_n, x.dtype)
         tmpb = np.empty(o_n, x.dtype)
-        gacc = gparts[ch].reshape(k_n * o_n)
+        gacc = gparts[ch].reshape(gparts.shape[1] * o_n)
         bacc = bparts[ch]
         for n in range(ch * n_n // nch, (ch + 1) * n_n // nch):
             if pool:
@@ -242,14 +244,15 @@ def conv_grid_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray, mask
                 np.dot(dg, ones, tmpb)
                 for o in range(o_n):
                     bacc[o] += tmpb[o]
-            if keeping:
-                cols = keep[n]
-            else:
-                cols = own
-                _pad_into(buf, x[n], pt, pl)
-                _unfold(flat, cols, c_n, kh, kw, wb, hbwb)
-            gemm(False, True, k_n, o_n, g_n, 1.0, cols.reshape(k_n * g_n), g_n, dgf, g_n, 1.0,
-                 gacc, o_n)
+            if need_dw:
+                if keeping:
+                    cols = keep[n]
+                else:
+                    cols = own
+                    _pad_into(buf, x[n], pt, pl)
+                    _unfold(flat, cols, c_n, kh, kw, wb, hbwb)
+                gemm(False, True, k_n, o_n, g_n, 1.0, cols.reshape(k_n * g_n), g_n, dgf, g_n,
+                     1.0, gacc, o_n)
             if not need_dx:
                 continue
             if shift:
@@ -263,5 +266,6 @@ def conv_grid_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray, mask
                      dcols.reshape(k_n * g_n), g_n)
                 _fold(dcols, dflat, c_n, kh, kw, wb, hbwb)
             _crop_from(dx[n], dflat[:c_n * hbwb].reshape(c_n, hb, wb), pt, pl)
-    _sum_parts(gparts, bparts, gweight, gbias)
+    if need_dw:
+        _sum_parts(gparts, bparts, gweight, gbias)
     return dx

@@ -245,6 +245,7 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
     when ``pool``, else the conv (or ReLU) output (ignored without ``relu``). Overwrites gweight
     (O, C, KH, KW) and gbias ((O,) or empty); returns dx (N, C, H, W), or an empty
     (0, C, H, W) array when ``need_dx`` is false. ``keep``: the forward's im2col, or empty.
+    An empty (0, C, KH, KW) gweight skips the weight (and bias) gradient: a frozen node.
 
     ``flipped`` (stride 1, padding < kernel size; see ``flipped_dx_pays``): the input gradient
     as the convolution of the zero-padded output gradient with the flipped, transposed kernel,
@@ -270,8 +271,9 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
     nch = max(1, min(nchunks, n_n))
     flip = need_dx and flipped
     fk = o_n * kh * kw
+    need_dw = gweight.shape[0] > 0
     dx = np.empty((n_n if need_dx else 0, c_n, h_n, w_n), dtype=x.dtype)
-    gparts = np.empty((nch, k_n, o_n), dtype=x.dtype)
+    gparts = np.empty((nch, k_n if need_dw else 0, o_n), dtype=x.dtype)
     bparts = np.empty((nch, o_n), dtype=np.float64)
     for ch in prange(nch):
         gparts[ch] = 0  # zeroed by the thread that adds to it: the lines stay in its cache
@@ -290,7 +292,7 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
         ones = np.ones(p_n, dtype=x.dtype)
         tmpb = np.empty(o_n, dtype=x.dtype)
         d3 = dconv.reshape(o_n, oh_n, ow_n)
-        gacc = gparts[ch].reshape(k_n * o_n)
+        gacc = gparts[ch].reshape(gparts.shape[1] * o_n)
         bacc = bparts[ch]
         for n in range(ch * n_n // nch, (ch + 1) * n_n // nch):
             if pool:
@@ -310,22 +312,23 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
                 np.dot(dconv, ones, tmpb)
                 for o in range(o_n):
                     bacc[o] += tmpb[o]
-            if keeping:
-                cols = keep[n]
-            else:
-                cols = own
-                if direct:
-                    src = x[n]
+            if need_dw:
+                if keeping:
+                    cols = keep[n]
                 else:
-                    _pad_into(buf, x[n], pt, pl)
-                    src = buf
-                _im2col(src, cols, kh, kw, sh, sw, oh_n, ow_n)
-            if trans:
-                gemm(False, False, k_n, o_n, p_n, 1.0, cols.reshape(k_n * p_n), p_n,
-                     dconvt.reshape(p_n * o_n), o_n, 1.0, gacc, o_n)
-            else:
-                gemm(False, True, k_n, o_n, p_n, 1.0, cols.reshape(k_n * p_n), p_n,
-                     dconv.reshape(o_n * p_n), p_n, 1.0, gacc, o_n)
+                    cols = own
+                    if direct:
+                        src = x[n]
+                    else:
+                        _pad_into(buf, x[n], pt, pl)
+                        src = buf
+                    _im2col(src, cols, kh, kw, sh, sw, oh_n, ow_n)
+                if trans:
+                    gemm(False, False, k_n, o_n, p_n, 1.0, cols.reshape(k_n * p_n), p_n,
+                         dconvt.reshape(p_n * o_n), o_n, 1.0, gacc, o_n)
+                else:
+                    gemm(False, True, k_n, o_n, p_n, 1.0, cols.reshape(k_n * p_n), p_n,
+                         dconv.reshape(o_n * p_n), p_n, 1.0, gacc, o_n)
             if flip:
                 _pad_into(dpad, d3, kh - 1 - pt, kw - 1 - pl)
                 _im2col(dpad, fcols, kh, kw, 1, 1, h_n, w_n)
@@ -337,7 +340,8 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
                 else:
                     _col2im(dcols, dbuf, kh, kw, sh, sw, oh_n, ow_n)
                     _crop_from(dx[n], dbuf, pt, pl)
-    _sum_parts(gparts, bparts, gweight, gbias)
+    if need_dw:
+        _sum_parts(gparts, bparts, gweight, gbias)
     return dx
 
 
@@ -428,6 +432,7 @@ def dense_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre: np.n
     """Backward of ``dense_forward``: dy (N, O) is the gradient of the last output (of the
     ReLU when ``relu``; ``ypre`` is then the pre-activation y). Overwrites gweight (O, I) and
     gbias ((O,) or empty); returns dx (N, I), or an empty (0, I) array unless ``need_dx``.
+    An empty (0, I) gweight skips the weight gradient (a frozen node).
 
     The weight gradient is split over output features, the input gradient over input
     features (each thread multiplies by its block of weight columns, read in place and
@@ -435,6 +440,7 @@ def dense_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre: np.n
     n_n, i_n = x.shape
     o_n = weight.shape[0]
     has_bias = gbias.shape[0] > 0
+    need_dw = gweight.shape[0] > 0
     dz = np.empty((n_n, o_n), dtype=x.dtype)
     och = max(1, min(nchunks, o_n))
     for ch in prange(och):
@@ -448,6 +454,8 @@ def dense_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre: np.n
         if has_bias:
             for o in range(b - a):
                 gbias[a + o] = acc[o]
+        if not need_dw:
+            continue
         if n_n > 0:
             np.dot(dzc.T, x, gweight[a:b])
         else:
@@ -504,14 +512,16 @@ def dense_rows_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre:
 
     Each slice forms its rows' output gradient, their input gradient (rows of dx) and a
     partial weight and bias gradient; the partials are then added in slice order (split over
-    output features), so the result does not depend on which thread ran a slice. The
+    output features), so the result does not depend on which thread ran a slice. An empty
+    (0, I) gweight skips the weight gradient. The
     weight-gradient product reads a copy of the slice's rows of x: BLAS reads past the end of
     an operand, into the next slice's rows."""
     n_n, i_n = x.shape
     o_n = weight.shape[0]
     has_bias = gbias.shape[0] > 0
+    need_dw = gweight.shape[0] > 0
     nch = max(1, min(nchunks, n_n))
-    gparts = np.empty((nch, o_n, i_n), dtype=x.dtype)
+    gparts = np.empty((nch, o_n if need_dw else 0, i_n), dtype=x.dtype)
     bparts = np.empty((nch, o_n), dtype=np.float64)
     dx = np.empty((n_n if need_dx else 0, i_n), dtype=x.dtype)
     for ch in prange(nch):
@@ -523,7 +533,8 @@ def dense_rows_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre:
         for n in range(a, b):
             _dense_grad_row(dy[n], ypre[n], relu, dz[n - a], acc)
         if b > a:
-            np.dot(dz.T, x[a:b].copy(), gparts[ch])
+            if need_dw:
+                np.dot(dz.T, x[a:b].copy(), gparts[ch])
             if need_dx:
                 np.dot(dz, weight, dx[a:b])
         else:
@@ -531,12 +542,13 @@ def dense_rows_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre:
     och = max(1, min(nchunks, o_n))
     for ch in prange(och):
         for o in range(ch * o_n // och, (ch + 1) * o_n // och):
-            grow = gweight[o]
-            grow[:] = gparts[0, o]
-            for s in range(1, nch):
-                prow = gparts[s, o]
-                for i in range(i_n):
-                    grow[i] += prow[i]
+            if need_dw:
+                grow = gweight[o]
+                grow[:] = gparts[0, o]
+                for s in range(1, nch):
+                    prow = gparts[s, o]
+                    for i in range(i_n):
+                        grow[i] += prow[i]
             if has_bias:
                 t = 0.0
                 for s in range(nch):

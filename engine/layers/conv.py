@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..init import INITS, initialize
+from ..init import INITS, identity_problem, initialize
 from ..kernels import conv as kconv
 from ..kernels import fused as kfused
 from ..kernels import groupconv as kgroup
@@ -138,7 +138,8 @@ class Conv2D(Layer):
                   help="split channels and filters into this many independent groups; "
                        "groups = input channels is a depthwise conv"),
         ParamSpec("bias", "bool", True, help="add a learnable bias per filter"),
-        ParamSpec("init", "choice", "he", choices=INITS, help="weight initialisation"),
+        ParamSpec("init", "choice", "he", choices=INITS,
+                  help="weight initialisation; identity: starts passing its input through"),
     )
     glyph = "C2"
     id_prefix = "conv"
@@ -174,6 +175,8 @@ class Conv2D(Layer):
                                            self.p["stride"], self.p["padding"],
                                            "kernel_size" if self.p["dilation"] == (1, 1)
                                            else "dilated kernel")
+        if self.p["init"] == "identity":
+            self._check_identity(c, (h, w), (oh, ow))
         return (f, oh, ow)
 
     def effective_kernel(self) -> tuple[int, int]:
@@ -192,6 +195,19 @@ class Conv2D(Layer):
 
     def fusion_stage(self) -> str:
         return self.fusion_role if self.plain else ""
+
+    def _check_identity(self, c: int, hw: tuple[int, int], ohw: tuple[int, int]) -> None:
+        """init 'identity' needs filters = channels, an odd kernel, stride 1 and the padding
+        that keeps the size, centred ('same')."""
+        kh, kw = self.p["kernel_size"]
+        problem = identity_problem((self.p["filters"], c, kh, kw))
+        if not problem and not self.plain:
+            problem = "needs groups 1 and dilation 1"
+        if not problem and (tuple(self.p["stride"]) != (1, 1) or ohw != hw
+                            or self.pads != (kh // 2, kh // 2, kw // 2, kw // 2)):
+            problem = "needs stride 1 and padding 'same' (the output keeps the input's size)"
+        if problem:
+            raise self.shape_error(f"init 'identity' {problem}: choose another init")
 
     def param_shapes(self) -> dict[str, Shape]:
         out = {"weight": (self.p["filters"], self.in_channels // self.p["groups"],
@@ -262,6 +278,15 @@ class Conv2D(Layer):
                 *self.p["stride"], self.pads[0], self.pads[2], oh, ow, False, False, True,
                 self.flipped_dx(), chunks, grads["weight"], gb, keep)
         return [dx]
+
+    def frozen_grads(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Empty weight-gradient arrays: the kernels then skip the weight gradient (and no
+        bias gradient is summed). The grouped and depthwise kernels always write theirs:
+        scratch arrays for them."""
+        if not self.plain:
+            return super().frozen_grads(grads)
+        g = grads["weight"]
+        return {"weight": np.empty((0, *g.shape[1:]), g.dtype)}
 
     def flipped_dx(self) -> bool:
         """Whether the backward computes the input gradient by the flipped kernel

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..init import INITS, initialize
+from ..init import INITS, identity_problem, initialize
 from ..kernels import conv as kconv
 from ..kernels import fused as kfused
 from ..kernels.reference import fused as rfused
@@ -45,7 +45,8 @@ class Dense(Layer):
     param_specs = (
         ParamSpec("units", "int", 64, low=1, high=1_000_000, help="number of output features"),
         ParamSpec("bias", "bool", True, help="add a learnable bias"),
-        ParamSpec("init", "choice", "he", choices=INITS, help="weight initialisation"),
+        ParamSpec("init", "choice", "he", choices=INITS,
+                  help="weight initialisation; identity: starts passing its input through"),
     )
     glyph = "FC"
     id_prefix = "dense"
@@ -59,6 +60,9 @@ class Dense(Layer):
         s = self.in_shapes[0]
         if len(s) > 2:
             raise self.shape_error(f"expects a flat input, got {fmt_shape(s)}: add a Flatten")
+        if self.p["init"] == "identity" and self.p["units"] != s[-1]:
+            raise self.shape_error(f"init 'identity' {identity_problem((self.p['units'], s[-1]))}"
+                                   f": set units to {s[-1]} or choose another init")
         return (*s[:-1], self.p["units"])
 
     @property
@@ -100,6 +104,12 @@ class Dense(Layer):
         dx = kfused.dense_backward(x2, w, dy2, self._y2, False, True, self._chunks,
                                    grads["weight"], np.zeros(0, x2.dtype) if gb is None else gb)
         return [dx.reshape(self._xshape)]
+
+    def frozen_grads(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Empty weight-gradient arrays: the kernels then skip the weight gradient (and no
+        bias gradient is summed)."""
+        g = grads["weight"]
+        return {"weight": np.empty((0, *g.shape[1:]), g.dtype)}
 
     def reference_forward(self, xs, params, train):
         x = np.asarray(xs[0], np.float64)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import engine
-from engine import data, export, resources, testing, training
+from engine import carry, cost, data, export, resources, testing, training
 from engine.optim import Optimizer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +35,12 @@ DOCUMENTED = [
      engine.SGD),
     ("engine.Adam(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, clip_norm=0.0)",
      engine.Adam),
-    ("opt.step(params, grads, flat=None, norm=None)", Optimizer.step),
+    ("opt.step(params, grads, flat=None, norm=None, segments=None)", Optimizer.step),
+    ("g.set_training(node_id, trainable=None, lr_mult=None)", engine.Graph.set_training),
+    ("net.set_training(node_id, trainable=None, lr_mult=None)", engine.Network.set_training),
+    ("engine.carry.carry_over(old, new, opt=None)", carry.carry_over),
+    ("plan_carry(old, new)", carry.plan_carry),
+    ("engine.cost.training_cost(net)", cost.training_cost),
     ("engine.TrainSettings.from_dict(section=None, **overrides)", engine.TrainSettings.from_dict),
     ("engine.Trainer(net, data, settings=None, callbacks=None, optimizer=None, "
      "tune_threads=False)", engine.Trainer),

@@ -13,8 +13,9 @@ def test_fans_follow_pytorch_layouts():
 
 @pytest.mark.parametrize("kind", INITS)
 def test_same_seed_same_weights_bit_for_bit(kind):
-    a = initialize(kind, (64, 32), np.random.default_rng(3))
-    b = initialize(kind, (64, 32), np.random.default_rng(3))
+    shape = (32, 32) if kind == "identity" else (64, 32)
+    a = initialize(kind, shape, np.random.default_rng(3))
+    b = initialize(kind, shape, np.random.default_rng(3))
     assert a.dtype == np.float32
     assert a.tobytes() == b.tobytes()
 
@@ -45,3 +46,14 @@ def test_adding_a_node_does_not_change_other_nodes_weights():
     big = engine.Graph.from_dict(chain_doc([5], [("Dense", {"units": 3}), ("Dense", {"units": 3})]))
     np.testing.assert_array_equal(engine.compile(small).params["n0.weight"],
                                   engine.compile(big).params["n0.weight"])
+
+
+def test_identity_init_is_the_unit_matrix_or_a_centred_delta():
+    np.testing.assert_array_equal(initialize("identity", (4, 4), np.random.default_rng(0)),
+                                  np.eye(4, dtype=np.float32))
+    k = initialize("identity", (2, 2, 3, 5), np.random.default_rng(0))
+    assert k.sum() == 2 and k[0, 0, 1, 2] == 1 and k[1, 1, 1, 2] == 1 and k[0, 1].sum() == 0
+    with pytest.raises(ValueError, match="as many outputs as inputs"):
+        initialize("identity", (4, 3), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="odd kernel"):
+        initialize("identity", (2, 2, 2, 3), np.random.default_rng(0))

@@ -1,0 +1,73 @@
+"""The run-lineage side of ``netbuilder train`` and ``netbuilder info``: ``--freeze``,
+``--init-from`` (fine-tuning through ``engine.carry``) and the run record a bundle keeps
+(``engine.lineage``)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from .bundle import Bundle, load_bundle
+from .carry import carry_over
+from .errors import ParamError
+from .graph import Graph
+from .lineage import RunRecord, child_record, new_run_id, run_of
+from .network import Network
+from .text import plural
+
+
+def freeze_ids(graph: Graph, text: str | None) -> list[str]:
+    """The node ids of ``--freeze a,b``, checked against the model."""
+    ids = [s.strip() for s in (text or "").split(",") if s.strip()]
+    for nid in ids:
+        if nid not in graph.nodes:
+            raise ParamError(f"--freeze: the model has no node '{nid}' (it has "
+                             f"{', '.join(graph.nodes)})")
+    return ids
+
+
+def start_run(args: argparse.Namespace, graph: Graph, net: Network, bundle: Bundle | None,
+               out: TextIO) -> RunRecord:
+    """Apply ``--freeze`` and ``--init-from`` to ``net`` and say what happened; the run
+    record of this run (its parent and where its weights came from)."""
+    frozen = freeze_ids(graph, args.freeze)
+    for nid in frozen:
+        net.set_training(nid, trainable=False)
+    frozen = [nid for nid in net.order if not net.graph.nodes[nid].trainable]
+    if args.init_from:
+        source = load_bundle(args.init_from)
+        report = carry_over(source.net, net)
+        record = child_record(source.manifest, source.graph, net.graph, args.init_from,
+                              report.to_dict(), frozen)
+        print(f"{record.provenance()}: kept {plural(len(report.kept), 'node')}"
+              + (f", reinitialised {', '.join(report.reinitialised)}"
+                 if report.reinitialised else "")
+              + (f", new {', '.join(report.added)}" if report.added else ""), file=out)
+        if not report.kept:
+            print("note: no node of the model fits the bundle's weights (ids and shapes "
+                  "differ): training starts from scratch", file=out)
+        return record
+    if bundle is not None:
+        return child_record(bundle.manifest, bundle.graph, net.graph, args.model,
+                            frozen=frozen, fine_tune=False)
+    return RunRecord(new_run_id(), frozen=frozen)
+
+
+def print_lineage(bundle: Bundle, out: TextIO) -> None:
+    """The bundle's run record in a few lines (nothing for a bundle saved without one)."""
+    run = run_of(bundle.manifest)
+    if run is None:
+        return
+    epoch = f", epoch {run.epoch}" if run.epoch is not None else ""
+    print(f"run: {run.run_id}{epoch}", file=out)
+    if run.parent:
+        p = run.parent
+        print(f"parent: run {p.get('run_id') or '(unrecorded)'}"
+              + (f", epoch {p['epoch']}" if p.get("epoch") is not None else "")
+              + (f" ({p['file']})" if p.get("file") else ""), file=out)
+    if run.weights_from:
+        print(run.provenance(), file=out)
+    if run.diff is not None:
+        print(f"graph against its parent: {run.diff.summary()}", file=out)
+    if run.frozen:
+        print(f"frozen: {', '.join(run.frozen)}", file=out)
