@@ -9,6 +9,11 @@ step time × the steps of one epoch of the real dataset's training part (MNIST 5
 CIFAR-10 45,000 samples after the template's 10 % validation split). Data loading and
 augmentation are not in it. Prints the median and the spread (min-max) per step.
 
+``--torch`` times, in the same run, the template's PyTorch export (``engine.export``: the
+same layers and initial weights) training on the same batch, one engine step and one
+PyTorch step taken in turn (torch on as many threads as the engine), and prints the ratio
+of the median step times. It is not written to the json.
+
 ``--write`` stores the results in ``resources/zoo_measured.json`` (what the templates show).
 Accuracy is written there only when measured by a real training run (``--accuracy NAME=TEXT``
 records a line measured elsewhere, e.g. with ``netbuilder train``).
@@ -20,9 +25,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import clean_environment, machine_description
+from _common import clean_environment, import_torch_first, machine_description
 
 clean_environment()
+import_torch_first()
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
@@ -71,6 +77,67 @@ def measure(name: str, steps: int) -> dict:
             "params": net.param_count(), "dataset": tr["dataset"]}
 
 
+def versus_torch(name: str, steps: int) -> str:
+    """Median engine and PyTorch step times, taken in turn on the same batch."""
+    import importlib.util
+    import tempfile
+
+    import torch
+
+    from engine.export import export_pytorch
+
+    t = TEMPLATES[name]
+    g = t.graph()
+    tr = g.training
+    batch = int(tr.get("batch_size", 32))
+    net = engine.compile(g, seed=0)
+    opt = engine.make_optimizer(tr.get("optimizer"))
+    folder = Path(tempfile.mkdtemp())
+    report = export_pytorch(net, folder / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"zoo_{name}", report["script"])
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    cls = next(v for v in vars(mod).values() if isinstance(v, type)
+               and issubclass(v, torch.nn.Module) and v.__module__ == mod.__name__
+               and v.__name__ == engine.export.pytorch_export.class_name(g.name))
+    model = mod.load_weights(cls()).train()
+    torch.set_num_threads(engine.get_num_threads())
+    o = tr.get("optimizer", {})
+    if o.get("type") == "sgd":
+        topt = torch.optim.SGD(model.parameters(), lr=o.get("lr", 0.01),
+                               momentum=o.get("momentum", 0.0), nesterov=o.get("nesterov", False))
+    else:
+        topt = torch.optim.Adam(model.parameters(), lr=o.get("lr", 0.001))
+    rng = np.random.default_rng(0)
+    shape = net.shapes[net.input_ids[0]]
+    x = rng.random((batch, *shape), dtype=np.float32)
+    out = net.output_ids[0]
+    auto = net.layers[out].p["target"] == "x"
+    y = x if auto else rng.integers(0, net.shapes[out][-1], batch)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    loss_fn = torch.nn.MSELoss() if auto else torch.nn.CrossEntropyLoss()
+
+    def torch_step() -> None:
+        topt.zero_grad(set_to_none=True)
+        loss_fn(model(xt), yt).backward()
+        topt.step()
+
+    ours, theirs = [], []
+    for i in range(steps + 2):
+        t0 = time.perf_counter()
+        net.train_step(x, y, opt)
+        t1 = time.perf_counter()
+        torch_step()
+        t2 = time.perf_counter()
+        if i >= 2:
+            ours.append(t1 - t0)
+            theirs.append(t2 - t1)
+    a, b = statistics.median(ours), statistics.median(theirs)
+    return (f"{name}: engine {a:.3f} s ({min(ours):.3f}-{max(ours):.3f}), PyTorch "
+            f"{torch.__version__} {b:.3f} s ({min(theirs):.3f}-{max(theirs):.3f}) per step of "
+            f"{batch}; engine/PyTorch time {a / b:.2f}x")
+
+
 def describe(r: dict, accuracy: str = "") -> str:
     mins = r["epoch_s"] / 60
     text = (f"about {mins:.0f} min per epoch" if mins >= 2 else
@@ -86,6 +153,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--only", nargs="*", default=list(TEMPLATES))
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--torch", action="store_true")
     ap.add_argument("--accuracy", action="append", default=[], metavar="NAME=TEXT")
     args = ap.parse_args()
     acc = dict(a.split("=", 1) for a in args.accuracy)
@@ -103,6 +171,8 @@ def main() -> None:
                  machine=machine_description(),
                  date=datetime.date.today().isoformat())
         data["templates"][name] = r
+        if args.torch:
+            print("  " + versus_torch(name, args.steps), flush=True)
     if args.write:
         data["command"] = "python benchmarks/bench_zoo.py --write"
         path.write_text(json.dumps(data, indent=1) + "\n")

@@ -4,6 +4,8 @@ the block library under My blocks in the palette."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from guidocs import small_doc
 from PySide6.QtCore import QPointF, Qt
@@ -125,3 +127,22 @@ def test_a_saved_block_shows_under_my_blocks_and_drops_into_another_model(make_w
     assert drv.graph.nodes["block1"].block.name == "Residual"
     drv.w.undo_stack.undo()
     assert "block1" not in drv.graph.nodes and "block1" not in drv.w.scene.nodes
+
+
+def test_a_model_with_a_block_trains_in_the_window(make_window, qtbot):
+    from monitorkit import click, open_model, small_cnn, wait_idle
+
+    drv, tc = open_model(make_window, small_cnn())
+    select_by_clicks(drv, ["conv", "relu"])
+    drv.key(Qt.Key.Key_G, Qt.KeyboardModifier.ControlModifier)
+    assert isinstance(drv.w.scene.nodes["block1"], BlockItem)
+    drv.click(drv.node_centre("block1"))  # the monitor's views get the block selected
+    click(qtbot, tc.panel.start_button)
+    wait_idle(qtbot, tc)
+    run = tc.store.latest()
+    assert run.status == "completed", run.message
+    assert run.epochs[-1].val_loss < math.log(10)  # learnt something beyond chance
+    assert drv.w.scene.nodes["fc"].badge is not None  # the nodes outside get their badges
+    assert drv.w.edit_lock is None
+    drv.w.undo_stack.undo()
+    assert "conv" in drv.graph.nodes
