@@ -11,12 +11,12 @@ A snapshot holds, per epoch: the parameters of the chosen nodes quantised to 8 b
 array by its own min and max; arrays longer than ``max_values`` are kept as every k-th
 value), per-node statistics of the outputs on the fixed samples (mean, std, min, max, share
 of zeros) and of the gradients that reached each node while training (root mean square and
-largest magnitude, over every ``grad_every``-th step; keyed by the last node of each
-backward step, so a fused chain reports the gradient at its output), and the first ``map_channels``
-channels of every image-shaped output for the fixed samples (8 bits). Everything together
-stays within ``budget`` bytes: when a new snapshot would pass it, snapshots between the
-first and the last are dropped where they are closest together, so the kept epochs stay
-spread over the run.
+largest magnitude over each epoch's first step and every ``grad_every``-th after it, keyed
+by the last node of each backward step: a fused chain reports the gradient at its output),
+and the first ``map_channels`` channels of every image-shaped output for the fixed samples
+(8 bits). Everything together stays within ``budget`` bytes: when a new snapshot would pass
+it, snapshots between the first and the last are dropped where they are closest together,
+so the kept epochs stay spread over the run.
 
 In the bundle: ``recorder.json`` (the index: per epoch, what each stored array is and how
 to read it back, and the statistics) and ``recorder.npz`` (one uint8 array per epoch).
@@ -175,6 +175,8 @@ class FlightRecorder:
         grads = {nid: {"rms": math.sqrt(a[0] / a[2]), "max": a[1]}
                  for nid, a in self._grad.items() if a[2]}
         self._grad = {}
+        self._steps = 0  # each epoch's first step is sampled, then every grad_every-th
+        self._seen.clear()
         buf = np.concatenate(parts) if parts else np.zeros(0, np.uint8)
         self.index[int(epoch)] = {"entries": entries, "activations": acts, "gradients": grads}
         self.data[int(epoch)] = buf

@@ -151,3 +151,28 @@ def test_bundles_without_or_with_a_damaged_recording(tmp_path, data):
         read_recording(junk)
     with pytest.raises(engine.BundleError, match="may not be named"):
         engine.save_bundle(tmp_path / "x.nbmodel", net, extra={"weights.npz": b""})
+
+
+def test_train_record_keeps_every_epoch_in_the_bundle(tmp_path):
+    import io
+
+    from engine import cli
+    doc = graph_doc(CNN, list(itertools.pairwise([n[0] for n in CNN])))
+    doc["nodes"][0]["params"]["shape"] = [1, 8, 8]
+    doc["training"] = {"dataset": "digits", "epochs": 2, "limit": 200,
+                       "optimizer": {"type": "adam", "lr": 0.003}}
+    doc["nodes"][-2]["params"]["units"] = 10
+    model = tmp_path / "m.json"
+    model.write_text(json.dumps(doc))
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.main(["train", str(model), "--record", "-q", "--out", str(tmp_path / "r")],
+                    out, err) == 0, err.getvalue()
+    path = tmp_path / "r" / "m.nbmodel"
+    recording = read_recording(path)
+    assert recording.epochs == [1, 2]
+    snap = recording.snapshot(2)
+    assert snap.feature_maps["c1"].shape == (8, 8, 8, 8)
+    assert snap.gradients and snap.activations["head"]["std"] > 0
+    out = io.StringIO()
+    assert cli.main(["info", str(path)], out, io.StringIO()) == 0
+    assert "recording: epochs 1–2, 2 snapshots" in out.getvalue()
