@@ -43,13 +43,15 @@ def batch(net: engine.Network, n: int = 64) -> tuple[np.ndarray, np.ndarray]:
 
 
 def epoch_time(net: engine.Network, opt: engine.Optimizer, x: np.ndarray, y: np.ndarray,
-               steps: int, rec: FlightRecorder | None, epoch: int) -> float:
+               steps: int, rec: FlightRecorder | None, epoch: int) -> tuple[float, float]:
+    """(seconds for the steps, seconds for the snapshot after them)."""
     t0 = time.perf_counter()
     for _ in range(steps):
         net.train_step(x, y, opt)
+    t1 = time.perf_counter()
     if rec is not None:
         rec.record(epoch, net)
-    return time.perf_counter() - t0
+    return t1 - t0, time.perf_counter() - t1
 
 
 def spread(xs: list[float]) -> str:
@@ -89,13 +91,20 @@ def main() -> None:
     rec.attach(on_net)
     for net_, opt_, r in ((on_net, on_opt, rec), (off_net, off_opt, None)):
         epoch_time(net_, opt_, x, y, 3, r, 0)  # warm
-    ratios = []
-    for k in range(args.rounds):
-        on = epoch_time(on_net, on_opt, x, y, args.steps, rec, k + 1)
-        off = epoch_time(off_net, off_opt, x, y, args.steps, None, k + 1)
-        ratios.append(off / on)
+    ratios, hooks, snaps = [], [], []
+    for k in range(args.rounds):  # which goes first alternates
+        if k % 2:
+            off, _ = epoch_time(off_net, off_opt, x, y, args.steps, None, k + 1)
+        on, snap = epoch_time(on_net, on_opt, x, y, args.steps, rec, k + 1)
+        if not k % 2:
+            off, _ = epoch_time(off_net, off_opt, x, y, args.steps, None, k + 1)
+        ratios.append(off / (on + snap))
+        hooks.append(off / on)
+        snaps.append(snap / (off / args.steps))
     print(f"throughput with the recorder / without: {spread(ratios)} over {args.rounds} "
           f"rounds of {args.steps} steps + 1 snapshot")
+    print(f"  steps alone (gradient hook on / off): {spread(hooks)}; one snapshot costs "
+          f"{spread(snaps)} training steps")
 
     convs = [n for n in graph.nodes if graph.nodes[n].type == "Conv2D"]
     frozen_graph = graph.copy()
@@ -106,9 +115,12 @@ def main() -> None:
     for net_, opt_ in ((fz, fz_opt), (fr, fr_opt)):
         epoch_time(net_, opt_, x, y, 3, None, 0)
     speed = []
-    for _ in range(args.rounds):
-        a = epoch_time(fz, fz_opt, x, y, args.steps, None, 0)
-        b = epoch_time(fr, fr_opt, x, y, args.steps, None, 0)
+    for k in range(args.rounds):
+        if k % 2:
+            b = epoch_time(fr, fr_opt, x, y, args.steps, None, 0)[0]
+        a = epoch_time(fz, fz_opt, x, y, args.steps, None, 0)[0]
+        if not k % 2:
+            b = epoch_time(fr, fr_opt, x, y, args.steps, None, 0)[0]
         speed.append(b / a)
     from engine.cost import training_cost
     print(f"frozen {', '.join(convs)}: {training_cost(fz).summary()}")
