@@ -13,7 +13,7 @@ from .cachedir import configure_numba_cache
 
 configure_numba_cache()
 
-from . import layers  # noqa: E402, F401  (registers the built-in layer types)
+from . import carry, cost, layers, lineage, recorder  # noqa: E402, F401  (layers: registers the types)
 from .bundle import Bundle, load_bundle, save_bundle  # noqa: E402
 from .data import Dataset, load_dataset  # noqa: E402
 from .errors import (  # noqa: E402

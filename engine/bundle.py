@@ -19,6 +19,7 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -88,10 +89,12 @@ def _json_default(o: Any) -> Any:
 
 def save_bundle(path: str | os.PathLike, model: Network | Graph,
                 weights: dict[str, np.ndarray] | None = None,
-                history: dict[str, Any] | None = None, **meta: Any) -> Path:
+                history: dict[str, Any] | None = None,
+                extra: Mapping[str, bytes] | None = None, **meta: Any) -> Path:
     """Write ``model`` (a trained Network, or a Graph plus ``weights``) as a bundle; ``meta``
-    goes into the manifest (e.g. preprocess=..., dataset=..., metrics=...). Atomic: an
-    existing file stays whole until the new one is complete. Returns the path."""
+    goes into the manifest (e.g. preprocess=..., dataset=..., metrics=...); ``extra``: more
+    members by name (the flight recorder's, ``engine.recorder``). Atomic: an existing file
+    stays whole until the new one is complete. Returns the path."""
     p = Path(path)
     if isinstance(model, Network):
         graph, state = model.source_graph, (weights if weights is not None else model.state_dict())
@@ -108,6 +111,10 @@ def save_bundle(path: str | os.PathLike, model: Network | Graph,
                (MODEL, graph.to_json().encode()), (WEIGHTS, buf.getvalue())]
     if history is not None:
         members.append((HISTORY, json.dumps(history, default=_json_default).encode()))
+    for name, data in (extra or {}).items():
+        if name in (MANIFEST, MODEL, WEIGHTS, HISTORY) or not _safe_name(name):
+            raise BundleError(f"a bundle member may not be named {short_repr(name)}")
+        members.append((name, bytes(data)))
 
     def write(fh: Any) -> None:
         with zipfile.ZipFile(fh, "w") as zf:

@@ -237,6 +237,7 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     progress = Progress(err, quiet=args.quiet)
     trainer = Trainer(net, ds, settings, callbacks=[progress],
                       tune_threads=not isinstance(args.threads, int))
+    recorder = cli_runs.make_recorder(trainer, net) if args.record else None
     sp = trainer.splits
     sizes = sp.sizes()
     print(f"model: {graph.name} ({net.param_count():,} parameters, {net.macs():,} "
@@ -304,7 +305,9 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 dataset={"name": ds.name, "spec": spec if isinstance(spec, str | dict) else
                          str(spec), "task": ds.task, "class_names": ds.class_names,
                          "sample_shape": list(ds.sample_shape), "sizes": sizes},
-                training=settings.to_dict(), metrics=metrics, run=record.to_dict())
+                training=settings.to_dict(), metrics=metrics, run=record.to_dict(),
+                extra=recorder.members() if recorder else None,
+                **({"recorder": recorder.describe()} if recorder else {}))
     print(f"saved {path}", file=out)
     return 130 if result.status == "stopped" else 0
 
@@ -382,6 +385,7 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"bundle: saved {bundle.manifest.get('created', '?')}"
               + (f"; {shown}" if shown else ""), file=out)
         cli_runs.print_lineage(bundle, out)
+        cli_runs.print_recording(bundle, out)
     return 0
 
 
@@ -484,6 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "fresh); the run records where its weights came from")
     t.add_argument("--freeze", metavar="ID,ID", help="node ids whose weights stay fixed (no "
                    "weight gradient is computed for them)")
+    t.add_argument("--record", action="store_true", help="keep per-epoch snapshots (weights, "
+                   "statistics, feature maps of a few validation samples) in the bundle")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress or epoch lines")
     i = sub.add_parser("info", help="per node: type, output shape, parameters, multiply-adds "
                                     "and the export formats; without MODEL: every layer type "

@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import TextIO
+from typing import Any, TextIO
+
+import numpy as np
 
 from .bundle import Bundle, load_bundle
 from .carry import carry_over
@@ -13,7 +15,9 @@ from .errors import ParamError
 from .graph import Graph
 from .lineage import RunRecord, child_record, new_run_id, run_of
 from .network import Network
+from .recorder import FlightRecorder
 from .text import plural
+from .training import EpochEvent, Trainer, batch_arrays
 
 
 def freeze_ids(graph: Graph, text: str | None) -> list[str]:
@@ -71,3 +75,31 @@ def print_lineage(bundle: Bundle, out: TextIO) -> None:
         print(f"graph against its parent: {run.diff.summary()}", file=out)
     if run.frozen:
         print(f"frozen: {', '.join(run.frozen)}", file=out)
+
+
+def print_recording(bundle: Bundle, out: TextIO) -> None:
+    """The flight recorder's manifest entry in one line (nothing without one)."""
+    rec = bundle.manifest.get("recorder")
+    if not isinstance(rec, dict) or not isinstance(rec.get("epochs"), list):
+        return
+    epochs = [e for e in rec["epochs"] if isinstance(e, int)]
+    span = f"epochs {min(epochs)}–{max(epochs)}, " if epochs else ""
+    print(f"recording: {span}{plural(len(epochs), 'snapshot')}, "
+          f"{rec.get('bytes', 0) / 2**20:.1f} MiB of a {rec.get('budget', 0) / 2**20:.1f} MiB "
+          "budget", file=out)
+
+
+def make_recorder(trainer: Trainer, net: Network) -> FlightRecorder:
+    """A flight recorder on ``net`` that snapshots it after every epoch of ``trainer``, with
+    the first 8 validation samples (training samples when there is no validation part)."""
+    part = trainer.splits.val or trainer.splits.train
+    x, _ = batch_arrays(net, part.arrays, np.arange(min(8, len(part))))
+    rec = FlightRecorder(net, samples=x)
+    rec.attach(net)
+
+    def on_event(ev: Any) -> None:
+        if isinstance(ev, EpochEvent):
+            rec.record(ev.epoch, net)
+
+    trainer.callbacks.append(on_event)
+    return rec

@@ -147,11 +147,13 @@ class ConvBlock(Step):
         (N, K, P), or empty (``n`` = 0 in inference): the backward unfolds the input again.
         Keeping pays where unfolding is slow
         (output rows shorter than ``KEEP_ROWS_BELOW``: many short copies) and the buffer is
-        small (``KEEP_BYTES``): a large one costs more memory traffic than it saves. The
-        columns are the output's (OH·OW) in ``COMPACT`` mode, the grid's (OH·Wb) otherwise."""
+        small (``KEEP_BYTES``): a large one costs more memory traffic than it saves; never
+        for a frozen conv, whose backward needs no im2col. The columns are the output's
+        (OH·OW) in ``COMPACT`` mode, the grid's (OH·Wb) otherwise."""
         cols = self.oh * (self.ow if self.fwd_mode == COMPACT else self.wb)
         shape = (n, self.k, cols)
-        if (n == 0 or self.ow >= KEEP_ROWS_BELOW or self.fwd_mode != self.bwd_mode
+        if (n == 0 or not self.trains or self.ow >= KEEP_ROWS_BELOW
+                or self.fwd_mode != self.bwd_mode
                 or math.prod(shape) * np.dtype(dtype).itemsize > KEEP_BYTES):
             return np.empty((0, self.k, cols), dtype)
         k = self._keep

@@ -1,0 +1,131 @@
+"""The flight recorder's cost, and what freezing saves, on an example model.
+
+    python benchmarks/bench_recorder.py [--model lenet5] [--rounds 7] [--steps 40]
+
+1. Size: a 20-epoch run (``--steps`` steps of batch 64 on random data per epoch) recorded
+   at the default budget: the recorder's bytes, the bundle's size with and without it.
+2. Throughput with the recorder on (gradient hook every 10th step, a snapshot per "epoch"
+   of ``--steps`` steps) against off, in interleaved rounds: the median ratio and its spread.
+3. Training steps with the convolutions frozen against nothing frozen (same interleaving).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import clean_environment
+
+clean_environment()
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+from _common import machine_description  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import engine  # noqa: E402
+from engine.recorder import DEFAULT_BUDGET, FlightRecorder  # noqa: E402
+from engine.resources import resolve_model  # noqa: E402
+
+
+def batch(net: engine.Network, n: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, *net.shapes[net.input_ids[0]])).astype(np.float32)
+    classes = int(np.prod(net.shapes[net.output_ids[0]]))
+    return x, rng.integers(0, classes, n)
+
+
+def epoch_time(net: engine.Network, opt: engine.Optimizer, x: np.ndarray, y: np.ndarray,
+               steps: int, rec: FlightRecorder | None, epoch: int) -> tuple[float, float]:
+    """(seconds for the steps, seconds for the snapshot after them)."""
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        net.train_step(x, y, opt)
+    t1 = time.perf_counter()
+    if rec is not None:
+        rec.record(epoch, net)
+    return t1 - t0, time.perf_counter() - t1
+
+
+def spread(xs: list[float]) -> str:
+    return f"median {statistics.median(xs):.3f} (min {min(xs):.3f}, max {max(xs):.3f})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="lenet5")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--steps", type=int, default=40)
+    args = ap.parse_args()
+    print(machine_description())
+    graph = engine.load_graph(resolve_model(args.model)[0])
+    net = engine.Network(graph, seed=0)
+    x, y = batch(net)
+    samples = x[:8]
+
+    rec = FlightRecorder(net, samples=samples)
+    rec.attach(net)
+    opt = engine.SGD(lr=0.01, momentum=0.9)
+    for epoch in range(1, 21):
+        epoch_time(net, opt, x, y, args.steps, rec, epoch)
+    rec.detach()
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = engine.save_bundle(Path(tmp) / "plain.nbmodel", net)
+        full = engine.save_bundle(Path(tmp) / "rec.nbmodel", net, extra=rec.members(),
+                                  recorder=rec.describe())
+        sizes = plain.stat().st_size, full.stat().st_size
+    print(f"size: default budget {DEFAULT_BUDGET:,} B; 20 epochs recorded "
+          f"{len(rec.data)} kept ({rec.total_bytes():,} B uncompressed); bundle "
+          f"{sizes[0]:,} B without, {sizes[1]:,} B with the recording")
+
+    on_net, off_net = engine.Network(graph, seed=0), engine.Network(graph, seed=0)
+    on_opt, off_opt = engine.SGD(lr=0.01, momentum=0.9), engine.SGD(lr=0.01, momentum=0.9)
+    rec = FlightRecorder(on_net, samples=samples)
+    rec.attach(on_net)
+    for net_, opt_, r in ((on_net, on_opt, rec), (off_net, off_opt, None)):
+        epoch_time(net_, opt_, x, y, 3, r, 0)  # warm
+    ratios, hooks, snaps = [], [], []
+    for k in range(args.rounds):  # which goes first alternates
+        if k % 2:
+            off, _ = epoch_time(off_net, off_opt, x, y, args.steps, None, k + 1)
+        on, snap = epoch_time(on_net, on_opt, x, y, args.steps, rec, k + 1)
+        if not k % 2:
+            off, _ = epoch_time(off_net, off_opt, x, y, args.steps, None, k + 1)
+        ratios.append(off / (on + snap))
+        hooks.append(off / on)
+        snaps.append(snap / (off / args.steps))
+    print(f"throughput with the recorder / without: {spread(ratios)} over {args.rounds} "
+          f"rounds of {args.steps} steps + 1 snapshot")
+    print(f"  steps alone (gradient hook on / off): {spread(hooks)}; one snapshot costs "
+          f"{spread(snaps)} training steps")
+
+    convs = [n for n in graph.nodes if graph.nodes[n].type == "Conv2D"]
+    frozen_graph = graph.copy()
+    for n in convs:
+        frozen_graph.set_training(n, trainable=False)
+    fz, fr = engine.Network(frozen_graph, seed=0), engine.Network(graph, seed=0)
+    fz_opt, fr_opt = engine.SGD(lr=0.01), engine.SGD(lr=0.01)
+    for net_, opt_ in ((fz, fz_opt), (fr, fr_opt)):
+        epoch_time(net_, opt_, x, y, 3, None, 0)
+    speed = []
+    for k in range(args.rounds):
+        if k % 2:
+            b = epoch_time(fr, fr_opt, x, y, args.steps, None, 0)[0]
+        a = epoch_time(fz, fz_opt, x, y, args.steps, None, 0)[0]
+        if not k % 2:
+            b = epoch_time(fr, fr_opt, x, y, args.steps, None, 0)[0]
+        speed.append(b / a)
+    from engine.cost import training_cost
+    print(f"frozen {', '.join(convs)}: {training_cost(fz).summary()}")
+    print(f"step time nothing frozen / convs frozen: {spread(speed)}")
+
+
+if __name__ == "__main__":
+    main()
