@@ -26,11 +26,11 @@ from .jit import njit, prange
 
 
 @njit(parallel=False)
-def _span(off: int, sw: int, ow_n: int, w_n: int) -> tuple[int, int]:
-    """The output columns [lo, hi) whose input column ow·sw + off lies inside [0, w_n)."""
-    lo = 0 if off >= 0 else (-off + sw - 1) // sw
-    hi = min(ow_n, (w_n - 1 - off) // sw + 1) if w_n - 1 - off >= 0 else 0
-    return lo, max(lo, hi)
+def _padded_size(oh_n: int, ow_n: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
+                 pt: int, pl: int, h_n: int, w_n: int) -> tuple[int, int]:
+    """(rows, columns) of the zero-padded image every window of the output reads."""
+    return (max((oh_n - 1) * sh + (kh - 1) * dh + 1, pt + h_n),
+            max((ow_n - 1) * sw + (kw - 1) * dw + 1, pl + w_n))
 
 
 @njit
@@ -39,39 +39,40 @@ def depthwise_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: i
     """y (N, O, OH, OW) of a depthwise conv: filter o reads channel o // (O / C) only.
 
     weight (O, 1, KH, KW), bias (O,) or empty. Parallel over (sample, filter) planes; each
-    plane adds its taps row by row (unit-stride rows vectorise)."""
+    plane is copied into a zero-padded scratch, then every output row adds its KH·KW taps as
+    whole rows (unsigned flat offsets: no bounds or negative-index handling, so the
+    unit-stride rows vectorise)."""
     n_n, c_n, h_n, w_n = x.shape
     o_n, _, kh, kw = weight.shape
     oh_n, ow_n = y.shape[2], y.shape[3]
     mult = o_n // c_n
     has_bias = bias.shape[0] > 0
+    hb, wb = _padded_size(oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl, h_n, w_n)
+    u = np.uint64
     for q in prange(n_n * o_n):
         n = q // o_n
         o = q % o_n
-        xp = x[n, o // mult]
-        yp = y[n, o]
-        b = bias[o] if has_bias else 0.0
+        pad = np.zeros((hb, wb), x.dtype)
+        pad[pt:pt + h_n, pl:pl + w_n] = x[n, o // mult]
+        xf = pad.reshape(hb * wb)
+        yf = y[n, o].reshape(oh_n * ow_n)
+        wf = weight[o, 0].reshape(kh * kw)
+        b = bias[o] if has_bias else x.dtype.type(0)
         for oh in range(oh_n):
-            yrow = yp[oh]
+            yb = u(oh * ow_n)
             for ow in range(ow_n):
-                yrow[ow] = b
-        for i in range(kh):
-            for oh in range(oh_n):
-                ih = oh * sh - pt + i * dh
-                if ih < 0 or ih >= h_n:
-                    continue
-                xrow = xp[ih]
-                yrow = yp[oh]
+                yf[yb + u(ow)] = b
+            for i in range(kh):
+                rb = (oh * sh + i * dh) * wb
                 for j in range(kw):
-                    wv = weight[o, 0, i, j]
-                    off = j * dw - pl
-                    lo, hi = _span(off, sw, ow_n, w_n)
+                    wv = wf[i * kw + j]
+                    s0 = u(rb + j * dw)
                     if sw == 1:
-                        for ow in range(lo, hi):
-                            yrow[ow] += wv * xrow[ow + off]
+                        for ow in range(ow_n):
+                            yf[yb + u(ow)] += wv * xf[s0 + u(ow)]
                     else:
-                        for ow in range(lo, hi):
-                            yrow[ow] += wv * xrow[ow * sw + off]
+                        for ow in range(ow_n):
+                            yf[yb + u(ow)] += wv * xf[s0 + u(ow * sw)]
 
 
 @njit
@@ -81,64 +82,69 @@ def depthwise_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, sh: in
     """Backward of ``depthwise_forward``: returns dx (N, C, H, W); overwrites gweight
     (O, 1, KH, KW) and gbias ((O,) or empty).
 
-    Parallel over input channels: each owns its dx plane and its filters' gradients (no
-    shared writes), and reads each sample's input and output-gradient planes once for both.
-    Weight and bias gradients are summed in float64."""
+    Parallel over input channels: each owns its dx planes and its filters' gradients (no
+    shared writes) and reads each sample's input and output-gradient planes once for both,
+    on zero-padded scratch planes. The weight gradient gathers per tap a row of partial sums
+    (element-wise, so it vectorises; a scalar sum would not without fast-math), summed in
+    float64 at the end, as is the bias gradient."""
     n_n, c_n, h_n, w_n = x.shape
     o_n, _, kh, kw = weight.shape
     oh_n, ow_n = dy.shape[2], dy.shape[3]
     mult = o_n // c_n
     has_bias = gbias.shape[0] > 0
-    dx = np.zeros_like(x)
+    hb, wb = _padded_size(oh_n, ow_n, kh, kw, sh, sw, dh, dw, pt, pl, h_n, w_n)
+    k_n = kh * kw
+    u = np.uint64
+    dx = np.empty_like(x)
     for c in prange(c_n):
-        # per tap, a row of partial sums: the inner loops stay element-wise (they vectorise;
-        # a scalar sum would not without fast-math), reduced once at the end
-        rows = np.zeros((mult, kh, kw, ow_n), np.float64)
+        rows = np.zeros((mult * k_n, ow_n), np.float64)
+        part = np.empty((mult * k_n, ow_n), x.dtype)
+        pf = part.reshape(mult * k_n * ow_n)
         bacc = np.zeros(mult, np.float64)
+        pad = np.zeros((hb, wb), x.dtype)
+        dpad = np.zeros((hb, wb), x.dtype)
+        xf = pad.reshape(hb * wb)
+        dxf = dpad.reshape(hb * wb)
         for n in range(n_n):
-            xp = x[n, c]
-            dxp = dx[n, c]
+            pad[pt:pt + h_n, pl:pl + w_n] = x[n, c]
+            dxf[:] = 0
+            part[:] = 0
             for m in range(mult):
                 o = c * mult + m
-                dp = dy[n, o]
+                df = dy[n, o].reshape(oh_n * ow_n)
+                wf = weight[o, 0].reshape(k_n)
                 if has_bias:
                     s = 0.0
-                    for oh in range(oh_n):
-                        drow = dp[oh]
-                        for ow in range(ow_n):
-                            s += drow[ow]
+                    for p in range(oh_n * ow_n):
+                        s += df[p]
                     bacc[m] += s
-                for i in range(kh):
-                    for oh in range(oh_n):
-                        ih = oh * sh - pt + i * dh
-                        if ih < 0 or ih >= h_n:
-                            continue
-                        xrow = xp[ih]
-                        dxrow = dxp[ih]
-                        drow = dp[oh]
+                for oh in range(oh_n):
+                    yb = u(oh * ow_n)
+                    for i in range(kh):
+                        rb = (oh * sh + i * dh) * wb
                         for j in range(kw):
-                            wv = weight[o, 0, i, j]
-                            off = j * dw - pl
-                            lo, hi = _span(off, sw, ow_n, w_n)
-                            acc = rows[m, i, j]
-                            if sw == 1:
-                                for ow in range(lo, hi):
-                                    g = drow[ow]
-                                    acc[ow] += g * xrow[ow + off]
-                                    dxrow[ow + off] += wv * g
+                            wv = wf[i * kw + j]
+                            ab = u((m * k_n + i * kw + j) * ow_n)
+                            s0 = u(rb + j * dw)
+                            if sw == 1:  # two loops of one store each: both vectorise
+                                for ow in range(ow_n):
+                                    pf[ab + u(ow)] += df[yb + u(ow)] * xf[s0 + u(ow)]
+                                for ow in range(ow_n):
+                                    dxf[s0 + u(ow)] += wv * df[yb + u(ow)]
                             else:
-                                for ow in range(lo, hi):
-                                    g = drow[ow]
-                                    acc[ow] += g * xrow[ow * sw + off]
-                                    dxrow[ow * sw + off] += wv * g
+                                for ow in range(ow_n):
+                                    g = df[yb + u(ow)]
+                                    pf[ab + u(ow)] += g * xf[s0 + u(ow * sw)]
+                                    dxf[s0 + u(ow * sw)] += wv * g
+            dx[n, c] = dpad[pt:pt + h_n, pl:pl + w_n]
+            rows += part  # one sample's partial sums, in float64
         for m in range(mult):
             o = c * mult + m
-            for i in range(kh):
-                for j in range(kw):
-                    t = 0.0
-                    for ow in range(ow_n):
-                        t += rows[m, i, j, ow]
-                    gweight[o, 0, i, j] = t
+            for k in range(k_n):
+                t = 0.0
+                for ow in range(ow_n):
+                    t += rows[m * k_n + k, ow]
+                gweight[o, 0, k // kw, k % kw] = t
             if has_bias:
                 gbias[o] = bacc[m]
     return dx
@@ -179,14 +185,6 @@ def _col2im_dil(cols: np.ndarray, dst: np.ndarray, kh: int, kw: int, sh: int, sw
                     base = oh * ow_n
                     for ow in range(ow_n):
                         drow[ow * sw + j * dw] += row[base + ow]
-
-
-@njit(parallel=False)
-def _padded_size(oh_n: int, ow_n: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int,
-                 pt: int, pl: int, h_n: int, w_n: int) -> tuple[int, int]:
-    """(rows, columns) of the zero-padded image every window of the output reads."""
-    return (max((oh_n - 1) * sh + (kh - 1) * dh + 1, pt + h_n),
-            max((ow_n - 1) * sw + (kw - 1) * dw + 1, pl + w_n))
 
 
 @njit

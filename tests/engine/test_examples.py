@@ -10,7 +10,8 @@ import engine
 from engine import cli
 from engine.resources import example_names, example_path
 
-EXAMPLES = ["xor_mlp", "digits_cnn", "lenet5", "inception_block", "residual", "resnet20_cifar"]
+EXAMPLES = ["xor_mlp", "digits_cnn", "lenet5", "inception_block", "residual", "resnet20_cifar",
+            "mobilenet_shapes"]
 
 
 def test_the_examples_exist():
@@ -64,6 +65,18 @@ def test_resnet20_cifar_is_a_cifar_resnet20():
     assert g.training["dataset"] == "shapes_color"
 
 
+def test_mobilenet_is_built_of_depthwise_separable_blocks():
+    g = engine.load_graph(example_path("mobilenet_shapes"))
+    net = engine.compile(g)
+    convs = [net.layers[nid] for nid in net.order if net.layers[nid].type_name == "Conv2D"]
+    depthwise = [c for c in convs if c.depthwise]
+    assert len(depthwise) == 3
+    for dw in depthwise:  # each followed (after its norm and ReLU) by a 1×1 pointwise conv
+        pw = convs[convs.index(dw) + 1]
+        assert pw.p["kernel_size"] == (1, 1) and pw.p["groups"] == 1
+    assert any(c.p["stride"] == (2, 2) for c in depthwise)
+
+
 def _train(args):
     out, err = io.StringIO(), io.StringIO()
     code = cli.main(args, out, err)
@@ -103,3 +116,11 @@ def test_lenet5_trains_on_mnist_idx_files(tmp_path):
     assert code == 0, err
     assert "10 classes" in out and "test 30" in out and "on 30 samples" in out
 
+
+@pytest.mark.slow
+def test_mobilenet_reaches_its_stated_accuracy_as_shipped(tmp_path):
+    code, _, err = _train(["train", str(example_path("mobilenet_shapes")), "--out",
+                           str(tmp_path), "--threads", "1", "--quiet"])
+    assert code == 0, err
+    metrics = engine.load_bundle(tmp_path / "mobilenet_shapes.nbmodel").manifest["metrics"]
+    assert metrics["test_accuracy"] >= 0.97, metrics
