@@ -228,6 +228,9 @@ class Conv2D(Layer):
     def from_onnx(cls, imp, index, node):
         a = imp.attrs(node)
         x = imp.materialize(imp.value(node), node)
+        if len(x.shape) == 2:  # a (C, T) sequence
+            from .conv1d import Conv1D
+            return Conv1D.from_onnx_1d(imp, node, x)
         w = imp.need_const(node, 1, "weight").astype(np.float32)
         if int(a.get("group", 1)) != 1:
             raise imp.fail(node, "is a grouped convolution; NetBuilder's Conv2D has group 1")
