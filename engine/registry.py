@@ -253,6 +253,9 @@ class Layer:
     the ends are saturated). ``output_range()`` may refine it per node."""
     onnx_ops: ClassVar[tuple[str, ...]] = ()
     """ONNX op types whose nodes ``from_onnx`` turns into this layer (or a close relative)."""
+    onnx_shared_ops: ClassVar[tuple[str, ...]] = ()
+    """ONNX op types another type owns (in its ``onnx_ops``) whose ``from_onnx`` hands the
+    nodes that fit this type over to it (an ``Add`` of a position table, a 1-D ``Conv``)."""
     onnx_graph_io: ClassVar[bool] = False
     """Input and Output: made by the importer from the ONNX graph's own inputs and outputs."""
 
@@ -421,10 +424,10 @@ class Layer:
         """Which exporters and the importer handle this type (derived from its hooks)."""
         return Capabilities(
             cls.type_name, onnx_export=cls.to_onnx is not Layer.to_onnx,
-            onnx_import=cls.onnx_graph_io or (bool(cls.onnx_ops)
-                                              and cls.from_onnx.__func__ is not
-                                              Layer.from_onnx.__func__),
-            pytorch_export=cls.to_pytorch is not Layer.to_pytorch, onnx_ops=cls.onnx_ops)
+            onnx_import=cls.onnx_graph_io or bool(cls.onnx_shared_ops) or (
+                bool(cls.onnx_ops) and cls.from_onnx.__func__ is not Layer.from_onnx.__func__),
+            pytorch_export=cls.to_pytorch is not Layer.to_pytorch,
+            onnx_ops=cls.onnx_ops + cls.onnx_shared_ops)
 
     @classmethod
     def new_id_prefix(cls) -> str:

@@ -122,6 +122,9 @@ class Importer:
         self.positions = {id(n): i for i, n in enumerate(self.g.node)}
         self.skip: set[int] = set()
         self.matches: dict[int, Any] = {}
+        # engine node -> the ONNX Transpose swapping its sample axes, and the Permute made
+        self.transposes: dict[str, Any] = {}
+        self.permuted: dict[str, Val] = {}
         self.handlers = onnx_handlers()
         self.mapped: list[Mapped] = []  # node by node, for the import report
 
@@ -167,10 +170,31 @@ class Importer:
             raise self.fail(node, f"uses the raw output of recurrent node '{v.node}' in a way "
                                   "NetBuilder cannot express (expected the transpose/reshape "
                                   "that gives (N, T, H) or (N, H))")
+        if v.perm and not allow_perm and self.swaps_sample_axes(v):
+            return self.unpermute(name, v)
         if v.perm and not allow_perm:
             raise self.fail(node, f"works on a transposed tensor (perm {list(v.perm)}); "
                                   "NetBuilder layers keep the batch-first layout")
         return v
+
+    @staticmethod
+    def swaps_sample_axes(v: Val) -> bool:
+        """Whether ``v`` is its node's (T, F) seen as (F, T): what a Permute node does."""
+        return v.perm == (0, 2, 1) and len(v.shape) == 2 and v.view is None
+
+    def unpermute(self, tensor: str, v: Val) -> Val:
+        """A Permute node making the transposed ``tensor`` batch-first (named after the
+        Transpose that made it), bound in place of the view."""
+        made = self.permuted.get(v.node)
+        if made is None:
+            src = self.transposes.get(v.node)
+            nid = self.new_id(self.hint(src) if src is not None else f"{v.node}_permute")
+            self.graph.nodes[nid] = Node(nid, "Permute", {})
+            self.graph.edges.append(Edge(v.node, nid, 0))
+            made = self.permuted[v.node] = Val(nid, (v.shape[1], v.shape[0]))
+            self.shapes[nid] = made.shape
+        self.vals[tensor] = made
+        return made
 
     def only_consumer(self, tensor: str) -> Any | None:
         cons = self.consumers.get(tensor, [])
@@ -301,6 +325,8 @@ class Importer:
             heads = {}
         for name in self.outputs:
             v = self.vals.get(name)
+            if isinstance(v, Val) and self.swaps_sample_axes(v):
+                v = self.unpermute(name, v)
             if name in self.consts:
                 raise OnnxImportError(f"{self.source}: output '{name}' is a constant; NetBuilder's "
                                       "outputs are computed from inputs")
@@ -411,6 +437,8 @@ class Importer:
         base = list(x.perm or range(rank))
         new = tuple(base[p] for p in perm)
         self.vals[node.output[0]] = Val(x.node, x.shape, () if new == tuple(range(rank)) else new)
+        if new == (0, 2, 1):
+            self.transposes.setdefault(x.node, node)
 
     def op_ReduceSum(self, node: Any) -> None:
         raise self.fail(node, "sums over axes; NetBuilder has no reduction layer")

@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import ParamError
 from ..kernels import attention as ka
 from ..kernels import fused as kfused
+from ..kernels.conv import OneThreadBlas
 from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
 from .attention_onnx import claim_attention, read_attention, write_attention
 from .dense import dense_chunks
@@ -145,8 +146,9 @@ class MultiHeadAttention(Layer):
         self._rate = 0.0 if u is None else float(self.p["dropout"])
         probs = np.empty((n, heads, t, t), dt)
         ctx = np.empty((n, t, e), dt)
-        ka.attention_forward(qkv.reshape(n, t, 3 * e), heads, 1.0 / math.sqrt(e // heads),
-                             self.p["causal"], self._rate, self._u, probs, ctx)
+        with OneThreadBlas(n * heads > 1):  # BLAS from every parallel (sample, head) task
+            ka.attention_forward(qkv.reshape(n, t, 3 * e), heads, 1.0 / math.sqrt(e // heads),
+                                 self.p["causal"], self._rate, self._u, probs, ctx)
         y = np.empty((n * t, e), dt)
         self._chunks_out = dense_chunks(n * t, w_out.size)
         kfused.dense_forward(ctx.reshape(n * t, e), w_out,
@@ -172,9 +174,10 @@ class MultiHeadAttention(Layer):
                                      True, self._chunks_out, grads["out_proj_weight"],
                                      grads["out_proj_bias"])
         dqkv = np.empty((n, t, 3 * e), dt)
-        ka.attention_backward(qkv.reshape(n, t, 3 * e), self._probs, heads,
-                              1.0 / math.sqrt(e // heads), self._rate, self._u,
-                              dctx.reshape(n, t, e), dqkv)
+        with OneThreadBlas(n * heads > 1):
+            ka.attention_backward(qkv.reshape(n, t, 3 * e), self._probs, heads,
+                                  1.0 / math.sqrt(e // heads), self._rate, self._u,
+                                  dctx.reshape(n, t, e), dqkv)
         dx = kfused.dense_backward(x2, w_in, dqkv.reshape(n * t, 3 * e), qkv, False, True,
                                    self._chunks_in, grads["in_proj_weight"],
                                    grads["in_proj_bias"])

@@ -331,6 +331,9 @@ class Conv2D(Layer):
     def from_onnx(cls, imp, index, node):
         a = imp.attrs(node)
         x = imp.materialize(imp.value(node), node)
+        if len(x.shape) == 2:  # a (C, T) sequence
+            from .conv1d import Conv1D
+            return Conv1D.from_onnx_1d(imp, node, x)
         w = imp.need_const(node, 1, "weight").astype(np.float32)
         if w.ndim != 4 or len(x.shape) != 3:
             raise imp.fail(node, "is not a 2-D convolution on (C, H, W) images")

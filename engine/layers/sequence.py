@@ -1,6 +1,6 @@
-"""Sequence helpers for transformers: PositionalEmbedding (learned or sinusoidal positions
-added to a (T, E) sequence) and SequencePool ((T, E) -> (E,) by the mean, the first or the
-last step)."""
+"""Sequence helpers: PositionalEmbedding (learned or sinusoidal positions added to a (T, E)
+sequence), SequencePool ((T, E) -> (E,) by the mean, the first or the last step) and Permute
+((T, F) <-> (F, T), between the recurrent / attention layout and Conv1D's (C, T))."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..registry import Capabilities, Layer, ParamSpec, Shape, example, fmt_shape, register
+from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
 
 
 def sinusoid_table(steps: int, features: int) -> np.ndarray:
@@ -50,6 +50,7 @@ class PositionalEmbedding(Layer):
     )
     glyph = "PE"
     id_prefix = "pos"
+    onnx_shared_ops = ("Add",)
     examples = (example((5, 4), max_len=5), example((6, 5), mode="sinusoidal", max_len=64),
                 example((3, 6), mode="sinusoidal", max_len=3, label="sin-full"))
 
@@ -99,13 +100,6 @@ class PositionalEmbedding(Layer):
     def to_onnx(self, b, xs, out, params):
         name = f"{self.id}.weight" if self.learned else f"{self.id}/sinusoid"
         b.op("Add", [xs[0], b.const(name, self.table(params, np.float32))], out)
-
-    @classmethod
-    def capabilities(cls) -> Capabilities:
-        """Imported from an ``Add`` of a constant (which the Add layer's ``from_onnx`` hands
-        over to ``add_from_onnx``)."""
-        c = super().capabilities()
-        return Capabilities(c.type_name, c.onnx_export, True, c.pytorch_export, ("Add",))
 
     @staticmethod
     def add_from_onnx(imp: Any, node: Any, x: Any, table: np.ndarray) -> bool:
@@ -252,3 +246,39 @@ class SequencePool(Layer):
         if mode == "mean":
             return [], [f"{out} = {xs[0]}.mean(dim=1)"]
         return [], [f"{out} = {xs[0]}[:, {0 if mode == 'first' else -1}]"]
+
+
+@register
+class Permute(Layer):
+    """Swaps the two axes of each sample: (A, B) -> (B, A), as ``x.transpose(1, 2)``; turns
+    a (T, F) sequence into Conv1D's (C, T) and back. In ONNX a Transpose with perm
+    [0, 2, 1] (the importer makes this node wherever such a transpose feeds a layer)."""
+
+    type_name = "Permute"
+    category = "Core"
+    help = "Swaps the two axes of a sequence: (T, F) ↔ (F, T), e.g. to feed a Conv1D."
+    glyph = "⇄"
+    onnx_shared_ops = ("Transpose",)
+    examples = (example((3, 5)), example((1, 4)))
+
+    def infer_shape(self) -> Shape:
+        s = self.in_shapes[0]
+        if len(s) != 2:
+            raise self.shape_error(f"swaps the two axes of a (T, F) sequence, got "
+                                   f"{fmt_shape(s)}: add a Reshape to two axes first")
+        return (s[1], s[0])
+
+    def forward(self, xs, params, train):
+        return np.ascontiguousarray(xs[0].transpose(0, 2, 1))
+
+    def backward(self, dy, params, grads):
+        return [np.ascontiguousarray(dy.transpose(0, 2, 1))]
+
+    def summary(self) -> str:
+        return "{} → {}".format(*map(fmt_shape, (self.in_shapes[0], self.out_shape)))
+
+    def to_onnx(self, b, xs, out, params):
+        b.op("Transpose", xs, out, name=self.id, perm=[0, 2, 1])
+
+    def to_pytorch(self, ctx, xs, out):
+        return [], [f"{out} = {xs[0]}.transpose(1, 2)"]
