@@ -249,6 +249,11 @@ class Layer:
     the ends are saturated). ``output_range()`` may refine it per node."""
     onnx_ops: ClassVar[tuple[str, ...]] = ()
     """ONNX op types whose nodes ``from_onnx`` turns into this layer (or a close relative)."""
+    onnx_const_ops: ClassVar[tuple[str, ...]] = ()
+    """ONNX op types whose nodes with one constant operand ``from_onnx`` converts (Scale:
+    Mul, Add, Sub, Div by a number). The layer that lists such an op in ``onnx_ops`` (Swish:
+    Mul, Add: Add) hands those nodes over (``Importer.const_handlers``); the importer sends
+    the others."""
     onnx_graph_io: ClassVar[bool] = False
     """Input and Output: made by the importer from the ONNX graph's own inputs and outputs."""
 
@@ -409,10 +414,11 @@ class Layer:
         """Which exporters and the importer handle this type (derived from its hooks)."""
         return Capabilities(
             cls.type_name, onnx_export=cls.to_onnx is not Layer.to_onnx,
-            onnx_import=cls.onnx_graph_io or (bool(cls.onnx_ops)
+            onnx_import=cls.onnx_graph_io or (bool(cls.onnx_ops or cls.onnx_const_ops)
                                               and cls.from_onnx.__func__ is not
                                               Layer.from_onnx.__func__),
-            pytorch_export=cls.to_pytorch is not Layer.to_pytorch, onnx_ops=cls.onnx_ops)
+            pytorch_export=cls.to_pytorch is not Layer.to_pytorch,
+            onnx_ops=cls.onnx_ops + cls.onnx_const_ops)
 
     @classmethod
     def new_id_prefix(cls) -> str:

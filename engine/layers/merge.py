@@ -50,9 +50,8 @@ class Add(Layer):
     @classmethod
     def from_onnx(cls, imp, index, node):
         if node.op_type == "Add" and any(t in imp.consts for t in node.input):
-            raise imp.fail(node, "adds a constant (x + c); NetBuilder has no shift layer yet "
-                                 "(a bias belongs to a Dense or Conv2D): fold it into the bias "
-                                 "of the layer before it")
+            imp.const_handlers["Add"].from_onnx(imp, index, node)  # x + c: a Scale
+            return
         xs = [imp.materialize(imp.value(node, i), node) for i in range(len(node.input))]
         if len(xs) == 1:
             imp.vals[node.output[0]] = xs[0]
