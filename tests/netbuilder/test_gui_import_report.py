@@ -3,6 +3,7 @@ user reads (what became what, what was folded, what was refused and why), throug
 menu action with only the file dialog answered."""
 
 import io
+from types import SimpleNamespace
 
 import pytest
 
@@ -118,3 +119,20 @@ def test_the_report_dialog_reads_at_both_window_sizes(make_window, monkeypatch, 
         # every line of the body wraps to its width: no horizontal scrolling needed
         assert not dlg.body.horizontalScrollBar().isVisible()
         dlg.close()
+
+
+def test_a_refused_file_in_the_smoke_test_is_an_error_not_a_dialog(make_window, tmp_path):
+    """``netbuilder file.onnx --quit-after N`` (app.SmokeTest, which replaces show_error
+    with a line on stderr and exit status 1) reports a refusal as an error instead of a
+    dialog nobody reads."""
+    torch.manual_seed(0)
+    path = export(Rounds(), torch.randn(2, 3), tmp_path / "rounds.onnx")
+    w = make_window().w
+    errors = []
+    w.smoke_test = SimpleNamespace(errors=errors)
+    w.show_error = lambda title, text: errors.append(f"{title}: {text}")
+    assert not w.open_file(path)
+    assert w.exports.report_dialog is None
+    (error,) = errors
+    assert error.startswith("Cannot import: rounds.onnx could not be imported.")
+    assert "Floor ('/Floor')" in error
