@@ -256,6 +256,11 @@ class Layer:
     onnx_shared_ops: ClassVar[tuple[str, ...]] = ()
     """ONNX op types another type owns (in its ``onnx_ops``) whose ``from_onnx`` hands the
     nodes that fit this type over to it (an ``Add`` of a position table, a 1-D ``Conv``)."""
+    onnx_const_ops: ClassVar[tuple[str, ...]] = ()
+    """ONNX op types whose nodes with one constant operand ``from_onnx`` converts (Scale:
+    Mul, Add, Sub, Div by a number). The layer that lists such an op in ``onnx_ops`` (Swish:
+    Mul, Add: Add) hands those nodes over (``Importer.const_handlers``); the importer sends
+    the others."""
     onnx_graph_io: ClassVar[bool] = False
     """Input and Output: made by the importer from the ONNX graph's own inputs and outputs."""
 
@@ -425,9 +430,10 @@ class Layer:
         return Capabilities(
             cls.type_name, onnx_export=cls.to_onnx is not Layer.to_onnx,
             onnx_import=cls.onnx_graph_io or bool(cls.onnx_shared_ops) or (
-                bool(cls.onnx_ops) and cls.from_onnx.__func__ is not Layer.from_onnx.__func__),
+                bool(cls.onnx_ops or cls.onnx_const_ops)
+                and cls.from_onnx.__func__ is not Layer.from_onnx.__func__),
             pytorch_export=cls.to_pytorch is not Layer.to_pytorch,
-            onnx_ops=cls.onnx_ops + cls.onnx_shared_ops)
+            onnx_ops=cls.onnx_ops + cls.onnx_shared_ops + cls.onnx_const_ops)
 
     @classmethod
     def new_id_prefix(cls) -> str:

@@ -100,7 +100,10 @@ class ExportActions:
                 return False
         report = import_onnx_report(path)
         if not report.ok:
-            self.show_report(report)
+            if getattr(self.w, "smoke_test", None) is not None:  # --quit-after: to stderr
+                self.w.show_error("Cannot import", report.text())
+            else:
+                self.show_report(report)
             return False
         if not self.w.maybe_save():
             return False

@@ -82,6 +82,7 @@ class ImportReportDialog(QDialog):
         else:
             hint = QLabel("The model you were working on is unchanged.")
         hint.setWordWrap(True)
+        self.hint = hint
         lay.addWidget(hint)
         self.body = QTextBrowser()
         self.body.setObjectName("importReport")
@@ -95,5 +96,5 @@ class ImportReportDialog(QDialog):
         self.resize(760, 520)
 
     def text(self) -> str:
-        """What the user reads: the headline and the report's body."""
-        return f"{self.headline.text()}\n\n{self.body.toPlainText()}"
+        """What the user reads: the headline, the line under it and the report's body."""
+        return f"{self.headline.text()}\n{self.hint.text()}\n\n{self.body.toPlainText()}"

@@ -61,9 +61,23 @@ def onnx_handlers() -> dict[str, type[Layer]]:
     return out
 
 
+def onnx_const_handlers() -> dict[str, type[Layer]]:
+    """ONNX op type -> the layer type converting its nodes with one constant operand
+    (``Layer.onnx_const_ops``: Scale for Mul, Add, Sub and Div by a number)."""
+    out: dict[str, type[Layer]] = {}
+    for cls in layer_types().values():
+        for op in cls.onnx_const_ops if cls.capabilities().onnx_import else ():
+            if op in out:
+                raise TypeError(f"ONNX op {op} with a constant is claimed by {cls.type_name} "
+                                f"and {out[op].type_name}")
+            out[op] = cls
+    return out
+
+
 def supported_ops() -> frozenset[str]:
-    """Every ONNX op type the importer reads (the layers' ``onnx_ops`` and its own)."""
-    return frozenset(onnx_handlers()) | STRUCTURAL_OPS
+    """Every ONNX op type the importer reads (the layers' ``onnx_ops`` and
+    ``onnx_const_ops``, and its own)."""
+    return frozenset(onnx_handlers()) | frozenset(onnx_const_handlers()) | STRUCTURAL_OPS
 
 
 def _sanitize(name: str) -> str:
@@ -126,6 +140,7 @@ class Importer:
         self.transposes: dict[str, Any] = {}
         self.permuted: dict[str, Val] = {}
         self.handlers = onnx_handlers()
+        self.const_handlers = onnx_const_handlers()
         self.mapped: list[Mapped] = []  # node by node, for the import report
 
     # ----- helpers ----------------------------------------------------------------------------
@@ -269,6 +284,8 @@ class Importer:
                 pending_step(self, node, pend)
             elif node.op_type in self.handlers:
                 self.handlers[node.op_type].from_onnx(self, idx, node)
+            elif node.op_type in self.const_handlers:
+                self.const_handlers[node.op_type].from_onnx(self, idx, node)
             else:
                 getattr(self, "op_" + node.op_type)(node)
             made[idx] = tuple((nid, self.graph.nodes[nid].type)
@@ -291,6 +308,7 @@ class Importer:
         bad: dict[str, list[str]] = {}
         for n in self.g.node:
             if n.domain not in ("", "ai.onnx") or not (n.op_type in self.handlers
+                                                        or n.op_type in self.const_handlers
                                                         or n.op_type in STRUCTURAL_OPS):
                 key = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
                 bad.setdefault(key, []).append(n.name or n.output[0])

@@ -198,7 +198,8 @@ class _Rewriter(SequenceRewrites):
         self.check_symbolic_uses()
         if self.folded:
             parts = ", ".join(f"{op} ×{k}" for op, k in sorted(self.folded.items()))
-            self.notes.insert(0, f"folded {sum(self.folded.values())} constant computations "
+            n = sum(self.folded.values())
+            self.notes.insert(0, f"folded {n} constant computation{'' if n == 1 else 's'} "
                                  f"({parts})")
         return Normalized(self.nodes, self.inputs, self.outputs, self.notes)
 

@@ -137,6 +137,22 @@ def hard_sigmoid_backward(x: np.ndarray, alpha: float, beta: float, dy: np.ndarr
 
 
 @njit
+def hard_swish_forward(x: np.ndarray, y: np.ndarray) -> None:
+    """y = x · clip(x / 6 + 1/2, 0, 1) (PyTorch's F.hardswish, ONNX HardSwish)."""
+    for i in prange(x.shape[0]):
+        v = x[i]
+        y[i] = 0.0 if v <= -3.0 else (v if v >= 3.0 else v * (v + 3.0) / 6.0)
+
+
+@njit
+def hard_swish_backward(x: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> None:
+    """dx = dy · (0 up to -3, 1 from 3, (2x + 3) / 6 between)."""
+    for i in prange(x.shape[0]):
+        v = x[i]
+        dx[i] = 0.0 if v <= -3.0 else (dy[i] if v >= 3.0 else dy[i] * (2.0 * v + 3.0) / 6.0)
+
+
+@njit
 def hard_tanh_forward(x: np.ndarray, lo: float, hi: float, y: np.ndarray) -> None:
     """y = clip(x, lo, hi)."""
     for i in prange(x.shape[0]):

@@ -454,7 +454,8 @@ class Swish(_Elementwise):
 
     @classmethod
     def from_onnx(cls, imp, index, node):
-        """Mul(x, beta) -> Sigmoid -> Mul(x, ·): a Swish (x·Sigmoid(x) is read by Sigmoid)."""
+        """Mul(x, beta) -> Sigmoid -> Mul(x, ·): a Swish (x·Sigmoid(x) is read by Sigmoid);
+        any other x · c is a Scale's."""
         ins = list(node.input)
         c_i = next((i for i, t in enumerate(ins) if t in imp.consts), None)
         if c_i is not None:
@@ -469,9 +470,8 @@ class Swish(_Elementwise):
                                   _short_float(beta.reshape(())))
                 imp.skip.update({imp.index_of(sig), imp.index_of(mul)})
                 return
-            raise imp.fail(node, "scales by a constant (x · c); NetBuilder has no scaling "
-                                 "layer yet (only x·sigmoid(β·x), a Swish): fold the factor "
-                                 "into the weights of the layer before or after it")
+            imp.const_handlers["Mul"].from_onnx(imp, index, node)  # x · c: a Scale
+            return
         raise imp.fail(node, "multiplies two tensors; NetBuilder has no elementwise product "
                              "layer (only x·sigmoid(β·x), a Swish)")
 

@@ -57,9 +57,8 @@ class Add(Layer):
                 x = imp.materialize(imp.value(node, data[0]), node)
                 if PositionalEmbedding.add_from_onnx(imp, node, x, imp.consts[const]):
                     return
-            raise imp.fail(node, "adds a constant (x + c); NetBuilder has no shift layer yet "
-                                 "(a bias belongs to a Dense or Conv2D): fold it into the bias "
-                                 "of the layer before it")
+            imp.const_handlers["Add"].from_onnx(imp, index, node)  # x + c: a Scale
+            return
         xs = [imp.materialize(imp.value(node, i), node) for i in range(len(node.input))]
         if len(xs) == 1:
             imp.vals[node.output[0]] = xs[0]

@@ -18,6 +18,7 @@ ELEMENTWISE = {
     "sigmoid": ((), "y"),
     "tanh": ((), "y"),
     "hard_sigmoid": ((1 / 6, 0.4), "x"),
+    "hard_swish": ((), "x"),
     "hard_tanh": ((-0.5, 1.5), "x"),
 }
 
@@ -114,3 +115,10 @@ def test_softmax_is_stable_for_huge_scores():
     y = np.empty_like(x)
     ak.softmax_forward(x, y)
     np.testing.assert_allclose(y, [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3]], atol=1e-7)
+
+
+def test_hard_swish_is_pytorchs():
+    x = np.array([-4.0, -3.0, -1.5, 0.0, 1.5, 3.0, 4.0])
+    y = np.empty_like(x)
+    ak.hard_swish_forward(x, y)
+    np.testing.assert_allclose(y, [0.0, 0.0, -0.375, 0.0, 1.125, 3.0, 4.0])

@@ -194,14 +194,14 @@ def test_unsupported_ops_are_named_in_one_message():
 
 
 def test_inexpressible_layouts_are_refused_naming_the_node():
-    inits = {"w": np.ones((4, 2, 3, 3)), "k": np.float32(2.0)}
+    inits = {"w": np.ones((4, 2, 3, 3)), "k": np.full(3, 2.0, np.float32)}
     grouped = make_model([helper.make_node("Conv", ["x", "w"], ["y"], name="gconv", group=3)],
                          [vi("x", ["N", 4, 5, 5])], [vi("y", ["N", 4, 3, 3])], inits)
     with pytest.raises(OnnxImportError, match=r"gconv.*group 3, which does not fit its 4 input"):
         import_onnx(grouped)
     scale = make_model([helper.make_node("Mul", ["x", "k"], ["y"], name="scale")],
                        [vi("x", ["N", 3])], [vi("y", ["N", 3])], inits)
-    with pytest.raises(OnnxImportError, match=r"scale.*constant"):
+    with pytest.raises(OnnxImportError, match=r"scale.*constant shaped \[3\]; NetBuilder's Scale"):
         import_onnx(scale)
 
 
@@ -229,12 +229,19 @@ def test_round_trip_keeps_the_training_section():
 
 
 def test_every_supported_op_has_a_handler():
-    from engine.export.onnx_import import STRUCTURAL_OPS, Importer, onnx_handlers
-    handlers = onnx_handlers()
+    from engine.export.onnx_import import (
+        STRUCTURAL_OPS,
+        Importer,
+        onnx_const_handlers,
+        onnx_handlers,
+    )
+    handlers, const = onnx_handlers(), onnx_const_handlers()
     assert all(op in cls.onnx_ops and cls.capabilities().onnx_import
                for op, cls in handlers.items())
+    assert all(op in cls.onnx_const_ops and cls.capabilities().onnx_import
+               for op, cls in const.items())
     assert not [op for op in STRUCTURAL_OPS - {"Constant"} if not hasattr(Importer, "op_" + op)]
-    assert supported_ops() == set(handlers) | STRUCTURAL_OPS
+    assert supported_ops() == set(handlers) | set(const) | STRUCTURAL_OPS
 
 
 def test_foreign_model_name_comes_from_the_file(tmp_path):

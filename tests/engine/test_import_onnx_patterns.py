@@ -327,11 +327,13 @@ def test_one_sided_clip_imports_as_a_hardtanh_open_on_the_other_side(bounds):
     assert summary == ("[0.1, ∞)" if bounds == ("lo",) else "(-∞, 0.1]")
 
 
-def test_scaling_and_shifting_by_a_constant_are_refused():
-    for op in ("Mul", "Add"):
+def test_scaling_and_shifting_by_a_constant_import_as_scale():
+    for op, want in (("Mul", {"scale": 2.0}), ("Add", {"shift": 2.0})):
         m = model_of([helper.make_node(op, ["x", "k"], ["y"], name="by_k")],
                      [vi("x", ["N", 3])], [vi("y", ["N", 3])], {"k": np.float32(2.0)})
-        refused(m, "by_k", "constant", "fold")
+        graph, _, _ = imported(m, f32(4, 3))
+        assert types(graph) == ["Input", "Scale", "Output"]
+        assert graph.nodes["by_k"].params == want
 
 
 def test_spatial_mean_with_keepdims_imports_as_global_average_pooling():

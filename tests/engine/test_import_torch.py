@@ -190,6 +190,33 @@ def test_squeezenet_shaped_imports_where_ceil_mode_changes_nothing():
     assert not any(n.params.get("ceil_mode") for n in graph.nodes.values())
 
 
+class MobileShaped(nn.Module):
+    """What MobileNetV3-style code writes around its convolutions: the input scaled inside
+    the model, BatchNorm, nn.Hardswish, nn.Hardsigmoid, a one-sided clamp."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8)
+        self.act, self.gate = nn.Hardswish(), nn.Hardsigmoid()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = (x / 255 - 0.5) / 0.25
+        y = self.act(self.bn(self.conv(x)))
+        y = torch.clamp(F.adaptive_avg_pool2d(y, 1).flatten(1), min=-0.5)
+        return self.gate(self.fc(y)) * 2 - 1
+
+
+@pytest.mark.parametrize("fold", [True, False], ids=["bn-folded", "bn-kept"])
+def test_mobilenet_style_activations_and_input_scaling(fold):
+    torch.manual_seed(0)
+    model = random_batchnorm(MobileShaped())
+    graph, _ = check(model, torch.rand(2, 3, 16, 16) * 255, fold=fold)
+    t = types(graph)
+    assert t.count("HardSwish") == 1 and t.count("HardSigmoid") == 1 and t.count("Scale") == 3
+    assert "HardTanh" in t  # the one-sided clamp
+
+
 # ----- recurrent classifiers ---------------------------------------------------------------------
 class Recurrent(nn.Module):
     """``cell`` over (N, T, 5) (or (T, N, 5) time-major) into a Linear on ``mode``: "h_n"

@@ -3,6 +3,7 @@ user reads (what became what, what was folded, what was refused and why), throug
 menu action with only the file dialog answered."""
 
 import io
+from types import SimpleNamespace
 
 import pytest
 
@@ -79,18 +80,30 @@ def test_open_onnx_shows_what_was_mapped_and_folded(make_window, monkeypatch, tm
     assert not dlg.isVisible()
 
 
+class Rounds(nn.Module):
+    """torch.floor on data: an op NetBuilder has no layer for."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 4)
+
+    def forward(self, x):
+        return torch.floor(self.fc(x))
+
+
 def test_open_onnx_that_is_refused_says_why_and_keeps_the_model(make_window, monkeypatch,
                                                                  tmp_path):
     torch.manual_seed(0)
-    path = export(nn.Sequential(nn.Linear(3, 4), nn.Hardswish()), torch.randn(2, 3),
-                  tmp_path / "hardswish.onnx")
+    path = export(Rounds(), torch.randn(2, 3), tmp_path / "rounds.onnx")
     drv = make_window()
     before = drv.w.document.graph.to_dict()
     dlg = open_through_the_menu(drv, monkeypatch, path)
     text = " ".join(dlg.text().split())
-    assert text.startswith("hardswish.onnx could not be imported.")
+    assert text.startswith("rounds.onnx could not be imported. "
+                           "The model you were working on is unchanged.")
     assert "Refused (1)" in text
-    assert "NetBuilder cannot import these ONNX ops: HardSwish ('/1/HardSwish')" in text
+    assert "NetBuilder cannot import these ONNX ops: Floor ('/Floor')" in text
+    assert "here they work on data" in text
     assert "Mapped" not in text
     assert drv.w.document.graph.to_dict() == before
 
@@ -106,3 +119,20 @@ def test_the_report_dialog_reads_at_both_window_sizes(make_window, monkeypatch, 
         # every line of the body wraps to its width: no horizontal scrolling needed
         assert not dlg.body.horizontalScrollBar().isVisible()
         dlg.close()
+
+
+def test_a_refused_file_in_the_smoke_test_is_an_error_not_a_dialog(make_window, tmp_path):
+    """``netbuilder file.onnx --quit-after N`` (app.SmokeTest, which replaces show_error
+    with a line on stderr and exit status 1) reports a refusal as an error instead of a
+    dialog nobody reads."""
+    torch.manual_seed(0)
+    path = export(Rounds(), torch.randn(2, 3), tmp_path / "rounds.onnx")
+    w = make_window().w
+    errors = []
+    w.smoke_test = SimpleNamespace(errors=errors)
+    w.show_error = lambda title, text: errors.append(f"{title}: {text}")
+    assert not w.open_file(path)
+    assert w.exports.report_dialog is None
+    (error,) = errors
+    assert error.startswith("Cannot import: rounds.onnx could not be imported.")
+    assert "Floor ('/Floor')" in error

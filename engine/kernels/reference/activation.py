@@ -69,6 +69,14 @@ def hard_sigmoid_backward(x: np.ndarray, alpha: float, beta: float,
     return np.where((v > 0) & (v < 1), alpha * dy, 0)
 
 
+def hard_swish_forward(x: np.ndarray) -> np.ndarray:
+    return x * np.clip(x / 6 + 0.5, 0, 1)
+
+
+def hard_swish_backward(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    return np.where(x <= -3, 0, np.where(x >= 3, dy, dy * (2 * x + 3) / 6))
+
+
 def hard_tanh_forward(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip(x, lo, hi)
 
