@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QPushButton
+from PySide6.QtWidgets import QDockWidget, QFrame, QPushButton, QScrollArea
 
 import engine
 from engine.errors import NetBuilderError
@@ -29,6 +29,8 @@ from .tryit import TryItPanel
 
 if TYPE_CHECKING:
     from ..mainwindow import MainWindow
+
+PROFILE_STEPS = 5  # timed training steps (after two untimed ones)
 
 
 class LookInside(QObject):
@@ -123,8 +125,15 @@ class LookInside(QObject):
             self.panel = TryItPanel()
             self.dock = QDockWidget("Try It", self.w)
             self.dock.setObjectName("tryItDock")
-            self.dock.setWidget(self.panel)
-            self.w.add_dock(self.dock, tabify_with=self.w.inspector_dock)
+            scroll = QScrollArea()
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QFrame.Shape.NoFrame)
+            scroll.setWidget(self.panel)
+            self.dock.setWidget(scroll)
+            # under the canvas: the pad, the Why view and the answer side by side
+            self.w.add_dock(self.dock, Qt.DockWidgetArea.BottomDockWidgetArea)
+            self.w.resizeDocks([self.dock], [max(260, self.w.height() * 3 // 8)],
+                               Qt.Orientation.Vertical)
             self.dock.visibilityChanged.connect(lambda v: v and self._later())
             self.refresh_source()
         return self.panel
@@ -203,10 +212,10 @@ class LookInside(QObject):
         from ..training.runs import model_key
         batch = batch_size_of(self.w.document.graph) or 32
         self._profile_key = model_key(self.w.document.graph)
-        t = ProfileThread(net, batch, steps=3, parent=self)
+        t = ProfileThread(net, batch, steps=PROFILE_STEPS, parent=self)
         t.done.connect(self._on_profiled)
         self._profile_thread = t
-        self.w.show_status(f"Profiling {plural_steps(3)} of batch {batch}…")
+        self.w.show_status(f"Profiling {plural_steps(PROFILE_STEPS)} of batch {batch}…")
         t.start()
 
     def wait_profile(self, timeout_ms: int = 120_000) -> bool:

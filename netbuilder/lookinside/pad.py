@@ -27,7 +27,7 @@ class DrawingPad(QWidget):
         self.brush = 18  # pad pixels
         self.inverted = False
         self._last: QPointF | None = None
-        self.setMinimumSize(160, 160)
+        self.setMinimumSize(110, 110)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.setToolTip("Draw with the left mouse button")

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
-    QGroupBox,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -93,6 +93,7 @@ class TryItPanel(QWidget):
         self.invert.setToolTip("Dark ink on light paper, for data drawn that way")
         self.invert.toggled.connect(self.pad.set_inverted)
         tools = QHBoxLayout()
+        tools.setSpacing(4)
         tools.addWidget(QLabel("Brush"))
         tools.addWidget(self.brush)
         tools.addWidget(self.invert)
@@ -135,33 +136,36 @@ class TryItPanel(QWidget):
         self.why_note = QLabel("")
         self.why_note.setObjectName("dim")
         self.why_note.setWordWrap(True)
-        why = QGroupBox("Why")
+        why = QWidget()
         wf = QFormLayout(why)
+        wf.setContentsMargins(0, 0, 0, 0)
+        wf.setVerticalSpacing(3)
         wf.addRow("Method", self.method)
         wf.addRow("Class", self.klass)
         wf.addRow("Conv node", self.node)
         wf.addRow("Patch", self.patch)
         wf.addRow(self.progress)
-        wf.addRow(self.why_view)
-        wf.addRow(self.why_note)
         self._why_form = wf
 
-        top = QHBoxLayout()
-        left = QVBoxLayout()
-        left.addWidget(self.pad, 1)
-        left.addLayout(tools)
-        left.addLayout(picker)
-        right = QVBoxLayout()
-        right.addWidget(self.prediction)
-        right.addWidget(self.bars)
-        right.addStretch(1)
-        top.addLayout(left, 3)
-        top.addLayout(right, 2)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(6, 6, 6, 6)
-        lay.addWidget(self.source_note)
-        lay.addLayout(top, 3)
-        lay.addWidget(why, 2)
+        # three columns for a wide, low dock under the canvas: the pad, the Why view, the
+        # answer (prediction, probabilities) above the Why settings
+        grid = QGridLayout(self)
+        grid.setContentsMargins(6, 4, 6, 4)
+        grid.setHorizontalSpacing(10)
+        grid.addWidget(self.source_note, 0, 0, 1, 3)
+        grid.addWidget(self.pad, 1, 0)
+        grid.addLayout(tools, 2, 0)
+        grid.addLayout(picker, 3, 0)
+        grid.addWidget(self.why_view, 1, 1)
+        grid.addWidget(why, 2, 1, 2, 1)
+        answer = QVBoxLayout()
+        answer.addWidget(self.prediction)
+        answer.addWidget(self.bars, 1)
+        answer.addWidget(self.why_note)
+        grid.addLayout(answer, 1, 2, 3, 1)
+        grid.setRowStretch(1, 1)
+        for c, k in enumerate((3, 3, 4)):
+            grid.setColumnStretch(c, k)
 
         self.why_timer = QTimer(self)
         self.why_timer.setSingleShot(True)

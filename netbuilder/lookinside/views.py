@@ -50,7 +50,7 @@ class ImageView(QLabel):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.image: QImage | None = None
-        self.setMinimumSize(120, 120)
+        self.setMinimumSize(110, 110)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
@@ -92,7 +92,7 @@ class ProbBars(QWidget):
         return QSize(200, max(1, min(len(self.names), 20)) * 17 + 4)
 
     def minimumSizeHint(self) -> QSize:
-        return QSize(120, max(1, min(len(self.names), 20)) * 13 + 4)
+        return QSize(120, max(1, min(len(self.names), 20)) * 12 + 4)
 
     def paintEvent(self, ev: QPaintEvent) -> None:
         p = QPainter(self)

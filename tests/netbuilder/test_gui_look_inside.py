@@ -116,6 +116,6 @@ def test_profile_shows_a_heat_overlay_and_summary_columns(make_window, qtbot):
     rows = {table.topLevelItem(i).text(0): table.topLevelItem(i)
             for i in range(table.topLevelItemCount())}
     assert float(rows["c1"].text(5)) > 0 and 0 <= float(rows["c1"].text(7)) <= 100
-    assert "per training step of 64" in drv.w.summary.totals.text()
+    assert "per training step of 64 on" in drv.w.summary.totals.text()
     li.act_clear.trigger()
     assert not li.overlay and table.columnCount() == 5
