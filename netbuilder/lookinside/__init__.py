@@ -22,6 +22,7 @@ from engine.nodecheck import check_node
 from engine.profile import Profile
 
 from ..summary import batch_size_of
+from .filters import FilterGridDialog
 from .gradcheck_dialog import GradcheckDialog
 from .profiling import HeatOverlay, ProfileThread, estimate_text, fill_summary
 from .source import TrySource, build_source
@@ -42,6 +43,7 @@ class LookInside(QObject):
         self.panel: TryItPanel | None = None
         self.dock: QDockWidget | None = None
         self.dialog: GradcheckDialog | None = None
+        self.filter_dialog: FilterGridDialog | None = None
         self.profile: Profile | None = None
         self._profile_key: str | None = None
         self._profile_thread: ProfileThread | None = None
@@ -66,6 +68,9 @@ class LookInside(QObject):
                            "Draw an input or pick a sample; see the prediction and why")
         self.act_cam = act("&Why: Grad-CAM on This Node", self.grad_cam_selected, None,
                            "Show Grad-CAM of the selected convolution in the Try it panel")
+        self.act_filters = act("What This &Filter Looks For", self.filters_selected, None,
+                               "Synthesise the input that most excites each channel of the "
+                               "selected convolution")
         self.act_check = act("Check &Gradients of This Node", self.check_selected,
                              "Ctrl+Shift+G", "Float64 finite-difference check of the "
                              "selected node's input and parameter gradients")
@@ -73,7 +78,7 @@ class LookInside(QObject):
         self.act_profile = act("&Profile the Model", self.run_profile, "Ctrl+Shift+P",
                                "Time forward and backward per node over a few steps")
         self.act_clear = act("&Clear Profile", self.clear_profile)
-        window.view.context_actions += [None, self.act_check, self.act_cam]
+        window.view.context_actions += [None, self.act_check, self.act_cam, self.act_filters]
         self.check_button = QPushButton("Check gradients")
         self.check_button.setObjectName("checkGradients")
         self.check_button.setToolTip(self.act_check.statusTip())
@@ -170,6 +175,26 @@ class LookInside(QObject):
         if len(ids) == 1 and not panel.set_node(ids[0]):
             self.w.show_status(f"'{ids[0]}' has no feature maps for Grad-CAM: choose a "
                                "convolution", True)
+
+    def filters_selected(self) -> FilterGridDialog | None:
+        """Activation maximisation of every channel of the selected node, in a dialog."""
+        ids = self.w.selected_node_ids()
+        if len(ids) != 1:
+            self.w.show_status("Select one convolution to see what its filters look for", True)
+            return None
+        try:
+            net, label = self.network()
+        except NetBuilderError as e:
+            self.w.show_status(f"Cannot look inside: {e.message}", True)
+            return None
+        if len(net.shapes.get(ids[0], ())) != 3 or ids[0] in net.input_ids:
+            self.w.show_status(f"'{ids[0]}' has no feature maps: choose a convolution", True)
+            return None
+        if self.filter_dialog is not None:
+            self.filter_dialog.close()
+        self.filter_dialog = FilterGridDialog(net, ids[0], label, self.w)
+        self.filter_dialog.show()
+        return self.filter_dialog
 
     # ----- gradient check ------------------------------------------------------------------
     def check_selected(self) -> GradcheckDialog | None:
@@ -273,6 +298,8 @@ class LookInside(QObject):
     def shutdown(self) -> None:
         if self.panel is not None:
             self.panel.shutdown()
+        if self.filter_dialog is not None:
+            self.filter_dialog.close()
         if self._profile_thread is not None:
             self._profile_thread.wait(60_000)
 

@@ -119,3 +119,22 @@ def test_profile_shows_a_heat_overlay_and_summary_columns(make_window, qtbot):
     assert "per training step of 64 on" in drv.w.summary.totals.text()
     li.act_clear.trigger()
     assert not li.overlay and table.columnCount() == 5
+
+
+def test_what_a_filter_looks_for_shows_a_grid_of_every_channel(make_window, qtbot):
+    drv = make_window(lenet_doc())
+    li = drv.w.look_inside
+    drv.w.scene.select_nodes(["c1"])
+    li.act_filters.trigger()
+    dlg = li.filter_dialog
+    assert dlg is not None and dlg.isVisible()
+    qtbot.waitUntil(lambda: dlg.result is not None, timeout=60_000)
+    assert dlg.result.channels == list(range(6)) and len(dlg.views) == 6
+    assert all(not v.pixmap().isNull() for v in dlg.views)
+    assert np.all(dlg.result.history[-1] > dlg.result.history[0])
+    assert dlg.progress.isHidden()
+    dlg.close()
+    drv.w.scene.select_nodes(["f5"])
+    li.act_filters.trigger()
+    assert li.filter_dialog is dlg  # a Dense has no maps: refused, said in the status bar
+    assert "no feature maps" in drv.w.status_message.text()
