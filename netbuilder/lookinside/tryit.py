@@ -15,6 +15,7 @@ from PySide6.QtCore import QThread, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QFileDialog,
     QFormLayout,
     QGridLayout,
     QHBoxLayout,
@@ -98,6 +99,11 @@ class TryItPanel(QWidget):
         tools.addWidget(self.brush)
         tools.addWidget(self.invert)
         tools.addStretch(1)
+        self.open_btn = QPushButton("Open…")
+        self.open_btn.setToolTip("Put an image file on the pad (or drop one on it)")
+        self.open_btn.clicked.connect(self._open_image)
+        self.choose_image_path = self._choose_image_path
+        tools.addWidget(self.open_btn)
         tools.addWidget(self.clear_btn)
         self.sample = QSpinBox()
         self.sample.setRange(0, 0)
@@ -245,6 +251,17 @@ class TryItPanel(QWidget):
         self.sample_label = int(self.dataset.y[index]) if self.dataset.y is not None \
             and self.dataset.task == "classification" else None
         self.pad.set_ink((img - lo) / (hi - lo))
+
+    def _choose_image_path(self) -> str:
+        return QFileDialog.getOpenFileName(self, "Open an image", "",
+                                           "Images (*.png *.jpg *.jpeg *.bmp *.gif)")[0]
+
+    def _open_image(self) -> None:
+        path = self.choose_image_path()
+        if path and not self.pad.load_image(path):
+            self.why_note.setText(f"Cannot read {path} as an image")
+        else:
+            self.sample_label = None
 
     # ----- prediction ----------------------------------------------------------------------
     def _clear(self) -> None:

@@ -138,3 +138,24 @@ def test_what_a_filter_looks_for_shows_a_grid_of_every_channel(make_window, qtbo
     li.act_filters.trigger()
     assert li.filter_dialog is dlg  # a Dense has no maps: refused, said in the status bar
     assert "no feature maps" in drv.w.status_message.text()
+
+
+def test_an_image_file_opened_on_the_pad_is_read_at_the_input_size(make_window, qtbot,
+                                                                    tmp_path):
+    from PySide6.QtGui import QColor, QImage
+
+    drv = make_window(lenet_doc())
+    panel = drv.w.look_inside.show_try_it()
+    img = QImage(56, 56, QImage.Format.Format_RGB32)
+    img.fill(QColor("black"))
+    for y in range(56):
+        for x in range(28, 56):
+            img.setPixelColor(x, y, QColor("white"))
+    path = tmp_path / "half.png"
+    assert img.save(str(path))
+    before = panel.probs.copy()
+    panel.choose_image_path = lambda: str(path)
+    qtbot.mouseClick(panel.open_btn, Qt.MouseButton.LeftButton)
+    ink = panel.pad.ink(28, 28)
+    assert ink[:, :13].max() < 0.05 and ink[:, 15:].min() > 0.95
+    assert not np.allclose(panel.probs, before)
