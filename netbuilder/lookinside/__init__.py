@@ -26,6 +26,7 @@ from .filters import FilterGridDialog
 from .gradcheck_dialog import GradcheckDialog
 from .profiling import HeatOverlay, ProfileThread, estimate_text, fill_summary
 from .source import TrySource, build_source
+from .thumbs import ActivationThumbs
 from .tryit import TryItPanel
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class LookInside(QObject):
         self._profile_key: str | None = None
         self._profile_thread: ProfileThread | None = None
         self.overlay = HeatOverlay(window.scene)
+        self.thumbs = ActivationThumbs(window.scene)
         self._refresh = QTimer(self)
         self._refresh.setSingleShot(True)
         self._refresh.setInterval(250)
@@ -139,7 +141,8 @@ class LookInside(QObject):
             self.w.add_dock(self.dock, Qt.DockWidgetArea.BottomDockWidgetArea)
             self.w.resizeDocks([self.dock], [max(260, self.w.height() * 3 // 8)],
                                Qt.Orientation.Vertical)
-            self.dock.visibilityChanged.connect(lambda v: v and self._later())
+            self.dock.visibilityChanged.connect(self._on_dock_visible)
+            self.panel.activations.connect(self._show_thumbs)
             self.refresh_source()
         return self.panel
 
@@ -164,6 +167,18 @@ class LookInside(QObject):
         if ds is not None and tuple(ds.sample_shape) != src.input_shape:
             ds = None
         self.panel.set_source(src, ds)
+
+    def _show_thumbs(self, acts: dict) -> None:
+        if acts and self.dock is not None and self.dock.isVisible():
+            self.thumbs.show(acts)
+        else:
+            self.thumbs.clear()
+
+    def _on_dock_visible(self, visible: bool) -> None:
+        if visible:
+            self._later()
+        else:
+            self.thumbs.clear()
 
     def _later(self) -> None:
         if self.panel is not None and self.dock is not None and self.dock.isVisible():

@@ -10,6 +10,7 @@ import math
 from PySide6.QtCore import QRectF, Qt, QThread, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsRectItem, QGraphicsSimpleTextItem
+from shiboken6 import isValid
 
 import engine
 from engine.errors import NetBuilderError
@@ -94,7 +95,7 @@ class HeatOverlay:
     def clear(self) -> None:
         for halo, _tag, box in self.items.values():
             for it in (halo, box):
-                if it.scene() is not None:
+                if isValid(it) and it.scene() is not None:
                     it.scene().removeItem(it)
         self.items = {}
 

@@ -64,7 +64,11 @@ class OcclusionThread(QThread):
 
 
 class TryItPanel(QWidget):
-    """Pad + sample picker on top, prediction and probabilities, then the Why view."""
+    """Pad + sample picker, the Why view, prediction and probabilities.
+    ``activations(dict)``: each node's output for the current input (one sample), or an
+    empty dict when there is none or the canvas should not show them."""
+
+    activations = Signal(dict)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -98,6 +102,12 @@ class TryItPanel(QWidget):
         tools.addWidget(QLabel("Brush"))
         tools.addWidget(self.brush)
         tools.addWidget(self.invert)
+        self.on_canvas = QCheckBox("On canvas")
+        self.on_canvas.setChecked(True)
+        self.on_canvas.setToolTip("Show each node's activation for this input beside its "
+                                  "card on the canvas")
+        self.on_canvas.toggled.connect(lambda _on: self._publish())
+        tools.addWidget(self.on_canvas)
         tools.addStretch(1)
         self.open_btn = QPushButton("Open…")
         self.open_btn.setToolTip("Put an image file on the pad (or drop one on it)")
@@ -201,6 +211,8 @@ class TryItPanel(QWidget):
             self.prediction.setText("—")
             self.why_view.set_image(None)
             self.source_note.setEnabled(True)
+            self.acts = {}
+            self._publish()
             return
         self.setEnabled(True)
         src = self.source
@@ -276,6 +288,8 @@ class TryItPanel(QWidget):
         self.ink = self.pad.ink(h, w)
         self.x = src.prepare(self.ink)
         self.probs = src.predict(self.x)
+        self.acts = {n: np.array(a[0]) for n, a in src.net.acts.items()}
+        self._publish()
         top = int(np.argmax(self.probs))
         names = [src.class_name(k) for k in range(len(self.probs))]
         self.bars.set_probs(self.probs, names)
@@ -283,6 +297,10 @@ class TryItPanel(QWidget):
             f"   (sample's label: {src.class_name(self.sample_label)})"
         self.prediction.setText(f"{names[top]} · {100 * self.probs[top]:.1f} %{label}")
         self._why_later()
+
+    def _publish(self) -> None:
+        on = self.source is not None and self.on_canvas.isChecked()
+        self.activations.emit(getattr(self, "acts", {}) if on else {})
 
     def predicted(self) -> int | None:
         return None if self.probs is None else int(np.argmax(self.probs))

@@ -159,3 +159,23 @@ def test_an_image_file_opened_on_the_pad_is_read_at_the_input_size(make_window, 
     ink = panel.pad.ink(28, 28)
     assert ink[:, :13].max() < 0.05 and ink[:, 15:].min() > 0.95
     assert not np.allclose(panel.probs, before)
+
+
+def test_each_node_shows_its_activation_for_the_drawn_input(make_window, qtbot):
+    drv = make_window(lenet_doc())
+    li = drv.w.look_inside
+    panel = li.show_try_it()
+    draw_stroke(qtbot, panel.pad, [(0.2, 0.5), (0.8, 0.5)])
+    assert {"c1", "a1", "s2", "c3", "f5", "logits"} <= set(li.thumbs.items)
+    frame = li.thumbs.items["c1"]
+    assert frame.parentItem() is drv.w.scene.nodes["c1"]
+    pix = frame.childItems()[0].pixmap()
+    assert not pix.isNull() and pix.width() == pix.height()  # a 28×28 map, square
+    assert li.thumbs.items["f5"].childItems()[0].pixmap().height() == 8  # a vector: a strip
+    np.testing.assert_allclose(panel.acts["c1"], panel.source.net.acts["c1"][0])
+    qtbot.mouseClick(panel.on_canvas, Qt.MouseButton.LeftButton)
+    assert not li.thumbs
+    qtbot.mouseClick(panel.on_canvas, Qt.MouseButton.LeftButton)
+    assert li.thumbs
+    li.dock.hide()
+    assert not li.thumbs
