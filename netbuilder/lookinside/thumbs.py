@@ -1,5 +1,6 @@
-"""Each node's activation for the Try it input, as a thumbnail beside its card on the
-canvas (children of the cards, so they follow moves; the training badges sit above them)."""
+"""Each node's activation for the Try it input, as a thumbnail left of its card on the
+canvas (children of the cards, so they follow moves; badges and the receptive field stay
+on the right)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ class ActivationThumbs:
                                                 Qt.TransformationMode.FastTransformation)
             frame = QGraphicsRectItem(0, 0, SIDE + 2, h + 2, card)
             frame.setPen(QPen(QColor("#8a94a6"), 0.8))
-            frame.setPos(card.width + 8, 22)
+            frame.setPos(-SIDE - 12, 21)  # left of the card, under a profile tag
             item = QGraphicsPixmapItem(pix, frame)
             item.setPos(1, 1)
             shape = "×".join(str(s) for s in np.shape(act))
