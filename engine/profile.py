@@ -45,6 +45,7 @@ class Profile:
 
     batch_size: int
     steps: int
+    threads: int = 0  # Numba threads the kernels ran on
     nodes: dict[str, NodeTiming] = field(default_factory=dict)
     loss_ms: float = 0.0
     update_ms: float = 0.0
@@ -84,11 +85,33 @@ def _share(net: Network, ids: tuple[str, ...]) -> dict[str, float]:
 
 def profile(net: Network, batch_size: int = 32, steps: int = 3, warmup: int = 1,
             seed: int = 0, optimizer: Optimizer | None = None,
-            batch: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
-            ) -> Profile:
+            batch: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None,
+            threads: int | None = None) -> Profile:
     """Time ``steps`` training steps (after ``warmup`` untimed ones) of a copy of ``net``
     on a random batch that fits it (or ``batch`` = (inputs, targets) by id), with
-    ``optimizer`` (an SGD by default) updating the copy."""
+    ``optimizer`` (an SGD by default) updating the copy. ``threads``: run the kernels on
+    that many Numba threads (on the calling thread only; as a training run's thread tuner
+    may choose) instead of the engine's setting."""
+    import numba
+
+    from .threads import sync
+
+    if threads is None:
+        return _profile(net, batch_size, steps, warmup, seed, optimizer, batch)
+    sync()
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        return _profile(net, batch_size, steps, warmup, seed, optimizer, batch)
+    finally:
+        numba.set_num_threads(before)
+
+
+def _profile(net: Network, batch_size: int, steps: int, warmup: int, seed: int,
+             optimizer: Optimizer | None,
+             batch: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None) -> Profile:
+    import numba
+
     from .optim import SGD
 
     work = Network(net.graph, net.seed, net.dtype, fuse=net.fuse)
@@ -144,8 +167,8 @@ def profile(net: Network, batch_size: int = 32, steps: int = 3, warmup: int = 1,
                 update_t += t4 - t3
                 step_t += t4 - t0
     k = 1000.0 / max(steps, 1)
-    prof = Profile(batch_size, steps, loss_ms=loss_t * k, update_ms=update_t * k,
-                   step_ms=step_t * k)
+    prof = Profile(batch_size, steps, numba.get_num_threads(), loss_ms=loss_t * k,
+                   update_ms=update_t * k, step_ms=step_t * k)
     for nid in work.order:
         prof.nodes[nid] = NodeTiming(nid, fwd[nid] * k, bwd[nid] * k)
     return prof

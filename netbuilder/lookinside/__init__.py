@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QPushButton
+from PySide6.QtWidgets import QDockWidget, QFrame, QPushButton, QScrollArea
 
 import engine
 from engine.errors import NetBuilderError
@@ -22,13 +22,17 @@ from engine.nodecheck import check_node
 from engine.profile import Profile
 
 from ..summary import batch_size_of
+from .filters import FilterGridDialog
 from .gradcheck_dialog import GradcheckDialog
 from .profiling import HeatOverlay, ProfileThread, estimate_text, fill_summary
 from .source import TrySource, build_source
+from .thumbs import ActivationThumbs
 from .tryit import TryItPanel
 
 if TYPE_CHECKING:
     from ..mainwindow import MainWindow
+
+PROFILE_STEPS = 5  # timed training steps (after two untimed ones)
 
 
 class LookInside(QObject):
@@ -40,10 +44,12 @@ class LookInside(QObject):
         self.panel: TryItPanel | None = None
         self.dock: QDockWidget | None = None
         self.dialog: GradcheckDialog | None = None
+        self.filter_dialog: FilterGridDialog | None = None
         self.profile: Profile | None = None
         self._profile_key: str | None = None
         self._profile_thread: ProfileThread | None = None
         self.overlay = HeatOverlay(window.scene)
+        self.thumbs = ActivationThumbs(window.scene)
         self._refresh = QTimer(self)
         self._refresh.setSingleShot(True)
         self._refresh.setInterval(250)
@@ -64,6 +70,9 @@ class LookInside(QObject):
                            "Draw an input or pick a sample; see the prediction and why")
         self.act_cam = act("&Why: Grad-CAM on This Node", self.grad_cam_selected, None,
                            "Show Grad-CAM of the selected convolution in the Try it panel")
+        self.act_filters = act("What This &Filter Looks For", self.filters_selected, None,
+                               "Synthesise the input that most excites each channel of the "
+                               "selected convolution")
         self.act_check = act("Check &Gradients of This Node", self.check_selected,
                              "Ctrl+Shift+G", "Float64 finite-difference check of the "
                              "selected node's input and parameter gradients")
@@ -71,7 +80,7 @@ class LookInside(QObject):
         self.act_profile = act("&Profile the Model", self.run_profile, "Ctrl+Shift+P",
                                "Time forward and backward per node over a few steps")
         self.act_clear = act("&Clear Profile", self.clear_profile)
-        window.view.context_actions += [None, self.act_check, self.act_cam]
+        window.view.context_actions += [None, self.act_check, self.act_cam, self.act_filters]
         self.check_button = QPushButton("Check gradients")
         self.check_button.setObjectName("checkGradients")
         self.check_button.setToolTip(self.act_check.statusTip())
@@ -123,9 +132,17 @@ class LookInside(QObject):
             self.panel = TryItPanel()
             self.dock = QDockWidget("Try It", self.w)
             self.dock.setObjectName("tryItDock")
-            self.dock.setWidget(self.panel)
-            self.w.add_dock(self.dock, tabify_with=self.w.inspector_dock)
-            self.dock.visibilityChanged.connect(lambda v: v and self._later())
+            scroll = QScrollArea()
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QFrame.Shape.NoFrame)
+            scroll.setWidget(self.panel)
+            self.dock.setWidget(scroll)
+            # under the canvas: the pad, the Why view and the answer side by side
+            self.w.add_dock(self.dock, Qt.DockWidgetArea.BottomDockWidgetArea)
+            self.w.resizeDocks([self.dock], [max(260, self.w.height() * 3 // 8)],
+                               Qt.Orientation.Vertical)
+            self.dock.visibilityChanged.connect(self._on_dock_visible)
+            self.panel.activations.connect(self._show_thumbs)
             self.refresh_source()
         return self.panel
 
@@ -151,6 +168,18 @@ class LookInside(QObject):
             ds = None
         self.panel.set_source(src, ds)
 
+    def _show_thumbs(self, acts: dict) -> None:
+        if acts and self.dock is not None and self.dock.isVisible():
+            self.thumbs.show(acts)
+        else:
+            self.thumbs.clear()
+
+    def _on_dock_visible(self, visible: bool) -> None:
+        if visible:
+            self._later()
+        else:
+            self.thumbs.clear()
+
     def _later(self) -> None:
         if self.panel is not None and self.dock is not None and self.dock.isVisible():
             self._refresh.start()
@@ -161,6 +190,26 @@ class LookInside(QObject):
         if len(ids) == 1 and not panel.set_node(ids[0]):
             self.w.show_status(f"'{ids[0]}' has no feature maps for Grad-CAM: choose a "
                                "convolution", True)
+
+    def filters_selected(self) -> FilterGridDialog | None:
+        """Activation maximisation of every channel of the selected node, in a dialog."""
+        ids = self.w.selected_node_ids()
+        if len(ids) != 1:
+            self.w.show_status("Select one convolution to see what its filters look for", True)
+            return None
+        try:
+            net, label = self.network()
+        except NetBuilderError as e:
+            self.w.show_status(f"Cannot look inside: {e.message}", True)
+            return None
+        if len(net.shapes.get(ids[0], ())) != 3 or ids[0] in net.input_ids:
+            self.w.show_status(f"'{ids[0]}' has no feature maps: choose a convolution", True)
+            return None
+        if self.filter_dialog is not None:
+            self.filter_dialog.close()
+        self.filter_dialog = FilterGridDialog(net, ids[0], label, self.w)
+        self.filter_dialog.show()
+        return self.filter_dialog
 
     # ----- gradient check ------------------------------------------------------------------
     def check_selected(self) -> GradcheckDialog | None:
@@ -203,10 +252,10 @@ class LookInside(QObject):
         from ..training.runs import model_key
         batch = batch_size_of(self.w.document.graph) or 32
         self._profile_key = model_key(self.w.document.graph)
-        t = ProfileThread(net, batch, steps=3, parent=self)
+        t = ProfileThread(net, batch, steps=PROFILE_STEPS, parent=self)
         t.done.connect(self._on_profiled)
         self._profile_thread = t
-        self.w.show_status(f"Profiling {plural_steps(3)} of batch {batch}…")
+        self.w.show_status(f"Profiling {plural_steps(PROFILE_STEPS)} of batch {batch}…")
         t.start()
 
     def wait_profile(self, timeout_ms: int = 120_000) -> bool:
@@ -264,6 +313,8 @@ class LookInside(QObject):
     def shutdown(self) -> None:
         if self.panel is not None:
             self.panel.shutdown()
+        if self.filter_dialog is not None:
+            self.filter_dialog.close()
         if self._profile_thread is not None:
             self._profile_thread.wait(60_000)
 

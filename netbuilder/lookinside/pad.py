@@ -27,10 +27,11 @@ class DrawingPad(QWidget):
         self.brush = 18  # pad pixels
         self.inverted = False
         self._last: QPointF | None = None
-        self.setMinimumSize(160, 160)
+        self.setMinimumSize(110, 110)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setCursor(Qt.CursorShape.CrossCursor)
-        self.setToolTip("Draw with the left mouse button")
+        self.setToolTip("Draw with the left mouse button, or drop an image file here")
+        self.setAcceptDrops(True)
 
     # ----- geometry ------------------------------------------------------------------------
     def _square(self) -> QRectF:
@@ -64,6 +65,30 @@ class DrawingPad(QWidget):
                                 Qt.TransformationMode.FastTransformation)
         self.update()
         self.changed.emit()
+
+    def load_image(self, path: str) -> bool:
+        """Put an image file on the pad (greyscale, scaled to fill it); False if unreadable."""
+        img = QImage(path)
+        if img.isNull():
+            return False
+        img = img.convertToFormat(QImage.Format.Format_Grayscale8).scaled(
+            RES, RES, Qt.AspectRatioMode.IgnoreAspectRatio,
+            Qt.TransformationMode.SmoothTransformation)
+        if self.inverted:
+            img.invertPixels()
+        self.image = img
+        self.update()
+        self.changed.emit()
+        return True
+
+    def dragEnterEvent(self, ev) -> None:
+        if ev.mimeData().hasUrls():
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev) -> None:
+        urls = ev.mimeData().urls()
+        if urls and self.load_image(urls[0].toLocalFile()):
+            ev.acceptProposedAction()
 
     def stroke(self, a: QPointF, b: QPointF) -> None:
         """Paint a round line between two pad-image points."""

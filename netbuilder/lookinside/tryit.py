@@ -15,8 +15,9 @@ from PySide6.QtCore import QThread, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QFileDialog,
     QFormLayout,
-    QGroupBox,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -63,7 +64,11 @@ class OcclusionThread(QThread):
 
 
 class TryItPanel(QWidget):
-    """Pad + sample picker on top, prediction and probabilities, then the Why view."""
+    """Pad + sample picker, the Why view, prediction and probabilities.
+    ``activations(dict)``: each node's output for the current input (one sample), or an
+    empty dict when there is none or the canvas should not show them."""
+
+    activations = Signal(dict)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -93,20 +98,31 @@ class TryItPanel(QWidget):
         self.invert.setToolTip("Dark ink on light paper, for data drawn that way")
         self.invert.toggled.connect(self.pad.set_inverted)
         tools = QHBoxLayout()
+        tools.setSpacing(4)
         tools.addWidget(QLabel("Brush"))
         tools.addWidget(self.brush)
         tools.addWidget(self.invert)
+        self.on_canvas = QCheckBox("activations on the nodes")
+        self.on_canvas.setChecked(True)
+        self.on_canvas.setToolTip("Show each node's activation for this input beside its "
+                                  "card on the canvas")
+        self.on_canvas.toggled.connect(lambda _on: self._publish())
         tools.addStretch(1)
         tools.addWidget(self.clear_btn)
+        self.open_btn = QPushButton("Open…")
+        self.open_btn.setToolTip("Put an image file on the pad (or drop one on it)")
+        self.open_btn.clicked.connect(self._open_image)
+        self.choose_image_path = self._choose_image_path
         self.sample = QSpinBox()
         self.sample.setRange(0, 0)
         self.sample.setToolTip("Index of a dataset sample")
-        self.sample_btn = QPushButton("Show sample")
+        self.sample_btn = QPushButton("Show")
         self.sample_btn.clicked.connect(lambda: self.show_sample(self.sample.value()))
         picker = QHBoxLayout()
         picker.addWidget(QLabel("Sample"))
         picker.addWidget(self.sample, 1)
         picker.addWidget(self.sample_btn)
+        picker.addWidget(self.open_btn)
 
         self.prediction = QLabel("—")
         self.prediction.setObjectName("prediction")
@@ -135,33 +151,37 @@ class TryItPanel(QWidget):
         self.why_note = QLabel("")
         self.why_note.setObjectName("dim")
         self.why_note.setWordWrap(True)
-        why = QGroupBox("Why")
+        why = QWidget()
         wf = QFormLayout(why)
+        wf.setContentsMargins(0, 0, 0, 0)
+        wf.setVerticalSpacing(3)
         wf.addRow("Method", self.method)
         wf.addRow("Class", self.klass)
         wf.addRow("Conv node", self.node)
         wf.addRow("Patch", self.patch)
+        wf.addRow("Canvas", self.on_canvas)
         wf.addRow(self.progress)
-        wf.addRow(self.why_view)
-        wf.addRow(self.why_note)
         self._why_form = wf
 
-        top = QHBoxLayout()
-        left = QVBoxLayout()
-        left.addWidget(self.pad, 1)
-        left.addLayout(tools)
-        left.addLayout(picker)
-        right = QVBoxLayout()
-        right.addWidget(self.prediction)
-        right.addWidget(self.bars)
-        right.addStretch(1)
-        top.addLayout(left, 3)
-        top.addLayout(right, 2)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(6, 6, 6, 6)
-        lay.addWidget(self.source_note)
-        lay.addLayout(top, 3)
-        lay.addWidget(why, 2)
+        # three columns for a wide, low dock under the canvas: the pad, the Why view, the
+        # answer (prediction, probabilities) above the Why settings
+        grid = QGridLayout(self)
+        grid.setContentsMargins(6, 4, 6, 4)
+        grid.setHorizontalSpacing(10)
+        grid.addWidget(self.source_note, 0, 0, 1, 3)
+        grid.addWidget(self.pad, 1, 0)
+        grid.addLayout(tools, 2, 0)
+        grid.addLayout(picker, 3, 0)
+        grid.addWidget(self.why_view, 1, 1)
+        grid.addWidget(why, 2, 1, 2, 1)
+        answer = QVBoxLayout()
+        answer.addWidget(self.prediction)
+        answer.addWidget(self.bars, 1)
+        answer.addWidget(self.why_note)
+        grid.addLayout(answer, 1, 2, 3, 1)
+        grid.setRowStretch(1, 1)
+        for c, k in enumerate((3, 3, 4)):
+            grid.setColumnStretch(c, k)
 
         self.why_timer = QTimer(self)
         self.why_timer.setSingleShot(True)
@@ -191,6 +211,8 @@ class TryItPanel(QWidget):
             self.prediction.setText("—")
             self.why_view.set_image(None)
             self.source_note.setEnabled(True)
+            self.acts = {}
+            self._publish()
             return
         self.setEnabled(True)
         src = self.source
@@ -242,6 +264,17 @@ class TryItPanel(QWidget):
             and self.dataset.task == "classification" else None
         self.pad.set_ink((img - lo) / (hi - lo))
 
+    def _choose_image_path(self) -> str:
+        return QFileDialog.getOpenFileName(self, "Open an image", "",
+                                           "Images (*.png *.jpg *.jpeg *.bmp *.gif)")[0]
+
+    def _open_image(self) -> None:
+        path = self.choose_image_path()
+        if path and not self.pad.load_image(path):
+            self.why_note.setText(f"Cannot read {path} as an image")
+        else:
+            self.sample_label = None
+
     # ----- prediction ----------------------------------------------------------------------
     def _clear(self) -> None:
         self.sample_label = None
@@ -255,6 +288,8 @@ class TryItPanel(QWidget):
         self.ink = self.pad.ink(h, w)
         self.x = src.prepare(self.ink)
         self.probs = src.predict(self.x)
+        self.acts = {n: np.array(a[0]) for n, a in src.net.acts.items()}
+        self._publish()
         top = int(np.argmax(self.probs))
         names = [src.class_name(k) for k in range(len(self.probs))]
         self.bars.set_probs(self.probs, names)
@@ -262,6 +297,10 @@ class TryItPanel(QWidget):
             f"   (sample's label: {src.class_name(self.sample_label)})"
         self.prediction.setText(f"{names[top]} · {100 * self.probs[top]:.1f} %{label}")
         self._why_later()
+
+    def _publish(self) -> None:
+        on = self.source is not None and self.on_canvas.isChecked()
+        self.activations.emit(getattr(self, "acts", {}) if on else {})
 
     def predicted(self) -> int | None:
         return None if self.probs is None else int(np.argmax(self.probs))

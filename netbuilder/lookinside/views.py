@@ -50,7 +50,7 @@ class ImageView(QLabel):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.image: QImage | None = None
-        self.setMinimumSize(120, 120)
+        self.setMinimumSize(110, 110)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
@@ -92,7 +92,7 @@ class ProbBars(QWidget):
         return QSize(200, max(1, min(len(self.names), 20)) * 17 + 4)
 
     def minimumSizeHint(self) -> QSize:
-        return QSize(120, max(1, min(len(self.names), 20)) * 13 + 4)
+        return QSize(120, max(1, min(len(self.names), 20)) * 12 + 4)
 
     def paintEvent(self, ev: QPaintEvent) -> None:
         p = QPainter(self)
@@ -121,3 +121,17 @@ class ProbBars(QWidget):
             p.drawText(QRectF(name_w + bar_w + 4, y, pct_w, row), Qt.AlignmentFlag.AlignLeft
                        | Qt.AlignmentFlag.AlignVCenter, f"{100 * self.probs[k]:.1f} %")
         p.end()
+
+
+def activation_picture(act: np.ndarray) -> np.ndarray | None:
+    """One sample's activation as a picture in 0..1: an image node's (C, H, W) mean
+    |activation| over channels (H, W); a vector (N,) as one row (1, N); None otherwise."""
+    a = np.abs(np.asarray(act, dtype=np.float64))
+    if a.ndim == 3:
+        a = a.mean(axis=0)
+    elif a.ndim == 1:
+        a = a[None, :]
+    else:
+        return None
+    top = float(a.max(initial=0.0))
+    return a / top if top > 0 else a

@@ -73,3 +73,12 @@ def test_gradcheck_uses_the_batch_given_and_names_unknown_nodes(rng):
     assert check_node(net, "c3", x=x, max_elements=30).passed
     with pytest.raises(engine.NetBuilderError, match="no node"):
         check_node(net, "nope")
+
+
+def test_profile_on_one_thread_restores_the_thread_count():
+    import numba
+
+    before = numba.get_num_threads()
+    prof = profile(lenet(), batch_size=8, steps=1, threads=1)
+    assert prof.threads == 1 and numba.get_num_threads() == before
+    assert abs(prof.node_sum_ms() - prof.step_ms) <= 0.10 * prof.step_ms

@@ -116,6 +116,66 @@ def test_profile_shows_a_heat_overlay_and_summary_columns(make_window, qtbot):
     rows = {table.topLevelItem(i).text(0): table.topLevelItem(i)
             for i in range(table.topLevelItemCount())}
     assert float(rows["c1"].text(5)) > 0 and 0 <= float(rows["c1"].text(7)) <= 100
-    assert "per training step of 64" in drv.w.summary.totals.text()
+    assert "per training step of 64 on" in drv.w.summary.totals.text()
     li.act_clear.trigger()
     assert not li.overlay and table.columnCount() == 5
+
+
+def test_what_a_filter_looks_for_shows_a_grid_of_every_channel(make_window, qtbot):
+    drv = make_window(lenet_doc())
+    li = drv.w.look_inside
+    drv.w.scene.select_nodes(["c1"])
+    li.act_filters.trigger()
+    dlg = li.filter_dialog
+    assert dlg is not None and dlg.isVisible()
+    qtbot.waitUntil(lambda: dlg.result is not None, timeout=60_000)
+    assert dlg.result.channels == list(range(6)) and len(dlg.views) == 6
+    assert all(not v.pixmap().isNull() for v in dlg.views)
+    assert np.all(dlg.result.history[-1] > dlg.result.history[0])
+    assert dlg.progress.isHidden()
+    dlg.close()
+    drv.w.scene.select_nodes(["f5"])
+    li.act_filters.trigger()
+    assert li.filter_dialog is dlg  # a Dense has no maps: refused, said in the status bar
+    assert "no feature maps" in drv.w.status_message.text()
+
+
+def test_an_image_file_opened_on_the_pad_is_read_at_the_input_size(make_window, qtbot,
+                                                                    tmp_path):
+    from PySide6.QtGui import QColor, QImage
+
+    drv = make_window(lenet_doc())
+    panel = drv.w.look_inside.show_try_it()
+    img = QImage(56, 56, QImage.Format.Format_RGB32)
+    img.fill(QColor("black"))
+    for y in range(56):
+        for x in range(28, 56):
+            img.setPixelColor(x, y, QColor("white"))
+    path = tmp_path / "half.png"
+    assert img.save(str(path))
+    before = panel.probs.copy()
+    panel.choose_image_path = lambda: str(path)
+    qtbot.mouseClick(panel.open_btn, Qt.MouseButton.LeftButton)
+    ink = panel.pad.ink(28, 28)
+    assert ink[:, :13].max() < 0.05 and ink[:, 15:].min() > 0.95
+    assert not np.allclose(panel.probs, before)
+
+
+def test_each_node_shows_its_activation_for_the_drawn_input(make_window, qtbot):
+    drv = make_window(lenet_doc())
+    li = drv.w.look_inside
+    panel = li.show_try_it()
+    draw_stroke(qtbot, panel.pad, [(0.2, 0.5), (0.8, 0.5)])
+    assert {"c1", "a1", "s2", "c3", "f5", "logits"} <= set(li.thumbs.items)
+    frame = li.thumbs.items["c1"]
+    assert frame.parentItem() is drv.w.scene.nodes["c1"]
+    pix = frame.childItems()[0].pixmap()
+    assert not pix.isNull() and pix.width() == pix.height()  # a 28×28 map, square
+    assert li.thumbs.items["f5"].childItems()[0].pixmap().height() == 8  # a vector: a strip
+    np.testing.assert_allclose(panel.acts["c1"], panel.source.net.acts["c1"][0])
+    qtbot.mouseClick(panel.on_canvas, Qt.MouseButton.LeftButton)
+    assert not li.thumbs
+    qtbot.mouseClick(panel.on_canvas, Qt.MouseButton.LeftButton)
+    assert li.thumbs
+    li.dock.hide()
+    assert not li.thumbs
