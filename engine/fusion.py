@@ -11,7 +11,14 @@ last feeds only the next one, by the layers' ``fusion_stage()`` (their ``fusion_
 - "relu" + "pool2" (a MaxPool2D 2×2, stride 2, unpadded), or such a pool alone ->
   ``PoolBlock``;
 - "dense" (+ "relu") -> ``DenseBlock`` (split over output features, or over samples when the
-  weight is no larger than the input).
+  weight is no larger than the input);
+- "norm" -> "add" <- skip, -> "relu" (the end of a residual block) -> ``NormAddBlock``, run
+  where the Add is;
+- "norm" + "relu" (BatchNorm, ReLU) -> ``NormBlock``, "add" + "relu" (an Add of two inputs,
+  ReLU: the end of a residual block) -> ``AddBlock``: one pass each way instead of two, the
+  batch split over the threads (``kernels.normact``), unless a 2×2 pool follows the ReLU
+  (the ReLU then joins the pool's ``PoolBlock``); a lone BatchNorm or Add runs the same
+  kernels through its layer.
 
 A Conv2D or Dense run on its own (``fuse=False``) calls the same kernels through its layer.
 
@@ -41,6 +48,7 @@ import numpy as np
 from .kernels import conv as kconv
 from .kernels import convgrid as kgrid
 from .kernels import fused as kfused
+from .kernels import normact as knorm
 from .layers.dense import dense_chunks
 from .plan import ExecutionPlan, Step, Wiring
 from .registry import Layer
@@ -310,6 +318,129 @@ class DenseBlock(Step):
         return [dx.reshape(self._xshape) if need_dx else None]
 
 
+class NormBlock(Step):
+    """BatchNorm then ReLU: the normalised values and their ReLU written in one pass, and
+    in the backward one pass for the statistics' sums and one for the input gradient, the
+    ReLU's mask applied on the way (the BatchNorm layer's ``run_forward`` /
+    ``run_backward``)."""
+
+    fused = True
+
+    def __init__(self, layers: list[Layer], srcs: list[str], local: dict[str, np.ndarray],
+                 local_grads: dict[str, np.ndarray]) -> None:
+        super().__init__(layers[0], srcs, local, local_grads)
+        self.ids = tuple(layer.id for layer in layers)
+        self.last = self.ids[-1]
+        shape = layers[0].out_shape
+        self.shapes = ((shape, None), (shape, None))
+        self.buffers = _Buffers(reuse=True)
+
+    def forward(self, acts: dict[str, np.ndarray], train: bool) -> None:
+        x = np.ascontiguousarray(acts[self.srcs[0]])
+        y, yrelu = self.buffers.get(x.shape[0], x.dtype, self.shapes)
+        self.layer.run_forward(x, self.local, train, y, yrelu)
+        self._yrelu = yrelu
+        acts[self.first] = y
+        acts[self.last] = yrelu
+
+    def backward(self, dy: np.ndarray, need_dx: bool) -> list[np.ndarray | None]:
+        dy = np.ascontiguousarray(dy, dtype=self._yrelu.dtype)
+        dx = self.layer.run_backward(dy, self._yrelu, self.local, self.local_grads)
+        return [dx if need_dx else None]
+
+
+class AddBlock(Step):
+    """Add of two inputs then ReLU: sum and ReLU written in one pass; the backward masks the
+    gradient once and sends the same array to both inputs."""
+
+    fused = True
+
+    def __init__(self, layers: list[Layer], srcs: list[str], local: dict[str, np.ndarray],
+                 local_grads: dict[str, np.ndarray]) -> None:
+        super().__init__(layers[0], srcs, local, local_grads)
+        self.ids = tuple(layer.id for layer in layers)
+        self.last = self.ids[-1]
+        shape = layers[0].out_shape
+        self.shapes = ((shape, None), (shape, None))
+        self.buffers = _Buffers(reuse=True)
+
+    def forward(self, acts: dict[str, np.ndarray], train: bool) -> None:
+        a = np.ascontiguousarray(acts[self.srcs[0]])
+        y, yrelu = self.buffers.get(a.shape[0], a.dtype, self.shapes)
+        self.layer.run_forward(a, acts[self.srcs[1]], True, y, yrelu)
+        self._yrelu = yrelu
+        acts[self.first] = y
+        acts[self.last] = yrelu
+
+    def backward(self, dy: np.ndarray, need_dx: bool) -> list[np.ndarray | None]:
+        if not need_dx:
+            return [None, None]
+        mask = self._yrelu
+        dy = np.ascontiguousarray(dy, dtype=mask.dtype)
+        dx = np.empty_like(dy)
+        knorm.relu_mask_backward(dy.reshape(-1), mask.reshape(-1),
+                                 kconv.batch_chunks(dy.shape[0]), dx.reshape(-1))
+        return [dx, dx]
+
+
+class NormAddBlock(Step):
+    """The end of a residual block: BatchNorm, Add of the block's shortcut, ReLU
+    (``bn -> add <- skip; add -> relu``) in one parallel pass each way in training
+    (``kernels.normact.bn_add_relu_train_forward`` / ``_backward``, through the BatchNorm
+    layer). Runs where the Add does (after both of its inputs); ``srcs`` = (the BatchNorm's
+    input, the skip input), ``ports`` their ports on the BatchNorm and on the Add."""
+
+    fused = True
+
+    def __init__(self, layers: list[Layer], srcs: list[str], local: dict[str, np.ndarray],
+                 local_grads: dict[str, np.ndarray], ports: tuple[int, int]) -> None:
+        super().__init__(layers[0], srcs, local, local_grads)
+        self.ids = tuple(layer.id for layer in layers)
+        self.last = self.ids[-1]
+        self.ports = ports
+        shape = layers[0].out_shape
+        self.shapes = ((shape, None), (shape, None), (shape, None))
+        self.buffers = _Buffers(reuse=True)
+
+    def forward(self, acts: dict[str, np.ndarray], train: bool) -> None:
+        x = np.ascontiguousarray(acts[self.srcs[0]])
+        y, yadd, yrelu = self.buffers.get(x.shape[0], x.dtype, self.shapes)
+        self.layer.run_forward_add_relu(x, acts[self.srcs[1]], self.local, train, y, yadd,
+                                        yrelu)
+        self._yrelu = yrelu
+        for nid, a in zip(self.ids, (y, yadd, yrelu)):
+            acts[nid] = a
+
+    def backward(self, dy: np.ndarray, need_dx: bool) -> list[np.ndarray | None]:
+        dy = np.ascontiguousarray(dy, dtype=self._yrelu.dtype)
+        dx, dskip = self.layer.run_backward_add_relu(dy, self._yrelu, self.local,
+                                                     self.local_grads)
+        return [dx, dskip] if need_dx else [None, None]
+
+
+def _residual_ends(net: Wiring) -> dict[str, tuple[str, str, str]]:
+    """Add node -> (BatchNorm, Add, ReLU) for each ``bn -> add <- skip; add -> relu`` where
+    the BatchNorm feeds only the Add, the Add (of two inputs) only the ReLU, and no 2×2 pool
+    follows the ReLU (it joins the pool's block). A BatchNorm on port 0 is taken first."""
+    ends = {}
+    for nid in net.order:
+        layer = net.layers[nid]
+        if layer.fusion_stage() != "add":
+            continue
+        relu = _next_in_chain(net, nid)
+        if relu is None or net.layers[relu].fusion_stage() != "relu":
+            continue
+        if len(net.shapes[nid]) == 3 and len(_chain(net, relu, ("pool2",))) == 2:
+            continue
+        srcs = net.inputs_of[nid]
+        for bn in srcs:
+            if (net.layers[bn].fusion_stage() == "norm" and len(net.consumers[bn]) == 1
+                    and srcs.count(bn) == 1):
+                ends[nid] = (bn, nid, relu)
+                break
+    return ends
+
+
 def _next_in_chain(net: Wiring, nid: str) -> str | None:
     """The only consumer of ``nid`` when ``nid`` feeds nothing else and it has no other input."""
     cons = net.consumers[nid]
@@ -342,10 +473,21 @@ def plan_execution(net: Wiring, local: Mapping[str, dict[str, np.ndarray]],
     ``local_grads``: each node's parameters and gradients by local name."""
     steps: list[Step] = []
     taken: set[str] = set()
+    ends = _residual_ends(net) if fuse else {}
+    deferred = {bn for bn, _, _ in ends.values()}  # run with their Add
     for nid in net.order:
-        if nid in taken:
+        if nid in taken or nid in deferred:
             continue
         layer = net.layers[nid]
+        if nid in ends:
+            bn, add, relu = ends[nid]
+            skip_port = 1 - net.inputs_of[add].index(bn)
+            skip = net.inputs_of[add][skip_port]
+            steps.append(NormAddBlock([net.layers[i] for i in (bn, add, relu)],
+                                      [net.inputs_of[bn][0], skip], local[bn], local_grads[bn],
+                                      (0, skip_port)))
+            taken.update((bn, add, relu))
+            continue
         stage = layer.fusion_stage() if fuse else ""
         kind: type[Step] = Step
         chain = [nid]
@@ -358,6 +500,12 @@ def plan_execution(net: Wiring, local: Mapping[str, dict[str, np.ndarray]],
             kind = PoolBlock if len(chain) == 2 else Step
         elif stage == "pool2":
             kind = PoolBlock
+        elif stage in ("norm", "add"):
+            chain = _chain(net, nid, ("relu",))
+            if len(chain) == 2 and len(net.shapes[nid]) == 3 \
+                    and len(_chain(net, chain[1], ("pool2",))) == 2:
+                chain = [nid]  # the ReLU goes with the pool after it (PoolBlock)
+            kind = (NormBlock if stage == "norm" else AddBlock) if len(chain) == 2 else Step
         srcs = list(net.inputs_of[nid])
         if kind is Step:
             step = Step(layer, srcs, local[nid], local_grads[nid])

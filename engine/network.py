@@ -425,7 +425,7 @@ class Network:
 
     def _backward_event(self, st: Step, dy: np.ndarray, grads_in: list[np.ndarray | None]
                         ) -> None:
-        ports = self._ports[st.first]
+        ports = getattr(st, "ports", None) or self._ports[st.first]
         event = BackwardEvent(
             nodes=st.ids, grad_output=dy, inputs=tuple(zip(st.srcs, ports)),
             grad_inputs=tuple(grads_in[i] if i < len(grads_in) else None

@@ -104,6 +104,21 @@ def _chain_doc(layers: list[tuple[str, dict[str, Any]]], shape: tuple[int, ...],
     return _doc(nodes, [(a, b, 0) for a, b in itertools.pairwise(ids)])
 
 
+def _residual_doc() -> dict[str, Any]:
+    """Conv -> BatchNorm -> ReLU -> Conv -> BatchNorm, + the block's input, -> ReLU: the
+    fused BatchNorm + ReLU and Add + ReLU blocks (``engine.fusion``)."""
+    conv = {"filters": 2, "kernel_size": 3, "padding": 1, "bias": False}
+    nodes = [("in", "Input", {"shape": [2, 6, 6]}), ("c1", "Conv2D", conv),
+             ("b1", "BatchNorm", {}), ("r1", "ReLU", {}), ("c2", "Conv2D", conv),
+             ("b2", "BatchNorm", {}), ("add", "Add", {}), ("r2", "ReLU", {}),
+             ("flat", "Flatten", {}), ("fc", "Dense", {"units": 3}),
+             ("out", "Output", {"loss": "cross_entropy"})]
+    edges = [("in", "c1", 0), ("c1", "b1", 0), ("b1", "r1", 0), ("r1", "c2", 0),
+             ("c2", "b2", 0), ("b2", "add", 0), ("in", "add", 1), ("add", "r2", 0),
+             ("r2", "flat", 0), ("flat", "fc", 0), ("fc", "out", 0)]
+    return _doc(nodes, edges)
+
+
 def _run(doc: dict[str, Any], batch: int = 4, fuse: bool = True) -> None:
     """One float32 training step of the model ``doc``, then an inference forward and a
     backward to its inputs."""
@@ -221,6 +236,7 @@ def warmup_tasks() -> list[tuple[str, Callable[[], None]]]:
             ("Conv2D", {"filters": 2, **conv3}), ("Flatten", {}),
             ("Dense", {"units": 3})]  # 20×20 and 32 channels: fusion.conv_modes' grid kernels
     tasks.append(("fused convolution on a grid", lambda: _run(_chain_doc(grid, (1, 20, 20)))))
+    tasks.append(("fused residual block", lambda: _run(_residual_doc())))
     tasks.append(("optimizer", _optimizers))
     tasks.append(("losses on large batches", _big_losses))
     for loss in ("bce", "mse"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels import normact as na
+from ..kernels.conv import batch_chunks
 from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
 
 
@@ -13,7 +15,10 @@ def _listing(shapes: list[Shape]) -> str:
 
 @register
 class Add(Layer):
-    """Elementwise sum of all inputs, which must share one shape (e.g. a residual link)."""
+    """Elementwise sum of all inputs, which must share one shape (e.g. a residual link).
+
+    Two inputs run ``kernels.normact.add_forward`` split over the batch (with a following
+    ReLU the fused ``AddBlock`` runs the same kernel and writes the ReLU output too)."""
 
     type_name = "Add"
     category = "Merge"
@@ -22,6 +27,8 @@ class Add(Layer):
     max_inputs = None
     glyph = "+"
     onnx_ops = ("Add", "Sum")
+    fusion_role = "add"
+    kernels = (na.add_forward,)
     examples = (example((2, 4, 4), (2, 4, 4)), example((5,), (5,), (5,)))
 
     def infer_shape(self) -> Shape:
@@ -32,11 +39,32 @@ class Add(Layer):
             raise self.shape_error(f"needs all inputs of the same shape, got {_listing(shapes)}")
         return shapes[0]
 
+    def fusion_stage(self) -> str:
+        """"add" for two inputs (the fused kernel adds two arrays)."""
+        return self.fusion_role if len(self.in_shapes) == 2 else ""
+
     def forward(self, xs, params, train):
-        y = xs[0] + xs[1]
-        for x in xs[2:]:
-            y += x
+        if len(xs) != 2:
+            y = xs[0] + xs[1]
+            for x in xs[2:]:
+                y += x
+            return y
+        a = np.ascontiguousarray(xs[0])
+        y = np.empty_like(a)
+        self.run_forward(a, xs[1], False, y, y[:0])
         return y
+
+    @staticmethod
+    def run_forward(a: np.ndarray, b: np.ndarray, relu: bool, y: np.ndarray,
+                    yrelu: np.ndarray) -> None:
+        """y = a + b (batches of one shape), and yrelu = max(y, 0) when ``relu``."""
+        a = np.ascontiguousarray(a)
+        b = np.ascontiguousarray(b, dtype=a.dtype)
+        na.add_forward(a.reshape(-1), b.reshape(-1), relu, batch_chunks(a.shape[0]),
+                       y.reshape(-1), yrelu.reshape(-1))
+
+    def reference_forward(self, xs, params, train):
+        return sum((np.asarray(x, np.float64) for x in xs[1:]), np.asarray(xs[0], np.float64))
 
     def backward(self, dy, params, grads):
         return [dy] * len(self.in_shapes)

@@ -11,6 +11,8 @@ import numpy as np
 
 from ..errors import DataError, ParamError
 from ..kernels import norm as nk
+from ..kernels import normact as na
+from ..kernels.conv import batch_chunks
 from ..kernels.reference import norm as rnorm
 from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
 
@@ -54,8 +56,9 @@ class BatchNorm(Layer):
     glyph = "BN"
     id_prefix = "bn"
     onnx_ops = ("BatchNormalization",)
-    kernels = (nk.batchnorm_train_forward, nk.batchnorm_train_backward,
-               nk.batchnorm_eval_forward, nk.batchnorm_eval_backward)
+    fusion_role = "norm"
+    kernels = (na.bn_train_forward, na.bn_train_backward, na.bn_eval_forward,
+               na.bn_eval_backward, na.bn_add_relu_train_forward, na.bn_add_relu_train_backward)
     examples = (example((4,), momentum=0.8), example((3, 4), eps=1e-3), example((2, 3, 3)))
 
     def infer_shape(self) -> Shape:
@@ -85,49 +88,118 @@ class BatchNorm(Layer):
                 "running_mean": np.zeros(c, np.float32), "running_var": np.ones(c, np.float32)}
 
     def forward(self, xs, params, train):
-        shape = self.in_shapes[0]
         x = np.ascontiguousarray(xs[0])
-        x3 = channel_view(x, shape)
         y = np.empty_like(x)
+        self.run_forward(x, params, train, y, y[:0])
+        return y
+
+    def run_forward(self, x: np.ndarray, params: dict[str, np.ndarray], train: bool,
+                    y: np.ndarray, yrelu: np.ndarray) -> None:
+        """Normalise the batch x (N, *shape) into y, and with a non-empty ``yrelu`` (same
+        shape; the fused ``NormBlock``) write max(y, 0) there too. Training updates the
+        running statistics and keeps what ``run_backward`` needs."""
+        shape = self.in_shapes[0]
+        x3 = channel_view(x, shape)
         y3 = channel_view(y, shape)
+        relu = yrelu.shape[0] > 0
+        r3 = channel_view(yrelu, shape) if relu else y3[:0]
         eps = self.p["eps"]
         self._x3, self._train = x3, train
         if not train:
-            nk.batchnorm_eval_forward(x3, params["running_mean"], params["running_var"],
-                                      params["weight"], params["bias"], eps, y3)
-            return y
+            na.bn_eval_forward(x3, params["running_mean"], params["running_var"],
+                               params["weight"], params["bias"], eps, relu, y3, r3)
+            return
+        mean, var = self._batch_statistics(x3)
+        na.bn_train_forward(x3, params["weight"], params["bias"], eps, relu, y3, r3, mean, var)
+        self._update_running(params, mean, var, x3)
+
+    def run_forward_add_relu(self, x: np.ndarray, skip: np.ndarray,
+                             params: dict[str, np.ndarray], train: bool, y: np.ndarray,
+                             yadd: np.ndarray, yrelu: np.ndarray) -> None:
+        """The end of a residual block (the fused ``NormAddBlock``): y = this BatchNorm of x,
+        yadd = y + skip, yrelu = max(yadd, 0); all shaped as x."""
+        shape = self.in_shapes[0]
+        x3 = channel_view(x, shape)
+        if not train:
+            self.run_forward(x, params, False, y, y[:0])
+            na.add_forward(y.reshape(-1), np.ascontiguousarray(skip, x.dtype).reshape(-1),
+                           True, batch_chunks(x.shape[0]), yadd.reshape(-1), yrelu.reshape(-1))
+            return
+        self._x3, self._train = x3, True
+        mean, var = self._batch_statistics(x3)
+        v = [channel_view(a, shape) for a in (np.ascontiguousarray(skip, x.dtype), y, yadd,
+                                              yrelu)]
+        na.bn_add_relu_train_forward(x3, v[0], params["weight"], params["bias"], self.p["eps"],
+                                     v[1], v[2], v[3], mean, var)
+        self._update_running(params, mean, var, x3)
+
+    def run_backward_add_relu(self, dy: np.ndarray, mask: np.ndarray,
+                              params: dict[str, np.ndarray], grads: dict[str, np.ndarray]
+                              ) -> tuple[np.ndarray, np.ndarray]:
+        """(dx, dskip) of ``run_forward_add_relu`` from the gradient of its ReLU output;
+        ``mask`` is that output."""
+        if not self._train:
+            dskip = np.empty_like(dy)
+            na.relu_mask_backward(dy.reshape(-1), mask.reshape(-1),
+                                  batch_chunks(dy.shape[0]), dskip.reshape(-1))
+            return self.run_backward(dskip, dskip[:0], params, grads), dskip
+        shape = self.in_shapes[0]
+        x3 = self._x3
+        dx3, ds3 = np.empty_like(x3), np.empty_like(x3)
+        na.bn_add_relu_train_backward(x3, channel_view(dy, shape), channel_view(mask, shape),
+                                      self._mean, self._invstd, params["weight"], dx3, ds3,
+                                      grads["weight"], grads["bias"])
+        return dx3.reshape(dy.shape), ds3.reshape(dy.shape)
+
+    def _batch_statistics(self, x3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Arrays for the batch mean and variance (C,), or a DataError for a batch with one
+        value per channel."""
         count = x3.shape[0] * x3.shape[2]
         if count < 2:
+            shape = self.in_shapes[0]
+            n = x3.shape[0] // max(1, math.prod(shape[:-1])) if len(shape) < 3 else x3.shape[0]
             raise DataError(
                 f"{self.where} needs more than one value per {_axis_word(shape)[:-1]} to "
-                f"train, got a batch of {x.shape[0]} sample{'s' if x.shape[0] != 1 else ''} "
+                f"train, got a batch of {n} sample{'s' if n != 1 else ''} "
                 f"shaped {fmt_shape(shape)}: "
                 "use a batch size of at least 2", self.id)
-        mean = np.empty(x3.shape[1])
-        var = np.empty(x3.shape[1])
-        nk.batchnorm_train_forward(x3, params["weight"], params["bias"], eps, y3, mean, var)
-        self._mean, self._invstd = mean, 1.0 / np.sqrt(var + eps)
+        return np.empty(x3.shape[1]), np.empty(x3.shape[1])
+
+    def _update_running(self, params: dict[str, np.ndarray], mean: np.ndarray,
+                        var: np.ndarray, x3: np.ndarray) -> None:
+        """Keep the batch statistics for the backward; move the running ones towards them."""
+        count = x3.shape[0] * x3.shape[2]
+        self._mean, self._invstd = mean, 1.0 / np.sqrt(var + self.p["eps"])
         mom = self.p["momentum"]
         rm, rv = params["running_mean"], params["running_var"]
         rm *= mom
         rm += (1.0 - mom) * mean
         rv *= mom
         rv += (1.0 - mom) * var * (count / (count - 1))
-        return y
 
     def backward(self, dy, params, grads):
+        dy = np.ascontiguousarray(dy, dtype=self._x3.dtype)
+        return [self.run_backward(dy, dy[:0], params, grads)]
+
+    def run_backward(self, dy: np.ndarray, mask: np.ndarray, params: dict[str, np.ndarray],
+                     grads: dict[str, np.ndarray]) -> np.ndarray:
+        """dx (shaped as dy) from the gradient of the last output, filling the parameter
+        gradients; a non-empty ``mask`` (the ReLU output of a fused ``NormBlock``) passes
+        the gradient only where it is > 0."""
         shape = self.in_shapes[0]
         x3 = self._x3
-        dy3 = channel_view(np.ascontiguousarray(dy, dtype=x3.dtype), shape)
+        dy3 = channel_view(dy, shape)
+        relu = mask.shape[0] > 0
+        m3 = channel_view(mask, shape) if relu else dy3[:0]
         dx3 = np.empty_like(x3)
         if self._train:
-            nk.batchnorm_train_backward(x3, dy3, self._mean, self._invstd, params["weight"],
-                                        dx3, grads["weight"], grads["bias"])
+            na.bn_train_backward(x3, dy3, m3, relu, self._mean, self._invstd,
+                                 params["weight"], dx3, grads["weight"], grads["bias"])
         else:
-            nk.batchnorm_eval_backward(x3, dy3, params["running_mean"], params["running_var"],
-                                       params["weight"], self.p["eps"], dx3, grads["weight"],
-                                       grads["bias"])
-        return [dx3.reshape(dy.shape)]
+            na.bn_eval_backward(x3, dy3, m3, relu, params["running_mean"],
+                                params["running_var"], params["weight"], self.p["eps"],
+                                dx3, grads["weight"], grads["bias"])
+        return dx3.reshape(dy.shape)
 
     def reference_forward(self, xs, params, train):
         shape = self.in_shapes[0]

@@ -1,4 +1,5 @@
-"""Plain-numpy references for ``engine.kernels.norm``; arrays are channel views (M, C, S)."""
+"""Plain-numpy references for ``engine.kernels.norm`` and ``engine.kernels.normact``; arrays
+are channel views (M, C, S)."""
 
 from __future__ import annotations
 
