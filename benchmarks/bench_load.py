@@ -147,6 +147,21 @@ def bench_open(n: int, repeat: int) -> None:
     w.close()
 
 
+def bench_datasets(repeat: int) -> None:
+    """Generating the built-in datasets at the sizes the examples use (median of ``repeat``)."""
+    from engine.data import load_dataset
+
+    for name, n in (("shapes", 6000), ("digits", 1797), ("spirals", 600)):
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            load_dataset(name, n=n) if name != "digits" else load_dataset(name)
+            times.append(time.perf_counter() - t0)
+        times.sort()
+        print(f"load_dataset({name!r}, n={n}): median {times[len(times) // 2] * 1e3:8.1f} ms "
+              f"(min {times[0] * 1e3:.1f}, max {times[-1] * 1e3:.1f})")
+
+
 # ----- memory -------------------------------------------------------------------------------
 def rss_kb() -> int:
     with open("/proc/self/status") as fh:
@@ -214,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     if args.part in ("all", "open"):
         bench_open(args.nodes, args.repeat)
+        bench_datasets(args.repeat)
     if args.part == "memory":
         ok = bench_memory(args.runs, args.epochs, args.vary_batch)
     elif args.part == "all":
