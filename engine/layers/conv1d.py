@@ -129,9 +129,11 @@ class Conv1D(_Windowed1D):
         return y[:, :, 0, :]
 
     def backward(self, dy, params, grads):
-        g2 = self._as2d(grads)  # views: the 2-D backward writes into these grads
+        g2 = self._as2d(grads)  # views (of contiguous grads): the 2-D backward fills them
         (dx4,) = self.inner.backward(np.ascontiguousarray(dy)[:, :, None, :],
                                      self._as2d(params), g2)
+        if not np.shares_memory(g2["weight"], grads["weight"]):  # a strided grads array
+            grads["weight"][...] = g2["weight"].reshape(grads["weight"].shape)
         return [self._unpad(dx4, self.pads)]
 
     def reference_forward(self, xs, params, train):

@@ -29,9 +29,9 @@ def _graph(name):
 
 
 def test_every_shipped_example_is_covered_by_a_test():
-    from test_examples_transformer import EXAMPLES as TRANSFORMER_EXAMPLES
+    from test_examples_issue20 import EXAMPLES as ISSUE20_EXAMPLES
     assert set(example_names()) == set(CORE_EXAMPLES) | set(EXAMPLES) | \
-        set(TRANSFORMER_EXAMPLES)
+        set(ISSUE20_EXAMPLES)
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
