@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import engine
-from engine.blocks import BLOCK_TYPE, Block, parse_block
+from engine.blocks import BLOCK_TYPE, Block, parse_block, training_keys
 from engine.errors import GraphFormatError, GraphStructureError
 from engine.graph import VERSION, Edge, Graph, Node
 
@@ -301,9 +301,12 @@ class NodeSpec:
     params: dict[str, Any]
     pos: Pos
     block: Block | None = None  # a Block node's contents
+    trainable: bool = True  # false: frozen (``engine.Node.trainable``)
+    lr_mult: float = 1.0
 
     def node(self) -> Node:
-        return Node(self.id, self.type, copy.deepcopy(self.params), copy.deepcopy(self.block))
+        return Node(self.id, self.type, copy.deepcopy(self.params), copy.deepcopy(self.block),
+                    self.trainable, self.lr_mult)
 
 
 class AddNodes(Command):
@@ -538,8 +541,10 @@ def paste_command(doc: Document, fragment: Any, offset: Pos = (40.0, 40.0),
         if not (isinstance(pos, list) and len(pos) == 2
                 and all(isinstance(v, int | float) for v in pos)):
             pos = [0.0, 0.0]
+        trainable, lr_mult = training_keys(nd, nd["id"])
         specs.append(NodeSpec(new_id, nd["type"], params,
-                              (float(pos[0]) + offset[0], float(pos[1]) + offset[1]), block))
+                              (float(pos[0]) + offset[0], float(pos[1]) + offset[1]), block,
+                              trainable, lr_mult))
     wires = []
     for ed in edges:
         if isinstance(ed, dict) and ed.get("src") in rename and ed.get("dst") in rename:

@@ -148,3 +148,23 @@ def test_copy_paste_of_a_block_keeps_its_contents():
     assert list(doc.graph.nodes[new].block.nodes) == RES
     rec.run(Connect("c0", new, 0))
     assert doc.analysis.nodes[new].out_shape == (3, 6, 6)
+
+
+def test_copy_paste_and_undo_keep_a_frozen_node_frozen():
+    """trainable / lr_mult travel with a node through the clipboard, grouping and undo."""
+    from netbuilder.document import DeleteItems, make_fragment, paste_command
+    doc, rec = fresh()
+    doc.graph.set_training("c1", trainable=False, lr_mult=0.25)
+    cmd = paste_command(doc, make_fragment(doc, ["c1"]))
+    rec.run(cmd)
+    pasted = doc.graph.nodes[cmd.nodes[0].id]
+    assert (pasted.trainable, pasted.lr_mult) == (False, 0.25)
+    rec.run(DeleteItems([pasted.id], []))
+    rec.undo_all()
+    assert "c1" in doc.graph.nodes and cmd.nodes[0].id not in doc.graph.nodes
+    rec.run(cmd)  # redo of the paste
+    assert not doc.graph.nodes[cmd.nodes[0].id].trainable
+    rec.run(GroupAsBlock(doc, RES, name="R"))
+    flat = doc.graph.flatten()
+    frozen = [n for n in flat.nodes.values() if n.id.endswith("c1")]
+    assert frozen and all(not n.trainable and n.lr_mult == 0.25 for n in frozen)
