@@ -112,6 +112,10 @@ class GELU(_Elementwise):
             imp.elementwise(node, "GELU")
             return
         match = imp.matches.get(index)
+        if match is None and node.op_type == "Div" and "Div" in imp.const_handlers \
+                and any(t in imp.consts for t in node.input):
+            imp.const_handlers["Div"].from_onnx(imp, index, node)  # x / c: a Scale
+            return
         if match is None:
             what = "divides" if node.op_type == "Div" else "computes erf"
             raise imp.fail(node, f"{what} outside the pattern x · (erf(x / √2) + 1) · 0.5 of "
