@@ -35,8 +35,9 @@ class BackwardEvent:
     (or of what ``backward`` was given) w.r.t. the output of ``nodes[-1]``. Inside a fused
     chain the gradients between its nodes are not formed. ``inputs``: (source node, port of
     ``nodes[0]``) per input (for the end of a residual block fused as BatchNorm -> Add <- skip
-    -> ReLU: the BatchNorm's input on port 0, then the skip with its port on the Add), and ``grad_inputs`` the gradient sent back along each (``None``
-    where none was computed: nothing upstream learns). ``param_grads``: the gradients of the
+    -> ReLU: the BatchNorm's input on port 0, then the skip with its port on the Add), and
+    ``grad_inputs`` the gradient sent back along each (``None`` where none was computed:
+    nothing upstream learns). ``param_grads``: the gradients of the
     covered nodes' parameters by full name (``"conv1.weight"``), already filled."""
 
     nodes: tuple[str, ...]
