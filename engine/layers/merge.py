@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
+from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, get_layer_class, register
 
 
 def _listing(shapes: list[Shape]) -> str:
@@ -53,9 +53,9 @@ class Add(Layer):
             const = next(t for t in node.input if t in imp.consts)
             data = [i for i, t in enumerate(node.input) if t != const]
             if len(data) == 1:  # x + a table shaped like the (T, E) sample: positions
-                from .sequence import PositionalEmbedding
                 x = imp.materialize(imp.value(node, data[0]), node)
-                if PositionalEmbedding.add_from_onnx(imp, node, x, imp.consts[const]):
+                pos = get_layer_class("PositionalEmbedding")
+                if pos.add_from_onnx(imp, node, x, imp.consts[const]):
                     return
             raise imp.fail(node, "adds a constant (x + c); NetBuilder has no shift layer yet "
                                  "(a bias belongs to a Dense or Conv2D): fold it into the bias "
