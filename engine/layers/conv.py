@@ -12,7 +12,7 @@ from ..kernels import conv as kconv
 from ..kernels import fused as kfused
 from ..kernels import groupconv as kgroup
 from ..kernels.reference import conv as rconv
-from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
+from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, get_layer_class, register
 
 MAX_SIZE = 1024
 
@@ -331,9 +331,8 @@ class Conv2D(Layer):
     def from_onnx(cls, imp, index, node):
         a = imp.attrs(node)
         x = imp.materialize(imp.value(node), node)
-        if len(x.shape) == 2:  # a (C, T) sequence
-            from .conv1d import Conv1D
-            return Conv1D.from_onnx_1d(imp, node, x)
+        if len(x.shape) == 2:  # a (C, T) sequence: Conv1D's (through the registry)
+            return get_layer_class("Conv1D").from_onnx_1d(imp, node, x)
         w = imp.need_const(node, 1, "weight").astype(np.float32)
         if w.ndim != 4 or len(x.shape) != 3:
             raise imp.fail(node, "is not a 2-D convolution on (C, H, W) images")

@@ -287,6 +287,11 @@ class _Pool1D(_Windowed1D):
             parts.append(self._pads_text())
         return ", ".join(parts)
 
+    @staticmethod
+    def from_onnx_1d(imp: Any, node: Any, x: Any) -> None:
+        """An ONNX MaxPool / AveragePool over (N, C, T) (handed over by the 2-D pools)."""
+        _pool_from_onnx_1d(imp, node, x)
+
     def _torch_args(self) -> str:
         return f"{self.p['pool_size']}, {self.stride}"
 
@@ -353,7 +358,7 @@ class AvgPool1D(_Pool1D):
                     "# the mean of the real steps"]
 
 
-def pool_from_onnx_1d(imp: Any, node: Any, x: Any) -> None:
+def _pool_from_onnx_1d(imp: Any, node: Any, x: Any) -> None:
     """An ONNX MaxPool / AveragePool over (N, C, T) (handed over by the 2-D pools)."""
     a = imp.attrs(node)
     k = list(a["kernel_shape"])

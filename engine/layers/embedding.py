@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DataError
-from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
+from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, get_layer_class, register
 
 
 @register
@@ -81,8 +81,8 @@ class Embedding(Layer):
     @classmethod
     def from_onnx(cls, imp, index, node):
         if node.input[0] not in imp.consts:
-            from .sequence import SequencePool  # x[:, 0] or x[:, -1] of a (T, E) sequence
-            if SequencePool.step_from_onnx(imp, node):
+            # x[:, 0] or x[:, -1] of a (T, E) sequence: a SequencePool's
+            if get_layer_class("SequencePool").step_from_onnx(imp, node):
                 return
             raise imp.fail(node, f"picks entries along axis {imp.attrs(node).get('axis', 0)} "
                                  "of a computed tensor (as x[:, k]); NetBuilder has no layer "

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..kernels import normact as na
 from ..kernels.conv import batch_chunks
-from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
+from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, get_layer_class, register
 
 
 def _listing(shapes: list[Shape]) -> str:
@@ -81,9 +81,9 @@ class Add(Layer):
             const = next(t for t in node.input if t in imp.consts)
             data = [i for i, t in enumerate(node.input) if t != const]
             if len(data) == 1:  # x + a table shaped like the (T, E) sample: positions
-                from .sequence import PositionalEmbedding
                 x = imp.materialize(imp.value(node, data[0]), node)
-                if PositionalEmbedding.add_from_onnx(imp, node, x, imp.consts[const]):
+                pos = get_layer_class("PositionalEmbedding")
+                if pos.add_from_onnx(imp, node, x, imp.consts[const]):
                     return
             imp.const_handlers["Add"].from_onnx(imp, index, node)  # x + c: a Scale
             return

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..kernels import pool as kpool
 from ..kernels.reference import pool as rpool
-from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
+from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, get_layer_class, register
 from .conv import (
     MAX_SIZE,
     image_shape,
@@ -125,9 +125,9 @@ class _Pool2D(Layer):
         type_name = cls.type_name
         a = imp.attrs(node)
         x = imp.materialize(imp.value(node), node)
-        if len(x.shape) == 2:  # a (C, T) sequence
-            from .conv1d import pool_from_onnx_1d
-            return pool_from_onnx_1d(imp, node, x)
+        if len(x.shape) == 2:  # a (C, T) sequence: MaxPool1D's / AvgPool1D's
+            kind = "MaxPool1D" if node.op_type == "MaxPool" else "AvgPool1D"
+            return get_layer_class(kind).from_onnx_1d(imp, node, x)
         if len(x.shape) != 3:
             raise imp.fail(node, "does not pool a (C, H, W) image")
         if node.op_type == "MaxPool" and len(node.output) > 1 and node.output[1]:
@@ -352,11 +352,9 @@ class GlobalAvgPool2D(Layer):
         if node.op_type == "ReduceMean":
             rank = len(x.shape) + 1
             axes = sorted(a + rank if a < 0 else a for a in imp.axes(node))
-            from .conv1d import GlobalAvgPool1D  # sequences: over T of (C, T) or of (T, E)
-            from .sequence import SequencePool
-            k = int(imp.attrs(node).get("keepdims", 1))
-            if SequencePool.mean_from_onnx(imp, node, x, axes, k) or \
-                    GlobalAvgPool1D.mean_from_onnx(imp, node, x, axes, k):
+            k = int(imp.attrs(node).get("keepdims", 1))  # sequences: over T of (T, E), (C, T)
+            if get_layer_class("SequencePool").mean_from_onnx(imp, node, x, axes, k) or \
+                    get_layer_class("GlobalAvgPool1D").mean_from_onnx(imp, node, x, axes, k):
                 return
             if len(x.shape) != 3 or axes != [2, 3]:
                 over = f"axes {axes}" if axes else "every axis"
@@ -364,10 +362,9 @@ class GlobalAvgPool2D(Layer):
                                      "NetBuilder averages only over an image's height and width "
                                      "(axes [2, 3] of (C, H, W): GlobalAvgPool2D)")
             keep = int(imp.attrs(node).get("keepdims", 1))
-        elif len(x.shape) == 2:  # a (C, T) sequence
-            from .conv1d import GlobalAvgPool1D
-            if GlobalAvgPool1D.mean_from_onnx(imp, node, x, None, 1):
-                return
+        elif len(x.shape) == 2 and get_layer_class("GlobalAvgPool1D").mean_from_onnx(
+                imp, node, x, None, 1):  # a (C, T) sequence
+            return
         if len(x.shape) != 3:
             raise imp.fail(node, "does not pool a (C, H, W) image")
         y = imp.add(node, "GlobalAvgPool2D", {}, [x])
