@@ -217,6 +217,50 @@ def test_mobilenet_style_activations_and_input_scaling(fold):
     assert "HardTanh" in t  # the one-sided clamp
 
 
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: 1×1 expand, 3×3 depthwise (stride 1 or 2), 1×1 linear projection;
+    a skip when the shape is kept. BatchNorm after each conv, ReLU6 after the first two."""
+
+    def __init__(self, cin, cout, stride, expand):
+        super().__init__()
+        mid = cin * expand
+        self.skip = stride == 1 and cin == cout
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU6(),
+            nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False), nn.BatchNorm2d(mid),
+            nn.ReLU6(), nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        return x + self.body(x) if self.skip else self.body(x)
+
+
+class MobileNetV2Shaped(nn.Module):
+    def __init__(self, classes=5):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8),
+                                  nn.ReLU6())
+        self.blocks = nn.Sequential(InvertedResidual(8, 8, 1, 1), InvertedResidual(8, 12, 2, 4),
+                                    InvertedResidual(12, 12, 1, 4), InvertedResidual(12, 16, 2, 4))
+        self.head = nn.Sequential(nn.Conv2d(16, 32, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU6())
+        self.fc = nn.Sequential(nn.Dropout(0.2), nn.Linear(32, classes))
+
+    def forward(self, x):
+        return self.fc(F.adaptive_avg_pool2d(self.head(self.blocks(self.stem(x))), 1).flatten(1))
+
+
+@pytest.mark.parametrize("fold", [True, False], ids=["bn-folded", "bn-kept"])
+def test_mobilenetv2_shaped_network(fold):
+    """Depthwise convs (groups = channels) as torch.onnx.export writes them, inverted
+    residuals with their skips, ReLU6 as Clip(0, 6): onnxruntime and PyTorch agree."""
+    torch.manual_seed(0)
+    graph, _ = check(random_batchnorm(MobileNetV2Shaped()), torch.randn(2, 3, 32, 32), fold=fold)
+    convs = [n.params for n in graph.nodes.values() if n.type == "Conv2D"]
+    depthwise = [p for p in convs if p.get("groups", 1) > 1]
+    assert len(convs) == 14 and len(depthwise) == 4
+    t = types(graph)
+    assert t.count("Add") == 2 and t.count("BatchNorm") == (0 if fold else 14)
+
+
 # ----- recurrent classifiers ---------------------------------------------------------------------
 class Recurrent(nn.Module):
     """``cell`` over (N, T, 5) (or (T, N, 5) time-major) into a Linear on ``mode``: "h_n"
