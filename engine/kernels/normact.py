@@ -27,6 +27,25 @@ import numpy as np
 from .jit import njit, prange
 
 
+@njit(parallel=False)
+def _channel_stats(x: np.ndarray, c: int) -> tuple[float, float]:
+    """Mean and biased variance (float64) of channel ``c`` of x (M, C, S), in one pass over
+    values shifted by the channel's first one (the module note)."""
+    m_n, _, s_n = x.shape
+    k = np.float64(x[0, c, 0])
+    t1 = 0.0
+    t2 = 0.0
+    for i in range(m_n):
+        row = x[i, c]
+        for s in range(s_n):
+            d = row[s] - k
+            t1 += d
+            t2 += d * d
+    count = m_n * s_n
+    d = t1 / count
+    return k + d, max(t2 / count - d * d, 0.0)
+
+
 @njit
 def bn_train_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float,
                      relu: bool, y: np.ndarray, yrelu: np.ndarray, mean: np.ndarray,
@@ -35,20 +54,8 @@ def bn_train_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: f
     biased variance per channel (written to ``mean`` / ``var`` (C,), float64); with ``relu``
     also yrelu = max(y, 0) (else ignored)."""
     m_n, c_n, s_n = x.shape
-    count = m_n * s_n
     for c in prange(c_n):
-        k = np.float64(x[0, c, 0])
-        t1 = 0.0
-        t2 = 0.0
-        for i in range(m_n):
-            row = x[i, c]
-            for s in range(s_n):
-                d = row[s] - k
-                t1 += d
-                t2 += d * d
-        d = t1 / count
-        v = max(t2 / count - d * d, 0.0)
-        mu = k + d
+        mu, v = _channel_stats(x, c)
         mean[c] = mu
         var[c] = v
         sc = weight[c] / math.sqrt(v + eps)
@@ -201,20 +208,8 @@ def bn_add_relu_train_forward(x: np.ndarray, skip: np.ndarray, weight: np.ndarra
     """The end of a residual block: y = BatchNorm(x) with the batch's statistics (as
     ``bn_train_forward``), yadd = y + skip, yrelu = max(yadd, 0); all (M, C, S)."""
     m_n, c_n, s_n = x.shape
-    count = m_n * s_n
     for c in prange(c_n):
-        k = np.float64(x[0, c, 0])
-        t1 = 0.0
-        t2 = 0.0
-        for i in range(m_n):
-            row = x[i, c]
-            for s in range(s_n):
-                d = row[s] - k
-                t1 += d
-                t2 += d * d
-        d = t1 / count
-        v = max(t2 / count - d * d, 0.0)
-        mu = k + d
+        mu, v = _channel_stats(x, c)
         mean[c] = mu
         var[c] = v
         sc = weight[c] / math.sqrt(v + eps)
