@@ -98,7 +98,7 @@ class LookInside(QObject):
     # ----- the network questioned ----------------------------------------------------------
     def _run_weights(self) -> tuple[Any, str]:
         """The latest finished run of the open model with weights, and a label."""
-        from ..training.runs import model_key
+        from ..session.runs import model_key
         key = model_key(self.w.document.graph)
         for run in reversed(self.w.training.store.runs):
             if run.weights is not None and run.model_key == key and not run.active:
@@ -249,7 +249,7 @@ class LookInside(QObject):
         except NetBuilderError as e:
             self.w.show_status(f"Cannot profile: {e.message}", True)
             return
-        from ..training.runs import model_key
+        from ..session.runs import model_key
         batch = batch_size_of(self.w.document.graph) or 32
         self._profile_key = model_key(self.w.document.graph)
         t = ProfileThread(net, batch, steps=PROFILE_STEPS, parent=self)
@@ -293,7 +293,7 @@ class LookInside(QObject):
     def _fill_summary(self) -> None:
         if self.profile is None:
             return
-        from ..training.runs import model_key
+        from ..session.runs import model_key
         if model_key(self.w.document.graph) != self._profile_key:
             self.profile = None
             self.overlay.clear()
