@@ -208,10 +208,18 @@ def test_script_trains_data_parallel_under_torchrun(tmp_path):
     export_pytorch(net, tmp_path / "mlp.py")
     _small_data(net, tmp_path / "data.npz")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           "--nproc-per-node", "2", str(tmp_path / "mlp.py"), "--data",
-                           str(tmp_path / "data.npz"), "--epochs", "2", "--batch-size", "4"],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    # Gloo's teardown in torch 2.13 now and then aborts a rank after the run is over
+    # ("terminate called without an active exception"; seen once in a loaded CI run, never
+    # alone): that one crash gets a second, clean run; any other failure fails at once.
+    for attempt in range(2):
+        proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                               "--nproc-per-node", "2", str(tmp_path / "mlp.py"), "--data",
+                               str(tmp_path / "data.npz"), "--epochs", "2", "--batch-size",
+                               "4"], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                              env=env)
+        if proc.returncode == 0 or attempt or \
+                "terminate called without an active exception" not in proc.stderr:
+            break
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 process(es)" in proc.stdout and "epoch 2/2" in proc.stdout
     assert (tmp_path / "mlp_trained.npz").exists()
