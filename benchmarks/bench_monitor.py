@@ -67,9 +67,10 @@ def run_loop(app: QApplication, seconds: float) -> None:
 
 def set_plots(tc, on: bool) -> None:
     """Every plot visible (floating the tabbed ones beside the window) or every one hidden."""
-    docks = tc.docks.plots
-    tc.act_graph.setChecked(on)
-    tc._toggle_graph(on)
+    view = tc.presenter
+    docks = view.docks.plots
+    if view.act_graph.isChecked() != on:
+        view.act_graph.trigger()  # Training ▸ Live Values on the Graph, as a user would
     if not on:
         for d in docks.values():
             d.hide()
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         if time.perf_counter() - t_start > 600:
             print("training did not start", file=sys.stderr)
             return 1
-    batch = tc.worker.trainer.batch_size
+    batch = tc.worker.loop.trainer.batch_size
     print(f"machine: {machine_description()}")
     print(f"uptime: {os.popen('uptime').read().strip()}")
     print(f"model: LeNet-5 on shapes ({args.limit} samples), batch {batch}; "
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         for on in (False, True):
             set_plots(tc, on)
             run_loop(app, 1.0)  # settle: layout, first images
-            m0 = tc.worker.monitor_time
+            m0 = tc.worker.loop.monitor_time
             n0, t0, c0 = len(tc.active.steps), time.perf_counter(), time.thread_time()
             ticker.start()
             run_loop(app, args.segment)
@@ -143,13 +144,13 @@ def main(argv: list[str] | None = None) -> int:
             n1, t1, c1 = len(tc.active.steps), time.perf_counter(), time.thread_time()
             rate = (n1 - n0) * batch / (t1 - t0)
             gui = 100 * (c1 - c0) / (t1 - t0)
-            mon = 100 * (tc.worker.monitor_time - m0) / (t1 - t0)
+            mon = 100 * (tc.worker.loop.monitor_time - m0) / (t1 - t0)
             results[on].append((rate, float(late.max()), float(np.percentile(late, 99))))
             print(f"  plots {'on ' if on else 'off'}: {rate:7.1f} samples/s, 10 ms timer late "
                   f"by at most {late.max():5.1f} ms (99th percentile {np.percentile(late, 99):5.1f}"
                   f" ms, {len(late)} ticks); GUI thread CPU {gui:4.1f} %, monitor work on the "
                   f"training thread {mon:4.1f} %", flush=True)
-    shown = [k for k, d in tc.docks.plots.items() if d.isVisible()]
+    shown = [k for k, d in tc.presenter.docks.plots.items() if d.isVisible()]
     tc.stop()
     while tc.state != "idle":
         run_loop(app, 0.1)
