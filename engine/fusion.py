@@ -318,22 +318,28 @@ class DenseBlock(Step):
         return [dx.reshape(self._xshape) if need_dx else None]
 
 
-class NormBlock(Step):
-    """BatchNorm then ReLU: the normalised values and their ReLU written in one pass, and
-    in the backward one pass for the statistics' sums and one for the input gradient, the
-    ReLU's mask applied on the way (the BatchNorm layer's ``run_forward`` /
-    ``run_backward``)."""
+class _ReluTailBlock(Step):
+    """A chain of element-wise layers ending in a ReLU, run by its first layer's kernels:
+    ``outputs`` arrays of the first layer's output shape, reused from step to step."""
 
     fused = True
+    outputs = 2  # the first layer's output, the ReLU's
 
     def __init__(self, layers: list[Layer], srcs: list[str], local: dict[str, np.ndarray],
                  local_grads: dict[str, np.ndarray]) -> None:
         super().__init__(layers[0], srcs, local, local_grads)
         self.ids = tuple(layer.id for layer in layers)
         self.last = self.ids[-1]
-        shape = layers[0].out_shape
-        self.shapes = ((shape, None), (shape, None))
+        self.shapes = ((layers[0].out_shape, None),) * self.outputs
         self.buffers = _Buffers(reuse=True)
+
+
+class NormBlock(_ReluTailBlock):
+    """BatchNorm then ReLU: the normalised values and their ReLU written in one pass, and
+    in the backward one pass for the statistics' sums and one for the input gradient, the
+    ReLU's mask applied on the way (the BatchNorm layer's ``run_forward`` /
+    ``run_backward``)."""
+
 
     def forward(self, acts: dict[str, np.ndarray], train: bool) -> None:
         x = np.ascontiguousarray(acts[self.srcs[0]])
@@ -349,20 +355,10 @@ class NormBlock(Step):
         return [dx if need_dx else None]
 
 
-class AddBlock(Step):
+class AddBlock(_ReluTailBlock):
     """Add of two inputs then ReLU: sum and ReLU written in one pass; the backward masks the
     gradient once and sends the same array to both inputs."""
 
-    fused = True
-
-    def __init__(self, layers: list[Layer], srcs: list[str], local: dict[str, np.ndarray],
-                 local_grads: dict[str, np.ndarray]) -> None:
-        super().__init__(layers[0], srcs, local, local_grads)
-        self.ids = tuple(layer.id for layer in layers)
-        self.last = self.ids[-1]
-        shape = layers[0].out_shape
-        self.shapes = ((shape, None), (shape, None))
-        self.buffers = _Buffers(reuse=True)
 
     def forward(self, acts: dict[str, np.ndarray], train: bool) -> None:
         a = np.ascontiguousarray(acts[self.srcs[0]])
@@ -383,24 +379,19 @@ class AddBlock(Step):
         return [dx, dx]
 
 
-class NormAddBlock(Step):
+class NormAddBlock(_ReluTailBlock):
     """The end of a residual block: BatchNorm, Add of the block's shortcut, ReLU
     (``bn -> add <- skip; add -> relu``) in one parallel pass each way in training
     (``kernels.normact.bn_add_relu_train_forward`` / ``_backward``, through the BatchNorm
     layer). Runs where the Add does (after both of its inputs); ``srcs`` = (the BatchNorm's
     input, the skip input), ``ports`` their ports on the BatchNorm and on the Add."""
 
-    fused = True
+    outputs = 3  # the normalised values, the sum, the ReLU
 
     def __init__(self, layers: list[Layer], srcs: list[str], local: dict[str, np.ndarray],
                  local_grads: dict[str, np.ndarray], ports: tuple[int, int]) -> None:
-        super().__init__(layers[0], srcs, local, local_grads)
-        self.ids = tuple(layer.id for layer in layers)
-        self.last = self.ids[-1]
+        super().__init__(layers, srcs, local, local_grads)
         self.ports = ports
-        shape = layers[0].out_shape
-        self.shapes = ((shape, None), (shape, None), (shape, None))
-        self.buffers = _Buffers(reuse=True)
 
     def forward(self, acts: dict[str, np.ndarray], train: bool) -> None:
         x = np.ascontiguousarray(acts[self.srcs[0]])
