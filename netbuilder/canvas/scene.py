@@ -15,6 +15,7 @@ from engine.graph import Edge
 from ..analysis import Analysis, fmt_shape
 from ..document import Change, Command, Document
 from .block_item import BlockItem
+from .block_marks import BlockMap, fold_badges, fold_flows
 from .edge import EdgeItem, Toast
 from .edits import SceneEdits
 from .node import NodeItem, repaint_where_drawn
@@ -45,6 +46,7 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
         self._press: dict[str, QPointF] | None = None
         self._syncing = False
         self._rf_node: str | None = None
+        self._block_map: BlockMap | None = None  # flat ids -> collapsed blocks, lazily
         self.drop_block: Callable[[str, QPointF], str | None] | None = None
         self.setBackgroundBrush(Qt.BrushStyle.NoBrush)
         self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
@@ -54,6 +56,7 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
 
     # ----- keeping in step with the document -----------------------------------------------
     def on_change(self, ch: Change) -> None:
+        self._block_map = None
         if ch.reset:
             self.rebuild()
             return
@@ -174,16 +177,19 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
     # ----- live training monitor ----------------------------------------------------------
     def set_monitor(self, badges: dict[str, tuple[str, str, str]] | None = None,
                     flows: dict[tuple[str, str, int], tuple[float, bool]] | None = None) -> None:
-        """Show training badges (node id -> text, level, tooltip) and wire tints ((src, dst,
-        port) -> gradient norm, approximate?). Nodes and wires left out keep theirs."""
-        for nid, (text, level, tip) in (badges or {}).items():
+        """Show training badges (flat node id -> text, level, tooltip) and wire tints ((src,
+        dst, port) of the flat network -> gradient norm, approximate?); what lies inside a
+        collapsed block is shown on its card and its wires. Nodes and wires left out keep
+        theirs."""
+        if self._block_map is None:
+            self._block_map = BlockMap.of(self.doc.graph)
+        bmap = self._block_map
+        for nid, (text, level, tip) in fold_badges(badges or {}, bmap).items():
             item = self.nodes.get(nid)
             if item is not None:
                 item.set_badge(text, level, tip)
-        for (src, dst, port), (norm, approx) in (flows or {}).items():
-            item = self.edges.get(Edge(src, dst, port))
-            if item is not None:
-                item.set_flow(norm, approx)
+        for edge, (norm, approx) in fold_flows(flows or {}, bmap, list(self.edges)).items():
+            self.edges[edge].set_flow(norm, approx)
 
     def clear_monitor(self) -> None:
         """Remove every training badge and wire tint."""
@@ -191,9 +197,6 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
             item.set_badge(None)
         for e in self.edges.values():
             e.set_flow(None)
-
-
-
 
 
     # ----- selection -----------------------------------------------------------------------

@@ -54,6 +54,11 @@ class FilterView(MonitorPanel):
         self.show_placeholder("The model has no Conv2D layer.", self.plot)
 
     @property
+    def convs(self) -> list[str]:
+        """The Conv2D nodes offered, in graph order."""
+        return list(self._convs)
+
+    @property
     def mode(self) -> str:
         return str(self.mode_box.currentData())
 

@@ -83,6 +83,11 @@ class GradientsView(MonitorPanel):
     def show_placeholder(self, text: str | None, content: QWidget | None = None) -> None:
         super().show_placeholder(text, self.plots if content is self.glw else content)
 
+    @property
+    def layers(self) -> list[str]:
+        """The nodes with parameters offered, in graph order."""
+        return list(self._layers)
+
     def set_layers(self, layers: list[str]) -> None:
         """Nodes with parameters, in graph order."""
         self._layers = list(layers)

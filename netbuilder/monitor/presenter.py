@@ -11,10 +11,12 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog
 
+from engine.blocks import flatten, output_of
 from engine.bundle import EXTENSION
 from engine.errors import NetBuilderError
 from engine.text import plural
 
+from ..analysis import analyse
 from ..panels.data_panel import DataPanel, spec_text
 from ..panels.runs_panel import RunsPanel
 from ..panels.section import SectionWriter
@@ -153,11 +155,18 @@ class MonitorPresenter(FrameDrawing, QObject):
 
     # ----- the model -----------------------------------------------------------------------
     def set_model_nodes(self) -> None:
-        """Offer the open model's nodes in the views that pick one."""
+        """Offer the open model's layers in the views that pick one: the flat network's, so
+        the layers inside a collapsed block can be picked too (``block1-conv``)."""
         if not self.views_ready:
             return
-        an = self.doc.analysis
         g = self.doc.graph
+        an = self.doc.analysis
+        if any(n.block is not None for n in g.nodes.values()):
+            try:
+                g = g.flatten()
+                an = analyse(g)
+            except NetBuilderError:
+                g = self.doc.graph
         try:
             order = g.topological_order()
         except NetBuilderError:
@@ -198,10 +207,15 @@ class MonitorPresenter(FrameDrawing, QObject):
         node = self.doc.graph.nodes.get(nid)
         if node is None:
             return
+        inner = [nid]
+        if node.block is not None:  # a collapsed block: its output, its first conv/weights
+            nid = output_of(nid, node)
+            inner = list(flatten({ids[0]: node}, []).nodes)
         self.maps.select_node(nid)
-        if node.type == "Conv2D":
-            self.filters.select_conv(nid)
-        self.grads.select_node(nid)
+        conv = next((i for i in inner if i in self.filters.convs), None)
+        if conv is not None:
+            self.filters.select_conv(conv)
+        self.grads.select_node(next((i for i in inner if i in self.grads.layers), nid))
         self.pairs.select_node(nid)
 
     def _on_data_changed(self) -> None:

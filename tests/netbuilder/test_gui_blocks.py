@@ -143,6 +143,17 @@ def test_a_model_with_a_block_trains_in_the_window(make_window, qtbot):
     assert run.status == "completed", run.message
     assert run.epochs[-1].val_loss < math.log(10)  # learnt something beyond chance
     assert drv.w.scene.nodes["fc"].badge is not None  # the nodes outside get their badges
+    text, level, tip = drv.w.scene.nodes["block1"].badge  # the collapsed block, its layers'
+    assert level in ("ok", "warn", "bad") and text
+    assert "conv:" in tip and "relu:" in tip
+    out_wire = next(e for e in drv.w.scene.edges.values() if e.edge.src == "block1")
+    assert out_wire.flow is not None and out_wire.flow[0] > 0  # the gradient out of the block
+    # the views follow the block: its output's maps, its conv's filters, its weights
+    tc.docks.plots["maps"].raise_()
+    qtbot.waitUntil(lambda: tc.maps.maps is not None, timeout=30_000)
+    assert tc.maps.node == "block1-relu" and tc.maps.maps.shape == (4, 8, 8)
+    assert tc.filters.conv == "block1-conv" and "block1-conv" in tc.filters.convs
+    assert tc.grads.node == "block1-conv"
     assert drv.w.edit_lock is None
     drv.w.undo_stack.undo()
     assert "conv" in drv.graph.nodes
