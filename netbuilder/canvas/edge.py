@@ -123,7 +123,10 @@ class EdgeItem(QGraphicsItem):
         return box if not box.isNull() else None
 
     def update_path(self, repaint_old: bool = True) -> None:
-        """Re-plan the wire (``repaint_old`` False: the caller repainted its old area)."""
+        """Re-plan the wire (``repaint_old`` False: the caller repainted its old area). Not
+        while the scene is in a batch edit: it re-plans every wire once at the end."""
+        if getattr(self.scene(), "routes_deferred", False):
+            return
         if repaint_old:
             repaint_where_drawn(self)
         self.prepareGeometryChange()

@@ -47,6 +47,7 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
         self._syncing = False
         self._rf_node: str | None = None
         self._block_map: BlockMap | None = None  # flat ids -> collapsed blocks, lazily
+        self.routes_deferred = False  # in a batch edit: wires are planned once at its end
         self.drop_block: Callable[[str, QPointF], str | None] | None = None
         self.setBackgroundBrush(Qt.BrushStyle.NoBrush)
         self.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.BspTreeIndex)
@@ -60,6 +61,17 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
         if ch.reset:
             self.rebuild()
             return
+        # a structural edit or a move ends by re-planning every wire: none is planned before
+        self.routes_deferred = bool(ch.structure or ch.moved)
+        try:
+            self._apply(ch)
+        finally:
+            self.routes_deferred = False
+        if ch.structure or ch.moved:
+            self.reroute()
+            self._grow_rect()
+
+    def _apply(self, ch: Change) -> None:
         for old, new in ch.renamed:
             item = self.nodes.pop(old, None)
             if item is not None:
@@ -86,9 +98,6 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
                 self._syncing = False
         if ch.affects_shapes:
             self.refresh()
-        if ch.structure or ch.moved:
-            self.reroute()
-            self._grow_rect()
 
     def reroute(self) -> None:
         """Re-plan every wire around the cards now in its way (after moves and edits)."""
@@ -107,9 +116,13 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
         self.nodes.clear()
         self.edges.clear()
         self._rf_node = None
-        self._reconcile()
-        self.refresh()
-        self.place_unpositioned()
+        self.routes_deferred = True  # every wire is planned once, at the end
+        try:
+            self._reconcile()
+            self.refresh()
+            self.place_unpositioned()
+        finally:
+            self.routes_deferred = False
         self.reroute()
         self._grow_rect()
 
