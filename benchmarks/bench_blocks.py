@@ -1,5 +1,5 @@
-"""Opening a big model drawn flat vs with blocks: ResNet-56 for CIFAR-10 (27 residual
-blocks; 200 nodes flat, 34 blocked).
+"""Opening and editing a big model drawn flat vs with blocks: ResNet-56 for CIFAR-10 (27
+residual blocks; 200 nodes flat, 34 blocked); ``--depth 86`` draws 311 nodes flat.
 
     QT_QPA_PLATFORM=offscreen python benchmarks/bench_blocks.py [--repeats 5] [--depth 56]
 
@@ -7,7 +7,11 @@ Each repeat times, for the blocked model and for the same model flattened (posit
 dropped, as a file drawn by another tool): parsing the file (``Graph.from_dict``), then
 building the canvas (a ``CanvasScene`` on a ``Document``: shape analysis, one item per node
 and wire, the automatic layout of a file without positions). Prints the median and the
-min-max per phase, and the flat/blocked ratio of the medians.
+min-max per phase, and the flat/blocked ratio of the medians. Then, on the open canvas,
+the edits a user makes, each done and undone (the time until the canvas has caught up, as
+the user waits for it): a parameter changed on a middle card (every shape after it checked
+again), one card moved (its wires re-planned), a card dropped and deleted. Aim: none past
+100 ms, the threshold of a visible stall.
 """
 
 from __future__ import annotations
@@ -45,6 +49,44 @@ def time_open(doc: dict, app: QApplication) -> tuple[float, float, int]:
     return t1 - t0, t2 - t1, n
 
 
+def time_edits(doc: dict, app: QApplication) -> dict[str, float]:
+    """Seconds per edit (do + undo, halved) on a canvas of ``doc``."""
+    from netbuilder.canvas import CanvasScene
+    from netbuilder.document import AddNodes, DeleteItems, Document, MoveNodes, NodeSpec, SetParams
+
+    d = Document(engine.Graph.from_dict(doc))
+    scene = CanvasScene(d, lambda cmd: None)
+    app.processEvents()
+    g = d.graph
+    convs = [n for n, node in g.nodes.items() if node.type == "Conv2D"]
+    mid = convs[len(convs) // 2]
+    old = dict(g.nodes[mid].params)
+    pos = d.position(mid) or (0.0, 0.0)
+    new_pos = (pos[0] + 40.0, pos[1] + 10.0)
+    edits = {
+        "param": SetParams(mid, old, {**old, "kernel_size": 5, "padding": "same"}),
+        "move": MoveNodes({mid: (pos, new_pos)}),
+        "add+delete": None,
+    }
+    times: dict[str, float] = {}
+    for name, cmd in edits.items():
+        t0 = time.perf_counter()
+        if cmd is None:
+            add = AddNodes([NodeSpec("bench_extra", "ReLU", {}, (pos[0] + 300.0, pos[1]))])
+            add.do(d)
+            app.processEvents()
+            DeleteItems(["bench_extra"]).do(d)
+        else:
+            cmd.do(d)
+            app.processEvents()
+            cmd.undo(d)
+        app.processEvents()
+        times[name] = (time.perf_counter() - t0) / 2
+    scene.deleteLater()
+    app.processEvents()
+    return times
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
@@ -72,6 +114,17 @@ def main() -> None:
         ratio = (statistics.median(results["flat"][phase])
                  / statistics.median(results["blocked"][phase]))
         print(f"flat / blocked, {phase}: {ratio:.1f}x")
+    edits: dict[str, dict[str, list[float]]] = {k: {} for k in docs}
+    for _ in range(args.repeats):
+        for k, d in docs.items():
+            for name, t in time_edits(d, app).items():
+                edits[k].setdefault(name, []).append(t)
+    print("edits on the open canvas, ms per edit (done and undone): median (min-max); "
+          "aim ≤ 100")
+    for k, r in edits.items():
+        print(f"{k:8s} " + "  ".join(
+            f"{name} {1000 * statistics.median(ts):.0f} ({1000 * min(ts):.0f}-"
+            f"{1000 * max(ts):.0f})" for name, ts in r.items()))
 
 
 if __name__ == "__main__":
