@@ -101,24 +101,12 @@ def _summary(layer: Layer | None) -> str:
 def analyse(graph: engine.Graph) -> Analysis:
     """Run the engine's diagnosis and size every node that can be sized."""
     diag = graph.diagnose()
-    shapes = diag.shapes
-    feeds: dict[str, dict[int, str]] = {nid: {} for nid in graph.nodes}
-    for e in graph.edges:
-        feeds[e.dst][e.port] = e.src
     infos: dict[str, NodeInfo] = {}
     for nid, node in graph.nodes.items():
         cls = node.layer_class()
         info = NodeInfo(nid, node.type, cls.category, error=diag.errors.get(nid))
-        info.out_shape = shapes.get(nid)
-        layer: Layer | None = None
-        if info.out_shape is not None:
-            ports = feeds[nid]
-            in_shapes = [shapes.get(ports[p]) for p in sorted(ports)]
-            if all(s is not None for s in in_shapes):
-                try:
-                    layer = cls(nid, node.params, in_shapes)  # type: ignore[arg-type]
-                except NetBuilderError:
-                    layer = None
+        info.out_shape = diag.shapes.get(nid)
+        layer: Layer | None = diag.layers.get(nid)
         if layer is not None:
             info.params = layer.param_count()
             info.macs = layer.macs()
