@@ -71,6 +71,7 @@ class EdgeItem(QGraphicsItem):
         self._path = QPainterPath()
         self._label_rect = QRectF()
         self._shape_path = QPainterPath()
+        self.route_pending = False  # asked to re-plan while the scene deferred it
         self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setZValue(0)
         self.setAcceptHoverEvents(True)
@@ -126,7 +127,9 @@ class EdgeItem(QGraphicsItem):
         """Re-plan the wire (``repaint_old`` False: the caller repainted its old area). Not
         while the scene is in a batch edit: it re-plans every wire once at the end."""
         if getattr(self.scene(), "routes_deferred", False):
+            self.route_pending = True
             return
+        self.route_pending = False
         if repaint_old:
             repaint_where_drawn(self)
         self.prepareGeometryChange()
@@ -150,6 +153,10 @@ class EdgeItem(QGraphicsItem):
         self._shape_path.addRect(self._label_rect)
         self._update_tooltip()
         self.update()
+
+    def path(self) -> QPainterPath:
+        """The wire as planned, in scene coordinates."""
+        return QPainterPath(self._path)
 
     def boundingRect(self) -> QRectF:
         return self._path.boundingRect().united(self._label_rect).adjusted(-6, -6, 6, 6)

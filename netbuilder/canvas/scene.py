@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtWidgets import QGraphicsScene
 
 from engine.graph import Edge
@@ -61,15 +61,40 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
         if ch.reset:
             self.rebuild()
             return
-        # a structural edit or a move ends by re-planning every wire: none is planned before
-        self.routes_deferred = bool(ch.structure or ch.moved)
+        if not (ch.structure or ch.moved):
+            self._apply(ch)
+            return
+        # a structural edit or a move ends by re-planning the wires it may have changed:
+        # those of the cards it touched and those passing where a card was or now is
+        before = {nid: item.sceneBoundingRect() for nid, item in self.nodes.items()}
+        self.routes_deferred = True
         try:
             self._apply(ch)
         finally:
             self.routes_deferred = False
-        if ch.structure or ch.moved:
-            self.reroute()
-            self._grow_rect()
+        gone = [r for nid, r in before.items() if nid not in self.nodes or nid in ch.moved]
+        now = [self.nodes[n].sceneBoundingRect() for n in self.nodes
+               if n not in before or n in ch.moved]
+        self.reroute(self._wires_near(gone + now))
+        self._grow_rect()
+
+    def _wires_near(self, rects: list[QRectF]) -> list[EdgeItem]:
+        """Wires whose planned path or straight corridor meets one of ``rects``, plus those a
+        deferred re-plan asked for (a card that changed size moves its ports)."""
+        out = [e for e in self.edges.values() if e.route_pending]
+        if not rects:
+            return out
+        area = QRectF()
+        for r in rects:
+            area |= r
+        for e in self.edges.values():
+            if e.route_pending:
+                continue
+            a, b = e.src.out_port_pos(), e.dst.in_port_pos(e.edge.port)
+            span = QRectF(a, b).normalized().adjusted(-30, -30, 30, 30) | e.boundingRect()
+            if span.intersects(area) and any(span.intersects(r) for r in rects):
+                out.append(e)
+        return out
 
     def _apply(self, ch: Change) -> None:
         for old, new in ch.renamed:
@@ -99,10 +124,11 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
         if ch.affects_shapes:
             self.refresh()
 
-    def reroute(self) -> None:
-        """Re-plan every wire around the cards now in its way (after moves and edits)."""
-        repaint_where_drawn(*self.edges.values())
-        for item in self.edges.values():
+    def reroute(self, wires: list[EdgeItem] | None = None) -> None:
+        """Re-plan ``wires`` (default: every wire) around the cards now in their way."""
+        wires = list(self.edges.values()) if wires is None else wires
+        repaint_where_drawn(*wires)
+        for item in wires:
             item.update_path(repaint_old=False)
 
     def rebuild(self) -> None:
