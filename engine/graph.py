@@ -127,6 +127,7 @@ class Graph:
         edges = doc.get("edges", [])
         if not isinstance(edges, list):
             raise GraphFormatError("model file: 'edges' must be a list")
+        fed: dict[tuple[str, int], str] = {}
         for i, ed in enumerate(edges):
             if not isinstance(ed, dict):
                 raise GraphFormatError(f"edge #{i} is not an object")
@@ -136,7 +137,17 @@ class Graph:
             if isinstance(port, bool) or not isinstance(port, int):
                 raise GraphFormatError(f"edge #{i} ({short_repr(src)} -> {short_repr(dst)}): "
                                        "port must be a whole number")
-            g.connect(src, dst, port)
+            g.check_connect(src, dst, port, whole=False)
+            if (dst, port) in fed:
+                raise GraphStructureError(
+                    f"input port {port} of {g.nodes[dst].type} '{dst}' is already fed by "
+                    f"'{fed[dst, port]}'", dst)
+            fed[dst, port] = src
+            g.edges.append(Edge(src, dst, port))
+        cycle = g.find_cycle()  # once for the file, not per edge: 10,000-node graphs
+        if cycle:
+            raise CycleError("the model file's edges make a cycle: "
+                             + " -> ".join([*cycle, cycle[0]]), cycle[0], cycle)
         ui = doc.get("ui", {})
         g.ui = copy.deepcopy(ui) if isinstance(ui, dict) else {}
         training = doc.get("training", {})
@@ -240,8 +251,10 @@ class Graph:
         if old in self.ui:
             self.ui[new] = self.ui.pop(old)
 
-    def check_connect(self, src: str, dst: str, port: int = 0) -> None:
-        """Raise GraphStructureError / CycleError if ``src -> dst:port`` may not be added."""
+    def check_connect(self, src: str, dst: str, port: int = 0, whole: bool = True) -> None:
+        """Raise GraphStructureError / CycleError if ``src -> dst:port`` may not be added.
+        ``whole`` False: leave out the cycle and taken-port checks (each walks every edge),
+        for a caller that checks the whole graph once."""
         for nid in (src, dst):
             if nid not in self.nodes:
                 raise GraphStructureError(f"edge {short_repr(src, 70)} -> {short_repr(dst, 70)}: "
@@ -255,7 +268,11 @@ class Graph:
             raise GraphStructureError(
                 f"edge {src} -> {dst}: {dst_cls.type_name} '{dst}' has no input port "
                 f"{short_repr(port, 30)} ({allowed})", dst)
-        if src == dst or dst in self.ancestors(src):
+        if src == dst:
+            raise CycleError(f"connecting '{src}' to itself would make a cycle", dst, [dst])
+        if not whole:
+            return
+        if dst in self.ancestors(src):
             raise CycleError(f"connecting '{src}' to '{dst}' would make a cycle", dst,
                              [dst, src])
         for e in self.edges:

@@ -71,6 +71,7 @@ class EdgeItem(QGraphicsItem):
         self._path = QPainterPath()
         self._label_rect = QRectF()
         self._shape_path = QPainterPath()
+        self._bounds = QRectF()
         self.route_pending = False  # asked to re-plan while the scene deferred it
         self.setFlags(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setZValue(0)
@@ -147,6 +148,8 @@ class EdgeItem(QGraphicsItem):
         tw = fm.horizontalAdvance(self.label) + 10
         mid = self._path.pointAtPercent(0.5)
         self._label_rect = QRectF(mid.x() + 6, mid.y() - 8, tw, 16)
+        # kept, not computed per call: the scene's index asks for it on every query
+        self._bounds = self._path.boundingRect().united(self._label_rect).adjusted(-6, -6, 6, 6)
         stroker = QPainterPathStroker()
         stroker.setWidth(10)
         self._shape_path = stroker.createStroke(self._path)
@@ -159,7 +162,7 @@ class EdgeItem(QGraphicsItem):
         return QPainterPath(self._path)
 
     def boundingRect(self) -> QRectF:
-        return self._path.boundingRect().united(self._label_rect).adjusted(-6, -6, 6, 6)
+        return self._bounds
 
     def shape(self) -> QPainterPath:
         return self._shape_path

@@ -278,3 +278,16 @@ def test_one_number_is_a_one_dimensional_shape(value):
     assert spec.to_json(spec.coerce(value)) == [2]
     with pytest.raises(ParamError, match="list of sizes"):
         spec.coerce("2")
+
+
+def test_a_model_file_with_a_cycle_or_a_doubly_fed_port_is_refused_naming_the_nodes():
+    nodes = [("in", "Input", {"shape": [4]}), ("a", "Dense", {"units": 4}),
+             ("b", "Dense", {"units": 4}), ("out", "Output", {"loss": "mse"}),
+             ("add", "Add", {})]
+    with pytest.raises(CycleError, match="add -> b -> add|b -> add -> b") as exc:
+        engine.Graph.from_dict(graph_doc(nodes, [("in", "a"), ("a", "add"), ("b", "add", 1),
+                                                 ("add", "b"), ("b", "out")]), validate=False)
+    assert set(exc.value.cycle) == {"add", "b"}
+    with pytest.raises(GraphStructureError, match="input port 0 of Dense 'b' is already fed"):
+        engine.Graph.from_dict(graph_doc(nodes, [("in", "a"), ("a", "b"), ("in", "b"),
+                                                 ("b", "out")]), validate=False)
