@@ -13,17 +13,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFrame, QPushButton, QScrollArea
 
 import engine
 from engine.errors import NetBuilderError
-from engine.nodecheck import check_node
 from engine.profile import Profile
 
 from ..summary import batch_size_of
 from .filters import FilterGridDialog
-from .gradcheck_dialog import GradcheckDialog
+from .gradcheck_dialog import GradcheckDialog, GradcheckThread
 from .profiling import HeatOverlay, ProfileThread, estimate_text, fill_summary
 from .source import TrySource, build_source
 from .thumbs import ActivationThumbs
@@ -48,6 +47,7 @@ class LookInside(QObject):
         self.profile: Profile | None = None
         self._profile_key: str | None = None
         self._profile_thread: ProfileThread | None = None
+        self._check_threads: list[GradcheckThread] = []
         self.overlay = HeatOverlay(window.scene)
         self.thumbs = ActivationThumbs(window.scene)
         self._refresh = QTimer(self)
@@ -220,24 +220,50 @@ class LookInside(QObject):
         return self.check_node(ids[0])
 
     def check_node(self, node: str) -> GradcheckDialog | None:
-        """Run the check of ``node`` on a float64 copy and show the dialog."""
-        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        """Check ``node`` on a float64 copy in a background thread; the dialog shows the
+        progress (with Cancel) and then the verdict."""
         try:
             net, label = self.network()
-            report = check_node(net, node)
         except NetBuilderError as e:
             self.w.show_status(f"Cannot check {node}: {e.message}", True)
             return None
-        finally:
-            QGuiApplication.restoreOverrideCursor()
+        self._cancel_check()
         if self.dialog is not None:
             self.dialog.close()
-        self.dialog = GradcheckDialog(report, label, self.w)
-        self.dialog.show()
-        verdict = "pass" if report.passed else "FAIL"
-        self.w.show_status(f"Gradient check of {node}: {verdict} (worst relative error "
-                           f"{report.worst:.1e})", not report.passed)
-        return self.dialog
+        dlg = self.dialog = GradcheckDialog(None, label, self.w, node=node)
+        t = GradcheckThread(net, node, self)
+        t.progressed.connect(dlg.set_progress)
+        t.done.connect(lambda result, t=t, dlg=dlg: self._on_checked(t, dlg, result))
+        dlg.cancel_requested.connect(lambda t=t: setattr(t, "cancel", True))
+        self._check_threads.append(t)
+        dlg.show()
+        self.w.show_status(f"Checking the gradients of {node} in the background…")
+        t.start()
+        return dlg
+
+    def _on_checked(self, t: GradcheckThread, dlg: GradcheckDialog, result: Any) -> None:
+        t.wait()
+        if t in self._check_threads:
+            self._check_threads.remove(t)
+        if result is None:
+            self.w.show_status(f"Gradient check of {t.node} cancelled")
+            return
+        if isinstance(result, str):
+            dlg.set_failed(f"Cannot check {t.node}: {result}")
+            self.w.show_status(f"Cannot check {t.node}: {result}", True)
+            return
+        dlg.set_report(result)
+        verdict = "pass" if result.passed else "FAIL"
+        self.w.show_status(f"Gradient check of {t.node}: {verdict} (worst relative error "
+                           f"{result.worst:.1e})", not result.passed)
+
+    def _cancel_check(self) -> None:
+        for t in self._check_threads:
+            t.cancel = True
+
+    def wait_check(self, timeout_ms: int = 120_000) -> bool:
+        """Wait for the running gradient checks (tests, closing)."""
+        return all(t.wait(timeout_ms) for t in list(self._check_threads))
 
     # ----- profile -------------------------------------------------------------------------
     def run_profile(self) -> None:
@@ -315,6 +341,8 @@ class LookInside(QObject):
             self.panel.shutdown()
         if self.filter_dialog is not None:
             self.filter_dialog.close()
+        self._cancel_check()
+        self.wait_check(60_000)
         if self._profile_thread is not None:
             self._profile_thread.wait(60_000)
 

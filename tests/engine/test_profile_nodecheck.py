@@ -7,7 +7,7 @@ import pytest
 
 import engine
 from engine.layers.conv import Conv2D
-from engine.nodecheck import check_node
+from engine.nodecheck import CheckCancelledError, check_node
 from engine.profile import profile
 from engine.resources import example_path
 
@@ -73,6 +73,24 @@ def test_gradcheck_uses_the_batch_given_and_names_unknown_nodes(rng):
     assert check_node(net, "c3", x=x, max_elements=30).passed
     with pytest.raises(engine.NetBuilderError, match="no node"):
         check_node(net, "nope")
+
+
+def test_gradcheck_reports_progress_to_the_end_and_can_be_cancelled():
+    seen = []
+    rep = check_node(lenet(), "c1", max_elements=20, progress=lambda d, t: seen.append((d, t)))
+    assert rep.passed
+    total = 2 * (20 + 20 + 6)  # x0 and weight sampled, the 6 biases all
+    assert seen[-1] == (total, total) and len(seen) == total
+    assert [d for d, _t in seen] == list(range(1, total + 1))
+    calls = []
+
+    def cancelled():
+        calls.append(1)
+        return len(calls) > 5
+
+    with pytest.raises(CheckCancelledError, match="cancelled"):
+        check_node(lenet(), "c1", max_elements=20, cancelled=cancelled)
+    assert len(calls) == 6
 
 
 def test_profile_on_one_thread_restores_the_thread_count():

@@ -4,11 +4,13 @@ check dialog and the profile overlay."""
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtTest import QTest
 
+from engine.layers.conv import Conv2D
 from engine.layers.dense import Dense
 from engine.resources import example_path
 
@@ -84,6 +86,7 @@ def test_gradient_check_dialog_passes_c1_and_fails_a_broken_layer(make_window, q
     qtbot.mouseClick(li.check_button, Qt.MouseButton.LeftButton)
     dlg = li.dialog
     assert dlg is not None and dlg.isVisible()
+    qtbot.waitUntil(lambda: dlg.report is not None, timeout=120_000)
     assert dlg.results() == {"x0": "pass", "weight": "pass", "bias": "pass"}
     assert "PASS" in dlg.verdict.text()
     real = Dense.backward
@@ -96,9 +99,54 @@ def test_gradient_check_dialog_passes_c1_and_fails_a_broken_layer(make_window, q
     drv.w.scene.select_nodes(["f5"])
     li.act_check.trigger()  # the canvas context-menu action
     dlg = li.dialog
+    qtbot.waitUntil(lambda: dlg.report is not None, timeout=120_000)
     assert dlg.results() == {"x0": "FAIL", "weight": "pass", "bias": "pass"}
     assert "FAIL" in dlg.verdict.text() and "input 0" in dlg.verdict.text()
     assert not dlg.report.passed
+
+
+def gate_worker_forwards(monkeypatch, cls):
+    """``cls.forward`` called off the GUI thread waits until the returned event is set."""
+    gate = threading.Event()
+    real = cls.forward
+
+    def gated(self, *args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            assert gate.wait(60)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "forward", gated)
+    return gate
+
+
+def test_gradient_check_runs_in_the_background_with_progress_and_cancel(make_window, qtbot,
+                                                                        monkeypatch):
+    drv = make_window(lenet_doc())
+    li = drv.w.look_inside
+    gate = gate_worker_forwards(monkeypatch, Conv2D)
+    drv.w.scene.select_nodes(["c1"])
+    qtbot.mouseClick(li.check_button, Qt.MouseButton.LeftButton)
+    dlg = li.dialog
+    assert dlg.running and dlg.progress.isVisible() and "Checking" in dlg.verdict.text()
+    seen = []
+    # the check cannot finish before this timer fires: it only runs if the event loop does
+    QTimer.singleShot(30, lambda: (seen.append((dlg.running, drv.w.isEnabled())), gate.set()))
+    qtbot.waitUntil(lambda: dlg.report is not None, timeout=120_000)
+    assert seen == [(True, True)]
+    assert dlg.results() == {"x0": "pass", "weight": "pass", "bias": "pass"}
+    assert dlg.progress.isHidden() and dlg.progress.value() == dlg.progress.maximum() > 0
+    assert "PASS" in dlg.verdict.text() and "pass" in drv.w.status_message.text()
+    # Cancel stops a check under way
+    gate.clear()
+    li.act_check.trigger()
+    dlg = li.dialog
+    assert dlg.running
+    cancel = dlg.buttons.button(dlg.buttons.StandardButton.Cancel)
+    qtbot.mouseClick(cancel, Qt.MouseButton.LeftButton)
+    gate.set()
+    assert li.wait_check()
+    qtbot.waitUntil(lambda: "cancelled" in drv.w.status_message.text(), timeout=10_000)
+    assert dlg.report is None and "Cancelled" in dlg.verdict.text() and dlg.isVisible()
 
 
 def test_profile_shows_a_heat_overlay_and_summary_columns(make_window, qtbot):
