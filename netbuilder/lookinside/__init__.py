@@ -93,6 +93,7 @@ class LookInside(QObject):
         tr = window.training
         tr.store.changed.connect(lambda _run: self._later())
         tr.data.changed.connect(self._later)
+        tr.presenter.views_built.connect(self.feed_feature_maps)
         window.installEventFilter(self)
 
     # ----- the network questioned ----------------------------------------------------------
@@ -173,12 +174,28 @@ class LookInside(QObject):
             self.thumbs.show(acts)
         else:
             self.thumbs.clear()
+        self.feed_feature_maps()
+
+    def feed_feature_maps(self) -> None:
+        """Offer the Try it input's activations to the Feature Maps view (its *Try-it input*
+        choice), or take them back when the panel is hidden or has no input."""
+        tr = self.w.training
+        if not tr.views_ready:
+            return
+        p = self.panel
+        live = (p is not None and p.source is not None and p.x is not None and
+                self.dock is not None and self.dock.isVisible() and bool(getattr(p, "acts", None)))
+        if live:
+            tr.maps.set_tryit(p.acts, p.x[0], p.prediction.text())
+        else:
+            tr.maps.set_tryit(None)
 
     def _on_dock_visible(self, visible: bool) -> None:
         if visible:
             self._later()
         else:
             self.thumbs.clear()
+        self.feed_feature_maps()
 
     def _later(self) -> None:
         if self.panel is not None and self.dock is not None and self.dock.isVisible():

@@ -207,8 +207,8 @@ class InputModes:
         first = self.answers[0]
         self.probs = first.probs if first.kind == "classes" else None
         self.what = what
-        self._publish()
         self._show_answers()
+        self._publish()
 
     def _show_answers(self) -> None:
         src = self.source

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog
 
@@ -47,7 +47,10 @@ def panel_state(state: RunState) -> str:
 
 class MonitorPresenter(FrameDrawing, QObject):
     """The training views of one MainWindow, following ``session``. ``commands`` is what the
-    buttons and the menu call (the RunController: start, toggle_pause, step, stop, …)."""
+    buttons and the menu call (the RunController: start, toggle_pause, step, stop, …).
+    ``views_built`` once the plot views exist."""
+
+    views_built = Signal()
 
     def __init__(self, window: MainWindow, session: RunSession, commands: Any) -> None:
         super().__init__(window)
@@ -107,6 +110,7 @@ class MonitorPresenter(FrameDrawing, QObject):
         for dock in d.plots.values():
             dock.visibilityChanged.connect(lambda _v: self.request_changed())
         self.set_model_nodes()
+        self.views_built.emit()
 
     def show_monitor(self, front: tuple[str, ...] = ("curves", "maps", "filters",
                                                      "confusion")) -> None:

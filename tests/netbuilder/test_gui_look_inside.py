@@ -227,3 +227,29 @@ def test_each_node_shows_its_activation_for_the_drawn_input(make_window, qtbot):
     assert li.thumbs
     li.dock.hide()
     assert not li.thumbs
+
+
+def test_feature_maps_view_shows_the_try_it_input_and_follows_the_pad(make_window, qtbot):
+    drv = make_window(lenet_doc())
+    li = drv.w.look_inside
+    drv.w.training.show_monitor()
+    maps = drv.w.training.maps
+    assert not maps.tryit_box.isEnabled()  # nothing tried yet
+    panel = li.show_try_it()
+    qtbot.waitUntil(lambda: maps.tryit_box.isEnabled())
+    drv.w.scene.select_nodes(["c1"])
+    assert maps.node == "c1"
+    qtbot.mouseClick(maps.tryit_box, Qt.MouseButton.LeftButton)
+    assert maps.showing_tryit and not maps.sample_box.isEnabled()
+    np.testing.assert_array_equal(maps.maps, panel.acts["c1"])
+    assert maps.maps.shape == (6, 28, 28) and "Try-it input" in maps.info.text()
+    before = maps.maps.copy()
+    draw_stroke(qtbot, panel.pad, [(0.2, 0.2), (0.8, 0.8)])
+    assert not np.allclose(maps.maps, before)
+    np.testing.assert_array_equal(maps.maps, panel.acts["c1"])
+    assert panel.prediction.text() in maps.input_label.text()
+    drv.w.scene.select_nodes(["f5"])  # another node: its maps for the same input
+    np.testing.assert_array_equal(maps.maps, panel.acts["f5"])
+    assert "Try-it input" in maps.info.text()
+    li.dock.hide()  # no Try it input any more: back to the validation samples
+    assert not maps.tryit_box.isEnabled() and not maps.showing_tryit
