@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from ..mainwindow import MainWindow
 
 PROFILE_STEPS = 5  # timed training steps (after two untimed ones)
+LIVE_PROFILE_EVERY = 20  # live profiling times one training step in this many
+LIVE_SMOOTHING = 0.3  # weight of the newest live timing in the running average
 
 
 class LookInside(QObject):
@@ -79,6 +81,10 @@ class LookInside(QObject):
         m.addSeparator()
         self.act_profile = act("&Profile the Model", self.run_profile, "Ctrl+Shift+P",
                                "Time forward and backward per node over a few steps")
+        self.act_live = act("Profile &Live While Training", self.set_live_profile, None,
+                            f"Time one training step in {LIVE_PROFILE_EVERY} per node and "
+                            f"show it on the canvas while the model trains")
+        self.act_live.setCheckable(True)
         self.act_clear = act("&Clear Profile", self.clear_profile)
         window.view.context_actions += [None, self.act_check, self.act_cam, self.act_filters]
         self.check_button = QPushButton("Check gradients")
@@ -94,6 +100,8 @@ class LookInside(QObject):
         tr.store.changed.connect(lambda _run: self._later())
         tr.data.changed.connect(self._later)
         tr.presenter.views_built.connect(self.feed_feature_maps)
+        tr.presenter.live_profile.connect(self._on_live_profile)
+        self.live_steps = 0  # live timings received since live profiling was switched on
         window.installEventFilter(self)
 
     # ----- the network questioned ----------------------------------------------------------
@@ -301,6 +309,36 @@ class LookInside(QObject):
         self.w.show_status(f"Profiling {plural_steps(PROFILE_STEPS)} of batch {batch}…")
         t.start()
 
+    def set_live_profile(self, on: bool) -> None:
+        """Live profiling on or off: a running (or the next) training run times one step in
+        ``LIVE_PROFILE_EVERY`` per node, through the engine's hooks, and the canvas shows a
+        running average."""
+        pres = self.w.training.presenter
+        pres.profile_every = LIVE_PROFILE_EVERY if on else 0
+        self.act_live.setChecked(on)
+        self.live_steps = 0
+        pres.request_changed()
+        self.w.show_status("Live profiling on: the canvas shows per-node time while the model "
+                           "trains" if on else "Live profiling off")
+
+    def _on_live_profile(self, prof: Profile) -> None:
+        if not self.act_live.isChecked():
+            return
+        from ..session.runs import model_key
+        key = model_key(self.w.document.graph)
+        old = self.profile if self.live_steps and self._profile_key == key else None
+        if old is not None and set(old.nodes) == set(prof.nodes):
+            a = LIVE_SMOOTHING
+            for nid, t in prof.nodes.items():
+                o = old.nodes[nid]
+                t.forward_ms = a * t.forward_ms + (1 - a) * o.forward_ms
+                t.backward_ms = a * t.backward_ms + (1 - a) * o.backward_ms
+            prof.step_ms = a * prof.step_ms + (1 - a) * old.step_ms
+        self.live_steps += 1
+        self.profile, self._profile_key = prof, key
+        self.overlay.show(prof)
+        self._fill_summary()
+
     def wait_profile(self, timeout_ms: int = 120_000) -> bool:
         t = self._profile_thread
         return t is None or t.wait(timeout_ms)
@@ -342,7 +380,10 @@ class LookInside(QObject):
             self.overlay.clear()
             fill_summary(self.w.summary, None)
             return
-        fill_summary(self.w.summary, self.profile, estimate_text(self.profile, self.n_train()))
+        how = "live while training" if self.act_live.isChecked() and self.live_steps \
+            else "by Profile"
+        fill_summary(self.w.summary, self.profile,
+                     estimate_text(self.profile, self.n_train(), how))
 
     # ----- housekeeping --------------------------------------------------------------------
     def _on_doc_change(self, ch: Any) -> None:

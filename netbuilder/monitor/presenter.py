@@ -48,9 +48,12 @@ def panel_state(state: RunState) -> str:
 class MonitorPresenter(FrameDrawing, QObject):
     """The training views of one MainWindow, following ``session``. ``commands`` is what the
     buttons and the menu call (the RunController: start, toggle_pause, step, stop, …).
-    ``views_built`` once the plot views exist."""
+    ``views_built`` once the plot views exist; ``live_profile(Profile)`` with the per-node
+    times of a recent step while ``profile_every`` > 0 (live profiling)."""
 
     views_built = Signal()
+    live_profile = Signal(object)
+    profile_every = 0  # time one training step per node every this many steps (0: off)
 
     def __init__(self, window: MainWindow, session: RunSession, commands: Any) -> None:
         super().__init__(window)
@@ -230,14 +233,16 @@ class MonitorPresenter(FrameDrawing, QObject):
         graph = self.act_graph.isChecked()
         if not self.views_ready:
             return MonitorRequest(feature_maps=False, filters=False, histograms=False,
-                                  regions=False, epoch_report=False, graph=graph, pairs=False)
+                                  regions=False, epoch_report=False, graph=graph, pairs=False,
+                                  profile_every=self.profile_every)
         v = self.docks.visible
         return MonitorRequest(
             node=self.maps.node, sample=self.maps.sample, conv=self.filters.conv,
             hist_node=self.grads.node, feature_maps=v("maps"), filters=v("filters"),
             histograms=v("grads"), graph=graph or v("grads"), regions=v("fit"),
             epoch_report=v("confusion") or v("gallery"), pair_node=self.pairs.node,
-            pairs=v("pairs") and self.pairs.node is not None)
+            pairs=v("pairs") and self.pairs.node is not None,
+            profile_every=self.profile_every)
 
     def request_changed(self) -> None:
         """The views want something else: the run measures it, or after a run this thread
@@ -351,7 +356,7 @@ class MonitorPresenter(FrameDrawing, QObject):
             return
         p = self._pending
         for key in ("event", "stats", "wires", "maps", "filters", "hists", "regions", "curve",
-                    "pairs"):
+                    "pairs", "profile"):
             v = getattr(snap, key)
             if v is not None:
                 setattr(p, key, v)

@@ -131,3 +131,27 @@ def test_a_model_with_two_outputs_answers_for_each(make_window, qtbot):
     assert kinds == ["classes", "regression"]
     note = panel.outputs_note.text()
     assert "<b>shape</b>:" in note and "<b>size</b>:" in note and "(target " in note
+
+
+def test_live_profiling_puts_per_node_times_on_the_canvas_while_training(make_window, qtbot):
+    from netbuilder.lookinside import LIVE_PROFILE_EVERY
+
+    drv, tc = open_model(make_window, example("xor_mlp", epochs=40))
+    li = drv.w.look_inside
+    li.act_live.trigger()
+    assert li.act_live.isChecked() and tc.request().profile_every == LIVE_PROFILE_EVERY
+    states = []
+    tc.presenter.live_profile.connect(lambda _p: states.append(tc.state))
+    click(qtbot, drv.w.training.panel.start_button)
+    qtbot.waitUntil(lambda: li.live_steps >= 2, timeout=120_000)
+    assert states[0] == "running"  # drawn while the model trains
+    assert set(li.overlay.items) == set(drv.graph.nodes)
+    _halo, tag, _box = li.overlay.items["hidden"]
+    assert "ms" in tag.text() and li.profile.nodes["hidden"].forward_ms > 0
+    assert "live while training" in drv.w.summary.totals.text()
+    assert drv.w.summary.totals.text().count("(measured ") == 1  # replaced, not piled up
+    wait_idle(qtbot, tc)
+    li.act_live.trigger()  # off: the next run is not timed
+    assert tc.request().profile_every == 0
+    li.act_clear.trigger()
+    assert not li.overlay
