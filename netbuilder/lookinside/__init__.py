@@ -100,6 +100,8 @@ class LookInside(QObject):
         tr.store.changed.connect(lambda _run: self._later())
         tr.data.changed.connect(self._later)
         tr.presenter.views_built.connect(self.feed_feature_maps)
+        tr.presenter.views_built.connect(
+            lambda: self.w.training.fit.point_clicked.connect(self.try_point))
         tr.presenter.live_profile.connect(self._on_live_profile)
         self.live_steps = 0  # live timings received since live profiling was switched on
         window.installEventFilter(self)
@@ -152,6 +154,7 @@ class LookInside(QObject):
                                Qt.Orientation.Vertical)
             self.dock.visibilityChanged.connect(self._on_dock_visible)
             self.panel.activations.connect(self._show_thumbs)
+            self.panel.region_pad.moved.connect(self._mark_point)
             self.refresh_source()
         return self.panel
 
@@ -161,6 +164,20 @@ class LookInside(QObject):
         self.dock.show()
         self.dock.raise_()
         return panel
+
+    def try_point(self, a: float, b: float) -> None:
+        """Question a 2-D point model at (a, b): a click on the monitor's decision regions."""
+        panel = self.show_try_it()
+        if panel.source is None or panel.source.input_kind != "points":
+            self.w.show_status("Try it at a point needs the model with a 2-D Input that is "
+                               "open (train it, or open it again)", True)
+            return
+        panel.region_pad.set_point(a, b)
+        panel.try_point(a, b)
+
+    def _mark_point(self, a: float, b: float) -> None:
+        if self.w.training.views_ready:
+            self.w.training.fit.mark_point(a, b)
 
     def refresh_source(self) -> None:
         """Rebuild what the panel questions (the model, its weights or the data changed)."""

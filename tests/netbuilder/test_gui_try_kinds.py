@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 from monitorkit import click, example, open_model, wait_idle
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 
 
@@ -50,6 +50,19 @@ def test_a_point_clicked_on_the_decision_regions_of_a_trained_xor_mlp(make_windo
     x = panel.source.normalise(np.array([pad.point]))
     np.testing.assert_allclose(panel.probs, panel.source.answers(x)[0].probs)
     assert {"hidden", "tanh", "logits"} <= set(li.thumbs.items)
+    # the monitor's Data fit view: the point dragged is ringed there, and a click there
+    # questions the network at that point
+    fit = drv.w.training.fit
+    np.testing.assert_allclose(fit.marker.data["x"], [pad.point[0]])
+    drv.w.training.show_monitor(("fit",))
+    qtbot.waitUntil(lambda: fit.plot.isVisible() and fit.kind == "regions")
+    vb = fit.plot.getPlotItem().getViewBox()
+    pos = fit.plot.mapFromScene(vb.mapViewToScene(QPointF(0.0, 1.0)))
+    QTest.mouseClick(fit.plot.viewport(), Qt.MouseButton.LeftButton,
+                     Qt.KeyboardModifier.NoModifier, pos)
+    qtbot.waitUntil(lambda: np.argmax(panel.probs) == 1)
+    np.testing.assert_allclose(pad.point, (0.0, 1.0), atol=0.05)
+    np.testing.assert_allclose(fit.marker.data["x"], [pad.point[0]])
 
 
 def test_a_token_model_answers_for_a_sample_and_for_typed_tokens(make_window, qtbot):
@@ -136,7 +149,7 @@ def test_a_model_with_two_outputs_answers_for_each(make_window, qtbot):
 def test_live_profiling_puts_per_node_times_on_the_canvas_while_training(make_window, qtbot):
     from netbuilder.lookinside import LIVE_PROFILE_EVERY
 
-    drv, tc = open_model(make_window, example("xor_mlp", epochs=40))
+    drv, tc = open_model(make_window, example("xor_mlp", epochs=5000))  # stopped below
     li = drv.w.look_inside
     li.act_live.trigger()
     assert li.act_live.isChecked() and tc.request().profile_every == LIVE_PROFILE_EVERY
@@ -150,6 +163,7 @@ def test_live_profiling_puts_per_node_times_on_the_canvas_while_training(make_wi
     assert "ms" in tag.text() and li.profile.nodes["hidden"].forward_ms > 0
     assert "live while training" in drv.w.summary.totals.text()
     assert drv.w.summary.totals.text().count("(measured ") == 1  # replaced, not piled up
+    click(qtbot, drv.w.training.panel.stop_button)
     wait_idle(qtbot, tc)
     li.act_live.trigger()  # off: the next run is not timed
     assert tc.request().profile_every == 0
