@@ -195,12 +195,17 @@ def more_shots(app: QApplication, w, sizes, out: Path) -> None:
         w.scene.select_nodes(["a1"])
         if not maps.showing_tryit:
             maps.tryit_box.setChecked(True)
+        w.training.show_monitor(("curves", "maps"))
         print("wrote", _shot(app, w, out / f"try_feature_maps{suffix}.png"))
     for suffix, size in sizes:
         w.resize(*size)
         w.layouts.apply_sizes()
         w.scene.select_nodes(["c1"])
         dlg = li.check_selected()
+        dlg.progress.valueChanged.connect(
+            lambda v, d=dlg, sfx=suffix: v == d.progress.maximum() // 3 and
+            d.grab().save(str(out / f"gradcheck_running{sfx}.png")))
+        _wait(app, lambda dlg=dlg: dlg.report is not None, 120)
         li.wait_check()
         _wait(app, lambda dlg=dlg: dlg.report is not None, 120)
         dlg.move(w.geometry().center() - dlg.rect().center())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -155,6 +155,19 @@ def sequence_image(seq: np.ndarray) -> QImage:
     return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
+class StripView(ImageView):
+    """A sequence's heat strip: as wide as the view, rows of at most 18 pixels."""
+
+    def _refresh(self) -> None:
+        if self.image is None:
+            self.setPixmap(QPixmap())
+            return
+        h = min(max(16, self.height() - 4), 18 * self.image.height())
+        self.setPixmap(QPixmap.fromImage(self.image).scaled(
+            max(16, self.width() - 4), h, Qt.AspectRatioMode.IgnoreAspectRatio,
+            Qt.TransformationMode.FastTransformation))
+
+
 class SequenceInput(QWidget):
     """Pick a dataset sample (``sample_chosen(i)``) or, for token inputs, type the tokens
     (``tokens_typed(text)`` when editing ends); shows the sequence tried as a heat strip."""
@@ -179,8 +192,10 @@ class SequenceInput(QWidget):
         self.tokens.setPlaceholderText("type tokens, e.g. 3 17 42 …")
         self.tokens.editingFinished.connect(lambda: self.tokens_typed.emit(self.tokens.text()))
         self.tokens_label = QLabel("Tokens")
-        self.view = ImageView()
-        self.view.setMinimumSize(110, 60)
+        self.view = StripView()
+        self.view.setMinimumSize(110, 40)
+        self.view.setToolTip("The sequence tried: time runs left to right, a row per "
+                             "feature (each scaled to its own range)")
         self.note = QLabel("")
         self.note.setObjectName("dim")
         self.note.setWordWrap(True)

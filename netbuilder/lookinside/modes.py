@@ -76,6 +76,7 @@ class InputModes:
         self.outputs_note = QLabel("")
         self.outputs_note.setObjectName("outputsNote")
         self.outputs_note.setWordWrap(True)
+        self.prediction.setWordWrap(True)
         self.inputs = QStackedWidget()
         for page in (image_page, self.region_pad, self.seq_input):
             self.inputs.addWidget(page)
@@ -231,8 +232,10 @@ class InputModes:
         image = src.input_kind == "image"
         why = image and src.classifies
         recon = next((a for a in self.answers if a.kind == "reconstruction"), None)
-        self.why_view.setVisible(why or (image and recon is not None))
+        middle = why or (image and recon is not None)
+        self.why_view.setVisible(middle)
         self._why_box.setVisible(why)
+        self.layout().setColumnStretch(1, 3 if middle else 0)  # the input takes the room
         if image and recon is not None and not why:
             base = np.asarray(self.x[0], dtype=np.float64)
             lo, hi = float(base.min()), float(base.max())
