@@ -20,6 +20,7 @@ import engine
 from engine.errors import NetBuilderError
 from engine.profile import Profile
 
+from ..panels.data_panel import spec_text
 from ..summary import batch_size_of
 from .filters import FilterGridDialog
 from .gradcheck_dialog import GradcheckDialog, GradcheckThread
@@ -190,6 +191,8 @@ class LookInside(QObject):
             self.panel.set_source(None, note=f"Cannot try this model: {e.message}")
             return
         ds = dp.dataset
+        if dp.loaded_spec != spec_text(dp.spec):
+            ds = None  # still the data of another model (this one's is loading or missing)
         if ds is not None and tuple(ds.sample_shape) != src.input_shape:
             ds = None
         self.panel.set_source(src, ds)

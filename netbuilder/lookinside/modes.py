@@ -17,7 +17,7 @@ from engine.errors import NetBuilderError
 from ..session.probes import blend_regions, point_extent
 from .inputs import RegionPad, SequenceInput
 from .source import Answer, TrySource
-from .views import heat_colors, overlay_image
+from .views import ImageView, heat_colors, overlay_image
 
 REGION_RES = 80
 MAX_SHOWN = 8  # values of a regression answer written out
@@ -73,6 +73,10 @@ class InputModes:
         self.seq_input = SequenceInput()
         self.seq_input.sample_chosen.connect(self.try_sequence_sample)
         self.seq_input.tokens_typed.connect(self.try_tokens)
+        self.recon_view = ImageView()
+        self.recon_view.setObjectName("reconstructionView")
+        self.recon_view.setToolTip("The input (left) and the network's reconstruction (right)")
+        self.recon_view.hide()
         self.outputs_note = QLabel("")
         self.outputs_note.setObjectName("outputsNote")
         self.outputs_note.setWordWrap(True)
@@ -232,21 +236,22 @@ class InputModes:
         image = src.input_kind == "image"
         why = image and src.classifies
         recon = next((a for a in self.answers if a.kind == "reconstruction"), None)
-        middle = why or (image and recon is not None)
-        self.why_view.setVisible(middle)
+        self.why_view.setVisible(why)
         self._why_box.setVisible(why)
-        self.layout().setColumnStretch(1, 3 if middle else 0)  # the input takes the room
-        if image and recon is not None and not why:
+        self.layout().setColumnStretch(1, 3 if why else 0)  # the input takes the room
+        self.recon_view.setVisible(image and recon is not None)
+        if image and recon is not None:
             base = np.asarray(self.x[0], dtype=np.float64)
             lo, hi = float(base.min()), float(base.max())
             span = hi - lo if hi > lo else 1.0
             rv = np.asarray(recon.value, dtype=np.float64).reshape(base.shape)
             self.recon = rv
-            self.why_view.set_image(pair_image((base[0] - lo) / span, (rv[0] - lo) / span))
-            self.why_note.setText("The input (left) and the network's reconstruction "
-                                  "(right), on the same grey scale.")
-        elif not image:
-            self.why_note.setText("")
+            self.recon_view.set_image(pair_image((base[0] - lo) / span, (rv[0] - lo) / span))
+        if not why:
+            self.why_note.setText("Reconstruction: the input (left) and what the network "
+                                  "rebuilds of it (right), on the same grey scale; MSE is "
+                                  "their mean squared difference."
+                                  if image and recon is not None else "")
         if why:
             self._why_later()
 
@@ -269,7 +274,7 @@ class InputModes:
         if a.kind == "reconstruction":
             err = float(np.mean((np.asarray(a.value, np.float64).reshape(-1)
                                  - np.asarray(self.x[0], np.float64).reshape(-1)) ** 2))
-            return a.output, f"reconstruction · MSE {err:.4g}"
+            return a.output, f"MSE {err:.4g}"
         text = fmt_values(a.value)
         if self.sample_index is not None:
             t = dataset_target(self.dataset, self.sample_index, src.net, a.output)

@@ -183,6 +183,7 @@ class TryItPanel(InputModes, QWidget):
         answer = QVBoxLayout()
         answer.addWidget(self.prediction)
         answer.addWidget(self.bars, 1)
+        answer.addWidget(self.recon_view, 1)
         answer.addWidget(self.outputs_note)
         answer.addWidget(self.why_note)
         grid.addLayout(answer, 1, 2, 3, 1)
@@ -208,6 +209,7 @@ class TryItPanel(InputModes, QWidget):
         """Question ``source`` (None: nothing to try, ``note`` says why)."""
         self._stop_thread()
         self.source = source
+        self.sample_label = None
         self.dataset = dataset if self.source is not None else None
         if self.source is None:
             self.source_note.setText(note or "Try it needs a model with one Input and an "
@@ -217,6 +219,7 @@ class TryItPanel(InputModes, QWidget):
             self.bars.set_probs(np.zeros(0), [])
             self.prediction.setText("—")
             self.outputs_note.setText("")
+            self.recon_view.hide()
             self.why_view.set_image(None)
             self.source_note.setEnabled(True)
             self.acts = {}

@@ -114,17 +114,17 @@ def test_an_autoencoder_shows_the_reconstruction_beside_the_input(make_window, q
     drv, _tc = open_model(make_window, example("digits_autoencoder"))
     panel = drv.w.look_inside.show_try_it()
     qtbot.waitUntil(panel.isEnabled)
-    assert panel.pad.isVisible() and panel.why_view.isVisible()
-    assert not panel._why_box.isVisible()  # no class to explain
+    assert panel.pad.isVisible() and panel.recon_view.isVisible()
+    assert not panel._why_box.isVisible() and not panel.why_view.isVisible()  # no class
     panel.sample.setValue(2)
     click(qtbot, panel.sample_btn)
     a = panel.answers[0]
     assert a.kind == "reconstruction" and a.value.shape == (1, 8, 8)
-    assert panel.prediction.text().startswith("reconstruction · MSE")
+    assert panel.prediction.text().startswith("MSE ")
     assert "target" not in panel.prediction.text() and "label" not in panel.prediction.text()
-    img = panel.why_view.image
+    img = panel.recon_view.image
     assert img is not None and img.width() > 2 * img.height() - 40  # two images side by side
-    assert "reconstruction" in panel.why_note.text()
+    assert "Reconstruction" in panel.why_note.text()
     mse = float(np.mean((a.value - panel.x[0]) ** 2))
     assert f"{mse:.4g}" in panel.prediction.text()
     QTest.mousePress(panel.pad, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
