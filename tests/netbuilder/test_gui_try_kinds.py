@@ -169,3 +169,17 @@ def test_live_profiling_puts_per_node_times_on_the_canvas_while_training(make_wi
     assert tc.request().profile_every == 0
     li.act_clear.trigger()
     assert not li.overlay
+
+
+def test_a_per_step_model_answers_a_class_per_step_of_typed_tokens(make_window, qtbot):
+    drv, _tc = open_model(make_window, example("transformer_sort"))
+    panel = drv.w.look_inside.show_try_it()
+    qtbot.waitUntil(panel.isEnabled)
+    seq = panel.seq_input
+    seq.tokens.setText("9 8 7 6 5 4 3 2")
+    QTest.keyClick(seq.tokens, Qt.Key.Key_Return)
+    a = panel.answers[0]
+    assert a.kind == "steps" and a.probs.shape == (8, 10)
+    tops = [str(int(k)) for k in np.argmax(a.probs, axis=-1)]
+    assert panel.prediction.text() == "per step: " + " ".join(tops)
+    assert not panel.bars.isVisible()
