@@ -14,6 +14,7 @@ The relative error is ``engine.gradcheck.rel_error`` (per tensor).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +24,10 @@ from .gradcheck import _numeric, random_batch, rel_error
 from .network import Network
 
 DEFAULT_TOL = 1e-4
+
+
+class CheckCancelledError(NetBuilderError):
+    """Raised by ``check_node`` when its ``cancelled`` callback answers True."""
 
 
 @dataclass
@@ -60,9 +65,15 @@ def node_inputs(net: Network, node: str, x: dict[str, np.ndarray] | np.ndarray |
 
 def check_node(net: Network, node: str, x: dict[str, np.ndarray] | np.ndarray | None = None,
                batch: int = 2, seed: int = 0, eps: float = 1e-6, tol: float = DEFAULT_TOL,
-               max_elements: int | None = 200, jitter: float = 1e-3) -> NodeCheck:
+               max_elements: int | None = 200, jitter: float = 1e-3,
+               progress: Callable[[int, int], None] | None = None,
+               cancelled: Callable[[], bool] | None = None) -> NodeCheck:
     """Finite-difference check of ``node``'s input and parameter gradients (at most
     ``max_elements`` sampled positions per tensor) in ``net``'s current state.
+
+    ``progress(done, total)`` is called as the perturbed forwards go by (two per checked
+    entry); ``cancelled()`` is asked before each one and raises ``CheckCancelledError``
+    when it answers True (a dialog's Cancel, from another thread).
 
     The real inputs are nudged by Gaussian noise of ``jitter`` times their std (1 when
     constant): the zeros a ReLU sends a max-pool tie its windows, and a difference quotient
@@ -99,15 +110,25 @@ def check_node(net: Network, node: str, x: dict[str, np.ndarray] | np.ndarray | 
     grads = {k: np.zeros_like(local[k]) for k in trainable}
     dxs = layer.backward(dy, local, grads)
 
-    def f() -> float:
-        return float(np.sum(run() * dy))
+    real = [(f"x{port}", xin) for port, xin in enumerate(xs)
+            if getattr(layer, "index_range", lambda p: None)(port) is None]
+    tensors = real + [(name, local[name]) for name in sorted(trainable)]
+    total = 2 * sum(a.size if max_elements is None else min(a.size, max_elements)
+                    for _n, a in tensors)
+    done = 0
 
-    for port, xin in enumerate(xs):
-        if getattr(layer, "index_range", lambda p: None)(port) is not None:
-            continue
-        idx, num = _numeric(f, xin, eps, max_elements, rng)
-        report.errors[f"x{port}"] = rel_error(np.asarray(dxs[port]).reshape(-1)[idx], num)
-    for name in sorted(trainable):
-        idx, num = _numeric(f, local[name], eps, max_elements, rng)
-        report.errors[name] = rel_error(grads[name].reshape(-1)[idx], num)
+    def f() -> float:
+        nonlocal done
+        if cancelled is not None and cancelled():
+            raise CheckCancelledError(f"the gradient check of '{node}' was cancelled", node)
+        value = float(np.sum(run() * dy))
+        done += 1
+        if progress is not None:
+            progress(done, total)
+        return value
+
+    for name, arr in tensors:
+        idx, num = _numeric(f, arr, eps, max_elements, rng)
+        analytic = grads[name] if name in trainable else dxs[int(name[1:])]
+        report.errors[name] = rel_error(np.asarray(analytic).reshape(-1)[idx], num)
     return report

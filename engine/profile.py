@@ -172,3 +172,92 @@ def _profile(net: Network, batch_size: int, steps: int, warmup: int, seed: int,
     for nid in work.order:
         prof.nodes[nid] = NodeTiming(nid, fwd[nid] * k, bwd[nid] * k)
     return prof
+
+
+class StepTimer:
+    """Times one step of a network that is training elsewhere (a run's own network), per
+    node, from its hooks: ``arm()`` before a step, ``take()`` after it. The step timed is
+    the first backward and the forward just before it: a forward that no backward follows
+    (a validation batch, a monitor's probe) is started over by the next one.
+
+    The hooks are registered by ``arm`` and removed by ``take``, so the steps in between
+    samples run without them. Call both on the thread that runs the network. The forward
+    clock starts at the Inputs' hook; the first backward step also holds the loss (there is
+    no hook between them), and ``step_ms`` runs from the Inputs to ``take`` (so it includes
+    the optimizer's update when ``take`` follows it). A fused step's time is shared among its
+    nodes by multiply-accumulates, as ``profile`` does."""
+
+    def __init__(self, net: Network) -> None:
+        self.net = net
+        self._step_of = {nid: st for st in net.steps for nid in st.ids}
+        self._inputs = set(net.input_ids)
+        self._shares = {id(st): _share(net, st.ids) for st in net.steps}
+        self._handle = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.fwd = dict.fromkeys(self.net.order, 0.0)
+        self.bwd = dict.fromkeys(self.net.order, 0.0)
+        self._start: float | None = None
+        self._last = 0.0
+        self._seen: set[int] = set()
+        self._backward_seen = False
+
+    @property
+    def armed(self) -> bool:
+        return self._handle is not None
+
+    def arm(self) -> None:
+        """Time the next step (forward and backward) of the network."""
+        if self._handle is None:
+            self._reset()
+            self._handle = self.net.add_hook(on_forward=self._on_forward,
+                                             on_backward=self._on_backward)
+
+    def _on_forward(self, nid: str, _out: np.ndarray) -> None:
+        now = time.perf_counter()
+        if self._backward_seen:
+            return  # a second forward (a probe) before take(): the step is over
+        if nid in self._inputs:  # a forward begins: any before it had no backward
+            self.fwd = dict.fromkeys(self.net.order, 0.0)
+            self._seen.clear()
+            self._start = self._last = now
+            return
+        st = self._step_of.get(nid)
+        if self._start is None or st is None:
+            self._last = now
+            return
+        key = id(st)
+        if key not in self._seen:
+            self._seen.add(key)
+            dt = now - self._last
+            for n, w in self._shares[key].items():
+                self.fwd[n] += dt * w
+        self._last = now
+
+    def _on_backward(self, event: BackwardEvent) -> None:
+        now = time.perf_counter()
+        if self._start is None:
+            return
+        self._backward_seen = True
+        dt = now - self._last
+        for n, w in self._shares[id(self._step_of[event.node])].items():
+            self.bwd[n] += dt * w
+        self._last = now
+
+    def take(self, batch_size: int) -> Profile | None:
+        """The timings of the step since ``arm`` (None when no full step ran), and the
+        hooks removed."""
+        now = time.perf_counter()
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+        if self._start is None or not self._backward_seen:
+            return None
+        import numba
+
+        prof = Profile(batch_size, 1, numba.get_num_threads(),
+                       step_ms=(now - self._start) * 1000.0)
+        for nid in self.net.order:
+            prof.nodes[nid] = NodeTiming(nid, self.fwd[nid] * 1000.0, self.bwd[nid] * 1000.0)
+        return prof

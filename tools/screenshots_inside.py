@@ -7,6 +7,13 @@ with mouse strokes, the class probabilities, and Grad-CAM on conv2 laid over the
 profile.png: LeNet-5 after Look Inside ▸ Profile: each node's share of a training step as a
 heat halo and a "ms · %" tag on the canvas, and the Model Summary's time columns with the
 epoch estimate. ``--small-size`` takes both again at 1024×700 with a ``_small`` suffix.
+
+``--only more`` takes the other kinds of input instead: try_points.png, an MLP trained on
+the spirals with a point chosen by a drag on its decision regions in the Try it dock;
+try_tokens.png, embedding_tokens with typed tokens; try_autoencoder.png,
+digits_autoencoder's reconstruction beside a digit sample; try_feature_maps.png, the
+Feature Maps view on the Try it input of LeNet-5 (a drawn stroke); gradcheck.png, Check
+Gradients of LeNet-5's c1 in the background, its dialog at the verdict.
 """
 
 from __future__ import annotations
@@ -101,11 +108,119 @@ def profile_shot(app: QApplication, w, path: Path) -> Path:
     return path
 
 
+def _open(app: QApplication, w, doc: dict) -> None:
+    import engine
+
+    w.maybe_save = lambda: True
+    w.load_graph(engine.Graph.from_dict(doc), None)
+    w.training.data.wait_loaded(60)
+    _calm(app, 0.3)
+
+
+def _example(name: str, **training) -> dict:
+    import json
+
+    doc = json.loads((ROOT / "resources" / "examples" / f"{name}.json").read_text("utf-8"))
+    doc["training"] = {**doc.get("training", {}), **training}
+    return doc
+
+
+def _train(app: QApplication, w) -> None:
+    tc = w.training
+    if not tc.start():
+        raise SystemExit(f"cannot start: {tc.panel.message.text()}")
+    if not _wait(app, lambda: tc.state == "idle" and tc.store.latest() is not None
+                 and tc.store.latest().weights is not None, 900):
+        raise SystemExit("the model did not finish training")
+    w.layouts.set_mode("build")
+    w.layouts.arrange()
+    _calm(app, 0.5)
+
+
+def _shot(app: QApplication, w, path: Path) -> Path:
+    w.layouts.tidy()
+    _calm(app, 0.8)
+    w.grab().save(str(path))
+    return path
+
+
+def more_shots(app: QApplication, w, sizes, out: Path) -> None:
+    from screenshots import SPIRAL_MLP
+
+    li = w.look_inside
+    _open(app, w, SPIRAL_MLP)
+    _train(app, w)
+    for suffix, size in sizes:
+        w.resize(*size)
+        w.layouts.apply_sizes()
+        panel = li.show_try_it()
+        _calm(app, 0.5)
+        pad = panel.region_pad
+        a, b = pad.to_px(-0.2, 0.6).toPoint(), pad.to_px(0.35, 0.3).toPoint()
+        QTest.mousePress(pad, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, a)
+        for k in range(1, 8):
+            QTest.mouseMove(pad, a + (b - a) * k / 7)
+        QTest.mouseRelease(pad, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, b)
+        print("wrote", _shot(app, w, out / f"try_points{suffix}.png"))
+    _open(app, w, _example("embedding_tokens"))
+    _train(app, w)
+    for suffix, size in sizes:
+        w.resize(*size)
+        w.layouts.apply_sizes()
+        panel = li.show_try_it()
+        _calm(app, 0.5)
+        seq = panel.seq_input
+        seq.tokens.setText("0 1 2 100 150 3 4 180 120 5 6 7 190 110 130 140 160 170 199 101")
+        seq.tokens.editingFinished.emit()
+        print("wrote", _shot(app, w, out / f"try_tokens{suffix}.png"))
+    _open(app, w, _example("digits_autoencoder", epochs=10))
+    _train(app, w)
+    for suffix, size in sizes:
+        w.resize(*size)
+        w.layouts.apply_sizes()
+        panel = li.show_try_it()
+        _calm(app, 0.5)
+        panel.show_sample(7)
+        print("wrote", _shot(app, w, out / f"try_autoencoder{suffix}.png"))
+    _open(app, w, _example("lenet5"))
+    for suffix, size in sizes:
+        w.resize(*size)
+        w.layouts.apply_sizes()
+        w.training.show_monitor()
+        maps = w.training.maps
+        panel = li.show_try_it()
+        _calm(app, 0.5)
+        panel.pad.clear()
+        draw(panel.pad, SEVEN)
+        w.scene.select_nodes(["a1"])
+        if not maps.showing_tryit:
+            maps.tryit_box.setChecked(True)
+        w.training.show_monitor(("curves", "maps"))
+        print("wrote", _shot(app, w, out / f"try_feature_maps{suffix}.png"))
+    for suffix, size in sizes:
+        w.resize(*size)
+        w.layouts.apply_sizes()
+        w.scene.select_nodes(["c1"])
+        dlg = li.check_selected()
+        dlg.progress.valueChanged.connect(
+            lambda v, d=dlg, sfx=suffix: v == d.progress.maximum() // 3 and
+            d.grab().save(str(out / f"gradcheck_running{sfx}.png")))
+        _wait(app, lambda dlg=dlg: dlg.report is not None, 120)
+        li.wait_check()
+        _wait(app, lambda dlg=dlg: dlg.report is not None, 120)
+        dlg.move(w.geometry().center() - dlg.rect().center())
+        _calm(app, 0.5)
+        print("wrote", _shot(app, w, out / f"gradcheck_window{suffix}.png"))
+        dlg.grab().save(str(out / f"gradcheck{suffix}.png"))
+        dlg.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     ap.add_argument("--size", default="1280x800")
     ap.add_argument("--small-size", default="", help="also take the shots at this size")
+    ap.add_argument("--only", default="", help="'more': the other kinds of input instead")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -119,6 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.small_size:
         sizes.append(("_small", tuple(int(v) for v in args.small_size.lower().split("x"))))
     w = _monitor_window(app, sizes[0][1], tmp)
+    if args.only == "more":
+        more_shots(app, w, sizes, out)
+        w.ask_save_runs = lambda names: "discard"
+        w.ask_save_changes = lambda: "discard"
+        _close(w)
+        return 0
     train_digits(app, w)
     for suffix, size in sizes:
         w.resize(*size)

@@ -13,17 +13,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFrame, QPushButton, QScrollArea
 
 import engine
 from engine.errors import NetBuilderError
-from engine.nodecheck import check_node
 from engine.profile import Profile
 
+from ..panels.data_panel import spec_text
 from ..summary import batch_size_of
 from .filters import FilterGridDialog
-from .gradcheck_dialog import GradcheckDialog
+from .gradcheck_dialog import GradcheckDialog, GradcheckThread
 from .profiling import HeatOverlay, ProfileThread, estimate_text, fill_summary
 from .source import TrySource, build_source
 from .thumbs import ActivationThumbs
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from ..mainwindow import MainWindow
 
 PROFILE_STEPS = 5  # timed training steps (after two untimed ones)
+LIVE_PROFILE_EVERY = 20  # live profiling times one training step in this many
+LIVE_SMOOTHING = 0.3  # weight of the newest live timing in the running average
 
 
 class LookInside(QObject):
@@ -48,6 +50,7 @@ class LookInside(QObject):
         self.profile: Profile | None = None
         self._profile_key: str | None = None
         self._profile_thread: ProfileThread | None = None
+        self._check_threads: list[GradcheckThread] = []
         self.overlay = HeatOverlay(window.scene)
         self.thumbs = ActivationThumbs(window.scene)
         self._refresh = QTimer(self)
@@ -79,6 +82,10 @@ class LookInside(QObject):
         m.addSeparator()
         self.act_profile = act("&Profile the Model", self.run_profile, "Ctrl+Shift+P",
                                "Time forward and backward per node over a few steps")
+        self.act_live = act("Profile &Live While Training", self.set_live_profile, None,
+                            f"Time one training step in {LIVE_PROFILE_EVERY} per node and "
+                            f"show it on the canvas while the model trains")
+        self.act_live.setCheckable(True)
         self.act_clear = act("&Clear Profile", self.clear_profile)
         window.view.context_actions += [None, self.act_check, self.act_cam, self.act_filters]
         self.check_button = QPushButton("Check gradients")
@@ -93,6 +100,11 @@ class LookInside(QObject):
         tr = window.training
         tr.store.changed.connect(lambda _run: self._later())
         tr.data.changed.connect(self._later)
+        tr.presenter.views_built.connect(self.feed_feature_maps)
+        tr.presenter.views_built.connect(
+            lambda: self.w.training.fit.point_clicked.connect(self.try_point))
+        tr.presenter.live_profile.connect(self._on_live_profile)
+        self.live_steps = 0  # live timings received since live profiling was switched on
         window.installEventFilter(self)
 
     # ----- the network questioned ----------------------------------------------------------
@@ -143,6 +155,7 @@ class LookInside(QObject):
                                Qt.Orientation.Vertical)
             self.dock.visibilityChanged.connect(self._on_dock_visible)
             self.panel.activations.connect(self._show_thumbs)
+            self.panel.region_pad.moved.connect(self._mark_point)
             self.refresh_source()
         return self.panel
 
@@ -152,6 +165,20 @@ class LookInside(QObject):
         self.dock.show()
         self.dock.raise_()
         return panel
+
+    def try_point(self, a: float, b: float) -> None:
+        """Question a 2-D point model at (a, b): a click on the monitor's decision regions."""
+        panel = self.show_try_it()
+        if panel.source is None or panel.source.input_kind != "points":
+            self.w.show_status("Try it at a point needs the model with a 2-D Input that is "
+                               "open (train it, or open it again)", True)
+            return
+        panel.region_pad.set_point(a, b)
+        panel.try_point(a, b)
+
+    def _mark_point(self, a: float, b: float) -> None:
+        if self.w.training.views_ready:
+            self.w.training.fit.mark_point(a, b)
 
     def refresh_source(self) -> None:
         """Rebuild what the panel questions (the model, its weights or the data changed)."""
@@ -163,7 +190,9 @@ class LookInside(QObject):
         except NetBuilderError as e:
             self.panel.set_source(None, note=f"Cannot try this model: {e.message}")
             return
-        ds = dp.dataset if dp.dataset is not None and dp.dataset.is_image else None
+        ds = dp.dataset
+        if dp.loaded_spec != spec_text(dp.spec):
+            ds = None  # still the data of another model (this one's is loading or missing)
         if ds is not None and tuple(ds.sample_shape) != src.input_shape:
             ds = None
         self.panel.set_source(src, ds)
@@ -173,12 +202,28 @@ class LookInside(QObject):
             self.thumbs.show(acts)
         else:
             self.thumbs.clear()
+        self.feed_feature_maps()
+
+    def feed_feature_maps(self) -> None:
+        """Offer the Try it input's activations to the Feature Maps view (its *Try-it input*
+        choice), or take them back when the panel is hidden or has no input."""
+        tr = self.w.training
+        if not tr.views_ready:
+            return
+        p = self.panel
+        live = (p is not None and p.source is not None and p.x is not None and
+                self.dock is not None and self.dock.isVisible() and bool(getattr(p, "acts", None)))
+        if live:
+            tr.maps.set_tryit(p.acts, p.x[0], p.prediction.text())
+        else:
+            tr.maps.set_tryit(None)
 
     def _on_dock_visible(self, visible: bool) -> None:
         if visible:
             self._later()
         else:
             self.thumbs.clear()
+        self.feed_feature_maps()
 
     def _later(self) -> None:
         if self.panel is not None and self.dock is not None and self.dock.isVisible():
@@ -220,24 +265,50 @@ class LookInside(QObject):
         return self.check_node(ids[0])
 
     def check_node(self, node: str) -> GradcheckDialog | None:
-        """Run the check of ``node`` on a float64 copy and show the dialog."""
-        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        """Check ``node`` on a float64 copy in a background thread; the dialog shows the
+        progress (with Cancel) and then the verdict."""
         try:
             net, label = self.network()
-            report = check_node(net, node)
         except NetBuilderError as e:
             self.w.show_status(f"Cannot check {node}: {e.message}", True)
             return None
-        finally:
-            QGuiApplication.restoreOverrideCursor()
+        self._cancel_check()
         if self.dialog is not None:
             self.dialog.close()
-        self.dialog = GradcheckDialog(report, label, self.w)
-        self.dialog.show()
-        verdict = "pass" if report.passed else "FAIL"
-        self.w.show_status(f"Gradient check of {node}: {verdict} (worst relative error "
-                           f"{report.worst:.1e})", not report.passed)
-        return self.dialog
+        dlg = self.dialog = GradcheckDialog(None, label, self.w, node=node)
+        t = GradcheckThread(net, node, self)
+        t.progressed.connect(dlg.set_progress)
+        t.done.connect(lambda result, t=t, dlg=dlg: self._on_checked(t, dlg, result))
+        dlg.cancel_requested.connect(lambda t=t: setattr(t, "cancel", True))
+        self._check_threads.append(t)
+        dlg.show()
+        self.w.show_status(f"Checking the gradients of {node} in the background…")
+        t.start()
+        return dlg
+
+    def _on_checked(self, t: GradcheckThread, dlg: GradcheckDialog, result: Any) -> None:
+        t.wait()
+        if t in self._check_threads:
+            self._check_threads.remove(t)
+        if result is None:
+            self.w.show_status(f"Gradient check of {t.node} cancelled")
+            return
+        if isinstance(result, str):
+            dlg.set_failed(f"Cannot check {t.node}: {result}")
+            self.w.show_status(f"Cannot check {t.node}: {result}", True)
+            return
+        dlg.set_report(result)
+        verdict = "pass" if result.passed else "FAIL"
+        self.w.show_status(f"Gradient check of {t.node}: {verdict} (worst relative error "
+                           f"{result.worst:.1e})", not result.passed)
+
+    def _cancel_check(self) -> None:
+        for t in self._check_threads:
+            t.cancel = True
+
+    def wait_check(self, timeout_ms: int = 120_000) -> bool:
+        """Wait for the running gradient checks (tests, closing)."""
+        return all(t.wait(timeout_ms) for t in list(self._check_threads))
 
     # ----- profile -------------------------------------------------------------------------
     def run_profile(self) -> None:
@@ -257,6 +328,36 @@ class LookInside(QObject):
         self._profile_thread = t
         self.w.show_status(f"Profiling {plural_steps(PROFILE_STEPS)} of batch {batch}…")
         t.start()
+
+    def set_live_profile(self, on: bool) -> None:
+        """Live profiling on or off: a running (or the next) training run times one step in
+        ``LIVE_PROFILE_EVERY`` per node, through the engine's hooks, and the canvas shows a
+        running average."""
+        pres = self.w.training.presenter
+        pres.profile_every = LIVE_PROFILE_EVERY if on else 0
+        self.act_live.setChecked(on)
+        self.live_steps = 0
+        pres.request_changed()
+        self.w.show_status("Live profiling on: the canvas shows per-node time while the model "
+                           "trains" if on else "Live profiling off")
+
+    def _on_live_profile(self, prof: Profile) -> None:
+        if not self.act_live.isChecked():
+            return
+        from ..session.runs import model_key
+        key = model_key(self.w.document.graph)
+        old = self.profile if self.live_steps and self._profile_key == key else None
+        if old is not None and set(old.nodes) == set(prof.nodes):
+            a = LIVE_SMOOTHING
+            for nid, t in prof.nodes.items():
+                o = old.nodes[nid]
+                t.forward_ms = a * t.forward_ms + (1 - a) * o.forward_ms
+                t.backward_ms = a * t.backward_ms + (1 - a) * o.backward_ms
+            prof.step_ms = a * prof.step_ms + (1 - a) * old.step_ms
+        self.live_steps += 1
+        self.profile, self._profile_key = prof, key
+        self.overlay.show(prof)
+        self._fill_summary()
 
     def wait_profile(self, timeout_ms: int = 120_000) -> bool:
         t = self._profile_thread
@@ -299,7 +400,10 @@ class LookInside(QObject):
             self.overlay.clear()
             fill_summary(self.w.summary, None)
             return
-        fill_summary(self.w.summary, self.profile, estimate_text(self.profile, self.n_train()))
+        how = "live while training" if self.act_live.isChecked() and self.live_steps \
+            else "by Profile"
+        fill_summary(self.w.summary, self.profile,
+                     estimate_text(self.profile, self.n_train(), how))
 
     # ----- housekeeping --------------------------------------------------------------------
     def _on_doc_change(self, ch: Any) -> None:
@@ -315,6 +419,8 @@ class LookInside(QObject):
             self.panel.shutdown()
         if self.filter_dialog is not None:
             self.filter_dialog.close()
+        self._cancel_check()
+        self.wait_check(60_000)
         if self._profile_thread is not None:
             self._profile_thread.wait(60_000)
 

@@ -1,21 +1,30 @@
 """The dialog of Check Gradients: one node's float64 finite-difference check
-(``engine.nodecheck``), the worst relative error per input and parameter, pass or fail."""
+(``engine.nodecheck``), the worst relative error per input and parameter, pass or fail.
+
+The check runs in a ``GradcheckThread`` on its own copy of the network, so the window stays
+live (and a training run goes on) while it works; the dialog shows its progress and a Cancel
+button until the report arrives."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from typing import Any
+
+from PySide6.QtCore import Qt, QThread, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QLabel,
+    QProgressBar,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from engine.nodecheck import NodeCheck
+import engine
+from engine.errors import NetBuilderError
+from engine.nodecheck import CheckCancelledError, NodeCheck, check_node
 
 from ..canvas import theme
 
@@ -28,17 +37,102 @@ def tensor_meaning(name: str) -> str:
     return f"gradient of parameter '{name}'"
 
 
-class GradcheckDialog(QDialog):
-    """Shows a ``NodeCheck``: a verdict line and a row per tensor."""
+class GradcheckThread(QThread):
+    """Runs ``check_node(net, node)`` off the GUI thread; ``net`` must be its own copy.
+    ``progressed(done, total)`` as it goes, ``done(report | error text | None)`` at the end
+    (None: cancelled)."""
 
-    def __init__(self, report: NodeCheck, source: str, parent: QWidget | None = None) -> None:
+    progressed = Signal(int, int)
+    done = Signal(object)
+
+    def __init__(self, net: engine.Network, node: str, parent: Any = None) -> None:
         super().__init__(parent)
-        self.report = report
+        self.net, self.node = net, node
+        self.cancel = False
+
+    def run(self) -> None:
+        try:
+            result: Any = check_node(self.net, self.node, progress=self.progressed.emit,
+                                     cancelled=lambda: self.cancel)
+        except CheckCancelledError:
+            result = None
+        except NetBuilderError as e:
+            result = e.message
+        self.done.emit(result)
+
+
+class GradcheckDialog(QDialog):
+    """Shows a ``NodeCheck``: a verdict line and a row per tensor. Built with ``report``
+    None while the check runs (a progress bar and Cancel), then ``set_report``."""
+
+    cancel_requested = Signal()
+
+    def __init__(self, report: NodeCheck | None, source: str, parent: QWidget | None = None,
+                 node: str = "") -> None:
+        super().__init__(parent)
+        self.report: NodeCheck | None = None
+        self.node = report.node if report is not None else node
         self.setObjectName("gradcheckDialog")
-        self.setWindowTitle(f"Gradient check · {report.node}")
+        self.setWindowTitle(f"Gradient check · {self.node}")
         self.verdict = QLabel()
         self.verdict.setObjectName("verdict")
         self.verdict.setWordWrap(True)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 0)
+        self.progress.setFormat("%v of %m perturbed forwards")
+        self.table = QTreeWidget()
+        self.table.setObjectName("gradcheckTable")
+        self.table.setRootIsDecorated(False)
+        self.table.setHeaderLabels(["Tensor", "What", "Worst rel. error", "Result"])
+        how = QLabel(f"Float64 central differences (ε = 1e-6) of the node alone, in the "
+                     f"model's current state ({source}), on the inputs a random batch brings "
+                     f"it; at most 200 sampled entries per tensor. A training run is not "
+                     f"touched: the check runs on a copy, in the background.")
+        how.setObjectName("dim")
+        how.setWordWrap(True)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.verdict)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.table, 1)
+        lay.addWidget(how)
+        lay.addWidget(self.buttons)
+        self.resize(560, 300)
+        if report is not None:
+            self.set_report(report)
+        else:
+            self.verdict.setText(f"Checking the gradients of <b>{self.node}</b>…")
+
+    @property
+    def running(self) -> bool:
+        return self.report is None and not self.progress.isHidden()
+
+    def set_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+
+    def reject(self) -> None:
+        if self.running:
+            self.cancel_requested.emit()
+            self.set_failed("Cancelled: no verdict.")
+            return
+        super().reject()
+
+    def set_failed(self, text: str) -> None:
+        """The check could not finish (``text`` says why): no table, a Close button."""
+        self.progress.hide()
+        self.verdict.setText(f"<span style='color:{theme.ERROR}'>{text}</span>")
+        self._closable()
+
+    def _closable(self) -> None:
+        self.buttons.setStandardButtons(QDialogButtonBox.StandardButton.Close)
+
+    def set_report(self, report: NodeCheck) -> None:
+        """Show the verdict and a row per tensor."""
+        self.report = report
+        self.progress.hide()
+        self._closable()
         if not report.errors:
             text, color = (f"<b>{report.node}</b> ({report.type_name}) has no gradient to "
                            "check: nothing flows into it and it has no parameters."), theme.TEXT
@@ -53,10 +147,7 @@ class GradcheckDialog(QDialog):
                            f"differences (worst relative error {report.worst:.1e}, tolerance "
                            f"{report.tol:.0e}). The layer's backward is wrong."), theme.ERROR
         self.verdict.setText(f"<span style='color:{color}'>{text}</span>")
-        self.table = QTreeWidget()
-        self.table.setObjectName("gradcheckTable")
-        self.table.setRootIsDecorated(False)
-        self.table.setHeaderLabels(["Tensor", "What", "Worst rel. error", "Result"])
+        self.table.clear()
         for name, err in report.errors.items():
             ok = err < report.tol
             it = QTreeWidgetItem([name, tensor_meaning(name), f"{err:.2e}",
@@ -66,20 +157,6 @@ class GradcheckDialog(QDialog):
             self.table.addTopLevelItem(it)
         for c in range(4):
             self.table.resizeColumnToContents(c)
-        how = QLabel(f"Float64 central differences (ε = 1e-6) of the node alone, in the "
-                     f"model's current state ({source}), on the inputs a random batch brings "
-                     f"it; at most 200 sampled entries per tensor. A training run is not "
-                     f"touched: the check runs on a copy.")
-        how.setObjectName("dim")
-        how.setWordWrap(True)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(self.reject)
-        lay = QVBoxLayout(self)
-        lay.addWidget(self.verdict)
-        lay.addWidget(self.table, 1)
-        lay.addWidget(how)
-        lay.addWidget(buttons)
-        self.resize(560, 300)
 
     def results(self) -> dict[str, str]:
         """Tensor name -> "pass" / "FAIL", as the table shows them."""

@@ -130,10 +130,14 @@ def fill_summary(summary, prof: Profile | None, estimate: str = "") -> None:
         table.resizeColumnToContents(c)
         head.moveSection(head.visualIndex(c), 2 + k)  # beside Output: seen in a narrow dock
     if estimate and estimate not in summary.totals.text():
-        summary.totals.setText(summary.totals.text() + "<br>" + estimate)
+        kept = [t for t in summary.totals.text().split("<br>") if MEASURED not in t]
+        summary.totals.setText("<br>".join([*kept, estimate]))
 
 
-def estimate_text(prof: Profile, n_train: int | None) -> str:
+MEASURED = "(measured "  # how an estimate line of the Summary's totals ends
+
+
+def estimate_text(prof: Profile, n_train: int | None, how: str = "by Profile") -> str:
     """"Step 12.3 ms at batch 32 · epoch ≈ 4.1 s for 1,437 training samples"."""
     text = (f"<b>{prof.step_ms:.1f} ms</b> per training step of {prof.batch_size} "
             f"on {prof.threads} thread{'s' if prof.threads != 1 else ''}")
@@ -142,7 +146,7 @@ def estimate_text(prof: Profile, n_train: int | None) -> str:
         steps = math.ceil(n_train / prof.batch_size)
         text += (f" · epoch ≈ <b>{fmt_seconds(secs)}</b> ({steps:,} steps, "
                  f"{n_train:,} training samples)")
-    return text + " (measured by Profile)"
+    return text + f" {MEASURED}{how})"
 
 
 def fmt_seconds(s: float) -> str:

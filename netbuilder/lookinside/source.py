@@ -1,9 +1,12 @@
 """The network a user questions (Qt-free): the open model with the weights of its latest
-finished run (or fresh ones), and how a drawn image becomes the Input as the data are.
+finished run (or fresh ones), and how an input becomes what the Input sees.
 
 ``TrySource.prepare(ink)`` maps ink (H, W) in 0..1 onto the dataset's value range, copies it
 to every channel and applies the run's normalisation (the Data panel's mode, fitted on the
-dataset, when there is no run yet): (1, C, H, W), ready for ``predict``.
+dataset, when there is no run yet): (1, C, H, W), ready for ``predict``. ``input_kind`` says
+how the panel lets the user make an input (an image, a 2-D point, tokens, a sequence) and
+``answers(x)`` reads every Output: class probabilities, per-step classes, regression values
+or a reconstruction of the input.
 """
 
 from __future__ import annotations
@@ -17,6 +20,17 @@ import engine
 from engine.data.transforms import Normalizer
 from engine.errors import NetBuilderError
 from engine.explain import class_scores, explainable, probabilities
+
+
+@dataclass
+class Answer:
+    """One Output's answer for one input: ``probs`` (K,) or (T, K) for classes, ``value``
+    the Output's array for the sample."""
+
+    output: str
+    kind: str
+    probs: np.ndarray | None
+    value: np.ndarray
 
 
 @dataclass
@@ -36,6 +50,98 @@ class TrySource:
     @property
     def is_image(self) -> bool:
         return len(self.input_shape) == 3
+
+    vocab: int = 0  # token ids run 0 … vocab-1 (0: the Input takes no tokens)
+    one_hot: bool = False  # tokens are fed as one-hot rows (T, vocab)
+    words: list[str] | None = None  # the dataset's vocabulary: words[id]
+
+    @property
+    def input_kind(self) -> str:
+        """"image" (C, H, W), "points" (2,), "tokens" (ids, or one-hot rows),
+        "sequence" (T, F), else "vector"."""
+        shape = self.input_shape
+        if len(shape) == 3:
+            return "image"
+        if self.vocab:
+            return "tokens"
+        if shape == (2,):
+            return "points"
+        return "sequence" if len(shape) == 2 else "vector"
+
+    @property
+    def classifies(self) -> bool:
+        """The first Output answers with one class per sample (the Why views need it)."""
+        return self.output_kind(self.net.output_ids[0]) == "classes"
+
+    def output_kind(self, oid: str) -> str:
+        """"classes", "steps" (a class per step), "reconstruction" (learns its input) or
+        "regression"."""
+        p = self.net.layers[oid].p
+        shape = tuple(self.net.shapes[self.score(oid)])
+        if p.get("target") == "x":
+            return "reconstruction"
+        if p["loss"] == "cross_entropy":
+            return "classes" if len(shape) == 1 else "steps"
+        if p["loss"] == "bce" and int(np.prod(shape)) == 1:
+            return "classes"
+        return "regression"
+
+    def score(self, oid: str) -> str:
+        return self.net.loss_logits.get(oid, oid)
+
+    def answers(self, x: np.ndarray) -> list[Answer]:
+        """Every Output's answer for a batch of one (inference forward)."""
+        self.net.forward(x, train=False)
+        out = []
+        for oid in self.net.output_ids:
+            kind = self.output_kind(oid)
+            v = np.array(self.net.acts[self.score(oid)][0], dtype=np.float64)
+            probs = None
+            if kind in ("classes", "steps"):
+                if self.net.layers[oid].p["loss"] == "bce":
+                    p1 = float(v.reshape(-1)[0])
+                    if oid in self.net.loss_logits:
+                        p1 = 1.0 / (1.0 + np.exp(-np.clip(p1, -60, 60)))
+                    probs = np.array([1.0 - p1, p1])
+                else:
+                    probs = probabilities(v)
+            out.append(Answer(oid, kind, probs, np.array(self.net.acts[oid][0])))
+        return out
+
+    def tokens_input(self, ids: list[int]) -> np.ndarray:
+        """Token ids -> the Input's batch of one: (1, T) ids or (1, T, vocab) one-hot rows."""
+        t = self.input_shape[0]
+        ids = list(ids)[:t]
+        if self.one_hot:
+            x = np.zeros((1, t, self.vocab), np.float32)
+            x[0, np.arange(len(ids)), ids] = 1.0
+            return x
+        x = np.zeros((1, t), np.float32)
+        x[0, :len(ids)] = ids
+        return x
+
+    def token_ids(self, x: np.ndarray) -> list[int]:
+        """One sample of the Input (T,) or (T, vocab) -> its token ids."""
+        a = np.asarray(x)
+        return [int(v) for v in (a.argmax(axis=-1) if self.one_hot else np.rint(a))]
+
+    def token_text(self, ids: list[int]) -> str:
+        return " ".join(self.words[i] if self.words and 0 <= i < len(self.words) else str(i)
+                        for i in ids)
+
+    def parse_tokens(self, text: str) -> tuple[list[int], list[str]]:
+        """Typed tokens (ids, or the dataset's words; spaces or commas between) -> ids, and
+        the tokens it could not read (unknown words, ids outside 0 … vocab-1)."""
+        index = {w: i for i, w in enumerate(self.words or [])}
+        ids, bad = [], []
+        for tok in text.replace(",", " ").split():
+            if tok in index:
+                ids.append(index[tok])
+            elif tok.lstrip("-").isdigit() and 0 <= int(tok) < self.vocab:
+                ids.append(int(tok))
+            else:
+                bad.append(tok)
+        return ids, bad
 
     @property
     def n_classes(self) -> int:
@@ -99,6 +205,25 @@ def build_source(graph: engine.Graph, weights: dict[str, np.ndarray] | None = No
         if hi <= lo:
             hi = lo + 1.0
         names = list(dataset.class_names) if getattr(dataset, "class_names", None) else None
+    src_vocab, one_hot, words = token_vocab(net, dataset)
     text = label or ("trained weights" if weights is not None else
                      f"untrained weights (seed {seed}): train the model to get answers")
-    return TrySource(net, text, norm, (lo, hi), names)
+    return TrySource(net, text, norm, (lo, hi), names, src_vocab, one_hot, words)
+
+
+def token_vocab(net: engine.Network, dataset: Any = None) -> tuple[int, bool, list[str] | None]:
+    """(vocab, one_hot, words) when the Input takes tokens: ids (T,) read by an Embedding,
+    or one-hot rows (T, vocab) of a dataset made that way; (0, False, None) otherwise."""
+    iid = net.input_ids[0]
+    shape = tuple(net.shapes[iid])
+    meta = getattr(dataset, "meta", {}) or {}
+    words = meta.get("vocabulary") or meta.get("words")
+    words = [str(w) for w in words] if isinstance(words, (list, tuple)) else None
+    if len(shape) == 1:
+        for n in net.order:
+            if iid in net.inputs_of.get(n, ()) and net.layers[n].type_name == "Embedding":
+                return int(net.layers[n].p["vocab"]), False, words
+    v = meta.get("vocab")
+    if len(shape) == 2 and meta.get("one_hot") and isinstance(v, int) and v == shape[1]:
+        return v, True, words
+    return 0, False, None

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from engine.errors import NetBuilderError
 from engine.explain import ExplainCancelledError, grad_cam, occlusion, saliency, saliency_map
 
+from .modes import InputModes
 from .pad import DrawingPad
 from .source import TrySource
 from .views import ImageView, ProbBars, overlay_image
@@ -63,8 +64,9 @@ class OcclusionThread(QThread):
         self.finished_map.emit(heat)
 
 
-class TryItPanel(QWidget):
-    """Pad + sample picker, the Why view, prediction and probabilities.
+class TryItPanel(InputModes, QWidget):
+    """Pad + sample picker (or the decision regions of a 2-D input, or a sequence), the
+    Why view, prediction and probabilities (or every Output's answer).
     ``activations(dict)``: each node's output for the current input (one sample), or an
     empty dict when there is none or the canvas should not show them."""
 
@@ -82,7 +84,7 @@ class TryItPanel(QWidget):
         self.thread: OcclusionThread | None = None
         self._old_threads: list[OcclusionThread] = []
 
-        self.source_note = QLabel("Open a model with an image Input to try it.")
+        self.source_note = QLabel("Open a model with an Input and an Output to try it.")
         self.source_note.setObjectName("dim")
         self.source_note.setWordWrap(True)
         self.pad = DrawingPad()
@@ -151,7 +153,7 @@ class TryItPanel(QWidget):
         self.why_note = QLabel("")
         self.why_note.setObjectName("dim")
         self.why_note.setWordWrap(True)
-        why = QWidget()
+        why = self._why_box = QWidget()
         wf = QFormLayout(why)
         wf.setContentsMargins(0, 0, 0, 0)
         wf.setVerticalSpacing(3)
@@ -169,14 +171,20 @@ class TryItPanel(QWidget):
         grid.setContentsMargins(6, 4, 6, 4)
         grid.setHorizontalSpacing(10)
         grid.addWidget(self.source_note, 0, 0, 1, 3)
-        grid.addWidget(self.pad, 1, 0)
-        grid.addLayout(tools, 2, 0)
-        grid.addLayout(picker, 3, 0)
+        image_page = QWidget()
+        left = QVBoxLayout(image_page)
+        left.setContentsMargins(0, 0, 0, 0)
+        left.addWidget(self.pad, 1)
+        left.addLayout(tools)
+        left.addLayout(picker)
+        grid.addWidget(self._build_modes(image_page), 1, 0, 3, 1)
         grid.addWidget(self.why_view, 1, 1)
         grid.addWidget(why, 2, 1, 2, 1)
         answer = QVBoxLayout()
         answer.addWidget(self.prediction)
         answer.addWidget(self.bars, 1)
+        answer.addWidget(self.recon_view, 1)
+        answer.addWidget(self.outputs_note)
         answer.addWidget(self.why_note)
         grid.addLayout(answer, 1, 2, 3, 1)
         grid.setRowStretch(1, 1)
@@ -200,15 +208,18 @@ class TryItPanel(QWidget):
                    note: str | None = None) -> None:
         """Question ``source`` (None: nothing to try, ``note`` says why)."""
         self._stop_thread()
-        self.source = source if source is not None and source.is_image else None
+        self.source = source
+        self.sample_label = None
         self.dataset = dataset if self.source is not None else None
         if self.source is None:
-            self.source_note.setText(note or "Try it needs a model with an image Input "
-                                     "(C × H × W) and a class Output.")
+            self.source_note.setText(note or "Try it needs a model with one Input and an "
+                                     "Output.")
             self.setEnabled(False)
             self.x = self.probs = self.heat = None
             self.bars.set_probs(np.zeros(0), [])
             self.prediction.setText("—")
+            self.outputs_note.setText("")
+            self.recon_view.hide()
             self.why_view.set_image(None)
             self.source_note.setEnabled(True)
             self.acts = {}
@@ -216,9 +227,14 @@ class TryItPanel(QWidget):
             return
         self.setEnabled(True)
         src = self.source
-        _c, h, w = src.input_shape
+        how = {"points": "Click or drag on the decision regions to choose the point.",
+               "tokens": "Pick a sample or type tokens.",
+               "sequence": "Pick a sample.", "vector": "Pick a sample."}
+        if src.is_image:
+            _c, h, w = src.input_shape
+            how["image"] = f"Drawing read at {h}×{w}."
         self.source_note.setText(f"{src.net.graph.name or 'model'}: {src.label}. "
-                                 f"Drawing read at {h}×{w}.")
+                                 f"{how[src.input_kind]}")
         keep = self.klass.currentIndex()
         self.klass.blockSignals(True)
         self.klass.clear()
@@ -242,7 +258,7 @@ class TryItPanel(QWidget):
         self.sample.setRange(0, max(0, n - 1))
         self.sample.setEnabled(n > 0)
         self.sample_btn.setEnabled(n > 0)
-        self._on_drawn()
+        self._enter_mode()
 
     def set_node(self, node_id: str) -> bool:
         """Choose the node Grad-CAM reads (and Grad-CAM itself); False if it has no maps."""
@@ -263,6 +279,8 @@ class TryItPanel(QWidget):
         self.sample_label = int(self.dataset.y[index]) if self.dataset.y is not None \
             and self.dataset.task == "classification" else None
         self.pad.set_ink((img - lo) / (hi - lo))
+        self.sample_index = index
+        self._show_answers()
 
     def _choose_image_path(self) -> str:
         return QFileDialog.getOpenFileName(self, "Open an image", "",
@@ -282,21 +300,12 @@ class TryItPanel(QWidget):
 
     def _on_drawn(self) -> None:
         src = self.source
-        if src is None:
+        if src is None or not src.is_image:
             return
         _c, h, w = src.input_shape
         self.ink = self.pad.ink(h, w)
-        self.x = src.prepare(self.ink)
-        self.probs = src.predict(self.x)
-        self.acts = {n: np.array(a[0]) for n, a in src.net.acts.items()}
-        self._publish()
-        top = int(np.argmax(self.probs))
-        names = [src.class_name(k) for k in range(len(self.probs))]
-        self.bars.set_probs(self.probs, names)
-        label = "" if self.sample_label is None else \
-            f"   (sample's label: {src.class_name(self.sample_label)})"
-        self.prediction.setText(f"{names[top]} · {100 * self.probs[top]:.1f} %{label}")
-        self._why_later()
+        self.sample_index = None
+        self.answer(src.prepare(self.ink), "drawing")
 
     def _publish(self) -> None:
         on = self.source is not None and self.on_canvas.isChecked()
@@ -316,14 +325,14 @@ class TryItPanel(QWidget):
         self._why_form.setRowVisible(self.patch, m == "Occlusion")
 
     def _why_later(self) -> None:
-        if self.source is not None:
+        if self.source is not None and self.source.is_image and self.source.classifies:
             self.why_timer.start()
 
     def explain(self) -> None:
         """Compute the chosen explanation for the current input (occlusion in a thread)."""
         self.why_timer.stop()
         src, x = self.source, self.x
-        if src is None or x is None:
+        if src is None or x is None or not src.is_image or not src.classifies:
             return
         m = self.method.currentText()
         cls = self.target_class()

@@ -66,10 +66,9 @@ class ImageView(QLabel):
         if self.image is None:
             self.setPixmap(QPixmap())
             return
-        side = max(16, min(self.width(), self.height()) - 4)
         self.setPixmap(QPixmap.fromImage(self.image).scaled(
-            side, side, Qt.AspectRatioMode.KeepAspectRatio,
-            Qt.TransformationMode.FastTransformation))
+            max(16, self.width() - 4), max(16, self.height() - 4),
+            Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation))
 
 
 class ProbBars(QWidget):

@@ -1,12 +1,22 @@
 """Feature maps: the output of the selected node for one chosen sample, one tile per channel
-(images), a heat map (sequences) or bars (vectors), refreshed while training runs."""
+(images), a heat map (sequences) or bars (vectors), refreshed while training runs. With
+*Try-it input* ticked the maps are those of the input of the Try it panel instead (what the
+user draws or picks there), updated as it changes."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.text import plural
 
@@ -46,8 +56,17 @@ class FeatureMapView(NodeChooser, MonitorPanel):
         self.sample_box.setPrefix("sample ")
         self.sample_box.setToolTip("Which validation sample goes through the network")
         self.sample_box.valueChanged.connect(self._on_sample)
+        self.tryit_box = QCheckBox("Try-it input")
+        self.tryit_box.setObjectName("tryitInput")
+        self.tryit_box.setToolTip("Show the maps of the Try it panel's input (Look Inside ▸ "
+                                  "Try It) instead of a validation sample")
+        self.tryit_box.setEnabled(False)
+        self.tryit_box.toggled.connect(self._on_tryit_toggled)
+        self.tryit: tuple[dict[str, np.ndarray], np.ndarray | None, str] | None = None
         self.add_control(self.node_box)
         self.add_control(self.sample_box)
+        self.add_control(self.tryit_box)
+        self.node_chosen.connect(lambda _n: self._show_tryit())
         row = QHBoxLayout()
         row.setSpacing(6)
         side = QVBoxLayout()
@@ -103,7 +122,7 @@ class FeatureMapView(NodeChooser, MonitorPanel):
         self.sample_box.blockSignals(True)
         self.sample_box.setRange(0, max(0, n - 1))
         self.sample_box.blockSignals(False)
-        self.sample_box.setEnabled(n > 1)
+        self.sample_box.setEnabled(n > 1 and not self.showing_tryit)
         self._show_input(self.sample_box.value())
 
     @property
@@ -118,7 +137,47 @@ class FeatureMapView(NodeChooser, MonitorPanel):
         self._show_input(i)
         self.sample_chosen.emit(i)
 
+    # ----- the Try it panel's input ---------------------------------------------------------
+    @property
+    def showing_tryit(self) -> bool:
+        return self.tryit_box.isChecked()
+
+    def set_tryit(self, acts: dict[str, np.ndarray] | None, x: np.ndarray | None = None,
+                  prediction: str = "") -> None:
+        """The Try it panel's input changed: each node's activation ``acts`` for it (one
+        sample), the input ``x`` as the network sees it and the answer; None when the panel
+        has no input (the choice is then switched off)."""
+        self.tryit = (acts, x, prediction) if acts else None
+        self.tryit_box.setEnabled(self.tryit is not None)
+        if self.tryit is None and self.tryit_box.isChecked():
+            self.tryit_box.setChecked(False)
+        self._show_tryit()
+
+    def _on_tryit_toggled(self, on: bool) -> None:
+        self.sample_box.setEnabled(not on and self.probe is not None and self.probe.x is not None
+                                   and len(self.probe.x) > 1)
+        if on:
+            self._show_tryit()
+        else:
+            self._show_input(self.sample_box.value())
+            self.sample_chosen.emit(self.sample_box.value())  # the run's maps again
+
+    def _show_tryit(self) -> None:
+        if not self.showing_tryit or self.tryit is None or self.node is None:
+            return
+        acts, x, prediction = self.tryit
+        if self.node not in acts:
+            return
+        img = sample_image(np.asarray(x)) if x is not None else None
+        self.side.setVisible(img is not None)
+        if img is not None:
+            self.input_img.setImage(img, autoLevels=False)
+            self.input_plot.getPlotItem().autoRange(padding=0)
+        self._render(FeatureMaps(self.node, -1, np.asarray(acts[self.node]), "", prediction))
+
     def _show_input(self, i: int) -> None:
+        if self.showing_tryit:
+            return
         p = self.probe
         if p is None or p.x is None or not len(p.x):
             self.side.hide()
@@ -132,8 +191,12 @@ class FeatureMapView(NodeChooser, MonitorPanel):
 
     # ----- updates -------------------------------------------------------------------------
     def show_maps(self, fm: FeatureMaps) -> None:
-        if fm.node != self.node:
+        """The run's maps of a validation sample (ignored while the Try-it input is shown)."""
+        if fm.node != self.node or self.showing_tryit:
             return
+        self._render(fm)
+
+    def _render(self, fm: FeatureMaps) -> None:
         a = fm.maps
         self.maps = a
         self.show_placeholder(None, self.content)
@@ -162,7 +225,8 @@ class FeatureMapView(NodeChooser, MonitorPanel):
         label = f"label <b>{fm.label}</b>" if fm.label else ""
         pred = f"predicted<br><b>{fm.prediction}</b>" if fm.prediction else ""
         self.input_label.setText("<br>".join(t for t in (label, pred) if t))
-        self.info.setText(f"<b>{fm.node}</b> · {what} (shape {shape}) · sample {fm.sample}")
+        which = "Try-it input" if fm.sample < 0 else f"sample {fm.sample}"
+        self.info.setText(f"<b>{fm.node}</b> · {what} (shape {shape}) · {which}")
         self.info.setToolTip("Each tile is scaled on its own: dark = lowest, yellow = highest")
 
     def clear(self) -> None:

@@ -110,6 +110,8 @@ class FrameDrawing:
         if p.wires is not None and graph:
             norms, approx = p.wires
             self.w.scene.set_monitor(flows={e: (v, e in approx) for e, v in norms.items()})
+        if p.profile is not None:
+            self.live_profile.emit(p.profile)
         if self._runs_changed and self.active is not None:
             self._runs_changed = False
             self.store.notify_changed(self.active)

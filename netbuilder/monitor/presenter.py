@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog
 
@@ -49,7 +49,13 @@ def panel_state(state: RunState) -> str:
 
 class MonitorPresenter(FrameDrawing, QObject):
     """The training views of one MainWindow, following ``session``. ``commands`` is what the
-    buttons and the menu call (the RunController: start, toggle_pause, step, stop, …)."""
+    buttons and the menu call (the RunController: start, toggle_pause, step, stop, …).
+    ``views_built`` once the plot views exist; ``live_profile(Profile)`` with the per-node
+    times of a recent step while ``profile_every`` > 0 (live profiling)."""
+
+    views_built = Signal()
+    live_profile = Signal(object)
+    profile_every = 0  # time one training step per node every this many steps (0: off)
 
     def __init__(self, window: MainWindow, session: RunSession, commands: Any) -> None:
         super().__init__(window)
@@ -109,6 +115,7 @@ class MonitorPresenter(FrameDrawing, QObject):
         for dock in d.plots.values():
             dock.visibilityChanged.connect(lambda _v: self.request_changed())
         self.set_model_nodes()
+        self.views_built.emit()
 
     def show_monitor(self, front: tuple[str, ...] = ("curves", "maps", "filters",
                                                      "confusion")) -> None:
@@ -240,14 +247,16 @@ class MonitorPresenter(FrameDrawing, QObject):
         graph = self.act_graph.isChecked()
         if not self.views_ready:
             return MonitorRequest(feature_maps=False, filters=False, histograms=False,
-                                  regions=False, epoch_report=False, graph=graph, pairs=False)
+                                  regions=False, epoch_report=False, graph=graph, pairs=False,
+                                  profile_every=self.profile_every)
         v = self.docks.visible
         return MonitorRequest(
             node=self.maps.node, sample=self.maps.sample, conv=self.filters.conv,
             hist_node=self.grads.node, feature_maps=v("maps"), filters=v("filters"),
             histograms=v("grads"), graph=graph or v("grads"), regions=v("fit"),
             epoch_report=v("confusion") or v("gallery"), pair_node=self.pairs.node,
-            pairs=v("pairs") and self.pairs.node is not None)
+            pairs=v("pairs") and self.pairs.node is not None,
+            profile_every=self.profile_every)
 
     def request_changed(self) -> None:
         """The views want something else: the run measures it, or after a run this thread
@@ -361,7 +370,7 @@ class MonitorPresenter(FrameDrawing, QObject):
             return
         p = self._pending
         for key in ("event", "stats", "wires", "maps", "filters", "hists", "regions", "curve",
-                    "pairs"):
+                    "pairs", "profile"):
             v = getattr(snap, key)
             if v is not None:
                 setattr(p, key, v)

@@ -1,11 +1,13 @@
 """What the network has learnt about the data itself: for 2-D point datasets the decision
 regions with the training points over them, for 1-D regression (``sine``) the fitted curve
-over the data; both updated live."""
+over the data; both updated live. A click on the regions emits ``point_clicked(x0, x1)``
+(Look Inside's Try it questions the network there) and the point tried is marked."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QWidget
 
 from ..session.probes import FittedCurve, ProbeData, Regions, class_color
@@ -14,6 +16,8 @@ from .common import RED, MonitorPanel
 
 class DataFitView(MonitorPanel):
     """Decision regions (classification of 2-D points) or fitted curve (1-D regression)."""
+
+    point_clicked = Signal(float, float)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Data fit", parent)
@@ -31,6 +35,11 @@ class DataFitView(MonitorPanel):
         pi.addItem(self.points)
         self.curve = pg.PlotDataItem(pen=pg.mkPen(RED, width=2.5))
         pi.addItem(self.curve)
+        self.marker = pg.ScatterPlotItem(size=16, symbol="o", brush=None,
+                                         pen=pg.mkPen("#000000", width=2.5))
+        self.marker.setZValue(10)
+        pi.addItem(self.marker)
+        self.plot.scene().sigMouseClicked.connect(self._on_click)
         self.plot.setMinimumSize(200, 180)
         self.body.addWidget(self.plot, 1)
         self.show_placeholder("For 2-D point datasets (xor, spirals, moons, circles) the "
@@ -78,6 +87,23 @@ class DataFitView(MonitorPanel):
             pi.setLabel("left", "y")
             pi.enableAutoRange()
             self.info.setText("training data (dots) and the network's prediction (red line)")
+
+    def _on_click(self, ev) -> None:
+        if self.kind != "regions" or ev.button() != Qt.MouseButton.LeftButton:
+            return
+        vb = self.plot.getPlotItem().getViewBox()
+        if not vb.sceneBoundingRect().contains(ev.scenePos()):
+            return
+        p = vb.mapSceneToView(ev.scenePos())
+        self.mark_point(p.x(), p.y())
+        self.point_clicked.emit(float(p.x()), float(p.y()))
+
+    def mark_point(self, x0: float | None, x1: float | None = None) -> None:
+        """Ring the point Try it questions (None: no mark)."""
+        if x0 is None or x1 is None or self.kind != "regions":
+            self.marker.setData([])
+        else:
+            self.marker.setData(x=[x0], y=[x1])
 
     def show_regions(self, r: Regions) -> None:
         if self.kind != "regions":

@@ -21,6 +21,7 @@ import numpy as np
 import engine
 from engine.data import Dataset, load_dataset
 from engine.errors import NetBuilderError, TrainingError
+from engine.profile import Profile, StepTimer
 from engine.threads import max_threads
 from engine.training import BatchEvent, EpochEvent, Trainer
 
@@ -75,6 +76,8 @@ class RunLoop:
         self.head: Head | None = None
         self.probe = ProbeData()
         self.recorder: probes.GradFlowRecorder | None = None
+        self.timer: StepTimer | None = None  # live profiling, armed every few steps
+        self._profile: Profile | None = None  # the latest, for the next snapshot
 
     # ----- control (session thread) -------------------------------------------------------
     @property
@@ -161,6 +164,7 @@ class RunLoop:
         self.probe = self._probe_data(trainer, ds)
         self.recorder = probes.GradFlowRecorder(net)
         self.recorder.armed = self.request.graph  # the first batch is probed
+        self.timer = StepTimer(net)
         if self._lr_early is not None:
             trainer.set_lr(self._lr_early)
         self.trainer = trainer
@@ -253,6 +257,11 @@ class RunLoop:
         self.monitor_time += time.perf_counter() - t0
 
     def _on_batch(self, ev: BatchEvent) -> None:
+        timer = self.timer
+        if timer is not None and timer.armed:
+            prof = timer.take(self.trainer.batch_size if self.trainer is not None else 0)
+            if prof is not None:
+                self._profile = prof
         now = time.perf_counter()
         if self._t_prev is not None:
             self._dt = 0.7 * self._dt + 0.3 * (now - self._t_prev) if self._dt else \
@@ -285,6 +294,9 @@ class RunLoop:
         if rec is not None and not rec.armed:  # record the backward of the step before a probe
             rec.armed = bool(req.graph) and (
                 paused or now + 2 * self._dt - self._last_stats >= req.stats_interval)
+        every = req.profile_every
+        if timer is not None and every > 0 and (ev.step + 1) % every == 0:
+            timer.arm()  # last: the probes above run the network, the next step is timed
 
     def _on_idle(self) -> None:
         """Paused: when the GUI asks for something new (another node, sample, view), measure
@@ -306,7 +318,8 @@ class RunLoop:
     def _take_scalars(self, now: float) -> Snapshot:
         snap = Snapshot(np.asarray(self._steps, np.int64), np.asarray(self._losses, np.float64),
                         np.asarray(self._lrs, np.float64), np.asarray(self._accs, np.float64),
-                        self._event)
+                        self._event, profile=self._profile)
+        self._profile = None
         self._reset_buffers()
         self._last_flush = now
         return snap

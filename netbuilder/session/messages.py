@@ -13,6 +13,7 @@ import numpy as np
 import engine
 from engine.data import Dataset
 from engine.kernel_progress import fmt_left
+from engine.profile import Profile
 from engine.training import BatchEvent, EpochEvent, RunResult
 
 from . import probes
@@ -74,6 +75,7 @@ class Snapshot:
     regions: probes.Regions | None = None
     curve: probes.FittedCurve | None = None
     pairs: probes.ImagePairs | None = None
+    profile: Profile | None = None  # per-node ms of one recent step (live profiling)
 
 
 @dataclass

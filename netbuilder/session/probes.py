@@ -59,6 +59,7 @@ class MonitorRequest:
     epoch_report: bool = True  # confusion matrix and wrong-sample gallery
     stats_interval: float = 0.5  # s between probes of the graph
     image_interval: float = 0.5  # s between feature maps, filters, regions
+    profile_every: int = 0  # time one step per node every this many steps (0: never)
 
 
 @dataclass(frozen=True)

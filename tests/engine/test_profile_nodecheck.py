@@ -7,8 +7,8 @@ import pytest
 
 import engine
 from engine.layers.conv import Conv2D
-from engine.nodecheck import check_node
-from engine.profile import profile
+from engine.nodecheck import CheckCancelledError, check_node
+from engine.profile import StepTimer, profile
 from engine.resources import example_path
 
 
@@ -75,6 +75,24 @@ def test_gradcheck_uses_the_batch_given_and_names_unknown_nodes(rng):
         check_node(net, "nope")
 
 
+def test_gradcheck_reports_progress_to_the_end_and_can_be_cancelled():
+    seen = []
+    rep = check_node(lenet(), "c1", max_elements=20, progress=lambda d, t: seen.append((d, t)))
+    assert rep.passed
+    total = 2 * (20 + 20 + 6)  # x0 and weight sampled, the 6 biases all
+    assert seen[-1] == (total, total) and len(seen) == total
+    assert [d for d, _t in seen] == list(range(1, total + 1))
+    calls = []
+
+    def cancelled():
+        calls.append(1)
+        return len(calls) > 5
+
+    with pytest.raises(CheckCancelledError, match="cancelled"):
+        check_node(lenet(), "c1", max_elements=20, cancelled=cancelled)
+    assert len(calls) == 6
+
+
 def test_profile_on_one_thread_restores_the_thread_count():
     import numba
 
@@ -82,3 +100,49 @@ def test_profile_on_one_thread_restores_the_thread_count():
     prof = profile(lenet(), batch_size=8, steps=1, threads=1)
     assert prof.threads == 1 and numba.get_num_threads() == before
     assert abs(prof.node_sum_ms() - prof.step_ms) <= 0.10 * prof.step_ms
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_a_step_timer_times_one_armed_step_of_a_training_network(fuse, rng):
+    from engine.gradcheck import random_batch
+    from engine.optim import SGD
+
+    net = engine.Network(engine.load_graph(example_path("lenet5")), seed=0, fuse=fuse)
+    xs, ys = random_batch(net, 8, rng)
+    opt = SGD(lr=0.01)
+
+    def step():
+        net.forward(xs, train=True)
+        _total, grads = net.loss(ys, xs)
+        net.loss_backward(grads)
+        opt.step(net.params, net.grads, flat=(net.flat_params, net.flat_grads))
+
+    timer = StepTimer(net)
+    step()
+    assert timer.take(8) is None  # not armed: nothing timed
+    hooks_before = len(net.hooks)
+    timer.arm()
+    assert timer.armed and len(net.hooks) == hooks_before + 1
+    step()
+    prof = timer.take(8)
+    assert not timer.armed and len(net.hooks) == hooks_before  # the hooks are gone again
+    assert set(prof.nodes) == set(net.order) and prof.batch_size == 8
+    assert all(prof.nodes[n].forward_ms > 0 for n in ("c1", "c3", "f5", "logits"))
+    assert all(prof.nodes[n].backward_ms > 0 for n in ("c1", "c3", "f5"))
+    parts = sum(t.total_ms for t in prof.nodes.values())
+    assert 0 < parts <= prof.step_ms
+    assert 0 < prof.percent("c1") < 100
+    # a forward without backward before the step (validation) is started over
+    timer.arm()
+    net.forward(xs, train=False)
+    assert timer.fwd["c1"] > 0
+    step()
+    fwd = {n: t.forward_ms for n, t in timer.take(8).nodes.items()}
+    assert fwd["c1"] > 0
+    # a probe's forward after the step (before take) is not counted in the step
+    timer.arm()
+    step()
+    seen = dict(timer.fwd)
+    net.forward(xs, train=False)
+    assert timer.fwd == seen and len(fwd) == len(seen)
+    assert timer.take(8) is not None

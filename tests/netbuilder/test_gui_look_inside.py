@@ -4,11 +4,13 @@ check dialog and the profile overlay."""
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtTest import QTest
 
+from engine.layers.conv import Conv2D
 from engine.layers.dense import Dense
 from engine.resources import example_path
 
@@ -84,6 +86,7 @@ def test_gradient_check_dialog_passes_c1_and_fails_a_broken_layer(make_window, q
     qtbot.mouseClick(li.check_button, Qt.MouseButton.LeftButton)
     dlg = li.dialog
     assert dlg is not None and dlg.isVisible()
+    qtbot.waitUntil(lambda: dlg.report is not None, timeout=120_000)
     assert dlg.results() == {"x0": "pass", "weight": "pass", "bias": "pass"}
     assert "PASS" in dlg.verdict.text()
     real = Dense.backward
@@ -96,9 +99,54 @@ def test_gradient_check_dialog_passes_c1_and_fails_a_broken_layer(make_window, q
     drv.w.scene.select_nodes(["f5"])
     li.act_check.trigger()  # the canvas context-menu action
     dlg = li.dialog
+    qtbot.waitUntil(lambda: dlg.report is not None, timeout=120_000)
     assert dlg.results() == {"x0": "FAIL", "weight": "pass", "bias": "pass"}
     assert "FAIL" in dlg.verdict.text() and "input 0" in dlg.verdict.text()
     assert not dlg.report.passed
+
+
+def gate_worker_forwards(monkeypatch, cls):
+    """``cls.forward`` called off the GUI thread waits until the returned event is set."""
+    gate = threading.Event()
+    real = cls.forward
+
+    def gated(self, *args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            assert gate.wait(60)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "forward", gated)
+    return gate
+
+
+def test_gradient_check_runs_in_the_background_with_progress_and_cancel(make_window, qtbot,
+                                                                        monkeypatch):
+    drv = make_window(lenet_doc())
+    li = drv.w.look_inside
+    gate = gate_worker_forwards(monkeypatch, Conv2D)
+    drv.w.scene.select_nodes(["c1"])
+    qtbot.mouseClick(li.check_button, Qt.MouseButton.LeftButton)
+    dlg = li.dialog
+    assert dlg.running and dlg.progress.isVisible() and "Checking" in dlg.verdict.text()
+    seen = []
+    # the check cannot finish before this timer fires: it only runs if the event loop does
+    QTimer.singleShot(30, lambda: (seen.append((dlg.running, drv.w.isEnabled())), gate.set()))
+    qtbot.waitUntil(lambda: dlg.report is not None, timeout=120_000)
+    assert seen == [(True, True)]
+    assert dlg.results() == {"x0": "pass", "weight": "pass", "bias": "pass"}
+    assert dlg.progress.isHidden() and dlg.progress.value() == dlg.progress.maximum() > 0
+    assert "PASS" in dlg.verdict.text() and "pass" in drv.w.status_message.text()
+    # Cancel stops a check under way
+    gate.clear()
+    li.act_check.trigger()
+    dlg = li.dialog
+    assert dlg.running
+    cancel = dlg.buttons.button(dlg.buttons.StandardButton.Cancel)
+    qtbot.mouseClick(cancel, Qt.MouseButton.LeftButton)
+    gate.set()
+    assert li.wait_check()
+    qtbot.waitUntil(lambda: "cancelled" in drv.w.status_message.text(), timeout=10_000)
+    assert dlg.report is None and "Cancelled" in dlg.verdict.text() and dlg.isVisible()
 
 
 def test_profile_shows_a_heat_overlay_and_summary_columns(make_window, qtbot):
@@ -179,3 +227,29 @@ def test_each_node_shows_its_activation_for_the_drawn_input(make_window, qtbot):
     assert li.thumbs
     li.dock.hide()
     assert not li.thumbs
+
+
+def test_feature_maps_view_shows_the_try_it_input_and_follows_the_pad(make_window, qtbot):
+    drv = make_window(lenet_doc())
+    li = drv.w.look_inside
+    drv.w.training.show_monitor()
+    maps = drv.w.training.maps
+    assert not maps.tryit_box.isEnabled()  # nothing tried yet
+    panel = li.show_try_it()
+    qtbot.waitUntil(lambda: maps.tryit_box.isEnabled())
+    drv.w.scene.select_nodes(["c1"])
+    assert maps.node == "c1"
+    qtbot.mouseClick(maps.tryit_box, Qt.MouseButton.LeftButton)
+    assert maps.showing_tryit and not maps.sample_box.isEnabled()
+    np.testing.assert_array_equal(maps.maps, panel.acts["c1"])
+    assert maps.maps.shape == (6, 28, 28) and "Try-it input" in maps.info.text()
+    before = maps.maps.copy()
+    draw_stroke(qtbot, panel.pad, [(0.2, 0.2), (0.8, 0.8)])
+    assert not np.allclose(maps.maps, before)
+    np.testing.assert_array_equal(maps.maps, panel.acts["c1"])
+    assert panel.prediction.text() in maps.input_label.text()
+    drv.w.scene.select_nodes(["f5"])  # another node: its maps for the same input
+    np.testing.assert_array_equal(maps.maps, panel.acts["f5"])
+    assert "Try-it input" in maps.info.text()
+    li.dock.hide()  # no Try it input any more: back to the validation samples
+    assert not maps.tryit_box.isEnabled() and not maps.showing_tryit
