@@ -110,6 +110,7 @@ def test_resume_with_an_edited_graph_trains_it_and_reports_the_carry():
 
 def test_an_invalid_graph_is_refused_and_the_run_stays_paused():
     s, run, states = paused_run()
+    n_states = len(states)
     got = collect_edits(s)
     before = weights(s)
     bad = run.graph.copy()
@@ -117,7 +118,7 @@ def test_an_invalid_graph_is_refused_and_the_run_stays_paused():
     with pytest.raises(NetBuilderError) as err:
         s.resume(bad)
     assert err.value.node_id == "logits"
-    assert s.state == RunState.PAUSED and not got
+    assert s.state == RunState.PAUSED and not got and len(states) == n_states
     s.process_events(0.2)
     for k, v in weights(s).items():
         np.testing.assert_array_equal(v, before[k])
