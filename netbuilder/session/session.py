@@ -150,7 +150,7 @@ class RunSession:
             self.loop.step()
         return True
 
-    def edit(self, graph: engine.Graph) -> bool:
+    def edit(self, graph: engine.Graph | None) -> bool:
         """While paused, swap in the edited ``graph`` now and stay paused (``edited``
         follows); NetBuilderError if it is invalid. False if not paused or unchanged."""
         if self.loop is None or self.state != RunState.PAUSED:
@@ -158,9 +158,10 @@ class RunSession:
         return self._send_edit(graph, "")
 
     def is_edited(self, graph: engine.Graph) -> bool:
-        """Whether ``graph`` differs from the model the active run trains."""
+        """Whether ``graph`` differs from the model the active run trains (its layers,
+        parameters, wires, frozen nodes; not positions or the training section)."""
         run = self.active
-        return run is not None and graph != run.graph
+        return run is not None and model_key(graph) != model_key(run.graph)
 
     def _send_edit(self, graph: engine.Graph | None, then: str) -> bool:
         """Hand an edited graph to the loop (validated here first); False if unchanged."""
