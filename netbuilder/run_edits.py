@@ -269,6 +269,10 @@ class RunEdits:
         if self.session.detached:
             return
         scene = self.w.scene
+        panel = self.w.training.panel
+        word = "paused" if self.session.state == RunState.PAUSED else "resuming"
+        panel.show_phase(f"{word} · " + ("the edited model is in" if out.ok else
+                                        "the edit was refused"), out.step, run.total_steps)
         if out.ok:
             assert out.report is not None
             scene.set_carry_marks(carry_marks(out.report))

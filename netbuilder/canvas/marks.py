@@ -47,6 +47,16 @@ def paint_frozen_header(painter: QPainter, right: float) -> None:
     paint_snowflake(painter, QPointF(right - 8, theme.HEADER_H / 2), 6.0, FROZEN_GLYPH)
 
 
+def paint_lr_mult(painter: QPainter, right: float, mult: float) -> None:
+    """'lr×0.1' in the header, right-aligned at ``right``, left of the type name."""
+    f = theme.font(7.4, bold=True)
+    painter.setFont(f)
+    painter.setPen(QColor(FROZEN_GLYPH))
+    painter.drawText(QRectF(right - 60, 0, 58, theme.HEADER_H),
+                     Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
+                     f"lr×{mult:g}")
+
+
 def paint_carry(painter: QPainter, kind: str, rect: QRectF) -> None:
     """The carry mark of one card: an outline (dashed when the weights are fresh) and a
     badge on the top-left corner (a tick: kept; a circular arrow: fresh; '!' refused)."""

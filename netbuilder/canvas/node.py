@@ -373,6 +373,8 @@ class NodeItem(QGraphicsItem):
                          self.type_name)
         if self.frozen:
             marks.paint_frozen_header(painter, w - type_w - 2)
+        elif self.lr_mult != 1.0:
+            marks.paint_lr_mult(painter, w - type_w - 2, self.lr_mult)
         # body: key params left, output shape right; then size
         y = theme.HEADER_H + 4
         rows = dict(self._lines)
@@ -398,11 +400,7 @@ class NodeItem(QGraphicsItem):
             painter.drawText(QRectF(10, y, w - 20, theme.LINE_H),
                              Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
                              rows["size"])
-            if self.frozen or self.lr_mult != 1.0:
-                painter.setPen(QColor(marks.FROZEN_BORDER))
-                painter.drawText(QRectF(10, y, w - 20, theme.LINE_H),
-                                 Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
-                                 "frozen" if self.frozen else f"lr ×{self.lr_mult:g}")
+
         self._paint_port_names(painter)
         if err:
             self._paint_badge(painter, QPointF(w - 2, 0))

@@ -176,3 +176,16 @@ def test_step_with_an_edited_graph_trains_one_batch_of_it():
     assert s.loop.net.params["hidden.weight"].shape == (4, 2)
     s.stop()
     assert s.run_until_done(120)
+
+
+def test_moved_nodes_and_training_settings_are_not_an_edit_of_the_model():
+    s, run, _ = paused_run()
+    g = run.graph.copy()
+    g.ui["hidden"] = {"pos": [500.0, 20.0]}
+    g.training = {**g.training, "epochs": 3}
+    assert not s.is_edited(g)
+    assert not s.edit(g)  # nothing to swap: the run stays on its network
+    net = s.loop.net
+    assert s.resume(g) and s.state == RunState.RUNNING
+    s.stop()
+    assert s.run_until_done(120) and s.final_net is net and run.edits == []
