@@ -231,3 +231,37 @@ def test_a_run_started_with_step_is_editable_while_it_waits(make_window, qtbot):
     click(qtbot, tc.panel.stop_button)
     wait_idle(qtbot, tc)
     assert w.edit_lock is None
+
+
+def test_an_edit_the_data_does_not_fit_is_refused_with_the_run_still_paused(make_window,
+                                                                             qtbot):
+    drv, tc = open_model(make_window, lenet())
+    w, p = drv.w, tc.panel
+    click(qtbot, p.start_button)
+    wait_steps(qtbot, tc, 3)
+    click(qtbot, p.pause_button)
+    before = state_of(paused_net(qtbot, tc))
+    w.scene.select_nodes(["in"])
+    type_into(qtbot, w.inspector.editors["shape"].widget, "1, 32, 32")
+    assert drv.graph.nodes["in"].params["shape"] == [1, 32, 32]
+    assert not w.document.analysis.error_count  # the model is fine; the data is 28×28
+    edits = []
+    tc.session.edited.connect(lambda run, out: edits.append(out))
+    click_tab(qtbot, w, "Training")
+    click(qtbot, p.pause_button)  # Resume
+    qtbot.waitUntil(lambda: bool(edits), timeout=120_000)
+    assert not edits[0].ok and edits[0].node == "in"
+    qtbot.waitUntil(lambda: tc.state == "paused", timeout=10_000)
+    assert w.scene.carry_marks() == {"in": (marks.REFUSED, edits[0].error)}
+    assert "cannot take the edited model" in w.status_message.text()
+    net = paused_net(qtbot, tc)
+    for k, v in before.items():
+        np.testing.assert_array_equal(net.params.get(k, net.buffers.get(k)), v, err_msg=k)
+    w.act_undo.trigger()  # back to 28×28: Resume goes on with the weights it had
+    assert w.scene.carry_marks() == {}
+    n = len(tc.active.steps)
+    click_tab(qtbot, w, "Training")
+    click(qtbot, p.pause_button)
+    wait_steps(qtbot, tc, n + 3)
+    click(qtbot, p.stop_button)
+    wait_idle(qtbot, tc)
