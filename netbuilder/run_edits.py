@@ -219,8 +219,9 @@ class RunEdits:
     def _on_selection(self, ids: list[str]) -> None:
         self.fields.load(self.w.inspector.node_id)
         doc = self.w.document
-        weighted = [n for n in ids if has_weights(doc, n)]
         g = doc.graph
+        ids = [n for n in ids if n in g.nodes]  # the scene may still hold a deleted card
+        weighted = [n for n in ids if has_weights(doc, n)]
         self.act_freeze.setEnabled(any(g.nodes[n].trainable for n in weighted))
         self.act_thaw.setEnabled(any(not g.nodes[n].trainable for n in weighted))
         self.act_identity.setEnabled(len(ids) == 1 and g.nodes[ids[0]].type in
