@@ -246,8 +246,10 @@ class RunEdits:
         if cost.frozen:
             full = cost.backward + cost.saved
             share = 100.0 * cost.saved / (cost.forward + full) if cost.forward + full else 0.0
-            text += (f"<br>Frozen {', '.join(cost.frozen)}: saves <b>{cost.saved:,}</b> "
-                     f"({share:.0f} % of a training step)")
+            an = self.w.document.analysis
+            held = sum(an.nodes[n].params or 0 for n in cost.frozen if n in an.nodes)
+            text += (f"<br>Frozen {', '.join(cost.frozen)} ({held:,} parameters): saves "
+                     f"<b>{cost.saved:,}</b> ({share:.0f} % of a training step)")
         self.saving.setText(text)
 
     def _on_state(self, _old: RunState | None, new: RunState) -> None:
