@@ -64,7 +64,8 @@ class RunLoop:
         self._paused_early = job.start_paused
         self._step_early = 0
         self._lr_early: float | None = None
-        self._edit: tuple[engine.Graph, str] | None = None  # an edited graph, then what
+        self._edit: engine.Graph | None = None  # an edited graph to swap in
+        self._then = ""  # after the swap: "resume", "step" or "" (stay paused)
         self._reset_buffers()
         self._last_flush = self._last_stats = self._last_image = -1e9
         self._last_analysis = -1e9
@@ -91,6 +92,7 @@ class RunLoop:
 
     def pause(self) -> None:
         self._paused_early = True
+        self._then = ""  # an edit on its way stays paused
         if self.trainer is not None:
             self.trainer.pause()
 
@@ -116,7 +118,8 @@ class RunLoop:
         weights carried over from the current network (``engine.carry``); ``then``:
         "resume", "step" (one batch) or "" (stay paused). The loop answers with an
         ``edit`` message (EditOutcome) before that batch."""
-        self._edit = (graph, then)
+        self._then = then
+        self._edit = graph
 
     def set_lr(self, lr: float) -> None:
         """Learning rate of the next batch on (ParamError if not a positive number)."""
@@ -316,11 +319,10 @@ class RunLoop:
 
     def _take_edit(self) -> None:
         """Apply an edit asked for with ``edit`` (training thread, between batches)."""
-        edit, self._edit = self._edit, None
+        graph, self._edit = self._edit, None
         tr = self.trainer
-        if edit is None or tr is None:
+        if graph is None or tr is None:
             return
-        graph, then = edit
         try:
             new = engine.Network(graph, seed=tr.settings.seed)
             doc = {**graph.to_dict(), "training": dict(self.job.settings)}
@@ -331,6 +333,7 @@ class RunLoop:
         except engine.WarmupCancelledError:
             return
         except NetBuilderError as exc:
+            self._then = ""  # refused: the old network waits, paused
             self.post("edit", EditOutcome(graph, None, exc.message, exc.node_id, tr.step,
                                           tr.epoch))
             return
@@ -341,6 +344,7 @@ class RunLoop:
         self.recorder.armed = self.request.graph
         self._request_new = True  # the views see the new network at once
         self.post("edit", EditOutcome(graph, report, "", None, tr.step, tr.epoch))
+        then, self._then = self._then, ""
         if then == "resume":
             self.resume()
         elif then == "step":

@@ -189,3 +189,21 @@ def test_moved_nodes_and_training_settings_are_not_an_edit_of_the_model():
     assert s.resume(g) and s.state == RunState.RUNNING
     s.stop()
     assert s.run_until_done(120) and s.final_net is net and run.edits == []
+
+
+def test_pause_right_after_resume_with_an_edit_stays_paused_on_the_edited_network():
+    s, run, states = paused_run()
+    n_states = len(states)
+    got = collect_edits(s)
+    g = edited(run.graph, "hidden", units=12)
+    assert s.resume(g) and s.pause()  # before or after the swap: the run ends up paused
+    pump_until(s, lambda: bool(got))
+    pump_until(s, lambda: s.loop.trainer.status == "paused")
+    s.process_events(0.2)
+    n = len(run.steps)
+    s.process_events(0.3)
+    assert s.state == RunState.PAUSED and len(run.steps) == n and s.loop.trainer.paused
+    assert got[0].ok and s.loop.net.layers["hidden"].p["units"] == 12
+    assert states[n_states:] == ["running", "paused"]
+    s.stop()
+    assert s.run_until_done(120)
