@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from .carry import CarryReport, carry_over
 from .data import Augmenter, Dataset, Splits, check_dataset
 from .errors import ParamError, TrainingError
 from .network import Network
@@ -318,6 +319,25 @@ class Trainer:
     @property
     def lr(self) -> float:
         return self.settings.schedule.lr(self.base_lr, self.epoch, self.step, self.total_steps)
+
+    def replace_network(self, net: Network) -> CarryReport:
+        """Train ``net`` (an edited graph's network) from the next batch on, keeping what
+        the current network learned where ``engine.carry`` can: weights, optimizer state and
+        buffers of every node whose id and shapes are unchanged. Call it on the training
+        thread between steps (while paused). DataError if the data does not fit ``net``:
+        then nothing changes. The best weights kept for ``restore_best`` belong to the old
+        graph and are dropped (the best loss still counts for early stopping)."""
+        for part in (self.splits.train, self.splits.val):
+            if part is not None:
+                check_dataset(part, net)
+        report = carry_over(self.net, net, self.opt)
+        self.net = net
+        size = sum(a.size for a in (*net.params.values(), *net.buffers.values()))
+        self._snap_every = 1 if size <= SNAPSHOT_EVERY_STEP_MAX else 25
+        self._snap = {k: v.copy() for k, v in net.buffers.items()}
+        self._snap_flat = net.flat_params.copy()
+        self.best_state = None
+        return report
 
     # ----- running -----------------------------------------------------------------------
     def _emit(self, event: Any) -> None:

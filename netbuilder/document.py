@@ -38,6 +38,7 @@ class Change:
     renamed: list[tuple[str, str]] = field(default_factory=list)
     training: bool = False
     meta: bool = False
+    frozen: set[str] = field(default_factory=set)  # nodes whose trainable / lr_mult changed
 
     @property
     def affects_shapes(self) -> bool:
@@ -270,6 +271,12 @@ class Document:
         self.graph.name = name
         self._touch(meta=True)
 
+    def set_node_training(self, node_id: str, trainable: bool, lr_mult: float) -> None:
+        """Freeze or thaw a node and set its learning-rate multiplier (ParamError if the
+        multiplier is not a number from 0 to 1e6)."""
+        self.graph.set_training(node_id, trainable, lr_mult)
+        self._touch(frozen={node_id})
+
     def set_training(self, training: dict[str, Any]) -> None:
         self.graph.training = copy.deepcopy(training)
         self._touch(training=True)
@@ -467,6 +474,34 @@ class SetTraining(Command):
 
     def undo(self, doc: Document) -> None:
         doc.set_training(self.old)
+
+
+class SetNodeTraining(Command):
+    """Freeze / thaw nodes and set their learning-rate multipliers: ``new`` maps node id
+    to (trainable, lr_mult); undo puts back what they had."""
+
+    def __init__(self, doc: Document, new: dict[str, tuple[bool, float]], text: str = ""):
+        super().__init__()
+        g = doc.graph
+        self.old = {nid: (g.nodes[nid].trainable, g.nodes[nid].lr_mult) for nid in new}
+        self.new = dict(new)
+        names = ", ".join(f"'{n}'" for n in new)
+        self.text = text or f"Set the training of {names}"
+
+    def do(self, doc: Document) -> None:
+        done: list[str] = []
+        try:
+            for nid, (trainable, mult) in self.new.items():
+                doc.set_node_training(nid, trainable, mult)
+                done.append(nid)
+        except Exception:
+            for nid in reversed(done):
+                doc.set_node_training(nid, *self.old[nid])
+            raise
+
+    def undo(self, doc: Document) -> None:
+        for nid, (trainable, mult) in self.old.items():
+            doc.set_node_training(nid, trainable, mult)
 
 
 class Composite(Command):

@@ -114,6 +114,8 @@ class MainWindow(WindowActions, WindowEditing, WindowFiles, WindowRecovery, QMai
         self.blocks = BlockActions(self)
         from .zoo_menu import TemplateMenu
         self.templates = TemplateMenu(self)
+        from .run_edits import RunEdits
+        self.run_edits = RunEdits(self)
 
         self.resize(*default_window_size())
         self.layouts = DockLayouts(self)

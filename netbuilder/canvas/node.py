@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 import engine
 
 from ..analysis import NodeInfo, ReceptiveField, fmt_count, fmt_shape
-from . import theme
+from . import marks, theme
 
 if TYPE_CHECKING:
     from .edge import EdgeItem
@@ -119,6 +119,9 @@ class NodeItem(QGraphicsItem):
         self.info = NodeInfo(node_id, type_name, cls.category)
         self.rf: ReceptiveField | None = None
         self.badge: tuple[str, str, str] | None = None  # live monitor: text, level, tooltip
+        self.frozen = False  # trainable false: drawn cooler, with a snowflake
+        self.lr_mult = 1.0
+        self.carry: tuple[str, str] | None = None  # after an edit: kept / fresh / refused, why
         self.edges: list[EdgeItem] = []
         self.in_ports: list[PortItem] = []
         self.out_port: PortItem | None = None
@@ -242,8 +245,32 @@ class NodeItem(QGraphicsItem):
         self._update_tooltip()
         self.update()
 
+    def set_training(self, trainable: bool, lr_mult: float) -> None:
+        """Draw the node frozen (``trainable`` false) and its learning-rate multiplier."""
+        if (not trainable, lr_mult) == (self.frozen, self.lr_mult):
+            return
+        self.frozen, self.lr_mult = not trainable, lr_mult
+        self._update_tooltip()
+        self.update()
+
+    def set_carry(self, kind: str | None, reason: str = "") -> None:
+        """The mark of a graph edited while paused (marks.KEPT / FRESH / REFUSED, and why);
+        None removes it."""
+        carry = None if kind is None else (kind, reason)
+        if carry == self.carry:
+            return
+        self.carry = carry
+        self._update_tooltip()
+        self.update()
+
     def _update_tooltip(self) -> None:
         tip = getattr(self, "_tip", "")
+        if self.frozen:
+            tip += "<br><br><b>Frozen:</b> its weights do not train (no weight gradient)"
+        elif self.lr_mult != 1.0:
+            tip += f"<br><br><b>Learning rate</b> × {self.lr_mult:g}"
+        if self.carry is not None:
+            tip += "<br><br><b>" + _html(marks.carry_tip(*self.carry)) + "</b>"
         if self.badge is not None and self.badge[2]:
             tip += "<br><br><b>Training:</b> " + _html(self.badge[2])
         self.setToolTip(tip)
@@ -298,7 +325,8 @@ class NodeItem(QGraphicsItem):
             painter.setBrush(QColor(47, 128, 237, 60))
             painter.drawRoundedRect(rect.adjusted(-4, -4, 4, 4), 9, 9)
         # body
-        painter.setBrush(QColor(theme.ERROR_FILL if err else theme.NODE_BODY))
+        painter.setBrush(QColor(theme.ERROR_FILL if err else
+                                marks.FROZEN_FILL if self.frozen else theme.NODE_BODY))
         painter.drawRoundedRect(rect, 6, 6)
         # header
         head = QPainterPath()
@@ -312,11 +340,15 @@ class NodeItem(QGraphicsItem):
             pen = QPen(QColor(theme.ERROR), 2.2)
         elif sel:
             pen = QPen(QColor(theme.SELECT), 2.0)
+        elif self.frozen:
+            pen = QPen(QColor(marks.FROZEN_BORDER), 1.6)
         else:
             pen = QPen(QColor(theme.NODE_BORDER), 1.0)
         painter.setPen(pen)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRoundedRect(rect, 6, 6)
+        if self.carry is not None:
+            marks.paint_carry(painter, self.carry[0], rect)
         if self.badge is not None and self.badge[1] == "nan":
             painter.setPen(QPen(QColor(theme.ERROR), 3.0, Qt.PenStyle.DashLine))
             painter.setBrush(Qt.BrushStyle.NoBrush)
@@ -339,6 +371,10 @@ class NodeItem(QGraphicsItem):
         painter.drawText(QRectF(w - type_w - 4, 0, type_w, theme.HEADER_H),
                          Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
                          self.type_name)
+        if self.frozen:
+            marks.paint_frozen_header(painter, w - type_w - 2)
+        elif self.lr_mult != 1.0:
+            marks.paint_lr_mult(painter, w - type_w - 2, self.lr_mult)
         # body: key params left, output shape right; then size
         y = theme.HEADER_H + 4
         rows = dict(self._lines)
@@ -364,6 +400,7 @@ class NodeItem(QGraphicsItem):
             painter.drawText(QRectF(10, y, w - 20, theme.LINE_H),
                              Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
                              rows["size"])
+
         self._paint_port_names(painter)
         if err:
             self._paint_badge(painter, QPointF(w - 2, 0))

@@ -123,6 +123,8 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
                 self._syncing = False
         if ch.affects_shapes:
             self.refresh()
+        elif ch.frozen:
+            self._show_training(ch.frozen)
 
     def reroute(self, wires: list[EdgeItem] | None = None) -> None:
         """Re-plan ``wires`` (default: every wire) around the cards now in their way."""
@@ -209,9 +211,28 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
         for e, item in self.edges.items():
             src = an.nodes.get(e.src)
             item.set_label(fmt_shape(src.out_shape if src else None))
+        self._show_training(self.nodes)
         self._update_rf()
         self.analysed.emit(an)
         return an
+
+    def _show_training(self, ids) -> None:
+        """Draw which of ``ids`` are frozen and their learning-rate multipliers."""
+        g = self.doc.graph
+        for nid in ids:
+            item, node = self.nodes.get(nid), g.nodes.get(nid)
+            if item is not None and node is not None:
+                item.set_training(node.trainable, node.lr_mult)
+
+    def set_carry_marks(self, marks: dict[str, tuple[str, str]]) -> None:
+        """Mark the cards after a graph edited while paused: node id -> (kind, reason),
+        kind ``canvas.marks`` KEPT / FRESH / REFUSED; every other card loses its mark."""
+        for nid, item in self.nodes.items():
+            item.set_carry(*marks.get(nid, (None, "")))
+
+    def carry_marks(self) -> dict[str, tuple[str, str]]:
+        """The marks shown now (node id -> kind, reason)."""
+        return {nid: item.carry for nid, item in self.nodes.items() if item.carry is not None}
 
     # ----- live training monitor ----------------------------------------------------------
     def set_monitor(self, badges: dict[str, tuple[str, str, str]] | None = None,

@@ -34,8 +34,9 @@ from .frames import FrameDrawing
 if TYPE_CHECKING:
     from ..mainwindow import MainWindow
 
-LOCK_MESSAGE = ("A training run is using this model: stop it (■ Stop in the Training panel) "
-                "before changing layers, wires or parameters. Moving nodes is fine.")
+LOCK_MESSAGE = ("A training run is using this model: pause it (Pause in the Training panel) "
+                "to change layers, wires or parameters; Resume keeps the weights of what you "
+                "left alone. Moving nodes is fine.")
 PANEL_STATE = {RunState.IDLE: "idle", RunState.COMPILING: "starting",
                RunState.RUNNING: "running", RunState.PAUSED: "paused",
                RunState.STOPPING: "stopping", RunState.FINISHED: "idle",

@@ -27,6 +27,7 @@ from engine.training import BatchEvent, EpochEvent, Trainer
 
 from . import kernel_service, probes
 from .messages import (
+    EditOutcome,
     EpochReport,
     RunInfo,
     RunOutcome,
@@ -64,6 +65,8 @@ class RunLoop:
         self._paused_early = job.start_paused
         self._step_early = 0
         self._lr_early: float | None = None
+        self._edit: engine.Graph | None = None  # an edited graph to swap in
+        self._then = ""  # after the swap: "resume", "step" or "" (stay paused)
         self._reset_buffers()
         self._last_flush = self._last_stats = self._last_image = -1e9
         self._last_analysis = -1e9
@@ -92,6 +95,7 @@ class RunLoop:
 
     def pause(self) -> None:
         self._paused_early = True
+        self._then = ""  # an edit on its way stays paused
         if self.trainer is not None:
             self.trainer.pause()
 
@@ -111,6 +115,14 @@ class RunLoop:
             self.trainer.request_step()
         else:
             self._step_early += 1
+
+    def edit(self, graph: engine.Graph, then: str = "resume") -> None:
+        """While paused: train ``graph`` (an edited copy) from the next batch on, its
+        weights carried over from the current network (``engine.carry``); ``then``:
+        "resume", "step" (one batch) or "" (stay paused). The loop answers with an
+        ``edit`` message (EditOutcome) before that batch."""
+        self._then = then
+        self._edit = graph
 
     def set_lr(self, lr: float) -> None:
         """Learning rate of the next batch on (ParamError if not a positive number)."""
@@ -183,6 +195,7 @@ class RunLoop:
         except engine.WarmupCancelledError:
             return self._outcome("stopped", "stopped while the kernels were compiling, before "
                                  "the first batch: nothing was trained")
+        self._take_edit()  # edited while the kernels compiled
         try:
             result = trainer.run()
         except TrainingError as exc:
@@ -300,7 +313,8 @@ class RunLoop:
 
     def _on_idle(self) -> None:
         """Paused: when the GUI asks for something new (another node, sample, view), measure
-        it on the paused network."""
+        it on the paused network; an edited graph replaces the network (``edit``)."""
+        self._take_edit()
         ev = self._epoch_event
         if ev is not None and self._analysed_epoch < ev.epoch and self.request.epoch_report:
             analysis = self._analyse(ev)  # the last epoch ended between two analyses
@@ -314,6 +328,39 @@ class RunLoop:
         self._probe_images(snap, req)
         self._last_image = time.perf_counter()
         self.post("snapshot", snap)
+
+    def _take_edit(self) -> None:
+        """Apply an edit asked for with ``edit`` (training thread, between batches)."""
+        graph, self._edit = self._edit, None
+        tr = self.trainer
+        if graph is None or tr is None:
+            return
+        try:
+            new = engine.Network(graph, seed=tr.settings.seed)
+            doc = {**graph.to_dict(), "training": dict(self.job.settings)}
+            kernel_service.service().ensure_model(
+                doc, lambda f: self.post("phase", (compile_text(f), f.done, f.total)),
+                lambda: self._stop_early)
+            report = tr.replace_network(new)
+        except engine.WarmupCancelledError:
+            return
+        except NetBuilderError as exc:
+            self._then = ""  # refused: the old network waits, paused
+            self.post("edit", EditOutcome(graph, None, exc.message, exc.node_id, tr.step,
+                                          tr.epoch))
+            return
+        self.net = new
+        self.job.graph = graph
+        self.head = Head.of(new)
+        self.recorder = probes.GradFlowRecorder(new)
+        self.recorder.armed = self.request.graph
+        self._request_new = True  # the views see the new network at once
+        self.post("edit", EditOutcome(graph, report, "", None, tr.step, tr.epoch))
+        then, self._then = self._then, ""
+        if then == "resume":
+            self.resume()
+        elif then == "step":
+            tr.request_step()
 
     def _take_scalars(self, now: float) -> Snapshot:
         snap = Snapshot(np.asarray(self._steps, np.int64), np.asarray(self._losses, np.float64),

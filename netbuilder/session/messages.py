@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 import engine
+from engine.carry import CarryReport
 from engine.data import Dataset
 from engine.kernel_progress import fmt_left
 from engine.profile import Profile
@@ -32,6 +33,25 @@ class TrainingJob:
     base_dir: Path | None = None
     start_paused: bool = False
     threads: int | str = "auto"  # CPU threads: a count, or "auto" (engine.threads.ThreadTuner)
+
+
+@dataclass
+class EditOutcome:
+    """The loop's answer to a graph edited while paused: ``report`` (engine.carry's, which
+    nodes kept their weights) once the edited network trains, at batch ``step`` of epoch
+    ``epoch``; or ``error`` (and the ``node`` it names) when it could not take the edit:
+    the run then stays paused on its old network, nothing lost."""
+
+    graph: engine.Graph
+    report: CarryReport | None = None
+    error: str = ""
+    node: str | None = None
+    step: int = 0
+    epoch: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.report is not None
 
 
 @dataclass

@@ -96,6 +96,7 @@ class RunRecord:
     history: dict[str, Any] | None = None
     source: Path | None = None  # the file its weights came from (a bundle, an ONNX import)
     saved_to: Path | None = None  # the bundle it was last saved as
+    edits: list[Any] = field(default_factory=list)  # EditOutcomes: graphs edited while paused
 
     @property
     def unsaved(self) -> bool:

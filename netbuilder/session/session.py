@@ -25,7 +25,7 @@ from engine.data import Dataset
 
 from .events import Event
 from .loop import RunLoop
-from .messages import EpochReport, RunInfo, RunOutcome, Snapshot, TrainingJob
+from .messages import EditOutcome, EpochReport, RunInfo, RunOutcome, Snapshot, TrainingJob
 from .probes import MonitorRequest, ProbeData
 from .runner import Runner, Spawn, spawn_thread
 from .runs import EpochRow, RunRecord, RunsStore, model_key
@@ -58,6 +58,7 @@ class RunSession:
         self.snapshot = Event("snapshot")  # (Snapshot)
         self.epoch = Event("epoch")  # (EpochReport)
         self.ended = Event("ended")  # (run, RunOutcome, detached)
+        self.edited = Event("edited")  # (run, EditOutcome): a graph edited while paused
         self.machine.changed.connect(lambda old, new: self.any.emit("state", (old, new)))
 
     # ----- state ---------------------------------------------------------------------------
@@ -126,18 +127,50 @@ class RunSession:
         self.machine.to(RunState.PAUSED)
         return True
 
-    def resume(self) -> bool:
+    def resume(self, graph: engine.Graph | None = None) -> bool:
+        """Carry on training; with ``graph`` (the model edited while paused), train that
+        from the next batch on, keeping the weights, optimizer state and running statistics
+        of every node whose id and shapes are unchanged (``edited`` follows, with the
+        carry-over report). NetBuilderError, and the run stays paused, when ``graph`` is
+        invalid. False if there is nothing to resume."""
         if self.loop is None or self.state != RunState.PAUSED:
             return False
+        if self._send_edit(graph, "resume"):
+            self.machine.to(RunState.RUNNING)
+            return True
         self.loop.resume()
         self.machine.to(RunState.RUNNING)
         return True
 
-    def step(self) -> bool:
-        """One more batch while paused."""
+    def step(self, graph: engine.Graph | None = None) -> bool:
+        """One more batch while paused (of ``graph``, when edited: see ``resume``)."""
         if self.loop is None or self.state != RunState.PAUSED:
             return False
-        self.loop.step()
+        if not self._send_edit(graph, "step"):
+            self.loop.step()
+        return True
+
+    def edit(self, graph: engine.Graph | None) -> bool:
+        """While paused, swap in the edited ``graph`` now and stay paused (``edited``
+        follows); NetBuilderError if it is invalid. False if not paused or unchanged."""
+        if self.loop is None or self.state != RunState.PAUSED:
+            return False
+        return self._send_edit(graph, "")
+
+    def is_edited(self, graph: engine.Graph) -> bool:
+        """Whether ``graph`` differs from the model the active run trains (its layers,
+        parameters, wires, frozen nodes; not positions or the training section)."""
+        run = self.active
+        return run is not None and model_key(graph) != model_key(run.graph)
+
+    def _send_edit(self, graph: engine.Graph | None, then: str) -> bool:
+        """Hand an edited graph to the loop (validated here first); False if unchanged."""
+        if graph is None or not self.is_edited(graph):
+            return False
+        graph = graph.copy()
+        graph.validate()  # NetBuilderError naming the node: nothing sent, still paused
+        assert self.loop is not None
+        self.loop.edit(graph, then)
         return True
 
     def stop(self) -> bool:
@@ -223,6 +256,17 @@ class RunSession:
             run.epochs.append(EpochRow(e.epoch, e.step, e.train_loss, e.train_accuracy,
                                        e.val_loss, e.val_accuracy, e.lr, e.elapsed))
         self._emit("epoch", self.epoch, rep)
+
+    def _on_edit(self, out: EditOutcome) -> None:
+        run = self.active
+        assert run is not None
+        if out.ok:
+            run.graph = out.graph.copy()
+            run.model_key = model_key(run.graph)
+            run.edits.append(out)
+        elif self.state == RunState.RUNNING:
+            self.machine.to(RunState.PAUSED)  # the old network waits, nothing lost
+        self._emit("edited", self.edited, run, out)
 
     def _on_done(self, out: RunOutcome) -> None:
         run, loop = self.active, self.loop

@@ -22,6 +22,7 @@ from ..session.messages import RunOutcome
 from ..session.runner import Deliver
 from ..session.runs import RunRecord
 from ..session.session import RunSession
+from ..session.state import RunState
 from .files import RunFiles
 from .worker import TrainingWorker
 
@@ -181,10 +182,42 @@ class RunController(RunFiles, QObject):
 
     def pause(self) -> None:
         if self.session.pause():
-            self.w.show_status("Paused: Step trains one batch, Resume carries on")
+            self.w.show_status("Paused: Step trains one batch, Resume carries on; edit the "
+                               "model now and Resume keeps the weights of what you left alone")
+
+    def _edit_to_send(self) -> tuple[bool, engine.Graph | None]:
+        """(go on?, the model edited while paused or None). A model with a problem is
+        refused, with the problem shown on its node: the run stays paused, nothing lost."""
+        if not self.session.is_edited(self.doc.graph):
+            return True, None
+        an = self.doc.analysis
+        if an.error_count:
+            first = (an.graph_errors + list(an.errors.values()))[0]
+            self.presenter.show_refusal(f"Cannot resume with the edited model: "
+                                        f"{first.message}", first.node_id)
+            return False, None
+        return True, self.doc.graph
+
+    def _send(self, command: Any) -> None:
+        go, graph = self._edit_to_send()
+        if not go:
+            return
+        try:
+            command(graph)
+        except NetBuilderError as exc:
+            self.presenter.show_refusal(f"Cannot resume with the edited model: {exc.message}",
+                                        exc.node_id)
 
     def resume(self) -> None:
-        self.session.resume()
+        """Resume; a model edited while paused trains from here, keeping the weights of
+        every node whose shapes are unchanged (the session's ``edited`` reports which)."""
+        self._send(self.session.resume)
+
+    def apply_edits(self) -> None:
+        """While paused: train the edited model from the next batch, swapped in now, and
+        stay paused, so the canvas shows which nodes keep their weights before Resume."""
+        if self.session.state == RunState.PAUSED:
+            self._send(self.session.edit)
 
     def toggle_pause(self) -> None:
         if self.state == "paused":
@@ -199,7 +232,7 @@ class RunController(RunFiles, QObject):
         if not self.session.running:
             self.start(paused=True)
         else:
-            self.session.step()
+            self._send(self.session.step)
 
     def set_lr(self, lr: float) -> None:
         try:

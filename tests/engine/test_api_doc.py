@@ -45,6 +45,7 @@ DOCUMENTED = [
     ("engine.Trainer(net, data, settings=None, callbacks=None, optimizer=None, "
      "tune_threads=False)", engine.Trainer),
     ("trainer.evaluate(ds=None)", engine.Trainer.evaluate),
+    ("trainer.replace_network(net)", engine.Trainer.replace_network),
     ("engine.training.train(net, data, settings=None, callbacks=None)", training.train),
     ("engine.load_dataset(spec, base_dir=None, **params)", engine.load_dataset),
     ("engine.Dataset(arrays, name=\"data\", class_names=None, task=None, meta=None, test=None)",

@@ -225,3 +225,45 @@ def test_carry_over_remaps_per_parameter_optimizer_state(data):
     carry_over(old, new, opt)
     assert "head.weight" not in opt.state
     np.testing.assert_array_equal(opt.state["d1.weight"]["v"], v)
+
+
+def test_trainer_replace_network_keeps_weights_and_trains_on(data):
+    """A Trainer paused between steps takes an edited graph's network: kept nodes carry
+    their weights and Adam moments bit for bit, the widened head starts fresh, training
+    goes on from the same step count and the old best weights are dropped."""
+    x, y = data
+    ds = engine.Dataset({"x": x, "y": y}, task="classification")
+    settings = {"epochs": 3, "batch_size": 16, "val_split": 0.25,
+                "optimizer": {"type": "adam", "lr": 0.01}}
+    tr = engine.Trainer(engine.compile(chain(MLP), seed=3), ds, settings)
+    for _ in range(6):
+        tr.step_once()
+    old = tr.net
+    before = {k: v.copy() for k, v in old.params.items()}
+    m_before = moments(tr.opt, old, "d1.weight")
+    new = engine.compile(chain(edit(MLP, "d2", units=32)), seed=3)
+    report = tr.replace_network(new)
+    assert tr.net is new and tr.best_state is None
+    assert report.fate("d2").fate == "reinitialised" and "units 16→32" in report.fate("d2").reason
+    assert report.fate("head").fate == "reinitialised"  # its input widened
+    np.testing.assert_array_equal(new.params["d1.weight"], before["d1.weight"])
+    for a, b in zip(moments(tr.opt, new, "d1.weight"), m_before, strict=True):
+        np.testing.assert_array_equal(a, b)
+    step = tr.step
+    tr.step_once()
+    assert tr.step == step + 1
+    assert not np.array_equal(new.params["d1.weight"], before["d1.weight"])
+
+
+def test_trainer_replace_network_refuses_a_net_the_data_does_not_fit(data):
+    x, y = data
+    ds = engine.Dataset({"x": x, "y": y}, task="classification")
+    tr = engine.Trainer(engine.compile(chain(MLP), seed=3), ds, {"epochs": 1, "batch_size": 16})
+    tr.step_once()
+    old = tr.net
+    flat = old.flat_params.copy()
+    wrong = engine.compile(chain(edit(MLP, "in", shape=[3])), seed=3)
+    with pytest.raises(engine.NetBuilderError):
+        tr.replace_network(wrong)
+    assert tr.net is old
+    np.testing.assert_array_equal(old.flat_params, flat)

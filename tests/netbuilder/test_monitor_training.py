@@ -149,7 +149,7 @@ def test_editing_is_blocked_while_a_run_is_active(make_window, qtbot):
     w.act_delete.trigger()  # Edit ▸ Delete
     assert "tanh" in drv.graph.nodes
     assert "training run" in w.status_message.text()
-    assert w.scene.last_toast is not None and "Stop" in w.scene.last_toast.text
+    assert w.scene.last_toast is not None and "pause it" in w.scene.last_toast.text
     # the inspector refuses too
     w.scene.select_nodes(["hidden"])
     units = w.inspector.editors["units"].widget
