@@ -83,6 +83,8 @@ class Snapshot:
     activations: dict[str, dict[str, float]] = field(default_factory=dict)
     gradients: dict[str, dict[str, float]] = field(default_factory=dict)
     feature_maps: dict[str, np.ndarray] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    extra_arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class FlightRecorder:
@@ -143,19 +145,23 @@ class FlightRecorder:
             acc[1] = max(acc[1], float(np.max(np.abs(g))))
             acc[2] += 1
 
-    def record(self, epoch: int, net: Network) -> None:
+    def record(self, epoch: int, net: Network, extra: Mapping[str, Any] | None = None,
+               extra_arrays: Mapping[str, np.ndarray] | None = None) -> None:
         """Snapshot ``net`` as it is at the end of ``epoch`` (runs a forward on the samples,
-        which leaves the weights, buffers and gradients as they are)."""
+        which leaves the weights, buffers and gradients as they are). ``extra``: more facts
+        of the epoch as JSON-able values, ``extra_arrays``: named arrays (kept at 8 bits);
+        both count towards the budget and come back as ``Snapshot.extra`` /
+        ``Snapshot.extra_arrays``."""
         parts: list[np.ndarray] = []
         entries: list[dict[str, Any]] = []
         at = 0
 
-        def put(kind: str, name: str, arr: np.ndarray, **extra: Any) -> None:
+        def put(kind: str, name: str, arr: np.ndarray, **more: Any) -> None:
             nonlocal at
             codes, lo, step = quantise(arr)
             parts.append(codes.reshape(-1))
             entries.append({"kind": kind, "name": name, "at": at, "shape": list(codes.shape),
-                            "low": lo, "step": step, **extra})
+                            "low": lo, "step": step, **more})
             at += codes.size
 
         for key in self.params:
@@ -172,13 +178,16 @@ class FlightRecorder:
                 acts[nid] = _stats(y)
                 if y.ndim == 4:
                     put("map", nid, y[:, :self.map_channels])
+        for name, arr in (extra_arrays or {}).items():
+            put("extra", name, np.asarray(arr))
         grads = {nid: {"rms": math.sqrt(a[0] / a[2]), "max": a[1]}
                  for nid, a in self._grad.items() if a[2]}
         self._grad = {}
         self._steps = 0  # each epoch's first step is sampled, then every grad_every-th
         self._seen.clear()
         buf = np.concatenate(parts) if parts else np.zeros(0, np.uint8)
-        self.index[int(epoch)] = {"entries": entries, "activations": acts, "gradients": grads}
+        self.index[int(epoch)] = {"entries": entries, "activations": acts, "gradients": grads,
+                                  **({"extra": dict(extra)} if extra else {})}
         self.data[int(epoch)] = buf
         self._fit_budget(int(epoch))
 
@@ -212,21 +221,43 @@ class FlightRecorder:
 
     def members(self) -> dict[str, bytes]:
         """The bundle members that hold the recording (``engine.save_bundle(extra=...)``)."""
-        index = {"version": FORMAT_VERSION, "budget": self.budget,
-                 "epochs": {str(e): self.index[e] for e in sorted(self.index)}}
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **{f"e{e}": self.data[e] for e in sorted(self.data)})
-        return {INDEX: json.dumps(index).encode(), ARRAYS: buf.getvalue()}
+        return self.recording().members()
+
+    def recording(self) -> Recording:
+        """What is recorded so far, readable like a bundle's (the stored arrays are shared,
+        not copied: the recorder never changes one it has stored, so another thread may read
+        it while this one records the next epoch)."""
+        return Recording({"version": FORMAT_VERSION, "budget": self.budget,
+                          "epochs": {str(e): self.index[e] for e in sorted(self.index)}},
+                         {f"e{e}": self.data[e] for e in sorted(self.data)})
 
 
 class Recording:
-    """A run's snapshots read back from its bundle (``read_recording``)."""
+    """A run's snapshots read back from its bundle (``read_recording``), or taken from a
+    recorder while it records (``FlightRecorder.recording``)."""
 
     def __init__(self, index: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self._index = index
         self._arrays = arrays
         self.budget = int(index.get("budget", 0))
         self.epochs = sorted(int(e) for e in index["epochs"])
+
+    def total_bytes(self) -> int:
+        """The bytes the snapshots take, measured as the recorder measures its budget."""
+        return sum(int(self._arrays[f"e{e}"].nbytes)
+                   + len(json.dumps(self._index["epochs"][str(e)])) for e in self.epochs)
+
+    def describe(self) -> dict[str, Any]:
+        """For the bundle's manifest (as ``FlightRecorder.describe``)."""
+        return {"epochs": list(self.epochs), "bytes": self.total_bytes(), "budget": self.budget}
+
+    def members(self) -> dict[str, bytes]:
+        """The bundle members that hold this recording (``engine.save_bundle(extra=...)``)."""
+        index = {"version": FORMAT_VERSION, "budget": self.budget,
+                 "epochs": {str(e): self._index["epochs"][str(e)] for e in self.epochs}}
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **{f"e{e}": self._arrays[f"e{e}"] for e in self.epochs})
+        return {INDEX: json.dumps(index).encode(), ARRAYS: buf.getvalue()}
 
     def snapshot(self, epoch: int) -> Snapshot:
         """The snapshot of ``epoch`` (a KeyError names the recorded ones if it is missing)."""
@@ -236,7 +267,8 @@ class Recording:
         entry = self._index["epochs"][str(epoch)]
         buf = self._arrays[f"e{epoch}"]
         snap = Snapshot(epoch, activations=dict(entry["activations"]),
-                        gradients=dict(entry["gradients"]))
+                        gradients=dict(entry["gradients"]),
+                        extra=dict(entry.get("extra") or {}))
         for e in entry["entries"]:
             size = math.prod(e["shape"])
             codes = buf[e["at"]:e["at"] + size].reshape(e["shape"])
@@ -244,6 +276,8 @@ class Recording:
             if e["kind"] == "weight":
                 snap.weights[e["name"]] = arr
                 snap.strides[e["name"]] = int(e.get("stride", 1))
+            elif e["kind"] == "extra":
+                snap.extra_arrays[e["name"]] = arr
             else:
                 snap.feature_maps[e["name"]] = arr
         return snap
@@ -257,8 +291,10 @@ def _check_index(index: Any, src: str) -> dict[str, Any]:
                 and isinstance(v.get("entries"), list) \
                 and isinstance(v.get("activations"), dict) \
                 and isinstance(v.get("gradients"), dict) \
+                and isinstance(v.get("extra", {}), dict) \
                 and all(isinstance(e, dict) and isinstance(e.get("shape"), list)
-                        and isinstance(e.get("at"), int) and e.get("kind") in ("weight", "map")
+                        and isinstance(e.get("at"), int)
+                        and e.get("kind") in ("weight", "map", "extra")
                         and isinstance(e.get("name"), str)
                         and all(isinstance(d, int) and d >= 0 for d in e["shape"])
                         and isinstance(e.get("low"), int | float)
