@@ -74,6 +74,8 @@ class MonitorRecorder:
         arrays: dict[str, np.ndarray] = {}
         if self.samples is not None:
             out = net.forward(self.samples, train=False)
+            extra["labels"] = [probes.probe_label(self.probe, i)
+                               for i in range(len(self.samples))]
             extra["badges"] = {n: [s.mean, s.std, s.dead, s.saturated, s.finite]
                                for n, s in probes.node_stats(net).items()}
             if head is not None:
@@ -103,6 +105,7 @@ class MonitorRecorder:
         if head is not None and pd.extent is not None:
             if pd.kind == "regions":
                 arrays["regions"] = probes.decision_regions(net, head, pd.extent).rgb
+                extra["extent"] = list(pd.extent)
             elif pd.kind == "curve":
                 c = probes.fitted_curve(net, head, pd.extent[0], pd.extent[1])
                 arrays["curve"] = c.ys
@@ -125,10 +128,11 @@ class RecordedFrame:
     recorded: Recorded
 
 
-def frame_at(recording: Recording, epoch: int, req: MonitorRequest,
-             probe: ProbeData | None) -> RecordedFrame:
+def frame_at(recording: Recording, epoch: int, req: MonitorRequest) -> RecordedFrame:
     """What the views show at recorded ``epoch``, for the nodes ``req`` names (the
-    selected convolution, feature-map node and sample, histogram node)."""
+    selected convolution, feature-map node and sample, histogram node); feature maps only
+    for the first recorded samples (``RECORD_SAMPLES``), their first ``MAP_CHANNELS``
+    channels."""
     r = recording.snapshot(epoch)
     snap = empty_snapshot()
     ex = r.extra
@@ -139,17 +143,17 @@ def frame_at(recording: Recording, epoch: int, req: MonitorRequest,
     node, i = req.node, req.sample
     maps = r.feature_maps.get(node) if node is not None else None
     if maps is not None and 0 <= i < len(maps):
-        label = probes.probe_label(probe, i) if probe is not None else ""
-        preds = ex.get("predictions") or []
-        snap.maps = FeatureMaps(node, i, maps[i], label, preds[i] if i < len(preds) else "")
+        labels, preds = ex.get("labels") or [], ex.get("predictions") or []
+        snap.maps = FeatureMaps(node, i, maps[i], labels[i] if i < len(labels) else "",
+                                preds[i] if i < len(preds) else "")
     h = (ex.get("hists") or {}).get(req.hist_node or "")
     if h:
         snap.hists = probes.Histograms(
             req.hist_node, {k: _hist_back(v) for k, v in h["weights"].items()},
             {k: _hist_back(v) for k, v in h["grads"].items()})
-    if "regions" in r.extra_arrays and probe is not None and probe.extent is not None:
+    if "regions" in r.extra_arrays and "extent" in ex:
         rgb = np.clip(np.rint(r.extra_arrays["regions"]), 0, 255).astype(np.uint8)
-        snap.regions = probes.Regions(rgb, probe.extent)
+        snap.regions = probes.Regions(rgb, tuple(float(v) for v in ex["extent"]))
     if "curve" in r.extra_arrays and "curve_x" in ex:
         ys = r.extra_arrays["curve"].astype(np.float64)
         snap.curve = probes.FittedCurve(np.linspace(*ex["curve_x"], len(ys)), ys)

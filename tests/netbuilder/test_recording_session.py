@@ -11,7 +11,7 @@ from monitorkit import example, sine_mlp
 import engine
 from engine.recorder import read_recording
 from netbuilder.session import RunSession
-from netbuilder.session.probes import MonitorRequest
+from netbuilder.session.probes import MonitorRequest, probe_label
 from netbuilder.session.recording import frame_at
 from netbuilder.session.runs import run_from_bundle
 
@@ -53,11 +53,12 @@ def test_a_run_records_every_epoch_with_what_the_monitor_shows(tmp_path):
     assert len(ex["predictions"]) == 8 and last.feature_maps["c1"].shape[:2] == (8, 6)
 
     req = MonitorRequest(node="c3", sample=2, conv="c1", hist_node="c3")
-    f = frame_at(rec, 1, req, s.final_probe)
+    f = frame_at(rec, 1, req)
     assert f.snapshot.filters[0] == "c1"
     np.testing.assert_array_equal(f.snapshot.filters[1], rec.snapshot(1).weights["c1.weight"])
     assert f.snapshot.maps.node == "c3" and f.snapshot.maps.maps.shape == (16, 10, 10)
     assert f.snapshot.maps.prediction == rec.snapshot(1).extra["predictions"][2]
+    assert f.snapshot.maps.label == probe_label(s.final_probe, 2) != ""
     assert set(f.snapshot.hists.weights) == {"weight", "bias"} and f.snapshot.hists.grads
     assert f.snapshot.stats["c1"].mean == rec.snapshot(1).extra["badges"]["c1"][0]
     np.testing.assert_array_equal(f.analysis.confusion, rec.snapshot(1).extra["confusion"])
@@ -71,8 +72,8 @@ def test_a_run_records_every_epoch_with_what_the_monitor_shows(tmp_path):
 
 
 def test_a_curve_is_recorded_and_a_run_without_a_budget_records_nothing(tmp_path):
-    s, run, _ = train(sine_mlp(epochs=2))
-    f = frame_at(run.recording, 2, MonitorRequest(), s.final_probe)
+    _, run, _ = train(sine_mlp(epochs=2))
+    f = frame_at(run.recording, 2, MonitorRequest())
     assert f.snapshot.curve is not None and len(f.snapshot.curve.xs) == 200
     assert f.analysis is None and f.snapshot.filters is None  # regression, no convolution
     _, plain, grew = train(sine_mlp(epochs=2), record_budget=None)
