@@ -7,6 +7,13 @@
 2. Throughput with the recorder on (gradient hook every 10th step, a snapshot per "epoch"
    of ``--steps`` steps) against off, in interleaved rounds: the median ratio and its spread.
 3. Training steps with the convolutions frozen against nothing frozen (same interleaving).
+4. The app's recording (``netbuilder.session.recording.MonitorRecorder``: the above plus
+   the canvas badges, every layer's histograms, the confusion matrix on ``--val`` samples,
+   the predictions of the recorded samples), as a run in the app keeps it: the bundle of a
+   20-epoch run of ``--epoch-steps`` steps (75: LeNet-5's epoch on ``shapes`` at batch 64)
+   and the throughput with it on against off, interleaved as in 2.
+
+    python benchmarks/bench_recorder.py --rounds 7     # what the README quotes
 """
 
 from __future__ import annotations
@@ -63,9 +70,18 @@ def main() -> None:
     ap.add_argument("--model", default="lenet5")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--epoch-steps", type=int, default=75)
+    ap.add_argument("--val", type=int, default=600)
+    ap.add_argument("--only-app", action="store_true", help="section 4 alone")
     args = ap.parse_args()
     print(machine_description())
     graph = engine.load_graph(resolve_model(args.model)[0])
+    if not args.only_app:
+        engine_sections(args, graph)
+    app_section(args, graph)
+
+
+def engine_sections(args: argparse.Namespace, graph: engine.Graph) -> None:
     net = engine.Network(graph, seed=0)
     x, y = batch(net)
     samples = x[:8]
@@ -125,6 +141,66 @@ def main() -> None:
     from engine.cost import training_cost
     print(f"frozen {', '.join(convs)}: {training_cost(fz).summary()}")
     print(f"step time nothing frozen / convs frozen: {spread(speed)}")
+
+
+def app_section(args: argparse.Namespace, graph: engine.Graph) -> None:
+    """4: the app's recording, bundle size and throughput on against off."""
+    from netbuilder.session.probes import Head, ProbeData
+    from netbuilder.session.recording import MonitorRecorder
+
+    def recorder(net: engine.Network, val: tuple[np.ndarray, np.ndarray]) -> MonitorRecorder:
+        names = [f"class {k}" for k in range(int(val[1].max()) + 1)]
+        probe = ProbeData(x=val[0][:64], y=val[1][:64], labels=names)
+        return MonitorRecorder(net, probe, Head.of(net), val, DEFAULT_BUDGET)
+
+    net = engine.Network(graph, seed=0)
+    x, y = batch(net)
+    xv, yv = batch(net, args.val)
+    rec = recorder(net, (xv, yv))
+    opt = engine.Adam(lr=0.002)
+    rec.record(0)
+    for epoch in range(1, 21):
+        for _ in range(args.epoch_steps):
+            net.train_step(x, y, opt)
+        recording = rec.record(epoch)
+    rec.detach()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = engine.save_bundle(Path(tmp) / "app.nbmodel", net, extra=recording.members(),
+                                  recorder=recording.describe())
+        size = path.stat().st_size
+    print(f"app recording: 21 snapshots (initial + 20 epochs of {args.epoch_steps} steps), "
+          f"{len(recording.epochs)} kept, {recording.total_bytes():,} B of the "
+          f"{DEFAULT_BUDGET:,} B budget; bundle {size:,} B")
+
+    on_net, off_net = engine.Network(graph, seed=0), engine.Network(graph, seed=0)
+    on_opt, off_opt = engine.Adam(lr=0.002), engine.Adam(lr=0.002)
+    rec = recorder(on_net, (xv, yv))
+
+    def epoch(net_: engine.Network, opt_: engine.Optimizer, r: MonitorRecorder | None,
+              k: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(args.epoch_steps):
+            net_.train_step(x, y, opt_)
+        if r is not None:
+            r.record(k)
+        return time.perf_counter() - t0
+
+    for net_, opt_ in ((on_net, on_opt), (off_net, off_opt)):
+        for _ in range(3):
+            net_.train_step(x, y, opt_)  # warm
+    rec.record(0)
+    ratios = []
+    for k in range(args.rounds):
+        if k % 2:
+            off = epoch(off_net, off_opt, None, k + 1)
+        on = epoch(on_net, on_opt, rec, k + 1)
+        if not k % 2:
+            off = epoch(off_net, off_opt, None, k + 1)
+        ratios.append(off / on)
+    rec.detach()
+    loss = [100 * (1 - r) for r in ratios]
+    print(f"app throughput with the recording / without: {spread(ratios)} over "
+          f"{args.rounds} epochs of {args.epoch_steps} steps each; loss {spread(loss)} %")
 
 
 if __name__ == "__main__":
