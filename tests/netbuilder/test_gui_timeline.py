@@ -57,6 +57,18 @@ def test_scrub_play_live_and_reopen_the_recording(make_window, qtbot, tmp_path):
     assert tc.confusion.matrix.sum() == np.sum(one.extra["confusion"]) == 20
     b = one.extra["badges"]["a1"]
     assert drv.w.scene.nodes["a1"].badge == badge_for(NodeStats(*b))
+    # the feature maps of the selected node and sample, the histograms, as recorded
+    drv.w.scene.select_nodes(["a1"])
+    tc.docks.plots["maps"].raise_()
+    qtbot.waitUntil(lambda: "sample 0" in tc.maps.info.text(), timeout=10_000)
+    np.testing.assert_array_equal(tc.maps.maps, one.feature_maps["a1"][0])
+    tc.maps.sample_box.setValue(3)
+    np.testing.assert_array_equal(tc.maps.maps, one.feature_maps["a1"][3])
+    assert one.extra["predictions"][3] in tc.maps.input_label.text()
+    tc.grads.select_node("c3")
+    counts, _ = tc.grads.hists.weights["weight"]
+    assert counts.tolist() == one.extra["hists"]["c3"]["weights"]["weight"][0]
+    tc.docks.plots["filters"].raise_()
     # another convolution while scrubbed: its epoch-1 weights
     tc.filters.select_conv("c3")
     assert shows_filters(tc, one.weights["c3.weight"])
@@ -140,3 +152,19 @@ def test_the_budget_in_the_training_panel_changes_what_is_kept(make_window, qtbo
     wait_idle(qtbot, tc)
     assert tc.store.latest().recording is None and tc.presenter.timeline.epochs == []
     assert not tc.presenter.timeline_widget.slider.isEnabled()
+
+
+def test_decision_regions_follow_the_timeline(make_window, qtbot):
+    _, tc = open_model(make_window, example("xor_mlp", epochs=3))
+    click(qtbot, tc.panel.start_button)
+    wait_idle(qtbot, tc)
+    tc.docks.plots["fit"].raise_()
+    rec = tc.store.latest().recording
+    bar = tc.presenter.timeline_widget
+    bar.slider.setValue(1)
+    want = np.rint(rec.snapshot(1).extra_arrays["regions"]).astype(np.uint8)
+    np.testing.assert_array_equal(tc.fit.regions.rgb, want)
+    bar.slider.setValue(3)
+    last = np.rint(rec.snapshot(3).extra_arrays["regions"]).astype(np.uint8)
+    np.testing.assert_array_equal(tc.fit.regions.rgb, last)
+    assert not np.array_equal(want, last)
