@@ -113,6 +113,7 @@ class FlightRecorder:
         self.map_channels, self.grad_every = int(map_channels), int(grad_every)
         self.index: dict[int, dict[str, Any]] = {}
         self.data: dict[int, np.ndarray] = {}
+        self._sizes: dict[int, int] = {}  # snapshot_bytes, measured once per snapshot
         self._grad: dict[str, list[float]] = {}
         self._seen: set[str] = set()
         self._steps = 0
@@ -186,6 +187,7 @@ class FlightRecorder:
         self._steps = 0  # each epoch's first step is sampled, then every grad_every-th
         self._seen.clear()
         buf = np.concatenate(parts) if parts else np.zeros(0, np.uint8)
+        self._sizes.pop(int(epoch), None)
         self.index[int(epoch)] = {"entries": entries, "activations": acts, "gradients": grads,
                                   **({"extra": dict(extra)} if extra else {})}
         self.data[int(epoch)] = buf
@@ -193,7 +195,11 @@ class FlightRecorder:
 
     def snapshot_bytes(self, epoch: int) -> int:
         """What one stored snapshot takes: its 8-bit arrays and its index entry."""
-        return int(self.data[epoch].nbytes) + len(json.dumps(self.index[epoch]))
+        size = self._sizes.get(epoch)
+        if size is None:
+            size = self._sizes[epoch] = int(self.data[epoch].nbytes) \
+                + len(json.dumps(self.index[epoch]))
+        return size
 
     def total_bytes(self) -> int:
         return sum(self.snapshot_bytes(e) for e in self.data)
@@ -201,18 +207,20 @@ class FlightRecorder:
     def _fit_budget(self, newest: int) -> None:
         size = self.snapshot_bytes(newest)
         if size > self.budget:
-            del self.index[newest], self.data[newest]
+            self._drop(newest)
             raise ParamError(f"one snapshot takes {size:,} bytes, more than the recorder's "
                              f"budget of {self.budget:,}: raise the budget, follow fewer nodes "
                              "or lower max_values")
         while self.total_bytes() > self.budget and len(self.data) > 2:
             epochs = sorted(self.data)
             gaps = [(epochs[i + 1] - epochs[i - 1], epochs[i]) for i in range(1, len(epochs) - 1)]
-            drop = min(gaps)[1]
-            del self.index[drop], self.data[drop]
+            self._drop(min(gaps)[1])
         if self.total_bytes() > self.budget:
-            first = min(self.data)
-            del self.index[first], self.data[first]
+            self._drop(min(self.data))
+
+    def _drop(self, epoch: int) -> None:
+        del self.index[epoch], self.data[epoch]
+        self._sizes.pop(epoch, None)
 
     # ----- storage -------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -229,23 +237,29 @@ class FlightRecorder:
         it while this one records the next epoch)."""
         return Recording({"version": FORMAT_VERSION, "budget": self.budget,
                           "epochs": {str(e): self.index[e] for e in sorted(self.index)}},
-                         {f"e{e}": self.data[e] for e in sorted(self.data)})
+                         {f"e{e}": self.data[e] for e in sorted(self.data)},
+                         total=self.total_bytes())
 
 
 class Recording:
     """A run's snapshots read back from its bundle (``read_recording``), or taken from a
     recorder while it records (``FlightRecorder.recording``)."""
 
-    def __init__(self, index: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    def __init__(self, index: dict[str, Any], arrays: dict[str, np.ndarray],
+                 total: int | None = None) -> None:
         self._index = index
         self._arrays = arrays
         self.budget = int(index.get("budget", 0))
         self.epochs = sorted(int(e) for e in index["epochs"])
+        self._total = total  # total_bytes, when the recorder knows it
 
     def total_bytes(self) -> int:
         """The bytes the snapshots take, measured as the recorder measures its budget."""
-        return sum(int(self._arrays[f"e{e}"].nbytes)
-                   + len(json.dumps(self._index["epochs"][str(e)])) for e in self.epochs)
+        if self._total is None:
+            self._total = sum(int(self._arrays[f"e{e}"].nbytes)
+                              + len(json.dumps(self._index["epochs"][str(e)]))
+                              for e in self.epochs)
+        return self._total
 
     def describe(self) -> dict[str, Any]:
         """For the bundle's manifest (as ``FlightRecorder.describe``)."""

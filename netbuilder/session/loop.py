@@ -349,8 +349,9 @@ class RunLoop:
         now = time.perf_counter()
         due = ev.epoch >= ev.epochs or now - self._last_analysis >= ANALYSIS_INTERVAL or \
             (tr is not None and (tr.paused or tr.stopping))
-        self._record(ev.epoch)
-        self.post("epoch", EpochReport(ev, self._analyse(ev) if due else None))
+        analysis = self._analyse(ev) if due else None
+        self._record(ev.epoch, analysis)
+        self.post("epoch", EpochReport(ev, analysis))
 
     def _val_xy(self, trainer: Trainer) -> tuple[np.ndarray, np.ndarray] | None:
         """Inputs and labels of the part the confusion matrix is measured on."""
@@ -361,14 +362,14 @@ class RunLoop:
         y = part.arrays.get(net.layers[head.output].p["target"])
         return None if y is None else (part.x, y)
 
-    def _record(self, epoch: int) -> None:
+    def _record(self, epoch: int, analysis: probes.EpochAnalysis | None = None) -> None:
         """Add ``epoch`` to the flight recording and post it (a budget too small for one
-        snapshot ends the recording, and says so)."""
+        snapshot ends the recording, and says so); ``analysis``: the epoch's, if measured."""
         fl = self.flight
         if fl is None:
             return
         try:
-            self.post("recorded", fl.record(epoch))
+            self.post("recorded", fl.record(epoch, analysis))
         except engine.ParamError as exc:
             fl.detach()
             self.flight = None

@@ -66,9 +66,10 @@ class MonitorRecorder:
         self.rec = FlightRecorder(net, samples=samples, budget=budget, map_channels=MAP_CHANNELS)
         self.rec.attach(net)
 
-    def record(self, epoch: int) -> Recording:
+    def record(self, epoch: int, analysis: EpochAnalysis | None = None) -> Recording:
         """Snapshot the network at the end of ``epoch``; what is recorded so far (a
-        ParamError when one snapshot does not fit the budget)."""
+        ParamError when one snapshot does not fit the budget). ``analysis``: the epoch's
+        confusion matrix if the loop measured it already (on the same samples)."""
         net, head = self.net, self.head
         extra: dict[str, Any] = {}
         arrays: dict[str, np.ndarray] = {}
@@ -98,7 +99,8 @@ class MonitorRecorder:
         if self.val is not None and head is not None and head.kind != "regression":
             x, y = self.val
             n = min(len(x), MAX_CONFUSION)
-            a = probes.epoch_analysis(net, x[:n], y[:n], head, self.probe.part)
+            a = analysis if analysis is not None and int(analysis.confusion.sum()) == n \
+                else probes.epoch_analysis(net, x[:n], y[:n], head, self.probe.part)
             extra["confusion"] = a.confusion.tolist()
             extra["part"] = a.part
         pd = self.probe
