@@ -133,8 +133,7 @@ class TimelineDrawing:
                                                  snap.stats.items()})
         if f.analysis is not None:
             self.confusion.show_analysis(f.analysis, epoch)
-        self.w.show_status(f"Timeline: epoch {epoch} as recorded (weights at 8 bits); "
-                           "● Live returns to the latest")
+        self.w.show_status(f"Epoch {epoch} as recorded (8-bit weights); Live: the latest")
 
     def _show_latest(self: MonitorPresenter) -> None:
         """Back to Live: the newest values kept aside, then whatever the run sends."""
