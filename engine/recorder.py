@@ -29,7 +29,7 @@ import json
 import math
 import os
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,13 +146,17 @@ class FlightRecorder:
             acc[1] = max(acc[1], float(np.max(np.abs(g))))
             acc[2] += 1
 
-    def record(self, epoch: int, net: Network, extra: Mapping[str, Any] | None = None,
+    def record(self, epoch: int, net: Network,
+               extra: Mapping[str, Any] | Callable[[dict[str, np.ndarray]], Mapping[str, Any]]
+               | None = None,
                extra_arrays: Mapping[str, np.ndarray] | None = None) -> None:
         """Snapshot ``net`` as it is at the end of ``epoch`` (runs a forward on the samples,
         which leaves the weights, buffers and gradients as they are). ``extra``: more facts
         of the epoch as JSON-able values, ``extra_arrays``: named arrays (kept at 8 bits);
         both count towards the budget and come back as ``Snapshot.extra`` /
-        ``Snapshot.extra_arrays``."""
+        ``Snapshot.extra_arrays``. ``extra`` may also be a function of the samples' outputs
+        (node -> array; empty without samples) that returns them, called after the forward
+        (``net.acts`` then holds the samples' activations)."""
         parts: list[np.ndarray] = []
         entries: list[dict[str, Any]] = []
         at = 0
@@ -179,6 +183,8 @@ class FlightRecorder:
                 acts[nid] = _stats(y)
                 if y.ndim == 4:
                     put("map", nid, y[:, :self.map_channels])
+        if callable(extra):
+            extra = extra(outs if self.samples is not None else {})
         for name, arr in (extra_arrays or {}).items():
             put("extra", name, np.asarray(arr))
         grads = {nid: {"rms": math.sqrt(a[0] / a[2]), "max": a[1]}

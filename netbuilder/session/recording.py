@@ -73,22 +73,6 @@ class MonitorRecorder:
         net, head = self.net, self.head
         extra: dict[str, Any] = {}
         arrays: dict[str, np.ndarray] = {}
-        if self.samples is not None:
-            out = net.forward(self.samples, train=False)
-            extra["labels"] = [probes.probe_label(self.probe, i)
-                               for i in range(len(self.samples))]
-            extra["badges"] = {n: [s.mean, s.std, s.dead, s.saturated, s.finite]
-                               for n, s in probes.node_stats(net).items()}
-            if head is not None:
-                o = np.asarray(out[head.output] if isinstance(out, dict) else out)
-                if head.kind == "regression":
-                    extra["predictions"] = [", ".join(f"{v:.3g}" for v in row[:4])
-                                            for row in o.reshape(len(o), -1)]
-                else:
-                    p = head.probs(o)
-                    name = class_namer(self.probe)
-                    extra["predictions"] = [f"{name(int(k))} ({100 * r[k]:.0f} %)"
-                                            for r, k in zip(p, p.argmax(axis=1))]
         hists: dict[str, Any] = {}
         for nid in self.rec.nodes:
             h = probes.histograms(net, nid)
@@ -112,8 +96,37 @@ class MonitorRecorder:
                 c = probes.fitted_curve(net, head, pd.extent[0], pd.extent[1])
                 arrays["curve"] = c.ys
                 extra["curve_x"] = [float(c.xs[0]), float(c.xs[-1])]
-        self.rec.record(epoch, net, extra=extra, extra_arrays=arrays)
+
+        def facts(outs: dict[str, np.ndarray]) -> dict[str, Any]:
+            """After the recorder's forward of the samples: the badges and predictions."""
+            if self.samples is not None:
+                extra.update(self._sample_facts(outs))
+            return extra
+
+        self.rec.record(epoch, net, extra=facts, extra_arrays=arrays)
         return self.rec.recording()
+
+    def _sample_facts(self, outs: dict[str, np.ndarray]) -> dict[str, Any]:
+        """The labels, canvas badges (``net.acts`` holds the samples' activations) and
+        predictions of the recorded samples."""
+        net, head, samples = self.net, self.head, self.samples
+        assert samples is not None
+        facts: dict[str, Any] = {
+            "labels": [probes.probe_label(self.probe, i) for i in range(len(samples))],
+            "badges": {n: [s.mean, s.std, s.dead, s.saturated, s.finite]
+                       for n, s in probes.node_stats(net).items()}}
+        o = outs.get(head.output) if head is not None else None
+        if o is None:
+            return facts
+        if head.kind == "regression":
+            facts["predictions"] = [", ".join(f"{v:.3g}" for v in row[:4])
+                                    for row in o.reshape(len(o), -1)]
+        else:
+            p = head.probs(o)
+            name = class_namer(self.probe)
+            facts["predictions"] = [f"{name(int(k))} ({100 * r[k]:.0f} %)"
+                                    for r, k in zip(p, p.argmax(axis=1))]
+        return facts
 
     def detach(self) -> None:
         self.rec.detach()

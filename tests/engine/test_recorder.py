@@ -198,3 +198,7 @@ def test_extra_facts_and_arrays_round_trip_and_count_towards_the_budget(tmp_path
     assert back.snapshot(1).extra == {} and back.snapshot(1).extra_arrays == {}
     assert back.members()[INDEX] == live.members()[INDEX]
     assert "regions" not in snap.feature_maps and "regions" not in snap.weights
+    # facts of the samples' outputs, computed after the recorder's own forward
+    rec.record(3, net, extra=lambda outs: {"head": outs["head"].shape[0],
+                                           "acts": net.acts["head"].shape[0]})
+    assert rec.recording().snapshot(3).extra == {"head": 2, "acts": 2}
