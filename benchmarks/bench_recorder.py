@@ -11,7 +11,9 @@
    the canvas badges, every layer's histograms, the confusion matrix on ``--val`` samples,
    the predictions of the recorded samples), as a run in the app keeps it: the bundle of a
    20-epoch run of ``--epoch-steps`` steps (75: LeNet-5's epoch on ``shapes`` at batch 64)
-   and the throughput with it on against off, interleaved as in 2.
+   and the throughput with it on against off (the Confusion view hidden: the recording
+   measures the matrix itself; shown: the loop measures it for the view anyway and the
+   recording reuses it), four runs side by side in rotating order.
 
     python benchmarks/bench_recorder.py --rounds 7     # what the README quotes
 """
@@ -172,35 +174,46 @@ def app_section(args: argparse.Namespace, graph: engine.Graph) -> None:
           f"{len(recording.epochs)} kept, {recording.total_bytes():,} B of the "
           f"{DEFAULT_BUDGET:,} B budget; bundle {size:,} B")
 
-    on_net, off_net = engine.Network(graph, seed=0), engine.Network(graph, seed=0)
-    on_opt, off_opt = engine.Adam(lr=0.002), engine.Adam(lr=0.002)
-    rec = recorder(on_net, (xv, yv))
+    # four runs side by side: without / with the recording, the Confusion view hidden (the
+    # recording measures its own matrix) or shown (the loop measures it for the view each
+    # epoch, recording or not, and the recording reuses it)
+    from netbuilder.session.probes import epoch_analysis
 
-    def epoch(net_: engine.Network, opt_: engine.Optimizer, r: MonitorRecorder | None,
-              k: int) -> float:
+    kinds = ("off", "on", "off_view", "on_view")
+    nets = {k: engine.Network(graph, seed=0) for k in kinds}
+    opts = {k: engine.Adam(lr=0.002) for k in kinds}
+    recs = {k: recorder(nets[k], (xv, yv)) for k in ("on", "on_view")}
+    head = Head.of(nets["off"])
+
+    def epoch(kind: str, k: int) -> float:
+        net_, opt_ = nets[kind], opts[kind]
         t0 = time.perf_counter()
         for _ in range(args.epoch_steps):
             net_.train_step(x, y, opt_)
-        if r is not None:
-            r.record(k)
+        analysis = epoch_analysis(net_, xv, yv, head, "validation") \
+            if kind.endswith("view") else None
+        if kind in recs:
+            recs[kind].record(k, analysis)
         return time.perf_counter() - t0
 
-    for net_, opt_ in ((on_net, on_opt), (off_net, off_opt)):
+    for kind in kinds:
         for _ in range(3):
-            net_.train_step(x, y, opt_)  # warm
-    rec.record(0)
-    ratios = []
-    for k in range(args.rounds):
-        if k % 2:
-            off = epoch(off_net, off_opt, None, k + 1)
-        on = epoch(on_net, on_opt, rec, k + 1)
-        if not k % 2:
-            off = epoch(off_net, off_opt, None, k + 1)
-        ratios.append(off / on)
-    rec.detach()
-    loss = [100 * (1 - r) for r in ratios]
-    print(f"app throughput with the recording / without: {spread(ratios)} over "
-          f"{args.rounds} epochs of {args.epoch_steps} steps each; loss {spread(loss)} %")
+            nets[kind].train_step(x, y, opts[kind])  # warm
+        if kind in recs:
+            recs[kind].record(0)
+    ratios: dict[str, list[float]] = {"hidden": [], "shown": []}
+    for k in range(args.rounds):  # the order rotates
+        order = kinds[k % 4:] + kinds[:k % 4]
+        t = {kind: epoch(kind, k + 1) for kind in order}
+        ratios["hidden"].append(t["off"] / t["on"])
+        ratios["shown"].append(t["off_view"] / t["on_view"])
+    for r in recs.values():
+        r.detach()
+    for what, rs in ratios.items():
+        loss = [100 * (1 - r) for r in rs]
+        print(f"app throughput with the recording / without, the Confusion view {what}: "
+              f"{spread(rs)}; loss {spread(loss)} % over {args.rounds} epochs of "
+              f"{args.epoch_steps} steps each")
 
 
 if __name__ == "__main__":
