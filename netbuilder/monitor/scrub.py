@@ -107,6 +107,10 @@ class TimelineDrawing:
     def _on_timeline_moved(self: MonitorPresenter, epoch: int | None) -> None:
         if not self.views_ready:
             return
+        run = self.shown
+        step = 0 if epoch == 0 else next((e.step for e in run.epochs if e.epoch == epoch),
+                                         None) if run is not None else None
+        self.curves.set_marker(epoch, step)
         if epoch is None:
             self._show_latest()
         else:

@@ -53,6 +53,9 @@ def test_scrub_play_live_and_reopen_the_recording(make_window, qtbot, tmp_path):
     assert shows_filters(tc, want) and not np.allclose(want, final, atol=1e-3)
     assert np.abs(want - rec.snapshot(4).weights["c1.weight"]).max() > 1e-3
     assert "epoch 1 of 4" in bar.where.text()
+    marks = tc.curves.markers  # the curves mark the epoch shown
+    assert marks["epoch"].isVisible() and marks["epoch"].value() == 1
+    assert marks["step"].value() == run.epochs[0].step
     assert tc.confusion.info.text().startswith("epoch 1 ·")
     assert tc.confusion.matrix.sum() == np.sum(one.extra["confusion"]) == 20
     b = one.extra["badges"]["a1"]
@@ -84,6 +87,7 @@ def test_scrub_play_live_and_reopen_the_recording(make_window, qtbot, tmp_path):
     click(qtbot, bar.live_button)
     assert tl.live and bar.live_button.isChecked()
     assert shows_filters(tc, final)  # the trained network again, full precision
+    assert not marks["epoch"].isVisible()
 
     target = tmp_path / "lenet_run.nbmodel"
     tc.choose_bundle_path = lambda r: str(target)
