@@ -1,8 +1,8 @@
 """The training loop (no Qt): builds the network and the Trainer from a job, runs it, and
 posts throttled copies of what the monitor shows as messages (``post(kind, payload)``):
 ``phase`` (text, done, total), ``info`` (RunInfo), ``snapshot`` (Snapshot), ``recorded``
-(the flight recording so far, after the first batch's kernels are ready and after each
-epoch, when the job has a ``record_budget``: ``session.recording``), ``epoch``
+(the flight recording so far: the initial weights once the kernels are ready, then after
+each epoch, when the job has a ``record_budget``; ``session.recording``), ``epoch``
 (EpochReport) and, last, ``done`` (RunOutcome).
 
 ``run()`` is called on the thread that trains; only that thread calls the network. A runner
