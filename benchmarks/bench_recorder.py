@@ -7,6 +7,15 @@
 2. Throughput with the recorder on (gradient hook every 10th step, a snapshot per "epoch"
    of ``--steps`` steps) against off, in interleaved rounds: the median ratio and its spread.
 3. Training steps with the convolutions frozen against nothing frozen (same interleaving).
+4. The app's recording (``netbuilder.session.recording.MonitorRecorder``: the above plus
+   the canvas badges, every layer's histograms, the confusion matrix on ``--val`` samples,
+   the predictions of the recorded samples), as a run in the app keeps it: the bundle of a
+   20-epoch run of ``--epoch-steps`` steps (75: LeNet-5's epoch on ``shapes`` at batch 64)
+   and the throughput with it on against off (the Confusion view hidden: the recording
+   measures the matrix itself; shown: the loop measures it for the view anyway and the
+   recording reuses it), four runs side by side in rotating order.
+
+    python benchmarks/bench_recorder.py --rounds 7     # what the README quotes
 """
 
 from __future__ import annotations
@@ -63,9 +72,18 @@ def main() -> None:
     ap.add_argument("--model", default="lenet5")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--epoch-steps", type=int, default=75)
+    ap.add_argument("--val", type=int, default=600)
+    ap.add_argument("--only-app", action="store_true", help="section 4 alone")
     args = ap.parse_args()
     print(machine_description())
     graph = engine.load_graph(resolve_model(args.model)[0])
+    if not args.only_app:
+        engine_sections(args, graph)
+    app_section(args, graph)
+
+
+def engine_sections(args: argparse.Namespace, graph: engine.Graph) -> None:
     net = engine.Network(graph, seed=0)
     x, y = batch(net)
     samples = x[:8]
@@ -125,6 +143,77 @@ def main() -> None:
     from engine.cost import training_cost
     print(f"frozen {', '.join(convs)}: {training_cost(fz).summary()}")
     print(f"step time nothing frozen / convs frozen: {spread(speed)}")
+
+
+def app_section(args: argparse.Namespace, graph: engine.Graph) -> None:
+    """4: the app's recording, bundle size and throughput on against off."""
+    from netbuilder.session.probes import Head, ProbeData
+    from netbuilder.session.recording import MonitorRecorder
+
+    def recorder(net: engine.Network, val: tuple[np.ndarray, np.ndarray]) -> MonitorRecorder:
+        names = [f"class {k}" for k in range(int(val[1].max()) + 1)]
+        probe = ProbeData(x=val[0][:64], y=val[1][:64], labels=names)
+        return MonitorRecorder(net, probe, Head.of(net), val, DEFAULT_BUDGET)
+
+    net = engine.Network(graph, seed=0)
+    x, y = batch(net)
+    xv, yv = batch(net, args.val)
+    rec = recorder(net, (xv, yv))
+    opt = engine.Adam(lr=0.002)
+    rec.record(0)
+    for epoch in range(1, 21):
+        for _ in range(args.epoch_steps):
+            net.train_step(x, y, opt)
+        recording = rec.record(epoch)
+    rec.detach()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = engine.save_bundle(Path(tmp) / "app.nbmodel", net, extra=recording.members(),
+                                  recorder=recording.describe())
+        size = path.stat().st_size
+    print(f"app recording: 21 snapshots (initial + 20 epochs of {args.epoch_steps} steps), "
+          f"{len(recording.epochs)} kept, {recording.total_bytes():,} B of the "
+          f"{DEFAULT_BUDGET:,} B budget; bundle {size:,} B")
+
+    # four runs side by side: without / with the recording, the Confusion view hidden (the
+    # recording measures its own matrix) or shown (the loop measures it for the view each
+    # epoch, recording or not, and the recording reuses it)
+    from netbuilder.session.probes import epoch_analysis
+
+    kinds = ("off", "on", "off_view", "on_view")
+    nets = {k: engine.Network(graph, seed=0) for k in kinds}
+    opts = {k: engine.Adam(lr=0.002) for k in kinds}
+    recs = {k: recorder(nets[k], (xv, yv)) for k in ("on", "on_view")}
+    head = Head.of(nets["off"])
+
+    def epoch(kind: str, k: int) -> float:
+        net_, opt_ = nets[kind], opts[kind]
+        t0 = time.perf_counter()
+        for _ in range(args.epoch_steps):
+            net_.train_step(x, y, opt_)
+        analysis = epoch_analysis(net_, xv, yv, head, "validation") \
+            if kind.endswith("view") else None
+        if kind in recs:
+            recs[kind].record(k, analysis)
+        return time.perf_counter() - t0
+
+    for kind in kinds:
+        for _ in range(3):
+            nets[kind].train_step(x, y, opts[kind])  # warm
+        if kind in recs:
+            recs[kind].record(0)
+    ratios: dict[str, list[float]] = {"hidden": [], "shown": []}
+    for k in range(args.rounds):  # the order rotates
+        order = kinds[k % 4:] + kinds[:k % 4]
+        t = {kind: epoch(kind, k + 1) for kind in order}
+        ratios["hidden"].append(t["off"] / t["on"])
+        ratios["shown"].append(t["off_view"] / t["on_view"])
+    for r in recs.values():
+        r.detach()
+    for what, rs in ratios.items():
+        loss = [100 * (1 - r) for r in rs]
+        print(f"app throughput with the recording / without, the Confusion view {what}: "
+              f"{spread(rs)}; loss {spread(loss)} % over {args.rounds} epochs of "
+              f"{args.epoch_steps} steps each")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import json
 import math
 import os
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,8 @@ class Snapshot:
     activations: dict[str, dict[str, float]] = field(default_factory=dict)
     gradients: dict[str, dict[str, float]] = field(default_factory=dict)
     feature_maps: dict[str, np.ndarray] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    extra_arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class FlightRecorder:
@@ -111,6 +113,7 @@ class FlightRecorder:
         self.map_channels, self.grad_every = int(map_channels), int(grad_every)
         self.index: dict[int, dict[str, Any]] = {}
         self.data: dict[int, np.ndarray] = {}
+        self._sizes: dict[int, int] = {}  # snapshot_bytes, measured once per snapshot
         self._grad: dict[str, list[float]] = {}
         self._seen: set[str] = set()
         self._steps = 0
@@ -123,6 +126,15 @@ class FlightRecorder:
         self.detach()
         self._handle = net.add_hook(on_backward=self._on_backward)
         return self._handle
+
+    def follow(self, net: Network) -> None:
+        """Record ``net`` from now on (a run's network replaced after an edit): its nodes with
+        parameters and its backward passes; the snapshots taken so far stay as they are."""
+        self.nodes = [n for n in net.order if net.layers[n].param_shapes()]
+        self.params = [k for nid in self.nodes for k in net.params if k.rsplit(".", 1)[0] == nid]
+        self._grad = {}
+        self._seen.clear()
+        self.attach(net)
 
     def detach(self) -> None:
         if self._handle is not None:
@@ -143,19 +155,27 @@ class FlightRecorder:
             acc[1] = max(acc[1], float(np.max(np.abs(g))))
             acc[2] += 1
 
-    def record(self, epoch: int, net: Network) -> None:
+    def record(self, epoch: int, net: Network,
+               extra: Mapping[str, Any] | Callable[[dict[str, np.ndarray]], Mapping[str, Any]]
+               | None = None,
+               extra_arrays: Mapping[str, np.ndarray] | None = None) -> None:
         """Snapshot ``net`` as it is at the end of ``epoch`` (runs a forward on the samples,
-        which leaves the weights, buffers and gradients as they are)."""
+        which leaves the weights, buffers and gradients as they are). ``extra``: more facts
+        of the epoch as JSON-able values, ``extra_arrays``: named arrays (kept at 8 bits);
+        both count towards the budget and come back as ``Snapshot.extra`` /
+        ``Snapshot.extra_arrays``. ``extra`` may also be a function of the samples' outputs
+        (node -> array; empty without samples) that returns them, called after the forward
+        (``net.acts`` then holds the samples' activations)."""
         parts: list[np.ndarray] = []
         entries: list[dict[str, Any]] = []
         at = 0
 
-        def put(kind: str, name: str, arr: np.ndarray, **extra: Any) -> None:
+        def put(kind: str, name: str, arr: np.ndarray, **more: Any) -> None:
             nonlocal at
             codes, lo, step = quantise(arr)
             parts.append(codes.reshape(-1))
             entries.append({"kind": kind, "name": name, "at": at, "shape": list(codes.shape),
-                            "low": lo, "step": step, **extra})
+                            "low": lo, "step": step, **more})
             at += codes.size
 
         for key in self.params:
@@ -172,19 +192,29 @@ class FlightRecorder:
                 acts[nid] = _stats(y)
                 if y.ndim == 4:
                     put("map", nid, y[:, :self.map_channels])
+        if callable(extra):
+            extra = extra(outs if self.samples is not None else {})
+        for name, arr in (extra_arrays or {}).items():
+            put("extra", name, np.asarray(arr))
         grads = {nid: {"rms": math.sqrt(a[0] / a[2]), "max": a[1]}
                  for nid, a in self._grad.items() if a[2]}
         self._grad = {}
         self._steps = 0  # each epoch's first step is sampled, then every grad_every-th
         self._seen.clear()
         buf = np.concatenate(parts) if parts else np.zeros(0, np.uint8)
-        self.index[int(epoch)] = {"entries": entries, "activations": acts, "gradients": grads}
+        self._sizes.pop(int(epoch), None)
+        self.index[int(epoch)] = {"entries": entries, "activations": acts, "gradients": grads,
+                                  **({"extra": dict(extra)} if extra else {})}
         self.data[int(epoch)] = buf
         self._fit_budget(int(epoch))
 
     def snapshot_bytes(self, epoch: int) -> int:
         """What one stored snapshot takes: its 8-bit arrays and its index entry."""
-        return int(self.data[epoch].nbytes) + len(json.dumps(self.index[epoch]))
+        size = self._sizes.get(epoch)
+        if size is None:
+            size = self._sizes[epoch] = int(self.data[epoch].nbytes) \
+                + len(json.dumps(self.index[epoch]))
+        return size
 
     def total_bytes(self) -> int:
         return sum(self.snapshot_bytes(e) for e in self.data)
@@ -192,18 +222,20 @@ class FlightRecorder:
     def _fit_budget(self, newest: int) -> None:
         size = self.snapshot_bytes(newest)
         if size > self.budget:
-            del self.index[newest], self.data[newest]
+            self._drop(newest)
             raise ParamError(f"one snapshot takes {size:,} bytes, more than the recorder's "
                              f"budget of {self.budget:,}: raise the budget, follow fewer nodes "
                              "or lower max_values")
         while self.total_bytes() > self.budget and len(self.data) > 2:
             epochs = sorted(self.data)
             gaps = [(epochs[i + 1] - epochs[i - 1], epochs[i]) for i in range(1, len(epochs) - 1)]
-            drop = min(gaps)[1]
-            del self.index[drop], self.data[drop]
+            self._drop(min(gaps)[1])
         if self.total_bytes() > self.budget:
-            first = min(self.data)
-            del self.index[first], self.data[first]
+            self._drop(min(self.data))
+
+    def _drop(self, epoch: int) -> None:
+        del self.index[epoch], self.data[epoch]
+        self._sizes.pop(epoch, None)
 
     # ----- storage -------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -212,21 +244,49 @@ class FlightRecorder:
 
     def members(self) -> dict[str, bytes]:
         """The bundle members that hold the recording (``engine.save_bundle(extra=...)``)."""
-        index = {"version": FORMAT_VERSION, "budget": self.budget,
-                 "epochs": {str(e): self.index[e] for e in sorted(self.index)}}
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **{f"e{e}": self.data[e] for e in sorted(self.data)})
-        return {INDEX: json.dumps(index).encode(), ARRAYS: buf.getvalue()}
+        return self.recording().members()
+
+    def recording(self) -> Recording:
+        """What is recorded so far, readable like a bundle's (the stored arrays are shared,
+        not copied: the recorder never changes one it has stored, so another thread may read
+        it while this one records the next epoch)."""
+        return Recording({"version": FORMAT_VERSION, "budget": self.budget,
+                          "epochs": {str(e): self.index[e] for e in sorted(self.index)}},
+                         {f"e{e}": self.data[e] for e in sorted(self.data)},
+                         total=self.total_bytes())
 
 
 class Recording:
-    """A run's snapshots read back from its bundle (``read_recording``)."""
+    """A run's snapshots read back from its bundle (``read_recording``), or taken from a
+    recorder while it records (``FlightRecorder.recording``)."""
 
-    def __init__(self, index: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    def __init__(self, index: dict[str, Any], arrays: dict[str, np.ndarray],
+                 total: int | None = None) -> None:
         self._index = index
         self._arrays = arrays
         self.budget = int(index.get("budget", 0))
         self.epochs = sorted(int(e) for e in index["epochs"])
+        self._total = total  # total_bytes, when the recorder knows it
+
+    def total_bytes(self) -> int:
+        """The bytes the snapshots take, measured as the recorder measures its budget."""
+        if self._total is None:
+            self._total = sum(int(self._arrays[f"e{e}"].nbytes)
+                              + len(json.dumps(self._index["epochs"][str(e)]))
+                              for e in self.epochs)
+        return self._total
+
+    def describe(self) -> dict[str, Any]:
+        """For the bundle's manifest (as ``FlightRecorder.describe``)."""
+        return {"epochs": list(self.epochs), "bytes": self.total_bytes(), "budget": self.budget}
+
+    def members(self) -> dict[str, bytes]:
+        """The bundle members that hold this recording (``engine.save_bundle(extra=...)``)."""
+        index = {"version": FORMAT_VERSION, "budget": self.budget,
+                 "epochs": {str(e): self._index["epochs"][str(e)] for e in self.epochs}}
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **{f"e{e}": self._arrays[f"e{e}"] for e in self.epochs})
+        return {INDEX: json.dumps(index).encode(), ARRAYS: buf.getvalue()}
 
     def snapshot(self, epoch: int) -> Snapshot:
         """The snapshot of ``epoch`` (a KeyError names the recorded ones if it is missing)."""
@@ -236,7 +296,8 @@ class Recording:
         entry = self._index["epochs"][str(epoch)]
         buf = self._arrays[f"e{epoch}"]
         snap = Snapshot(epoch, activations=dict(entry["activations"]),
-                        gradients=dict(entry["gradients"]))
+                        gradients=dict(entry["gradients"]),
+                        extra=dict(entry.get("extra") or {}))
         for e in entry["entries"]:
             size = math.prod(e["shape"])
             codes = buf[e["at"]:e["at"] + size].reshape(e["shape"])
@@ -244,6 +305,8 @@ class Recording:
             if e["kind"] == "weight":
                 snap.weights[e["name"]] = arr
                 snap.strides[e["name"]] = int(e.get("stride", 1))
+            elif e["kind"] == "extra":
+                snap.extra_arrays[e["name"]] = arr
             else:
                 snap.feature_maps[e["name"]] = arr
         return snap
@@ -257,8 +320,10 @@ def _check_index(index: Any, src: str) -> dict[str, Any]:
                 and isinstance(v.get("entries"), list) \
                 and isinstance(v.get("activations"), dict) \
                 and isinstance(v.get("gradients"), dict) \
+                and isinstance(v.get("extra", {}), dict) \
                 and all(isinstance(e, dict) and isinstance(e.get("shape"), list)
-                        and isinstance(e.get("at"), int) and e.get("kind") in ("weight", "map")
+                        and isinstance(e.get("at"), int)
+                        and e.get("kind") in ("weight", "map", "extra")
                         and isinstance(e.get("name"), str)
                         and all(isinstance(d, int) and d >= 0 for d in e["shape"])
                         and isinstance(e.get("low"), int | float)

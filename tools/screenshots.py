@@ -21,6 +21,11 @@ stn_shapes after a few epochs, its inputs above what the SpatialTransformer make
 (``--only pairs`` takes just this one); monitor_small.png, the digits_cnn run in a
 1024×700 window (``--small-size``), where the same layout still fits.
 
+timeline.png (``--only timeline``): LeNet-5 trained on shapes for its 8 epochs with the
+flight recording on, the timeline under the monitor dragged back to epoch 1 (filters,
+feature maps of the first ReLU, confusion matrix and canvas badges as recorded then);
+``--timeline-small`` also writes the same at the small size to a file it names.
+
 import_report.png (``--only import``, needs torch): a small CNN exported by
 ``torch.onnx.export`` (ceil_mode pooling, ``view(x.size(0), -1)``, nn.Hardsigmoid) opened
 with File ▸ Open, the import report dialog over the window.
@@ -266,6 +271,34 @@ def small_shot(app: QApplication, out: Path, size: tuple[int, int], tmp: str) ->
     return p
 
 
+def timeline_shot(app: QApplication, path: Path, size: tuple[int, int], tmp: str) -> Path:
+    """timeline.png: LeNet-5 trained, the timeline scrubbed back to epoch 1."""
+    from netbuilder.mainwindow import EXAMPLES_DIR
+
+    w = _monitor_window(app, size, tmp)
+    tc = w.training
+    w.open_example(EXAMPLES_DIR / "lenet5.json")
+    tc.data.wait_loaded(60)
+    w.scene.select_nodes(["a1"])
+    _settle(app)
+    if not tc.start():
+        raise SystemExit(f"cannot start lenet5: {tc.panel.message.text()}")
+    if not _wait(app, lambda: tc.state == "idle" and tc.worker is None):
+        raise SystemExit("lenet5 did not finish")
+    tc.filters.select_conv("c1")
+    for key in ("curves", "filters", "confusion"):
+        tc.docks.plots[key].raise_()
+    _calm(app, 1.0)
+    tc.presenter.timeline_widget.slider.setValue(1)  # epochs 0, 1, …: the second tick
+    _calm(app, 1.0)
+    w.frame_canvas()
+    _calm(app)
+    w.grab().save(str(path))
+    w.ask_save_runs = lambda names: "discard"  # the trained run is not wanted
+    _close(w)
+    return path
+
+
 def import_shot(app: QApplication, out: Path, size: tuple[int, int], tmp: str) -> Path:
     """import_report.png: File ▸ Open on an .onnx PyTorch wrote, the report over the window."""
     import io
@@ -323,8 +356,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     ap.add_argument("--size", default="1280x800", help="window size, WxH")
     ap.add_argument("--small-size", default="1024x700", help="window size of monitor_small.png")
+    ap.add_argument("--timeline-small", default="",
+                    help="also write the timeline shot at --small-size to this file")
     ap.add_argument("--only", choices=("builder", "monitor", "pairs", "small", "data",
-                                       "import"),
+                                       "import", "timeline"),
                     help="one group of shots (pairs: monitor_pairs.png alone; data: "
                     "data_panel.png and data_download.png; import: import_report.png)")
     args = ap.parse_args(argv)
@@ -347,6 +382,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "import"):
         print(f"wrote {import_shot(app, out, size, tmp)}")
         if args.only == "import":
+            return 0
+    if args.only in (None, "timeline"):
+        print(f"wrote {timeline_shot(app, out / 'timeline.png', size, tmp)}")
+        if args.timeline_small:
+            print(f"wrote {timeline_shot(app, Path(args.timeline_small), small, tmp)}")
+        if args.only == "timeline":
             return 0
     if args.only == "pairs":
         w = _monitor_window(app, size, tmp)

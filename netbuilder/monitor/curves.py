@@ -124,6 +124,22 @@ class CurvesView(MonitorPanel):
                                                        ("lr", self.lr_plot))}
         self.show_placeholder("Press Start in the Training panel: the loss appears here batch "
                               "by batch.", self.glw)
+        pen = pg.mkPen("#6B7280", width=1, style=Qt.PenStyle.DashLine)
+        self.markers = {}  # the epoch the timeline shows: a line on the loss and accuracy
+        for key, plot in (("step", self.loss_plot), ("epoch", self.acc_plot),
+                          ("lr", self.lr_plot)):
+            line = pg.InfiniteLine(angle=90, movable=False, pen=pen)
+            line.hide()
+            plot.addItem(line, ignoreBounds=True)
+            self.markers[key] = line
+
+    def set_marker(self, epoch: int | None, step: int | None) -> None:
+        """Mark the epoch the timeline went back to (ended at batch ``step``); None: Live."""
+        for key, line in self.markers.items():
+            x = epoch if key == "epoch" else step
+            line.setVisible(x is not None)
+            if x is not None:
+                line.setValue(x)
 
     # ----- data ----------------------------------------------------------------------------
     def set_run(self, run: RunRecord | None) -> None:

@@ -30,6 +30,7 @@ from ..settings import save_folder
 from ..training.kernel_prep import KernelPrepStatus
 from .docks import MonitorDocks
 from .frames import FrameDrawing
+from .scrub import IMAGE_KEYS, TimelineDrawing
 
 if TYPE_CHECKING:
     from ..mainwindow import MainWindow
@@ -48,7 +49,7 @@ def panel_state(state: RunState) -> str:
     return PANEL_STATE[state]
 
 
-class MonitorPresenter(FrameDrawing, QObject):
+class MonitorPresenter(TimelineDrawing, FrameDrawing, QObject):
     """The training views of one MainWindow, following ``session``. ``commands`` is what the
     buttons and the menu call (the RunController: start, toggle_pause, step, stop, …).
     ``views_built`` once the plot views exist; ``live_profile(Profile)`` with the per-node
@@ -74,6 +75,7 @@ class MonitorPresenter(FrameDrawing, QObject):
         self.views_ready = False  # the plot views are built on first use
         self.shown: RunRecord | None = None
         self._init_frames()
+        self._init_timeline()
         self._make_menu(commands)
 
         self.data.changed.connect(self._on_data_changed)
@@ -117,6 +119,7 @@ class MonitorPresenter(FrameDrawing, QObject):
             dock.visibilityChanged.connect(lambda _v: self.request_changed())
         self.set_model_nodes()
         self.views_built.emit()
+        self._build_timeline_bar()
 
     def show_monitor(self, front: tuple[str, ...] = ("curves", "maps", "filters",
                                                      "confusion")) -> None:
@@ -190,6 +193,7 @@ class MonitorPresenter(FrameDrawing, QObject):
     def model_replaced(self) -> None:
         """Another model is open: every view shows it, or its empty state."""
         self.shown = None
+        self._follow_run(None)
         self._pending = self._frame = empty_snapshot()  # nothing drawn late for the old one
         self._pending_epoch = self._frame_epoch = None
         self.w.scene.clear_monitor()
@@ -261,10 +265,15 @@ class MonitorPresenter(FrameDrawing, QObject):
 
     def request_changed(self) -> None:
         """The views want something else: the run measures it, or after a run this thread
-        measures it on the final network (the loop is gone, so this thread owns it)."""
+        measures it on the final network (the loop is gone, so this thread owns it). On a
+        recorded epoch (the timeline scrubbed back) the recording shows it."""
         req = self.request()
         s = self.session
-        if s.running:
+        if self.scrubbed and self.views_ready:
+            if s.running:
+                s.request = req
+            self._show_recorded(self.timeline.epoch)
+        elif s.running:
             s.request = req
         elif s.final_net is not None and s.final_probe is not None:
             try:
@@ -369,9 +378,9 @@ class MonitorPresenter(FrameDrawing, QObject):
         """Keep the data; the views are drawn by the frame timer (bounded GUI work)."""
         if self.session.detached:
             return
+        self._keep_latest(snap)
         p = self._pending
-        for key in ("event", "stats", "wires", "maps", "filters", "hists", "regions", "curve",
-                    "pairs", "profile"):
+        for key in ("event", "profile") if self.scrubbed else ("event", "profile", *IMAGE_KEYS):
             v = getattr(snap, key)
             if v is not None:
                 setattr(p, key, v)
@@ -381,7 +390,9 @@ class MonitorPresenter(FrameDrawing, QObject):
         if not rep.repeat:
             self._runs_changed = True
         if rep.analysis is not None and not self.session.detached:
-            self._pending_epoch = rep
+            self._latest_epoch = rep
+            if not self.scrubbed:  # a scrubbed confusion matrix stays at its epoch
+                self._pending_epoch = rep
         self._schedule()
 
     def _on_ended(self, run: RunRecord, out: RunOutcome, detached: bool) -> None:
@@ -427,7 +438,9 @@ class MonitorPresenter(FrameDrawing, QObject):
         if active is not None and run is not active:
             return
         self.ensure_views()
-        self.shown = run
+        if run is not self.shown:
+            self.shown = run
+            self._follow_run(run)
         self.curves.set_run(run)
         self.grads.set_run(run)
         self.runs_panel.select(run)

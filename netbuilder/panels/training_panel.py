@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.optim import OPTIMIZERS
+from engine.recorder import DEFAULT_BUDGET
 from engine.threads import max_threads
 
 from .. import settings
@@ -57,6 +58,26 @@ def threads_box() -> QComboBox:
     saved = str(settings.get_value(THREADS_KEY, "auto"))
     i = box.findData(int(saved) if saved.isdigit() else saved)
     box.setCurrentIndex(max(0, i))
+    return box
+
+
+RECORD_KEY = "monitor/record_budget_mib"
+RECORD_CHOICES = (0, 1, 2, 4, 8, 16, 32, 64)  # MiB; 0: no recording
+
+
+def record_box() -> QComboBox:
+    """The flight recording's budget per run (a preference of this computer, kept in the
+    application settings): MiB of per-epoch snapshots the timeline can scrub back through."""
+    box = QComboBox()
+    for mib in RECORD_CHOICES:
+        box.addItem(f"{mib} MiB" if mib else "off", mib)
+    box.setToolTip("Bytes each run may keep for its per-epoch snapshots (filters, feature "
+                   "maps, histograms, confusion, badges) that the timeline under the monitor "
+                   "scrubs back through; over the budget, epochs in the middle are dropped. "
+                   "Takes effect at the next Start")
+    saved = str(settings.get_value(RECORD_KEY, DEFAULT_BUDGET // 2**20))
+    i = box.findData(int(saved) if saved.isdigit() else -1)
+    box.setCurrentIndex(i if i >= 0 else box.findData(DEFAULT_BUDGET // 2**20))
     return box
 
 
@@ -214,6 +235,16 @@ class TrainingPanel(QWidget):
                 ("CPU threads", self.threads)]
         for label, w in rows:
             form.addRow(label, w)
+        self.record_budget_box = record_box()
+        self.record_used = QLabel()
+        self.record_used.setObjectName("recordUsed")
+        self.record_used.setWordWrap(True)
+        record_row = QHBoxLayout()
+        record_row.addWidget(self.record_budget_box)
+        record_row.addWidget(self.record_used, 1)
+        form.addRow("Recording budget", record_row)
+        self.record_budget_box.activated.connect(lambda _i: settings.set_value(
+            RECORD_KEY, str(self.record_budget_box.currentData())))
         lay.addLayout(form)
         self.data_note = QLabel()
         self.data_note.setWordWrap(True)
@@ -402,6 +433,16 @@ class TrainingPanel(QWidget):
             self.status.setText(f"Waiting for the data: {wait}")
         elif self.status.text().startswith("Waiting for the data"):
             self.status.setText("Ready")
+
+    def record_budget(self) -> int | None:
+        """Bytes of flight recording for the next run, or None for none."""
+        mib = int(self.record_budget_box.currentData())
+        return mib * 2**20 if mib else None
+
+    def show_recording_used(self, text: str, error: bool = False) -> None:
+        """What the shown run's recording takes ("used 2.3 MiB by Run 1 …"), or why not."""
+        self.record_used.setText(text)
+        self.record_used.setStyleSheet("color: #B3261E;" if error else "")
 
     def threads_choice(self) -> int | str:
         """``"auto"`` or a fixed number of CPU threads."""

@@ -1,6 +1,8 @@
 """The training loop (no Qt): builds the network and the Trainer from a job, runs it, and
 posts throttled copies of what the monitor shows as messages (``post(kind, payload)``):
-``phase`` (text, done, total), ``info`` (RunInfo), ``snapshot`` (Snapshot), ``epoch``
+``phase`` (text, done, total), ``info`` (RunInfo), ``snapshot`` (Snapshot), ``recorded``
+(the flight recording so far: the initial weights once the kernels are ready, then after
+each epoch, when the job has a ``record_budget``; ``session.recording``), ``epoch``
 (EpochReport) and, last, ``done`` (RunOutcome).
 
 ``run()`` is called on the thread that trains; only that thread calls the network. A runner
@@ -37,6 +39,7 @@ from .messages import (
     measure_images,
 )
 from .probes import Head, MonitorRequest, ProbeData
+from .recording import MonitorRecorder
 
 Post = Callable[[str, Any], None]
 
@@ -81,6 +84,7 @@ class RunLoop:
         self.recorder: probes.GradFlowRecorder | None = None
         self.timer: StepTimer | None = None  # live profiling, armed every few steps
         self._profile: Profile | None = None  # the latest, for the next snapshot
+        self.flight: MonitorRecorder | None = None  # the run's flight recording
 
     # ----- control (session thread) -------------------------------------------------------
     @property
@@ -147,6 +151,8 @@ class RunLoop:
             outcome = self._outcome("failed", f"unexpected error in training: "
                                     f"{type(exc).__name__}: {exc}", None,
                                     traceback.format_exc())
+        if self.flight is not None:
+            self.flight.detach()
         self.post("done", outcome)
 
     def _outcome(self, status: str, message: str, node: str | None = None,
@@ -196,6 +202,10 @@ class RunLoop:
             return self._outcome("stopped", "stopped while the kernels were compiling, before "
                                  "the first batch: nothing was trained")
         self._take_edit()  # edited while the kernels compiled
+        if job.record_budget:
+            self.flight = MonitorRecorder(self.net, self.probe, self.head, self._val_xy(trainer),
+                                          job.record_budget)
+            self._record(0)  # the initial weights: where the filters start from
         try:
             result = trainer.run()
         except TrainingError as exc:
@@ -354,6 +364,8 @@ class RunLoop:
         self.head = Head.of(new)
         self.recorder = probes.GradFlowRecorder(new)
         self.recorder.armed = self.request.graph
+        if self.flight is not None:  # the recording goes on with the edited network
+            self.flight.follow(new, self.head)
         self._request_new = True  # the views see the new network at once
         self.post("edit", EditOutcome(graph, report, "", None, tr.step, tr.epoch))
         then, self._then = self._then, ""
@@ -399,7 +411,31 @@ class RunLoop:
         now = time.perf_counter()
         due = ev.epoch >= ev.epochs or now - self._last_analysis >= ANALYSIS_INTERVAL or \
             (tr is not None and (tr.paused or tr.stopping))
-        self.post("epoch", EpochReport(ev, self._analyse(ev) if due else None))
+        analysis = self._analyse(ev) if due else None
+        self._record(ev.epoch, analysis)
+        self.post("epoch", EpochReport(ev, analysis))
+
+    def _val_xy(self, trainer: Trainer) -> tuple[np.ndarray, np.ndarray] | None:
+        """Inputs and labels of the part the confusion matrix is measured on."""
+        head, net, sp = self.head, self.net, trainer.splits
+        if head is None or net is None or len(net.input_ids) != 1:
+            return None
+        part = sp.val if sp.val is not None and len(sp.val) else sp.train
+        y = part.arrays.get(net.layers[head.output].p["target"])
+        return None if y is None else (part.x, y)
+
+    def _record(self, epoch: int, analysis: probes.EpochAnalysis | None = None) -> None:
+        """Add ``epoch`` to the flight recording and post it (a budget too small for one
+        snapshot ends the recording, and says so); ``analysis``: the epoch's, if measured."""
+        fl = self.flight
+        if fl is None:
+            return
+        try:
+            self.post("recorded", fl.record(epoch, analysis))
+        except engine.ParamError as exc:
+            fl.detach()
+            self.flight = None
+            self.post("recorded", exc.message)
 
     def _analyse(self, ev: EpochEvent) -> probes.EpochAnalysis | None:
         """Confusion matrix and confident mistakes on the validation part (if asked for)."""

@@ -33,6 +33,7 @@ class TrainingJob:
     base_dir: Path | None = None
     start_paused: bool = False
     threads: int | str = "auto"  # CPU threads: a count, or "auto" (engine.threads.ThreadTuner)
+    record_budget: int | None = None  # bytes for the flight recording; None: no recording
 
 
 @dataclass

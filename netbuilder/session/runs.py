@@ -19,6 +19,7 @@ import engine
 from engine.bundle import load_bundle, save_bundle
 from engine.errors import NetBuilderError
 from engine.optim import make_optimizer
+from engine.recorder import Recording, read_recording
 from engine.text import plural
 from engine.train_settings import TrainSettings
 
@@ -97,6 +98,8 @@ class RunRecord:
     source: Path | None = None  # the file its weights came from (a bundle, an ONNX import)
     saved_to: Path | None = None  # the bundle it was last saved as
     edits: list[Any] = field(default_factory=list)  # EditOutcomes: graphs edited while paused
+    recording: Recording | None = None  # per-epoch snapshots of the monitor (the timeline)
+    recording_error: str = ""  # why it has no (or an incomplete) recording
 
     @property
     def unsaved(self) -> bool:
@@ -178,8 +181,13 @@ class RunRecord:
             raise engine.BundleError(f"{self.name} has no trained weights to save")
         graph = self.graph.copy()
         graph.training = dict(self.settings)
+        meta: dict[str, Any] = {}
         m = self.last_metrics()
+        rec = self.recording
+        if rec is not None and rec.epochs:
+            meta["recorder"] = rec.describe()
         return save_bundle(path, graph, self.weights, self.history_json(),
+                           extra=rec.members() if "recorder" in meta else None, **meta,
                            preprocess=self.normalizer, dataset=self.dataset,
                            training=self.settings, metrics={"status": self.status, **m},
                            run={"status": self.status, "message": self.message,
@@ -225,6 +233,10 @@ def run_from_bundle(path: str | Path, number: int) -> RunRecord:
                     dataset=man.get("dataset") if isinstance(man.get("dataset"), dict) else {},
                     normalizer=b.preprocess, weights=b.weights, source=Path(path))
     run.message = f"opened from {Path(path).name}"
+    try:
+        run.recording = read_recording(path)
+    except engine.BundleError as exc:  # the weights and curves are still worth showing
+        run.recording_error = exc.message
     h = b.history or {}
     run.history = {k: v for k, v in h.items() if not k.startswith("batch_") and k != "epoch_step"}
     bs = _floats(h.get("batch_step"))

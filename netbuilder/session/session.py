@@ -10,7 +10,7 @@ the events views subscribe to. No Qt; the GUI, a script and the tests drive it a
 The loop trains on another thread (a runner, ``session.runner``); its messages reach the
 session on the session's thread through ``deliver`` and become, in this order for each:
 the record's new data, a state change if any (``state_changed(old, new)``), then the event
-(``phase``, ``info_ready``, ``snapshot``, ``epoch``, ``ended``). ``any(kind, payload)``
+(``phase``, ``info_ready``, ``snapshot``, ``recorded``, ``epoch``, ``ended``). ``any(kind, payload)``
 follows every one of them, ``state`` included. After ``ended`` the store announces the
 finished record (``store.changed``)."""
 
@@ -22,6 +22,7 @@ from typing import Any
 
 import engine
 from engine.data import Dataset
+from engine.recorder import DEFAULT_BUDGET, Recording
 
 from .events import Event
 from .loop import RunLoop
@@ -57,6 +58,7 @@ class RunSession:
         self.info_ready = Event("info")  # (RunInfo)
         self.snapshot = Event("snapshot")  # (Snapshot)
         self.epoch = Event("epoch")  # (EpochReport)
+        self.recorded = Event("recorded")  # (run): its flight recording grew (run.recording)
         self.ended = Event("ended")  # (run, RunOutcome, detached)
         self.edited = Event("edited")  # (run, EditOutcome): a graph edited while paused
         self.machine.changed.connect(lambda old, new: self.any.emit("state", (old, new)))
@@ -89,10 +91,13 @@ class RunSession:
     # ----- control -------------------------------------------------------------------------
     def start(self, graph: engine.Graph, settings: dict[str, Any], dataset: Dataset | None = None,
               base_dir: Path | None = None, paused: bool = False,
-              threads: int | str = "auto") -> RunRecord:
+              threads: int | str = "auto",
+              record_budget: int | None = DEFAULT_BUDGET) -> RunRecord:
         """Start a run of ``graph`` (copied) with its ``training`` section ``settings``; the
         data is ``dataset`` or loaded by the loop from ``settings['dataset']``. ``paused``:
-        train one batch, then wait. Returns the run's record (already in ``store``)."""
+        train one batch, then wait. ``record_budget``: bytes for the run's flight recording
+        (``run.recording``), None for none. Returns the run's record (already in
+        ``store``)."""
         if self.loop is not None:
             raise RuntimeError("a run is already going on: stop it first")
         graph = graph.copy()
@@ -105,7 +110,7 @@ class RunSession:
         self.info = None
         self.detached = False
         job = TrainingJob(graph, settings, dataset, base_dir, start_paused=paused,
-                          threads=threads)
+                          threads=threads, record_budget=record_budget)
         loop = RunLoop(job, self._request)
         self.loop = loop
         self.store.add(run)
@@ -247,6 +252,16 @@ class RunSession:
             self.machine.to(RunState.RUNNING)
             run.status = "running"
         self._emit("snapshot", self.snapshot, snap)
+
+    def _on_recorded(self, payload: Recording | str) -> None:
+        """The recording so far, or why the recording ended (a budget too small)."""
+        run = self.active
+        assert run is not None
+        if isinstance(payload, str):
+            run.recording_error = payload
+        else:
+            run.recording = payload
+        self._emit("recorded", self.recorded, run)
 
     def _on_epoch(self, rep: EpochReport) -> None:
         run = self.active

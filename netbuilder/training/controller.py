@@ -163,7 +163,8 @@ class RunController(RunFiles, QObject):
         self.presenter.ensure_views()
         self.session.request = self.presenter.request()
         self.session.start(self.doc.graph, section, ds, dp.base_dir, paused=paused,
-                           threads=self.presenter.panel.threads_choice())
+                           threads=self.presenter.panel.threads_choice(),
+                           record_budget=self.presenter.panel.record_budget())
         return True
 
     def _spawn(self, loop: RunLoop, deliver: Deliver) -> TrainingWorker:

@@ -284,7 +284,7 @@ def test_a_model_file_with_a_cycle_or_a_doubly_fed_port_is_refused_naming_the_no
     nodes = [("in", "Input", {"shape": [4]}), ("a", "Dense", {"units": 4}),
              ("b", "Dense", {"units": 4}), ("out", "Output", {"loss": "mse"}),
              ("add", "Add", {})]
-    with pytest.raises(CycleError, match="add -> b -> add|b -> add -> b") as exc:
+    with pytest.raises(CycleError, match=r"add -> b -> add|b -> add -> b") as exc:
         engine.Graph.from_dict(graph_doc(nodes, [("in", "a"), ("a", "add"), ("b", "add", 1),
                                                  ("add", "b"), ("b", "out")]), validate=False)
     assert set(exc.value.cycle) == {"add", "b"}

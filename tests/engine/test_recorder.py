@@ -176,3 +176,29 @@ def test_train_record_keeps_every_epoch_in_the_bundle(tmp_path):
     out = io.StringIO()
     assert cli.main(["info", str(path)], out, io.StringIO()) == 0
     assert "recording: epochs 1–2, 2 snapshots" in out.getvalue()
+
+
+def test_extra_facts_and_arrays_round_trip_and_count_towards_the_budget(tmp_path, data):
+    net = cnn()
+    rec = FlightRecorder(net, samples=data[0][:2])
+    grid = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3) * 4
+    rec.record(1, net)
+    plain = rec.total_bytes()
+    rec.record(2, net, extra={"confusion": [[3, 1], [0, 4]]}, extra_arrays={"regions": grid})
+    assert rec.snapshot_bytes(2) > rec.snapshot_bytes(1) and rec.total_bytes() > plain
+    live = rec.recording()  # readable while it records, as a bundle's
+    assert live.epochs == [1, 2] and live.total_bytes() == rec.total_bytes()
+    path = engine.save_bundle(tmp_path / "x.nbmodel", net, extra=live.members(),
+                              recorder=live.describe())
+    back = read_recording(path)
+    snap = back.snapshot(2)
+    assert snap.extra == {"confusion": [[3, 1], [0, 4]]}
+    assert snap.extra_arrays["regions"].shape == (4, 5, 3)
+    np.testing.assert_array_equal(np.rint(snap.extra_arrays["regions"]).astype(np.uint8), grid)
+    assert back.snapshot(1).extra == {} and back.snapshot(1).extra_arrays == {}
+    assert back.members()[INDEX] == live.members()[INDEX]
+    assert "regions" not in snap.feature_maps and "regions" not in snap.weights
+    # facts of the samples' outputs, computed after the recorder's own forward
+    rec.record(3, net, extra=lambda outs: {"head": outs["head"].shape[0],
+                                           "acts": net.acts["head"].shape[0]})
+    assert rec.recording().snapshot(3).extra == {"head": 2, "acts": 2}
