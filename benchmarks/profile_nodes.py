@@ -7,8 +7,10 @@ execution plan (a node, or a fused chain of nodes), read through the network's h
 A forward hook stamps the time after every node's output (a fused step's time goes to the
 step, whose nodes are published together), a backward hook after every backward step; a
 step's time is the gap since the previous stamp. The table gives the median over ``--steps``
-training steps (after 3 untimed ones) per step of the plan, then the totals by layer type
-(a fused step counts under its first node's type, its kind in brackets). The hooks cost a
+training steps (after 3 untimed ones) per step of the plan, and the fastest of them (on a
+machine that other programs load, the fastest is close to what the step costs on idle
+cores: a parallel loop whose thread waits for a busy core only ever adds time), then the
+totals by layer type (a fused step counts under its first node's type, its kind in brackets). The hooks cost a
 few microseconds per step; the loss and the optimizer update are timed as their own rows.
 """
 
@@ -112,31 +114,40 @@ def type_of(net: engine.Network, lab: str) -> str:
 def report(net: engine.Network, fwd, bwd, whole, batch: int) -> str:
     med = {k: statistics.median(v) * 1e3 for k, v in fwd.items()}
     medb = {k: statistics.median(v) * 1e3 for k, v in bwd.items()}
+    low = {k: min(v) * 1e3 for k, v in fwd.items()}
+    lowb = {k: min(v) * 1e3 for k, v in bwd.items()}
     labels = [step_label(net, st) for st in net.plan.steps if st.last not in net.input_ids]
     labels += ["(loss)", "(optimizer update)"]
     lines = [f"{net.graph.name}, batch {batch}, {engine.get_num_threads()} threads: median "
              f"step {statistics.median(whole) * 1e3:.1f} ms (range "
              f"{min(whole) * 1e3:.1f}–{max(whole) * 1e3:.1f}) over {len(whole)} steps, "
              f"{batch / statistics.median(whole):,.0f} samples/s", "",
-             "| step | forward ms | backward ms |", "|---|---|---|"]
+             "| step | forward ms (median) | backward ms (median) | forward ms (fastest) "
+             "| backward ms (fastest) |", "|---|---|---|---|---|"]
+
+    def ms(d: dict[str, float], lab: str) -> str:
+        v = d.get(lab)
+        return "" if v is None else f"{v:.3f}"
+
     for lab in labels:
-        f, b = med.get(lab), medb.get(lab)
-        lines.append(f"| {lab} | {'' if f is None else f'{f:.3f}'} | "
-                     f"{'' if b is None else f'{b:.3f}'} |")
-    lines += ["", "| layer type | steps | forward ms | backward ms | total ms | share |",
-              "|---|---|---|---|---|---|"]
-    by: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+        lines.append(f"| {lab} | {ms(med, lab)} | {ms(medb, lab)} | {ms(low, lab)} | "
+                     f"{ms(lowb, lab)} |")
+    lines += ["", "| layer type | steps | forward ms | backward ms | total ms (median) | share "
+              "| total ms (fastest) | share (fastest) |", "|---|---|---|---|---|---|---|---|"]
+    by: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0.0])
     for lab in labels:
         t = type_of(net, lab)
         by[t][0] += 1
         by[t][1] += med.get(lab, 0.0)
         by[t][2] += medb.get(lab, 0.0)
-    total = sum(f + b for _, f, b in by.values())
-    for t, (n, f, b) in sorted(by.items(), key=lambda kv: -(kv[1][1] + kv[1][2])):
+        by[t][3] += low.get(lab, 0.0) + lowb.get(lab, 0.0)
+    total = sum(f + b for _, f, b, _ in by.values())
+    total_low = sum(v[3] for v in by.values())
+    for t, (n, f, b, lo) in sorted(by.items(), key=lambda kv: -(kv[1][1] + kv[1][2])):
         lines.append(f"| {t} | {n} | {f:.2f} | {b:.2f} | {f + b:.2f} | "
-                     f"{100 * (f + b) / total:.1f} % |")
+                     f"{100 * (f + b) / total:.1f} % | {lo:.2f} | {100 * lo / total_low:.1f} % |")
     lines.append(f"| all | | {sum(v[1] for v in by.values()):.2f} | "
-                 f"{sum(v[2] for v in by.values()):.2f} | {total:.2f} | |")
+                 f"{sum(v[2] for v in by.values()):.2f} | {total:.2f} | | {total_low:.2f} | |")
     return "\n".join(lines)
 
 

@@ -144,18 +144,17 @@ class set_threads:  # noqa: N801  (used like a function)
 
     def __init__(self, n: int) -> None:
         import numba
-        from threadpoolctl import threadpool_limits
         most = int(numba.config.NUMBA_NUM_THREADS)
         if not 1 <= n <= most:
             raise ParamError(f"--threads must be between 1 and {most} on this machine, got {n}")
-        from .threads import set_num_threads
-        self._blas = threadpool_limits(limits=n)
-        self._numba_before = set_num_threads(n)
+        from .threads import blas_threads, set_num_threads
+        self._blas = blas_threads()
+        self._numba_before = set_num_threads(n)  # BLAS too, from any thread
 
     def restore(self) -> None:
-        from .threads import set_num_threads
+        from .threads import set_blas_threads, set_num_threads
         set_num_threads(self._numba_before)
-        self._blas.restore_original_limits()
+        set_blas_threads(self._blas)
 
 
 def load_model(path: str) -> tuple[Graph, Network | None, Bundle | None]:

@@ -61,7 +61,8 @@ SHIFT_MIN_CHANNELS = 32
 GRID_MAX_WASTE = 1.1
 
 
-def conv_modes(c: int, oh: int, ow: int, stride: tuple[int, int], wb: int) -> tuple[str, str]:
+def conv_modes(c: int, oh: int, ow: int, stride: tuple[int, int], wb: int,
+               plain: bool = False) -> tuple[str, str]:
     """(forward, backward) way to compute a Conv2D block of ``c`` input channels: ``COMPACT``
     (``kernels.fused``: unfold into (C·KH·KW, OH·OW), any stride), or for stride 1 on the padded
     grid of row length ``wb`` (``kernels.convgrid``): ``SHIFT`` (shifted products, no unfolding)
@@ -70,8 +71,9 @@ def conv_modes(c: int, oh: int, ow: int, stride: tuple[int, int], wb: int) -> tu
     Measured on 2 cores, batch 64: WideCNN's 32->64 conv on 14×14 10-15% faster both ways with
     SHIFT; its 1->32 conv on 28×28 forward up to 20% faster with GRID when other work shares
     the cores (as fast on idle ones); the grid's backward there, 8×8 images and LeNet-5's 5×5
-    convs slower than COMPACT."""
-    if stride != (1, 1):
+    convs slower than COMPACT. ``plain`` (a 1×1 conv of stride 1 without padding,
+    ``kernels.fused.is_plain_gemm``): ``COMPACT``, which multiplies the image itself."""
+    if stride != (1, 1) or plain:
         return COMPACT, COMPACT
     if c >= SHIFT_MIN_CHANNELS:
         return SHIFT, SHIFT
@@ -145,7 +147,8 @@ class ConvBlock(Step):
         c, h, w = self.conv.in_shapes[0]
         kh, kw = self.conv.p["kernel_size"]
         self.wb = kgrid.grid_shape(oh, ow, kh, kw, h, w, self.pt, self.pl)[1]
-        self.fwd_mode, self.bwd_mode = conv_modes(c, oh, ow, self.stride, self.wb)
+        self.plain = kfused.is_plain_gemm(kh, kw, *self.stride, self.pt, self.pl, h, w, oh, ow)
+        self.fwd_mode, self.bwd_mode = conv_modes(c, oh, ow, self.stride, self.wb, self.plain)
         self.flipped = kfused.flipped_dx_pays(tuple(self.stride), tuple(self.conv.pads),
                                               (kh, kw), (c, h, w), (oh, ow))
         self._keep: np.ndarray | None = None
@@ -156,11 +159,12 @@ class ConvBlock(Step):
         Keeping pays where unfolding is slow
         (output rows shorter than ``KEEP_ROWS_BELOW``: many short copies) and the buffer is
         small (``KEEP_BYTES``): a large one costs more memory traffic than it saves; never
-        for a frozen conv, whose backward needs no im2col. The columns are the output's
+        for a frozen conv, whose backward needs no im2col, nor a 1×1 one that multiplies the
+        image itself (``plain``). The columns are the output's
         (OH·OW) in ``COMPACT`` mode, the grid's (OH·Wb) otherwise."""
         cols = self.oh * (self.ow if self.fwd_mode == COMPACT else self.wb)
         shape = (n, self.k, cols)
-        if (n == 0 or not self.trains or self.ow >= KEEP_ROWS_BELOW
+        if (n == 0 or not self.trains or self.ow >= KEEP_ROWS_BELOW or self.plain
                 or self.fwd_mode != self.bwd_mode
                 or math.prod(shape) * np.dtype(dtype).itemsize > KEEP_BYTES):
             return np.empty((0, self.k, cols), dtype)

@@ -4,10 +4,19 @@ Numba's thread count belongs to the thread that sets it, while a GUI sets it on 
 and trains on another. ``set_num_threads`` therefore records the wish process-wide and
 applies it to BLAS at once; each thread that runs the network picks it up (``sync``, called
 by ``Network.forward``).
+
+BLAS thread counts go through ``set_blas_threads`` / ``blas_threads``, which call OpenBLAS's
+own process-wide setter. threadpoolctl's limits do not fit here: its OpenBLAS controller
+(threadpoolctl 3.8) lets only the first Python thread that set a limit change it and ignores
+every other thread silently. Once the main thread had set one, the limits a training thread
+took were dropped, BLAS ran its own threads inside the kernels' parallel slices, and a step
+on the training thread ran many times slower than on the main thread
+(``benchmarks/bench_worker_thread.py``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from typing import Any
 
@@ -15,7 +24,6 @@ from .errors import ParamError
 
 _wanted: int | None = None
 _applied = threading.local()
-_blas_limits: Any = None
 
 
 _most: int | None = None
@@ -43,19 +51,87 @@ def set_num_threads(n: int) -> int:
     that runs a network from now on; returns the previous setting. BLAS covers numpy's and
     the SciPy BLAS that Numba's kernels call (they hold it to one thread per kernel slice)."""
     import numba
-    import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS Numba calls: limit it too)
-    from threadpoolctl import threadpool_limits
 
     most = max_threads()
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= most:
         raise ParamError(f"threads must be a whole number from 1 to {most} on this machine, "
                          f"got {n!r}")
-    global _wanted, _blas_limits
+    global _wanted
     before = get_num_threads()
     _wanted = n
     numba.set_num_threads(n)
     _applied.n = n
-    _blas_limits = threadpool_limits(limits=n, user_api="blas")
+    set_blas_threads(n)
+    return before
+
+
+class _Blas:
+    """One loaded BLAS library: read and set its thread count from any Python thread."""
+
+    def __init__(self, controller: Any) -> None:
+        self.controller = controller
+        self.path = str(controller.filepath)
+        self._get: Any = None
+        self._set: Any = None
+        if controller.internal_api == "openblas" and \
+                getattr(controller, "threading_layer", "") != "openmp":
+            # OpenBLAS on pthreads: one process-wide pool, set through its own C functions
+            # (threadpoolctl's controller ignores every thread but the first one that set it)
+            lib = controller.dynlib
+            for prefix in ("", "scipy_"):
+                for suffix in ("", "64_", "_64"):
+                    get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
+                    put = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
+                    if get is not None and put is not None and self._get is None:
+                        get.restype = ctypes.c_int
+                        put.argtypes = [ctypes.c_int]
+                        put.restype = None
+                        self._get, self._set = get, put
+
+    def get(self) -> int | None:
+        if self._get is not None:
+            return int(self._get())
+        n = self.controller.get_num_threads()
+        return n if isinstance(n, int) else None
+
+    def set(self, n: int) -> None:
+        if self._set is not None:
+            self._set(int(n))
+        else:
+            self.controller.set_num_threads(int(n))
+
+
+_blas_libs: list[_Blas] | None = None
+_blas_lock = threading.Lock()
+
+
+def blas_libraries() -> list[Any]:
+    """The BLAS libraries loaded in this process (numpy's and the SciPy BLAS that Numba's
+    kernels call), found once."""
+    global _blas_libs
+    with _blas_lock:
+        if _blas_libs is None:
+            import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS Numba calls)
+            from threadpoolctl import ThreadpoolController
+
+            ctl = ThreadpoolController().select(user_api="blas")
+            _blas_libs = [_Blas(c) for c in ctl.lib_controllers]
+        return _blas_libs
+
+
+def blas_threads() -> dict[str, int | None]:
+    """Thread count of every loaded BLAS, by library path (None where it cannot be read)."""
+    return {lib.path: lib.get() for lib in blas_libraries()}
+
+
+def set_blas_threads(n: int | dict[str, int | None]) -> dict[str, int | None]:
+    """Set every loaded BLAS to ``n`` threads (or each to its count in a ``blas_threads()``
+    dict), process-wide, from whichever thread calls; returns the counts before."""
+    before = blas_threads()
+    for lib in blas_libraries():
+        want = n.get(lib.path) if isinstance(n, dict) else n
+        if isinstance(want, int) and want >= 1 and want != before[lib.path]:
+            lib.set(want)
     return before
 
 

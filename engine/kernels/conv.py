@@ -17,11 +17,11 @@ TensorFlow's asymmetric "same" padding needs nothing special.
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import numpy as np
 
 from ..threads import current as current_threads
+from ..threads import set_blas_threads
 from .jit import njit
 
 
@@ -41,12 +41,11 @@ class OneThreadBlas:
     3x3 conv forward went from 7.4 ms to 3.0 ms at batch 64 on 2 cores). ``active=False``
     (one chunk: the kernel runs on one thread) leaves BLAS alone. Costs ~4 µs."""
 
-    _libs: list[Any] | None = None
     _depth = 0  # nested uses (per process): only the outermost one changes anything
 
     def __init__(self, active: bool = True) -> None:
         self.active = active
-        self._saved: list[tuple[Any, int]] = []
+        self._saved: dict[str, int | None] = {}
         self._outer = False
 
     def __enter__(self) -> OneThreadBlas:
@@ -57,24 +56,16 @@ class OneThreadBlas:
                 return self
             OneThreadBlas._depth += 1
         self._outer = True
-        if OneThreadBlas._libs is None:
-            import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS that Numba calls)
-            from threadpoolctl import ThreadpoolController
-
-            OneThreadBlas._libs = ThreadpoolController().select(user_api="blas").lib_controllers
-        for lib in OneThreadBlas._libs:
-            n = lib.get_num_threads()
-            if isinstance(n, int) and n > 1:
-                self._saved.append((lib, n))
-                lib.set_num_threads(1)
+        # process-wide and from any thread (threadpoolctl's limits would be ignored on a
+        # training thread: see engine.threads)
+        self._saved = set_blas_threads(1)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if not self._outer:
             return
-        for lib, n in self._saved:
-            lib.set_num_threads(n)
-        self._saved = []
+        set_blas_threads(self._saved)
+        self._saved = {}
         self._outer = False
         with _depth_lock:
             OneThreadBlas._depth -= 1

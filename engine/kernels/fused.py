@@ -12,7 +12,8 @@ NaN to 0, as ``activation.relu_forward``.
 
 The conv kernels split the batch into ``nchunks`` slices run in parallel (see
 ``conv.batch_chunks``); each slice works sample by sample on per-slice buffers: im2col, one
-BLAS product, then the epilogue (bias, ReLU, pool) while the sample is still in cache. The
+BLAS product, then the epilogue (bias, ReLU, pool) while the sample is still in cache (a
+1×1 conv of stride 1 without padding skips the unfolding: ``is_plain_gemm``). The
 backward rebuilds the conv output gradient per sample from the pooled gradient and the
 winners (adding up the bias gradient on the way), accumulates the weight gradient per slice
 in BLAS (``blas.gemm`` with beta = 1) and computes the input gradient only when asked
@@ -22,6 +23,7 @@ in BLAS (``blas.gemm`` with beta = 1) and computes the input gradient only when 
 from __future__ import annotations
 
 import numpy as np
+from numba.extending import register_jitable
 
 from .blas import gemm
 from .conv import _col2im, _crop_from, _im2col, _pad_into, _sum_parts
@@ -132,6 +134,16 @@ def _unpool2_conv(dpool: np.ndarray, pooled: np.ndarray, arg: np.ndarray, relu: 
         bacc[c] += s
 
 
+@register_jitable
+def is_plain_gemm(kh: int, kw: int, sh: int, sw: int, pt: int, pl: int, h: int, w: int,
+                  oh: int, ow: int) -> bool:
+    """Whether a conv is a plain product on the image: 1×1 kernel, stride 1, no padding, so
+    the (C, H·W) image is its own im2col (forward, weight gradient) and Wᵀ @ gradient is the
+    input gradient (no col2im)."""
+    return kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0 \
+        and oh == h and ow == w
+
+
 @njit
 def conv_block_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: int, sw: int,
                        pt: int, pl: int, relu: bool, pool: bool, nchunks: int,
@@ -154,6 +166,7 @@ def conv_block_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: 
     hp = (oh_n - 1) * sh + kh
     wp = (ow_n - 1) * sw + kw
     direct = pt == 0 and pl == 0 and hp <= h_n and wp <= w_n
+    plain = is_plain_gemm(kh, kw, sh, sw, pt, pl, h_n, w_n, oh_n, ow_n)
     hb = max(hp, pt + h_n)
     wb = max(wp, pl + w_n)
     w2 = weight.reshape(o_n, k_n)
@@ -165,17 +178,20 @@ def conv_block_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: 
     nch = max(1, min(nchunks, n_n))
     for ch in prange(nch):
         buf = np.zeros((c_n, 1 if direct else hb, 1 if direct else wb), dtype=x.dtype)
-        own = np.empty((k_n, p_n), dtype=x.dtype)
+        own = np.empty((0 if plain else k_n, p_n), dtype=x.dtype)
         sconv = np.empty((0 if conv_out else o_n, oh_n, ow_n), dtype=x.dtype)
         srelu = np.empty((0 if relu_out or not relu else o_n, oh_n, ow_n), dtype=x.dtype)
         for n in range(ch * n_n // nch, (ch + 1) * n_n // nch):
-            cols = keep[n] if keeping else own
-            if direct:
-                src = x[n]
+            if plain:  # the image is its own im2col
+                cols = x[n].reshape(c_n, p_n)
             else:
-                _pad_into(buf, x[n], pt, pl)
-                src = buf
-            _im2col(src, cols, kh, kw, sh, sw, oh_n, ow_n)
+                cols = keep[n] if keeping else own
+                if direct:
+                    src = x[n]
+                else:
+                    _pad_into(buf, x[n], pt, pl)
+                    src = buf
+                _im2col(src, cols, kh, kw, sh, sw, oh_n, ow_n)
             yc = yconv[n] if conv_out else sconv
             yr = (yrelu[n] if relu_out else srelu) if relu else yc
             yn = yc.reshape(o_n, p_n)
@@ -263,13 +279,14 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
     hp = (oh_n - 1) * sh + kh
     wp = (ow_n - 1) * sw + kw
     direct = pt == 0 and pl == 0 and hp <= h_n and wp <= w_n
+    plain = is_plain_gemm(kh, kw, sh, sw, pt, pl, h_n, w_n, oh_n, ow_n)
     hb = max(hp, pt + h_n)
     wb = max(wp, pl + w_n)
     w2 = weight.reshape(o_n, k_n)
-    keeping = keep.shape[0] == n_n and n_n > 0
+    keeping = keep.shape[0] == n_n and n_n > 0 and not plain
     trans = pool and p_n <= TRANSPOSED_MAX_PIXELS
     nch = max(1, min(nchunks, n_n))
-    flip = need_dx and flipped
+    flip = need_dx and flipped and not plain
     fk = o_n * kh * kw
     need_dw = gweight.shape[0] > 0
     dx = np.empty((n_n if need_dx else 0, c_n, h_n, w_n), dtype=x.dtype)
@@ -280,10 +297,10 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
         bparts[ch] = 0
         wflip = _flip_kernel(weight) if flip else np.empty((0, fk), x.dtype)  # one per core
         buf = np.zeros((c_n, 1 if direct else hb, 1 if direct else wb), dtype=x.dtype)
-        unflipped = need_dx and not flip
+        unflipped = need_dx and not flip and not plain
         dbuf = np.zeros((c_n, hb if unflipped and not direct else 1,
                          wb if unflipped and not direct else 1), dtype=x.dtype)
-        own = np.empty((0 if keeping else k_n, p_n), dtype=x.dtype)
+        own = np.empty((0 if keeping or plain else k_n, p_n), dtype=x.dtype)
         dcols = np.empty((k_n if unflipped else 0, p_n), dtype=x.dtype)
         dpad = np.zeros((o_n if flip else 0, h_n + kh - 1, w_n + kw - 1), dtype=x.dtype)
         fcols = np.empty((fk if flip else 0, h_n * w_n), dtype=x.dtype)
@@ -313,7 +330,9 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
                 for o in range(o_n):
                     bacc[o] += tmpb[o]
             if need_dw:
-                if keeping:
+                if plain:
+                    cols = x[n].reshape(c_n, p_n)
+                elif keeping:
                     cols = keep[n]
                 else:
                     cols = own
@@ -329,7 +348,9 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
                 else:
                     gemm(False, True, k_n, o_n, p_n, 1.0, cols.reshape(k_n * p_n), p_n,
                          dconv.reshape(o_n * p_n), p_n, 1.0, gacc, o_n)
-            if flip:
+            if plain and need_dx:  # dx = Wᵀ @ gradient, written in place: no col2im
+                np.dot(w2.T, dconv, dx[n].reshape(c_n, p_n))
+            elif flip:
                 _pad_into(dpad, d3, kh - 1 - pt, kw - 1 - pl)
                 _im2col(dpad, fcols, kh, kw, 1, 1, h_n, w_n)
                 np.dot(wflip, fcols, dx[n].reshape(c_n, h_n * w_n))

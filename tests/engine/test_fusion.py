@@ -224,12 +224,28 @@ def test_conv_modes_follow_the_measured_shapes():
     assert fusion.conv_modes(16, 8, 8, (1, 1), 10) == (COMPACT, COMPACT)
     assert fusion.conv_modes(1, 28, 28, (1, 1), 32) == (COMPACT, COMPACT)
     assert fusion.conv_modes(64, 14, 14, (2, 1), 16) == (COMPACT, COMPACT)
+    assert fusion.conv_modes(64, 14, 14, (1, 1), 14, plain=True) == (COMPACT, COMPACT)
     net = engine.compile(engine.Graph.from_dict(chain_doc(
         (1, 28, 28), [("Conv2D", {"filters": 32, "kernel_size": 3, "padding": 1}), ("ReLU", {}),
                       ("Conv2D", {"filters": 4, "kernel_size": 3, "padding": "same"}), *HEAD])))
     blocks = [st for st in net.steps if isinstance(st, ConvBlock)]
     assert [(st.fwd_mode, st.bwd_mode, st.wb) for st in blocks] == [
         (GRID, COMPACT, 30), (SHIFT, SHIFT, 30)]
+
+
+def test_a_1x1_conv_on_many_channels_multiplies_the_image_and_matches_the_unfused_net(rng):
+    layers = [("Conv2D", {"filters": 33, "kernel_size": 3, "padding": 1}), ("ReLU", {}),
+              ("Conv2D", {"filters": 4, "kernel_size": 1}), ("ReLU", {}), *HEAD]
+    fused, plain = pair(chain_doc((2, 6, 5), layers), dtype=np.float64)
+    blocks = [st for st in fused.steps if isinstance(st, ConvBlock)]
+    assert [(st.plain, st.fwd_mode) for st in blocks] == [(False, COMPACT), (True, COMPACT)]
+    x = rng.standard_normal((5, 2, 6, 5))
+    out_f = fused.forward(x, train=True)
+    plain.forward(x, train=True)
+    for nid in fused.order:
+        np.testing.assert_allclose(fused.acts[nid], plain.acts[nid], rtol=1e-12, atol=1e-12,
+                                   err_msg=nid)
+    assert_same_backward(fused, plain, rng.standard_normal(out_f.shape))
 
 
 @pytest.mark.parametrize("modes", [(COMPACT, COMPACT), (GRID, GRID), (SHIFT, SHIFT)],

@@ -17,6 +17,9 @@ CONFIGS = [
     (2, 6, 7, 3, (2, 2), (2, 1), "same"),
     (1, 5, 5, 2, (5, 5), (1, 1), 2),
     (1, 18, 16, 2, (3, 3), (1, 1), 1),  # more than TRANSPOSED_MAX_PIXELS outputs
+    (3, 6, 5, 4, (1, 1), (1, 1), "valid"),  # 1×1: the image is its own im2col
+    (2, 18, 16, 3, (1, 1), (1, 1), "same"),
+    (3, 7, 6, 2, (1, 1), (2, 2), "valid"),  # 1×1 strided: a gather
 ]
 CHAINS = [(True, True), (True, False), (False, True)]
 
@@ -87,6 +90,16 @@ FLIP_CONFIGS = [
 @pytest.mark.parametrize("cfg", FLIP_CONFIGS, ids=lambda c: "-".join(map(str, c)))
 def test_flipped_input_gradient_matches_the_reference(rng, cfg, chain, dtype, keep):
     check_against_reference(rng, cfg, chain, dtype, keep, flipped=True)
+
+
+@pytest.mark.parametrize("flipped", [False, True])
+def test_a_1x1_conv_multiplies_the_image_itself_whatever_the_caller_asks(rng, flipped):
+    cfg = (17, 4, 5, 3, (1, 1), (1, 1), "valid")
+    assert kf.is_plain_gemm(1, 1, 1, 1, 0, 0, 4, 5, 4, 5)
+    assert not kf.is_plain_gemm(1, 1, 2, 2, 0, 0, 4, 5, 2, 3)
+    assert not kf.is_plain_gemm(1, 1, 1, 1, 1, 1, 4, 5, 6, 7)
+    assert not kf.is_plain_gemm(3, 3, 1, 1, 0, 0, 4, 5, 2, 3)
+    check_against_reference(rng, cfg, (True, False), np.float64, keep=True, flipped=flipped)
 
 
 def test_flipped_input_gradient_is_chosen_for_same_padding_on_enough_channels():

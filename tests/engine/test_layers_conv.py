@@ -18,6 +18,8 @@ def conv(params, in_shape=(2, 5, 6), node_id="c1"):
     {"filters": 2, "kernel_size": 3, "stride": [1, 2], "padding": 1, "bias": False},
     {"filters": 1, "kernel_size": [4, 2], "stride": 3, "padding": "same"},
     {"filters": 2, "kernel_size": 1, "stride": 2},
+    {"filters": 3, "kernel_size": 1},  # a plain product on the image (fused.is_plain_gemm)
+    {"filters": 3, "kernel_size": 1, "bias": False},
     {"filters": 2, "kernel_size": 5, "padding": 2, "init": "xavier"},
 ])
 def test_conv2d_gradients(params):
