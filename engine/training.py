@@ -316,6 +316,26 @@ class Trainer:
         self._pending_lr = float(lr)
 
     @property
+    def epoch_order(self) -> np.ndarray | None:
+        """The training samples' order in the current epoch (indices into the training part),
+        or None between epochs; read it from a BatchEvent callback (``engine.replay``)."""
+        return self._order
+
+    def replace_network(self, net: Network) -> None:
+        """Go on training ``net`` instead (the graph was edited between two batches and
+        ``engine.carry`` moved the weights and the optimizer's state over). The best-epoch
+        weights of the old graph are dropped: they would not fit."""
+        self.net = net
+        state = {**net.params, **net.buffers}
+        size = sum(a.size for a in state.values())
+        self._snap_every = 1 if size <= SNAPSHOT_EVERY_STEP_MAX else 25
+        self._snap = {k: v.copy() for k, v in net.buffers.items()}
+        self._snap_flat = net.flat_params.copy()
+        self.best_state = None
+        self.best_epoch = None
+        self.best_loss = math.inf
+
+    @property
     def lr(self) -> float:
         return self.settings.schedule.lr(self.base_lr, self.epoch, self.step, self.total_steps)
 
