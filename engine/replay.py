@@ -20,6 +20,7 @@ data says so rather than reporting a weight that differs.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from collections.abc import Mapping
@@ -185,10 +186,11 @@ class ReplayLog:
     start: dict[str, Any] | None = None  # {"run_id", "epoch", "step"} of a branch's start
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": LOG_VERSION, "graph": self.graph, "settings": self.settings,
-                "threads": self.threads, "seed": self.seed, "data_digest": self.data_digest,
-                "orders": list(self.orders), "edits": [e.to_dict() for e in self.edits],
-                "steps": self.steps, "status": self.status, "start": self.start}
+        return copy.deepcopy({
+            "version": LOG_VERSION, "graph": self.graph, "settings": self.settings,
+            "threads": self.threads, "seed": self.seed, "data_digest": self.data_digest,
+            "orders": self.orders, "edits": [e.to_dict() for e in self.edits],
+            "steps": self.steps, "status": self.status, "start": self.start})
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "replay log") -> ReplayLog:
