@@ -246,7 +246,7 @@ class RunTape:
             ref.setdefault("step", start.step)
         self.log = ReplayLog(graph.to_dict(), trainer.settings.to_dict(),
                              int(threads if threads is not None else get_num_threads()),
-                             trainer.settings.seed, data_digest(trainer),
+                             trainer.net.seed, data_digest(trainer),
                              start=ref if start is not None else None)
         self.checkpoints: dict[int, Checkpoint] = {}
         trainer.callbacks.insert(0, self._on_event)
