@@ -360,3 +360,22 @@ def compare(expected: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]
             return Mismatch(name, "values differ", float(np.nanmax(diff)), int(bad.sum()))
     extra = [k for k in got if k not in expected]
     return Mismatch(extra[0], "not in the run's weights") if extra else None
+
+
+def branch_checkpoint(parent_graph: Graph, ck: Checkpoint, child_graph: Graph, seed: int,
+                      same_optimizer: bool = True) -> tuple[Checkpoint, CarryReport]:
+    """The start of a branch: ``ck`` (a checkpoint of a run of ``parent_graph``) carried
+    onto ``child_graph`` (compiled with ``seed``) through ``engine.carry``: nodes that keep
+    their ids and shapes keep their weights and optimizer state, the others start fresh.
+    ``same_optimizer`` False (the branch trains with another optimizer type): the optimizer
+    state starts empty. Returns the child's start checkpoint and the carry report."""
+    old = Network(parent_graph, seed=seed)
+    old.load_state_dict(ck.weights)
+    new = Network(child_graph, seed=seed)
+    holder = Optimizer(1.0)
+    holder.state = {s: {k: v.copy() for k, v in d.items()} for s, d in ck.opt_state.items()}
+    holder.t = ck.opt_t
+    report = carry_over(old, new, holder)
+    if not same_optimizer:
+        holder.state, holder.t = {}, 0
+    return Checkpoint(ck.epoch, ck.step, new.state_dict(), holder.state, holder.t), report

@@ -13,6 +13,7 @@ import numpy as np
 import engine
 from engine.data import Dataset
 from engine.kernel_progress import fmt_left
+from engine.replay import Checkpoint, ReplayLog
 from engine.training import BatchEvent, EpochEvent, RunResult
 
 from . import probes
@@ -31,6 +32,8 @@ class TrainingJob:
     base_dir: Path | None = None
     start_paused: bool = False
     threads: int | str = "auto"  # CPU threads: a count, or "auto" (engine.threads.ThreadTuner)
+    start: Checkpoint | None = None  # a branch: the weights and optimizer state it starts from
+    start_ref: dict[str, Any] | None = None  # {"run_id", "epoch", "step"} of that checkpoint
 
 
 @dataclass
@@ -96,6 +99,8 @@ class RunOutcome:
     details: str = ""
     weights: dict[str, np.ndarray] | None = None
     history: dict[str, Any] | None = None
+    replay: ReplayLog | None = None  # what a replay needs (engine.replay)
+    checkpoints: dict[int, Checkpoint] = field(default_factory=dict)  # per epoch, thinned
 
 
 def compile_text(f: CompileFigures) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 import engine
 from engine.data import Dataset
+from engine.replay import Checkpoint
 
 from .events import Event
 from .loop import RunLoop
@@ -88,23 +89,32 @@ class RunSession:
     # ----- control -------------------------------------------------------------------------
     def start(self, graph: engine.Graph, settings: dict[str, Any], dataset: Dataset | None = None,
               base_dir: Path | None = None, paused: bool = False,
-              threads: int | str = "auto") -> RunRecord:
+              threads: int | str = "auto", start: Checkpoint | None = None,
+              parent: RunRecord | None = None) -> RunRecord:
         """Start a run of ``graph`` (copied) with its ``training`` section ``settings``; the
         data is ``dataset`` or loaded by the loop from ``settings['dataset']``. ``paused``:
-        train one batch, then wait. Returns the run's record (already in ``store``)."""
+        train one batch, then wait. ``start``/``parent``: a branch, starting from that
+        checkpoint (already fitted to ``graph``, ``engine.replay.branch_checkpoint``) of
+        ``parent``. Returns the run's record (already in ``store``)."""
         if self.loop is not None:
             raise RuntimeError("a run is already going on: stop it first")
         graph = graph.copy()
         settings = dict(settings)
         run = RunRecord(self.store.next_number(), graph.name or "model", model_key(graph),
                         graph, settings)
+        start_ref = None
+        if start is not None:
+            run.parent_run, run.parent_epoch, run.parent_step = parent, start.epoch, start.step
+            start_ref = {"run_id": parent.run_id if parent else None, "epoch": start.epoch,
+                         "step": start.step}
+        run.start = start
         self.active = run
         self.last_outcome = None
         self.final_net = self.final_probe = None
         self.info = None
         self.detached = False
         job = TrainingJob(graph, settings, dataset, base_dir, start_paused=paused,
-                          threads=threads)
+                          threads=threads, start=start, start_ref=start_ref)
         loop = RunLoop(job, self._request)
         self.loop = loop
         self.store.add(run)
@@ -233,6 +243,8 @@ class RunSession:
         run.error_node = out.error_node
         run.weights = out.weights
         run.history = out.history
+        run.replay = out.replay
+        run.checkpoints = out.checkpoints
         self.loop = None
         self.runner = None
         self.active = None
