@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
 from ..monitor.common import run_color
 from ..session.runs import RunRecord, RunsStore
 
-COLUMNS = ("Run", "Status", "Loss", "Val acc", "Settings", "Changes")
-WIDTHS = (86, 74, 56, 58, 240, 260)
+COLUMNS = ("Run", "Status", "Settings", "Loss", "Val acc", "Changes")
+WIDTHS = (104, 80, 230, 60, 60, 260)
 
 
 def ask_epoch(parent: QWidget, run: RunRecord) -> int | None:
@@ -196,9 +196,9 @@ class RunsPanel(QWidget):
         diff = run.diff_text()
         it.setText(0, run.name)
         it.setText(1, run.status.replace("_", " "))
-        it.setText(2, "" if loss is None else f"{loss:.4g}")
-        it.setText(3, "" if acc is None else f"{100 * acc:.1f} %")
-        it.setText(4, run.describe_settings())
+        it.setText(2, run.describe_settings())
+        it.setText(3, "" if loss is None else f"{loss:.4g}")
+        it.setText(4, "" if acc is None else f"{100 * acc:.1f} %")
         it.setText(5, diff)
         tip = f"{run.name} of {run.model_name}: {run.describe_settings()}"
         if diff:
