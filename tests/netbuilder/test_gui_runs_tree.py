@@ -64,3 +64,44 @@ def test_branch_from_epoch_1_shows_a_child_with_its_diff_and_replays(make_window
     assert child.replay_result.startswith("replay matches"), child.replay_result
     assert "replay matches: all 4 tensors bit for bit" in panel.details.text()
     assert "replay matches" in child_item.toolTip(0)
+
+
+def test_the_tree_comes_back_after_a_crash_and_the_branch_still_replays(make_window, qtbot,
+                                                                       tmp_path):
+    import subprocess
+    import sys
+
+    from netbuilder.recovery import RecoveryStore
+
+    rec = tmp_path / "rec"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    drv, tc = open_model(make_window, example("xor_mlp", epochs=2))
+    drv.w.recovery = RecoveryStore(rec, dead.pid)  # this session's files, as if it died
+    combo = tc.panel.threads
+    combo.setCurrentIndex(combo.findData(1))
+    click(qtbot, tc.panel.start_button)
+    wait_idle(qtbot, tc)
+    first = tc.store.latest()
+    drv.w.push(SetParams("hidden", {"units": 8, "init": "xavier"},
+                         {"units": 10, "init": "xavier"}))
+    assert tc.branch(first, 2)
+    wait_idle(qtbot, tc)
+    child = tc.store.latest()
+    assert drv.w.recovery.run_file(2).is_file()
+    drv.w.recovery = RecoveryStore(tmp_path / "elsewhere")  # the "crash": files stay
+
+    nxt = make_window(recovery_dir=rec)
+    nxt.w.ask_restore = lambda entry: True
+    nxt.w.check_recovery()
+    tc2 = nxt.w.training
+    parent2, child2 = tc2.store.runs
+    assert (parent2.run_id, child2.run_id) == (first.run_id, child.run_id)
+    assert child2.parent_run is parent2 and child2.parent_epoch == 2
+    panel = tc2.runs_panel
+    item = panel.items[child2.number]
+    assert item.parent() is panel.items[parent2.number]
+    assert item.text(5) == f"from {parent2.name} at epoch 2: changed hidden: units 8→10"
+    action(panel.context_menu(child2), "replayAction").trigger()
+    qtbot.waitUntil(lambda: tc2.replaying is None, timeout=120_000)
+    assert child2.replay_result.startswith("replay matches"), child2.replay_result
