@@ -79,6 +79,20 @@ def print_lineage(bundle: Bundle, out: TextIO) -> None:
         print(f"graph against its parent: {run.diff.summary()}", file=out)
     if run.frozen:
         print(f"frozen: {', '.join(run.frozen)}", file=out)
+    if bundle.path is None:
+        return
+    try:
+        tree = read_tree(bundle.path)
+    except BundleError as exc:
+        print(f"replay: the run tree cannot be read ({exc.message})", file=out)
+        return
+    own = next((t for t in tree if t.run_id == run.run_id), None)
+    if own is not None and own.replay is not None:
+        log = own.replay
+        print(f"replay: recorded ({plural(log.steps, 'step')} on "
+              f"{plural(log.threads, 'thread')}, {plural(len(own.checkpoints), 'checkpoint')}"
+              + (f", {plural(len(tree) - 1, 'ancestor')} kept" if len(tree) > 1 else "")
+              + f"); check it with: netbuilder replay {bundle.path}", file=out)
 
 
 def print_recording(bundle: Bundle, out: TextIO) -> None:

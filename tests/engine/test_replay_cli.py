@@ -110,6 +110,8 @@ def test_netbuilder_train_bundles_replay_from_the_command_line(tmp_path):
     code, out, err = run_cli(["replay", str(bundle)])
     assert code == 0, out + err
     assert "on 1 thread" in out
+    code, out, _ = run_cli(["info", str(bundle)])
+    assert code == 0 and "replay: recorded (" in out and "2 checkpoints" in out
     # continuing the bundle keeps its weights as the replay's start
     code, _, err = run_cli(["train", str(bundle), "--out", str(tmp_path / "more"), "--epochs",
                             "1", "--threads", "1", "-q"])
