@@ -10,7 +10,8 @@
 A ``ReplayLog`` holds the model the run started with, its training settings (the seed, the
 data, the optimizer...), the kernel thread count, a digest of the prepared training data,
 a digest of each epoch's data order, the graph edits (at which step and epoch, and the graph
-after each), the number of steps trained and, for a branch, the checkpoint it started from
+after each), the learning-rate changes made while it ran (at which step), the number of
+steps trained and, for a branch, the checkpoint it started from
 (its run id, epoch and step; the arrays themselves travel beside the log). Replay compiles
 the same graph with the same seed, restores the start checkpoint, runs the same number of
 threads without the thread tuner, applies each edit before the step it came before, and
@@ -184,13 +185,15 @@ class ReplayLog:
     steps: int = 0
     status: str = ""
     start: dict[str, Any] | None = None  # {"run_id", "epoch", "step"} of a branch's start
+    lr_changes: list[tuple[int, float]] = field(default_factory=list)  # (step, base lr)
 
     def to_dict(self) -> dict[str, Any]:
         return copy.deepcopy({
             "version": LOG_VERSION, "graph": self.graph, "settings": self.settings,
             "threads": self.threads, "seed": self.seed, "data_digest": self.data_digest,
             "orders": self.orders, "edits": [e.to_dict() for e in self.edits],
-            "steps": self.steps, "status": self.status, "start": self.start})
+            "steps": self.steps, "status": self.status, "start": self.start,
+            "lr_changes": [list(c) for c in self.lr_changes]})
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "replay log") -> ReplayLog:
@@ -215,10 +218,16 @@ class ReplayLog:
         if start is not None and not isinstance(start, dict):
             raise BundleError(f"{where}: start must be an object")
         digest = d.get("data_digest")
+        lrs = d.get("lr_changes", [])
+        if not isinstance(lrs, list) or not all(
+                isinstance(c, list) and len(c) == 2 and isinstance(c[0], int)
+                and isinstance(c[1], int | float) and not isinstance(c[1], bool) for c in lrs):
+            raise BundleError(f"{where}: lr_changes must be [step, learning rate] pairs")
         return cls(d["graph"], d["settings"], nums["threads"], nums["seed"],
                    digest if isinstance(digest, str) else None, list(orders),
                    [GraphEdit(e["step"], e["epoch"], e["graph"]) for e in edits],
-                   nums["steps"], str(d.get("status", "")), start)
+                   nums["steps"], str(d.get("status", "")), start,
+                   [(int(c[0]), float(c[1])) for c in lrs])
 
 
 def data_digest(trainer: Trainer) -> str:
@@ -249,12 +258,16 @@ class RunTape:
                              trainer.net.seed, data_digest(trainer),
                              start=ref if start is not None else None)
         self.checkpoints: dict[int, Checkpoint] = {}
+        self._base_lr = trainer.base_lr
         trainer.callbacks.insert(0, self._on_event)
 
     def _on_event(self, ev: Any) -> None:
         tr = self.trainer
         if isinstance(ev, BatchEvent):
             self.log.steps = ev.step
+            if tr.base_lr != self._base_lr:  # the learning rate was changed while it ran
+                self._base_lr = tr.base_lr
+                self.log.lr_changes.append((ev.step - 1, tr.base_lr))
             if ev.batch == 1 and tr.epoch_order is not None:
                 self.log.orders.append(_order_digest(tr.epoch_order))
         elif isinstance(ev, EpochEvent):
@@ -315,7 +328,10 @@ def replay(log: ReplayLog, dataset: Dataset | None = None, start: Checkpoint | N
 
         trainer.callbacks.append(check)
         edits = sorted(log.edits, key=lambda e: e.step)
+        lrs = sorted(log.lr_changes)
         while not trainer.finished and trainer.step < log.steps:
+            while lrs and lrs[0][0] <= trainer.step:
+                trainer.base_lr = lrs.pop(0)[1]
             while edits and edits[0].step <= trainer.step:
                 graph = Graph.from_dict(edits.pop(0).graph)
                 new = Network(graph, seed=log.seed)

@@ -34,8 +34,9 @@ def data():
     return load_dataset(TRAINING["dataset"])
 
 
-def train(g, data, edit_at=None, edited=None, start=None, settings=None):
-    """Train ``g`` with a tape; with ``edit_at`` switch to ``edited`` after that many steps."""
+def train(g, data, edit_at=None, edited=None, start=None, settings=None, lr_at=None):
+    """Train ``g`` with a tape; with ``edit_at`` switch to ``edited`` after that many steps;
+    ``lr_at`` (step, lr): change the learning rate there, as the Training panel does."""
     settings = settings or g.training
     net = engine.Network(g, seed=settings["seed"])
     trainer = Trainer(net, data, settings)
@@ -46,6 +47,8 @@ def train(g, data, edit_at=None, edited=None, start=None, settings=None):
         if edit_at is not None and trainer.step == edit_at:
             report = tape.edit(edited)
             assert "d1" in report.kept
+        if lr_at is not None and trainer.step == lr_at[0]:
+            trainer.set_lr(lr_at[1])
         trainer.step_once()
     return trainer, tape
 
@@ -123,3 +126,14 @@ def test_compare_names_missing_and_reshaped_tensors():
     assert compare(a, {"x.w": a["x.w"]}).name == "y.w"
     assert compare(a, {**a, "x.w": np.zeros(4, np.float32)}).what == "shape (3,)→(4,)"
     assert compare(a, {**a, "z.w": a["x.w"]}).name == "z.w"
+
+
+def test_a_learning_rate_changed_while_it_ran_is_replayed(data):
+    trainer, tape = train(graph(), data, lr_at=(12, 0.002))
+    assert tape.log.lr_changes == [(12, 0.002)]
+    net, _ = replay(ReplayLog.from_dict(tape.log.to_dict()), data)
+    assert compare(trainer.net.state_dict(), net.state_dict()) is None
+    d = tape.log.to_dict()
+    d["lr_changes"] = []
+    net, _ = replay(ReplayLog.from_dict(d), data)
+    assert compare(trainer.net.state_dict(), net.state_dict()).name == "d1.weight"
