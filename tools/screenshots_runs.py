@@ -21,7 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,9 +74,6 @@ def tree_shots(app: QApplication, out: Path, sizes: list[tuple[str, tuple[int, i
     shots = []
     for name, size in sizes:
         w.resize(*size)
-        _calm(app, 0.5)
-        # the Runs panel taller, as a user drags its edge down to see the tree
-        w.resizeDocks([tc.docks.runs], [int(size[1] * 0.45)], Qt.Orientation.Vertical)
         _calm(app, 1.5)
         w.frame_canvas()
         _calm(app)
