@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import zipfile
 from collections.abc import Sequence
@@ -134,6 +135,27 @@ def _entry(e: Any, i: int, arrays: dict[str, np.ndarray], src: str) -> TreeRun:
         ck(f"{i}.final", e.get("final")), checkpoints, ck(f"{i}.start", e.get("start")))
 
 
+def _declared(index: Any) -> tuple[int, int]:
+    """(values, arrays) the index says ``runs.npz`` holds (malformed parts count 0): the
+    arrays are refused before inflating when they claim more bytes than that needs."""
+    total = parts = 0
+    runs = index.get("runs") if isinstance(index, dict) else None
+    for e in runs if isinstance(runs, list) else []:
+        if not isinstance(e, dict):
+            continue
+        cks = e.get("checkpoints")
+        for idx in [e.get("final"), e.get("start"),
+                    *(cks.values() if isinstance(cks, dict) else [])]:
+            for tag in ("w", "o"):
+                items = idx.get(tag) if isinstance(idx, dict) else None
+                parts += items is not None
+                for it in items if isinstance(items, list) else []:
+                    if isinstance(it, list) and len(it) == 4 and isinstance(it[2], list) \
+                            and all(isinstance(d, int) and d >= 0 for d in it[2]):
+                        total += math.prod(it[2])
+    return total, parts
+
+
 def read_tree(path: str | os.PathLike) -> list[TreeRun]:
     """The runs a bundle keeps (ancestors first), [] for a bundle saved without them;
     BundleError for damaged ones."""
@@ -153,7 +175,9 @@ def read_tree(path: str | os.PathLike) -> list[TreeRun]:
                 index = json.loads(zf.read(INDEX).decode("utf-8"))
             except (ValueError, RecursionError):
                 raise BundleError(f"{src}: {INDEX} is not valid JSON") from None
-            arrays = read_npz(zf.read(ARRAYS), ARRAYS, MAX_WEIGHTS_BYTES, BundleError)
+            values, parts = _declared(index)
+            limit = min(MAX_WEIGHTS_BYTES, 8 * values + 512 * parts + 2048)
+            arrays = read_npz(zf.read(ARRAYS), ARRAYS, limit, BundleError)
     except FileNotFoundError:
         raise BundleError(f"no such bundle: {src}") from None
     except (*ZIP_ERRORS, ValueError, OSError) as exc:

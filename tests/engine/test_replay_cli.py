@@ -118,3 +118,19 @@ def test_netbuilder_train_bundles_replay_from_the_command_line(tmp_path):
     assert code == 0, err
     code, out, err = run_cli(["replay", str(tmp_path / "more" / "m.nbmodel")])
     assert code == 0, out + err
+
+
+def test_runs_npz_claiming_more_than_its_index_is_refused(tree_bundle, tmp_path):
+    path, _, _ = tree_bundle
+    bad = tmp_path / "bomb.nbmodel"
+    bad.write_bytes(path.read_bytes())
+
+    def shrink(index):
+        for run in index["runs"]:
+            run["checkpoints"] = {}
+            run["start"] = None
+            run["final"]["w"] = run["final"]["w"][:1]
+            run["final"]["o"] = []
+    rewrite(bad, shrink)
+    with pytest.raises(BundleError, match="more than"):
+        read_tree(bad)
