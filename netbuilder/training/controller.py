@@ -137,7 +137,10 @@ class RunController(RunFiles, RunBranching, QObject):
         """Start a run of the open model (paused: wait for Step; ``branch``: from that run's
         checkpoint after that epoch). False, with a message, when the model, the settings
         or the data are not ready."""
-        if self.session.running or self.replaying is not None:
+        if self.session.running:
+            return False
+        if self.replaying is not None:  # replay sets the engine's thread count: one at a time
+            self.w.show_status("A replay is going on: start when it has finished", True)
             return False
         refuse = self.presenter.show_refusal
         an = self.doc.analysis
