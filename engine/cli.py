@@ -237,6 +237,7 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     trainer = Trainer(net, ds, settings, callbacks=[progress],
                       tune_threads=not isinstance(args.threads, int))
     recorder = cli_runs.make_recorder(trainer, net) if args.record else None
+    tape = cli_runs.make_tape(trainer, net, record, bundle is not None or bool(args.init_from))
     sp = trainer.splits
     sizes = sp.sizes()
     print(f"model: {graph.name} ({net.param_count():,} parameters, {net.macs():,} "
@@ -299,13 +300,15 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     stem = _model_stem(args.model)
     folder = Path(args.out) if args.out else Path("runs") / stem
     path = folder / f"{stem}{EXTENSION}"
-    save_bundle(path, net, history=trainer.history.to_json(),
+    dataset = {"name": ds.name, "spec": spec if isinstance(spec, str | dict) else str(spec),
+               "task": ds.task, "class_names": ds.class_names,
+               "sample_shape": list(ds.sample_shape), "sizes": sizes}
+    history = trainer.history.to_json()
+    extra = cli_runs.tape_members(tape, record, net, history, dataset, result.status)
+    save_bundle(path, net, history=history,
                 preprocess=sp.normalizer.to_json() if sp.normalizer else None,
-                dataset={"name": ds.name, "spec": spec if isinstance(spec, str | dict) else
-                         str(spec), "task": ds.task, "class_names": ds.class_names,
-                         "sample_shape": list(ds.sample_shape), "sizes": sizes},
-                training=settings.to_dict(), metrics=metrics, run=record.to_dict(),
-                extra=recorder.members() if recorder else None,
+                dataset=dataset, training=settings.to_dict(), metrics=metrics,
+                run=record.to_dict(), extra={**extra, **(recorder.members() if recorder else {})},
                 **({"recorder": recorder.describe()} if recorder else {}))
     print(f"saved {path}", file=out)
     return 130 if result.status == "stopped" else 0
@@ -437,7 +440,7 @@ def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 # ----- entry --------------------------------------------------------------------------------
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, TextIO], int]] = {
     "train": cmd_train, "info": cmd_info, "gradcheck": cmd_gradcheck, "export": cmd_export,
-    "datasets": cli_data.cmd_datasets, "new": cli_zoo.cmd_new}
+    "datasets": cli_data.cmd_datasets, "new": cli_zoo.cmd_new, "replay": cli_runs.cmd_replay}
 
 
 def command_names() -> list[str]:
@@ -512,6 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the initial weights when MODEL is an untrained model file")
     cli_data.add_parser(sub)
     cli_zoo.add_parser(sub)
+    cli_runs.add_replay_parser(sub)
     return p
 
 

@@ -1,21 +1,25 @@
 """The run-lineage side of ``netbuilder train`` and ``netbuilder info``: ``--freeze``,
-``--init-from`` (fine-tuning through ``engine.carry``) and the run record a bundle keeps
-(``engine.lineage``)."""
+``--init-from`` (fine-tuning through ``engine.carry``), the run record a bundle keeps
+(``engine.lineage``), the replay log and run tree it keeps (``engine.replay``,
+``engine.run_tree``), and ``netbuilder replay BUNDLE [--run ID]``."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
 from .bundle import Bundle, load_bundle
 from .carry import carry_over
-from .errors import ParamError
+from .errors import BundleError, ParamError
 from .graph import Graph
 from .lineage import RunRecord, child_record, new_run_id, run_of
 from .network import Network
 from .recorder import FlightRecorder
+from .replay import Checkpoint, ReplayError, RunTape, compare, replay
+from .run_tree import TreeRun, find_run, read_tree, tree_members
 from .text import plural
 from .training import EpochEvent, Trainer, batch_arrays
 
@@ -75,6 +79,20 @@ def print_lineage(bundle: Bundle, out: TextIO) -> None:
         print(f"graph against its parent: {run.diff.summary()}", file=out)
     if run.frozen:
         print(f"frozen: {', '.join(run.frozen)}", file=out)
+    if bundle.path is None:
+        return
+    try:
+        tree = read_tree(bundle.path)
+    except BundleError as exc:
+        print(f"replay: the run tree cannot be read ({exc.message})", file=out)
+        return
+    own = next((t for t in tree if t.run_id == run.run_id), None)
+    if own is not None and own.replay is not None:
+        log = own.replay
+        print(f"replay: recorded ({plural(log.steps, 'step')} on "
+              f"{plural(log.threads, 'thread')}, {plural(len(own.checkpoints), 'checkpoint')}"
+              + (f", {plural(len(tree) - 1, 'ancestor')} kept" if len(tree) > 1 else "")
+              + f"); check it with: netbuilder replay {bundle.path}", file=out)
 
 
 def print_recording(bundle: Bundle, out: TextIO) -> None:
@@ -103,3 +121,62 @@ def make_recorder(trainer: Trainer, net: Network) -> FlightRecorder:
 
     trainer.callbacks.append(on_event)
     return rec
+
+
+# ----- replay -------------------------------------------------------------------------------
+def make_tape(trainer: Trainer, net: Network, record: RunRecord, from_weights: bool
+              ) -> RunTape:
+    """The replay tape of a ``netbuilder train`` run; ``from_weights``: the run starts from a
+    bundle's weights (continued or fine-tuned), which the tape keeps as its start."""
+    start = Checkpoint.of(trainer) if from_weights else None
+    ref = {"run_id": record.parent.get("run_id")} if record.parent else {}
+    return RunTape(trainer, net.graph, start=start, start_ref=ref)
+
+
+def tape_members(tape: RunTape, record: RunRecord, net: Network, history: dict[str, Any],
+                 dataset: dict[str, Any], status: str) -> dict[str, bytes]:
+    """The bundle members of a ``netbuilder train`` run's tree (the run alone)."""
+    parent = record.parent
+    run = TreeRun(record.run_id, record.run_id, net.graph.to_dict(), dict(tape.log.settings),
+                  {"run_id": parent.get("run_id"), "epoch": parent.get("epoch"),
+                   "step": None} if parent else None, dataset, status, "", history,
+                  record.diff.to_dict() if record.diff is not None else None, tape.log,
+                  Checkpoint(record.epoch or 0, tape.log.steps, net.state_dict()),
+                  dict(tape.checkpoints), tape.start)
+    return tree_members([run])
+
+
+def add_replay_parser(sub: Any) -> None:
+    """The ``replay`` subcommand on ``netbuilder``'s subparsers."""
+    r = sub.add_parser("replay", help="train a bundle's run again and check that the weights "
+                       "come out bit for bit the same (exit 0: they match, 1: they do not)")
+    r.add_argument("model", metavar="BUNDLE", help="a .nbmodel saved by the app or by "
+                   "netbuilder train")
+    r.add_argument("--run", metavar="ID", help="which of the bundle's runs (default: the "
+                   "bundle's own; a unique start of the id will do)")
+
+
+def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Replay one run of a bundle headless; 0 when the weights match, 1 when not (naming
+    the first tensor that differs)."""
+    run = find_run(read_tree(args.model), args.run)
+    if run.replay is None or run.final is None:
+        raise BundleError(f"run {run.run_id} has no replay log (it was not recorded for replay)")
+    log = run.replay
+    edits = f", {plural(len(log.edits), 'graph edit')}" if log.edits else ""
+    branch = f", from epoch {log.start.get('epoch')} of its parent" if log.start else ""
+    print(f"replaying run {run.run_id}: {plural(log.steps, 'step')} on "
+          f"{plural(log.threads, 'thread')}, seed {log.seed}{edits}{branch}", file=out)
+    out.flush()
+    try:
+        net, _ = replay(log, start=run.start, base_dir=Path(args.model).resolve().parent)
+    except ReplayError as exc:
+        print(f"mismatch: {exc.message}", file=out)
+        return 1
+    miss = compare(run.final.weights, net.state_dict())
+    if miss is None:
+        print(f"match: all {plural(len(run.final.weights), 'tensor')} are bit for bit the "
+              "same", file=out)
+        return 0
+    print(f"mismatch: the first tensor that differs is {miss.text()}", file=out)
+    return 1

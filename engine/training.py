@@ -317,6 +317,12 @@ class Trainer:
         self._pending_lr = float(lr)
 
     @property
+    def epoch_order(self) -> np.ndarray | None:
+        """The training samples' order in the current epoch (indices into the training part),
+        or None between epochs; read it from a BatchEvent callback (``engine.replay``)."""
+        return self._order
+
+    @property
     def lr(self) -> float:
         return self.settings.schedule.lr(self.base_lr, self.epoch, self.step, self.total_steps)
 

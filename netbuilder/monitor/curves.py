@@ -152,7 +152,8 @@ class CurvesView(MonitorPanel):
     def _keep_ranges(self, run: RunRecord, sm: np.ndarray) -> None:
         """Ranges that grow in steps of 1, 2, 2.5, 5 × 10^k: the axes redraw rarely."""
         runs = [run, *self.overlays]
-        last = max([int(r.steps.values[-1]) for r in runs if len(r.steps)] + [1])
+        last = max([int(r.steps.values[-1]) + r.step_offset for r in runs if len(r.steps)]
+                   + [1])
         x1 = nice_ceil(1.02 * last)
         if self.log_box.isChecked():
             self.loss_plot.enableAutoRange()
@@ -161,7 +162,7 @@ class CurvesView(MonitorPanel):
             tops += [e.val_loss for r in runs for e in r.epochs
                      if e.val_loss is not None and math.isfinite(e.val_loss)]
             self.ranges["loss"].set(0, x1, 0, nice_ceil(1.1 * max(tops)))
-        epochs = max(len(r.epochs) for r in runs)
+        epochs = max(len(r.epochs) + r.epoch_offset for r in runs)
         self.ranges["acc"].set(0.5, nice_ceil(max(epochs, 1)) + 0.5, 0, 1.02)
         lrs = run.lrs.values
         top = float(np.nanmax(lrs)) if len(lrs) and np.isfinite(lrs).any() else 1.0
@@ -189,7 +190,7 @@ class CurvesView(MonitorPanel):
             return
         self.show_placeholder(None, self.glw)
         self.show_accuracy(has_accuracy(run))
-        x = run.steps.values
+        x = run.steps.values + run.step_offset  # a branch continues its parent's steps
         y = run.losses.values
         fin = np.isfinite(y)
         if self.log_box.isChecked():
@@ -200,12 +201,12 @@ class CurvesView(MonitorPanel):
         self.smooth_curve.setData(x[ok], sm[ok])
         self.lr_curve.setData(x, run.lrs.values)
         ep = run.epochs
-        es = np.array([e.step for e in ep], float)
+        es = np.array([e.step + run.step_offset for e in ep], float)
         tl = np.array([_nan(e.train_loss) for e in ep])
         vl = np.array([_nan(e.val_loss) for e in ep])
         self.train_curve.setData(es[np.isfinite(tl)], tl[np.isfinite(tl)])
         self.val_curve.setData(es[np.isfinite(vl)], vl[np.isfinite(vl)])
-        en = np.array([e.epoch for e in ep], float)
+        en = np.array([e.epoch + run.epoch_offset for e in ep], float)
         ta = np.array([_nan(e.train_accuracy) for e in ep])
         va = np.array([_nan(e.val_accuracy) for e in ep])
         self.acc_train.setData(en[np.isfinite(ta)], ta[np.isfinite(ta)])
@@ -257,15 +258,17 @@ class CurvesView(MonitorPanel):
             pen = pg.mkPen(color, width=1.5, style=Qt.PenStyle.DashLine)
             if len(r.steps):
                 sm = self._smoothed(r)
-                it = pg.PlotDataItem(r.steps.values, sm, pen=pen)
+                xs = r.steps.values + r.step_offset
+                it = pg.PlotDataItem(xs, sm, pen=pen)
                 it.setZValue(-5)
                 self.loss_plot.addItem(it)
                 self._overlay_items.append((self.loss_plot, it))
-                lr = pg.PlotDataItem(r.steps.values, r.lrs.values, pen=pen)
+                lr = pg.PlotDataItem(xs, r.lrs.values, pen=pen)
                 lr.setZValue(-5)
                 self.lr_plot.addItem(lr)
                 self._overlay_items.append((self.lr_plot, lr))
-            va = [(e.epoch, e.val_accuracy if e.val_accuracy is not None else e.train_accuracy)
+            va = [(e.epoch + r.epoch_offset,
+                   e.val_accuracy if e.val_accuracy is not None else e.train_accuracy)
                   for e in r.epochs]
             va = [(a, b) for a, b in va if b is not None]
             if va:

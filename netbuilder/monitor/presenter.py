@@ -450,7 +450,7 @@ class MonitorPresenter(TimelineDrawing, FrameDrawing, QObject):
         if not self.views_ready:
             return
         key = self.shown.model_key if self.shown is not None else None
-        self.curves.set_overlays(self.store.overlaid(key))
+        self.curves.set_overlays(self.store.overlaid(key, self.shown))
 
     def redraw(self) -> None:
         """Draw the shown run's curves and gradient norms again, whole."""

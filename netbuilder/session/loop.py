@@ -24,6 +24,7 @@ import engine
 from engine.data import Dataset, load_dataset
 from engine.errors import NetBuilderError, TrainingError
 from engine.profile import Profile, StepTimer
+from engine.replay import RunTape
 from engine.threads import max_threads
 from engine.training import BatchEvent, EpochEvent, Trainer
 
@@ -85,6 +86,7 @@ class RunLoop:
         self.timer: StepTimer | None = None  # live profiling, armed every few steps
         self._profile: Profile | None = None  # the latest, for the next snapshot
         self.flight: MonitorRecorder | None = None  # the run's flight recording
+        self.tape: RunTape | None = None  # the replay log and checkpoints (engine.replay)
 
     # ----- control (session thread) -------------------------------------------------------
     @property
@@ -160,9 +162,12 @@ class RunLoop:
         tr, net = self.trainer, self.net
         result = tr.result if tr is not None else None
         trained = net is not None and tr is not None and tr.step > 0
+        tape = self.tape
         return RunOutcome(status, message, result, node, details,
                           net.state_dict() if trained else None,
-                          tr.history.to_json() if tr is not None else None)
+                          tr.history.to_json() if tr is not None else None,
+                          tape.log if tape is not None and trained else None,
+                          dict(tape.checkpoints) if tape is not None else {})
 
     def _run(self) -> RunOutcome:
         job = self.job
@@ -177,6 +182,9 @@ class RunLoop:
         auto = not isinstance(job.threads, int)
         engine.set_num_threads(max_threads() if auto else min(max(1, job.threads), max_threads()))
         trainer = Trainer(net, ds, settings, callbacks=[self._on_event], tune_threads=auto)
+        if job.start is not None:  # a branch: its parent's checkpoint, carried onto this graph
+            job.start.restore(net, trainer.opt)
+        self.tape = RunTape(trainer, job.graph, start=job.start, start_ref=job.start_ref)
         trainer.idle_callbacks.append(self._on_idle)
         self.head = Head.of(net)
         self.probe = self._probe_data(trainer, ds)
@@ -352,6 +360,8 @@ class RunLoop:
                 doc, lambda f: self.post("phase", (compile_text(f), f.done, f.total)),
                 lambda: self._stop_early)
             report = tr.replace_network(new)
+            if self.tape is not None:  # a replay applies it before the same batch
+                self.tape.log_edit(graph)
         except engine.WarmupCancelledError:
             return
         except NetBuilderError as exc:

@@ -15,6 +15,7 @@ from engine.carry import CarryReport
 from engine.data import Dataset
 from engine.kernel_progress import fmt_left
 from engine.profile import Profile
+from engine.replay import Checkpoint, ReplayLog
 from engine.training import BatchEvent, EpochEvent, RunResult
 
 from . import probes
@@ -34,6 +35,8 @@ class TrainingJob:
     start_paused: bool = False
     threads: int | str = "auto"  # CPU threads: a count, or "auto" (engine.threads.ThreadTuner)
     record_budget: int | None = None  # bytes for the flight recording; None: no recording
+    start: Checkpoint | None = None  # a branch: the weights and optimizer state it starts from
+    start_ref: dict[str, Any] | None = None  # {"run_id", "epoch", "step"} of that checkpoint
 
 
 @dataclass
@@ -119,6 +122,8 @@ class RunOutcome:
     details: str = ""
     weights: dict[str, np.ndarray] | None = None
     history: dict[str, Any] | None = None
+    replay: ReplayLog | None = None  # what a replay needs (engine.replay)
+    checkpoints: dict[int, Checkpoint] = field(default_factory=dict)  # per epoch, thinned
 
 
 def compile_text(f: CompileFigures) -> str:

@@ -18,8 +18,10 @@ import numpy as np
 import engine
 from engine.bundle import load_bundle, save_bundle
 from engine.errors import NetBuilderError
+from engine.lineage import graph_diff, new_run_id
 from engine.optim import make_optimizer
 from engine.recorder import Recording, read_recording
+from engine.replay import Checkpoint, ReplayLog
 from engine.text import plural
 from engine.train_settings import TrainSettings
 
@@ -100,6 +102,47 @@ class RunRecord:
     edits: list[Any] = field(default_factory=list)  # EditOutcomes: graphs edited while paused
     recording: Recording | None = None  # per-epoch snapshots of the monitor (the timeline)
     recording_error: str = ""  # why it has no (or an incomplete) recording
+    # its place in the tree of runs and what replays it (engine.replay, session.lineage)
+    run_id: str = field(default_factory=new_run_id)
+    parent_run: RunRecord | None = None  # the run it branched from (None: a root)
+    parent_id: str | None = None  # that run's id (kept when the parent is not loaded)
+    parent_epoch: int | None = None  # the parent's checkpoint it started from
+    parent_step: int = 0  # the parent's step count there: its curves continue from it
+    replay: ReplayLog | None = None
+    checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
+    start: Checkpoint | None = None
+    replay_result: str = ""  # what the last replay found, in words
+
+    @property
+    def step_offset(self) -> int:
+        """Steps its parents trained before it branched (0 for a root): where its curves
+        start when drawn with theirs."""
+        return sum(r.parent_step for r in [self, *self.lineage()])
+
+    @property
+    def epoch_offset(self) -> int:
+        """Epochs its parents trained before it branched (0 for a root)."""
+        return sum(r.parent_epoch or 0 for r in [self, *self.lineage()])
+
+    def lineage(self) -> list[RunRecord]:
+        """Its ancestors, the root first."""
+        out: list[RunRecord] = []
+        r = self.parent_run
+        while r is not None and r not in out:
+            out.insert(0, r)
+            r = r.parent_run
+        return out
+
+    def diff_text(self) -> str:
+        """``"from Run 1 at epoch 1: changed f5: units 84→120"`` for a branch, else ""."""
+        parent = self.parent_run
+        if self.parent_epoch is None and parent is None:
+            return ""
+        name = parent.name if parent is not None else f"run {self.parent_id or '?'}"
+        where = f"from {name} at epoch {self.parent_epoch}"
+        if parent is None:
+            return where
+        return f"{where}: {graph_diff(parent.graph, self.graph).summary()}"
 
     @property
     def unsaved(self) -> bool:
@@ -137,6 +180,10 @@ class RunRecord:
         parts.append(plural(s.get("epochs", defaults.epochs), "epoch"))
         if s.get("seed"):
             parts.append(f"seed {s['seed']}")
+        ds = s.get("dataset")
+        name = ds.get("name") or ds.get("path") if isinstance(ds, dict) else ds
+        if name:
+            parts.append(f"on {name}")
         return ", ".join(parts)
 
     def last_metrics(self) -> dict[str, float | None]:
@@ -179,6 +226,8 @@ class RunRecord:
         """Write the model with this run's weights and curves as a ``.nbmodel`` bundle."""
         if self.weights is None:
             raise engine.BundleError(f"{self.name} has no trained weights to save")
+        from .lineage import lineage_manifest, tree_of
+
         graph = self.graph.copy()
         graph.training = dict(self.settings)
         meta: dict[str, Any] = {}
@@ -186,12 +235,14 @@ class RunRecord:
         rec = self.recording
         if rec is not None and rec.epochs:
             meta["recorder"] = rec.describe()
-        return save_bundle(path, graph, self.weights, self.history_json(),
-                           extra=rec.members() if "recorder" in meta else None, **meta,
-                           preprocess=self.normalizer, dataset=self.dataset,
+        members = dict(tree_of(self))
+        if rec is not None and "recorder" in meta:
+            members.update(rec.members())
+        return save_bundle(path, graph, self.weights, self.history_json(), extra=members,
+                           **meta, preprocess=self.normalizer, dataset=self.dataset,
                            training=self.settings, metrics={"status": self.status, **m},
                            run={"status": self.status, "message": self.message,
-                                "steps": len(self.steps)})
+                                "steps": len(self.steps), **lineage_manifest(self)})
 
     def write_csv(self, path: str | Path, per: str = "batch") -> Path:
         """The curves as CSV: one row per batch (``per="batch"``) or per epoch."""
@@ -222,8 +273,12 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def run_from_bundle(path: str | Path, number: int) -> RunRecord:
-    """A finished run read back from a bundle (its curves, settings and weights)."""
+def run_from_bundle(path: str | Path, number: int, store: RunsStore | None = None
+                    ) -> RunRecord:
+    """A finished run read back from a bundle (its curves, settings and weights, its replay
+    log and checkpoints); the ancestors the bundle keeps join ``store`` first, linked."""
+    from .lineage import attach_tree
+
     b = load_bundle(path)
     man = b.manifest
     settings = man.get("training") if isinstance(man.get("training"), dict) else \
@@ -237,7 +292,14 @@ def run_from_bundle(path: str | Path, number: int) -> RunRecord:
         run.recording = read_recording(path)
     except engine.BundleError as exc:  # the weights and curves are still worth showing
         run.recording_error = exc.message
-    h = b.history or {}
+    fill_curves(run, b.history or {})
+    rid = _as_dict(man.get("run")).get("run_id")
+    attach_tree(run, path, store, rid if isinstance(rid, str) else None)
+    return run
+
+
+def fill_curves(run: RunRecord, h: dict[str, Any]) -> None:
+    """Put a bundle's history (``RunRecord.history_json``'s layout) into ``run``."""
     run.history = {k: v for k, v in h.items() if not k.startswith("batch_") and k != "epoch_step"}
     bs = _floats(h.get("batch_step"))
     if bs is not None:
@@ -259,7 +321,6 @@ def run_from_bundle(path: str | Path, number: int) -> RunRecord:
                                    at("val_loss"), at("val_accuracy"), at("lr") or 0.0,
                                    at("time") or 0.0))
     run.total_steps = len(run.steps)
-    return run
 
 
 def _floats(v: Any) -> np.ndarray | None:
@@ -308,12 +369,23 @@ class RunsStore:
             self.overlay.discard(number)
         self.overlay_changed.emit()
 
+    def by_run_id(self, run_id: str | None) -> RunRecord | None:
+        return next((r for r in self.runs if r.run_id == run_id), None) if run_id else None
+
     def by_number(self, number: int) -> RunRecord | None:
         return next((r for r in self.runs if r.number == number), None)
 
     def latest(self) -> RunRecord | None:
         return self.runs[-1] if self.runs else None
 
-    def overlaid(self, key: str | None = None) -> list[RunRecord]:
-        return [r for r in self.runs if r.number in self.overlay
-                and (key is None or r.model_key == key)]
+    def overlaid(self, key: str | None = None, shown: RunRecord | None = None
+                 ) -> list[RunRecord]:
+        """The ticked runs of the model ``key`` (any model when None), and every ticked run
+        of the tree of ``shown`` (a branch may have another graph), then ``shown``'s
+        ancestors: its curves continue theirs."""
+        family = set() if shown is None else {id(r) for r in [shown, *shown.lineage()]}
+        out = [r for r in self.runs if r.number in self.overlay
+               and (key is None or r.model_key == key or id(r) in family)]
+        if shown is not None:
+            out += [r for r in shown.lineage() if r in self.runs and r not in out]
+        return out

@@ -23,6 +23,7 @@ from typing import Any
 import engine
 from engine.data import Dataset
 from engine.recorder import DEFAULT_BUDGET, Recording
+from engine.replay import Checkpoint
 
 from .events import Event
 from .loop import RunLoop
@@ -92,25 +93,34 @@ class RunSession:
     def start(self, graph: engine.Graph, settings: dict[str, Any], dataset: Dataset | None = None,
               base_dir: Path | None = None, paused: bool = False,
               threads: int | str = "auto",
-              record_budget: int | None = DEFAULT_BUDGET) -> RunRecord:
+              record_budget: int | None = DEFAULT_BUDGET, start: Checkpoint | None = None,
+              parent: RunRecord | None = None) -> RunRecord:
         """Start a run of ``graph`` (copied) with its ``training`` section ``settings``; the
         data is ``dataset`` or loaded by the loop from ``settings['dataset']``. ``paused``:
         train one batch, then wait. ``record_budget``: bytes for the run's flight recording
-        (``run.recording``), None for none. Returns the run's record (already in
-        ``store``)."""
+        (``run.recording``), None for none. ``start``/``parent``: a branch, starting from
+        that checkpoint (already fitted to ``graph``, ``engine.replay.branch_checkpoint``)
+        of ``parent``. Returns the run's record (already in ``store``)."""
         if self.loop is not None:
             raise RuntimeError("a run is already going on: stop it first")
         graph = graph.copy()
         settings = dict(settings)
         run = RunRecord(self.store.next_number(), graph.name or "model", model_key(graph),
                         graph, settings)
+        start_ref = None
+        if start is not None:
+            run.parent_run, run.parent_epoch, run.parent_step = parent, start.epoch, start.step
+            start_ref = {"run_id": parent.run_id if parent else None, "epoch": start.epoch,
+                         "step": start.step}
+        run.start = start
         self.active = run
         self.last_outcome = None
         self.final_net = self.final_probe = None
         self.info = None
         self.detached = False
         job = TrainingJob(graph, settings, dataset, base_dir, start_paused=paused,
-                          threads=threads, record_budget=record_budget)
+                          threads=threads, record_budget=record_budget, start=start,
+                          start_ref=start_ref)
         loop = RunLoop(job, self._request)
         self.loop = loop
         self.store.add(run)
@@ -292,6 +302,8 @@ class RunSession:
         run.error_node = out.error_node
         run.weights = out.weights
         run.history = out.history
+        run.replay = out.replay
+        run.checkpoints = out.checkpoints
         self.loop = None
         self.runner = None
         self.active = None

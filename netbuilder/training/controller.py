@@ -17,12 +17,14 @@ from engine.errors import NetBuilderError
 from ..document import Change
 from ..monitor.presenter import LOCK_MESSAGE, MonitorPresenter, panel_state
 from ..panels.data_panel import spec_text
+from ..session.lineage import branch_start
 from ..session.loop import RunLoop
 from ..session.messages import RunOutcome
 from ..session.runner import Deliver
 from ..session.runs import RunRecord
 from ..session.session import RunSession
 from ..session.state import RunState
+from .branching import ReplayWorker, RunBranching
 from .files import RunFiles
 from .worker import TrainingWorker
 
@@ -38,7 +40,7 @@ VIEWS = ("panel", "data", "runs_panel", "docks", "prep", "menu", "act_start", "a
          "filters", "grads", "confusion", "gallery", "fit", "pairs")
 
 
-class RunController(RunFiles, QObject):
+class RunController(RunFiles, RunBranching, QObject):
     """Training for one MainWindow: a RunSession, its presenter, the worker threads."""
 
     def __init__(self, window: MainWindow) -> None:
@@ -48,6 +50,7 @@ class RunController(RunFiles, QObject):
         self.session = RunSession(spawn=self._spawn)
         self.store = self.session.store
         self._workers: list[TrainingWorker] = []  # threads not yet finished
+        self.replaying: ReplayWorker | None = None  # a replay going on (Runs panel)
         self.session.ended.connect(self._on_ended)  # before the presenter: recovery first
         self.presenter = MonitorPresenter(window, self.session, self)
         self.choose_bundle_path = self.presenter.choose_bundle_path
@@ -64,6 +67,8 @@ class RunController(RunFiles, QObject):
         rp.save_requested.connect(lambda r: self.save_bundle(r))
         rp.csv_requested.connect(lambda r: self.export_csv(r))
         rp.reuse_requested.connect(self.reuse_settings)
+        rp.branch_requested.connect(self.branch)
+        rp.replay_requested.connect(self.replay)
         self.store.removed.connect(lambda run: window.recovery.drop_run(run.number))
         window.document_replaced.connect(self._on_replaced)
         window.file_opened.connect(self._on_file_opened)
@@ -128,10 +133,15 @@ class RunController(RunFiles, QObject):
         self.presenter.model_replaced()
 
     # ----- commands ------------------------------------------------------------------------
-    def start(self, paused: bool = False) -> bool:
-        """Start a run of the open model (paused: wait for Step). False, with a message,
-        when the model, the settings or the data are not ready."""
+    def start(self, paused: bool = False, branch: tuple[RunRecord, int] | None = None
+              ) -> bool:
+        """Start a run of the open model (paused: wait for Step; ``branch``: from that run's
+        checkpoint after that epoch). False, with a message, when the model, the settings
+        or the data are not ready."""
         if self.session.running:
+            return False
+        if self.replaying is not None:  # replay sets the engine's thread count: one at a time
+            self.w.show_status("A replay is going on: start when it has finished", True)
             return False
         refuse = self.presenter.show_refusal
         an = self.doc.analysis
@@ -160,11 +170,23 @@ class RunController(RunFiles, QObject):
                 refuse(f"The data does not fit the model: {p.message}", p.node_id, front="data")
                 return False
             ds = dp.dataset
+        start = parent = None
+        if branch is not None:
+            parent = branch[0]
+            try:
+                start, report = branch_start(parent, branch[1], self.doc.graph, section)
+            except NetBuilderError as exc:
+                refuse(f"Cannot branch from {parent.name}: {exc.message}")
+                return False
+            lost = report.reinitialised + report.added
+            self.w.show_status(f"Branching from {parent.name} at epoch {branch[1]}"
+                               + (f"; starting fresh: {', '.join(lost)}" if lost else ""))
         self.presenter.ensure_views()
         self.session.request = self.presenter.request()
         self.session.start(self.doc.graph, section, ds, dp.base_dir, paused=paused,
                            threads=self.presenter.panel.threads_choice(),
-                           record_budget=self.presenter.panel.record_budget())
+                           record_budget=self.presenter.panel.record_budget(), start=start,
+                           parent=parent)
         return True
 
     def _spawn(self, loop: RunLoop, deliver: Deliver) -> TrainingWorker:
@@ -261,6 +283,8 @@ class RunController(RunFiles, QObject):
         workers = list(self._workers)
         for wk in workers:
             wk.stop()
+        if self.replaying is not None:  # a replay cannot be interrupted: wait for it
+            self.replaying.wait()
         self.presenter.shutdown()
         for wk in workers:
             if not wk.wait(timeout_ms):

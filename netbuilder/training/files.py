@@ -82,7 +82,7 @@ class RunFiles:
         restored = 0
         for path in paths:
             try:
-                run = run_from_bundle(path, self.store.next_number())
+                run = run_from_bundle(path, self.store.next_number(), self.store)
             except NetBuilderError as exc:
                 self.w.show_status(f"A trained run could not be restored: {exc.message}", True)
                 continue
@@ -122,7 +122,7 @@ class RunFiles:
         if not is_bundle_path(path):
             return
         try:
-            run = run_from_bundle(path, self.store.next_number())
+            run = run_from_bundle(path, self.store.next_number(), self.store)
         except NetBuilderError as exc:
             self.w.show_status(f"The curves of {Path(path).name} could not be read: "
                                f"{exc.message}", True)

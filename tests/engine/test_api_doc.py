@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import engine
-from engine import carry, cost, data, export, resources, testing, training
+from engine import carry, cost, data, export, replay, resources, testing, training
 from engine.optim import Optimizer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +40,12 @@ DOCUMENTED = [
     ("net.set_training(node_id, trainable=None, lr_mult=None)", engine.Network.set_training),
     ("engine.carry.carry_over(old, new, opt=None)", carry.carry_over),
     ("plan_carry(old, new)", carry.plan_carry),
+    ("replay(log, dataset=None, start=None, base_dir=None)", replay.replay),
+    ("compare(expected, got)", replay.compare),
+    ("branch_checkpoint(parent_graph, ck, child_graph, seed, same_optimizer=True)",
+     replay.branch_checkpoint),
+    ("edit(graph)", replay.RunTape.edit),
+    ("Trainer.replace_network(net)", training.Trainer.replace_network),
     ("engine.cost.training_cost(net)", cost.training_cost),
     ("engine.TrainSettings.from_dict(section=None, **overrides)", engine.TrainSettings.from_dict),
     ("engine.Trainer(net, data, settings=None, callbacks=None, optimizer=None, "
