@@ -272,6 +272,10 @@ class Trainer:
         self.tuner = ThreadTuner() if tune_threads else None
         self.base_lr = self.opt.lr
         self.augmenter = Augmenter.from_config(s.augment)
+        masks = [o for o in net.output_ids if net.layers[o].p["loss"] == "pixel_cross_entropy"]
+        if self.augmenter is not None and self.augmenter.active and masks:
+            raise ParamError(f"augmentation moves the images but not the per-pixel labels "
+                             f"Output '{masks[0]}' learns: turn augmentation off")
         n = len(self.splits.train)
         self.batch_size = n if s.batch_size == 0 else min(s.batch_size, n)
         self.batches_per_epoch = math.ceil(n / self.batch_size)

@@ -296,11 +296,15 @@ def dataset_problems(ds: Dataset, model: Any) -> list[DataError]:
                     "regression", oid))
                 continue
             if tuple(t.shape[1:]) != lead:
+                hint = (": it holds a label per pixel, which an Output learns with the "
+                        "pixel_cross_entropy loss on (C, H, W) class scores"
+                        if loss == "cross_entropy" and t.ndim == 3 else "")
                 problems.append(DataError(
                     f"Output '{oid}' needs one label per "
                     f"{'pixel' if loss == 'pixel_cross_entropy' else 'sample'}"
                     f"{'' if not lead else ' ' + fmt_shape(lead)}"
-                    f", but '{target}' is shaped {fmt_shape(t.shape[1:])} per sample", oid))
+                    f", but '{target}' is shaped {fmt_shape(t.shape[1:])} per sample{hint}",
+                    oid))
                 continue
             lo, hi = int(t.min()), int(t.max())
             if lo < 0 or hi >= k:
