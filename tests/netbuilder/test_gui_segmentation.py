@@ -95,3 +95,22 @@ def test_new_from_template_lists_the_modern_templates_and_opens_the_unet(make_wi
     assert w.scene.nodes["out"].info.error is None
     assert w.document.path is None and not w.isWindowModified()
     assert "U-Net" in w.status_message.text()
+
+
+def test_training_the_unet_shows_pixel_accuracy_and_mean_iou(make_window, qtbot):
+    from monitorkit import click, wait_idle
+    drv, tc = open_model(make_window, example("unet_shapes", epochs=2, limit=160,
+                                              batch_size=32))
+    click(qtbot, tc.panel.start_button)
+    wait_idle(qtbot, tc, timeout=600_000)
+    curves = tc.curves
+    _, iou = curves.iou_val.getData()
+    _, acc = curves.acc_val.getData()
+    assert len(iou) == 2 and len(acc) == 2
+    assert all(0.0 <= v <= 1.0 for v in iou) and iou[-1] < acc[-1]  # IoU is the harder score
+    assert curves.segmentation and "Pixel accuracy" in curves.acc_plot.titleLabel.text
+    assert "mean IoU" in curves.acc_plot.titleLabel.text
+    assert "val mIoU" in curves.info.text() and "val pixel acc" in curves.info.text()
+    assert "mean IoU" in drv.w.status_message.text()
+    header, rows = curves.csv_table()
+    assert header[-2:] == ["train_iou", "val_iou"] and rows[-1][-1] == iou[-1]
