@@ -36,6 +36,7 @@ import argparse  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
+import os  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
@@ -163,9 +164,10 @@ def describe(r: dict, accuracy: str = "") -> str:
     mins = r["epoch_s"] / 60
     text = (f"about {mins:.0f} min per epoch" if mins >= 2 else
             f"about {r['epoch_s']:.0f} s per epoch")
+    load = f", load average {r['load_average']:.0f}" if r.get("load_average") else ""
     text += (f" ({r['steps_per_epoch']} steps of {r['batch']}, median step "
              f"{r['step_median_s']:.2f} s over {r['steps_timed']}, measured on a 2-core CPU "
-             "shared with other work)")
+             f"shared with other work{load})")
     return text + (f"; {accuracy}" if accuracy else "; accuracy not measured yet")
 
 
@@ -182,7 +184,9 @@ def main() -> None:
     path = ROOT / "resources" / "zoo_measured.json"
     data = json.loads(path.read_text()) if path.exists() else {"templates": {}}
     for name in args.only:
+        load = os.getloadavg()[0]  # how busy the machine was: the times scale with it
         r = measure(name, args.steps)
+        r["load_average"] = round(load, 1)
         print(f"{name:20s} batch {r['batch']:4d}  step median {r['step_median_s']:.3f} s "
               f"(min {r['step_min_s']:.3f}, max {r['step_max_s']:.3f})  "
               f"epoch ≈ {r['epoch_s']:.0f} s ({r['steps_per_epoch']} steps)", flush=True)
