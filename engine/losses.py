@@ -64,10 +64,10 @@ def _pixel_cross_entropy(pred: np.ndarray, target: np.ndarray, where: str
                         f"per sample, got {pred.shape[1:]}")
     k = pred.shape[1]
     lead = (pred.shape[0], *pred.shape[2:])
-    lab = _labels(target, k, lead, where) if np.asarray(target).shape == lead else None
-    if lab is None:
+    if np.shape(target) != lead:
         raise DataError(f"{where}: pixel cross-entropy needs a label per pixel shaped "
-                        f"{lead}, got {np.asarray(target).shape}")
+                        f"{lead}, got {np.shape(target)}")
+    lab = _labels(target, k, lead, where)
     last = np.moveaxis(pred, 1, -1)  # (N, H, W, C)
     logits2 = np.ascontiguousarray(last.reshape(-1, k))
     grad2 = np.empty_like(logits2)

@@ -2,9 +2,13 @@
 application, ``netbuilder new NAME`` on the command line).
 
 Each template is built here as a model file (``Template.graph()``), with the training
-settings it was measured with. What was measured (epoch time on this class of machine,
-accuracy where the data could be had) lives in ``resources/zoo_measured.json``, written by
-``benchmarks/zoo_epochs.py``; ``Template.expected()`` reads it, so no number is typed twice.
+settings it was measured with; MobileNet-small, the U-Net and the transformer are the shipped
+examples themselves (``resources/examples``), read afresh. What was measured (epoch time on
+this class of machine, accuracy where the data could be had) lives in
+``resources/zoo_measured.json``, written by ``benchmarks/bench_zoo.py``;
+``Template.expected()`` reads it, so no number is typed twice.
+
+There is no variational autoencoder: no layer samples (z = μ + σ·ε) or adds a KL term.
 """
 
 from __future__ import annotations
