@@ -4,10 +4,12 @@
 
 For each template (``engine.zoo``): compile it, then time ``--steps`` training steps (forward
 + loss + backward + the template's optimizer update, float32) at the template's batch size
-on random data of its dataset's shape, after two warm-up steps. The epoch time is the median
-step time × the steps of one epoch of the real dataset's training part (MNIST 54,000 and
-CIFAR-10 45,000 samples after the template's 10 % validation split). Data loading and
-augmentation are not in it. Prints the median and the spread (min-max) per step.
+on random data of its dataset's shape (MNIST, CIFAR-10: downloads are not assumed) or on the
+first batch of its generated built-in dataset (shapes, seg_shapes, sort_tokens), after two
+warm-up steps. The epoch time is the median step time × the steps of one epoch of the real
+dataset's training part (MNIST 54,000 and CIFAR-10 45,000 samples after the template's 10 %
+validation split; a built-in dataset's size less its validation and test splits). Data
+loading and augmentation are not in it. Prints the median and the spread (min-max) per step.
 
 ``--torch`` times, in the same run, the template's PyTorch export (``engine.export``: the
 same layers and initial weights) training on the same batch, one engine step and one
@@ -34,6 +36,7 @@ import argparse  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
+import os  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
@@ -48,6 +51,29 @@ from engine.zoo import TEMPLATES  # noqa: E402
 TRAIN_SAMPLES = {"mnist": 60_000, "cifar10": 50_000}
 
 
+def dataset_name(training: dict) -> str:
+    spec = training["dataset"]
+    return spec["name"] if isinstance(spec, dict) else str(spec).split(":", 1)[0]
+
+
+def batch_of(net: engine.Network, training: dict, batch: int
+             ) -> tuple[np.ndarray, np.ndarray, int]:
+    """(x, y, training samples per epoch): random data for the downloaded datasets, the
+    first batch of the real (prepared) data for a built-in one."""
+    name = dataset_name(training)
+    out = net.output_ids[0]
+    if name in TRAIN_SAMPLES:
+        rng = np.random.default_rng(0)
+        x = rng.random((batch, *net.shapes[net.input_ids[0]]), dtype=np.float32)
+        y = x if net.layers[out].p["target"] == "x" else \
+            rng.integers(0, net.shapes[out][-1], batch)
+        return x, y, int(TRAIN_SAMPLES[name] * (1 - float(training.get("val_split", 0.1))))
+    settings = engine.TrainSettings.from_dict(training)
+    splits = engine.training.prepare_data(engine.load_dataset(training["dataset"]), net, settings)
+    x, ys = engine.training.batch_arrays(net, splits.train.arrays, slice(0, batch))
+    return x, ys["y"], len(splits.train)
+
+
 def measure(name: str, steps: int) -> dict:
     t = TEMPLATES[name]
     g = t.graph()
@@ -55,12 +81,7 @@ def measure(name: str, steps: int) -> dict:
     batch = int(tr.get("batch_size", 32))
     net = engine.compile(g, seed=0)
     opt = engine.make_optimizer(tr.get("optimizer"))
-    rng = np.random.default_rng(0)
-    shape = net.shapes[net.input_ids[0]]
-    x = rng.random((batch, *shape), dtype=np.float32)
-    out = net.output_ids[0]
-    target = net.layers[out].p["target"]
-    y = x if target == "x" else rng.integers(0, net.shapes[out][-1], batch)
+    x, y, n_train = batch_of(net, tr, batch)
     for _ in range(2):
         net.train_step(x, y, opt)
     times = []
@@ -68,13 +89,12 @@ def measure(name: str, steps: int) -> dict:
         t0 = time.perf_counter()
         net.train_step(x, y, opt)
         times.append(time.perf_counter() - t0)
-    n_train = int(TRAIN_SAMPLES[tr["dataset"]] * (1 - float(tr.get("val_split", 0.1))))
     per_epoch = math.ceil(n_train / batch)
     med = statistics.median(times)
     return {"batch": batch, "steps_timed": steps, "step_median_s": round(med, 4),
             "step_min_s": round(min(times), 4), "step_max_s": round(max(times), 4),
             "steps_per_epoch": per_epoch, "epoch_s": round(med * per_epoch, 1),
-            "params": net.param_count(), "dataset": tr["dataset"]}
+            "params": net.param_count(), "dataset": dataset_name(tr)}
 
 
 def versus_torch(name: str, steps: int) -> str:
@@ -108,18 +128,20 @@ def versus_torch(name: str, steps: int) -> str:
                                momentum=o.get("momentum", 0.0), nesterov=o.get("nesterov", False))
     else:
         topt = torch.optim.Adam(model.parameters(), lr=o.get("lr", 0.001))
-    rng = np.random.default_rng(0)
-    shape = net.shapes[net.input_ids[0]]
-    x = rng.random((batch, *shape), dtype=np.float32)
+    x, y, _ = batch_of(net, tr, batch)
     out = net.output_ids[0]
     auto = net.layers[out].p["target"] == "x"
-    y = x if auto else rng.integers(0, net.shapes[out][-1], batch)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     loss_fn = torch.nn.MSELoss() if auto else torch.nn.CrossEntropyLoss()
+    per_step = net.layers[out].p["loss"] == "cross_entropy" and len(net.shapes[out]) == 2
+
+    def torch_loss(pred: torch.Tensor) -> torch.Tensor:
+        # the engine's (T, classes) cross-entropy is PyTorch's (N, classes, T)
+        return loss_fn(pred.transpose(1, 2) if per_step else pred, yt)
 
     def torch_step() -> None:
         topt.zero_grad(set_to_none=True)
-        loss_fn(model(xt), yt).backward()
+        torch_loss(model(xt)).backward()
         topt.step()
 
     ours, theirs = [], []
@@ -142,9 +164,10 @@ def describe(r: dict, accuracy: str = "") -> str:
     mins = r["epoch_s"] / 60
     text = (f"about {mins:.0f} min per epoch" if mins >= 2 else
             f"about {r['epoch_s']:.0f} s per epoch")
+    load = f", load average {r['load_average']:.0f}" if r.get("load_average") else ""
     text += (f" ({r['steps_per_epoch']} steps of {r['batch']}, median step "
              f"{r['step_median_s']:.2f} s over {r['steps_timed']}, measured on a 2-core CPU "
-             "shared with other work)")
+             f"shared with other work{load})")
     return text + (f"; {accuracy}" if accuracy else "; accuracy not measured yet")
 
 
@@ -161,7 +184,9 @@ def main() -> None:
     path = ROOT / "resources" / "zoo_measured.json"
     data = json.loads(path.read_text()) if path.exists() else {"templates": {}}
     for name in args.only:
+        load = os.getloadavg()[0]  # how busy the machine was: the times scale with it
         r = measure(name, args.steps)
+        r["load_average"] = round(load, 1)
         print(f"{name:20s} batch {r['batch']:4d}  step median {r['step_median_s']:.3f} s "
               f"(min {r['step_min_s']:.3f}, max {r['step_max_s']:.3f})  "
               f"epoch ≈ {r['epoch_s']:.0f} s ({r['steps_per_epoch']} steps)", flush=True)

@@ -117,6 +117,8 @@ class Progress:
                 parts.append(f"val_loss {ev.val_loss:.4f}")
             if ev.val_accuracy is not None:
                 parts.append(f"val_acc {_pct(ev.val_accuracy)}")
+            if ev.val_iou is not None:
+                parts.append(f"val_mIoU {ev.val_iou:.3f}")
             parts += [f"lr {ev.lr:.3g}", f"{ev.epoch_time:.1f}s",
                       f"{ev.samples_per_s:,.0f} samples/s"]
             if ev.epoch < ev.epochs:
@@ -136,6 +138,8 @@ def head_summary(h: dict[str, float]) -> str:
             parts.append(f"{label}loss {h[f'{prefix}loss']:.4f}")
         if f"{prefix}accuracy" in h:
             parts.append(f"{label}acc {_pct(h[f'{prefix}accuracy'])}")
+        if f"{prefix}iou" in h:
+            parts.append(f"{label}mIoU {h[f'{prefix}iou']:.3f}")
     return "  ".join(parts)
 
 
@@ -288,13 +292,18 @@ def _train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         metrics[f"{which}_loss"] = ev.loss
         acc = f"{which} accuracy {100 * ev.accuracy:.2f}%, " if ev.accuracy is not None else \
             f"{which} "
+        if ev.iou is not None:
+            acc = f"{which} mean IoU {ev.iou:.4f}, pixel {acc.removeprefix(which + ' ')}"
         print(f"{acc}loss {ev.loss:.4f} on {plural(ev.n, 'sample')}", file=out)
         if ev.accuracy is not None:
             metrics[f"{which}_accuracy"] = ev.accuracy
+        if ev.iou is not None:
+            metrics[f"{which}_iou"] = ev.iou
         if len(ev.heads) > 1:
             for oid, h in ev.heads.items():
                 kind = net.layers[oid].p["loss"]
                 acc = f"accuracy {100 * h['accuracy']:.2f}%, " if "accuracy" in h else ""
+                acc = (f"mean IoU {h['iou']:.4f}, " if "iou" in h else "") + acc
                 print(f"  head {oid}: {acc}{kind} loss {h['loss']:.4f}", file=out)
             metrics[f"{which}_heads"] = ev.heads
     stem = _model_stem(args.model)

@@ -149,6 +149,8 @@ def random_batch(net: Network, batch: int, rng: np.random.Generator
             continue
         if p["loss"] == "cross_entropy":
             ys[oid] = rng.integers(0, shape[-1], (batch, *shape[:-1]))
+        elif p["loss"] == "pixel_cross_entropy":
+            ys[oid] = rng.integers(0, shape[0], (batch, *shape[1:]))
         elif p["loss"] == "bce":
             ys[oid] = rng.integers(0, 2, (batch, *shape)).astype(np.float64)
         else:

@@ -1,6 +1,10 @@
 """Losses as means (PyTorch defaults) with their gradients, and per-output metrics.
 
 cross_entropy: logits (N, K) or (N, T, K) with integer labels (N,) / (N, T); mean over samples.
+pixel_cross_entropy: logits (N, C, H, W) (classes on the channel axis, as PyTorch's
+    ``F.cross_entropy`` on 4-D input) with integer labels (N, H, W); mean over pixels. Its
+    metrics: pixel ``accuracy`` and ``iou``, the mean over classes of intersection / union
+    (classes absent from both prediction and labels left out).
 bce: logits with 0/1 targets of the same shape (sigmoid fused in); mean over elements.
 mse: predictions and targets of the same shape; mean over all elements.
 """
@@ -12,7 +16,7 @@ import numpy as np
 from .errors import DataError
 from .kernels import losses as lk
 
-LOSSES = ("cross_entropy", "mse", "bce")
+LOSSES = ("cross_entropy", "mse", "bce", "pixel_cross_entropy")
 
 
 def _labels(y: np.ndarray, n_classes: int, lead_shape: tuple[int, ...], where: str) -> np.ndarray:
@@ -34,9 +38,53 @@ def _labels(y: np.ndarray, n_classes: int, lead_shape: tuple[int, ...], where: s
     return lab
 
 
+def iou_counts(pred_labels: np.ndarray, labels: np.ndarray, n_classes: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Per class k: (pixels where both say k, pixels where either says k), each (K,) int64,
+    from predicted and true labels of the same shape."""
+    p = np.asarray(pred_labels, np.int64).reshape(-1)
+    t = np.asarray(labels, np.int64).reshape(-1)
+    both = np.bincount(t[p == t], minlength=n_classes)[:n_classes]
+    union = (np.bincount(p, minlength=n_classes)[:n_classes]
+             + np.bincount(t, minlength=n_classes)[:n_classes] - both)
+    return both.astype(np.int64), union.astype(np.int64)
+
+
+def mean_iou(inter: np.ndarray, union: np.ndarray) -> float:
+    """Mean of inter / union over the classes whose union is not empty (0 if none is)."""
+    inter, union = np.asarray(inter, np.float64), np.asarray(union, np.float64)
+    live = union > 0
+    return float(np.mean(inter[live] / union[live])) if live.any() else 0.0
+
+
+def _pixel_cross_entropy(pred: np.ndarray, target: np.ndarray, where: str
+                         ) -> tuple[float, np.ndarray, dict[str, float]]:
+    if pred.ndim < 3:
+        raise DataError(f"{where}: pixel cross-entropy needs class scores shaped (C, H, W) "
+                        f"per sample, got {pred.shape[1:]}")
+    k = pred.shape[1]
+    lead = (pred.shape[0], *pred.shape[2:])
+    if np.shape(target) != lead:
+        raise DataError(f"{where}: pixel cross-entropy needs a label per pixel shaped "
+                        f"{lead}, got {np.shape(target)}")
+    lab = _labels(target, k, lead, where)
+    last = np.moveaxis(pred, 1, -1)  # (N, H, W, C)
+    logits2 = np.ascontiguousarray(last.reshape(-1, k))
+    grad2 = np.empty_like(logits2)
+    m = logits2.shape[0]
+    total, hits = lk.softmax_xent(logits2, lab.reshape(-1), grad2, 1.0 / max(1, m))
+    grad = np.ascontiguousarray(np.moveaxis(grad2.reshape(last.shape), -1, 1))
+    inter, union = iou_counts(np.argmax(last, axis=-1), lab, k)
+    return float(total) / max(1, m), grad, \
+        {"accuracy": float(hits) / m if m else 0.0, "iou": mean_iou(inter, union)}
+
+
 def compute_loss(kind: str, pred: np.ndarray, target: np.ndarray,
                  where: str = "Output") -> tuple[float, np.ndarray, dict[str, float]]:
-    """(mean loss, d loss / d pred, metrics). ``metrics`` has ``accuracy`` for classification."""
+    """(mean loss, d loss / d pred, metrics). ``metrics`` has ``accuracy`` for classification
+    (and ``iou`` for segmentation)."""
+    if kind == "pixel_cross_entropy":
+        return _pixel_cross_entropy(pred, target, where)
     if kind == "cross_entropy":
         k = pred.shape[-1]
         lead = pred.shape[:-1]

@@ -40,6 +40,7 @@ import numpy as np
 from .carry import CarryReport, carry_over
 from .data import Augmenter, Dataset, Splits, check_dataset
 from .errors import ParamError, TrainingError
+from .losses import iou_counts, mean_iou
 from .network import Network
 from .optim import Optimizer, flat_norm
 from .threads import ThreadTuner
@@ -90,6 +91,8 @@ class EpochEvent:
     eta: float
     samples_per_s: float
     improved: bool
+    train_iou: float | None = None
+    val_iou: float | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,8 @@ class History:
     heads: dict[str, dict[str, list[float | None]]] = field(default_factory=dict)
     batch_step: list[int] = field(default_factory=list)
     batch_loss: list[float] = field(default_factory=list)
+    train_iou: list[float | None] = field(default_factory=list)
+    val_iou: list[float | None] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,12 +137,14 @@ class History:
 
 @dataclass
 class Evaluation:
-    """Mean loss over a dataset, accuracy (mean over classification heads) and per head."""
+    """Mean loss over a dataset, accuracy (mean over classification heads) and per head;
+    ``iou``: mean IoU over the classes (mean over segmentation heads; None without one)."""
 
     loss: float
     accuracy: float | None
     heads: dict[str, dict[str, float]]
     n: int
+    iou: float | None = None
 
 
 def batch_arrays(net: Network, arrays: dict[str, np.ndarray], idx: Any
@@ -151,8 +158,9 @@ def batch_arrays(net: Network, arrays: dict[str, np.ndarray], idx: Any
     return x, ys
 
 
-def _mean_accuracy(metrics: dict[str, dict[str, float]]) -> float | None:
-    accs = [m["accuracy"] for m in metrics.values() if "accuracy" in m]
+def _mean_accuracy(metrics: dict[str, dict[str, float]], key: str = "accuracy"
+                   ) -> float | None:
+    accs = [m[key] for m in metrics.values() if key in m]
     return float(np.mean(accs)) if accs else None
 
 
@@ -162,12 +170,22 @@ def evaluate(net: Network, ds: Dataset, batch_size: int = 256) -> Evaluation:
     sums: dict[str, float] = {}
     accs: dict[str, float] = {}
     total = 0.0
+    seg = [oid for oid in net.output_ids if net.layers[oid].p["loss"] == "pixel_cross_entropy"]
+    counts: dict[str, list[np.ndarray]] = {}
     for start in range(0, n, batch_size):
         idx = slice(start, min(n, start + batch_size))
         x, ys = batch_arrays(net, ds.arrays, idx)
         m = idx.stop - idx.start
         net.forward(x, train=False)
         loss, _ = net.loss(ys, x)
+        if seg:  # IoU over the whole set: per-class pixel counts summed over its batches
+            targets = net.targets_for(ys, x)
+            for oid in seg:
+                scores = net.acts[net.loss_logits.get(oid, oid)]
+                inter, union = iou_counts(scores.argmax(axis=1), targets[oid], scores.shape[1])
+                c = counts.setdefault(oid, [inter * 0, union * 0])
+                c[0] += inter
+                c[1] += union
         total += loss * m
         for oid, v in net.last_losses.items():
             sums[oid] = sums.get(oid, 0.0) + v * m
@@ -178,7 +196,10 @@ def evaluate(net: Network, ds: Dataset, batch_size: int = 256) -> Evaluation:
     heads = {oid: {"loss": s / n} for oid, s in sums.items()}
     for oid, a in accs.items():
         heads[oid]["accuracy"] = a / n
-    return Evaluation(total / n, _mean_accuracy(heads), heads, len(ds))
+    for oid, (inter, union) in counts.items():
+        heads[oid]["iou"] = mean_iou(inter, union)
+    return Evaluation(total / n, _mean_accuracy(heads), heads, len(ds),
+                      _mean_accuracy(heads, "iou"))
 
 
 class _FiniteGuard:
@@ -252,6 +273,10 @@ class Trainer:
         self.tuner = ThreadTuner() if tune_threads else None
         self.base_lr = self.opt.lr
         self.augmenter = Augmenter.from_config(s.augment)
+        masks = [o for o in net.output_ids if net.layers[o].p["loss"] == "pixel_cross_entropy"]
+        if self.augmenter is not None and self.augmenter.active and masks:
+            raise ParamError(f"augmentation moves the images but not the per-pixel labels "
+                             f"Output '{masks[0]}' learns: turn augmentation off")
         n = len(self.splits.train)
         self.batch_size = n if s.batch_size == 0 else min(s.batch_size, n)
         self.batches_per_epoch = math.ceil(n / self.batch_size)
@@ -486,8 +511,9 @@ class Trainer:
         for oid, v in losses.items():
             acc[f"{oid}/loss"] = acc.get(f"{oid}/loss", 0.0) + v * m
         for oid, met in metrics.items():
-            if "accuracy" in met:
-                acc[f"{oid}/accuracy"] = acc.get(f"{oid}/accuracy", 0.0) + met["accuracy"] * m
+            for key in ("accuracy", "iou"):
+                if key in met:
+                    acc[f"{oid}/{key}"] = acc.get(f"{oid}/{key}", 0.0) + met[key] * m
         sps = m / dt if dt > 0 else 0.0
         self._sps = sps if self.step == 1 else 0.8 * self._sps + 0.2 * sps
         self.history.batch_step.append(self.step)
@@ -515,8 +541,8 @@ class Trainer:
             if "/" in key:
                 oid, what = key.split("/", 1)
                 heads.setdefault(oid, {})[f"train_{what}"] = v / n
-        train_acc_heads = {o: {"accuracy": h["train_accuracy"]} for o, h in heads.items()
-                           if "train_accuracy" in h}
+        train_acc_heads = {o: {k: h[f"train_{k}"] for k in ("accuracy", "iou")
+                               if f"train_{k}" in h} for o, h in heads.items()}
         train_loss = acc.get("loss", 0.0) / n
         t0 = time.perf_counter()
         val = evaluate(self.net, self.splits.val) if self.splits.val is not None else None
@@ -540,6 +566,8 @@ class Trainer:
         h.train_accuracy.append(_mean_accuracy(train_acc_heads))
         h.val_loss.append(val.loss if val else None)
         h.val_accuracy.append(val.accuracy if val else None)
+        h.train_iou.append(_mean_accuracy(train_acc_heads, "iou"))
+        h.val_iou.append(val.iou if val else None)
         h.lr.append(lr)
         h.time.append(self._train_time)
         for oid, vals in heads.items():
@@ -554,7 +582,8 @@ class Trainer:
         event = EpochEvent(self.epoch, s.epochs, self.step, train_loss, h.train_accuracy[-1],
                            h.val_loss[-1], h.val_accuracy[-1], heads, lr, self._train_time,
                            epoch_time, (s.epochs - self.epoch) * self._train_time / self.epoch,
-                           n / epoch_time if epoch_time > 0 else 0.0, improved)
+                           n / epoch_time if epoch_time > 0 else 0.0, improved,
+                           h.train_iou[-1], h.val_iou[-1])
         self._emit(event)
         if self.epoch >= s.epochs:
             self._finish("completed")

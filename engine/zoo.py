@@ -2,9 +2,13 @@
 application, ``netbuilder new NAME`` on the command line).
 
 Each template is built here as a model file (``Template.graph()``), with the training
-settings it was measured with. What was measured (epoch time on this class of machine,
-accuracy where the data could be had) lives in ``resources/zoo_measured.json``, written by
-``benchmarks/zoo_epochs.py``; ``Template.expected()`` reads it, so no number is typed twice.
+settings it was measured with; MobileNet-small, the U-Net and the transformer are the shipped
+examples themselves (``resources/examples``), read afresh. What was measured (epoch time on
+this class of machine, accuracy where the data could be had) lives in
+``resources/zoo_measured.json``, written by ``benchmarks/bench_zoo.py``;
+``Template.expected()`` reads it, so no number is typed twice.
+
+There is no variational autoencoder: no layer samples (z = μ + σ·ε) or adds a KL term.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .graph import Graph
-from .resources import resources_dir
+from .resources import example_path, resources_dir
 
 Doc = dict[str, Any]
 
@@ -223,6 +227,16 @@ def autoencoder_mnist() -> Doc:
                                          "normalize": "scale", "val_split": 0.1})
 
 
+def _from_example(name: str) -> Callable[[], Doc]:
+    """A template that is a shipped example (``resources/examples/NAME.json``), read afresh
+    each time, so the template and the example cannot drift apart."""
+    def build() -> Doc:
+        return json.loads(example_path(name).read_text("utf-8"))
+    build.__name__ = name
+    build.__doc__ = f"The shipped example {name} (resources/examples/{name}.json)."
+    return build
+
+
 TEMPLATES: dict[str, Template] = {t.name: t for t in (
     Template("lenet5_mnist", "LeNet-5 for MNIST", "the classic digit classifier", lenet5_mnist),
     Template("vgg_cifar10", "VGG-style net for CIFAR-10",
@@ -231,4 +245,13 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in (
              "nine residual blocks in three stages", resnet20_cifar10),
     Template("autoencoder_mnist", "Autoencoder for MNIST",
              "784 → 32 → 784, learns to give back its input", autoencoder_mnist),
+    Template("mobilenet_shapes", "MobileNet-small for shapes",
+             "depthwise-separable blocks (3×3 depthwise + 1×1 pointwise, BatchNorm, ReLU)",
+             _from_example("mobilenet_shapes")),
+    Template("unet_shapes", "U-Net for segmentation (seg_shapes)",
+             "two poolings down, two transposed convolutions up, concatenated skips, "
+             "a class per pixel", _from_example("unet_shapes")),
+    Template("transformer_sort", "Transformer that sorts tokens",
+             "two pre-norm transformer blocks over embedded tokens, a class per step",
+             _from_example("transformer_sort")),
 )}

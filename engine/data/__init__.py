@@ -14,6 +14,7 @@ from .dataset import Dataset, check_arrays_finite
 from .idx import load_idx, load_mnist
 from .images import read_image
 from .loaders import load_csv, load_dataset, load_image_folder, load_npz
+from .segmentation import SEG_CLASSES
 from .sequences import load_sequence_csv
 from .transforms import (
     NORMALIZE,
@@ -28,7 +29,7 @@ from .transforms import (
 )
 
 __all__ = [
-    "BUILTINS", "CATALOGUE", "NORMALIZE", "SHAPE_CLASSES", "Augmenter", "BuiltinDataset",
+    "BUILTINS", "CATALOGUE", "NORMALIZE", "SEG_CLASSES", "SHAPE_CLASSES", "Augmenter", "BuiltinDataset",
     "CacheState", "Dataset", "DownloadCancelledError", "DownloadProgress", "Normalizer",
     "RemoteDataset", "RemoteFile", "Splits", "add_local_files", "builtin_names", "cache_state",
     "check_arrays_finite", "check_dataset", "data_root", "dataset_problems", "fetch_dataset",

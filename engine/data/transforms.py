@@ -286,9 +286,9 @@ def dataset_problems(ds: Dataset, model: Any) -> list[DataError]:
                                       f"dataset '{ds.name}' does not have (it has {have})", oid))
             continue
         t = ds.arrays[target]
-        if loss == "cross_entropy":
-            k = shape[-1]
-            lead = shape[:-1]
+        if loss in ("cross_entropy", "pixel_cross_entropy"):
+            k, lead = (shape[-1], shape[:-1]) if loss == "cross_entropy" else \
+                (shape[0], shape[1:])
             if t.dtype.kind == "f" and not np.array_equal(t, np.round(t)):
                 problems.append(DataError(
                     f"Output '{oid}' uses cross-entropy, which needs class labels (whole "
@@ -296,9 +296,15 @@ def dataset_problems(ds: Dataset, model: Any) -> list[DataError]:
                     "regression", oid))
                 continue
             if tuple(t.shape[1:]) != lead:
+                hint = (": it holds a label per pixel, which an Output learns with the "
+                        "pixel_cross_entropy loss on (C, H, W) class scores"
+                        if loss == "cross_entropy" and t.ndim == 3 else "")
                 problems.append(DataError(
-                    f"Output '{oid}' needs one label per sample{'' if not lead else ' ' + fmt_shape(lead)}"
-                    f", but '{target}' is shaped {fmt_shape(t.shape[1:])} per sample", oid))
+                    f"Output '{oid}' needs one label per "
+                    f"{'pixel' if loss == 'pixel_cross_entropy' else 'sample'}"
+                    f"{'' if not lead else ' ' + fmt_shape(lead)}"
+                    f", but '{target}' is shaped {fmt_shape(t.shape[1:])} per sample{hint}",
+                    oid))
                 continue
             lo, hi = int(t.min()), int(t.max())
             if lo < 0 or hi >= k:
@@ -306,7 +312,7 @@ def dataset_problems(ds: Dataset, model: Any) -> list[DataError]:
                 problems.append(DataError(
                     f"Output '{oid}' scores {k} classes (labels 0..{k - 1}), but '{target}' "
                     f"has labels {lo}..{hi}: give the layer before it {max(n_data, hi + 1)} "
-                    "units", info["src"]))
+                    f"{'filters' if loss == 'pixel_cross_entropy' else 'units'}", info["src"]))
         else:
             if t.dtype.kind not in "fiub":
                 problems.append(DataError(f"Output '{oid}': '{target}' must hold numbers", oid))

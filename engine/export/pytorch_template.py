@@ -28,7 +28,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike) -> None:
 # ----- losses --------------------------------------------------------------------------------
 INPUT_FIELDS = list(INPUTS)
 LOSSES = {"cross_entropy": nn.CrossEntropyLoss(), "bce": nn.BCEWithLogitsLoss(),
-          "mse": nn.MSELoss()}
+          "mse": nn.MSELoss(), "pixel_cross_entropy": nn.CrossEntropyLoss()}
 
 
 def target_of(output_id: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -50,6 +50,8 @@ def compute_loss(loss_inputs: dict[str, torch.Tensor], batch: dict[str, torch.Te
             if target.dim() == pred.dim():
                 target = target.argmax(-1)
             value = LOSSES["cross_entropy"](pred.reshape(-1, k), target.reshape(-1).long())
+        elif head["loss"] == "pixel_cross_entropy":  # (N, C, H, W) scores, (N, H, W) labels
+            value = LOSSES["pixel_cross_entropy"](pred, target.long())
         else:
             value = LOSSES[head["loss"]](pred, target.reshape(pred.shape).to(pred.dtype))
         value = value * head["weight"] if head["weight"] != 1.0 else value
@@ -67,6 +69,8 @@ def accuracy(loss_inputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor
             if target.dim() == pred.dim():
                 target = target.argmax(-1)
             accs.append((pred.argmax(-1) == target.reshape(pred.shape[:-1])).float().mean())
+        elif head["loss"] == "pixel_cross_entropy":
+            accs.append((pred.argmax(1) == target).float().mean())
         elif head["loss"] == "bce":
             accs.append(((pred > 0) == (target.reshape(pred.shape) > 0.5)).float().mean())
     return float(torch.stack(accs).mean()) if accs else None
@@ -184,8 +188,8 @@ def load_data(path: str | os.PathLike, suffix: str = "") -> dict[str, np.ndarray
                 raise SystemExit(f"{path}: Output '{oid}' learns '{name}{suffix}', which the "
                                  f"file does not have (it has {', '.join(f.files)})")
             a = np.asarray(f[key + suffix])
-            data[key] = a.astype(np.int64) if head["loss"] == "cross_entropy" else \
-                a.astype(np.float32)
+            labels = head["loss"] in ("cross_entropy", "pixel_cross_entropy")
+            data[key] = a.astype(np.int64) if labels else a.astype(np.float32)
     return data
 
 
@@ -208,7 +212,8 @@ def evaluate(model: nn.Module, data: dict[str, np.ndarray], device: torch.device
         loss_sum += float(compute_loss(out, batch)) * m
         acc = accuracy(out, batch)
         acc_sum += (acc or 0.0) * m
-    has_acc = any(h["loss"] in ("cross_entropy", "bce") for h in OUTPUTS.values())
+    has_acc = any(h["loss"] in ("cross_entropy", "bce", "pixel_cross_entropy")
+                  for h in OUTPUTS.values())
     return loss_sum / max(1, n), (acc_sum / max(1, n) if has_acc else None)
 
 

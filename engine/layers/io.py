@@ -48,7 +48,8 @@ class Output(Layer):
     param_specs = (
         ParamSpec("loss", "choice", "cross_entropy", choices=LOSSES,
                   help="cross_entropy: logits + integer labels; mse: regression; "
-                       "bce: logits + 0/1 targets"),
+                       "bce: logits + 0/1 targets; pixel_cross_entropy: (C, H, W) "
+                       "class scores + a label per pixel (segmentation)"),
         ParamSpec("weight", "float", 1.0, low=0.0, high=1e6,
                   help="this head's share of the total loss"),
         ParamSpec("target", "str", "y",
@@ -59,13 +60,18 @@ class Output(Layer):
     id_prefix = "output"
     onnx_graph_io = True
     examples = (example((4,), loss="mse"), example((3,), loss="cross_entropy"),
-                example((2,), loss="bce", weight=0.5))
+                example((2,), loss="bce", weight=0.5),
+                example((3, 4, 5), loss="pixel_cross_entropy"))
 
     def infer_shape(self) -> Shape:
         s = self.in_shapes[0]
         if self.p["loss"] == "cross_entropy" and s[-1] < 2:
             raise self.shape_error(f"with cross-entropy needs at least 2 class scores, got "
                                    f"{fmt_shape(s)}: end with a Dense of one unit per class")
+        if self.p["loss"] == "pixel_cross_entropy" and (len(s) != 3 or s[0] < 2):
+            raise self.shape_error(f"with pixel cross-entropy needs class scores shaped "
+                                   f"(C, H, W) with C ≥ 2, got {fmt_shape(s)}: end with a "
+                                   "1×1 Conv2D of one filter per class")
         return s
 
     def forward(self, xs, params, train):

@@ -1,6 +1,6 @@
 """Training curves: loss per batch (raw and smoothed) with the per-epoch training and
-validation loss, accuracy per epoch, and the learning rate; other runs of the same model can
-be drawn behind the current one to compare."""
+validation loss, accuracy per epoch (for segmentation: pixel accuracy and mean IoU), and the
+learning rate; other runs of the same model can be drawn behind the current one to compare."""
 
 from __future__ import annotations
 
@@ -115,6 +115,14 @@ class CurvesView(MonitorPanel):
         self.acc_val = self.acc_plot.plot(pen=pg.mkPen(ORANGE, width=2), symbol="s",
                                           symbolSize=6, symbolBrush=ORANGE, symbolPen=None,
                                           name="validation")
+        dash = Qt.PenStyle.DashLine
+        self.iou_train = self.acc_plot.plot(pen=pg.mkPen(GREEN, width=1.5, style=dash),
+                                            symbol="t", symbolSize=6, symbolBrush=GREEN,
+                                            symbolPen=None, name="train IoU")
+        self.iou_val = self.acc_plot.plot(pen=pg.mkPen(ORANGE, width=2, style=dash),
+                                          symbol="t", symbolSize=7, symbolBrush=ORANGE,
+                                          symbolPen=None, name="validation IoU")
+        self.segmentation = False
         self.lr_curve = self.lr_plot.plot(pen=pg.mkPen(PURPLE, width=1.5))
         self.lr_curve.setClipToView(True)
         self.lr_curve.setDownsampling(auto=True, method="peak")
@@ -182,7 +190,8 @@ class CurvesView(MonitorPanel):
         run = self.run
         if run is None or (len(run.steps) == 0 and not run.epochs):
             for c in (self.raw_curve, self.smooth_curve, self.train_curve, self.val_curve,
-                      self.acc_train, self.acc_val, self.lr_curve):
+                      self.acc_train, self.acc_val, self.iou_train, self.iou_val,
+                      self.lr_curve):
                 c.setData([], [])
             self.show_placeholder("Press Start in the Training panel: the loss appears here "
                                   "batch by batch.", self.glw)
@@ -211,12 +220,22 @@ class CurvesView(MonitorPanel):
         va = np.array([_nan(e.val_accuracy) for e in ep])
         self.acc_train.setData(en[np.isfinite(ta)], ta[np.isfinite(ta)])
         self.acc_val.setData(en[np.isfinite(va)], va[np.isfinite(va)])
+        ti = np.array([_nan(e.train_iou) for e in ep])
+        vi = np.array([_nan(e.val_iou) for e in ep])
+        self.iou_train.setData(en[np.isfinite(ti)], ti[np.isfinite(ti)])
+        self.iou_val.setData(en[np.isfinite(vi)], vi[np.isfinite(vi)])
+        seg = bool(np.isfinite(ti).any() or np.isfinite(vi).any())
+        if seg != self.segmentation:
+            self.segmentation = seg
+            self._fit_titles()
         self._keep_ranges(run, sm[ok])
         parts = [f"<b style='color:{TEXT}'>{run.name}</b>", run.describe_settings()]
         if len(y):
             parts.append(f"loss {y[-1]:.4g}" if math.isfinite(y[-1]) else "loss NaN")
         if ep and ep[-1].val_accuracy is not None:
-            parts.append(f"val acc {100 * ep[-1].val_accuracy:.1f} %")
+            parts.append(f"val {'pixel ' if seg else ''}acc {100 * ep[-1].val_accuracy:.1f} %")
+        if ep and ep[-1].val_iou is not None:
+            parts.append(f"val mIoU {ep[-1].val_iou:.3f}")
         self.info.setText(" · ".join(parts))
 
     def eventFilter(self, obj: QObject, ev: QEvent) -> bool:
@@ -227,6 +246,11 @@ class CurvesView(MonitorPanel):
     def _fit_titles(self) -> None:
         narrow = self.glw.width() < 460 and self.accuracy_shown
         set_title_legend(self.lr_plot, "lr" if narrow else "Learning rate", [])
+        if self.segmentation:  # pixel accuracy (solid) and mean IoU (dashed, triangles)
+            set_title_legend(self.acc_plot, "Pixel acc." if narrow else "Pixel accuracy",
+                             [("train", GREEN, "●"), ("val", ORANGE, "■"),
+                              ("mIoU" if narrow else "mean IoU", ORANGE, "▲")])
+            return
         set_title_legend(self.acc_plot, "Acc." if narrow else "Accuracy",
                          [("train", GREEN, "●"), ("val" if narrow else "validation", ORANGE,
                                                   "■")])
@@ -295,7 +319,8 @@ class CurvesView(MonitorPanel):
     def csv_table(self) -> tuple[list[str], list[list[object]]]:
         run = self.run
         header = ["run", "step", "batch_loss", "smoothed_loss", "batch_accuracy", "lr",
-                  "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
+                  "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                  "train_iou", "val_iou"]
         rows: list[list[object]] = []
         for r in ([run] if run is not None else []) + self.overlays:
             sm = self._smoothed(r)
@@ -305,7 +330,7 @@ class CurvesView(MonitorPanel):
                 rows.append([r.number, int(s), float(r.losses.values[i]), float(sm[i]),
                              float(r.accuracies.values[i]), float(r.lrs.values[i]),
                              *([e.epoch, e.train_loss, e.train_accuracy, e.val_loss,
-                                e.val_accuracy] if e else [None] * 5)])
+                                e.val_accuracy, e.train_iou, e.val_iou] if e else [None] * 7)])
         return header, rows
 
 

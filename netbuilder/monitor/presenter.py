@@ -409,7 +409,10 @@ class MonitorPresenter(TimelineDrawing, FrameDrawing, QObject):
         if m:
             summary += f", {plural(m['epoch'], 'epoch')}"
         if acc is not None:
-            summary += f", accuracy {100 * acc:.1f} %"
+            summary += f", {'pixel ' if m.get('val_iou') is not None else ''}accuracy " \
+                f"{100 * acc:.1f} %"
+        if m.get("val_iou") is not None:
+            summary += f", mean IoU {m['val_iou']:.3f}"
         if out.result is not None and out.result.elapsed:
             summary += f" in {fmt_time(out.result.elapsed)}"
         if out.status == "failed":

@@ -1,13 +1,14 @@
 """The Data panel's preview of a loaded dataset: a few samples of each class with their class
-names (images), a scatter of 2-D points or a curve, rows of numbers otherwise, and the
-number of samples per class."""
+names (images; for segmentation each image beside its label mask laid over it, coloured by
+class), a scatter of 2-D points or a curve, rows of numbers otherwise, and the number of
+samples (pixels, for segmentation) per class."""
 
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontMetrics
-from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from engine.data import Dataset
 
@@ -38,6 +39,34 @@ def preview_indices(ds: Dataset) -> np.ndarray:
                 break
         return np.array(idx[:PREVIEW_MAX], int)
     return np.arange(min(len(ds), PREVIEW_MAX))
+
+
+SEG_PREVIEW_MAX = 12
+SEG_COLUMNS = 3
+MASK_ALPHA = 0.55
+
+
+def is_segmentation(ds: Dataset) -> bool:
+    """Images with a class label per pixel: ``y`` shaped (N, H, W) like the images."""
+    y = ds.y
+    return (ds.is_image and ds.task == "classification" and y is not None and y.ndim == 3
+            and tuple(y.shape[1:]) == tuple(ds.x.shape[2:]))
+
+
+def mask_overlay(rgb: np.ndarray, mask: np.ndarray, alpha: float = MASK_ALPHA) -> np.ndarray:
+    """An (H, W, 3) uint8 image with every pixel of class k > 0 blended with class k's
+    colour (``alpha`` of it); class 0 (background) is left as it is."""
+    colors = np.array([class_color(k) for k in range(int(mask.max()) + 1)], np.float64)
+    out = rgb.astype(np.float64)
+    fg = mask > 0
+    out[fg] = (1.0 - alpha) * out[fg] + alpha * colors[mask[fg]]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def classes_in(ds: Dataset, i: int) -> str:
+    """The classes other than background in sample ``i``'s mask, e.g. "circle, triangle"."""
+    present = [int(k) for k in np.unique(ds.y[i]) if k > 0]
+    return ", ".join(ds.class_name(k) for k in present) or ds.class_name(0)
 
 
 def sample_label(ds: Dataset, i: int) -> str:
@@ -89,6 +118,7 @@ class DataPreview(QWidget):
         cp.setMenuEnabled(False)
         cp.hideButtons()
         cp.setTitle("samples per class", size="8pt")
+        self.counts_title = "samples per class"
         cp.getViewBox().setMouseEnabled(x=False, y=False)
         self.count_bars = pg.BarGraphItem(x0=0, y=[], width=[], height=0.7, brush=BLUE, pen=None)
         self.counts_plot.addItem(self.count_bars)
@@ -108,7 +138,9 @@ class DataPreview(QWidget):
     def show_dataset(self, ds: Dataset) -> None:
         self._ensure_plots()
         self.clear()
-        if ds.is_image:
+        if is_segmentation(ds):
+            self._masks(ds)
+        elif ds.is_image:
             self._images(ds)
         elif ds.x.ndim == 2 and ds.x.shape[1] in (1, 2):
             self._points(ds)
@@ -120,6 +152,42 @@ class DataPreview(QWidget):
             lab.setStyleSheet("font-family: 'DejaVu Sans Mono'; font-size: 8pt;")
             self.grid.addWidget(lab, 0, 0)
         self._counts(ds)
+
+    def _masks(self, ds: Dataset) -> None:
+        """Each sample as its image and, beside it, the image under its coloured mask."""
+        cell_w = 2 * THUMB_PX + 12
+        for n in range(min(len(ds), SEG_PREVIEW_MAX)):
+            img = sample_image(ds.x[n])
+            cell = QWidget()
+            cell.setObjectName("maskSample")
+            cell.setFixedWidth(cell_w)
+            v = QVBoxLayout(cell)
+            v.setContentsMargins(0, 0, 0, 0)
+            v.setSpacing(0)
+            row = QHBoxLayout()
+            row.setSpacing(2)
+            for rgb in (img, mask_overlay(img, ds.y[n])):
+                pic = QLabel()
+                pic.setPixmap(pixmap_of(rgb, THUMB_PX))
+                row.addWidget(pic)
+            v.addLayout(row)
+            self._caption(v, classes_in(ds, n), cell, cell_w)
+            r, c = divmod(n, SEG_COLUMNS)
+            self.grid.addWidget(cell, r, c)
+
+    def _caption(self, v: QVBoxLayout, name: str, cell: QWidget, cell_w: int) -> None:
+        cap = QLabel()
+        cap.setObjectName("sampleCaption")
+        cap.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        cap.setStyleSheet("font-size: 7.5pt; color: #3C4350;")
+        cap.setProperty("fullText", name)
+        cap.ensurePolished()
+        # a long class name ("automobile", "T-shirt/top") is cut to the cell, whole in
+        # the tooltip, so the grid keeps its width in a narrow dock
+        cap.setText(QFontMetrics(cap.font()).elidedText(name, Qt.TextElideMode.ElideRight,
+                                                        cell_w))
+        cell.setToolTip(name)
+        v.addWidget(cap)
 
     def _images(self, ds: Dataset) -> None:
         cell_w = THUMB_PX + 8
@@ -133,20 +201,8 @@ class DataPreview(QWidget):
             pic = QLabel()
             pic.setPixmap(pixmap_of(img, THUMB_PX))
             pic.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            name = sample_label(ds, i)
-            cap = QLabel()
-            cap.setObjectName("sampleCaption")
-            cap.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            cap.setStyleSheet("font-size: 7.5pt; color: #3C4350;")
-            cap.setProperty("fullText", name)
-            cap.ensurePolished()
-            # a long class name ("automobile", "T-shirt/top") is cut to the cell, whole in
-            # the tooltip, so the grid keeps its width in a narrow dock
-            cap.setText(QFontMetrics(cap.font()).elidedText(name, Qt.TextElideMode.ElideRight,
-                                                            cell_w))
-            cell.setToolTip(name)
             v.addWidget(pic)
-            v.addWidget(cap)
+            self._caption(v, sample_label(ds, i), cell, cell_w)
             r, c = divmod(n, COLUMNS)
             self.grid.addWidget(cell, r, c)
 
@@ -174,6 +230,8 @@ class DataPreview(QWidget):
         if not len(counts):
             return
         n = len(counts)
+        self.counts_title = "pixels per class" if is_segmentation(ds) else "samples per class"
+        self.counts_plot.getPlotItem().setTitle(self.counts_title, size="8pt")
         self.count_bars.setOpts(x0=0, y=np.arange(n), width=counts, height=0.7, x=None,
                                 brushes=[pg.mkBrush(*class_color(k)) for k in range(n)])
         names = [ds.class_name(k) for k in range(n)]

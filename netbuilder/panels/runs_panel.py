@@ -198,7 +198,8 @@ class RunsPanel(QWidget):
         it.setText(1, run.status.replace("_", " "))
         it.setText(2, run.describe_settings())
         it.setText(3, "" if loss is None else f"{loss:.4g}")
-        it.setText(4, "" if acc is None else f"{100 * acc:.1f} %")
+        it.setText(4, "" if acc is None else f"{100 * acc:.1f} %" + (
+            "" if m.get("val_iou") is None else f" · IoU {m['val_iou']:.3f}"))
         it.setText(5, diff)
         tip = f"{run.name} of {run.model_name}: {run.describe_settings()}"
         if diff:

@@ -70,6 +70,8 @@ class EpochRow:
     val_accuracy: float | None
     lr: float
     time: float
+    train_iou: float | None = None  # mean IoU over classes (segmentation runs)
+    val_iou: float | None = None
 
 
 @dataclass
@@ -191,7 +193,8 @@ class RunRecord:
             return {}
         e = self.epochs[-1]
         return {"epoch": e.epoch, "train_loss": e.train_loss, "train_accuracy": e.train_accuracy,
-                "val_loss": e.val_loss, "val_accuracy": e.val_accuracy}
+                "val_loss": e.val_loss, "val_accuracy": e.val_accuracy,
+                "train_iou": e.train_iou, "val_iou": e.val_iou}
 
     def add_grad_norms(self, step: int, norms: dict[str, float]) -> None:
         k = len(self.grad_norm_steps)
@@ -213,7 +216,8 @@ class RunRecord:
                  "val_loss": [e.val_loss for e in self.epochs],
                  "val_accuracy": [e.val_accuracy for e in self.epochs],
                  "lr": [e.lr for e in self.epochs], "time": [e.time for e in self.epochs],
-                 "heads": {}}
+                 "heads": {}, "train_iou": [e.train_iou for e in self.epochs],
+                 "val_iou": [e.val_iou for e in self.epochs]}
         h["batch_step"] = [int(v) for v in self.steps.values]
         h["batch_loss"] = [float(v) for v in self.losses.values]
         h["batch_lr"] = [float(v) for v in self.lrs.values]
@@ -319,7 +323,7 @@ def fill_curves(run: RunRecord, h: dict[str, Any]) -> None:
                                                               max(1, len(epochs)))
         run.epochs.append(EpochRow(int(ep), int(step), at("train_loss"), at("train_accuracy"),
                                    at("val_loss"), at("val_accuracy"), at("lr") or 0.0,
-                                   at("time") or 0.0))
+                                   at("time") or 0.0, at("train_iou"), at("val_iou")))
     run.total_steps = len(run.steps)
 
 

@@ -279,7 +279,8 @@ class RunSession:
         e = rep.event
         if not rep.repeat:
             run.epochs.append(EpochRow(e.epoch, e.step, e.train_loss, e.train_accuracy,
-                                       e.val_loss, e.val_accuracy, e.lr, e.elapsed))
+                                       e.val_loss, e.val_accuracy, e.lr, e.elapsed,
+                                       e.train_iou, e.val_iou))
         self._emit("epoch", self.epoch, rep)
 
     def _on_edit(self, out: EditOutcome) -> None:

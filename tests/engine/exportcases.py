@@ -242,6 +242,8 @@ def targets_for(net, batch=3, seed=1):
             continue
         if p["loss"] == "cross_entropy":
             ys[p["target"]] = rng.integers(0, shape[-1], (batch, *shape[:-1]))
+        elif p["loss"] == "pixel_cross_entropy":
+            ys[p["target"]] = rng.integers(0, shape[0], (batch, *shape[1:]))
         elif p["loss"] == "bce":
             ys[p["target"]] = rng.integers(0, 2, (batch, *shape)).astype(np.float32)
         else:

@@ -27,7 +27,7 @@ from graphdocs import graph_doc
 import engine
 from engine import cli
 from engine.export import export_pytorch, pytorch_source
-from engine.export.pytorch_export import MODULE_ATTRS
+from engine.export.pytorch_export import MODULE_ATTRS, class_name
 
 torch = pytest.importorskip("torch")
 
@@ -44,8 +44,10 @@ def generate(net, folder, stem="model", data=None):
     spec = importlib.util.spec_from_file_location(f"nb_generated_{_count[0]}", report["script"])
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    cls = next(v for v in vars(mod).values() if isinstance(v, type)
-               and issubclass(v, torch.nn.Module) and v.__module__ == mod.__name__)
+    classes = [v for v in vars(mod).values() if isinstance(v, type)
+               and issubclass(v, torch.nn.Module) and v.__module__ == mod.__name__]
+    # the model's class (the others, if any, are its blocks' classes)
+    cls = next((v for v in classes if v.__name__ == class_name(net.graph.name)), classes[0])
     return mod, mod.load_weights(cls()), report
 
 

@@ -16,7 +16,29 @@ def test_template_is_a_valid_model_that_compiles(name):
     net = engine.compile(g)
     assert net.param_count() > 0
     assert engine.Graph.from_dict(g.to_dict()) == g
-    assert g.training["dataset"] in ("mnist", "cifar10")
+    spec = g.training["dataset"]
+    assert (spec["name"] if isinstance(spec, dict) else spec) in (
+        "mnist", "cifar10", "shapes", "seg_shapes", "sort_tokens")
+
+
+@pytest.mark.parametrize("name", ["mobilenet_shapes", "unet_shapes", "transformer_sort"])
+def test_templates_of_the_modern_layers_are_the_shipped_examples(name):
+    from engine.resources import example_path
+    t = TEMPLATES[name]
+    assert t.graph() == engine.load_graph(example_path(name))
+    assert t.graph() is not t.graph()  # a fresh model each time
+    net = engine.compile(t.graph())
+    spec = t.graph().training["dataset"]
+    ds = engine.load_dataset(spec).take(8)
+    engine.data.check_dataset(engine.data.fit_to_model(ds, net), net)
+
+
+def test_the_unet_template_scores_every_pixel_of_its_input():
+    g = TEMPLATES["unet_shapes"].graph()
+    net = engine.compile(g)
+    assert net.shapes["out"] == (4, 32, 32)
+    assert net.layers["out"].p["loss"] == "pixel_cross_entropy"
+    assert {"ConvTranspose2D", "Concat", "MaxPool2D"} <= {n.type for n in g.nodes.values()}
 
 
 def test_resnet20_is_built_from_nine_blocks():
