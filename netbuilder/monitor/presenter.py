@@ -20,7 +20,7 @@ from ..panels.runs_panel import RunsPanel
 from ..panels.section import SectionWriter
 from ..panels.training_panel import TrainingPanel, fmt_time
 from ..session.messages import EpochReport, RunInfo, RunOutcome, Snapshot, empty_snapshot, measure_images
-from ..session.probes import Head, MonitorRequest, pair_nodes
+from ..session.probes import Head, MonitorRequest, attention_nodes, pair_nodes
 from ..session.runs import RunRecord
 from ..session.session import RunSession
 from ..session.state import RunState
@@ -97,13 +97,15 @@ class MonitorPresenter(FrameDrawing, QObject):
         d.build()
         self.curves, self.maps, self.filters = d.curves, d.maps, d.filters
         self.grads, self.confusion, self.gallery, self.fit = d.grads, d.confusion, d.gallery, d.fit
-        self.pairs = d.pairs
+        self.pairs, self.attention = d.pairs, d.attention
         self.views_ready = True
         self.maps.node_chosen.connect(lambda _n: self.request_changed())
         self.maps.sample_chosen.connect(lambda _i: self.request_changed())
         self.filters.conv_chosen.connect(lambda _n: self.request_changed())
         self.grads.node_chosen.connect(lambda _n: self.request_changed())
         self.pairs.node_chosen.connect(lambda _n: self.request_changed())
+        self.attention.node_chosen.connect(lambda _n: self.request_changed())
+        self.attention.sample_chosen.connect(lambda _i: self.request_changed())
         for dock in d.plots.values():
             dock.visibilityChanged.connect(lambda _v: self.request_changed())
         self.set_model_nodes()
@@ -169,6 +171,7 @@ class MonitorPresenter(FrameDrawing, QObject):
         self.filters.set_convs([n for n in order if types[n] == "Conv2D"])
         self.grads.set_layers([n for n in order if n in an.nodes and (an.nodes[n].params or 0)])
         self.pairs.set_nodes(pair_nodes(g))
+        self.attention.set_nodes(attention_nodes(g))
 
     def model_replaced(self) -> None:
         """Another model is open: every view shows it, or its empty state."""
@@ -180,10 +183,12 @@ class MonitorPresenter(FrameDrawing, QObject):
         if not self.views_ready:
             return
         self.set_model_nodes()
-        for v in (self.maps, self.filters, self.grads, self.confusion, self.gallery, self.pairs):
+        for v in (self.maps, self.filters, self.grads, self.confusion, self.gallery, self.pairs,
+                  self.attention):
             v.clear()
         self.maps.set_probe(None)
         self.pairs.set_probe(None)
+        self.attention.set_probe(None)
         self.fit.set_probe(None)
         self.confusion.set_class_names([])
         self.gallery.set_class_names([])
@@ -203,6 +208,7 @@ class MonitorPresenter(FrameDrawing, QObject):
             self.filters.select_conv(nid)
         self.grads.select_node(nid)
         self.pairs.select_node(nid)
+        self.attention.select_node(nid)
 
     def _on_data_changed(self) -> None:
         dp = self.data
@@ -226,14 +232,17 @@ class MonitorPresenter(FrameDrawing, QObject):
         graph = self.act_graph.isChecked()
         if not self.views_ready:
             return MonitorRequest(feature_maps=False, filters=False, histograms=False,
-                                  regions=False, epoch_report=False, graph=graph, pairs=False)
+                                  regions=False, epoch_report=False, graph=graph, pairs=False,
+                                  attention=False)
         v = self.docks.visible
         return MonitorRequest(
             node=self.maps.node, sample=self.maps.sample, conv=self.filters.conv,
             hist_node=self.grads.node, feature_maps=v("maps"), filters=v("filters"),
             histograms=v("grads"), graph=graph or v("grads"), regions=v("fit"),
             epoch_report=v("confusion") or v("gallery"), pair_node=self.pairs.node,
-            pairs=v("pairs") and self.pairs.node is not None)
+            pairs=v("pairs") and self.pairs.node is not None,
+            attn_node=self.attention.node, attn_sample=self.attention.sample,
+            attention=v("attention") and self.attention.node is not None)
 
     def request_changed(self) -> None:
         """The views want something else: the run measures it, or after a run this thread
@@ -305,7 +314,8 @@ class MonitorPresenter(FrameDrawing, QObject):
         self.show_run(run)
         self.w.set_edit_lock(LOCK_MESSAGE)
         self.w.scene.clear_monitor()
-        for v in (self.confusion, self.gallery, self.maps, self.filters, self.grads, self.pairs):
+        for v in (self.confusion, self.gallery, self.maps, self.filters, self.grads, self.pairs,
+                  self.attention):
             v.clear()
         self.panel.show_message("")
         self.panel.show_phase("starting…")
@@ -327,12 +337,13 @@ class MonitorPresenter(FrameDrawing, QObject):
         self.maps.set_probe(info.probe)
         self.fit.set_probe(info.probe)
         self.pairs.set_probe(info.probe)
+        self.attention.set_probe(info.probe)
         self.confusion.set_class_names(info.class_names)
         self.gallery.set_class_names(info.class_names)
         front = ["curves", "confusion"]
         front.append("fit" if info.probe.kind else "maps")
-        front.append("pairs" if self.pairs.node else "filters" if self.filters.conv
-                     else "gallery")
+        front.append("pairs" if self.pairs.node else "attention" if self.attention.node
+                     else "filters" if self.filters.conv else "gallery")
         g = run.graph
         head = next((g.nodes[n] for n in g.topological_order() if g.nodes[n].type == "Output"),
                     None)  # the Output the confusion matrix reads
@@ -347,7 +358,7 @@ class MonitorPresenter(FrameDrawing, QObject):
             return
         p = self._pending
         for key in ("event", "stats", "wires", "maps", "filters", "hists", "regions", "curve",
-                    "pairs"):
+                    "pairs", "attention"):
             v = getattr(snap, key)
             if v is not None:
                 setattr(p, key, v)
