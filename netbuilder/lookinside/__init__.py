@@ -163,7 +163,7 @@ class LookInside(QObject):
         except NetBuilderError as e:
             self.panel.set_source(None, note=f"Cannot try this model: {e.message}")
             return
-        ds = dp.dataset if dp.dataset is not None and dp.dataset.is_image else None
+        ds = dp.dataset
         if ds is not None and tuple(ds.sample_shape) != src.input_shape:
             ds = None
         self.panel.set_source(src, ds)

@@ -1,7 +1,8 @@
 """The Try it panel: draw (or pick a dataset sample), see the prediction and the class
 probabilities change as you draw, and see why: saliency, SmoothGrad, Grad-CAM on a chosen
 convolution, or occlusion sensitivity (in a background thread, with a progress bar) laid
-over the input.
+over the input. A sequence model with attention gets ``SequenceTry`` instead: tokens typed
+or picked, the prediction per step and each head's attention weights.
 
 The panel questions a ``TrySource`` (``netbuilder.lookinside.source``): the open model with
 the weights of its latest finished run, or fresh weights, said above the pad."""
@@ -31,6 +32,7 @@ from engine.errors import NetBuilderError
 from engine.explain import ExplainCancelledError, grad_cam, occlusion, saliency, saliency_map
 
 from .pad import DrawingPad
+from .sequence import SequenceTry, attention_node_ids
 from .source import TrySource
 from .views import ImageView, ProbBars, overlay_image
 
@@ -165,10 +167,17 @@ class TryItPanel(QWidget):
 
         # three columns for a wide, low dock under the canvas: the pad, the Why view, the
         # answer (prediction, probabilities) above the Why settings
-        grid = QGridLayout(self)
-        grid.setContentsMargins(6, 4, 6, 4)
+        self.image_page = QWidget()
+        self.sequence = SequenceTry()
+        self.sequence.hide()
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(6, 4, 6, 4)
+        outer.addWidget(self.source_note)
+        outer.addWidget(self.image_page, 1)
+        outer.addWidget(self.sequence, 1)
+        grid = QGridLayout(self.image_page)
+        grid.setContentsMargins(0, 0, 0, 0)
         grid.setHorizontalSpacing(10)
-        grid.addWidget(self.source_note, 0, 0, 1, 3)
         grid.addWidget(self.pad, 1, 0)
         grid.addLayout(tools, 2, 0)
         grid.addLayout(picker, 3, 0)
@@ -200,11 +209,25 @@ class TryItPanel(QWidget):
                    note: str | None = None) -> None:
         """Question ``source`` (None: nothing to try, ``note`` says why)."""
         self._stop_thread()
+        seq = source is not None and not source.is_image and \
+            len(source.input_shape) in (1, 2) and bool(attention_node_ids(source))
+        self.image_page.setVisible(not seq)
+        self.sequence.setVisible(seq)
+        if seq:
+            self.source = None
+            self.acts = {}
+            self._publish()
+            self.setEnabled(True)
+            self.source_note.setText(f"{source.net.graph.name or 'model'}: {source.label}. "
+                                     "Type tokens (Enter) or show a sample.")
+            self.sequence.set_source(source, dataset)
+            return
         self.source = source if source is not None and source.is_image else None
         self.dataset = dataset if self.source is not None else None
         if self.source is None:
             self.source_note.setText(note or "Try it needs a model with an image Input "
-                                     "(C × H × W) and a class Output.")
+                                     "(C × H × W) and a class Output, or a sequence "
+                                     "model with attention.")
             self.setEnabled(False)
             self.x = self.probs = self.heat = None
             self.bars.set_probs(np.zeros(0), [])

@@ -33,6 +33,74 @@ def tick_labels(tokens: tuple[str, ...], t: int) -> list[tuple[float, str]]:
     return [(i + 0.5, names[i]) for i in range(0, t, step)]
 
 
+class AttentionGrid(pg.GraphicsLayoutWidget):
+    """One heat map per head of attention weights (heads, T, T), rows = query steps, columns
+    = key steps, all on one colour scale (dark = 0, yellow = the largest weight shown), in a
+    grid whose shape suits the widget's size; ``tokens`` name the steps on the axes."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMinimumSize(220, 160)
+        self.ci.setSpacing(4)
+        self.plots: list[pg.PlotItem] = []
+        self.images: list[pg.ImageItem] = []
+        self.weights: np.ndarray | None = None
+        self.tokens: tuple[str, ...] = ()
+        self._cols = 0
+        self._lut = viridis_lut()
+
+    def show_weights(self, weights: np.ndarray, tokens: tuple[str, ...] = ()) -> float:
+        """Draw ``weights`` (heads, T, T); returns the top of the colour scale."""
+        self.weights, self.tokens = weights, tokens
+        heads, t, _ = weights.shape
+        self._arrange(heads, t)
+        top = float(np.nanmax(weights)) if weights.size else 1.0
+        top = top if math.isfinite(top) and top > 0 else 1.0
+        ticks = tick_labels(tokens, t)
+        for h, (plot, img) in enumerate(zip(self.plots, self.images)):
+            img.setImage(weights[h], levels=(0.0, top), lut=self._lut, autoLevels=False)
+            for side in ("left", "bottom"):
+                plot.getAxis(side).setTicks([ticks])
+            plot.setRange(xRange=(0, t), yRange=(0, t), padding=0)
+        return top
+
+    def clear_weights(self) -> None:
+        self.weights = None
+        for img in self.images:
+            img.clear()
+
+    def _want_cols(self, heads: int, t: int) -> int:
+        aspect = max(0.3, self.width() / max(1, self.height()))
+        return grid_shape(heads, (t, t), aspect)[1]
+
+    def _arrange(self, heads: int, t: int) -> None:
+        cols = self._want_cols(heads, t)
+        if len(self.plots) == heads and cols == self._cols:
+            return
+        self.ci.clear()
+        self.plots, self.images, self._cols = [], [], cols
+        for h in range(heads):
+            plot = self.ci.addPlot(row=h // cols, col=h % cols)
+            plot.setMenuEnabled(False)
+            plot.hideButtons()
+            plot.invertY(True)
+            plot.setAspectLocked(True)
+            plot.setMouseEnabled(x=False, y=False)
+            plot.setTitle(f"head {h}", color=TEXT, size="8pt")
+            for side in ("left", "bottom"):
+                plot.getAxis(side).setStyle(tickLength=0)
+            img = pg.ImageItem()
+            plot.addItem(img)
+            self.plots.append(plot)
+            self.images.append(img)
+
+    def resizeEvent(self, ev: QResizeEvent) -> None:
+        super().resizeEvent(ev)
+        w = getattr(self, "weights", None)  # pyqtgraph resizes while it is being built
+        if w is not None and self._want_cols(*w.shape[:2]) != self._cols:
+            self.show_weights(w, self.tokens)
+
+
 class AttentionView(NodeChooser, MonitorPanel):
     """The attention weights of ``node`` for probe sample ``sample``: one heat map per head,
     all on one colour scale (dark = 0, yellow = the largest weight shown)."""
@@ -57,13 +125,7 @@ class AttentionView(NodeChooser, MonitorPanel):
         self.sample_box.valueChanged.connect(self.sample_chosen.emit)
         self.add_control(self.node_box)
         self.add_control(self.sample_box)
-        self.canvas = pg.GraphicsLayoutWidget()
-        self.canvas.setMinimumSize(220, 160)
-        self.canvas.ci.setSpacing(4)
-        self.plots: list[pg.PlotItem] = []
-        self.images: list[pg.ImageItem] = []
-        self._cols = 0
-        self._lut = viridis_lut()
+        self.canvas = AttentionGrid()
         self.body.addWidget(self.canvas, 1)
         self.show_placeholder(NO_NODES, self.canvas)
 
@@ -110,15 +172,7 @@ class AttentionView(NodeChooser, MonitorPanel):
         self.maps = am
         self.show_placeholder(None, self.canvas)
         heads, t, _ = am.weights.shape
-        self._arrange(heads, t)
-        top = float(np.nanmax(am.weights)) if am.weights.size else 1.0
-        top = top if math.isfinite(top) and top > 0 else 1.0
-        ticks = tick_labels(am.tokens, t)
-        for h, (plot, img) in enumerate(zip(self.plots, self.images)):
-            img.setImage(am.weights[h], levels=(0.0, top), lut=self._lut, autoLevels=False)
-            for side in ("left", "bottom"):
-                plot.getAxis(side).setTicks([ticks])
-            plot.setRange(xRange=(0, t), yRange=(0, t), padding=0)
+        top = self.canvas.show_weights(am.weights, am.tokens)
         what = f"{plural(heads, 'head')} × {t}×{t}"
         tokens = f" · tokens {' '.join(am.tokens[:24])}{' …' if t > 24 else ''}" \
             if am.tokens else ""
@@ -132,42 +186,17 @@ class AttentionView(NodeChooser, MonitorPanel):
     def clear(self) -> None:
         self.maps = None
         self.info.setText("")
-        for img in self.images:
-            img.clear()
+        self.canvas.clear_weights()
         self.show_placeholder(WAITING if self._nodes else NO_NODES, self.canvas)
 
-    # ----- layout --------------------------------------------------------------------------
-    def _want_cols(self, heads: int, t: int) -> int:
-        aspect = max(0.3, self.canvas.width() / max(1, self.canvas.height()))
-        return grid_shape(heads, (t, t), aspect)[1]
+    @property
+    def plots(self) -> list[pg.PlotItem]:
+        return self.canvas.plots
 
-    def _arrange(self, heads: int, t: int) -> None:
-        """One plot per head in a grid whose shape suits the view's size."""
-        cols = self._want_cols(heads, t)
-        if len(self.plots) == heads and cols == self._cols:
-            return
-        self.canvas.ci.clear()
-        self.plots, self.images, self._cols = [], [], cols
-        for h in range(heads):
-            plot = self.canvas.ci.addPlot(row=h // cols, col=h % cols)
-            plot.setMenuEnabled(False)
-            plot.hideButtons()
-            plot.invertY(True)
-            plot.setAspectLocked(True)
-            plot.setMouseEnabled(x=False, y=False)
-            plot.setTitle(f"head {h}", color=TEXT, size="8pt")
-            for side in ("left", "bottom"):
-                plot.getAxis(side).setStyle(tickLength=0)
-            img = pg.ImageItem()
-            plot.addItem(img)
-            self.plots.append(plot)
-            self.images.append(img)
-
-    def resizeEvent(self, ev: QResizeEvent) -> None:
-        super().resizeEvent(ev)
-        am = self.maps
-        if am is not None and self._want_cols(*am.weights.shape[:2]) != self._cols:
-            self.show_attention(am)
+    @property
+    def images(self) -> list[pg.ImageItem]:
+        """The heat maps, one per head (their ``image`` is the head's weights)."""
+        return self.canvas.images
 
     # ----- export --------------------------------------------------------------------------
     def png_widget(self) -> QWidget:

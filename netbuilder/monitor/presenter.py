@@ -109,6 +109,7 @@ class MonitorPresenter(FrameDrawing, QObject):
         for dock in d.plots.values():
             dock.visibilityChanged.connect(lambda _v: self.request_changed())
         self.set_model_nodes()
+        self._on_selection(self.w.selected_node_ids())  # a node selected before the views
 
     def show_monitor(self, front: tuple[str, ...] = ("curves", "maps", "filters",
                                                      "confusion")) -> None:
@@ -345,9 +346,11 @@ class MonitorPresenter(FrameDrawing, QObject):
         front.append("pairs" if self.pairs.node else "attention" if self.attention.node
                      else "filters" if self.filters.conv else "gallery")
         g = run.graph
-        head = next((g.nodes[n] for n in g.topological_order() if g.nodes[n].type == "Output"),
+        head = next((n for n in g.topological_order() if g.nodes[n].type == "Output"),
                     None)  # the Output the confusion matrix reads
-        if info.task != "classification" or head is None or head.params.get("loss") == "mse":
+        if info.task != "classification" or head is None or \
+                g.nodes[head].params.get("loss") == "mse" or \
+                len(info.shapes.get(head, ())) != 1:  # one class per step: no matrix
             front[1] = "runs"
         self.docks.show_monitor(tuple(k for k in front if k in self.docks.plots or k == "runs"))
         self.request_changed()

@@ -147,9 +147,10 @@ def measure_images(net: engine.Network, probe: ProbeData, head: Head | None,
                                         tuple(probes.probe_label(probe, i) for i in range(n)))
     if req.attention and req.attn_node is not None and probe.x is not None and len(probe.x):
         i = min(max(0, req.attn_sample), len(probe.x) - 1)
-        snap.attention = probes.attention_maps(net, probe.x[i], req.attn_node, i,
-                                               probes.token_names(probe, probe.x[i]),
-                                               probes.probe_label(probe, i))
+        target = () if probe.y is None else probes.token_names(probe, probe.y[i])
+        snap.attention = probes.attention_maps(
+            net, probe.x[i], req.attn_node, i, probes.token_names(probe, probe.x[i]),
+            " ".join(target) if target else probes.probe_label(probe, i))
     return snap
 
 

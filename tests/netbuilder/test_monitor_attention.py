@@ -40,7 +40,7 @@ def test_probe_copies_the_layers_weights_for_one_sample_with_its_tokens():
     assert np.allclose(am.weights.sum(axis=2), 1.0, atol=1e-5)
     net.forward(x[1:2], train=False)
     assert np.array_equal(am.weights, net.layers["b2_attn"].attention_weights[0])
-    assert not am.causal and am.label == "0, 0, 1, 1"
+    assert not am.causal and am.label == "w0 w0 w1 w1 w2 w2 w3 w3"  # the targets
     # only MultiHeadAttention nodes have weights; other requests measure nothing
     assert probes.attention_maps(net, x[0], "b1_ln1", 0) is None
     assert measure_images(net, probe, None, probes.MonitorRequest(attention=False),
@@ -165,3 +165,42 @@ def test_upsampling_nodes_show_feature_maps_like_a_conv(make_window, qtbot):
         assert "channel" in tc.maps.info.text() and tc.maps.plot.isVisibleTo(tc.maps)
     click(qtbot, tc.panel.stop_button)
     wait_idle(qtbot, tc)
+
+
+# ----- Try it: the user's own tokens ---------------------------------------------------------
+def test_try_it_shows_attention_for_typed_tokens_and_for_a_sample(make_window, qtbot):
+    from PySide6.QtCore import Qt
+
+    from netbuilder.lookinside.sequence import parse_tokens
+
+    drv = make_window(sort_doc())
+    assert drv.w.training.data.wait_loaded(30)
+    panel = drv.w.look_inside.show_try_it()
+    seq = panel.sequence
+    qtbot.waitUntil(lambda: seq.isVisible() and seq.source is not None, timeout=20_000)
+    assert not panel.image_page.isVisibleTo(panel) and seq.node.count() == 2
+    assert seq.weights is not None  # a dataset sample was shown at once
+    seq.tokens_edit.setText("3 1 4 1 5 9 2 6")
+    qtbot.keyClick(seq.tokens_edit, Qt.Key.Key_Return)
+    assert len(seq.prediction.text().split()) == 8 and seq.note.text() == ""
+    w = seq.weights
+    assert w.shape == (4, 8, 8) and np.allclose(w.sum(axis=2), 1, atol=1e-5)
+    net = seq.source.net  # the weights are the layer's for exactly these tokens
+    net.forward(np.array([[3, 1, 4, 1, 5, 9, 2, 6]], np.float32), train=False)
+    assert np.array_equal(w, net.layers["b1_attn"].attention_weights[0])
+    assert [t for _p, t in seq.grid.plots[0].getAxis("left")._tickLevels[0]] == \
+        ["3", "1", "4", "1", "5", "9", "2", "6"]
+    for h, img in enumerate(seq.grid.images):
+        assert np.array_equal(img.image, w[h])
+    seq.node.setCurrentIndex(1)  # the second block's attention, same input
+    net.forward(np.array([[3, 1, 4, 1, 5, 9, 2, 6]], np.float32), train=False)
+    assert np.array_equal(seq.weights, net.layers["b2_attn"].attention_weights[0])
+    seq.tokens_edit.setText("3 1 4")  # a wrong length is said, not run
+    qtbot.keyClick(seq.tokens_edit, Qt.Key.Key_Return)
+    assert "reads 8 tokens, you typed 3" in seq.note.text()
+    seq.sample.setValue(2)
+    qtbot.mouseClick(seq.sample_btn, Qt.MouseButton.LeftButton)
+    ds = drv.w.training.data.dataset
+    assert seq.tokens_edit.text().split() == [str(int(v)) for v in ds.x[2]]
+    assert parse_tokens("1, 2", ["a", "b", "c"], 2).tolist() == [1, 2]
+    assert parse_tokens("c a", ["a", "b", "c"], 2).tolist() == [2, 0]
