@@ -14,9 +14,11 @@ import numpy as np
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QWidget,
 )
@@ -92,21 +94,31 @@ class SequenceTry(QWidget):
         self.note.setObjectName("dim")
         self.note.setWordWrap(True)
         self.grid = AttentionGrid()
-        lay = QGridLayout(self)
+        # two columns for the wide, low dock under the canvas: the input and the answer
+        # beside the heat maps
+        form = QWidget()
+        form.setMaximumWidth(380)
+        lay = QGridLayout(form)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(QLabel("Tokens"), 0, 0)
-        lay.addWidget(self.tokens_edit, 0, 1, 1, 3)
+        lay.addWidget(self.tokens_edit, 0, 1, 1, 2)
         lay.addWidget(QLabel("Sample"), 1, 0)
         lay.addWidget(self.sample, 1, 1)
         lay.addWidget(self.sample_btn, 1, 2)
         lay.addWidget(QLabel("Prediction"), 2, 0)
-        lay.addWidget(self.prediction, 2, 1, 1, 3)
+        lay.addWidget(self.prediction, 2, 1, 1, 2)
         lay.addWidget(QLabel("Attention"), 3, 0)
-        lay.addWidget(self.node, 3, 1)
-        lay.addWidget(self.note, 3, 2, 1, 2)
-        lay.addWidget(self.grid, 4, 0, 1, 4)
-        lay.setRowStretch(4, 1)
-        lay.setColumnStretch(3, 1)
+        lay.addWidget(self.node, 3, 1, 1, 2)
+        lay.addWidget(self.note, 4, 0, 1, 3)
+        lay.setRowStretch(5, 1)
+        lay.setColumnStretch(1, 1)
+        self.grid.setMinimumHeight(150)  # the dock's height, not the plots', decides
+        self.grid.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(10)
+        row.addWidget(form)
+        row.addWidget(self.grid, 1)
 
     def set_source(self, source: TrySource, dataset: Any = None) -> None:
         """Question ``source`` (a sequence Input and at least one attention node)."""
