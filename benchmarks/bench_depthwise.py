@@ -2,6 +2,7 @@
 
     python benchmarks/bench_depthwise.py [--batch 32] [--channels 64] [--size 28]
                                          [--stride 1] [--rounds 9] [--per-round 10]
+                                         [--kernels]
 
 One step: forward of a depthwise 3×3 conv (groups = channels, padding 1, bias), then the
 backward for the input, weight and bias gradients. PyTorch runs it in its default layout
@@ -9,6 +10,11 @@ backward for the input, weight and bias gradients. PyTorch runs it in its defaul
 alternate between the sides and each side reports its median and spread (min..max of the
 rounds), so load from other processes hits all sides alike. The BLAS tuning variables this
 machine sets are removed first (``_common.clean_environment``).
+
+``--kernels`` also times the kernels alone, forward and backward apart, in the same rounds:
+the stride-1 flat-plane kernels (``kernels.depthwise``, what a stride-1 layer runs) beside
+the row kernels every stride can run (``groupconv.depthwise_*_rows``), so the backward's
+cost relative to the forward shows.
 """
 
 from __future__ import annotations
@@ -43,6 +49,23 @@ def engine_step(args, x, dy, w, b):
         layer.backward(dy, params, grads)
 
     return step
+
+
+def kernel_steps(args, x, dy, w, b) -> dict:
+    """The depthwise kernels alone, forward and backward apart: flat planes and rows."""
+    from engine.kernels import depthwise as kd
+    from engine.kernels import groupconv as kg
+
+    y = np.empty_like(dy)
+    gw, gb = np.zeros_like(w), np.zeros_like(b)
+    s = args.stride
+    out = {"rows forward": lambda: kg.depthwise_forward_rows(x, w, b, s, s, 1, 1, 1, 1, y),
+           "rows backward": lambda: kg.depthwise_backward_rows(x, w, dy, s, s, 1, 1, 1, 1,
+                                                               gw, gb)}
+    if s == 1:
+        out["flat forward"] = lambda: kd.depthwise_forward_s1(x, w, b, 1, 1, 1, 1, y)
+        out["flat backward"] = lambda: kd.depthwise_backward_s1(x, w, dy, 1, 1, 1, 1, gw, gb)
+    return out
 
 
 def torch_step(torch, args, x, dy, w, b, channels_last):
@@ -82,6 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stride", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--per-round", type=int, default=10)
+    ap.add_argument("--kernels", action="store_true",
+                    help="also time the kernels alone (forward, backward; flat and rows)")
     args = ap.parse_args(argv)
 
     import numba
@@ -103,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"torch {torch.__version__}: {torch.get_num_threads()} threads")
     except ImportError:
         print("torch is not installed: engine only (pip install torch for the comparison)")
+    if args.kernels:
+        sides.update({f"kernel {k}": fn for k, fn in kernel_steps(args, x, dy, w, b).items()})
     for fn in sides.values():
         for _ in range(3):
             fn()
@@ -114,12 +141,16 @@ def main(argv: list[str] | None = None) -> None:
           f"stride {args.stride}, padding 1: forward + backward (dx, dweight, dbias)")
     med = {k: statistics.median(v) for k, v in times.items()}
     for name, t in med.items():
-        print(f"  {name:<20} median {t * 1e3:8.3f} ms/step  (rounds {min(times[name]) * 1e3:.3f}"
+        print(f"  {name:<22} median {t * 1e3:8.3f} ms/step  (rounds {min(times[name]) * 1e3:.3f}"
               f"..{max(times[name]) * 1e3:.3f} ms)")
-    if len(med) > 1:
-        best_name = min((k for k in med if k != "netbuilder"), key=med.get)
+    if any(k.startswith("torch") for k in med):
+        best_name = min((k for k in med if k.startswith("torch")), key=med.get)
         print(f"  speed netbuilder / {best_name} (the faster PyTorch layout): "
               f"{med[best_name] / med['netbuilder']:.2f}x")
+    for kind in ("flat", "rows"):
+        f, b = med.get(f"kernel {kind} forward"), med.get(f"kernel {kind} backward")
+        if f and b:
+            print(f"  {kind} kernels: backward / forward {b / f:.2f}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,10 @@ monitor_gradients.png, the same run with the weight and gradient histograms, per
 gradient norms, the first convolution's filters and the confident mistakes;
 monitor_regions.png, an MLP learning the spirals (decision regions); monitor_pairs.png,
 stn_shapes after a few epochs, its inputs above what the SpatialTransformer makes of them
-(``--only pairs`` takes just this one); monitor_small.png, the digits_cnn run in a
+(``--only pairs`` takes just this one); monitor_attention.png, transformer_sort paused
+after a few epochs with its second attention node selected, each head's weights for one
+validation sample (``--only attention`` takes just this one, and the same window resized
+to --small-size into the temporary folder it prints); monitor_small.png, the digits_cnn run in a
 1024×700 window (``--small-size``), where the same layout still fits.
 
 timeline.png (``--only timeline``): LeNet-5 trained on shapes for its 8 epochs with the
@@ -129,6 +132,40 @@ def pairs_shot(app: QApplication, w, out: Path) -> Path:
     _calm(app)
     p = out / "monitor_pairs.png"
     w.grab().save(str(p))
+    tc.stop()
+    _wait(app, lambda: tc.state == "idle", 60)
+    return p
+
+
+def attention_shot(app: QApplication, w, out: Path, small: tuple[int, int] | None = None,
+                   small_out: Path | None = None) -> Path:
+    """monitor_attention.png: transformer_sort paused after 4 epochs, its second
+    MultiHeadAttention selected: the Attention view in front. With ``small``, the window is
+    then resized to it and grabbed again into ``small_out``/monitor_attention_small.png."""
+    from netbuilder.mainwindow import EXAMPLES_DIR
+
+    tc = w.training
+    w.open_example(EXAMPLES_DIR / "transformer_sort.json")
+    tc.data.wait_loaded(60)
+    w.scene.select_nodes(["b2_attn"])
+    _settle(app)
+    if not tc.start():
+        raise SystemExit(f"cannot start transformer_sort: {tc.panel.message.text()}")
+    if not _wait(app, lambda: tc.active is not None and len(tc.active.epochs) >= 4):
+        raise SystemExit("transformer_sort did not train 4 epochs")
+    tc.pause()
+    _wait(app, lambda: tc.worker.trainer.status == "paused", 30)
+    tc.docks.plots["attention"].raise_()
+    _calm(app, 1.5)
+    w.frame_canvas()
+    _calm(app)
+    p = out / "monitor_attention.png"
+    w.grab().save(str(p))
+    if small is not None and small_out is not None:
+        w.resize(*small)
+        _calm(app, 1.5)
+        w.grab().save(str(small_out / "monitor_attention_small.png"))
+        print(f"wrote {small_out / 'monitor_attention_small.png'}")
     tc.stop()
     _wait(app, lambda: tc.state == "idle", 60)
     return p
@@ -255,6 +292,7 @@ def monitor_shots(app: QApplication, out: Path, size: tuple[int, int], tmp: str)
     tc.stop()
     _wait(app, lambda: tc.state == "idle", 60)
     shots.append(pairs_shot(app, w, out))
+    shots.append(attention_shot(app, w, out))
     _close(w)
     return shots
 
@@ -358,8 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--small-size", default="1024x700", help="window size of monitor_small.png")
     ap.add_argument("--timeline-small", default="",
                     help="also write the timeline shot at --small-size to this file")
-    ap.add_argument("--only", choices=("builder", "monitor", "pairs", "small", "data",
-                                       "import", "timeline"),
+    ap.add_argument("--only", choices=("builder", "monitor", "pairs", "attention", "small",
+                                       "data", "import", "timeline"),
                     help="one group of shots (pairs: monitor_pairs.png alone; data: "
                     "data_panel.png and data_download.png; import: import_report.png)")
     args = ap.parse_args(argv)
@@ -392,6 +430,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.only == "pairs":
         w = _monitor_window(app, size, tmp)
         print(f"wrote {pairs_shot(app, w, out)}")
+        _close(w)
+        return 0
+    if args.only == "attention":
+        w = _monitor_window(app, size, tmp)
+        print(f"wrote {attention_shot(app, w, out, small, Path(tmp))}")
         _close(w)
         return 0
     if args.only in (None, "data"):

@@ -8,9 +8,10 @@ input at (oh·sh - pt + i·dh, ow·sw - pl + j·dw); outside the image it reads 
 bottom/right padding follows from the output size, as in ``kernels.conv``).
 
 - depthwise (groups = C; filter o reads channel o // (O / C)): ``depthwise_forward`` /
-  ``depthwise_backward`` work tap by tap on whole rows, no unfolding. A depthwise 3×3 does
-  9 multiply-adds per value it reads, so it is bound by memory traffic: an im2col would
-  write and read nine copies of the input for one tiny product per channel.
+  ``depthwise_backward`` work tap by tap, no unfolding: stride 1 on whole flat padded planes
+  (``kernels.depthwise``), other strides on whole rows. A depthwise 3×3 does 9
+  multiply-adds per value it reads, so it is bound by memory traffic: an im2col would write
+  and read nine copies of the input for one tiny product per channel.
 - grouped or dilated: ``grouped_forward`` / ``grouped_backward`` unfold each sample once with
   the dilation (``_im2col_dil``) and run one BLAS product per group; the batch is split into
   ``nchunks`` slices run in parallel, as in ``kernels.fused``.
@@ -22,6 +23,7 @@ import numpy as np
 
 from .blas import gemm
 from .conv import _crop_from, _pad_into
+from .depthwise import depthwise_backward_s1, depthwise_forward_s1, flat_fits
 from .jit import njit, prange
 
 
@@ -33,12 +35,38 @@ def _padded_size(oh_n: int, ow_n: int, kh: int, kw: int, sh: int, sw: int, dh: i
             max((ow_n - 1) * sw + (kw - 1) * dw + 1, pl + w_n))
 
 
-@njit
+@njit(parallel=False)
 def depthwise_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: int, sw: int,
                       dh: int, dw: int, pt: int, pl: int, y: np.ndarray) -> None:
     """y (N, O, OH, OW) of a depthwise conv: filter o reads channel o // (O / C) only.
 
-    weight (O, 1, KH, KW), bias (O,) or empty. Parallel over (sample, filter) planes; each
+    weight (O, 1, KH, KW), bias (O,) or empty. Stride 1: ``depthwise_forward_s1``; else
+    ``depthwise_forward_rows``."""
+    if sh == 1 and sw == 1:
+        depthwise_forward_s1(x, weight, bias, dh, dw, pt, pl, y)
+    else:
+        depthwise_forward_rows(x, weight, bias, sh, sw, dh, dw, pt, pl, y)
+
+
+@njit(parallel=False)
+def depthwise_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, sh: int, sw: int,
+                       dh: int, dw: int, pt: int, pl: int, gweight: np.ndarray,
+                       gbias: np.ndarray) -> np.ndarray:
+    """Backward of ``depthwise_forward``: returns dx (N, C, H, W); overwrites gweight
+    (O, 1, KH, KW) and gbias ((O,) or empty). Stride 1 with padding no wider than the
+    filter's reach: ``depthwise_backward_s1``; else ``depthwise_backward_rows``."""
+    kh, kw = weight.shape[2], weight.shape[3]
+    pb = (dy.shape[2] - 1) * sh + (kh - 1) * dh + 1 - x.shape[2] - pt
+    pr = (dy.shape[3] - 1) * sw + (kw - 1) * dw + 1 - x.shape[3] - pl
+    if sh == 1 and sw == 1 and flat_fits(kh, kw, dh, dw, pt, pb, pl, pr):
+        return depthwise_backward_s1(x, weight, dy, dh, dw, pt, pl, gweight, gbias)
+    return depthwise_backward_rows(x, weight, dy, sh, sw, dh, dw, pt, pl, gweight, gbias)
+
+
+@njit
+def depthwise_forward_rows(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: int,
+                           sw: int, dh: int, dw: int, pt: int, pl: int, y: np.ndarray) -> None:
+    """``depthwise_forward`` on whole rows, any stride. Parallel over (sample, filter) planes; each
     plane is copied into a zero-padded scratch, then every output row adds its KH·KW taps as
     whole rows (unsigned flat offsets: no bounds or negative-index handling, so the
     unit-stride rows vectorise)."""
@@ -76,11 +104,10 @@ def depthwise_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: i
 
 
 @njit
-def depthwise_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, sh: int, sw: int,
-                       dh: int, dw: int, pt: int, pl: int, gweight: np.ndarray,
-                       gbias: np.ndarray) -> np.ndarray:
-    """Backward of ``depthwise_forward``: returns dx (N, C, H, W); overwrites gweight
-    (O, 1, KH, KW) and gbias ((O,) or empty).
+def depthwise_backward_rows(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, sh: int,
+                            sw: int, dh: int, dw: int, pt: int, pl: int, gweight: np.ndarray,
+                            gbias: np.ndarray) -> np.ndarray:
+    """``depthwise_backward`` on whole rows, any stride and padding.
 
     Parallel over input channels: each owns its dx planes and its filters' gradients (no
     shared writes) and reads each sample's input and output-gradient planes once for both,

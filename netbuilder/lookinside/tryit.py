@@ -1,7 +1,8 @@
 """The Try it panel: draw (or pick a dataset sample), see the prediction and the class
 probabilities change as you draw, and see why: saliency, SmoothGrad, Grad-CAM on a chosen
 convolution, or occlusion sensitivity (in a background thread, with a progress bar) laid
-over the input.
+over the input. A sequence model with attention gets ``SequenceTry`` instead: tokens typed
+or picked, the prediction per step and each head's attention weights.
 
 The panel questions a ``TrySource`` (``netbuilder.lookinside.source``): the open model with
 the weights of its latest finished run, or fresh weights, said above the pad."""
@@ -32,6 +33,7 @@ from engine.explain import ExplainCancelledError, grad_cam, occlusion, saliency,
 
 from .modes import InputModes
 from .pad import DrawingPad
+from .sequence import SequenceTry, attention_node_ids
 from .source import TrySource
 from .views import ImageView, ProbBars, overlay_image
 
@@ -167,17 +169,24 @@ class TryItPanel(InputModes, QWidget):
 
         # three columns for a wide, low dock under the canvas: the pad, the Why view, the
         # answer (prediction, probabilities) above the Why settings
-        grid = QGridLayout(self)
-        grid.setContentsMargins(6, 4, 6, 4)
+        self.image_page = QWidget()
+        self.sequence = SequenceTry()
+        self.sequence.hide()
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(6, 4, 6, 4)
+        outer.addWidget(self.source_note)
+        outer.addWidget(self.image_page, 1)
+        outer.addWidget(self.sequence, 1)
+        grid = QGridLayout(self.image_page)
+        grid.setContentsMargins(0, 0, 0, 0)
         grid.setHorizontalSpacing(10)
-        grid.addWidget(self.source_note, 0, 0, 1, 3)
-        image_page = QWidget()
-        left = QVBoxLayout(image_page)
+        pad_page = QWidget()
+        left = QVBoxLayout(pad_page)
         left.setContentsMargins(0, 0, 0, 0)
         left.addWidget(self.pad, 1)
         left.addLayout(tools)
         left.addLayout(picker)
-        grid.addWidget(self._build_modes(image_page), 1, 0, 3, 1)
+        grid.addWidget(self._build_modes(pad_page), 1, 0, 3, 1)
         grid.addWidget(self.why_view, 1, 1)
         grid.addWidget(why, 2, 1, 2, 1)
         answer = QVBoxLayout()
@@ -208,6 +217,19 @@ class TryItPanel(InputModes, QWidget):
                    note: str | None = None) -> None:
         """Question ``source`` (None: nothing to try, ``note`` says why)."""
         self._stop_thread()
+        seq = source is not None and not source.is_image and \
+            len(source.input_shape) in (1, 2) and bool(attention_node_ids(source))
+        self.image_page.setVisible(not seq)
+        self.sequence.setVisible(seq)
+        if seq:
+            self.source = None
+            self.acts = {}
+            self._publish()
+            self.setEnabled(True)
+            self.source_note.setText(f"{source.net.graph.name or 'model'}: {source.label}. "
+                                     "Type tokens (Enter) or show a sample.")
+            self.sequence.set_source(source, dataset)
+            return
         self.source = source
         self.sample_label = None
         self.dataset = dataset if self.source is not None else None

@@ -13,6 +13,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDockWidget, QWidget
 
 from ..docklayout import MONITOR
+from .attention import AttentionView
 from .confusion import ConfusionView, GalleryView
 from .curves import CurvesView
 from .feature_maps import FeatureMapView
@@ -32,6 +33,7 @@ PLOT_DOCKS = {
     "filters": ("Filters", "filtersDock"),
     "fit": ("Data Fit", "dataFitDock"),
     "pairs": ("Input vs Output", "pairsDock"),
+    "attention": ("Attention", "attentionDock"),
     "confusion": ("Confusion", "confusionDock"),
     "gallery": ("Mistakes", "mistakesDock"),
 }
@@ -89,9 +91,11 @@ class MonitorDocks:
         self.gallery = GalleryView()
         self.fit = DataFitView()
         self.pairs = PairsView()
+        self.attention = AttentionView()
         views = {"curves": self.curves, "grads": self.grads, "maps": self.maps,
                  "filters": self.filters, "fit": self.fit, "pairs": self.pairs,
-                 "confusion": self.confusion, "gallery": self.gallery}
+                 "attention": self.attention, "confusion": self.confusion,
+                 "gallery": self.gallery}
         for key, (title, name) in PLOT_DOCKS.items():
             dock = make_dock(w, title, name, views[key])
             self.plots[key] = dock
@@ -111,7 +115,7 @@ class MonitorDocks:
 
     def views(self) -> list[QWidget]:
         return [self.curves, self.maps, self.filters, self.grads, self.confusion, self.gallery,
-                self.fit, self.pairs]
+                self.fit, self.pairs, self.attention]
 
     def visible(self, key: str) -> bool:
         """True when the view ``key`` is on screen (not closed, not behind another tab)."""

@@ -152,7 +152,7 @@ class FrameDrawing:
     def _draw_images(self: MonitorPresenter) -> bool:
         p = self._frame
         if not self.views_ready or all(v is None for v in (p.maps, p.filters, p.regions,
-                                                           p.curve, p.pairs)):
+                                                           p.curve, p.pairs, p.attention)):
             return False
         self._show_images(p, hists=False)
         return True
@@ -178,3 +178,5 @@ class FrameDrawing:
             self.fit.show_curve(snap.curve)
         if snap.pairs is not None:
             self.pairs.show_pairs(snap.pairs)
+        if snap.attention is not None:
+            self.attention.show_attention(snap.attention)

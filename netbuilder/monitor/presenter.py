@@ -22,7 +22,7 @@ from ..panels.runs_panel import RunsPanel
 from ..panels.section import SectionWriter
 from ..panels.training_panel import TrainingPanel, fmt_time
 from ..session.messages import EpochReport, RunInfo, RunOutcome, Snapshot, empty_snapshot, measure_images
-from ..session.probes import Head, MonitorRequest, pair_nodes
+from ..session.probes import Head, MonitorRequest, attention_nodes, pair_nodes
 from ..session.runs import RunRecord
 from ..session.session import RunSession
 from ..session.state import RunState
@@ -108,18 +108,21 @@ class MonitorPresenter(TimelineDrawing, FrameDrawing, QObject):
         d.build()
         self.curves, self.maps, self.filters = d.curves, d.maps, d.filters
         self.grads, self.confusion, self.gallery, self.fit = d.grads, d.confusion, d.gallery, d.fit
-        self.pairs = d.pairs
+        self.pairs, self.attention = d.pairs, d.attention
         self.views_ready = True
         self.maps.node_chosen.connect(lambda _n: self.request_changed())
         self.maps.sample_chosen.connect(lambda _i: self.request_changed())
         self.filters.conv_chosen.connect(lambda _n: self.request_changed())
         self.grads.node_chosen.connect(lambda _n: self.request_changed())
         self.pairs.node_chosen.connect(lambda _n: self.request_changed())
+        self.attention.node_chosen.connect(lambda _n: self.request_changed())
+        self.attention.sample_chosen.connect(lambda _i: self.request_changed())
         for dock in d.plots.values():
             dock.visibilityChanged.connect(lambda _v: self.request_changed())
         self.set_model_nodes()
         self.views_built.emit()
         self._build_timeline_bar()
+        self._on_selection(self.w.selected_node_ids())  # a node selected before the views
 
     def show_monitor(self, front: tuple[str, ...] = ("curves", "maps", "filters",
                                                      "confusion")) -> None:
@@ -189,6 +192,7 @@ class MonitorPresenter(TimelineDrawing, FrameDrawing, QObject):
         self.filters.set_convs([n for n in order if types[n] == "Conv2D"])
         self.grads.set_layers([n for n in order if n in an.nodes and (an.nodes[n].params or 0)])
         self.pairs.set_nodes(pair_nodes(g))
+        self.attention.set_nodes(attention_nodes(g))
 
     def model_replaced(self) -> None:
         """Another model is open: every view shows it, or its empty state."""
@@ -201,10 +205,12 @@ class MonitorPresenter(TimelineDrawing, FrameDrawing, QObject):
         if not self.views_ready:
             return
         self.set_model_nodes()
-        for v in (self.maps, self.filters, self.grads, self.confusion, self.gallery, self.pairs):
+        for v in (self.maps, self.filters, self.grads, self.confusion, self.gallery, self.pairs,
+                  self.attention):
             v.clear()
         self.maps.set_probe(None)
         self.pairs.set_probe(None)
+        self.attention.set_probe(None)
         self.fit.set_probe(None)
         self.confusion.set_class_names([])
         self.gallery.set_class_names([])
@@ -229,6 +235,7 @@ class MonitorPresenter(TimelineDrawing, FrameDrawing, QObject):
             self.filters.select_conv(conv)
         self.grads.select_node(next((i for i in inner if i in self.grads.layers), nid))
         self.pairs.select_node(nid)
+        self.attention.select_node(nid)
 
     def _on_data_changed(self) -> None:
         dp = self.data
@@ -253,7 +260,7 @@ class MonitorPresenter(TimelineDrawing, FrameDrawing, QObject):
         if not self.views_ready:
             return MonitorRequest(feature_maps=False, filters=False, histograms=False,
                                   regions=False, epoch_report=False, graph=graph, pairs=False,
-                                  profile_every=self.profile_every)
+                                  profile_every=self.profile_every, attention=False)
         v = self.docks.visible
         return MonitorRequest(
             node=self.maps.node, sample=self.maps.sample, conv=self.filters.conv,
@@ -261,7 +268,9 @@ class MonitorPresenter(TimelineDrawing, FrameDrawing, QObject):
             histograms=v("grads"), graph=graph or v("grads"), regions=v("fit"),
             epoch_report=v("confusion") or v("gallery"), pair_node=self.pairs.node,
             pairs=v("pairs") and self.pairs.node is not None,
-            profile_every=self.profile_every)
+            profile_every=self.profile_every,
+            attn_node=self.attention.node, attn_sample=self.attention.sample,
+            attention=v("attention") and self.attention.node is not None)
 
     def request_changed(self) -> None:
         """The views want something else: the run measures it, or after a run this thread
@@ -338,7 +347,8 @@ class MonitorPresenter(TimelineDrawing, FrameDrawing, QObject):
         self.show_run(run)
         self.w.set_edit_lock(LOCK_MESSAGE)
         self.w.scene.clear_monitor()
-        for v in (self.confusion, self.gallery, self.maps, self.filters, self.grads, self.pairs):
+        for v in (self.confusion, self.gallery, self.maps, self.filters, self.grads, self.pairs,
+                  self.attention):
             v.clear()
         self.panel.show_message("")
         self.panel.show_phase("starting…")
@@ -360,16 +370,19 @@ class MonitorPresenter(TimelineDrawing, FrameDrawing, QObject):
         self.maps.set_probe(info.probe)
         self.fit.set_probe(info.probe)
         self.pairs.set_probe(info.probe)
+        self.attention.set_probe(info.probe)
         self.confusion.set_class_names(info.class_names)
         self.gallery.set_class_names(info.class_names)
         front = ["curves", "confusion"]
         front.append("fit" if info.probe.kind else "maps")
-        front.append("pairs" if self.pairs.node else "filters" if self.filters.conv
-                     else "gallery")
+        front.append("pairs" if self.pairs.node else "attention" if self.attention.node
+                     else "filters" if self.filters.conv else "gallery")
         g = run.graph
-        head = next((g.nodes[n] for n in g.topological_order() if g.nodes[n].type == "Output"),
+        head = next((n for n in g.topological_order() if g.nodes[n].type == "Output"),
                     None)  # the Output the confusion matrix reads
-        if info.task != "classification" or head is None or head.params.get("loss") == "mse":
+        if info.task != "classification" or head is None or \
+                g.nodes[head].params.get("loss") == "mse" or \
+                len(info.shapes.get(head, ())) != 1:  # one class per step: no matrix
             front[1] = "runs"
         self.docks.show_monitor(tuple(k for k in front if k in self.docks.plots or k == "runs"))
         self.request_changed()
@@ -380,7 +393,8 @@ class MonitorPresenter(TimelineDrawing, FrameDrawing, QObject):
             return
         self._keep_latest(snap)
         p = self._pending
-        for key in ("event", "profile") if self.scrubbed else ("event", "profile", *IMAGE_KEYS):
+        for key in ("event", "profile", "attention") if self.scrubbed else \
+                ("event", "profile", "attention", *IMAGE_KEYS):
             v = getattr(snap, key)
             if v is not None:
                 setattr(p, key, v)

@@ -47,6 +47,7 @@ Post = Callable[[str, Any], None]
 FLUSH_INTERVAL = 0.05  # s: batch scalars reach the GUI at most 20 times per second
 PROBE_SAMPLES = 64  # samples offered for the feature-map view
 MAX_POINTS = 2000  # points drawn over decision regions
+MAX_VOCAB_NAMES = 100_000  # token names kept for the axes of the attention maps
 MAX_ANALYSIS = 1000  # samples in the per-epoch confusion matrix
 ANALYSIS_INTERVAL = 2.0  # s: short epochs get a confusion matrix every 2 s at most
 
@@ -231,6 +232,11 @@ class RunLoop:
         pd = ProbeData(part=name)
         names = [ds.class_name(k) for k in range(ds.n_classes or 0)]
         pd.labels = names
+        vocab = ds.meta.get("vocab")
+        if isinstance(vocab, int) and 0 < vocab <= MAX_VOCAB_NAMES:
+            words = ds.meta.get("words")
+            pd.vocab = [str(w) for w in words] if isinstance(words, list | tuple) and \
+                len(words) == vocab else [str(k) for k in range(vocab)]
         if len(self.net.input_ids) == 1:
             pd.x = np.ascontiguousarray(part.x[:PROBE_SAMPLES])
             y = part.y
@@ -309,7 +315,7 @@ class RunLoop:
         stats_due = req.graph and (paused or now - self._last_stats >= req.stats_interval)
         image_due = paused or now - self._last_image >= req.image_interval
         wants_images = req.feature_maps or req.filters or req.histograms or req.regions \
-            or req.pairs
+            or req.pairs or req.attention
         if paused or self._first or stats_due or (image_due and wants_images) or \
                 now - self._last_flush >= FLUSH_INTERVAL:
             self._first = False

@@ -100,6 +100,7 @@ class Snapshot:
     curve: probes.FittedCurve | None = None
     pairs: probes.ImagePairs | None = None
     profile: Profile | None = None  # per-node ms of one recent step (live profiling)
+    attention: probes.AttentionMaps | None = None
 
 
 @dataclass
@@ -147,9 +148,9 @@ def class_namer(probe: ProbeData) -> Any:
 def measure_images(net: engine.Network, probe: ProbeData, head: Head | None,
                    req: MonitorRequest, snap: Snapshot) -> Snapshot:
     """Fill ``snap`` with what ``req`` asks to see: histograms, filters, the feature maps of
-    one probe sample, decision regions or the fitted curve, and a row of probe samples before
-    and after a SpatialTransformer or an autoencoder. Runs the network: call it only on the
-    thread that owns ``net``."""
+    one probe sample, decision regions or the fitted curve, a row of probe samples before
+    and after a SpatialTransformer or an autoencoder, and a probe sample's attention weights.
+    Runs the network: call it only on the thread that owns ``net``."""
     if req.histograms:
         snap.hists = probes.histograms(net, req.hist_node)
     if req.filters:
@@ -172,6 +173,12 @@ def measure_images(net: engine.Network, probe: ProbeData, head: Head | None,
         n = min(len(probe.x), probes.PAIR_SAMPLES)
         snap.pairs = probes.image_pairs(net, probe.x[:n], req.pair_node, probe.part,
                                         tuple(probes.probe_label(probe, i) for i in range(n)))
+    if req.attention and req.attn_node is not None and probe.x is not None and len(probe.x):
+        i = min(max(0, req.attn_sample), len(probe.x) - 1)
+        target = () if probe.y is None else probes.token_names(probe, probe.y[i])
+        snap.attention = probes.attention_maps(
+            net, probe.x[i], req.attn_node, i, probes.token_names(probe, probe.x[i]),
+            " ".join(target) if target else probes.probe_label(probe, i))
     return snap
 
 

@@ -4,8 +4,9 @@ Everything here runs between two training steps and returns copies, so the GUI t
 touches the network: activation statistics per node (the canvas badges), the gradient norm
 along every wire, per-layer gradient norms, a feature map of one sample, Conv2D filters,
 weight and gradient histograms, decision regions of 2-D point data, the fitted curve of 1-D
-regression, the per-epoch confusion matrix with the most confidently wrong samples, and a
-row of samples before and after a SpatialTransformer or an autoencoder.
+regression, the per-epoch confusion matrix with the most confidently wrong samples, a
+row of samples before and after a SpatialTransformer or an autoencoder, and each head's
+attention weights of a MultiHeadAttention for one sample.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ class MonitorRequest:
     regions: bool = True  # decision regions / fitted curve
     pair_node: str | None = None  # samples before / after this SpatialTransformer or x-Output
     pairs: bool = True
+    attn_node: str | None = None  # attention weights of this MultiHeadAttention
+    attn_sample: int = 0  # index into the probe samples, for the attention weights
+    attention: bool = True
     epoch_report: bool = True  # confusion matrix and wrong-sample gallery
     stats_interval: float = 0.5  # s between probes of the graph
     image_interval: float = 0.5  # s between feature maps, filters, regions
@@ -149,6 +153,21 @@ class ImagePairs:
     labels: tuple[str, ...] = ()
     errors: np.ndarray | None = None
     theta: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class AttentionMaps:
+    """The softmax weights of MultiHeadAttention ``node`` for probe sample ``sample``:
+    ``weights`` (heads, T, T), row i the weights query step i gives each key step (each row
+    sums to 1; with ``causal`` the upper triangle is 0). ``tokens``: a name per step (the
+    sample's tokens when the data has a vocabulary), else empty."""
+
+    node: str
+    sample: int
+    weights: np.ndarray
+    causal: bool
+    tokens: tuple[str, ...] = ()
+    label: str = ""
 
 
 # ----- the net's classification head ----------------------------------------------------------
@@ -301,6 +320,44 @@ def feature_maps(net: Network, x: np.ndarray, node: str, sample: int, label: str
         o = _output_of(net, out, head).reshape(-1)
         pred = ", ".join(f"{v:.3g}" for v in o[:4])
     return FeatureMaps(node, sample, np.array(a[0], copy=True), label, pred)
+
+
+def attention_nodes(graph: Graph) -> list[str]:
+    """The MultiHeadAttention nodes of ``graph`` in topological order."""
+    try:
+        order = graph.topological_order()
+    except NetBuilderError:
+        order = list(graph.nodes)
+    return [n for n in order if graph.nodes[n].type == "MultiHeadAttention"]
+
+
+def attention_maps(net: Network, x: np.ndarray, node: str, sample: int,
+                   tokens: tuple[str, ...] = (), label: str = "") -> AttentionMaps | None:
+    """Forward one sample ``x`` (inference mode) and copy the attention weights (heads, T, T)
+    of MultiHeadAttention ``node`` (its public ``attention_weights``); None for another
+    node."""
+    layer = net.layers.get(node)
+    if layer is None or layer.type_name != "MultiHeadAttention":
+        return None
+    net.forward(x[None], train=False)
+    w = np.array(layer.attention_weights[0], np.float32, copy=True)
+    return AttentionMaps(node, sample, w, bool(layer.p["causal"]), tokens, label)
+
+
+def token_names(probe: ProbeData, x: np.ndarray) -> tuple[str, ...]:
+    """The tokens of one sample ``x`` by name, when the probe data has a vocabulary: ids (T,)
+    or one-hot rows (T, vocab); else ()."""
+    vocab = probe.vocab
+    if not vocab:
+        return ()
+    a = np.asarray(x)
+    if a.ndim == 1:
+        ids = np.rint(np.nan_to_num(a)).astype(np.int64)
+    elif a.ndim == 2 and a.shape[1] == len(vocab):
+        ids = np.argmax(a, axis=1)
+    else:
+        return ()
+    return tuple(vocab[k] if 0 <= k < len(vocab) else str(k) for k in ids.tolist())
 
 
 def pair_nodes(graph: Graph) -> dict[str, str]:
@@ -465,6 +522,7 @@ class ProbeData:
     extent: tuple[float, float, float, float] | None = None
     kind: str = ""  # "regions", "curve" or ""
     labels: list[str] = field(default_factory=list)
+    vocab: list[str] = field(default_factory=list)  # token names by id, when x holds tokens
 
 
 def probe_label(probe: ProbeData, i: int) -> str:

@@ -37,7 +37,7 @@ Q = Qt.ConnectionType.QueuedConnection
 # the presenter's views and widgets, read through the controller (``window.training.panel``)
 VIEWS = ("panel", "data", "runs_panel", "docks", "prep", "menu", "act_start", "act_pause",
          "act_step", "act_stop", "act_graph", "views_ready", "shown", "curves", "maps",
-         "filters", "grads", "confusion", "gallery", "fit", "pairs")
+         "filters", "grads", "confusion", "gallery", "fit", "pairs", "attention")
 
 
 class RunController(RunFiles, RunBranching, QObject):
