@@ -27,7 +27,7 @@ from . import settings
 if TYPE_CHECKING:
     from .mainwindow import MainWindow
 
-LAYOUT_VERSION = 3  # bump when the default arrangements or dock names change
+LAYOUT_VERSION = 4  # bump when the default arrangements or dock names change
 BUILD, MONITOR = "build", "monitor"
 MODES = (BUILD, MONITOR)
 Area = Qt.DockWidgetArea
@@ -64,8 +64,8 @@ class Arrangement:
     canvas: tuple[float, int, int] = (0.0, 0, 0)  # as Column.width; given up first
 
 
-PLOTS_TOP = ("curvesDock", "gradientsDock")
-PLOTS_BOTTOM = ("featureMapsDock", "filtersDock", "dataFitDock", "pairsDock", "attentionDock")
+PLOTS_TOP = ("curvesDock", "gradientsDock", "attentionDock")
+PLOTS_BOTTOM = ("featureMapsDock", "filtersDock", "dataFitDock", "pairsDock")
 EPOCH_VIEWS = ("confusionDock", "mistakesDock")
 PLOTS = PLOTS_TOP + PLOTS_BOTTOM + EPOCH_VIEWS
 SETTINGS_WIDTH = (0.28, 380, 440)  # the Training panel's form needs 380 px

@@ -238,7 +238,7 @@ class InputModes:
         recon = next((a for a in self.answers if a.kind == "reconstruction"), None)
         self.why_view.setVisible(why)
         self._why_box.setVisible(why)
-        self.layout().setColumnStretch(1, 3 if why else 0)  # the input takes the room
+        self.image_page.layout().setColumnStretch(1, 3 if why else 0)  # the input takes the room
         self.recon_view.setVisible(image and recon is not None)
         if image and recon is not None:
             base = np.asarray(self.x[0], dtype=np.float64)

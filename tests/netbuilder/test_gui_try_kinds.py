@@ -9,6 +9,9 @@ from monitorkit import click, example, open_model, wait_idle
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 
+from engine.explain import class_scores, probabilities
+from netbuilder.lookinside.sequence import parse_tokens
+
 
 def press_at(pad, a, b, drag_to=None):
     """Press the left button on the point (a, b) of the region pad (and drag to another)."""
@@ -172,14 +175,19 @@ def test_live_profiling_puts_per_node_times_on_the_canvas_while_training(make_wi
 
 
 def test_a_per_step_model_answers_a_class_per_step_of_typed_tokens(make_window, qtbot):
+    """transformer_sort has attention: Try it takes the tokens on its sequence page, which
+    answers a class per step beside each head's weights."""
     drv, _tc = open_model(make_window, example("transformer_sort"))
     panel = drv.w.look_inside.show_try_it()
-    qtbot.waitUntil(panel.isEnabled)
-    seq = panel.seq_input
-    seq.tokens.setText("9 8 7 6 5 4 3 2")
-    QTest.keyClick(seq.tokens, Qt.Key.Key_Return)
-    a = panel.answers[0]
-    assert a.kind == "steps" and a.probs.shape == (8, 10)
-    tops = [str(int(k)) for k in np.argmax(a.probs, axis=-1)]
-    assert panel.prediction.text() == "per step: " + " ".join(tops)
-    assert not panel.bars.isVisible()
+    qtbot.waitUntil(lambda: panel.sequence.isVisibleTo(panel))
+    seq = panel.sequence
+    assert not panel.image_page.isVisibleTo(panel)
+    seq.tokens_edit.setText("9 8 7 6 5 4 3 2")
+    QTest.keyClick(seq.tokens_edit, Qt.Key.Key_Return)
+    src = seq.source
+    x = src.normalise(parse_tokens("9 8 7 6 5 4 3 2", seq.vocab, 8)[None])
+    probs = probabilities(class_scores(src.net, x))[0]
+    assert probs.shape == (8, 10)
+    tops = [src.class_name(int(k)) for k in np.argmax(probs, axis=-1)]
+    assert seq.prediction.text() == " ".join(tops)
+    assert seq.weights.shape[-2:] == (8, 8)  # each head's weights for the typed tokens
