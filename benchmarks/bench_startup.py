@@ -50,6 +50,8 @@ import json, resource, sys, time
 t0 = time.perf_counter()
 root, mode = sys.argv[1], sys.argv[2]
 sys.path.insert(0, root)
+import engine  # first: it points Numba at the cache folder before Numba reads its settings
+t_import = time.perf_counter() - t0
 from numba.core import event
 slowest = {}
 stack = []
@@ -69,8 +71,6 @@ class Timer(event.Listener):  # exclusive CPU seconds per compiled function
 
 event.register("numba:compile", Timer())
 import numpy as np
-import engine
-t_import = time.perf_counter() - t0
 if mode == "app":  # as the app: a child compiles the open model's kernels, then the step
     from engine.warmup import compile_in_subprocess
     with open(root + "/resources/examples/lenet5.json", encoding="utf-8") as fh:
@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                     for state in ("cold", "warm"):
                         r = run(root, mode, home)
                         results.setdefault((str(root), mode, state), []).append(r)
+                        print(f"# {root.name} {mode} {state}: {r['wall']:.1f} s wall, "
+                              f"{r['cpu']:.1f} s CPU, {r['misses']} compiled, "
+                              f"{r['hits']} loaded", flush=True)
                 finally:
                     shutil.rmtree(home, ignore_errors=True)
     print(f"# load average at end: {os.getloadavg()[0]:.2f} (1 min)\n")
