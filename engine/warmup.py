@@ -12,7 +12,8 @@ has come.
 ``warmup(first=doc)`` does the kernels one model needs first (``model_tasks``: a float32
 training step of that model at a tiny and at its own batch size, an evaluation pass, every
 optimizer and the large-batch losses), then the rest, telling ``callback`` when the first part
-is done (name ``FIRST_READY``); a run of that model can start then.
+is done (name ``FIRST_READY``); a run of that model can start then. On an empty cache, that
+model's kernels are compiled in two processes at once (``engine.compile_ahead``).
 
 A first compile cannot be interrupted inside Numba, so callers that must stop at once (the GUI's
 Stop button) compile in a child process with ``compile_in_subprocess``: killing it loses
@@ -199,13 +200,15 @@ def model_doc(doc: dict[str, Any]) -> dict[str, Any]:
             "nodes": doc.get("nodes", []), "edges": doc.get("edges", [])}
 
 
-def model_tasks(doc: dict[str, Any], batch: int | None = None,
-                light: bool = False) -> list[tuple[str, Callable[[], None]]]:
+def model_tasks(doc: dict[str, Any], batch: int | None = None, light: bool = False,
+                two: bool = False) -> list[tuple[str, Callable[[], None]]]:
     """The warm-up of one model (a graph document), run before the rest by ``warmup(first=)``:
     a float32 training step at 2 samples and at ``batch`` (default: the document's training
     batch size; kernels differ with the rows per call) and an evaluation pass at
     ``EVAL_BATCH``, plus what every run needs: BLAS, every optimizer, the large-batch
-    losses. ``light``: the 2-sample step only (cheap enough to run as plain Python)."""
+    losses. ``light``: the 2-sample step only (cheap enough to run as plain Python). ``two``:
+    the 2-sample step's kernels are first compiled in two processes at once
+    (``engine.compile_ahead``; for an empty cache)."""
     core = model_doc(doc)
     if batch is None:
         size = (doc.get("training") or {}).get("batch_size", 32)
@@ -213,6 +216,10 @@ def model_tasks(doc: dict[str, Any], batch: int | None = None,
     batch = max(2, min(int(batch), EVAL_BATCH))
 
     def model() -> None:
+        if two:
+            from .compile_ahead import compile_in_two
+
+            compile_in_two(core)
         _run(core, batch=2)
         if not light:
             if batch != 2:
@@ -266,6 +273,17 @@ def kernel_cache_stats() -> tuple[int, int]:
     return hits, misses
 
 
+def _cache_is_empty() -> bool:
+    """No kernel is in the cache yet (a first start: ``engine.compile_ahead`` pays)."""
+    import numba
+
+    root = numba.config.CACHE_DIR
+    try:
+        return not (root and any(Path(root).rglob("*.nbi")))
+    except OSError:
+        return False
+
+
 def _model_task_guarded(fn: Callable[[], None]) -> Callable[[], None]:
     """A model that cannot be built or run (it has a problem the run will report) must not
     stop the warm-up of the rest."""
@@ -289,8 +307,9 @@ def warmup(callback: Progress | None = None, cancelled: Cancelled | None = None,
     before each task and raises WarmupCancelledError when true. Safe to run on a background
     thread."""
     t0 = time.perf_counter()
+    two = first is not None and not cache_is_warm() and _cache_is_empty()
     tasks = [(name, _model_task_guarded(fn) if name == "this model" else fn)
-             for name, fn in model_tasks(first)] if first is not None else []
+             for name, fn in model_tasks(first, two=two)] if first is not None else []
     n_first = len(tasks)
     if rest:
         done = {name for name, _fn in tasks}
@@ -422,7 +441,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--first", metavar="FILE", help="model document whose kernels come first "
                    "('-': read it from stdin)")
     p.add_argument("--only-first", action="store_true", help="stop after the first model")
+    p.add_argument("--trace-calls", action="store_true", help="(with NUMBA_DISABLE_JIT=1) "
+                   "print the kernel calls of the light warm-up of the model document on "
+                   "stdin, encoded (engine.compile_ahead)")
     args = p.parse_args(argv)
+    if args.trace_calls:
+        from .compile_ahead import encode, trace_calls
+
+        model, rest = trace_calls(model_tasks(json.loads(sys.stdin.read()), light=True))
+        print(json.dumps([encode(model), encode(rest)]))
+        return 0
     first = None
     if args.first is not None:
         text = sys.stdin.read() if args.first == "-" else Path(args.first).read_text("utf-8")

@@ -144,6 +144,57 @@ def is_plain_gemm(kh: int, kw: int, sh: int, sw: int, pt: int, pl: int, h: int, 
         and oh == h and ow == w
 
 
+@njit(parallel=False)
+def _forward_slice(x: np.ndarray, w2: np.ndarray, bvec: np.ndarray, has_bias: bool, sh: int,
+                   sw: int, pt: int, pl: int, kh: int, kw: int, relu: bool, pool: bool,
+                   direct: bool, plain: bool, hb: int, wb: int, keeping: bool,
+                   conv_out: bool, relu_out: bool, lo: int, hi: int, yconv: np.ndarray, yrelu: np.ndarray,
+                   ypool: np.ndarray, arg: np.ndarray, keep: np.ndarray) -> None:
+    """Samples lo..hi of ``conv_block_forward`` on one thread with its own buffers (a plain
+    function: Numba's parallel passes over the whole body cost most of the compile)."""
+    c_n = x.shape[1]
+    o_n, k_n = w2.shape
+    oh_n, ow_n = yconv.shape[2], yconv.shape[3]
+    p_n = oh_n * ow_n
+    buf = np.zeros((c_n, 1 if direct else hb, 1 if direct else wb), dtype=x.dtype)
+    own = np.empty((0 if plain else k_n, p_n), dtype=x.dtype)
+    sconv = np.empty((0 if conv_out else o_n, oh_n, ow_n), dtype=x.dtype)
+    srelu = np.empty((0 if relu_out or not relu else o_n, oh_n, ow_n), dtype=x.dtype)
+    for n in range(lo, hi):
+        if plain:  # the image is its own im2col
+            cols = x[n].reshape(c_n, p_n)
+        else:
+            cols = keep[n] if keeping else own
+            if direct:
+                src = x[n]
+            else:
+                _pad_into(buf, x[n], pt, pl)
+                src = buf
+            _im2col(src, cols, kh, kw, sh, sw, oh_n, ow_n)
+        yc = yconv[n] if conv_out else sconv
+        yr = (yrelu[n] if relu_out else srelu) if relu else yc
+        yn = yc.reshape(o_n, p_n)
+        np.dot(w2, cols, yn)
+        if relu:
+            rn = yr.reshape(o_n, p_n)
+            for o in range(o_n):
+                yrow = yn[o]
+                rrow = rn[o]
+                b = bvec[o]
+                for p in range(p_n):
+                    v = yrow[p] + b
+                    yrow[p] = v
+                    rrow[p] = v if v > 0 else 0.0
+        elif has_bias:
+            for o in range(o_n):
+                yrow = yn[o]
+                b = bvec[o]
+                for p in range(p_n):
+                    yrow[p] += b
+        if pool:
+            _pool2(yr, ypool[n], arg[n])
+
+
 @njit
 def conv_block_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: int, sw: int,
                        pt: int, pl: int, relu: bool, pool: bool, nchunks: int,
@@ -162,7 +213,6 @@ def conv_block_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: 
     o_n, _, kh, kw = weight.shape
     oh_n, ow_n = yconv.shape[2], yconv.shape[3]
     k_n = c_n * kh * kw
-    p_n = oh_n * ow_n
     hp = (oh_n - 1) * sh + kh
     wp = (ow_n - 1) * sw + kw
     direct = pt == 0 and pl == 0 and hp <= h_n and wp <= w_n
@@ -177,43 +227,9 @@ def conv_block_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: 
     relu_out = relu and yrelu.shape[0] == n_n
     nch = max(1, min(nchunks, n_n))
     for ch in prange(nch):
-        buf = np.zeros((c_n, 1 if direct else hb, 1 if direct else wb), dtype=x.dtype)
-        own = np.empty((0 if plain else k_n, p_n), dtype=x.dtype)
-        sconv = np.empty((0 if conv_out else o_n, oh_n, ow_n), dtype=x.dtype)
-        srelu = np.empty((0 if relu_out or not relu else o_n, oh_n, ow_n), dtype=x.dtype)
-        for n in range(ch * n_n // nch, (ch + 1) * n_n // nch):
-            if plain:  # the image is its own im2col
-                cols = x[n].reshape(c_n, p_n)
-            else:
-                cols = keep[n] if keeping else own
-                if direct:
-                    src = x[n]
-                else:
-                    _pad_into(buf, x[n], pt, pl)
-                    src = buf
-                _im2col(src, cols, kh, kw, sh, sw, oh_n, ow_n)
-            yc = yconv[n] if conv_out else sconv
-            yr = (yrelu[n] if relu_out else srelu) if relu else yc
-            yn = yc.reshape(o_n, p_n)
-            np.dot(w2, cols, yn)
-            if relu:
-                rn = yr.reshape(o_n, p_n)
-                for o in range(o_n):
-                    yrow = yn[o]
-                    rrow = rn[o]
-                    b = bvec[o]
-                    for p in range(p_n):
-                        v = yrow[p] + b
-                        yrow[p] = v
-                        rrow[p] = v if v > 0 else 0.0
-            elif has_bias:
-                for o in range(o_n):
-                    yrow = yn[o]
-                    b = bias[o]
-                    for p in range(p_n):
-                        yrow[p] += b
-            if pool:
-                _pool2(yr, ypool[n], arg[n])
+        _forward_slice(x, w2, bvec, has_bias, sh, sw, pt, pl, kh, kw, relu, pool, direct, plain,
+                       hb, wb, keeping, conv_out, relu_out, ch * n_n // nch, (ch + 1) * n_n // nch,
+                       yconv, yrelu, ypool, arg, keep)
 
 
 def flipped_dx_pays(stride: tuple[int, int], pads: tuple[int, int, int, int],
@@ -248,6 +264,92 @@ def _flip_kernel(weight: np.ndarray) -> np.ndarray:
     return out
 
 
+@njit(parallel=False)
+def _backward_slice(x: np.ndarray, weight: np.ndarray, w2: np.ndarray, dout: np.ndarray,
+                    mask: np.ndarray, arg: np.ndarray, sh: int, sw: int, pt: int, pl: int,
+                    oh_n: int, ow_n: int, relu: bool, pool: bool, need_dx: bool, flip: bool,
+                    need_dw: bool, keeping: bool, trans: bool, direct: bool, plain: bool,
+                    hb: int, wb: int,
+                    lo: int, hi: int, dx: np.ndarray, gacc: np.ndarray, bacc: np.ndarray,
+                    keep: np.ndarray) -> None:
+    """Samples lo..hi of ``conv_block_backward`` on one thread with its own buffers, adding
+    its weight gradient (C·KH·KW, O) to gacc and its bias gradient to bacc (a plain function:
+    Numba's parallel passes over the whole body cost most of the compile)."""
+    c_n, h_n, w_n = x.shape[1], x.shape[2], x.shape[3]
+    o_n, _, kh, kw = weight.shape
+    k_n = c_n * kh * kw
+    p_n = oh_n * ow_n
+    fk = o_n * kh * kw
+    wflip = _flip_kernel(weight) if flip else np.empty((0, fk), x.dtype)  # one per core
+    buf = np.zeros((c_n, 1 if direct else hb, 1 if direct else wb), dtype=x.dtype)
+    unflipped = need_dx and not flip and not plain
+    dbuf = np.zeros((c_n, hb if unflipped and not direct else 1,
+                     wb if unflipped and not direct else 1), dtype=x.dtype)
+    own = np.empty((0 if keeping or plain else k_n, p_n), dtype=x.dtype)
+    dcols = np.empty((k_n if unflipped else 0, p_n), dtype=x.dtype)
+    dpad = np.zeros((o_n if flip else 0, h_n + kh - 1, w_n + kw - 1), dtype=x.dtype)
+    fcols = np.empty((fk if flip else 0, h_n * w_n), dtype=x.dtype)
+    dconv = np.empty((o_n, p_n), dtype=x.dtype)
+    dconvt = np.empty((p_n if trans else 0, o_n), dtype=x.dtype)
+    ones = np.ones(p_n, dtype=x.dtype)
+    tmpb = np.empty(o_n, dtype=x.dtype)
+    d3 = dconv.reshape(o_n, oh_n, ow_n)
+    for n in range(lo, hi):
+        if pool:
+            _unpool2_conv(dout[n], mask[n], arg[n], relu, d3, dconvt, bacc)
+        elif relu:
+            dn = dout[n].reshape(o_n, p_n)
+            mn = mask[n].reshape(o_n, p_n)
+            for o in range(o_n):
+                drow = dn[o]
+                mrow = mn[o]
+                crow = dconv[o]
+                for p in range(p_n):
+                    crow[p] = drow[p] if mrow[p] > 0 else 0.0
+        else:  # element by element: an array assignment would compile Numba's string
+            # formatting for its shape-mismatch message
+            dn = dout[n].reshape(o_n * p_n)
+            cf = dconv.reshape(o_n * p_n)
+            for i in range(o_n * p_n):
+                cf[i] = dn[i]
+        if not pool:
+            np.dot(dconv, ones, tmpb)
+            for o in range(o_n):
+                bacc[o] += tmpb[o]
+        if need_dw:
+            if plain:
+                cols = x[n].reshape(c_n, p_n)
+            elif keeping:
+                cols = keep[n]
+            else:
+                cols = own
+                if direct:
+                    src = x[n]
+                else:
+                    _pad_into(buf, x[n], pt, pl)
+                    src = buf
+                _im2col(src, cols, kh, kw, sh, sw, oh_n, ow_n)
+            if trans:
+                gemm(False, False, k_n, o_n, p_n, 1.0, cols.reshape(k_n * p_n), p_n,
+                     dconvt.reshape(p_n * o_n), o_n, 1.0, gacc, o_n)
+            else:
+                gemm(False, True, k_n, o_n, p_n, 1.0, cols.reshape(k_n * p_n), p_n,
+                     dconv.reshape(o_n * p_n), p_n, 1.0, gacc, o_n)
+        if plain and need_dx:  # dx = Wᵀ @ gradient, written in place: no col2im
+            np.dot(w2.T, dconv, dx[n].reshape(c_n, p_n))
+        elif flip:
+            _pad_into(dpad, d3, kh - 1 - pt, kw - 1 - pl)
+            _im2col(dpad, fcols, kh, kw, 1, 1, h_n, w_n)
+            np.dot(wflip, fcols, dx[n].reshape(c_n, h_n * w_n))
+        elif need_dx:
+            np.dot(w2.T, dconv, dcols)
+            if direct:
+                _col2im(dcols, dx[n], kh, kw, sh, sw, oh_n, ow_n)
+            else:
+                _col2im(dcols, dbuf, kh, kw, sh, sw, oh_n, ow_n)
+                _crop_from(dx[n], dbuf, pt, pl)
+
+
 @njit
 def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
                         mask: np.ndarray, arg: np.ndarray, sh: int, sw: int, pt: int, pl: int,
@@ -279,15 +381,14 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
     hp = (oh_n - 1) * sh + kh
     wp = (ow_n - 1) * sw + kw
     direct = pt == 0 and pl == 0 and hp <= h_n and wp <= w_n
-    plain = is_plain_gemm(kh, kw, sh, sw, pt, pl, h_n, w_n, oh_n, ow_n)
     hb = max(hp, pt + h_n)
     wb = max(wp, pl + w_n)
     w2 = weight.reshape(o_n, k_n)
+    plain = is_plain_gemm(kh, kw, sh, sw, pt, pl, h_n, w_n, oh_n, ow_n)
     keeping = keep.shape[0] == n_n and n_n > 0 and not plain
     trans = pool and p_n <= TRANSPOSED_MAX_PIXELS
     nch = max(1, min(nchunks, n_n))
     flip = need_dx and flipped and not plain
-    fk = o_n * kh * kw
     need_dw = gweight.shape[0] > 0
     dx = np.empty((n_n if need_dx else 0, c_n, h_n, w_n), dtype=x.dtype)
     gparts = np.empty((nch, k_n if need_dw else 0, o_n), dtype=x.dtype)
@@ -295,72 +396,10 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
     for ch in prange(nch):
         gparts[ch] = 0  # zeroed by the thread that adds to it: the lines stay in its cache
         bparts[ch] = 0
-        wflip = _flip_kernel(weight) if flip else np.empty((0, fk), x.dtype)  # one per core
-        buf = np.zeros((c_n, 1 if direct else hb, 1 if direct else wb), dtype=x.dtype)
-        unflipped = need_dx and not flip and not plain
-        dbuf = np.zeros((c_n, hb if unflipped and not direct else 1,
-                         wb if unflipped and not direct else 1), dtype=x.dtype)
-        own = np.empty((0 if keeping or plain else k_n, p_n), dtype=x.dtype)
-        dcols = np.empty((k_n if unflipped else 0, p_n), dtype=x.dtype)
-        dpad = np.zeros((o_n if flip else 0, h_n + kh - 1, w_n + kw - 1), dtype=x.dtype)
-        fcols = np.empty((fk if flip else 0, h_n * w_n), dtype=x.dtype)
-        dconv = np.empty((o_n, p_n), dtype=x.dtype)
-        dconvt = np.empty((p_n if trans else 0, o_n), dtype=x.dtype)
-        ones = np.ones(p_n, dtype=x.dtype)
-        tmpb = np.empty(o_n, dtype=x.dtype)
-        d3 = dconv.reshape(o_n, oh_n, ow_n)
-        gacc = gparts[ch].reshape(gparts.shape[1] * o_n)
-        bacc = bparts[ch]
-        for n in range(ch * n_n // nch, (ch + 1) * n_n // nch):
-            if pool:
-                _unpool2_conv(dout[n], mask[n], arg[n], relu, d3, dconvt, bacc)
-            elif relu:
-                dn = dout[n].reshape(o_n, p_n)
-                mn = mask[n].reshape(o_n, p_n)
-                for o in range(o_n):
-                    drow = dn[o]
-                    mrow = mn[o]
-                    crow = dconv[o]
-                    for p in range(p_n):
-                        crow[p] = drow[p] if mrow[p] > 0 else 0.0
-            else:
-                dconv[:] = dout[n].reshape(o_n, p_n)
-            if not pool:
-                np.dot(dconv, ones, tmpb)
-                for o in range(o_n):
-                    bacc[o] += tmpb[o]
-            if need_dw:
-                if plain:
-                    cols = x[n].reshape(c_n, p_n)
-                elif keeping:
-                    cols = keep[n]
-                else:
-                    cols = own
-                    if direct:
-                        src = x[n]
-                    else:
-                        _pad_into(buf, x[n], pt, pl)
-                        src = buf
-                    _im2col(src, cols, kh, kw, sh, sw, oh_n, ow_n)
-                if trans:
-                    gemm(False, False, k_n, o_n, p_n, 1.0, cols.reshape(k_n * p_n), p_n,
-                         dconvt.reshape(p_n * o_n), o_n, 1.0, gacc, o_n)
-                else:
-                    gemm(False, True, k_n, o_n, p_n, 1.0, cols.reshape(k_n * p_n), p_n,
-                         dconv.reshape(o_n * p_n), p_n, 1.0, gacc, o_n)
-            if plain and need_dx:  # dx = Wᵀ @ gradient, written in place: no col2im
-                np.dot(w2.T, dconv, dx[n].reshape(c_n, p_n))
-            elif flip:
-                _pad_into(dpad, d3, kh - 1 - pt, kw - 1 - pl)
-                _im2col(dpad, fcols, kh, kw, 1, 1, h_n, w_n)
-                np.dot(wflip, fcols, dx[n].reshape(c_n, h_n * w_n))
-            elif need_dx:
-                np.dot(w2.T, dconv, dcols)
-                if direct:
-                    _col2im(dcols, dx[n], kh, kw, sh, sw, oh_n, ow_n)
-                else:
-                    _col2im(dcols, dbuf, kh, kw, sh, sw, oh_n, ow_n)
-                    _crop_from(dx[n], dbuf, pt, pl)
+        _backward_slice(x, weight, w2, dout, mask, arg, sh, sw, pt, pl, oh_n, ow_n, relu, pool,
+                        need_dx, flip, need_dw, keeping, trans, direct, plain, hb, wb,
+                        ch * n_n // nch, (ch + 1) * n_n // nch, dx,
+                        gparts[ch].reshape(gparts.shape[1] * o_n), bparts[ch], keep)
     if need_dw:
         _sum_parts(gparts, bparts, gweight, gbias)
     return dx

@@ -40,6 +40,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
+from ..threads import set_blas_threads
 from .jit import njit, prange
 
 # ----- activations ---------------------------------------------------------------------------
@@ -99,21 +100,17 @@ def _sigmoid_overload(x):
 
 # ----- layout and threads --------------------------------------------------------------------
 
-_BLAS_CONTROLLER = None
-
-
 @contextlib.contextmanager
 def single_thread_blas() -> Iterator[None]:
     """Run the block with every loaded BLAS limited to one thread (the kernels' own threads
-    call BLAS concurrently; nested BLAS threads would oversubscribe the cores)."""
-    global _BLAS_CONTROLLER
-    if _BLAS_CONTROLLER is None:
-        import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS Numba's np.dot calls)
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS_CONTROLLER = ThreadpoolController()
-    with _BLAS_CONTROLLER.limit(limits=1, user_api="blas"):
+    call BLAS concurrently; nested BLAS threads would oversubscribe the cores). Through
+    ``engine.threads``, whose limits hold on a training thread too (threadpoolctl's would be
+    ignored there once another thread set one)."""
+    saved = set_blas_threads(1)
+    try:
         yield
+    finally:
+        set_blas_threads(saved)
 
 
 def n_chunks(batch: int) -> int:
@@ -124,12 +121,29 @@ def n_chunks(batch: int) -> int:
     return max(1, min(int(batch), current()))
 
 
-def to_chunks(a: np.ndarray, chunks: int, reverse: bool = False) -> np.ndarray:
+Buffers = dict[str, np.ndarray]
+
+
+def buffer(bufs: Buffers | None, name: str, shape: tuple[int, ...],
+           dtype: np.dtype) -> np.ndarray:
+    """``bufs[name]`` when it has this shape and dtype, else a new array stored there (a
+    layer keeps its buffers from step to step: no allocation, no page faults, per step).
+    ``bufs`` None: always a new array. Contents are undefined."""
+    if bufs is None:
+        return np.empty(shape, dtype)
+    a = bufs.get(name)
+    if a is None or a.shape != shape or a.dtype != dtype:
+        a = bufs[name] = np.empty(shape, dtype)
+    return a
+
+
+def to_chunks(a: np.ndarray, chunks: int, reverse: bool = False, bufs: Buffers | None = None,
+              name: str = "chunks") -> np.ndarray:
     """(N, T, D) -> contiguous (C, T, Nc, D), zero-padded to C·Nc samples; ``reverse`` flips
-    time."""
+    time. With ``bufs``, written into ``bufs[name]`` (see ``buffer``)."""
     n, t, d = a.shape
     nc = -(-n // chunks)
-    out = np.empty((chunks, t, nc, d), a.dtype)
+    out = buffer(bufs, name, (chunks, t, nc, d), a.dtype)
     src = a[:, ::-1] if reverse else a
     for k in range(chunks):
         part = src[k * nc:(k + 1) * nc]
@@ -476,40 +490,50 @@ def gru_backward(blas, x, w_ih, w_hh, gates, hn, hid, dhid, dxw, dhw, dx, dw_ih,
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
+def _transposed(bufs: Buffers | None, name: str, w: np.ndarray, dt: np.dtype) -> np.ndarray:
+    out = buffer(bufs, name, (w.shape[1], w.shape[0]), dt)
+    np.copyto(out, w.T, casting="unsafe")
+    return out
+
+
 def sequence_forward(cell: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
-                     b_ih: np.ndarray, b_hh: np.ndarray) -> dict[str, np.ndarray]:
+                     b_ih: np.ndarray, b_hh: np.ndarray, bufs: Buffers | None = None
+                     ) -> dict[str, np.ndarray]:
     """Run one direction of ``cell`` ("rnn", "lstm", "gru") over chunked x (C, T, Nc, F).
 
-    Returns the state ``sequence_backward`` needs; ``state["hid"]`` (C, T, Nc, H) holds h_t."""
+    Returns the state ``sequence_backward`` needs; ``state["hid"]`` (C, T, Nc, H) holds h_t.
+    With ``bufs`` (kept by the caller from step to step) the state lives in its arrays, valid
+    until the next call with the same ``bufs``."""
     c, t, nc, _ = x.shape
     gh, nh = w_hh.shape
     dt = x.dtype
-    w_ihT = np.ascontiguousarray(w_ih.T, dtype=dt)
-    w_hhT = np.ascontiguousarray(w_hh.T, dtype=dt)
-    state = {"x": x, "hid": np.empty((c, t, nc, nh), dt)}
+    w_ihT = _transposed(bufs, "w_ihT", w_ih, dt)
+    w_hhT = _transposed(bufs, "w_hhT", w_hh, dt)
+    state = {"x": x, "hid": buffer(bufs, "hid", (c, t, nc, nh), dt)}
     blas = blas_address(dt)
     with single_thread_blas():
         if cell == "rnn":
             rnn_forward(blas, x, w_ihT, w_hhT, (b_ih + b_hh).astype(dt), state["hid"])
         elif cell == "lstm":
-            state["gates"] = np.empty((c, t, nc, gh), dt)
-            state["cell"] = np.empty((c, t, nc, nh), dt)
+            state["gates"] = buffer(bufs, "gates", (c, t, nc, gh), dt)
+            state["cell"] = buffer(bufs, "cell", (c, t, nc, nh), dt)
             lstm_forward(blas, x, w_ihT, w_hhT, (b_ih + b_hh).astype(dt), state["gates"],
                          state["cell"], state["hid"])
         else:
-            state["gates"] = np.empty((c, t, nc, gh), dt)
-            state["hn"] = np.empty((c, t, nc, nh), dt)
+            state["gates"] = buffer(bufs, "gates", (c, t, nc, gh), dt)
+            state["hn"] = buffer(bufs, "hn", (c, t, nc, nh), dt)
             gru_forward(blas, x, w_ihT, w_hhT, b_ih.astype(dt), b_hh.astype(dt), state["gates"],
                         state["hn"], state["hid"])
     return state
 
 
 def sequence_backward(cell: str, state: dict[str, np.ndarray], w_ih: np.ndarray,
-                      w_hh: np.ndarray, dhid: np.ndarray
+                      w_hh: np.ndarray, dhid: np.ndarray, bufs: Buffers | None = None
                       ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Backprop through time for ``sequence_forward``. dhid (C, T, Nc, H) is the gradient
     reaching each h_t from outside. Returns dx (C, T, Nc, F) and the gradients
-    ``{"weight_ih", "weight_hh", "bias_ih", "bias_hh"}``."""
+    ``{"weight_ih", "weight_hh", "bias_ih", "bias_hh"}``; with ``bufs`` dx and the scratch
+    live in its arrays (valid until the next call with the same ``bufs``)."""
     x, hid = state["x"], state["hid"]
     c, nf = x.shape[0], x.shape[3]
     gh, nh = w_hh.shape
@@ -517,19 +541,22 @@ def sequence_backward(cell: str, state: dict[str, np.ndarray], w_ih: np.ndarray,
     w_ih = np.ascontiguousarray(w_ih, dtype=dt)
     w_hh = np.ascontiguousarray(w_hh, dtype=dt)
     dhid = np.ascontiguousarray(dhid, dtype=dt)
-    dx = np.empty_like(x)
-    parts = [np.empty((c, gh, nf), dt), np.empty((c, gh, nh), dt), np.empty((c, gh), dt),
-             np.empty((c, gh), dt)]
+    dx = buffer(bufs, "dx", x.shape, dt)
+    parts = [buffer(bufs, "dw_ih", (c, gh, nf), dt), buffer(bufs, "dw_hh", (c, gh, nh), dt),
+             buffer(bufs, "db_ih", (c, gh), dt), buffer(bufs, "db_hh", (c, gh), dt)]
     blas = blas_address(dt)
     with single_thread_blas():
         if cell == "rnn":
-            rnn_backward(blas, x, w_ih, w_hh, hid, dhid, np.empty_like(hid), dx, *parts)
+            rnn_backward(blas, x, w_ih, w_hh, hid, dhid, buffer(bufs, "dpre", hid.shape, dt), dx,
+                         *parts)
         elif cell == "lstm":
-            lstm_backward(blas, x, w_ih, w_hh, state["gates"], state["cell"], hid, dhid,
-                          np.empty_like(state["gates"]), dx, *parts)
+            gates = state["gates"]
+            lstm_backward(blas, x, w_ih, w_hh, gates, state["cell"], hid, dhid,
+                          buffer(bufs, "dgates", gates.shape, dt), dx, *parts)
         else:
             gates = state["gates"]
-            gru_backward(blas, x, w_ih, w_hh, gates, state["hn"], hid, dhid, np.empty_like(gates),
-                         np.empty_like(gates), dx, *parts)
+            gru_backward(blas, x, w_ih, w_hh, gates, state["hn"], hid, dhid,
+                         buffer(bufs, "dxw", gates.shape, dt), buffer(bufs, "dhw", gates.shape, dt),
+                         dx, *parts)
     names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
     return dx, {name: p.sum(axis=0) for name, p in zip(names, parts)}

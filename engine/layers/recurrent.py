@@ -135,6 +135,11 @@ class RecurrentLayer(Layer):
     def _weights(self, params: dict[str, np.ndarray], sfx: str) -> list[np.ndarray]:
         return [params[name + sfx] for name in PARAM_NAMES]
 
+    def _buffers(self, sfx: str) -> rk.Buffers:
+        """The kernels' arrays of one direction, kept from step to step (``rk.buffer``)."""
+        bufs = self.__dict__.setdefault("_bufs", {})
+        return bufs.setdefault(sfx, {})
+
     def forward(self, xs, params, train):
         x = xs[0]
         n = x.shape[0]
@@ -146,8 +151,9 @@ class RecurrentLayer(Layer):
         for sfx in self.suffixes:
             reverse = sfx == "_reverse"
             w_ih, w_hh, b_ih, b_hh = self._weights(params, sfx)
-            state = rk.sequence_forward(self.cell, rk.to_chunks(x, chunks, reverse),
-                                        w_ih, w_hh, b_ih, b_hh)
+            bufs = self._buffers(sfx)
+            state = rk.sequence_forward(self.cell, rk.to_chunks(x, chunks, reverse, bufs, "x"),
+                                        w_ih, w_hh, b_ih, b_hh, bufs)
             self._states.append(state)
             hid = state["hid"]
             if self.p["return_sequences"]:
@@ -167,13 +173,15 @@ class RecurrentLayer(Layer):
         for k, (sfx, state) in enumerate(zip(self.suffixes, self._states)):
             reverse = sfx == "_reverse"
             part = dy[..., k * h:(k + 1) * h] if concat else dy
+            bufs = self._buffers(sfx)
             if self.p["return_sequences"]:
-                dhid = rk.to_chunks(part, chunks, reverse)
+                dhid = rk.to_chunks(part, chunks, reverse, bufs, "dhid")
             else:
-                dhid = np.zeros_like(state["hid"])
+                dhid = rk.buffer(bufs, "dhid", state["hid"].shape, state["hid"].dtype)
+                dhid[:, :-1] = 0
                 dhid[:, -1:] = rk.to_chunks(part[:, None, :], chunks)
             w_ih, w_hh, _, _ = self._weights(params, sfx)
-            dxc, g = rk.sequence_backward(self.cell, state, w_ih, w_hh, dhid)
+            dxc, g = rk.sequence_backward(self.cell, state, w_ih, w_hh, dhid, bufs)
             for name in PARAM_NAMES:
                 grads[name + sfx][...] = g[name]
             d = rk.from_chunks(dxc, n, reverse)

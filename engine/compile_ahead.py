@@ -1,0 +1,264 @@
+"""Compile a model's kernels in two processes at once, so a first compile on empty caches
+uses two cores.
+
+Numba compiles a kernel on its first call, one after the other on one core. The kernels a
+model's 2-sample warm-up step calls, and the argument types they get, are found without
+compiling anything: a child process runs that step as plain Python (``NUMBA_DISABLE_JIT=1``)
+and records every call into ``engine.kernels`` from outside it, in call order, with the
+Numba types of the arguments (``trace``). ``compile_in_two`` then compiles them into the
+cache in this process from the first call on (forward, first layer first) and in a helper
+process from the last one back (the optimizer, then the backward kernels, first layer's
+last), each taking only kernels the other has not claimed yet (a file per signature created
+exclusively); the step that follows loads them all from the cache. Numba writes each cache
+file whole, so the two processes can share one cache. The helper also ends when this process
+dies (it waits on its stdin, which this process holds open). Anything that fails here costs
+only time: the step compiles what it still needs itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+TRACE_TIMEOUT = 60.0  # s: a model whose plain-Python step takes longer is not traced
+HELPER_TIMEOUT = 600.0  # s: the longest this process waits for the helper after its own part
+
+Signature = tuple[str, str, tuple[Any, ...]]  # module, function name, Numba argument types
+
+
+def _child_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, **extra)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _type_to_json(t: Any) -> Any:
+    """A Numba argument type as JSON (arrays, scalars and tuples of them; else ValueError)."""
+    from numba.core import types
+
+    if isinstance(t, types.Array):
+        return ["array", str(t.dtype), t.ndim, t.layout, not t.mutable]
+    if isinstance(t, types.UniTuple):
+        return ["unituple", _type_to_json(t.dtype), t.count]
+    if isinstance(t, types.Tuple):
+        return ["tuple", [_type_to_json(e) for e in t.types]]
+    if isinstance(t, types.Boolean | types.Integer | types.Float):
+        return ["scalar", str(t)]
+    raise ValueError(f"no JSON form for {t}")
+
+
+def _type_from_json(j: Any) -> Any:
+    import numpy as np
+    from numba.core import types
+    from numba.np.numpy_support import from_dtype
+
+    kind = j[0]
+    if kind == "array":
+        return types.Array(from_dtype(np.dtype(j[1])), j[2], j[3], readonly=j[4])
+    if kind == "unituple":
+        return types.UniTuple(_type_from_json(j[1]), j[2])
+    if kind == "tuple":
+        return types.Tuple([_type_from_json(e) for e in j[1]])
+    if kind == "scalar":
+        return types.boolean if j[1] == "bool" else from_dtype(np.dtype(j[1]))
+    raise ValueError(f"unknown type {j!r}")
+
+
+def encode(sigs: list[Signature]) -> str:
+    return json.dumps([[m, n, [_type_to_json(t) for t in ts]] for m, n, ts in sigs])
+
+
+def _decode(text: str) -> list[Signature]:
+    return [(m, n, tuple(_type_from_json(t) for t in ts)) for m, n, ts in json.loads(text)]
+
+
+def trace_calls(tasks: list[tuple[str, Any]]) -> tuple[list[Signature], list[Signature]]:
+    """(In a process with the JIT off.) The calls into ``engine.kernels`` from outside it that
+    the warm-up ``tasks`` (``warmup.model_tasks(doc, light=True)``) make, first calls first,
+    one per distinct signature: those of the model's step ("this model"), and those of the
+    rest (every optimizer, the large-batch losses). ``python -m engine.warmup --trace-calls``
+    runs it on a model document."""
+    from numba import typeof
+    from numba.core.typing.typeof import Purpose
+
+    kernels_dir = str(Path(__file__).resolve().parent / "kernels") + os.sep
+    seen: set[tuple[str, str, tuple[Any, ...]]] = set()
+    found: list[Signature] = []
+
+    def hook(frame: Any, event: str, _arg: Any) -> None:
+        if event != "call" or not frame.f_code.co_filename.startswith(kernels_dir):
+            return
+        caller = frame.f_back
+        if caller is not None and caller.f_code.co_filename.startswith(kernels_dir):
+            return
+        code = frame.f_code
+        try:
+            types = tuple(typeof(frame.f_locals[v], Purpose.argument)
+                          for v in code.co_varnames[:code.co_argcount])
+            for t in types:
+                _type_to_json(t)
+        except Exception:  # an argument with no Numba type or no JSON form: left out
+            return
+        key = (frame.f_globals.get("__name__", ""), code.co_name, types)
+        if key not in seen:
+            seen.add(key)
+            found.append(key)
+
+    sys.setprofile(hook)
+    try:
+        for name, fn in tasks:
+            if name == "this model":
+                fn()
+        model = list(found)
+        for name, fn in tasks:
+            if name != "this model":
+                fn()
+    finally:
+        sys.setprofile(None)
+    return model, found[len(model):]
+
+
+def trace(doc: dict[str, Any], timeout: float = TRACE_TIMEOUT) -> list[Signature] | None:
+    """The (kernel, argument types) pairs the warm-up of ``doc`` calls, in call order, found
+    by running its 2-sample step (and the rest of its light warm-up) as plain Python in a
+    child process (compiles nothing); None when that fails or takes longer than ``timeout``
+    seconds."""
+    parts = trace_parts(doc, timeout)
+    return None if parts is None else parts[0] + parts[1]
+
+
+def trace_parts(doc: dict[str, Any], timeout: float = TRACE_TIMEOUT
+                ) -> tuple[list[Signature], list[Signature]] | None:
+    """``trace`` in two parts: the model's step, then the rest."""
+    try:
+        proc = subprocess.run([sys.executable, "-m", "engine.warmup", "--trace-calls"],
+                              input=json.dumps(doc), capture_output=True, text=True,
+                              timeout=timeout, env=_child_env(NUMBA_DISABLE_JIT="1"),
+                              check=False)
+        if proc.returncode != 0:
+            return None
+        model, rest = json.loads(proc.stdout.strip().splitlines()[-1])
+        return _decode(model), _decode(rest)
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError, TypeError):
+        return None
+
+
+def compile_signatures(sigs: list[Signature], claims: Path | None = None) -> int:
+    """Compile (or load from the cache) each kernel for its signature, in the given order,
+    skipping those another process claimed first in the folder ``claims`` (``_claim``);
+    returns how many it did. A kernel that does not compile is skipped (the caller will meet
+    the same error and report it)."""
+    import importlib
+
+    from numba.core.registry import CPUDispatcher
+
+    done = 0
+    for module, name, types in sigs:
+        if claims is not None and not _claim(claims, (module, name, types)):
+            continue
+        try:
+            mod = importlib.import_module(module)
+            # every kernel compiled from that Python function (a serial and a parallel one)
+            fns = [v for v in vars(mod).values() if isinstance(v, CPUDispatcher)
+                   and v.__module__ == module and v.py_func.__name__ == name]
+        except ImportError:
+            continue
+        for fn in fns:
+            try:
+                fn.compile(types)
+                done += 1
+            except Exception as exc:  # never fatal: the warm-up compiles it itself
+                print(f"compile ahead: {module}.{name} skipped: {type(exc).__name__}",
+                      file=sys.stderr)
+    return done
+
+
+def _claim(claims: Path, sig: Signature) -> bool:
+    """True for the one process that claims ``sig`` first in the folder ``claims``."""
+    import hashlib
+
+    key = hashlib.sha1(repr(sig).encode()).hexdigest()
+    try:
+        os.close(os.open(claims / key, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    except OSError:
+        return True  # no claims folder: compile (at worst twice)
+    return True
+
+
+def compile_in_two(doc: dict[str, Any]) -> bool:
+    """Compile the kernels of the light warm-up of ``doc`` (``warmup.model_tasks``) in this
+    process and a helper at once: both walk the traced calls of its step (``trace_parts``),
+    this one from the first, the helper from the last, then the rest's (every optimizer, the
+    large-batch losses), each compiling the kernels no one claimed yet; returns once both are
+    done (False, having compiled nothing, when the trace failed or the JIT is off). The calls
+    after it then load from the cache."""
+    import tempfile
+
+    from .kernels.jit import jit_disabled
+
+    if jit_disabled():
+        return False
+    parts = trace_parts(doc)
+    if not parts or not parts[0]:
+        return False
+    model, rest = parts
+    with tempfile.TemporaryDirectory(prefix="nb-claims-") as claims:
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "engine.compile_ahead", "compile"],
+                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, env=_child_env(), text=True)
+        except OSError:
+            proc = None
+        try:
+            if proc is not None and proc.stdin is not None:
+                # the helper: the step from its end (the optimizer, the first layer's
+                # backward...), then the rest
+                proc.stdin.write(json.dumps([claims, encode(model[::-1] + rest)]) + "\n")
+                proc.stdin.flush()  # kept open: the helper ends when it closes
+            compile_signatures(model + rest, Path(claims))
+            if proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=HELPER_TIMEOUT)
+        finally:
+            if proc is not None:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+                if proc.stdin is not None:
+                    with contextlib.suppress(OSError):
+                        proc.stdin.close()
+    return True
+
+
+def _exit_with_parent() -> None:
+    """End this helper once its stdin closes (the parent stopped it or died)."""
+    sys.stdin.read()
+    os._exit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m engine.compile_ahead compile`` (encoded signatures on stdin's first line:
+    compiles them, and ends when stdin closes; the trace is ``python -m engine.warmup
+    --trace-calls``)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["compile"]:
+        claims, text = json.loads(sys.stdin.readline())
+        sigs = _decode(text)
+        threading.Thread(target=_exit_with_parent, daemon=True).start()
+        compile_signatures(sigs, Path(claims))
+        return 0
+    print("usage: python -m engine.compile_ahead compile", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":  # runpy has imported engine (cache folder)
+    sys.exit(main())
