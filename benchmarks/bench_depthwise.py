@@ -59,12 +59,12 @@ def kernel_steps(args, x, dy, w, b) -> dict:
     y = np.empty_like(dy)
     gw, gb = np.zeros_like(w), np.zeros_like(b)
     s = args.stride
-    out = {"rows forward": lambda: kg.depthwise_forward_rows(x, w, b, s, s, 1, 1, 1, 1, y),
-           "rows backward": lambda: kg.depthwise_backward_rows(x, w, dy, s, s, 1, 1, 1, 1,
+    out = {"rows forward": lambda: kg._depthwise_forward_rows(x, w, b, s, s, 1, 1, 1, 1, y),
+           "rows backward": lambda: kg._depthwise_backward_rows(x, w, dy, s, s, 1, 1, 1, 1,
                                                                gw, gb)}
     if s == 1:
-        out["flat forward"] = lambda: kd.depthwise_forward_s1(x, w, b, 1, 1, 1, 1, y)
-        out["flat backward"] = lambda: kd.depthwise_backward_s1(x, w, dy, 1, 1, 1, 1, gw, gb)
+        out["flat forward"] = lambda: kd._depthwise_forward_s1(x, w, b, 1, 1, 1, 1, y)
+        out["flat backward"] = lambda: kd._depthwise_backward_s1(x, w, dy, 1, 1, 1, 1, gw, gb)
     return out
 
 

@@ -6,7 +6,7 @@ kernels take the projected ``qkv`` (N, T, 3E) laid out as PyTorch's ``in_proj``:
 h·D … (h+1)·D - 1 of each (D = E / heads). Each (sample, head) pair is one parallel task
 whose (T, D) slices are copied to contiguous buffers and multiplied by BLAS (``np.dot``).
 float32 or float64; softmax sums accumulate in float64. The softmax's exponentials are
-``exp_row``'s (float64 arithmetic in one branch-free loop that vectorises, where a call of
+``_exp_row``'s (float64 arithmetic in one branch-free loop that vectorises, where a call of
 the scalar ``math.exp`` per weight took half of the forward).
 """
 
@@ -25,7 +25,7 @@ EXP_POLY = (1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.
 
 
 @njit(parallel=False)
-def exp_row(row: np.ndarray, hi: int, mx: float, scale: float, bits: np.ndarray) -> float:
+def _exp_row(row: np.ndarray, hi: int, mx: float, scale: float, bits: np.ndarray) -> float:
     """row[j] = exp((row[j] - mx) · scale) for j < ``hi`` (all ≤ 0: ``mx`` is the row's
     largest value, ``scale`` > 0), in float64 arithmetic; returns their sum (float64).
     ``bits`` (int64, ≥ ``hi``) is scratch for the powers of two."""
@@ -84,7 +84,7 @@ def attention_forward(qkv: np.ndarray, heads: int, scale: float, causal: bool, r
             for j in range(1, hi):
                 if row[j] > mx:
                     mx = row[j]
-            tot = exp_row(row, hi, np.float64(mx), scale, bits)
+            tot = _exp_row(row, hi, np.float64(mx), scale, bits)
             inv = 1.0 / tot
             for j in range(hi):
                 p[i, j] = s[i, j] * inv

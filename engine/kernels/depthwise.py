@@ -27,7 +27,7 @@ SLICES = 64  # parallel slices of the planes at most (each allocates its scratch
 
 
 @njit(parallel=False)
-def flat_fits(kh: int, kw: int, dh: int, dw: int, pt: int, pb: int, pl: int, pr: int) -> bool:
+def _flat_fits(kh: int, kw: int, dh: int, dw: int, pt: int, pb: int, pl: int, pr: int) -> bool:
     """Whether the backward's gather form applies: no padding wider than the filter's reach
     ((k - 1)·d on each side)."""
     return max(pt, pb) <= (kh - 1) * dh and max(pl, pr) <= (kw - 1) * dw
@@ -46,7 +46,7 @@ def _put(dst: np.ndarray, src: np.ndarray, r0: int, c0: int, row: int) -> None:
 
 
 @njit
-def depthwise_forward_s1(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, dh: int, dw: int,
+def _depthwise_forward_s1(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, dh: int, dw: int,
                          pt: int, pl: int, y: np.ndarray) -> None:
     """y (N, O, OH, OW) of a stride-1 depthwise conv (filter o reads channel o // (O / C))."""
     n_n, c_n, h_n, w_n = x.shape
@@ -84,10 +84,10 @@ def depthwise_forward_s1(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, dh
 
 
 @njit
-def depthwise_backward_s1(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, dh: int, dw: int,
+def _depthwise_backward_s1(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, dh: int, dw: int,
                           pt: int, pl: int, gweight: np.ndarray, gbias: np.ndarray
                           ) -> np.ndarray:
-    """Backward of a stride-1 depthwise conv whose padding ``flat_fits``: returns dx
+    """Backward of a stride-1 depthwise conv whose padding ``_flat_fits``: returns dx
     (N, C, H, W); overwrites gweight (O, 1, KH, KW) and gbias ((O,) or empty)."""
     n_n, c_n, h_n, w_n = x.shape
     o_n, _, kh, kw = weight.shape

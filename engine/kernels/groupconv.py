@@ -23,7 +23,7 @@ import numpy as np
 
 from .blas import gemm
 from .conv import _crop_from, _pad_into
-from .depthwise import depthwise_backward_s1, depthwise_forward_s1, flat_fits
+from .depthwise import _depthwise_backward_s1, _depthwise_forward_s1, _flat_fits
 from .jit import njit, prange
 
 
@@ -40,12 +40,12 @@ def depthwise_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: i
                       dh: int, dw: int, pt: int, pl: int, y: np.ndarray) -> None:
     """y (N, O, OH, OW) of a depthwise conv: filter o reads channel o // (O / C) only.
 
-    weight (O, 1, KH, KW), bias (O,) or empty. Stride 1: ``depthwise_forward_s1``; else
-    ``depthwise_forward_rows``."""
+    weight (O, 1, KH, KW), bias (O,) or empty. Stride 1: ``_depthwise_forward_s1``; else
+    ``_depthwise_forward_rows``."""
     if sh == 1 and sw == 1:
-        depthwise_forward_s1(x, weight, bias, dh, dw, pt, pl, y)
+        _depthwise_forward_s1(x, weight, bias, dh, dw, pt, pl, y)
     else:
-        depthwise_forward_rows(x, weight, bias, sh, sw, dh, dw, pt, pl, y)
+        _depthwise_forward_rows(x, weight, bias, sh, sw, dh, dw, pt, pl, y)
 
 
 @njit(parallel=False)
@@ -54,17 +54,17 @@ def depthwise_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, sh: in
                        gbias: np.ndarray) -> np.ndarray:
     """Backward of ``depthwise_forward``: returns dx (N, C, H, W); overwrites gweight
     (O, 1, KH, KW) and gbias ((O,) or empty). Stride 1 with padding no wider than the
-    filter's reach: ``depthwise_backward_s1``; else ``depthwise_backward_rows``."""
+    filter's reach: ``_depthwise_backward_s1``; else ``_depthwise_backward_rows``."""
     kh, kw = weight.shape[2], weight.shape[3]
     pb = (dy.shape[2] - 1) * sh + (kh - 1) * dh + 1 - x.shape[2] - pt
     pr = (dy.shape[3] - 1) * sw + (kw - 1) * dw + 1 - x.shape[3] - pl
-    if sh == 1 and sw == 1 and flat_fits(kh, kw, dh, dw, pt, pb, pl, pr):
-        return depthwise_backward_s1(x, weight, dy, dh, dw, pt, pl, gweight, gbias)
-    return depthwise_backward_rows(x, weight, dy, sh, sw, dh, dw, pt, pl, gweight, gbias)
+    if sh == 1 and sw == 1 and _flat_fits(kh, kw, dh, dw, pt, pb, pl, pr):
+        return _depthwise_backward_s1(x, weight, dy, dh, dw, pt, pl, gweight, gbias)
+    return _depthwise_backward_rows(x, weight, dy, sh, sw, dh, dw, pt, pl, gweight, gbias)
 
 
 @njit
-def depthwise_forward_rows(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: int,
+def _depthwise_forward_rows(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: int,
                            sw: int, dh: int, dw: int, pt: int, pl: int, y: np.ndarray) -> None:
     """``depthwise_forward`` on whole rows, any stride. Parallel over (sample, filter) planes; each
     plane is copied into a zero-padded scratch, then every output row adds its KH·KW taps as
@@ -104,7 +104,7 @@ def depthwise_forward_rows(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, 
 
 
 @njit
-def depthwise_backward_rows(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, sh: int,
+def _depthwise_backward_rows(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, sh: int,
                             sw: int, dh: int, dw: int, pt: int, pl: int, gweight: np.ndarray,
                             gbias: np.ndarray) -> np.ndarray:
     """``depthwise_backward`` on whole rows, any stride and padding.

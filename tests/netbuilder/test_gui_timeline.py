@@ -109,6 +109,9 @@ def test_scrub_play_live_and_reopen_the_recording(make_window, qtbot, tmp_path):
 def test_a_scrubbed_view_stays_while_the_run_goes_on(make_window, qtbot):
     _, tc = open_model(make_window, lenet(400))
     p = tc.presenter
+    box = tc.panel.record_budget_box  # room for every epoch the test sees: none is thinned
+    box.setCurrentIndex(box.findData(64))
+    box.activated.emit(box.currentIndex())
     click(qtbot, tc.panel.start_button)
     tl, bar = p.timeline, p.timeline_widget
     tc.docks.plots["filters"].raise_()
