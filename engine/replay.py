@@ -280,15 +280,10 @@ class RunTape:
         """Switch the paused run to ``graph`` between two batches: compile it with the run's
         seed, carry the weights and optimizer state over (``engine.carry``), go on with it,
         and log the edit. Returns the carry report."""
-        report = self.trainer.replace_network(Network(graph, seed=self.log.seed))
-        self.log_edit(graph)
-        return report
-
-    def log_edit(self, graph: Graph) -> None:
-        """Log an edit the caller applied itself (``Trainer.replace_network``) before the
-        next batch, so that a replay applies it at the same step."""
         tr = self.trainer
+        report = tr.replace_network(Network(graph, seed=self.log.seed))
         self.log.edits.append(GraphEdit(tr.step, tr.epoch + 1, graph.to_dict()))
+        return report
 
 
 # ----- replay ---------------------------------------------------------------------------------

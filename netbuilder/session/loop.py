@@ -359,15 +359,13 @@ class RunLoop:
         tr = self.trainer
         if graph is None or tr is None:
             return
+        assert self.tape is not None  # made with the trainer, before any edit is taken
         try:
-            new = engine.Network(graph, seed=tr.settings.seed)
             doc = {**graph.to_dict(), "training": dict(self.job.settings)}
             kernel_service.service().ensure_model(
                 doc, lambda f: self.post("phase", (compile_text(f), f.done, f.total)),
                 lambda: self._stop_early)
-            report = tr.replace_network(new)
-            if self.tape is not None:  # a replay applies it before the same batch
-                self.tape.log_edit(graph)
+            report = self.tape.edit(graph)  # swapped in and logged for replay
         except engine.WarmupCancelledError:
             return
         except NetBuilderError as exc:
@@ -375,7 +373,7 @@ class RunLoop:
             self.post("edit", EditOutcome(graph, None, exc.message, exc.node_id, tr.step,
                                           tr.epoch))
             return
-        self.net = new
+        new = self.net = tr.net
         self.job.graph = graph
         self.head = Head.of(new)
         self.recorder = probes.GradFlowRecorder(new)
