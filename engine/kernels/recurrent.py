@@ -7,7 +7,7 @@ time-major: arrays are ``(C, T, Nc, D)`` (``to_chunks`` / ``from_chunks`` conver
 own thread: the input projection, the recurrence with one GEMM per time step on the chunk's
 (Nc, H) state, and, going backward, its share of the weight gradients. The threads never wait
 for each other, and the whole layer is one parallel region per direction and pass. The
-kernels call single-threaded BLAS (run them inside ``single_thread_blas()``).
+kernels call single-threaded BLAS (run them inside ``conv.OneThreadBlas()``).
 
 Measured on the 2-core development machine (LSTM, batch 64, T 50, F 32, 128 units, training
 step with MSE and SGD; benchmarks/bench_lstm.py): per-step GEMMs called from Python on the
@@ -29,10 +29,8 @@ G = 1 (RNN), 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n) gates; weights come in PyTor
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import math
-from collections.abc import Iterator
 
 import numpy as np
 from llvmlite import ir
@@ -40,7 +38,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from ..threads import set_blas_threads
+from .conv import OneThreadBlas
 from .jit import njit, prange
 
 # ----- activations ---------------------------------------------------------------------------
@@ -99,19 +97,6 @@ def _sigmoid_overload(x):
 
 
 # ----- layout and threads --------------------------------------------------------------------
-
-@contextlib.contextmanager
-def single_thread_blas() -> Iterator[None]:
-    """Run the block with every loaded BLAS limited to one thread (the kernels' own threads
-    call BLAS concurrently; nested BLAS threads would oversubscribe the cores). Through
-    ``engine.threads``, whose limits hold on a training thread too (threadpoolctl's would be
-    ignored there once another thread set one)."""
-    saved = set_blas_threads(1)
-    try:
-        yield
-    finally:
-        set_blas_threads(saved)
-
 
 def n_chunks(batch: int) -> int:
     """How many chunks to cut a batch into: one per engine thread (``threads.current``, which
@@ -511,7 +496,7 @@ def sequence_forward(cell: str, x: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarra
     w_hhT = _transposed(bufs, "w_hhT", w_hh, dt)
     state = {"x": x, "hid": buffer(bufs, "hid", (c, t, nc, nh), dt)}
     blas = blas_address(dt)
-    with single_thread_blas():
+    with OneThreadBlas():  # the kernels' own threads call BLAS
         if cell == "rnn":
             rnn_forward(blas, x, w_ihT, w_hhT, (b_ih + b_hh).astype(dt), state["hid"])
         elif cell == "lstm":
@@ -545,7 +530,7 @@ def sequence_backward(cell: str, state: dict[str, np.ndarray], w_ih: np.ndarray,
     parts = [buffer(bufs, "dw_ih", (c, gh, nf), dt), buffer(bufs, "dw_hh", (c, gh, nh), dt),
              buffer(bufs, "db_ih", (c, gh), dt), buffer(bufs, "db_hh", (c, gh), dt)]
     blas = blas_address(dt)
-    with single_thread_blas():
+    with OneThreadBlas():  # the kernels' own threads call BLAS
         if cell == "rnn":
             rnn_backward(blas, x, w_ih, w_hh, hid, dhid, buffer(bufs, "dpre", hid.shape, dt), dx,
                          *parts)

@@ -104,11 +104,14 @@ def test_fast_activations_keep_nan():
     assert np.isnan(t[0]) and np.isnan(s[0]) and np.isfinite(t[1])
 
 
-def test_single_thread_blas_restores_thread_counts():
+def test_one_thread_blas_restores_thread_counts():
+    """The recurrent kernels run inside the conv kernels' OneThreadBlas."""
     from threadpoolctl import threadpool_info
 
+    from engine.kernels.conv import OneThreadBlas
+
     before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-    with rk.single_thread_blas():
+    with OneThreadBlas():
         inside = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
     after = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
     assert all(n == 1 for n in inside)
