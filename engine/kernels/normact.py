@@ -26,6 +26,22 @@ import numpy as np
 
 from .jit import njit, prange
 
+# Reassociation only, for the float64 sums: lets them run in vector lanes (each lane a
+# partial sum); no other fast-math (NaN and signed zeros behave as without it).
+SUMS = {"reassoc"}
+
+
+@njit(parallel=False, fastmath=SUMS)
+def _row_sums(row: np.ndarray, k: float) -> tuple[float, float]:
+    """Σ(x - k) and Σ(x - k)² (float64) over one row (S,) of a channel."""
+    t1 = 0.0
+    t2 = 0.0
+    for s in range(row.shape[0]):
+        d = np.float64(row[s]) - k
+        t1 += d
+        t2 += d * d
+    return t1, t2
+
 
 @njit(parallel=False)
 def _channel_stats(x: np.ndarray, c: int) -> tuple[float, float]:
@@ -36,30 +52,65 @@ def _channel_stats(x: np.ndarray, c: int) -> tuple[float, float]:
     t1 = 0.0
     t2 = 0.0
     for i in range(m_n):
-        row = x[i, c]
-        for s in range(s_n):
-            d = row[s] - k
-            t1 += d
-            t2 += d * d
+        a, b = _row_sums(x[i, c], k)
+        t1 += a
+        t2 += b
     count = m_n * s_n
     d = t1 / count
     return k + d, max(t2 / count - d * d, 0.0)
 
 
+@njit(parallel=False, fastmath=SUMS)
+def _row_grad_sums(row: np.ndarray, grow: np.ndarray, mu: float, sc: float, b: float,
+                   relu: bool) -> tuple[float, float]:
+    """Σg and Σg·(x - mu) over one row, g = dy, or with ``relu`` dy where the forward's
+    normalised value (x - mu)·sc + b is > 0 (else 0)."""
+    t1 = 0.0
+    t2 = 0.0
+    if relu:
+        for s in range(row.shape[0]):
+            d = row[s] - mu
+            g = np.float64(grow[s]) if d * sc + b > 0 else 0.0
+            t1 += g
+            t2 += g * d
+    else:
+        for s in range(row.shape[0]):
+            g = np.float64(grow[s])
+            t1 += g
+            t2 += g * (row[s] - mu)
+    return t1, t2
+
+
+@njit(parallel=False, fastmath=SUMS)
+def _row_mask_sums(row: np.ndarray, grow: np.ndarray, mrow: np.ndarray, mu: float,
+                   drow: np.ndarray) -> tuple[float, float]:
+    """drow = dy where mask > 0 (else 0); returns Σdrow and Σdrow·(x - mu) over one row."""
+    t1 = 0.0
+    t2 = 0.0
+    for s in range(row.shape[0]):
+        g = grow[s] if mrow[s] > 0 else 0.0
+        drow[s] = g
+        t1 += g
+        t2 += g * (row[s] - mu)
+    return t1, t2
+
+
 @njit
 def bn_train_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float,
                      relu: bool, y: np.ndarray, yrelu: np.ndarray, mean: np.ndarray,
-                     var: np.ndarray) -> None:
-    """y (M, C, S) = (x - mean) / sqrt(var + eps) · weight + bias with the batch's mean and
-    biased variance per channel (written to ``mean`` / ``var`` (C,), float64); with ``relu``
-    also yrelu = max(y, 0) (else ignored)."""
+                     var: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> None:
+    """y (M, C, S) = (x - mean) · scale + shift with the batch's mean and biased variance
+    per channel, scale = weight / sqrt(var + eps), shift = bias (all (C,) float64, written
+    for the backward); with ``relu`` also yrelu = max(y, 0) (else ignored)."""
     m_n, c_n, s_n = x.shape
     for c in prange(c_n):
         mu, v = _channel_stats(x, c)
         mean[c] = mu
         var[c] = v
         sc = weight[c] / math.sqrt(v + eps)
-        b = bias[c]
+        b = np.float64(bias[c])
+        scale[c] = sc
+        shift[c] = b
         for i in range(m_n):
             row = x[i, c]
             out = y[i, c]
@@ -75,50 +126,47 @@ def bn_train_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: f
 
 
 @njit
-def bn_train_backward(x: np.ndarray, dy: np.ndarray, mask: np.ndarray, relu: bool,
-                      mean: np.ndarray, invstd: np.ndarray, weight: np.ndarray,
-                      dx: np.ndarray, dweight: np.ndarray, dbias: np.ndarray) -> None:
-    """Backward of ``bn_train_forward`` through the batch statistics. ``dy``: gradient of the
-    last output (of the ReLU when ``relu``; ``mask`` (M, C, S) is then the normalised or
-    ReLU output, the gradient passing where it is > 0). Fills dx (M, C, S), dweight and
+def bn_train_backward(x: np.ndarray, dy: np.ndarray, relu: bool, mean: np.ndarray,
+                      invstd: np.ndarray, scale: np.ndarray, shift: np.ndarray,
+                      weight: np.ndarray, dx: np.ndarray, dweight: np.ndarray,
+                      dbias: np.ndarray) -> None:
+    """Backward of ``bn_train_forward`` through the batch statistics, in two passes over
+    x and dy per channel (the sums, then dx). ``dy``: gradient of the last output; with
+    ``relu`` that of the ReLU, passed where the normalised value recomputed from x with the
+    forward's ``scale`` / ``shift`` is > 0 (no mask read). Fills dx (M, C, S), dweight and
     dbias (C,)."""
     m_n, c_n, s_n = x.shape
     count = m_n * s_n
     for c in prange(c_n):
         mu = mean[c]
         inv = invstd[c]
+        sc = scale[c]
+        b = shift[c]
         t1 = 0.0
         t2 = 0.0
         for i in range(m_n):
-            row = x[i, c]
-            grow = dy[i, c]
-            if relu:
-                mrow = mask[i, c]
-                for s in range(s_n):
-                    g = grow[s] if mrow[s] > 0 else 0.0
-                    t1 += g
-                    t2 += g * (row[s] - mu)
-            else:
-                for s in range(s_n):
-                    g = grow[s]
-                    t1 += g
-                    t2 += g * (row[s] - mu)
+            a1, a2 = _row_grad_sums(x[i, c], dy[i, c], mu, sc, b, relu)
+            t1 += a1
+            t2 += a2
         t2 *= inv
         dbias[c] = t1
         dweight[c] = t2
-        scale = weight[c] * inv / count
+        f = weight[c] * inv / count
+        fg = f * count
+        f1 = f * t1
+        f2 = f * inv * t2
         for i in range(m_n):
             row = x[i, c]
             grow = dy[i, c]
             out = dx[i, c]
             if relu:
-                mrow = mask[i, c]
                 for s in range(s_n):
-                    g = grow[s] if mrow[s] > 0 else 0.0
-                    out[s] = scale * (count * g - t1 - (row[s] - mu) * inv * t2)
+                    d = row[s] - mu
+                    g = grow[s] if d * sc + b > 0 else 0.0
+                    out[s] = fg * g - f1 - d * f2
             else:
                 for s in range(s_n):
-                    out[s] = scale * (count * grow[s] - t1 - (row[s] - mu) * inv * t2)
+                    out[s] = fg * grow[s] - f1 - (row[s] - mu) * f2
 
 
 @njit
@@ -129,45 +177,50 @@ def bn_eval_forward(x: np.ndarray, mean: np.ndarray, var: np.ndarray, weight: np
     with ``relu`` also yrelu = max(y, 0)."""
     m_n, c_n, s_n = x.shape
     for c in prange(c_n):
-        mu = mean[c]
+        mu = np.float64(mean[c])
         sc = weight[c] / math.sqrt(var[c] + eps)
-        b = bias[c]
+        b = np.float64(bias[c])
         for i in range(m_n):
             row = x[i, c]
             out = y[i, c]
-            for s in range(s_n):
-                val = (row[s] - mu) * sc + b
-                out[s] = val
-                if relu:
-                    yrelu[i, c, s] = val if val > 0 else 0.0
+            if relu:
+                rrow = yrelu[i, c]
+                for s in range(s_n):
+                    val = (row[s] - mu) * sc + b
+                    out[s] = val
+                    rrow[s] = val if val > 0 else 0.0
+            else:
+                for s in range(s_n):
+                    out[s] = (row[s] - mu) * sc + b
 
 
 @njit
 def bn_eval_backward(x: np.ndarray, dy: np.ndarray, mask: np.ndarray, relu: bool,
                      mean: np.ndarray, var: np.ndarray, weight: np.ndarray, eps: float,
                      dx: np.ndarray, dweight: np.ndarray, dbias: np.ndarray) -> None:
-    """Backward with fixed statistics (``mask`` as ``bn_train_backward``): fills dx
-    (M, C, S), dweight and dbias (C,)."""
+    """Backward with fixed statistics: ``dy`` the gradient of the last output (with
+    ``relu``, of the ReLU: passed where ``mask`` (M, C, S), the ReLU output, is > 0). Fills
+    dx (M, C, S), dweight and dbias (C,)."""
     m_n, c_n, s_n = x.shape
     for c in prange(c_n):
-        mu = mean[c]
+        mu = np.float64(mean[c])
         inv = 1.0 / math.sqrt(var[c] + eps)
         scale = weight[c] * inv
         t1 = 0.0
         t2 = 0.0
         for i in range(m_n):
-            row = x[i, c]
-            grow = dy[i, c]
             out = dx[i, c]
+            if relu:
+                a1, a2 = _row_mask_sums(x[i, c], dy[i, c], mask[i, c], mu, out)
+            else:
+                a1, a2 = _row_grad_sums(x[i, c], dy[i, c], mu, 1.0, 0.0, False)
+                out[:] = dy[i, c]
+            t1 += a1
+            t2 += a2
             for s in range(s_n):
-                g = grow[s]
-                if relu and not mask[i, c, s] > 0:
-                    g = 0.0
-                t1 += g
-                t2 += g * (row[s] - mu) * inv
-                out[s] = g * scale
+                out[s] = out[s] * scale
         dbias[c] = t1
-        dweight[c] = t2
+        dweight[c] = t2 * inv
 
 
 @njit
@@ -213,7 +266,7 @@ def bn_add_relu_train_forward(x: np.ndarray, skip: np.ndarray, weight: np.ndarra
         mean[c] = mu
         var[c] = v
         sc = weight[c] / math.sqrt(v + eps)
-        b = bias[c]
+        b = np.float64(bias[c])
         for i in range(m_n):
             row = x[i, c]
             srow = skip[i, c]
@@ -235,7 +288,7 @@ def bn_add_relu_train_backward(x: np.ndarray, dy: np.ndarray, mask: np.ndarray,
                                dbias: np.ndarray) -> None:
     """Backward of ``bn_add_relu_train_forward``: ``dy`` the gradient of the ReLU output,
     ``mask`` that output. Fills dskip (the masked gradient, the skip input's), dx (through
-    the batch statistics), dweight and dbias."""
+    the batch statistics), dweight and dbias; two passes per channel."""
     m_n, c_n, s_n = x.shape
     count = m_n * s_n
     for c in prange(c_n):
@@ -244,22 +297,19 @@ def bn_add_relu_train_backward(x: np.ndarray, dy: np.ndarray, mask: np.ndarray,
         t1 = 0.0
         t2 = 0.0
         for i in range(m_n):
-            row = x[i, c]
-            grow = dy[i, c]
-            mrow = mask[i, c]
-            drow = dskip[i, c]
-            for s in range(s_n):
-                g = grow[s] if mrow[s] > 0 else 0.0
-                drow[s] = g
-                t1 += g
-                t2 += g * (row[s] - mu)
+            a1, a2 = _row_mask_sums(x[i, c], dy[i, c], mask[i, c], mu, dskip[i, c])
+            t1 += a1
+            t2 += a2
         t2 *= inv
         dbias[c] = t1
         dweight[c] = t2
-        scale = weight[c] * inv / count
+        f = weight[c] * inv / count
+        fg = f * count
+        f1 = f * t1
+        f2 = f * inv * t2
         for i in range(m_n):
             row = x[i, c]
             grow = dskip[i, c]
             out = dx[i, c]
             for s in range(s_n):
-                out[s] = scale * (count * grow[s] - t1 - (row[s] - mu) * inv * t2)
+                out[s] = fg * grow[s] - f1 - (row[s] - mu) * f2

@@ -20,6 +20,10 @@ def data(rng, dtype, shape=(4, 3, 5)):
     return x, w, b, dy
 
 
+def var64(x):
+    return x.astype(np.float64).var(axis=(0, 2))
+
+
 def relu_ref(y):
     return np.maximum(y, 0.0)
 
@@ -32,8 +36,10 @@ def test_batchnorm_train_kernels_match_reference(rng, dtype, shape, relu):
     x, w, b, dy = data(rng, dtype, shape)
     eps = 1e-5
     y, yr = np.empty_like(x), np.empty_like(x) if relu else x[:0]
-    mean, var = np.empty(shape[1]), np.empty(shape[1])
-    na.bn_train_forward(x, w, b, eps, relu, y, yr, mean, var)
+    mean, var, scale, shift = (np.empty(shape[1]) for _ in range(4))
+    na.bn_train_forward(x, w, b, eps, relu, y, yr, mean, var, scale, shift)
+    np.testing.assert_allclose(scale, w / np.sqrt(var64(x) + eps), rtol=1e-6)
+    np.testing.assert_array_equal(shift, b)
     x64 = x.astype(np.float64)
     want_y, want_mean, want_var = ref.batchnorm_train_forward(x64, w, b, eps)
     np.testing.assert_allclose(y, want_y, **tol(dtype))
@@ -43,7 +49,8 @@ def test_batchnorm_train_kernels_match_reference(rng, dtype, shape, relu):
     np.testing.assert_allclose(var, want_var, rtol=1e-12)
     dx = np.empty_like(x)
     dw, db = np.empty_like(w), np.empty_like(b)
-    na.bn_train_backward(x, dy, yr, relu, mean, 1 / np.sqrt(var + eps), w, dx, dw, db)
+    na.bn_train_backward(x, dy, relu, mean, 1 / np.sqrt(var + eps), scale, shift, w, dx, dw,
+                         db)
     dy64 = dy.astype(np.float64)
     if relu:
         dy64 = dy64 * (yr > 0)
@@ -80,9 +87,9 @@ def test_batchnorm_eval_kernels_match_reference(rng, dtype, relu):
 def test_batchnorm_train_output_is_normalised(rng):
     x, _, _, _ = data(rng, np.float32, (8, 2, 9))
     y = np.empty_like(x)
-    mean, var = np.empty(2), np.empty(2)
+    mean, var, scale, shift = (np.empty(2) for _ in range(4))
     na.bn_train_forward(x, np.ones(2, np.float32), np.zeros(2, np.float32), 0.0, False,
-                        y, y[:0], mean, var)
+                        y, y[:0], mean, var, scale, shift)
     np.testing.assert_allclose(y.mean(axis=(0, 2)), 0.0, atol=1e-6)
     np.testing.assert_allclose(y.var(axis=(0, 2)), 1.0, rtol=1e-5)
 
@@ -92,8 +99,9 @@ def test_batchnorm_statistics_stay_exact_far_from_zero(rng):
     deviations from zero keeps the variance to float64 rounding."""
     x = (rng.standard_normal((16, 2, 50)) * 1e-2 + 100.0)
     y = np.empty_like(x)
-    mean, var = np.empty(2), np.empty(2)
-    na.bn_train_forward(x, np.ones(2), np.zeros(2), 1e-5, False, y, y[:0], mean, var)
+    mean, var, scale, shift = (np.empty(2) for _ in range(4))
+    na.bn_train_forward(x, np.ones(2), np.zeros(2), 1e-5, False, y, y[:0], mean, var, scale,
+                        shift)
     np.testing.assert_allclose(var, x.var(axis=(0, 2)), rtol=1e-9)
     np.testing.assert_allclose(mean, x.mean(axis=(0, 2)), rtol=1e-14)
 
