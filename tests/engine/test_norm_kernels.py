@@ -165,3 +165,25 @@ def test_batchnorm_add_relu_kernels_match_the_unfused_reference(rng, dtype, chun
     np.testing.assert_allclose(dx, want_dx, **tol(dtype))
     np.testing.assert_allclose(dw, want_dw, **tol(dtype))
     np.testing.assert_allclose(db, want_db, **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batchnorm_relu_backward_recomputes_the_forward_mask_exactly(rng, dtype):
+    """The fused backward recomputes the ReLU's mask from x: it passes the gradient exactly
+    where the forward's ReLU output is > 0, at values that normalise to exactly 0 too (x at
+    the channel mean, bias 0), with more chunks than channels."""
+    x = rng.integers(-3, 4, (6, 1, 8)).astype(dtype)
+    x[:, 0, 0] = -x[:, 0, 1:].sum(axis=1)  # each sample sums to 0: the mean is exactly 0
+    w, b = np.ones(1, dtype), np.zeros(1, dtype)
+    y, yr = np.empty_like(x), np.empty_like(x)
+    mean, var, scale, shift = (np.empty(1) for _ in range(4))
+    na.bn_train_forward(x, w, b, 1e-5, True, 4, y, yr, mean, var, scale, shift)
+    assert mean[0] == 0.0 and (x == 0).any()
+    dy = np.ones_like(x)
+    dx, dw, db = np.empty_like(x), np.empty_like(w), np.empty_like(b)
+    na.bn_train_backward(x, dy, True, 4, mean, 1 / np.sqrt(var + 1e-5), scale, shift, w, dx,
+                         dw, db)
+    assert db[0] == (yr > 0).sum()
+    want_dx, _, _ = ref.batchnorm_train_backward(x.astype(np.float64), (yr > 0) * 1.0,
+                                                 w.astype(np.float64), 1e-5)
+    np.testing.assert_allclose(dx, want_dx, **tol(dtype))
