@@ -339,10 +339,10 @@ class _ReluTailBlock(Step):
 
 
 class NormBlock(_ReluTailBlock):
-    """BatchNorm then ReLU: the normalised values and their ReLU written in one pass, and
-    in the backward one pass for the statistics' sums and one for the input gradient, the
-    ReLU's mask applied on the way (the BatchNorm layer's ``run_forward`` /
-    ``run_backward``)."""
+    """BatchNorm then ReLU: the normalised values and their ReLU written in one pass after
+    the statistics' pass, and in the backward one pass for the gradient's sums and one for
+    the input gradient, the ReLU's mask recomputed from the input on the way (the BatchNorm
+    layer's ``run_forward`` / ``run_backward``, ``kernels.normact``)."""
 
 
     def forward(self, acts: dict[str, np.ndarray], train: bool) -> None:

@@ -1,21 +1,30 @@
 """Batch normalisation (+ ReLU) and addition (+ ReLU): the kernels of the BatchNorm and Add
 layers and of their fused blocks with a following ReLU (``engine.fusion``: ``NormBlock``,
-``AddBlock``).
+``AddBlock``, ``NormAddBlock``).
 
 Batch norm works on a channel view (M, C, S) as ``kernels.norm``: M samples, C channels,
-S spatial positions; statistics per channel over M and S, in float64. Each direction is one
-parallel loop over the channels: a thread takes its channels through the statistics and then
-the output, with no barrier in between. Each parallel loop costs a wake-up of every thread;
-on cores shared with other work a woken thread may wait a whole time slice for its core,
-so the fused block runs one loop each way where BatchNorm then ReLU ran two.
+S spatial positions; statistics per channel over M and S, in float64. A training kernel
+cuts the channels into ``nchunks`` blocks, one parallel loop each way: a thread takes its
+block through the statistics and then the output (or the gradient's sums and then dx),
+with no barrier in between, walking sample by sample over the block's rows, which lie
+next to each other in memory (a run of B·S values per sample). Taking one channel at a
+time through every sample instead (runs of S values, the whole tensor's range walked once
+per channel) ran the same arithmetic 1.5-2× slower on 1 M values; cutting the batch
+instead needs a barrier between the statistics and their use (two parallel loops each way:
+on cores shared with other work each loop costs a wake-up that may wait a time slice).
+The per-row sums run in vector lanes (``SUMS``: reassociation only, each lane a partial
+sum); one serial float64 chain of additions made them several times slower.
 
 The training statistics take one pass over x: sums of (x - K) and (x - K)² with K the
 channel's first value (a shift that keeps the float64 difference of sums exact to rounding
 of the variance itself), mean = K + Σ(x - K) / n, var = Σ(x - K)² / n - (Σ(x - K) / n)².
-Normalised values are (x - mean) · scale + bias with scale = weight / sqrt(var + eps), as the
-reference; with ``relu`` the ReLU output max(y, 0) is written too (NaN -> 0, as
-``activation.relu_forward``), and the backward zeroes the gradient where it is not > 0.
-The additions split the flat arrays into ``nchunks`` slices (``conv.batch_chunks``).
+Normalised values are (x - mean) · scale + shift with scale = weight / sqrt(var + eps) and
+shift = bias, as the reference; with ``relu`` the ReLU output max(y, 0) is written too
+(NaN -> 0, as ``activation.relu_forward``). The backward takes two passes over x and dy:
+Σg and Σg·(x - mean) per channel, then dx; the ReLU's mask is recomputed from x with the
+forward's scale and shift (the same float64 expression, so the same decisions) instead of
+being read. The additions split the flat arrays into ``nchunks`` slices
+(``conv.batch_chunks``).
 """
 
 from __future__ import annotations
@@ -26,148 +35,233 @@ import numpy as np
 
 from .jit import njit, prange
 
+# Reassociation only, for the float64 sums: lets them run in vector lanes (each lane a
+# partial sum); no other fast-math (NaN and signed zeros behave as without it).
+SUMS = {"reassoc"}
 
-@njit(parallel=False)
-def _channel_stats(x: np.ndarray, c: int) -> tuple[float, float]:
-    """Mean and biased variance (float64) of channel ``c`` of x (M, C, S), in one pass over
-    values shifted by the channel's first one (the module note)."""
-    m_n, _, s_n = x.shape
-    k = np.float64(x[0, c, 0])
+
+@njit(parallel=False, fastmath=SUMS)
+def _row_sums(row: np.ndarray, k: float) -> tuple[float, float]:
+    """Σ(x - k) and Σ(x - k)² (float64) over one row (S,) of a channel."""
     t1 = 0.0
     t2 = 0.0
+    for s in range(row.shape[0]):
+        d = np.float64(row[s]) - k
+        t1 += d
+        t2 += d * d
+    return t1, t2
+
+
+@njit(parallel=False, fastmath=SUMS)
+def _row_grad_sums(row: np.ndarray, grow: np.ndarray, mu: float, sc: float, b: float,
+                   relu: bool) -> tuple[float, float]:
+    """Σg and Σg·(x - mu) over one row, g = dy, or with ``relu`` dy where the forward's
+    normalised value (x - mu)·sc + b is > 0 (else 0)."""
+    t1 = 0.0
+    t2 = 0.0
+    if relu:
+        for s in range(row.shape[0]):
+            d = row[s] - mu
+            g = np.float64(grow[s]) if d * sc + b > 0 else 0.0
+            t1 += g
+            t2 += g * d
+    else:
+        for s in range(row.shape[0]):
+            g = np.float64(grow[s])
+            t1 += g
+            t2 += g * (row[s] - mu)
+    return t1, t2
+
+
+@njit(parallel=False, fastmath=SUMS)
+def _row_mask_sums(row: np.ndarray, grow: np.ndarray, mrow: np.ndarray, mu: float,
+                   drow: np.ndarray) -> tuple[float, float]:
+    """drow = dy where mask > 0 (else 0); returns Σdrow and Σdrow·(x - mu) over one row."""
+    t1 = 0.0
+    t2 = 0.0
+    for s in range(row.shape[0]):
+        g = grow[s] if mrow[s] > 0 else 0.0
+        drow[s] = g
+        t1 += g
+        t2 += g * (row[s] - mu)
+    return t1, t2
+
+
+@njit(parallel=False)
+def _norm_row(row: np.ndarray, mu: float, sc: float, b: float, relu: bool, out: np.ndarray,
+              rrow: np.ndarray) -> None:
+    """out = (x - mu)·sc + b over one row; with ``relu`` also rrow = max(out, 0)."""
+    if relu:
+        for s in range(row.shape[0]):
+            val = (row[s] - mu) * sc + b
+            out[s] = val
+            rrow[s] = val if val > 0 else 0.0
+    else:
+        for s in range(row.shape[0]):
+            out[s] = (row[s] - mu) * sc + b
+
+
+@njit(parallel=False)
+def _dx_row(row: np.ndarray, grow: np.ndarray, mu: float, sc: float, b: float, relu: bool,
+            fg: float, f1: float, f2: float, out: np.ndarray) -> None:
+    """out = fg·g - f1 - (x - mu)·f2 over one row, g as ``_row_grad_sums``."""
+    if relu:
+        for s in range(row.shape[0]):
+            d = row[s] - mu
+            g = grow[s] if d * sc + b > 0 else 0.0
+            out[s] = fg * g - f1 - d * f2
+    else:
+        for s in range(row.shape[0]):
+            out[s] = fg * grow[s] - f1 - (row[s] - mu) * f2
+
+
+@njit(parallel=False)
+def _block_stats(x: np.ndarray, lo: int, hi: int, weight: np.ndarray, bias: np.ndarray,
+                 eps: float, mean: np.ndarray, var: np.ndarray, scale: np.ndarray,
+                 shift: np.ndarray) -> None:
+    """Mean, biased variance, scale and shift of channels lo..hi in one pass over their
+    rows, sample by sample (the arrays hold the sums, and ``scale`` the shift K, until the
+    end)."""
+    m_n, _, s_n = x.shape
+    for c in range(lo, hi):
+        scale[c] = x[0, c, 0]
+        mean[c] = 0.0
+        var[c] = 0.0
     for i in range(m_n):
-        row = x[i, c]
-        for s in range(s_n):
-            d = row[s] - k
-            t1 += d
-            t2 += d * d
+        for c in range(lo, hi):
+            a, b = _row_sums(x[i, c], scale[c])
+            mean[c] += a
+            var[c] += b
     count = m_n * s_n
-    d = t1 / count
-    return k + d, max(t2 / count - d * d, 0.0)
+    for c in range(lo, hi):
+        d = mean[c] / count
+        v = max(var[c] / count - d * d, 0.0)
+        mean[c] = scale[c] + d
+        var[c] = v
+        scale[c] = weight[c] / math.sqrt(v + eps)
+        shift[c] = bias[c]
 
 
 @njit
 def bn_train_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float,
-                     relu: bool, y: np.ndarray, yrelu: np.ndarray, mean: np.ndarray,
-                     var: np.ndarray) -> None:
-    """y (M, C, S) = (x - mean) / sqrt(var + eps) · weight + bias with the batch's mean and
-    biased variance per channel (written to ``mean`` / ``var`` (C,), float64); with ``relu``
-    also yrelu = max(y, 0) (else ignored)."""
-    m_n, c_n, s_n = x.shape
-    for c in prange(c_n):
-        mu, v = _channel_stats(x, c)
-        mean[c] = mu
-        var[c] = v
-        sc = weight[c] / math.sqrt(v + eps)
-        b = bias[c]
+                     relu: bool, nchunks: int, y: np.ndarray, yrelu: np.ndarray,
+                     mean: np.ndarray, var: np.ndarray, scale: np.ndarray, shift: np.ndarray
+                     ) -> None:
+    """y (M, C, S) = (x - mean) · scale + shift with the batch's mean and biased variance
+    per channel, scale = weight / sqrt(var + eps), shift = bias (all (C,) float64, written
+    for the backward); with ``relu`` also yrelu = max(y, 0) (else ignored). ``nchunks``
+    blocks of channels in parallel (the module note)."""
+    m_n, c_n = x.shape[0], x.shape[1]
+    nch = max(1, min(nchunks, c_n))
+    for ch in prange(nch):
+        lo = ch * c_n // nch
+        hi = (ch + 1) * c_n // nch
+        _block_stats(x, lo, hi, weight, bias, eps, mean, var, scale, shift)
         for i in range(m_n):
-            row = x[i, c]
-            out = y[i, c]
-            if relu:
-                rrow = yrelu[i, c]
-                for s in range(s_n):
-                    val = (row[s] - mu) * sc + b
-                    out[s] = val
-                    rrow[s] = val if val > 0 else 0.0
-            else:
-                for s in range(s_n):
-                    out[s] = (row[s] - mu) * sc + b
+            for c in range(lo, hi):
+                if relu:
+                    _norm_row(x[i, c], mean[c], scale[c], shift[c], True, y[i, c],
+                              yrelu[i, c])
+                else:
+                    _norm_row(x[i, c], mean[c], scale[c], shift[c], False, y[i, c], y[i, c])
+
+
+@njit(parallel=False)
+def _grad_coefficients(t: np.ndarray, lo: int, invstd: np.ndarray, weight: np.ndarray,
+                       count: int, dweight: np.ndarray, dbias: np.ndarray) -> None:
+    """From t (3, B), whose rows 0 and 1 hold Σg and Σg·(x - mean) of channels
+    lo..lo + B: dbias = Σg, dweight = Σg·(x - mean)·invstd, and t's rows become the
+    coefficients of dx = fg·g - f1 - (x - mean)·f2 (fg = weight·invstd, f1 = fg·Σg / n,
+    f2 = fg·invstd·dweight / n)."""
+    for j in range(t.shape[1]):
+        c = lo + j
+        inv = invstd[c]
+        t1 = t[0, j]
+        t2 = t[1, j] * inv
+        dbias[c] = t1
+        dweight[c] = t2
+        f = weight[c] * inv / count
+        t[0, j] = f * count
+        t[1, j] = f * t1
+        t[2, j] = f * inv * t2
 
 
 @njit
-def bn_train_backward(x: np.ndarray, dy: np.ndarray, mask: np.ndarray, relu: bool,
-                      mean: np.ndarray, invstd: np.ndarray, weight: np.ndarray,
-                      dx: np.ndarray, dweight: np.ndarray, dbias: np.ndarray) -> None:
-    """Backward of ``bn_train_forward`` through the batch statistics. ``dy``: gradient of the
-    last output (of the ReLU when ``relu``; ``mask`` (M, C, S) is then the normalised or
-    ReLU output, the gradient passing where it is > 0). Fills dx (M, C, S), dweight and
-    dbias (C,)."""
+def bn_train_backward(x: np.ndarray, dy: np.ndarray, relu: bool, nchunks: int,
+                      mean: np.ndarray, invstd: np.ndarray, scale: np.ndarray,
+                      shift: np.ndarray, weight: np.ndarray, dx: np.ndarray,
+                      dweight: np.ndarray, dbias: np.ndarray) -> None:
+    """Backward of ``bn_train_forward`` through the batch statistics, in two passes over
+    x and dy (the sums, then dx). ``dy``: gradient of the last output; with ``relu`` that
+    of the ReLU, passed where the normalised value recomputed from x with the forward's
+    ``scale`` / ``shift`` is > 0 (no mask read). Fills dx (M, C, S), dweight and dbias
+    (C,)."""
     m_n, c_n, s_n = x.shape
-    count = m_n * s_n
-    for c in prange(c_n):
-        mu = mean[c]
-        inv = invstd[c]
-        t1 = 0.0
-        t2 = 0.0
+    nch = max(1, min(nchunks, c_n))
+    for ch in prange(nch):
+        lo = ch * c_n // nch
+        hi = (ch + 1) * c_n // nch
+        t = np.zeros((3, hi - lo))
         for i in range(m_n):
-            row = x[i, c]
-            grow = dy[i, c]
-            if relu:
-                mrow = mask[i, c]
-                for s in range(s_n):
-                    g = grow[s] if mrow[s] > 0 else 0.0
-                    t1 += g
-                    t2 += g * (row[s] - mu)
-            else:
-                for s in range(s_n):
-                    g = grow[s]
-                    t1 += g
-                    t2 += g * (row[s] - mu)
-        t2 *= inv
-        dbias[c] = t1
-        dweight[c] = t2
-        scale = weight[c] * inv / count
+            for c in range(lo, hi):
+                a1, a2 = _row_grad_sums(x[i, c], dy[i, c], mean[c], scale[c], shift[c], relu)
+                t[0, c - lo] += a1
+                t[1, c - lo] += a2
+        _grad_coefficients(t, lo, invstd, weight, m_n * s_n, dweight, dbias)
         for i in range(m_n):
-            row = x[i, c]
-            grow = dy[i, c]
-            out = dx[i, c]
-            if relu:
-                mrow = mask[i, c]
-                for s in range(s_n):
-                    g = grow[s] if mrow[s] > 0 else 0.0
-                    out[s] = scale * (count * g - t1 - (row[s] - mu) * inv * t2)
-            else:
-                for s in range(s_n):
-                    out[s] = scale * (count * grow[s] - t1 - (row[s] - mu) * inv * t2)
+            for c in range(lo, hi):
+                _dx_row(x[i, c], dy[i, c], mean[c], scale[c], shift[c], relu, t[0, c - lo],
+                        t[1, c - lo], t[2, c - lo], dx[i, c])
 
 
 @njit
 def bn_eval_forward(x: np.ndarray, mean: np.ndarray, var: np.ndarray, weight: np.ndarray,
-                    bias: np.ndarray, eps: float, relu: bool, y: np.ndarray,
+                    bias: np.ndarray, eps: float, relu: bool, nchunks: int, y: np.ndarray,
                     yrelu: np.ndarray) -> None:
     """y = (x - mean) / sqrt(var + eps) · weight + bias with fixed (running) statistics;
-    with ``relu`` also yrelu = max(y, 0)."""
-    m_n, c_n, s_n = x.shape
-    for c in prange(c_n):
-        mu = mean[c]
-        sc = weight[c] / math.sqrt(var[c] + eps)
-        b = bias[c]
-        for i in range(m_n):
-            row = x[i, c]
-            out = y[i, c]
-            for s in range(s_n):
-                val = (row[s] - mu) * sc + b
-                out[s] = val
-                if relu:
-                    yrelu[i, c, s] = val if val > 0 else 0.0
+    with ``relu`` also yrelu = max(y, 0). ``nchunks`` runs of the M·C rows in parallel."""
+    m_n, c_n = x.shape[0], x.shape[1]
+    rows = m_n * c_n
+    nch = max(1, min(nchunks, rows))
+    for ch in prange(nch):
+        for r in range(ch * rows // nch, (ch + 1) * rows // nch):
+            i, c = r // c_n, r % c_n
+            sc = weight[c] / math.sqrt(var[c] + eps)
+            mu = np.float64(mean[c])
+            b = np.float64(bias[c])
+            if relu:
+                _norm_row(x[i, c], mu, sc, b, True, y[i, c], yrelu[i, c])
+            else:
+                _norm_row(x[i, c], mu, sc, b, False, y[i, c], y[i, c])
 
 
 @njit
 def bn_eval_backward(x: np.ndarray, dy: np.ndarray, mask: np.ndarray, relu: bool,
                      mean: np.ndarray, var: np.ndarray, weight: np.ndarray, eps: float,
                      dx: np.ndarray, dweight: np.ndarray, dbias: np.ndarray) -> None:
-    """Backward with fixed statistics (``mask`` as ``bn_train_backward``): fills dx
-    (M, C, S), dweight and dbias (C,)."""
+    """Backward with fixed statistics: ``dy`` the gradient of the last output (with
+    ``relu``, of the ReLU: passed where ``mask`` (M, C, S), the ReLU output, is > 0). Fills
+    dx (M, C, S), dweight and dbias (C,)."""
     m_n, c_n, s_n = x.shape
     for c in prange(c_n):
-        mu = mean[c]
+        mu = np.float64(mean[c])
         inv = 1.0 / math.sqrt(var[c] + eps)
         scale = weight[c] * inv
         t1 = 0.0
         t2 = 0.0
         for i in range(m_n):
-            row = x[i, c]
-            grow = dy[i, c]
             out = dx[i, c]
+            if relu:
+                a1, a2 = _row_mask_sums(x[i, c], dy[i, c], mask[i, c], mu, out)
+            else:
+                a1, a2 = _row_grad_sums(x[i, c], dy[i, c], mu, 1.0, 0.0, False)
+                out[:] = dy[i, c]
+            t1 += a1
+            t2 += a2
             for s in range(s_n):
-                g = grow[s]
-                if relu and not mask[i, c, s] > 0:
-                    g = 0.0
-                t1 += g
-                t2 += g * (row[s] - mu) * inv
-                out[s] = g * scale
+                out[s] = out[s] * scale
         dbias[c] = t1
-        dweight[c] = t2
+        dweight[c] = t2 * inv
 
 
 @njit
@@ -203,63 +297,56 @@ def relu_mask_backward(dy: np.ndarray, mask: np.ndarray, nchunks: int, dx: np.nd
 
 @njit
 def bn_add_relu_train_forward(x: np.ndarray, skip: np.ndarray, weight: np.ndarray,
-                              bias: np.ndarray, eps: float, y: np.ndarray, yadd: np.ndarray,
-                              yrelu: np.ndarray, mean: np.ndarray, var: np.ndarray) -> None:
+                              bias: np.ndarray, eps: float, nchunks: int, y: np.ndarray,
+                              yadd: np.ndarray, yrelu: np.ndarray, mean: np.ndarray,
+                              var: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> None:
     """The end of a residual block: y = BatchNorm(x) with the batch's statistics (as
     ``bn_train_forward``), yadd = y + skip, yrelu = max(yadd, 0); all (M, C, S)."""
     m_n, c_n, s_n = x.shape
-    for c in prange(c_n):
-        mu, v = _channel_stats(x, c)
-        mean[c] = mu
-        var[c] = v
-        sc = weight[c] / math.sqrt(v + eps)
-        b = bias[c]
+    nch = max(1, min(nchunks, c_n))
+    for ch in prange(nch):
+        lo = ch * c_n // nch
+        hi = (ch + 1) * c_n // nch
+        _block_stats(x, lo, hi, weight, bias, eps, mean, var, scale, shift)
         for i in range(m_n):
-            row = x[i, c]
-            srow = skip[i, c]
-            out = y[i, c]
-            arow = yadd[i, c]
-            rrow = yrelu[i, c]
-            for s in range(s_n):
-                val = (row[s] - mu) * sc + b
-                out[s] = val
-                a = val + srow[s]
-                arow[s] = a
-                rrow[s] = a if a > 0 else 0.0
+            for c in range(lo, hi):
+                row = x[i, c]
+                srow = skip[i, c]
+                out = y[i, c]
+                arow = yadd[i, c]
+                rrow = yrelu[i, c]
+                mu = mean[c]
+                sc = scale[c]
+                b = shift[c]
+                for s in range(s_n):
+                    val = (row[s] - mu) * sc + b
+                    out[s] = val
+                    a = val + srow[s]
+                    arow[s] = a
+                    rrow[s] = a if a > 0 else 0.0
 
 
 @njit
 def bn_add_relu_train_backward(x: np.ndarray, dy: np.ndarray, mask: np.ndarray,
-                               mean: np.ndarray, invstd: np.ndarray, weight: np.ndarray,
-                               dx: np.ndarray, dskip: np.ndarray, dweight: np.ndarray,
-                               dbias: np.ndarray) -> None:
+                               nchunks: int, mean: np.ndarray, invstd: np.ndarray,
+                               weight: np.ndarray, dx: np.ndarray, dskip: np.ndarray,
+                               dweight: np.ndarray, dbias: np.ndarray) -> None:
     """Backward of ``bn_add_relu_train_forward``: ``dy`` the gradient of the ReLU output,
     ``mask`` that output. Fills dskip (the masked gradient, the skip input's), dx (through
-    the batch statistics), dweight and dbias."""
+    the batch statistics), dweight and dbias; two passes."""
     m_n, c_n, s_n = x.shape
-    count = m_n * s_n
-    for c in prange(c_n):
-        mu = mean[c]
-        inv = invstd[c]
-        t1 = 0.0
-        t2 = 0.0
+    nch = max(1, min(nchunks, c_n))
+    for ch in prange(nch):
+        lo = ch * c_n // nch
+        hi = (ch + 1) * c_n // nch
+        t = np.zeros((3, hi - lo))
         for i in range(m_n):
-            row = x[i, c]
-            grow = dy[i, c]
-            mrow = mask[i, c]
-            drow = dskip[i, c]
-            for s in range(s_n):
-                g = grow[s] if mrow[s] > 0 else 0.0
-                drow[s] = g
-                t1 += g
-                t2 += g * (row[s] - mu)
-        t2 *= inv
-        dbias[c] = t1
-        dweight[c] = t2
-        scale = weight[c] * inv / count
+            for c in range(lo, hi):
+                a1, a2 = _row_mask_sums(x[i, c], dy[i, c], mask[i, c], mean[c], dskip[i, c])
+                t[0, c - lo] += a1
+                t[1, c - lo] += a2
+        _grad_coefficients(t, lo, invstd, weight, m_n * s_n, dweight, dbias)
         for i in range(m_n):
-            row = x[i, c]
-            grow = dskip[i, c]
-            out = dx[i, c]
-            for s in range(s_n):
-                out[s] = scale * (count * grow[s] - t1 - (row[s] - mu) * inv * t2)
+            for c in range(lo, hi):
+                _dx_row(x[i, c], dskip[i, c], mean[c], 1.0, 0.0, False, t[0, c - lo],
+                        t[1, c - lo], t[2, c - lo], dx[i, c])

@@ -29,6 +29,13 @@ def channel_view(x: np.ndarray, shape: Shape) -> np.ndarray:
     return x.reshape(x.shape[0] * math.prod(shape[:-1]), shape[-1], 1)
 
 
+def row_chunks(x3: np.ndarray) -> int:
+    """Parallel chunks for the batch-norm kernels on the channel view x3 (M, C, S): one per
+    thread, at most one per row (the training kernels take at most one per channel,
+    ``kernels.normact``)."""
+    return batch_chunks(x3.shape[0] * x3.shape[1])
+
+
 def _axis_word(shape: Shape) -> str:
     return "channels" if len(shape) >= 3 else "features"
 
@@ -107,10 +114,13 @@ class BatchNorm(Layer):
         self._x3, self._train = x3, train
         if not train:
             na.bn_eval_forward(x3, params["running_mean"], params["running_var"],
-                               params["weight"], params["bias"], eps, relu, y3, r3)
+                               params["weight"], params["bias"], eps, relu, row_chunks(x3),
+                               y3, r3)
             return
         mean, var = self._batch_statistics(x3)
-        na.bn_train_forward(x3, params["weight"], params["bias"], eps, relu, y3, r3, mean, var)
+        scale, shift = self._scale_shift()
+        na.bn_train_forward(x3, params["weight"], params["bias"], eps, relu, row_chunks(x3),
+                            y3, r3, mean, var, scale, shift)
         self._update_running(params, mean, var, x3)
 
     def run_forward_add_relu(self, x: np.ndarray, skip: np.ndarray,
@@ -130,7 +140,8 @@ class BatchNorm(Layer):
         v = [channel_view(a, shape) for a in (np.ascontiguousarray(skip, x.dtype), y, yadd,
                                               yrelu)]
         na.bn_add_relu_train_forward(x3, v[0], params["weight"], params["bias"], self.p["eps"],
-                                     v[1], v[2], v[3], mean, var)
+                                     row_chunks(x3), v[1], v[2], v[3], mean, var,
+                                     *self._scale_shift())
         self._update_running(params, mean, var, x3)
 
     def run_backward_add_relu(self, dy: np.ndarray, mask: np.ndarray,
@@ -147,7 +158,7 @@ class BatchNorm(Layer):
         x3 = self._x3
         dx3, ds3 = np.empty_like(x3), np.empty_like(x3)
         na.bn_add_relu_train_backward(x3, channel_view(dy, shape), channel_view(mask, shape),
-                                      self._mean, self._invstd, params["weight"], dx3, ds3,
+                                      row_chunks(x3), self._mean, self._invstd, params["weight"], dx3, ds3,
                                       grads["weight"], grads["bias"])
         return dx3.reshape(dy.shape), ds3.reshape(dy.shape)
 
@@ -163,13 +174,24 @@ class BatchNorm(Layer):
                 f"train, got a batch of {n} sample{'s' if n != 1 else ''} "
                 f"shaped {fmt_shape(shape)}: "
                 "use a batch size of at least 2", self.id)
-        return np.empty(x3.shape[1]), np.empty(x3.shape[1])
+        c = x3.shape[1]
+        st = getattr(self, "_stats", None)
+        if st is None or st.shape[1] != c:
+            st = self._stats = np.empty((5, c))
+        return st[0], st[1]
+
+    def _scale_shift(self) -> tuple[np.ndarray, np.ndarray]:
+        """Arrays (C,) where the training forward writes its per-channel scale and shift
+        (after ``_batch_statistics``, which sized them)."""
+        return self._stats[2], self._stats[3]
 
     def _update_running(self, params: dict[str, np.ndarray], mean: np.ndarray,
                         var: np.ndarray, x3: np.ndarray) -> None:
         """Keep the batch statistics for the backward; move the running ones towards them."""
         count = x3.shape[0] * x3.shape[2]
-        self._mean, self._invstd = mean, 1.0 / np.sqrt(var + self.p["eps"])
+        self._mean, self._invstd = mean, self._stats[4]
+        np.sqrt(var + self.p["eps"], out=self._invstd)
+        np.divide(1.0, self._invstd, out=self._invstd)
         mom = self.p["momentum"]
         rm, rv = params["running_mean"], params["running_var"]
         rm *= mom
@@ -185,7 +207,8 @@ class BatchNorm(Layer):
                      grads: dict[str, np.ndarray]) -> np.ndarray:
         """dx (shaped as dy) from the gradient of the last output, filling the parameter
         gradients; a non-empty ``mask`` (the ReLU output of a fused ``NormBlock``) passes
-        the gradient only where it is > 0."""
+        the gradient only where it is > 0 (in training the kernel recomputes that from x
+        and the forward's scale and shift instead of reading the mask)."""
         shape = self.in_shapes[0]
         x3 = self._x3
         dy3 = channel_view(dy, shape)
@@ -193,7 +216,9 @@ class BatchNorm(Layer):
         m3 = channel_view(mask, shape) if relu else dy3[:0]
         dx3 = np.empty_like(x3)
         if self._train:
-            na.bn_train_backward(x3, dy3, m3, relu, self._mean, self._invstd,
+            scale, shift = self._scale_shift()
+            na.bn_train_backward(x3, dy3, relu, row_chunks(x3), self._mean, self._invstd,
+                                 scale, shift,
                                  params["weight"], dx3, grads["weight"], grads["bias"])
         else:
             na.bn_eval_backward(x3, dy3, m3, relu, params["running_mean"],

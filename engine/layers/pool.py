@@ -329,14 +329,23 @@ class GlobalAvgPool2D(Layer):
 
     def forward(self, xs: list[np.ndarray], params: dict[str, np.ndarray],
                 train: bool) -> np.ndarray:
-        return xs[0].mean(axis=(2, 3), dtype=xs[0].dtype)
+        """(N, C, H, W) -> (N, C): each plane's sum as a product with a vector of ones (one
+        BLAS matrix-vector product over the N·C planes, several times faster than
+        ``mean`` over two axes), then divided by H·W."""
+        x = np.ascontiguousarray(xs[0])
+        n, c, h, w = x.shape
+        sums = x.reshape(n * c, h * w) @ np.ones(h * w, x.dtype)
+        sums /= h * w
+        return sums.reshape(n, c)
 
     def backward(self, dy: np.ndarray, params: dict[str, np.ndarray],
                  grads: dict[str, np.ndarray]) -> list[np.ndarray]:
         _, h, w = self.in_shapes[0]
         n, c = dy.shape
         g = (dy / (h * w)).astype(dy.dtype, copy=False)
-        return [np.broadcast_to(g[:, :, None, None], (n, c, h, w)).copy()]
+        dx = np.empty((n, c, h, w), dy.dtype)
+        dx[...] = g[:, :, None, None]
+        return [dx]
 
     def summary(self) -> str:
         return ""

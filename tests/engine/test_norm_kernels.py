@@ -20,6 +20,10 @@ def data(rng, dtype, shape=(4, 3, 5)):
     return x, w, b, dy
 
 
+def var64(x):
+    return x.astype(np.float64).var(axis=(0, 2))
+
+
 def relu_ref(y):
     return np.maximum(y, 0.0)
 
@@ -27,13 +31,17 @@ def relu_ref(y):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(4, 3, 5), (6, 4, 1), (5, 2, 7)])
 @pytest.mark.parametrize("relu", [False, True])
-def test_batchnorm_train_kernels_match_reference(rng, dtype, shape, relu):
-    """BatchNorm (+ ReLU, the fused NormBlock) against the float64 chain-rule reference."""
+@pytest.mark.parametrize("chunks", [1, 2, 7])
+def test_batchnorm_train_kernels_match_reference(rng, dtype, shape, relu, chunks):
+    """BatchNorm (+ ReLU, the fused NormBlock) against the float64 chain-rule reference, the
+    rows cut into 1, 2 or 7 parallel runs (7 splits samples across runs)."""
     x, w, b, dy = data(rng, dtype, shape)
     eps = 1e-5
     y, yr = np.empty_like(x), np.empty_like(x) if relu else x[:0]
-    mean, var = np.empty(shape[1]), np.empty(shape[1])
-    na.bn_train_forward(x, w, b, eps, relu, y, yr, mean, var)
+    mean, var, scale, shift = (np.empty(shape[1]) for _ in range(4))
+    na.bn_train_forward(x, w, b, eps, relu, chunks, y, yr, mean, var, scale, shift)
+    np.testing.assert_allclose(scale, w / np.sqrt(var64(x) + eps), rtol=1e-6)
+    np.testing.assert_array_equal(shift, b)
     x64 = x.astype(np.float64)
     want_y, want_mean, want_var = ref.batchnorm_train_forward(x64, w, b, eps)
     np.testing.assert_allclose(y, want_y, **tol(dtype))
@@ -43,7 +51,8 @@ def test_batchnorm_train_kernels_match_reference(rng, dtype, shape, relu):
     np.testing.assert_allclose(var, want_var, rtol=1e-12)
     dx = np.empty_like(x)
     dw, db = np.empty_like(w), np.empty_like(b)
-    na.bn_train_backward(x, dy, yr, relu, mean, 1 / np.sqrt(var + eps), w, dx, dw, db)
+    na.bn_train_backward(x, dy, relu, chunks, mean, 1 / np.sqrt(var + eps), scale, shift, w,
+                         dx, dw, db)
     dy64 = dy.astype(np.float64)
     if relu:
         dy64 = dy64 * (yr > 0)
@@ -62,7 +71,7 @@ def test_batchnorm_eval_kernels_match_reference(rng, dtype, relu):
     var = rng.uniform(0.5, 2, 3).astype(dtype)
     eps = 1e-3
     y, yr = np.empty_like(x), np.empty_like(x) if relu else x[:0]
-    na.bn_eval_forward(x, mean, var, w, b, eps, relu, y, yr)
+    na.bn_eval_forward(x, mean, var, w, b, eps, relu, 2, y, yr)
     args64 = [a.astype(np.float64) for a in (x, mean, var, w, b)]
     want_y = ref.batchnorm_eval_forward(*args64, eps)
     np.testing.assert_allclose(y, want_y, **tol(dtype))
@@ -80,9 +89,9 @@ def test_batchnorm_eval_kernels_match_reference(rng, dtype, relu):
 def test_batchnorm_train_output_is_normalised(rng):
     x, _, _, _ = data(rng, np.float32, (8, 2, 9))
     y = np.empty_like(x)
-    mean, var = np.empty(2), np.empty(2)
-    na.bn_train_forward(x, np.ones(2, np.float32), np.zeros(2, np.float32), 0.0, False,
-                        y, y[:0], mean, var)
+    mean, var, scale, shift = (np.empty(2) for _ in range(4))
+    na.bn_train_forward(x, np.ones(2, np.float32), np.zeros(2, np.float32), 0.0, False, 2,
+                        y, y[:0], mean, var, scale, shift)
     np.testing.assert_allclose(y.mean(axis=(0, 2)), 0.0, atol=1e-6)
     np.testing.assert_allclose(y.var(axis=(0, 2)), 1.0, rtol=1e-5)
 
@@ -92,8 +101,9 @@ def test_batchnorm_statistics_stay_exact_far_from_zero(rng):
     deviations from zero keeps the variance to float64 rounding."""
     x = (rng.standard_normal((16, 2, 50)) * 1e-2 + 100.0)
     y = np.empty_like(x)
-    mean, var = np.empty(2), np.empty(2)
-    na.bn_train_forward(x, np.ones(2), np.zeros(2), 1e-5, False, y, y[:0], mean, var)
+    mean, var, scale, shift = (np.empty(2) for _ in range(4))
+    na.bn_train_forward(x, np.ones(2), np.zeros(2), 1e-5, False, 3, y, y[:0], mean, var,
+                        scale, shift)
     np.testing.assert_allclose(var, x.var(axis=(0, 2)), rtol=1e-9)
     np.testing.assert_allclose(mean, x.mean(axis=(0, 2)), rtol=1e-14)
 
@@ -127,15 +137,17 @@ def test_dropout_kernel_matches_reference(rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_batchnorm_add_relu_kernels_match_the_unfused_reference(rng, dtype):
+@pytest.mark.parametrize("chunks", [1, 4])
+def test_batchnorm_add_relu_kernels_match_the_unfused_reference(rng, dtype, chunks):
     """BatchNorm, + skip, ReLU in one kernel (the fused NormAddBlock) against the float64
     references of the three nodes one after another."""
     x, w, b, dy = data(rng, dtype, (5, 3, 6))
     skip = rng.standard_normal(x.shape).astype(dtype)
     eps = 1e-5
     y, ya, yr = np.empty_like(x), np.empty_like(x), np.empty_like(x)
-    mean, var = np.empty(3), np.empty(3)
-    na.bn_add_relu_train_forward(x, skip, w, b, eps, y, ya, yr, mean, var)
+    mean, var, scale, shift = (np.empty(3) for _ in range(4))
+    na.bn_add_relu_train_forward(x, skip, w, b, eps, chunks, y, ya, yr, mean, var, scale,
+                                 shift)
     x64 = x.astype(np.float64)
     want_y, want_mean, want_var = ref.batchnorm_train_forward(x64, w, b, eps)
     np.testing.assert_allclose(y, want_y, **tol(dtype))
@@ -145,10 +157,33 @@ def test_batchnorm_add_relu_kernels_match_the_unfused_reference(rng, dtype):
     np.testing.assert_allclose(var, want_var, rtol=1e-12)
     dx, dskip = np.empty_like(x), np.empty_like(x)
     dw, db = np.empty_like(w), np.empty_like(b)
-    na.bn_add_relu_train_backward(x, dy, yr, mean, 1 / np.sqrt(var + eps), w, dx, dskip, dw, db)
+    na.bn_add_relu_train_backward(x, dy, yr, chunks, mean, 1 / np.sqrt(var + eps), w, dx, dskip,
+                                  dw, db)
     g = dy.astype(np.float64) * (yr > 0)
     np.testing.assert_allclose(dskip, g, **tol(dtype))
     want_dx, want_dw, want_db = ref.batchnorm_train_backward(x64, g, w.astype(np.float64), eps)
     np.testing.assert_allclose(dx, want_dx, **tol(dtype))
     np.testing.assert_allclose(dw, want_dw, **tol(dtype))
     np.testing.assert_allclose(db, want_db, **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batchnorm_relu_backward_recomputes_the_forward_mask_exactly(rng, dtype):
+    """The fused backward recomputes the ReLU's mask from x: it passes the gradient exactly
+    where the forward's ReLU output is > 0, at values that normalise to exactly 0 too (x at
+    the channel mean, bias 0), with more chunks than channels."""
+    x = rng.integers(-3, 4, (6, 1, 8)).astype(dtype)
+    x[:, 0, 0] = -x[:, 0, 1:].sum(axis=1)  # each sample sums to 0: the mean is exactly 0
+    w, b = np.ones(1, dtype), np.zeros(1, dtype)
+    y, yr = np.empty_like(x), np.empty_like(x)
+    mean, var, scale, shift = (np.empty(1) for _ in range(4))
+    na.bn_train_forward(x, w, b, 1e-5, True, 4, y, yr, mean, var, scale, shift)
+    assert mean[0] == 0.0 and (x == 0).any()
+    dy = np.ones_like(x)
+    dx, dw, db = np.empty_like(x), np.empty_like(w), np.empty_like(b)
+    na.bn_train_backward(x, dy, True, 4, mean, 1 / np.sqrt(var + 1e-5), scale, shift, w, dx,
+                         dw, db)
+    assert db[0] == (yr > 0).sum()
+    want_dx, _, _ = ref.batchnorm_train_backward(x.astype(np.float64), (yr > 0) * 1.0,
+                                                 w.astype(np.float64), 1e-5)
+    np.testing.assert_allclose(dx, want_dx, **tol(dtype))
