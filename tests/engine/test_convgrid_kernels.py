@@ -20,6 +20,9 @@ CONFIGS = [
     (2, 6, 5, 3, (2, 2), "same"),
     (1, 5, 5, 2, (5, 5), 2),
     (2, 4, 6, 2, (1, 3), 3),
+    # grids of >= SHIFT_DW_MIN_COLUMNS columns: the shifted backward's per-tap weight gradient
+    (2, 16, 15, 3, (3, 3), 1),
+    (2, 18, 16, 2, (3, 2), "valid"),
 ]
 CHAINS = [(True, True), (True, False), (False, True), (False, False)]
 
@@ -110,6 +113,13 @@ def test_grid_block_can_skip_writing_intermediates(rng, chain, shift):
             np.testing.assert_array_equal(yr, 7.0)
     else:
         np.testing.assert_array_equal(yr, yrelu)
+
+
+def test_the_long_configs_reach_the_per_tap_weight_gradient():
+    for _c, h, w, _o, k, padding in CONFIGS[-2:]:
+        oh, ow, pads = plan(h, w, k, padding)
+        wb = kg.grid_shape(oh, ow, *k, h, w, pads[0], pads[2])[1]
+        assert oh * wb >= kg.SHIFT_DW_MIN_COLUMNS
 
 
 def test_grid_shape_holds_the_image_and_every_window():
