@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     engine.set_num_threads(args.threads)
     net = engine.compile(bench_train.NETS[args.net](), seed=0)
     rng = np.random.default_rng(0)
-    x, y = bench_train.dataset(net.shapes[net.input_ids[0]], args.batch, rng)
+    x, _ = bench_train.dataset(net.shapes[net.input_ids[0]], args.batch, rng)
     with OneThreadBlas(args.threads > 1):
         net.forward(x, train=True)
     torch = None
@@ -69,8 +69,8 @@ def main(argv=None) -> int:
     roof = matmul_roof(args.threads)
     from threadpoolctl import threadpool_limits
     print(f"sgemm roof {roof:.1f} GFLOP/s on {args.threads} threads; batch {args.batch}")
-    print("| conv | modes | fwd ms | bwd ms | gemm fwd+bwd ms | % roof | torch ms (nchw) "
-          "| torch ms (nhwc) | engine / torch best |")
+    print("| conv | modes | fwd ms median (fastest) | bwd ms median (fastest) | gemm fwd+bwd ms "
+          "| % roof | torch ms (nchw) | torch ms (nhwc) | engine / torch best (medians) |")
     print("|---|---|---|---|---|---|---|---|---|")
     seen = set()
     tot = [0.0, 0.0, 0.0, 0.0, 0.0]
@@ -82,10 +82,11 @@ def main(argv=None) -> int:
         o, oh, ow = conv.out_shape
         kh, kw = conv.p["kernel_size"]
         key = (c, h, w, o, oh, ow, kh, kw, tuple(st.stride), st.relu, st.pool)
+        c_in, c_out, c_k = conv.in_shapes[0], conv.out_shape, conv.p["kernel_size"]
         need_dx = st.srcs[0] not in net.input_ids
-        count = sum(1 for s in net.plan.steps if isinstance(s, ConvBlock) and s.conv.in_shapes[0]
-                    == conv.in_shapes[0] and s.conv.out_shape == conv.out_shape
-                    and s.conv.p["kernel_size"] == conv.p["kernel_size"])
+        count = sum(1 for s in net.plan.steps if isinstance(s, ConvBlock)
+                    and s.conv.in_shapes[0] == c_in and s.conv.out_shape == c_out
+                    and s.conv.p["kernel_size"] == c_k)
         if key in seen:
             continue
         seen.add(key)
@@ -93,9 +94,9 @@ def main(argv=None) -> int:
                 else rng.standard_normal((args.batch, c, h, w)).astype(np.float32)}
         xin = acts[st.srcs[0]]
         with OneThreadBlas(args.threads > 1):
-            fwd = timeit(lambda: st.forward(acts, True), args.reps)
+            fwd = timeit(lambda st=st, acts=acts: st.forward(acts, True), args.reps)
             dy = rng.standard_normal((args.batch, o, oh, ow)).astype(np.float32)
-            bwd = timeit(lambda: st.backward(dy, need_dx), args.reps)
+            bwd = timeit(lambda st=st, dy=dy, nd=need_dx: st.backward(dy, nd), args.reps)
         n = args.batch
         k = c * kh * kw
         p = n * oh * ow
@@ -103,9 +104,9 @@ def main(argv=None) -> int:
         cols = rng.standard_normal((k, p)).astype(np.float32)
         g = rng.standard_normal((o, p)).astype(np.float32)
         with threadpool_limits(args.threads, user_api="blas"):
-            gf = timeit(lambda: wm @ cols, args.reps)[1]
-            gw = timeit(lambda: g @ cols.T, args.reps)[1]
-            gx = timeit(lambda: wm.T @ g, args.reps)[1] if need_dx else 0.0
+            gf = timeit(lambda wm=wm, cols=cols: wm @ cols, args.reps)[1]
+            gw = timeit(lambda g=g, cols=cols: g @ cols.T, args.reps)[1]
+            gx = timeit(lambda wm=wm, g=g: wm.T @ g, args.reps)[1] if need_dx else 0.0
         gemm_ms = gf + gw + gx
         flops = 2 * o * k * p * (3 if need_dx else 2)
         pct = 100 * flops / (gemm_ms * 1e-3) / 1e9 / roof
@@ -124,8 +125,8 @@ def main(argv=None) -> int:
                     gt = gt.to(memory_format=torch.channels_last)
                 pad = conv.pads[0]
 
-                def step(xt=xt, wl=wl, gt=gt, pad=pad):
-                    out = torch.nn.functional.conv2d(xt, wl, None, tuple(st.stride), pad)
+                def step(xt=xt, wl=wl, gt=gt, pad=pad, stride=tuple(st.stride)):
+                    out = torch.nn.functional.conv2d(xt, wl, None, stride, pad)
                     out.backward(gt)
                 res.append(timeit(step, args.reps)[0])
             tn, tl = res
