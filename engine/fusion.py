@@ -58,6 +58,8 @@ KEEP_BYTES = 8 * 2**20
 KEEP_ROWS_BELOW = 16
 COMPACT, GRID, SHIFT = "compact", "grid", "shift"
 SHIFT_MIN_CHANNELS = 32
+SHIFT_MIN_CHANNELS_LONG = 16
+SHIFT_LONG_COLUMNS = 512
 GRID_MAX_WASTE = 1.1
 
 
@@ -66,16 +68,23 @@ def conv_modes(c: int, oh: int, ow: int, stride: tuple[int, int], wb: int,
     """(forward, backward) way to compute a Conv2D block of ``c`` input channels: ``COMPACT``
     (``kernels.fused``: unfold into (C·KH·KW, OH·OW), any stride), or for stride 1 on the padded
     grid of row length ``wb`` (``kernels.convgrid``): ``SHIFT`` (shifted products, no unfolding)
-    from ``SHIFT_MIN_CHANNELS`` channels, ``GRID`` (contiguous unfolding) for the forward when
+    from ``SHIFT_MIN_CHANNELS`` channels, or from ``SHIFT_MIN_CHANNELS_LONG`` when the grid
+    has at least ``SHIFT_LONG_COLUMNS`` columns (OH·Wb: each shifted product is then long
+    enough for BLAS to pack well), ``GRID`` (contiguous unfolding) for the forward when
     rows are long (nothing kept) and the grid adds at most ``GRID_MAX_WASTE`` of columns.
     Measured on 2 cores, batch 64: WideCNN's 32->64 conv on 14×14 10-15% faster both ways with
-    SHIFT; its 1->32 conv on 28×28 forward up to 20% faster with GRID when other work shares
-    the cores (as fast on idle ones); the grid's backward there, 8×8 images and LeNet-5's 5×5
+    SHIFT; a CIFAR ResNet's 16->16 conv on 32×32 (1 thread, idle BLAS threads) forward
+    ~3× and backward ~1.3× faster with SHIFT than GRID / COMPACT (flipped): the (16, 144) @
+    (144, 1024) product of the unfolded image runs at a third of the shifted (16, 16) @
+    (16, 1088) ones' rate, and the unfolding is saved; WideCNN's 1->32 conv on 28×28 forward
+    up to 20% faster with GRID when other work shares the cores (as fast on idle ones); the
+    grid's backward there, 8×8 images and LeNet-5's 5×5
     convs slower than COMPACT. ``plain`` (a 1×1 conv of stride 1 without padding,
     ``kernels.fused.is_plain_gemm``): ``COMPACT``, which multiplies the image itself."""
     if stride != (1, 1) or plain:
         return COMPACT, COMPACT
-    if c >= SHIFT_MIN_CHANNELS:
+    if c >= SHIFT_MIN_CHANNELS or (c >= SHIFT_MIN_CHANNELS_LONG
+                                   and oh * wb >= SHIFT_LONG_COLUMNS):
         return SHIFT, SHIFT
     if ow >= KEEP_ROWS_BELOW and wb <= GRID_MAX_WASTE * ow:
         return GRID, COMPACT

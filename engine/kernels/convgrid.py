@@ -16,8 +16,13 @@ Two ways to multiply (``shift``):
 
 The backward lays the conv output gradient on the grid with zeros in the thrown-away
 columns, so that they add nothing: weight gradient = unfolded input (or the forward's, kept)
-times the gradient; input gradient = Wᵀ times the gradient folded back by contiguous row
-additions, or (``shift``) KH·KW products added at their shifts into a padded gradient buffer.
+times the gradient, or (``shift`` on grids of at least ``SHIFT_DW_MIN_COLUMNS`` columns) one
+product per tap, gradient (O, OH·Wb) @ shifted buffer (OH·Wb, C), into (KH·KW, O, C) partials:
+no unfolding, and BLAS runs the deep (O, C) products of long grids at several times the rate
+of the (C·KH·KW, O) one after an unfolding (measured: a CIFAR ResNet's 16->16 conv on 32×32
+and 32->32 on 16×16; on 8×8 grids the unfolded product stays faster); input gradient = Wᵀ
+times the gradient folded back by contiguous row additions, or (``shift``) KH·KW products
+added at their shifts into a padded gradient buffer.
 A window that runs past a row's end wraps into the next row (or the next channel, or the
 slack) only in thrown-away columns.
 
@@ -34,6 +39,8 @@ from .blas import gemm
 from .conv import _crop_from, _pad_into, _sum_parts
 from .fused import _pool2
 from .jit import njit, prange
+
+SHIFT_DW_MIN_COLUMNS = 256
 
 
 @register_jitable
@@ -220,7 +227,8 @@ def conv_grid_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray, mask
     nch = max(1, min(nchunks, n_n))
     need_dw = gweight.shape[0] > 0
     dx = np.empty((n_n if need_dx else 0, c_n, h_n, w_n), dtype=x.dtype)
-    gparts = np.empty((nch, k_n if need_dw else 0, o_n), dtype=x.dtype)
+    taps = shift and need_dw and not keeping and g_n >= SHIFT_DW_MIN_COLUMNS
+    gparts = np.empty((nch, k_n if need_dw else 0, o_n), dtype=x.dtype)  # (KH·KW, O, C) if taps
     bparts = np.empty((nch, o_n), dtype=np.float64)
     for ch in prange(nch):
         gparts[ch] = 0  # zeroed by the thread that adds to it: the lines stay in its cache
@@ -228,7 +236,7 @@ def conv_grid_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray, mask
         flat = np.zeros(c_n * hbwb + kw, x.dtype)
         buf = flat[:c_n * hbwb].reshape(c_n, hb, wb)
         dflat = np.zeros(c_n * hbwb + kw if need_dx else 0, x.dtype)
-        own = np.empty((0 if keeping else k_n, g_n), x.dtype)
+        own = np.empty((0 if keeping or taps else k_n, g_n), x.dtype)
         dcols = np.empty((k_n if need_dx and not shift else 0, g_n), x.dtype)
         dg = np.zeros((o_n, g_n), x.dtype)
         dgf = dg.reshape(o_n * g_n)
@@ -244,7 +252,13 @@ def conv_grid_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray, mask
                 np.dot(dg, ones, tmpb)
                 for o in range(o_n):
                     bacc[o] += tmpb[o]
-            if need_dw:
+            if taps:
+                _pad_into(buf, x[n], pt, pl)
+                for t in range(kh * kw):
+                    i = t // kw
+                    gemm(False, True, o_n, c_n, g_n, 1.0, dgf, g_n, flat[i * wb + t - i * kw:],
+                         hbwb, 1.0, gacc[t * o_n * c_n:], c_n)
+            elif need_dw:
                 if keeping:
                     cols = keep[n]
                 else:
@@ -266,6 +280,32 @@ def conv_grid_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray, mask
                      dcols.reshape(k_n * g_n), g_n)
                 _fold(dcols, dflat, c_n, kh, kw, wb, hbwb)
             _crop_from(dx[n], dflat[:c_n * hbwb].reshape(c_n, hb, wb), pt, pl)
-    if need_dw:
+    if taps:
+        _sum_tap_parts(gparts.reshape(nch, kh * kw, o_n, c_n), bparts, gweight, gbias)
+    elif need_dw:
         _sum_parts(gparts, bparts, gweight, gbias)
     return dx
+
+
+@njit(parallel=False)
+def _sum_tap_parts(gparts: np.ndarray, bparts: np.ndarray, gweight: np.ndarray,
+                   gbias: np.ndarray) -> None:
+    """gweight (O, C, KH, KW)[o, c, i, j] = the sum over slices of gparts (slices ≥ 1, KH·KW,
+    O, C)[·, i·KW + j, o, c]; gbias = the sum of bparts (slices, O) when gbias is not empty."""
+    nch, t_n, o_n, c_n = gparts.shape
+    kw = gweight.shape[3]
+    for t in range(t_n):
+        i = t // kw
+        j = t - i * kw
+        for o in range(o_n):
+            for c in range(c_n):
+                v = gparts[0, t, o, c]
+                for ch in range(1, nch):
+                    v += gparts[ch, t, o, c]
+                gweight[o, c, i, j] = v
+    if gbias.shape[0] > 0:
+        for o in range(o_n):
+            acc = 0.0
+            for ch in range(nch):
+                acc += bparts[ch, o]
+            gbias[o] = acc

@@ -20,6 +20,9 @@ CONFIGS = [
     (2, 6, 5, 3, (2, 2), "same"),
     (1, 5, 5, 2, (5, 5), 2),
     (2, 4, 6, 2, (1, 3), 3),
+    # grids of >= SHIFT_DW_MIN_COLUMNS columns: the shifted backward's per-tap weight gradient
+    (2, 16, 15, 3, (3, 3), 1),
+    (2, 18, 16, 2, (3, 2), "valid"),
 ]
 CHAINS = [(True, True), (True, False), (False, True), (False, False)]
 
@@ -112,6 +115,13 @@ def test_grid_block_can_skip_writing_intermediates(rng, chain, shift):
         np.testing.assert_array_equal(yr, yrelu)
 
 
+def test_the_long_configs_reach_the_per_tap_weight_gradient():
+    for _c, h, w, _o, k, padding in CONFIGS[-2:]:
+        oh, ow, pads = plan(h, w, k, padding)
+        wb = kg.grid_shape(oh, ow, *k, h, w, pads[0], pads[2])[1]
+        assert oh * wb >= kg.SHIFT_DW_MIN_COLUMNS
+
+
 def test_grid_shape_holds_the_image_and_every_window():
     assert kg.grid_shape(6, 6, 3, 3, 6, 6, 1, 1) == (8, 8)
     assert kg.grid_shape(4, 3, 3, 3, 6, 5, 0, 0) == (6, 5)
@@ -154,3 +164,35 @@ def test_gemm_checks_its_buffers_and_handles_empty_products(fn):
     np.testing.assert_array_equal(c, 1.5)
     fn(False, False, 0, 2, 3, 1.0, a, 3, a, 2, 0.0, c, 2)
     np.testing.assert_array_equal(c, 1.5)
+
+
+def test_shifted_backward_on_a_long_grid_matches_finite_differences(rng):
+    """float64: the per-tap weight gradient (and the shifted input gradient) of a grid of
+    >= SHIFT_DW_MIN_COLUMNS columns against central differences of sum(y · dout)."""
+    c, h, w, o, k = 2, 16, 15, 3, (3, 2)
+    oh, ow, pads = plan(h, w, k, 1)
+    assert oh * kg.grid_shape(oh, ow, *k, h, w, pads[0], pads[2])[1] >= kg.SHIFT_DW_MIN_COLUMNS
+    x = rng.standard_normal((2, c, h, w))
+    weight = rng.standard_normal((o, c, *k))
+    bias = rng.standard_normal(o)
+    dout = rng.standard_normal((2, o, oh, ow))
+
+    def loss(xv, wv):
+        y = run_block(xv, wv, bias, pads, oh, ow, False, False, dout, True, False, 2)[0]
+        return float(np.sum(y * dout))
+
+    *_, dx, gw, gb = run_block(x, weight, bias, pads, oh, ow, False, False, dout, True, False, 2)
+    eps = 1e-6
+    for idx in itertools.islice(np.ndindex(weight.shape), 0, None, 5):
+        wp, wm = weight.copy(), weight.copy()
+        wp[idx] += eps
+        wm[idx] -= eps
+        np.testing.assert_allclose(gw[idx], (loss(x, wp) - loss(x, wm)) / (2 * eps), rtol=1e-6,
+                                   atol=1e-6)
+    for idx in [(0, 0, 0, 0), (1, 1, 15, 14), (0, 1, 7, 3), (1, 0, 0, 14)]:
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += eps
+        xm[idx] -= eps
+        np.testing.assert_allclose(dx[idx], (loss(xp, weight) - loss(xm, weight)) / (2 * eps),
+                                   rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(gb, dout.sum(axis=(0, 2, 3)), rtol=1e-12)

@@ -222,6 +222,8 @@ def test_conv_modes_follow_the_measured_shapes():
     assert fusion.conv_modes(32, 14, 14, (1, 1), 16) == (SHIFT, SHIFT)
     assert fusion.conv_modes(1, 28, 28, (1, 1), 30) == (GRID, COMPACT)
     assert fusion.conv_modes(16, 8, 8, (1, 1), 10) == (COMPACT, COMPACT)
+    assert fusion.conv_modes(16, 32, 32, (1, 1), 34) == (SHIFT, SHIFT)
+    assert fusion.conv_modes(8, 32, 32, (1, 1), 34) == (GRID, COMPACT)
     assert fusion.conv_modes(1, 28, 28, (1, 1), 32) == (COMPACT, COMPACT)
     assert fusion.conv_modes(64, 14, 14, (2, 1), 16) == (COMPACT, COMPACT)
     assert fusion.conv_modes(64, 14, 14, (1, 1), 14, plain=True) == (COMPACT, COMPACT)
