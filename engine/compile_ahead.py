@@ -5,14 +5,16 @@ Numba compiles a kernel on its first call, one after the other on one core. The 
 model's 2-sample warm-up step calls, and the argument types they get, are found without
 compiling anything: a child process runs that step as plain Python (``NUMBA_DISABLE_JIT=1``)
 and records every call into ``engine.kernels`` from outside it, in call order, with the
-Numba types of the arguments (``trace``). ``compile_in_two`` then compiles them into the
-cache in this process from the first call on (forward, first layer first) and in a helper
-process from the last one back (the optimizer, then the backward kernels, first layer's
-last), each taking only kernels the other has not claimed yet (a file per signature created
-exclusively); the step that follows loads them all from the cache. Numba writes each cache
-file whole, so the two processes can share one cache. The helper also ends when this process
-dies (it waits on its stdin, which this process holds open). Anything that fails here costs
-only time: the step compiles what it still needs itself.
+Numba types of the arguments (``trace``); a kernel that a step swaps by batch size for another
+of the same argument types brings that one along (``with_alternatives``). ``compile_in_two``
+then compiles them into the cache in this process from the first call on (forward, first
+layer first) and in a helper process from the last one back (the optimizer, then the
+backward kernels, first layer's last), each taking only kernels the other has not claimed
+yet (a file per signature created exclusively); the step that follows loads them all from
+the cache. Numba writes each cache file whole, so the two processes can share one cache. The
+helper also ends when this process dies (it waits on its stdin, which this process holds
+open). Anything that fails here costs only time: the step compiles what it still needs
+itself.
 """
 
 from __future__ import annotations
@@ -150,6 +152,31 @@ def trace_parts(doc: dict[str, Any], timeout: float = TRACE_TIMEOUT
         return None
 
 
+def with_alternatives(sigs: list[Signature]) -> list[Signature]:
+    """``sigs`` with, after each kernel that a step swaps by batch size for another of the same
+    argument types (``fusion.SAME_ARGUMENTS``), that other kernel: the traced 2-sample step
+    calls one of the pair, a step at the model's own batch size may call the other (LeNet-5's
+    Dense 84->10 at batch 64)."""
+    from .fusion import SAME_ARGUMENTS
+
+    def key(fn: Any) -> tuple[str, str]:
+        fn = getattr(fn, "py_func", fn)
+        return fn.__module__, fn.__name__
+
+    other: dict[tuple[str, str], tuple[str, str]] = {}
+    for a, b in SAME_ARGUMENTS:
+        other[key(a)] = key(b)
+        other[key(b)] = key(a)
+    out: list[Signature] = []
+    for module, name, types in sigs:
+        pair = other.get((module, name))
+        for sig in ((module, name, types),
+                    *([(pair[0], pair[1], types)] if pair is not None else [])):
+            if sig not in out:
+                out.append(sig)
+    return out
+
+
 def compile_signatures(sigs: list[Signature], claims: Path | None = None) -> int:
     """Compile (or load from the cache) each kernel for its signature, in the given order,
     skipping those another process claimed first in the folder ``claims`` (``_claim``);
@@ -211,6 +238,7 @@ def compile_in_two(doc: dict[str, Any]) -> bool:
     if not parts or not parts[0]:
         return False
     model, rest = parts
+    model = with_alternatives(model)
     with tempfile.TemporaryDirectory(prefix="nb-claims-") as claims:
         try:
             proc = subprocess.Popen([sys.executable, "-m", "engine.compile_ahead", "compile"],

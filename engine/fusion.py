@@ -263,6 +263,13 @@ class PoolBlock(Step):
                                            self.w)]
 
 
+# Kernels a DenseBlock calls in place of one another, with the same argument types, by the
+# batch size (``DenseBlock.splits_rows``): a step traced at one batch size
+# (``engine.compile_ahead``) stands for both.
+SAME_ARGUMENTS = ((kfused.dense_forward, kfused.dense_rows_forward),
+                  (kfused.dense_backward, kfused.dense_rows_backward))
+
+
 class DenseBlock(Step):
     """Dense (+ bias) (+ ReLU) on the last axis, split over Numba's threads.
 

@@ -191,7 +191,9 @@ def _sum_parts(gparts: np.ndarray, bparts: np.ndarray, gweight: np.ndarray,
     gw2 = gweight.reshape(o_n, k_n)
     acc = np.empty(o_n, gparts.dtype)
     for k in range(k_n):
-        acc[:] = gparts[0, k]
+        first = gparts[0, k]
+        for o in range(o_n):  # a loop: an array copy compiles Numba's shape-mismatch message
+            acc[o] = first[o]
         for ch in range(1, nch):
             row = gparts[ch, k]
             for o in range(o_n):

@@ -339,7 +339,8 @@ def _backward_slice(x: np.ndarray, weight: np.ndarray, w2: np.ndarray, dout: np.
             np.dot(w2.T, dconv, dx[n].reshape(c_n, p_n))
         elif flip:
             _pad_into(dpad, d3, kh - 1 - pt, kw - 1 - pl)
-            _im2col(dpad, fcols, kh, kw, 1, 1, h_n, w_n)
+            one = np.intp(1)  # not a literal 1: the call reuses _im2col's one compiled variant
+            _im2col(dpad, fcols, kh, kw, one, one, h_n, w_n)
             np.dot(wflip, fcols, dx[n].reshape(c_n, h_n * w_n))
         elif need_dx:
             np.dot(w2.T, dconv, dcols)
@@ -510,7 +511,10 @@ def dense_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre: np.n
         acc = np.zeros(b - a, dtype=np.float64)
         for n in range(n_n):
             _dense_grad_row(dy[n, a:b], ypre[n, a:b], relu, dzc[n], acc)
-            dz[n, a:b] = dzc[n]
+            zrow = dz[n]
+            crow = dzc[n]
+            for o in range(b - a):  # a loop, not an array copy (compile time, see _sum_parts)
+                zrow[a + o] = crow[o]
         if has_bias:
             for o in range(b - a):
                 gbias[a + o] = acc[o]
@@ -604,7 +608,9 @@ def dense_rows_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre:
         for o in range(ch * o_n // och, (ch + 1) * o_n // och):
             if need_dw:
                 grow = gweight[o]
-                grow[:] = gparts[0, o]
+                first = gparts[0, o]
+                for i in range(i_n):  # a loop, not an array copy (compile time, see _sum_parts)
+                    grow[i] = first[i]
                 for s in range(1, nch):
                     prow = gparts[s, o]
                     for i in range(i_n):

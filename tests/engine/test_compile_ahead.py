@@ -77,3 +77,48 @@ def test_two_processes_fill_an_empty_cache_with_a_models_kernels(tmp_path):
     index = [p.name for p in (tmp_path / "cache").rglob("*.nbi")]
     for mod, fn in traced:  # every traced kernel has its index file in the cache
         assert any(i.startswith(f"{mod}.{fn}-") for i in index), (mod, fn)
+
+
+def test_a_kernel_swapped_by_batch_size_brings_its_twin_with_the_same_types():
+    two = (types.Array(types.float32, 2, "C"),) * 2
+    other = ("engine.kernels.optim", "sum_squares", (types.Array(types.float32, 1, "C"),))
+    sigs = [("engine.kernels.fused", "dense_forward", two), other,
+            ("engine.kernels.fused", "dense_rows_backward", two)]
+    assert compile_ahead.with_alternatives(sigs) == [
+        ("engine.kernels.fused", "dense_forward", two),
+        ("engine.kernels.fused", "dense_rows_forward", two), other,
+        ("engine.kernels.fused", "dense_rows_backward", two),
+        ("engine.kernels.fused", "dense_backward", two)]
+    assert compile_ahead.with_alternatives(sigs[:2] + sigs[:2]) == \
+        compile_ahead.with_alternatives(sigs[:2])  # each signature once
+
+
+def test_lenet5s_step_at_its_batch_size_needs_no_kernel_beyond_the_traced_ones(monkeypatch):
+    """The trace runs 2 samples; at batch 64 LeNet-5's Dense 84->10 splits by samples
+    (``dense_rows_*``): the alternatives cover it."""
+    import importlib
+
+    import engine
+    from engine.gradcheck import random_batch
+
+    traced = {(m, n) for m, n, _t in
+              compile_ahead.with_alternatives(compile_ahead.trace(example_doc("lenet5")))}
+    called = set()
+    for full, d in kernel_progress.kernel_dispatchers().items():
+        module, name = full.rsplit(".", 1)
+        if name.startswith("_"):  # called only by other kernels (bound when they compile)
+            continue
+
+        def record(*args, _d=d):
+            called.add((_d.py_func.__module__, _d.py_func.__name__))
+            return _d(*args)
+
+        monkeypatch.setattr(importlib.import_module(module), name, record)
+    net = engine.compile(engine.load_graph(str(example_path("lenet5"))))
+    xs, ys = random_batch(net, 64, np.random.default_rng(0))
+    xs = {k: v.astype(np.float32) for k, v in xs.items()}
+    net.train_step(xs, ys, engine.SGD(lr=0.01, momentum=0.9))
+    fused = {k for k in called if k[0] == "engine.kernels.fused"}  # (the losses' kernels are
+    # traced through their plain-Python wrappers)
+    assert ("engine.kernels.fused", "dense_rows_backward") in fused
+    assert fused <= traced
