@@ -53,17 +53,52 @@ def _edge(xf: np.ndarray, w9: np.ndarray, v: float, w_n: int, ih: int, dh: int, 
           i_hi: int, c: int, dw: int) -> float:
     """v + Σ w9[3i + j]·xf[(ih + i·dh)·W + c + j·dw] over the rows i_lo … i_hi-1 and the
     columns c + j·dw inside 0 … W - 1: one output column at an edge."""
-    j_lo = 0
-    while j_lo < 3 and c + j_lo * dw < 0:
-        j_lo += 1
-    j_hi = j_lo
-    while j_hi < 3 and c + j_hi * dw < w_n:
-        j_hi += 1
+    j_lo, j_hi = _span(c, dw, w_n)
     for i in range(i_lo, i_hi):
         rb = (ih + i * dh) * w_n + c
         for j in range(j_lo, j_hi):
             v += w9[3 * i + j] * xf[rb + j * dw]
     return v
+
+
+@njit(parallel=False)
+def _span(c: int, d: int, w_n: int) -> tuple[int, int]:
+    """(j_lo, j_hi): the taps j in j_lo … j_hi-1 whose columns c + j·d are inside 0 … W-1."""
+    j_lo = 0
+    while j_lo < 3 and c + j_lo * d < 0:
+        j_lo += 1
+    j_hi = j_lo
+    while j_hi < 3 and c + j_hi * d < w_n:
+        j_hi += 1
+    return j_lo, j_hi
+
+
+@njit(parallel=False)
+def _edge_col(xf: np.ndarray, w9: np.ndarray, b: float, w_n: int, dh: int, dw: int, ih0: int,
+              c: int, r_lo: int, r_hi: int, yf: np.ndarray, y0: int, ys: int) -> None:
+    """yf[y0 + r·ys] = b + its taps for the rows r_lo … r_hi-1 of one edge column of a
+    stride-1 plane: source rows ih0 + r + i·dh (all inside), columns c + j·dw (only those
+    inside: their range found once for the whole column)."""
+    j_lo, j_hi = _span(c, dw, w_n)
+    s1 = dh * w_n
+    if j_hi - j_lo == 2:  # padding 1: two taps of each row, written out
+        a0, b0 = w9[j_lo], w9[j_lo + 1]
+        a1, b1 = w9[3 + j_lo], w9[4 + j_lo]
+        a2, b2 = w9[6 + j_lo], w9[7 + j_lo]
+        for r in range(r_lo, r_hi):
+            rb = (ih0 + r) * w_n + c + j_lo * dw
+            yf[y0 + r * ys] = (b + a0 * xf[rb] + b0 * xf[rb + dw] + a1 * xf[rb + s1]
+                               + b1 * xf[rb + s1 + dw] + a2 * xf[rb + 2 * s1]
+                               + b2 * xf[rb + 2 * s1 + dw])
+        return
+    for r in range(r_lo, r_hi):
+        rb = (ih0 + r) * w_n + c
+        v = b
+        for i in range(3):
+            ri = rb + i * s1
+            for j in range(j_lo, j_hi):
+                v += w9[3 * i + j] * xf[ri + j * dw]
+        yf[y0 + r * ys] = v
 
 
 @njit(parallel=False)
@@ -88,15 +123,21 @@ def _row(xf: np.ndarray, w9: np.ndarray, b: float, h_n: int, w_n: int, ih: int, 
                  + w20 * xf[c + a6] + w21 * xf[c + a7] + w22 * xf[c + a8])
             o = u(yb + ow)
             yf[o] = yf[o] + v if add else v
-    else:
-        for ow in range(lo, hi):
-            v = b
-            for i in range(i_lo, i_hi):
+    else:  # rows missing above or below: one vector loop per row inside
+        a1, a2 = u(dw), u(2 * dw)
+        for i in range(i_lo, i_hi):
+            w0, w1, w2 = w9[3 * i], w9[3 * i + 1], w9[3 * i + 2]
+            first = i == i_lo and not add
+            for ow in range(lo, hi):
                 c = u((ih + i * dh) * w_n + ow * sw - pl)
-                v += w9[3 * i] * xf[c] + w9[3 * i + 1] * xf[c + u(dw)] \
-                    + w9[3 * i + 2] * xf[c + u(2 * dw)]
-            o = u(yb + ow)
-            yf[o] = yf[o] + v if add else v
+                v = w0 * xf[c] + w1 * xf[c + a1] + w2 * xf[c + a2]
+                if i == i_lo:
+                    v += b
+                o = u(yb + ow)
+                yf[o] = v if first else yf[o] + v
+        if i_hi == i_lo:
+            for ow in range(lo, hi):
+                yf[yb + ow] = yf[yb + ow] + b if add else b
     for ow in range(lo):
         v = _edge(xf, w9, b, w_n, ih, dh, i_lo, i_hi, ow * sw - pl, dw)
         yf[yb + ow] = yf[yb + ow] + v if add else v
@@ -152,11 +193,10 @@ def _corr3(src: np.ndarray, w9: np.ndarray, b: float, sh: int, sw: int, dh: int,
     r_lo, r_hi = (0, 0) if add else _flat_rows(oh_n, ow_n, h_n, w_n, sh, sw, dh, pt, lo, hi)
     if r_hi > r_lo:
         _flat3(xf, w9, b, w_n, dh, dw, pt, pl, r_lo * w_n + lo, (r_hi - 1) * w_n + hi, yf)
-        for oh in range(r_lo, r_hi):
-            for ow in range(lo):
-                yf[oh * ow_n + ow] = _edge(xf, w9, b, w_n, oh - pt, dh, 0, 3, ow - pl, dw)
-            for ow in range(hi, ow_n):
-                yf[oh * ow_n + ow] = _edge(xf, w9, b, w_n, oh - pt, dh, 0, 3, ow - pl, dw)
+        for ow in range(lo):  # the edge columns of those rows, column by column
+            _edge_col(xf, w9, b, w_n, dh, dw, -pt, ow - pl, r_lo, r_hi, yf, ow, ow_n)
+        for ow in range(hi, ow_n):
+            _edge_col(xf, w9, b, w_n, dh, dw, -pt, ow - pl, r_lo, r_hi, yf, ow, ow_n)
     for oh in range(oh_n):
         if not r_lo <= oh < r_hi:
             _row(xf, w9, b, h_n, w_n, oh * sh - pt, dh, sw, dw, pl, lo, hi, add, yf,
@@ -233,43 +273,60 @@ def _wgrad3(dy: np.ndarray, x: np.ndarray, sh: int, sw: int, dh: int, dw: int, p
         g[7] += s7
         g[8] += s8
         g[9] += sb
-    for oh in range(oh_n):
+    p0, p1 = (r_lo * w_n + lo, (r_hi - 1) * w_n + hi) if r_hi > r_lo else (0, 0)
+    for oh in range(oh_n):  # the rows the flat loop did not take, row by row
+        if r_lo <= oh < r_hi:
+            continue
         ih = oh * sh - pt
-        flat = r_lo <= oh < r_hi
         i_lo, i_hi = _valid(ih, dh, h_n)
-        if not flat:
-            for i in range(i_lo, i_hi):
-                t0, t1, t2 = z, z, z
-                for ow in range(lo, hi):
-                    c = u((ih + i * dh) * w_n + ow * sw - pl)
-                    e = df[u(oh * ow_n + ow)]
-                    t0 += e * xf[c]
-                    t1 += e * xf[c + a1]
-                    t2 += e * xf[c + a2]
-                g[3 * i] += t0
-                g[3 * i + 1] += t1
-                g[3 * i + 2] += t2
-            tb = z
+        for i in range(i_lo, i_hi):
+            t0, t1, t2 = z, z, z
             for ow in range(lo, hi):
-                tb += df[u(oh * ow_n + ow)]
-            g[9] += tb
-        for ow in range(ow_n):  # the edge columns
-            if lo <= ow < hi:
-                continue
-            p = oh * ow_n + ow
-            e = df[p]
-            inflat = flat and (r_lo * w_n + lo <= p < (r_hi - 1) * w_n + hi)
-            if not inflat:
-                g[9] += e
+                c = u((ih + i * dh) * w_n + ow * sw - pl)
+                e = df[u(oh * ow_n + ow)]
+                t0 += e * xf[c]
+                t1 += e * xf[c + a1]
+                t2 += e * xf[c + a2]
+            g[3 * i] += t0
+            g[3 * i + 1] += t1
+            g[3 * i + 2] += t2
+        tb = z
+        for ow in range(lo, hi):
+            tb += df[u(oh * ow_n + ow)]
+        g[9] += tb
+    for ow in range(ow_n):  # the edge columns
+        if lo <= ow < hi:
+            continue
+        c = ow * sw - pl
+        j_lo, j_hi = _span(c, dw, w_n)
+        if r_hi > r_lo:  # the flat loop read wrapped values for the taps outside: take back
             for j in range(3):
-                c = ow * sw - pl + j * dw
-                inside = 0 <= c < w_n
-                if inflat and not inside:  # the flat loop read a wrapped value: take it back
-                    for i in range(3):
-                        g[3 * i + j] -= e * xf[(ih + i * dh) * w_n + c]
-                elif inside and not inflat:
-                    for i in range(i_lo, i_hi):
-                        g[3 * i + j] += e * xf[(ih + i * dh) * w_n + c]
+                if j_lo <= j < j_hi:
+                    continue
+                t0, t1, t2 = 0.0, 0.0, 0.0
+                for oh in range(r_lo, r_hi):
+                    p = oh * ow_n + ow
+                    if p0 <= p < p1:
+                        e = np.float64(df[p])
+                        rb = (oh - pt) * w_n + c + j * dw
+                        t0 += e * xf[rb]
+                        t1 += e * xf[rb + dh * w_n]
+                        t2 += e * xf[rb + 2 * dh * w_n]
+                g[j] -= t0
+                g[3 + j] -= t1
+                g[6 + j] -= t2
+        for oh in range(oh_n):  # the positions the flat loop did not take
+            p = oh * ow_n + ow
+            if r_lo <= oh < r_hi and p0 <= p < p1:
+                continue
+            e = df[p]
+            g[9] += e
+            ih = oh * sh - pt
+            i_lo, i_hi = _valid(ih, dh, h_n)
+            for i in range(i_lo, i_hi):
+                rb = (ih + i * dh) * w_n + c
+                for j in range(j_lo, j_hi):
+                    g[3 * i + j] += e * xf[rb + j * dw]
 
 
 @njit
