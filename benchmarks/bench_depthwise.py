@@ -12,9 +12,9 @@ rounds), so load from other processes hits all sides alike. The BLAS tuning vari
 machine sets are removed first (``_common.clean_environment``).
 
 ``--kernels`` also times the kernels alone, forward and backward apart, in the same rounds:
-the stride-1 flat-plane kernels (``kernels.depthwise``, what a stride-1 layer runs) beside
-the row kernels every stride can run (``groupconv.depthwise_*_rows``), so the backward's
-cost relative to the forward shows.
+the direct 3×3 kernels (``kernels.depthwise``, what the layer runs) beside the row kernels
+other filter sizes run (``groupconv.depthwise_*_rows``), so the backward's cost relative to
+the forward shows. ``--threads N`` sets Numba's and PyTorch's thread counts.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def engine_step(args, x, dy, w, b):
 
 
 def kernel_steps(args, x, dy, w, b) -> dict:
-    """The depthwise kernels alone, forward and backward apart: flat planes and rows."""
+    """The depthwise kernels alone, forward and backward apart: direct 3×3 and rows."""
     from engine.kernels import depthwise as kd
     from engine.kernels import groupconv as kg
 
@@ -62,9 +62,8 @@ def kernel_steps(args, x, dy, w, b) -> dict:
     out = {"rows forward": lambda: kg._depthwise_forward_rows(x, w, b, s, s, 1, 1, 1, 1, y),
            "rows backward": lambda: kg._depthwise_backward_rows(x, w, dy, s, s, 1, 1, 1, 1,
                                                                gw, gb)}
-    if s == 1:
-        out["flat forward"] = lambda: kd._depthwise_forward_s1(x, w, b, 1, 1, 1, 1, y)
-        out["flat backward"] = lambda: kd._depthwise_backward_s1(x, w, dy, 1, 1, 1, 1, gw, gb)
+    out["direct forward"] = lambda: kd._depthwise3_forward(x, w, b, s, s, 1, 1, 1, 1, y)
+    out["direct backward"] = lambda: kd._depthwise3_backward(x, w, dy, s, s, 1, 1, 1, 1, gw, gb)
     return out
 
 
@@ -105,12 +104,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stride", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--per-round", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=0, help="threads (0: the defaults)")
     ap.add_argument("--kernels", action="store_true",
                     help="also time the kernels alone (forward, backward; flat and rows)")
     args = ap.parse_args(argv)
 
     import numba
 
+    if args.threads:
+        numba.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.batch, args.channels, args.size, args.size)).astype(np.float32)
     w = (0.3 * rng.standard_normal((args.channels, 1, 3, 3))).astype(np.float32)
@@ -123,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import torch
 
+        if args.threads:
+            torch.set_num_threads(args.threads)
         sides["torch NCHW"] = torch_step(torch, args, x, dy, w, b, False)
         sides["torch channels_last"] = torch_step(torch, args, x, dy, w, b, True)
         print(f"torch {torch.__version__}: {torch.get_num_threads()} threads")
@@ -147,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         best_name = min((k for k in med if k.startswith("torch")), key=med.get)
         print(f"  speed netbuilder / {best_name} (the faster PyTorch layout): "
               f"{med[best_name] / med['netbuilder']:.2f}x")
-    for kind in ("flat", "rows"):
+    for kind in ("direct", "rows"):
         f, b = med.get(f"kernel {kind} forward"), med.get(f"kernel {kind} backward")
         if f and b:
             print(f"  {kind} kernels: backward / forward {b / f:.2f}")

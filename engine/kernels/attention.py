@@ -3,8 +3,9 @@
 The projections around them are Dense products (``kernels.fused.dense_forward``); these
 kernels take the projected ``qkv`` (N, T, 3E) laid out as PyTorch's ``in_proj``: columns
 0 … E-1 are the queries, E … 2E-1 the keys, 2E … 3E-1 the values, head h owning columns
-h·D … (h+1)·D - 1 of each (D = E / heads). Each (sample, head) pair is one parallel task
-whose (T, D) slices are copied to contiguous buffers and multiplied by BLAS (``np.dot``).
+h·D … (h+1)·D - 1 of each (D = E / heads). Each (sample, head) pair is one task (the pairs
+split into at most ``SLICES`` parallel slices), whose products BLAS runs on the (T, D)
+column blocks in place (``gemm`` with leading dimensions: no copies, no transposes).
 float32 or float64; softmax sums accumulate in float64. The softmax's exponentials are
 ``_exp_row``'s (float64 arithmetic in one branch-free loop that vectorises, where a call of
 the scalar ``math.exp`` per weight took half of the forward).
@@ -14,7 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .blas import gemm
 from .jit import njit, prange
+
+SLICES = 64  # parallel slices of the (sample, head) pairs at most (each has its own scratch)
 
 LN2_HI = 0.693145751953125  # ln 2 split in two (Cody–Waite): k·LN2_HI is exact for |k| < 2¹¹
 LN2_LO = 1.42860682030941723212e-6
@@ -55,6 +59,49 @@ def _exp_row(row: np.ndarray, hi: int, mx: float, scale: float, bits: np.ndarray
     return tot
 
 
+@njit(parallel=False)
+def _dot64(a: np.ndarray, b: np.ndarray, n: int) -> float:
+    """Σ a[j]·b[j] for j < n in float64, in four interleaved partial sums (one chain of
+    dependent adds would wait on each add's latency)."""
+    s0, s1, s2, s3 = 0.0, 0.0, 0.0, 0.0
+    m = n - n % 4
+    for j in range(0, m, 4):
+        s0 += np.float64(a[j]) * b[j]
+        s1 += np.float64(a[j + 1]) * b[j + 1]
+        s2 += np.float64(a[j + 2]) * b[j + 2]
+        s3 += np.float64(a[j + 3]) * b[j + 3]
+    for j in range(m, n):
+        s0 += np.float64(a[j]) * b[j]
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(parallel=False)
+def _softmax_rows(p: np.ndarray, causal: bool, bits: np.ndarray) -> None:
+    """Each row of p (T, T) (already scaled) replaced by its softmax in place; with
+    ``causal`` row i over its first i + 1 weights, the rest set to 0."""
+    t_n = p.shape[0]
+    for i in range(t_n):
+        hi = i + 1 if causal else t_n
+        row = p[i]
+        mx = row[0]
+        for j in range(1, hi):
+            if row[j] > mx:
+                mx = row[j]
+        inv = 1.0 / _exp_row(row, hi, np.float64(mx), 1.0, bits)
+        for j in range(hi):
+            row[j] = row[j] * inv
+        for j in range(hi, t_n):
+            row[j] = 0.0
+
+
+@njit(parallel=False)
+def _dropped(p: np.ndarray, u: np.ndarray, rate: float, out: np.ndarray) -> None:
+    """out = p kept where u ≥ rate (scaled by 1 / (1 - rate)), else 0 (all flat, same size)."""
+    keep = 1.0 / (1.0 - rate)
+    for j in range(p.shape[0]):
+        out[j] = p[j] * keep if u[j] >= rate else 0.0
+
+
 @njit
 def attention_forward(qkv: np.ndarray, heads: int, scale: float, causal: bool, rate: float,
                       u: np.ndarray, probs: np.ndarray, ctx: np.ndarray) -> None:
@@ -63,38 +110,35 @@ def attention_forward(qkv: np.ndarray, heads: int, scale: float, causal: bool, r
     ``probs`` (N, heads, T, T) receives the softmax (before dropout), kept for the backward.
     With ``rate`` > 0, ``u`` (N, heads, T, T) holds uniform draws: a weight is kept (scaled by
     1 / (1 - rate)) where u ≥ rate; otherwise ``u`` may be empty. A causal mask lets step i
-    attend to steps j ≤ i only."""
+    attend to steps j ≤ i only. Per (sample, head): q kᵀ · scale by BLAS straight into
+    ``probs`` (the scale as its alpha; q, k, v read in place from ``qkv`` with row stride
+    3E), the softmax in place, then the weights @ v straight into the head's columns of
+    ``ctx``: no copies of q, k, v, no transposes."""
     n_n, t_n, e3 = qkv.shape
     e = e3 // 3
     d = e // heads
-    keep = 1.0 / (1.0 - rate) if rate > 0 else 1.0
-    for task in prange(n_n * heads):
-        n = task // heads
-        h = task % heads
-        q = np.ascontiguousarray(qkv[n, :, h * d:(h + 1) * d])
-        k = np.ascontiguousarray(qkv[n, :, e + h * d:e + (h + 1) * d])
-        v = np.ascontiguousarray(qkv[n, :, 2 * e + h * d:2 * e + (h + 1) * d])
-        s = np.dot(q, k.T)
-        p = probs[n, h]
+    tasks = n_n * heads
+    nch = max(1, min(tasks, SLICES))
+    qf = qkv.reshape(n_n * t_n * e3)
+    cf = ctx.reshape(n_n * t_n * e)
+    tt = t_n * t_n
+    for ch in prange(nch):
         bits = np.empty(t_n, np.int64)
-        for i in range(t_n):
-            hi = i + 1 if causal else t_n
-            row = s[i]
-            mx = row[0]
-            for j in range(1, hi):
-                if row[j] > mx:
-                    mx = row[j]
-            tot = _exp_row(row, hi, np.float64(mx), scale, bits)
-            inv = 1.0 / tot
-            for j in range(hi):
-                p[i, j] = s[i, j] * inv
-                s[i, j] = p[i, j]
-                if rate > 0:
-                    s[i, j] = s[i, j] * keep if u[n, h, i, j] >= rate else 0.0
-            for j in range(hi, t_n):
-                p[i, j] = 0.0
-                s[i, j] = 0.0
-        ctx[n, :, h * d:(h + 1) * d] = np.dot(s, v)
+        pm = np.empty(tt if rate > 0 else 0, qkv.dtype)
+        for task in range(ch * tasks // nch, (ch + 1) * tasks // nch):
+            n = task // heads
+            h = task % heads
+            base = n * t_n * e3 + h * d
+            pf = probs[n, h].reshape(tt)
+            gemm(False, True, t_n, t_n, d, scale, qf[base:], e3, qf[base + e:], e3, 0.0, pf,
+                 t_n)
+            _softmax_rows(probs[n, h], causal, bits)
+            src = pf
+            if rate > 0:
+                _dropped(pf, u[n, h].reshape(tt), rate, pm)
+                src = pm
+            gemm(False, False, t_n, d, t_n, 1.0, src, t_n, qf[base + 2 * e:], e3, 0.0,
+                 cf[n * t_n * e + h * d:], e)
 
 
 @njit
@@ -103,37 +147,49 @@ def attention_backward(qkv: np.ndarray, probs: np.ndarray, heads: int, scale: fl
     """dqkv (N, T, 3E) from dctx (N, T, E), the forward's ``qkv``, ``probs`` and ``u``.
 
     With P the softmax, M the dropout factor (0 or 1 / (1 - rate)) and dO the context's
-    gradient: dV = (P·M)ᵀ dO, dP = (dO Vᵀ)·M, dS = P·(dP - Σ_j dP·P) · scale, dQ = dS K,
-    dK = dSᵀ Q. Masked (causal) weights have P = 0 and so no gradient."""
+    gradient: dV = (P·M)ᵀ dO, dP = (dO Vᵀ)·M, dS = P·(dP - Σ_j dP·P), dQ = dS K · scale,
+    dK = dSᵀ Q · scale. Masked (causal) weights have P = 0 and so no gradient. BLAS reads
+    and writes the heads' columns of ``qkv``, ``dctx`` and ``dqkv`` in place (row strides 3E,
+    E); transposed operands are BLAS flags, not copies."""
     n_n, t_n, e3 = qkv.shape
     e = e3 // 3
     d = e // heads
-    keep = 1.0 / (1.0 - rate) if rate > 0 else 1.0
-    for task in prange(n_n * heads):
-        n = task // heads
-        h = task % heads
-        q = np.ascontiguousarray(qkv[n, :, h * d:(h + 1) * d])
-        k = np.ascontiguousarray(qkv[n, :, e + h * d:e + (h + 1) * d])
-        v = np.ascontiguousarray(qkv[n, :, 2 * e + h * d:2 * e + (h + 1) * d])
-        do = np.ascontiguousarray(dctx[n, :, h * d:(h + 1) * d])
-        p = probs[n, h]
-        pm = np.empty((t_n, t_n), qkv.dtype)
-        for i in range(t_n):
-            for j in range(t_n):
-                if rate > 0:
-                    pm[i, j] = p[i, j] * keep if u[n, h, i, j] >= rate else 0.0
-                else:
-                    pm[i, j] = p[i, j]
-        dqkv[n, :, 2 * e + h * d:2 * e + (h + 1) * d] = np.dot(pm.T, do)
-        ds = np.dot(do, v.T)
-        for i in range(t_n):
+    tasks = n_n * heads
+    nch = max(1, min(tasks, SLICES))
+    qf = qkv.reshape(n_n * t_n * e3)
+    df = dctx.reshape(n_n * t_n * e)
+    gf = dqkv.reshape(n_n * t_n * e3)
+    tt = t_n * t_n
+    for ch in prange(nch):
+        ds = np.empty((t_n, t_n), qkv.dtype)
+        dsf = ds.reshape(tt)
+        pm = np.empty(tt if rate > 0 else 0, qkv.dtype)
+        for task in range(ch * tasks // nch, (ch + 1) * tasks // nch):
+            n = task // heads
+            h = task % heads
+            base = n * t_n * e3 + h * d
+            dbase = n * t_n * e + h * d
+            p = probs[n, h]
+            src = p.reshape(tt)
             if rate > 0:
+                _dropped(src, u[n, h].reshape(tt), rate, pm)
+                src = pm
+            gemm(True, False, t_n, d, t_n, 1.0, src, t_n, df[dbase:], e, 0.0,
+                 gf[base + 2 * e:], e3)
+            gemm(False, True, t_n, t_n, d, 1.0, df[dbase:], e, qf[base + 2 * e:], e3, 0.0,
+                 dsf, t_n)
+            if rate > 0:
+                keep = 1.0 / (1.0 - rate)
+                uf = u[n, h].reshape(tt)
+                for j in range(tt):
+                    dsf[j] = dsf[j] * keep if uf[j] >= rate else 0.0
+            for i in range(t_n):
+                pr = p[i]
+                sr = ds[i]
+                dot = _dot64(sr, pr, t_n)
                 for j in range(t_n):
-                    ds[i, j] = ds[i, j] * keep if u[n, h, i, j] >= rate else 0.0
-            dot = np.float64(0.0)
-            for j in range(t_n):
-                dot += ds[i, j] * p[i, j]
-            for j in range(t_n):
-                ds[i, j] = p[i, j] * (ds[i, j] - dot) * scale
-        dqkv[n, :, h * d:(h + 1) * d] = np.dot(ds, k)
-        dqkv[n, :, e + h * d:e + (h + 1) * d] = np.dot(ds.T, q)
+                    sr[j] = pr[j] * (sr[j] - dot)
+            gemm(False, False, t_n, d, t_n, scale, dsf, t_n, qf[base + e:], e3, 0.0, gf[base:],
+                 e3)
+            gemm(True, False, t_n, d, t_n, scale, dsf, t_n, qf[base:], e3, 0.0, gf[base + e:],
+                 e3)

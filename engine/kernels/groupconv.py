@@ -8,10 +8,10 @@ input at (oh·sh - pt + i·dh, ow·sw - pl + j·dw); outside the image it reads 
 bottom/right padding follows from the output size, as in ``kernels.conv``).
 
 - depthwise (groups = C; filter o reads channel o // (O / C)): ``depthwise_forward`` /
-  ``depthwise_backward`` work tap by tap, no unfolding: stride 1 on whole flat padded planes
-  (``kernels.depthwise``), other strides on whole rows. A depthwise 3×3 does 9
-  multiply-adds per value it reads, so it is bound by memory traffic: an im2col would write
-  and read nine copies of the input for one tiny product per channel.
+  ``depthwise_backward`` work tap by tap, no unfolding: 3×3 filters (any stride, dilation,
+  padding) with ``kernels.depthwise``'s direct kernels, other sizes on whole rows. A
+  depthwise 3×3 does 9 multiply-adds per value it reads, so it is bound by memory traffic:
+  an im2col would write and read nine copies of the input for one tiny product per channel.
 - grouped or dilated: ``grouped_forward`` / ``grouped_backward`` unfold each sample once with
   the dilation (``_im2col_dil``) and run one BLAS product per group; the batch is split into
   ``nchunks`` slices run in parallel, as in ``kernels.fused``.
@@ -23,7 +23,7 @@ import numpy as np
 
 from .blas import gemm
 from .conv import _crop_from, _pad_into
-from .depthwise import _depthwise_backward_s1, _depthwise_forward_s1, _flat_fits
+from .depthwise import _depthwise3_backward, _depthwise3_forward
 from .jit import njit, prange
 
 
@@ -40,10 +40,10 @@ def depthwise_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: i
                       dh: int, dw: int, pt: int, pl: int, y: np.ndarray) -> None:
     """y (N, O, OH, OW) of a depthwise conv: filter o reads channel o // (O / C) only.
 
-    weight (O, 1, KH, KW), bias (O,) or empty. Stride 1: ``_depthwise_forward_s1``; else
+    weight (O, 1, KH, KW), bias (O,) or empty. 3×3 filters: ``kernels.depthwise``; others
     ``_depthwise_forward_rows``."""
-    if sh == 1 and sw == 1:
-        _depthwise_forward_s1(x, weight, bias, dh, dw, pt, pl, y)
+    if weight.shape[2] == 3 and weight.shape[3] == 3:
+        _depthwise3_forward(x, weight, bias, sh, sw, dh, dw, pt, pl, y)
     else:
         _depthwise_forward_rows(x, weight, bias, sh, sw, dh, dw, pt, pl, y)
 
@@ -53,13 +53,10 @@ def depthwise_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, sh: in
                        dh: int, dw: int, pt: int, pl: int, gweight: np.ndarray,
                        gbias: np.ndarray) -> np.ndarray:
     """Backward of ``depthwise_forward``: returns dx (N, C, H, W); overwrites gweight
-    (O, 1, KH, KW) and gbias ((O,) or empty). Stride 1 with padding no wider than the
-    filter's reach: ``_depthwise_backward_s1``; else ``_depthwise_backward_rows``."""
-    kh, kw = weight.shape[2], weight.shape[3]
-    pb = (dy.shape[2] - 1) * sh + (kh - 1) * dh + 1 - x.shape[2] - pt
-    pr = (dy.shape[3] - 1) * sw + (kw - 1) * dw + 1 - x.shape[3] - pl
-    if sh == 1 and sw == 1 and _flat_fits(kh, kw, dh, dw, pt, pb, pl, pr):
-        return _depthwise_backward_s1(x, weight, dy, dh, dw, pt, pl, gweight, gbias)
+    (O, 1, KH, KW) and gbias ((O,) or empty). 3×3 filters: ``kernels.depthwise``; others
+    ``_depthwise_backward_rows``."""
+    if weight.shape[2] == 3 and weight.shape[3] == 3:
+        return _depthwise3_backward(x, weight, dy, sh, sw, dh, dw, pt, pl, gweight, gbias)
     return _depthwise_backward_rows(x, weight, dy, sh, sw, dh, dw, pt, pl, gweight, gbias)
 
 

@@ -76,13 +76,21 @@ GEOMETRIES = [  # (C, H, W), O, groups, kernel, stride, dilation, pads (t, b, l,
     ((4, 8, 9), 6, 2, (3, 3), (1, 2), (2, 1), (1, 1, 0, 0)),
     ((6, 7, 7), 3, 3, (2, 3), (2, 1), (1, 2), (0, 0, 2, 2)),
     ((2, 9, 9), 4, 1, (3, 3), (1, 1), (3, 3), (3, 3, 3, 3)),
-    # stride-1 depthwise on flat planes (kernels.depthwise): multiplier 2, uneven and no
-    # padding, dilation, a wide plane (a weight-gradient remainder after whole blocks), and
-    # padding wider than the filter's reach (the row kernels' backward)
+    # depthwise 3×3 (kernels.depthwise, direct): multiplier 2, uneven and no padding,
+    # dilation, a wide plane (vector loops and their remainders), padding wider than the
+    # filter's reach (dx gathers with a negative offset), images narrower than the filter's
+    # reach (no interior columns), strides 2 and (2, 1) with MobileNet's 'same' padding
+    # (0 before, 1 after), and a 2×3 filter (the row kernels)
     ((3, 5, 7), 6, 3, (3, 3), (1, 1), (1, 1), (1, 0, 0, 2)),
     ((2, 7, 6), 2, 2, (3, 2), (1, 1), (2, 3), (0, 0, 0, 0)),
     ((2, 6, 37), 2, 2, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
     ((2, 6, 6), 2, 2, (3, 3), (1, 1), (1, 1), (3, 1, 0, 2)),
+    ((2, 9, 8), 2, 2, (3, 3), (1, 1), (2, 3), (2, 2, 3, 3)),
+    ((2, 4, 2), 4, 2, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    ((3, 1, 1), 3, 3, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    ((3, 28, 28), 3, 3, (3, 3), (2, 2), (1, 1), (0, 1, 0, 1)),
+    ((2, 13, 21), 4, 2, (3, 3), (2, 1), (1, 2), (1, 1, 2, 2)),
+    ((2, 11, 19), 2, 2, (3, 3), (3, 2), (1, 1), (1, 1, 1, 1)),
 ]
 
 
