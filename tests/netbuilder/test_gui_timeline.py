@@ -14,7 +14,7 @@ import engine
 from netbuilder import settings
 from netbuilder.monitor.frames import badge_for
 from netbuilder.panels.training_panel import RECORD_KEY
-from netbuilder.session.probes import NodeStats
+from netbuilder.session.probes import NodeStats, histogram
 
 
 def lenet(epochs: int) -> dict:
@@ -70,7 +70,10 @@ def test_scrub_play_live_and_reopen_the_recording(make_window, qtbot, tmp_path):
     assert one.extra["predictions"][3] in tc.maps.input_label.text()
     tc.grads.select_node("c3")
     counts, _ = tc.grads.hists.weights["weight"]
-    assert counts.tolist() == one.extra["hists"]["c3"]["weights"]["weight"][0]
+    want_counts, _ = histogram(one.weights["c3.weight"])  # the recorded 8-bit weights'
+    assert counts.tolist() == want_counts.tolist()
+    counts, _ = tc.grads.hists.grads["weight"]
+    assert counts.tolist() == one.extra["hists"]["c3"]["grads"]["weight"][0]
     tc.docks.plots["filters"].raise_()
     # another convolution while scrubbed: its epoch-1 weights
     tc.filters.select_conv("c3")
