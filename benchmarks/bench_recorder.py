@@ -14,8 +14,9 @@
    then the app's own training loop (``netbuilder.session.loop.RunLoop``: Trainer,
    validation, monitor, recording) on ``--dataset`` with the recording on against off: two
    runs side by side, paused and let go one epoch at a time in ABBA order, ``--rounds``
-   rounds of 2 + 2 epochs; the median ratio, its range, the pooled ratio, and the share of
-   the training thread's time spent recording (``RunLoop.record_time``, which the machine's
+   rounds of 2 + 2 epochs; the median ratio of wall times, its range, the pooled ratio; the
+   same of the process's CPU time per epoch; and the share of the training thread's time
+   spent recording (``RunLoop.record_time``, which the machine's
    load hardly moves).
 
     python benchmarks/bench_recorder.py --rounds 7     # what the README quotes
@@ -206,28 +207,30 @@ class _Segments:
                           record_budget=budget)
         self.loop = RunLoop(job, MonitorRequest() if views else hidden)
         self._ended = threading.Event()
-        self._t_end = 0.0
+        self._t_end = self._c_end = 0.0
         self.loop.post = self._post
         self.thread = threading.Thread(target=self.loop.run, daemon=True)
         self.thread.start()
 
     def _post(self, kind: str, payload: object) -> None:
         if kind == "epoch":
-            self._t_end = time.perf_counter()
+            self._t_end, self._c_end = time.perf_counter(), time.process_time()
             self.loop.pause()  # the trainer stops before the next batch
             self._ended.set()
         elif kind == "done":
             self._ended.set()
 
-    def epoch(self) -> tuple[float, float]:
-        """(s of wall time for one epoch, s of it spent on the flight recording)."""
+    def epoch(self) -> tuple[float, float, float]:
+        """(s of wall time for one epoch, s of the process's CPU time in it, s of the wall
+        time spent on the flight recording). The other run waits paused meanwhile, so the
+        CPU time is this run's, whatever else the machine runs."""
         self._ended.clear()
         rec0 = self.loop.record_time
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         self.loop.resume()
         if not self._ended.wait(600):
             raise RuntimeError("an epoch took over 10 minutes")
-        return self._t_end - t0, self.loop.record_time - rec0
+        return self._t_end - t0, self._c_end - c0, self.loop.record_time - rec0
 
     def close(self) -> None:
         self.loop.stop()
@@ -249,17 +252,20 @@ def app_throughput(args: argparse.Namespace, graph: engine.Graph) -> None:
     try:
         for r in runs.values():
             r.epoch()  # the kernels, the data, the first epoch's allocations
-        ratios, shares = [], []
+        ratios, cpu_ratios, shares = [], [], []
         totals = {"on": 0.0, "off": 0.0}
         for k in range(args.rounds):
             order = ("on", "off", "off", "on") if k % 2 == 0 else ("off", "on", "on", "off")
             t = {"on": 0.0, "off": 0.0}
+            c = {"on": 0.0, "off": 0.0}
             for kind in order:
-                wall, rec = runs[kind].epoch()
+                wall, cpu, rec = runs[kind].epoch()
                 t[kind] += wall
+                c[kind] += cpu
                 if kind == "on":
                     shares.append(100 * rec / wall)
             ratios.append(t["off"] / t["on"])
+            cpu_ratios.append(c["off"] / c["on"])
             totals["on"] += t["on"]
             totals["off"] += t["off"]
     finally:
@@ -272,6 +278,8 @@ def app_throughput(args: argparse.Namespace, graph: engine.Graph) -> None:
     print(f"  throughput with the recording / without: {spread(ratios)}; pooled "
           f"{totals['off'] / totals['on']:.3f}")
     print(f"  throughput loss: {spread(loss)} %")
+    print(f"  CPU time per epoch without / with: {spread(cpu_ratios)}; loss "
+          f"{spread([100 * (1 - r) for r in cpu_ratios])} %")
     print(f"  training-thread time spent recording: {spread(shares)} % of an epoch")
 
 

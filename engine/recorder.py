@@ -134,6 +134,7 @@ class FlightRecorder:
         self.params = [k for nid in self.nodes for k in net.params if k.rsplit(".", 1)[0] == nid]
         self._grad = {}
         self._seen.clear()
+        self._steps = 0  # the new network's first step is sampled, then every grad_every-th
         self.attach(net)
 
     def detach(self) -> None:

@@ -12,12 +12,14 @@ samples, activation and gradient statistics) and adds, as the recording's extras
 else the monitor views draw: the canvas badges measured on those samples, the gradient
 histograms of every node with parameters (the weights' are drawn from the 8-bit weights
 when read back), the confusion matrix on the validation part (classification), the
-decision regions or fitted curve (2-D points, a 1-D curve) and the prediction for each
-recorded sample. All of it counts towards the recorder's budget.
+decision regions or fitted curve (2-D points, a 1-D curve), the prediction for each
+recorded sample and the most confidently wrong validation samples (8 bits, for the
+Mistakes view). All of it counts towards the recorder's budget. Not recorded: the Input vs
+Output and Attention views and the wire tints (the views say so while scrubbed).
 
 On the GUI thread, ``frame_at(recording, epoch, ...)`` turns one recorded epoch back into a
 ``messages.Snapshot`` (filters, feature maps, histograms, regions or curve, badges) plus the
-confusion matrix, which the presenter draws exactly as it draws a live one.
+confusion matrix and mistakes, which the presenter draws exactly as it draws live ones.
 """
 
 from __future__ import annotations
@@ -33,7 +35,15 @@ from engine.recorder import Snapshot as Recorded
 
 from . import probes
 from .messages import Snapshot, class_namer, empty_snapshot
-from .probes import EpochAnalysis, FeatureMaps, Head, MonitorRequest, NodeStats, ProbeData
+from .probes import (
+    EpochAnalysis,
+    FeatureMaps,
+    Head,
+    MonitorRequest,
+    NodeStats,
+    ProbeData,
+    WrongSample,
+)
 
 RECORD_SAMPLES = 8  # probe samples whose feature maps are recorded (the first ones)
 MAP_CHANNELS = 16  # channels of each recorded feature map (the first ones)
@@ -102,6 +112,10 @@ class MonitorRecorder:
                 else probes.epoch_analysis(net, x[:n], y[:n], head, self.probe.part)
             extra["confusion"] = a.confusion.tolist()
             extra["part"] = a.part
+            if a.wrong:  # the Mistakes view: the samples at 8 bits, what was wrong with them
+                arrays["wrong_x"] = np.stack([w.x for w in a.wrong])
+                extra["wrong"] = [[w.index, w.true, w.pred, round(w.confidence, 4)]
+                                  for w in a.wrong]
         pd = self.probe
         if head is not None and pd.extent is not None:
             if pd.kind == "regions":
@@ -201,7 +215,11 @@ def frame_at(recording: Recording, epoch: int, req: MonitorRequest) -> RecordedF
                       for n, v in ex["badges"].items()}
     analysis = None
     if "confusion" in ex:
-        analysis = EpochAnalysis(np.asarray(ex["confusion"], np.int64), [],
+        xs = r.extra_arrays.get("wrong_x")
+        wrong = [WrongSample(int(i), xs[k], int(t), int(p), float(c))
+                 for k, (i, t, p, c) in enumerate(ex.get("wrong") or [])
+                 if xs is not None and k < len(xs)]
+        analysis = EpochAnalysis(np.asarray(ex["confusion"], np.int64), wrong,
                                  str(ex.get("part", "validation")))
     return RecordedFrame(epoch, snap, analysis, r)
 
