@@ -71,6 +71,9 @@ class TimelineDrawing:
         self.timeline.set_recording(None if run is None else run.recording,
                                     bool(run is not None and run.active), reset=True)
         self._show_budget(run)
+        if run is not None and not run.active and self.session.final_net is None \
+                and self.views_ready and self.timeline.epochs:
+            self._show_recorded(self.timeline.epochs[-1], live=True)  # read from a bundle
 
     def _on_recorded(self: MonitorPresenter, run: RunRecord) -> None:
         if run is not self.shown:
@@ -118,8 +121,9 @@ class TimelineDrawing:
             self._hold_back()
             self._show_recorded(epoch)
 
-    def _show_recorded(self: MonitorPresenter, epoch: int) -> None:
-        """Every view at recorded ``epoch`` (for the nodes they have selected)."""
+    def _show_recorded(self: MonitorPresenter, epoch: int, live: bool = False) -> None:
+        """Every view at recorded ``epoch`` (for the nodes they have selected); ``live``:
+        it is the latest there is (a run read back from a bundle), nothing to say so."""
         rec = self.timeline.recording
         if rec is None or epoch not in rec.epochs:
             return
@@ -141,8 +145,10 @@ class TimelineDrawing:
         if f.analysis is not None and "wrong" in f.recorded.extra:
             self.gallery.show_analysis(f.analysis, epoch)
             self.gallery.set_live_note(None)
-        else:  # a recording made before the mistakes were kept, or without a classifier
+        elif not live:  # a recording made before the mistakes were kept
             self.gallery.set_live_note(epoch)
+        if live:
+            return
         for view in (self.pairs, self.attention):  # not recorded: they say so
             view.set_live_note(epoch)
         self.w.show_status(f"Epoch {epoch} as recorded (8-bit weights); Live: the latest")
@@ -171,5 +177,5 @@ class TimelineDrawing:
                                                  latest.stats.items()})
             self.request_changed()
         elif self.timeline.epochs:  # a run read back from a bundle: its last epoch
-            self._show_recorded(self.timeline.epochs[-1])
+            self._show_recorded(self.timeline.epochs[-1], live=True)
         self.w.show_status("Timeline: Live")

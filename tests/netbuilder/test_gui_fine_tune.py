@@ -52,6 +52,10 @@ def test_open_a_bundle_replace_the_head_freeze_the_body_and_fine_tune(make_windo
     assert not offer.isHidden() and offer.isChecked()
     assert "digits.nbmodel, epoch 1" in offer.text()
     qtbot.wait(300)  # the Monitor layout the history is shown in settles
+    # its views show the last recorded epoch (Live: there is nothing later)
+    last = source.recording.snapshot(source.recording.epochs[-1])
+    assert tc.filters.conv == "conv1"
+    np.testing.assert_array_equal(tc.filters.filters, last.weights["conv1.weight"])
     # the Data panel: shapes, resized to the model's 8×8 input, a few hundred of them
     click_tab(qtbot, w, "Data")
     dp = tc.data
@@ -94,12 +98,12 @@ def test_open_a_bundle_replace_the_head_freeze_the_body_and_fine_tune(make_windo
     click_tab(qtbot, w, "Training")
     click(qtbot, tc.panel.start_button)
     assert "Fine-tuning from Run 1: 3 nodes keep their weights" in w.status_message.text()
-    qtbot.waitUntil(lambda: tc.active is not None and len(tc.active.epochs) >= 1,
-                    timeout=600_000)  # a first start compiles the kernels of the 8×8 model
-    click(qtbot, tc.panel.stop_button)
+    run = tc.active
+    assert run is not None and run is not source
+    # the bundle's one epoch: a first start also compiles the kernels of the 8×8 model
+    qtbot.waitUntil(lambda: len(run.epochs) >= 1, timeout=600_000)
     wait_idle(qtbot, tc)
-    run = tc.store.latest()
-    assert run is not source and run.weights is not None
+    assert run.status == "completed" and run.weights is not None
     assert run.parent_run is source and run.settings["dataset"] == "shapes:size=8"
     for n in BODY:  # frozen: the bundle's weights, bit for bit
         for k in ("weight", "bias"):
@@ -127,9 +131,7 @@ def test_open_a_bundle_replace_the_head_freeze_the_body_and_fine_tune(make_windo
     offer.click()
     assert not offer.isChecked()
     click(qtbot, tc.panel.start_button)
-    qtbot.waitUntil(lambda: tc.active is not None and len(tc.active.steps) >= 1,
-                    timeout=120_000)
     fresh = tc.active
-    click(qtbot, tc.panel.stop_button)
-    wait_idle(qtbot, tc)
+    wait_idle(qtbot, tc, 600_000)
+    assert fresh.status == "completed"
     assert fresh.parent_run is None and fresh.weights_from is None and fresh.start is None
