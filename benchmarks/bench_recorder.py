@@ -8,14 +8,19 @@
    of ``--steps`` steps) against off, in interleaved rounds: the median ratio and its spread.
 3. Training steps with the convolutions frozen against nothing frozen (same interleaving).
 4. The app's recording (``netbuilder.session.recording.MonitorRecorder``: the above plus
-   the canvas badges, every layer's histograms, the confusion matrix on ``--val`` samples,
-   the predictions of the recorded samples), as a run in the app keeps it: the bundle of a
-   20-epoch run of ``--epoch-steps`` steps (75: LeNet-5's epoch on ``shapes`` at batch 64)
-   and the throughput with it on against off (the Confusion view hidden: the recording
-   measures the matrix itself; shown: the loop measures it for the view anyway and the
-   recording reuses it), four runs side by side in rotating order.
+   the canvas badges, every layer's gradient histograms, the confusion matrix, the
+   predictions of the recorded samples), as a run in the app keeps it: the bundle of a
+   20-epoch run of ``--epoch-steps`` steps (75: LeNet-5's epoch on ``shapes`` at batch 64);
+   then the app's own training loop (``netbuilder.session.loop.RunLoop``: Trainer,
+   validation, monitor, recording) on ``--dataset`` with the recording on against off: two
+   runs side by side, paused and let go one epoch at a time in ABBA order, ``--rounds``
+   rounds of 2 + 2 epochs; the median ratio of wall times, its range, the pooled ratio; the
+   same of the process's CPU time per epoch; and the share of the training thread's time
+   spent recording (``RunLoop.record_time``, which the machine's
+   load hardly moves).
 
     python benchmarks/bench_recorder.py --rounds 7     # what the README quotes
+    python benchmarks/bench_recorder.py --only-app --rounds 8     # the recording's cost
 """
 
 from __future__ import annotations
@@ -74,6 +79,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--epoch-steps", type=int, default=75)
     ap.add_argument("--val", type=int, default=600)
+    ap.add_argument("--dataset", default="shapes", help="the app section's data")
+    ap.add_argument("--threads", type=int, default=0, help="kernel threads (0: all)")
+    ap.add_argument("--views", action="store_true",
+                    help="the app section with every monitor view shown (default: hidden)")
     ap.add_argument("--only-app", action="store_true", help="section 4 alone")
     args = ap.parse_args()
     print(machine_description())
@@ -174,46 +183,104 @@ def app_section(args: argparse.Namespace, graph: engine.Graph) -> None:
           f"{len(recording.epochs)} kept, {recording.total_bytes():,} B of the "
           f"{DEFAULT_BUDGET:,} B budget; bundle {size:,} B")
 
-    # four runs side by side: without / with the recording, the Confusion view hidden (the
-    # recording measures its own matrix) or shown (the loop measures it for the view each
-    # epoch, recording or not, and the recording reuses it)
-    from netbuilder.session.probes import epoch_analysis
+    app_throughput(args, graph)
 
-    kinds = ("off", "on", "off_view", "on_view")
-    nets = {k: engine.Network(graph, seed=0) for k in kinds}
-    opts = {k: engine.Adam(lr=0.002) for k in kinds}
-    recs = {k: recorder(nets[k], (xv, yv)) for k in ("on", "on_view")}
-    head = Head.of(nets["off"])
 
-    def epoch(kind: str, k: int) -> float:
-        net_, opt_ = nets[kind], opts[kind]
-        t0 = time.perf_counter()
-        for _ in range(args.epoch_steps):
-            net_.train_step(x, y, opt_)
-        analysis = epoch_analysis(net_, xv, yv, head, "validation") \
-            if kind.endswith("view") else None
-        if kind in recs:
-            recs[kind].record(k, analysis)
-        return time.perf_counter() - t0
+class _Segments:
+    """One run of the app's training loop (``RunLoop``, the real one) on its own thread,
+    held paused and let go one epoch at a time: ``epoch()`` resumes it and returns the wall
+    time until its next epoch ended (steps, validation, monitor, recording), and the part
+    of it spent recording."""
 
-    for kind in kinds:
-        for _ in range(3):
-            nets[kind].train_step(x, y, opts[kind])  # warm
-        if kind in recs:
-            recs[kind].record(0)
-    ratios: dict[str, list[float]] = {"hidden": [], "shown": []}
-    for k in range(args.rounds):  # the order rotates
-        order = kinds[k % 4:] + kinds[:k % 4]
-        t = {kind: epoch(kind, k + 1) for kind in order}
-        ratios["hidden"].append(t["off"] / t["on"])
-        ratios["shown"].append(t["off_view"] / t["on_view"])
-    for r in recs.values():
-        r.detach()
-    for what, rs in ratios.items():
-        loss = [100 * (1 - r) for r in rs]
-        print(f"app throughput with the recording / without, the Confusion view {what}: "
-              f"{spread(rs)}; loss {spread(loss)} % over {args.rounds} epochs of "
-              f"{args.epoch_steps} steps each")
+    def __init__(self, graph: engine.Graph, settings: dict, budget: int | None,
+                 threads: int, views: bool) -> None:
+        import threading
+
+        from netbuilder.session.loop import RunLoop
+        from netbuilder.session.messages import TrainingJob
+        from netbuilder.session.probes import MonitorRequest
+
+        hidden = MonitorRequest(feature_maps=False, filters=False, histograms=False,
+                                graph=False, regions=False, pairs=False, attention=False,
+                                epoch_report=False)
+        job = TrainingJob(graph.copy(), settings, threads=threads, start_paused=True,
+                          record_budget=budget)
+        self.loop = RunLoop(job, MonitorRequest() if views else hidden)
+        self._ended = threading.Event()
+        self._t_end = self._c_end = 0.0
+        self.loop.post = self._post
+        self.thread = threading.Thread(target=self.loop.run, daemon=True)
+        self.thread.start()
+
+    def _post(self, kind: str, payload: object) -> None:
+        if kind == "epoch":
+            self._t_end, self._c_end = time.perf_counter(), time.process_time()
+            self.loop.pause()  # the trainer stops before the next batch
+            self._ended.set()
+        elif kind == "done":
+            self._ended.set()
+
+    def epoch(self) -> tuple[float, float, float]:
+        """(s of wall time for one epoch, s of the process's CPU time in it, s of the wall
+        time spent on the flight recording). The other run waits paused meanwhile, so the
+        CPU time is this run's, whatever else the machine runs."""
+        self._ended.clear()
+        rec0 = self.loop.record_time
+        t0, c0 = time.perf_counter(), time.process_time()
+        self.loop.resume()
+        if not self._ended.wait(600):
+            raise RuntimeError("an epoch took over 10 minutes")
+        return self._t_end - t0, self._c_end - c0, self.loop.record_time - rec0
+
+    def close(self) -> None:
+        self.loop.stop()
+        self.loop.resume()
+        self.thread.join(60)
+
+
+def app_throughput(args: argparse.Namespace, graph: engine.Graph) -> None:
+    """The app's training loop with the recording on against off, on ``--dataset``: two
+    runs side by side, one epoch at a time in ABBA order (on, off, off, on; then off, on,
+    on, off), so that a drift of the machine's load hits both alike."""
+    from engine.threads import max_threads
+
+    settings = {**graph.training, "dataset": args.dataset, "epochs": 2 * args.rounds + 2,
+                "early_stopping": 0}
+    threads = args.threads or max_threads()
+    runs = {"on": _Segments(graph, settings, DEFAULT_BUDGET, threads, args.views),
+            "off": _Segments(graph, settings, None, threads, args.views)}
+    try:
+        for r in runs.values():
+            r.epoch()  # the kernels, the data, the first epoch's allocations
+        ratios, cpu_ratios, shares = [], [], []
+        totals = {"on": 0.0, "off": 0.0}
+        for k in range(args.rounds):
+            order = ("on", "off", "off", "on") if k % 2 == 0 else ("off", "on", "on", "off")
+            t = {"on": 0.0, "off": 0.0}
+            c = {"on": 0.0, "off": 0.0}
+            for kind in order:
+                wall, cpu, rec = runs[kind].epoch()
+                t[kind] += wall
+                c[kind] += cpu
+                if kind == "on":
+                    shares.append(100 * rec / wall)
+            ratios.append(t["off"] / t["on"])
+            cpu_ratios.append(c["off"] / c["on"])
+            totals["on"] += t["on"]
+            totals["off"] += t["off"]
+    finally:
+        for r in runs.values():
+            r.close()
+    loss = [100 * (1 - r) for r in ratios]
+    n = runs["on"].loop.trainer.batches_per_epoch if runs["on"].loop.trainer else 0
+    print(f"app loop on {args.dataset} ({n} steps an epoch, {threads} threads, monitor views "
+          f"{'shown' if args.views else 'hidden'}), {args.rounds} rounds of 2 + 2 epochs:")
+    print(f"  throughput with the recording / without: {spread(ratios)}; pooled "
+          f"{totals['off'] / totals['on']:.3f}")
+    print(f"  throughput loss: {spread(loss)} %")
+    print(f"  CPU time per epoch without / with: {spread(cpu_ratios)}; loss "
+          f"{spread([100 * (1 - r) for r in cpu_ratios])} %")
+    print(f"  training-thread time spent recording: {spread(shares)} % of an epoch")
 
 
 if __name__ == "__main__":

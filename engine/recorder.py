@@ -134,6 +134,7 @@ class FlightRecorder:
         self.params = [k for nid in self.nodes for k in net.params if k.rsplit(".", 1)[0] == nid]
         self._grad = {}
         self._seen.clear()
+        self._steps = 0  # the new network's first step is sampled, then every grad_every-th
         self.attach(net)
 
     def detach(self) -> None:
@@ -158,14 +159,18 @@ class FlightRecorder:
     def record(self, epoch: int, net: Network,
                extra: Mapping[str, Any] | Callable[[dict[str, np.ndarray]], Mapping[str, Any]]
                | None = None,
-               extra_arrays: Mapping[str, np.ndarray] | None = None) -> None:
+               extra_arrays: Mapping[str, np.ndarray] | None = None,
+               outputs: Mapping[str, np.ndarray] | None = None) -> None:
         """Snapshot ``net`` as it is at the end of ``epoch`` (runs a forward on the samples,
-        which leaves the weights, buffers and gradients as they are). ``extra``: more facts
+        which leaves the weights, buffers and gradients as they are; ``outputs``, node ->
+        the samples' outputs (samples first) from a forward of these weights that ran
+        anyway, e.g. the first batch of the epoch's validation, stands in for it).
+        ``extra``: more facts
         of the epoch as JSON-able values, ``extra_arrays``: named arrays (kept at 8 bits);
         both count towards the budget and come back as ``Snapshot.extra`` /
         ``Snapshot.extra_arrays``. ``extra`` may also be a function of the samples' outputs
         (node -> array; empty without samples) that returns them, called after the forward
-        (``net.acts`` then holds the samples' activations)."""
+        (``net.acts`` then holds the samples' activations, unless ``outputs`` was given)."""
         parts: list[np.ndarray] = []
         entries: list[dict[str, Any]] = []
         at = 0
@@ -185,9 +190,10 @@ class FlightRecorder:
                 stride=stride)
         acts: dict[str, dict[str, float]] = {}
         if self.samples is not None:
-            outs: dict[str, np.ndarray] = {}
-            with net.add_hook(on_forward=lambda nid, y: outs.__setitem__(nid, y.copy())):
-                net.forward(self.samples, train=False)
+            outs: dict[str, np.ndarray] = dict(outputs) if outputs is not None else {}
+            if outputs is None:
+                with net.add_hook(on_forward=lambda nid, y: outs.__setitem__(nid, y.copy())):
+                    net.forward(self.samples, train=False)
             for nid, y in outs.items():
                 acts[nid] = _stats(y)
                 if y.ndim == 4:

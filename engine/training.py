@@ -164,8 +164,15 @@ def _mean_accuracy(metrics: dict[str, dict[str, float]], key: str = "accuracy"
     return float(np.mean(accs)) if accs else None
 
 
-def evaluate(net: Network, ds: Dataset, batch_size: int = 256) -> Evaluation:
-    """Loss and accuracy of ``net`` (inference mode) over every sample of ``ds``."""
+EvalWatch = Callable[[int, dict[str, np.ndarray]], None]
+
+
+def evaluate(net: Network, ds: Dataset, batch_size: int = 256,
+             on_batch: EvalWatch | None = None) -> Evaluation:
+    """Loss and accuracy of ``net`` (inference mode) over every sample of ``ds``.
+    ``on_batch(start, outputs)``: after each batch's forward, the index of its first sample
+    and {output id: (batch, ...) array} (the network's own buffers: copy what you keep), so
+    a monitor can measure more on the same forward (a confusion matrix) instead of a second."""
     n = len(ds)
     sums: dict[str, float] = {}
     accs: dict[str, float] = {}
@@ -177,6 +184,8 @@ def evaluate(net: Network, ds: Dataset, batch_size: int = 256) -> Evaluation:
         x, ys = batch_arrays(net, ds.arrays, idx)
         m = idx.stop - idx.start
         net.forward(x, train=False)
+        if on_batch is not None:
+            on_batch(start, {oid: net.acts[oid] for oid in net.output_ids})
         loss, _ = net.loss(ys, x)
         if seg:  # IoU over the whole set: per-class pixel counts summed over its batches
             targets = net.targets_for(ys, x)
@@ -246,7 +255,9 @@ class Trainer:
     Callbacks run on the training thread right after each step, so a BatchEvent's callback
     may read that batch's ``net.acts`` and ``net.grads`` (copy what it keeps).
     ``idle_callbacks`` (no arguments) run on the training thread about every 50 ms while
-    ``run()`` is paused, e.g. to look at the network on request.
+    ``run()`` is paused, e.g. to look at the network on request. ``val_callbacks`` see each
+    batch of the end-of-epoch validation (``evaluate``'s ``on_batch``), before the
+    EpochEvent.
 
     ``tune_threads``: switch between all kernel threads and one as the machine's load
     changes (``engine.threads.ThreadTuner``; results do not depend on it)."""
@@ -268,6 +279,7 @@ class Trainer:
             callbacks = [callbacks]
         self.callbacks: list[Callback] = list(callbacks or [])
         self.idle_callbacks: list[Callable[[], None]] = []  # called while paused in run()
+        self.val_callbacks: list[EvalWatch] = []  # each batch of the per-epoch validation
         self.opt = optimizer or s.make_optimizer()
         self._guard = _FiniteGuard(self.opt)
         self.tuner = ThreadTuner() if tune_threads else None
@@ -545,7 +557,9 @@ class Trainer:
                                if f"train_{k}" in h} for o, h in heads.items()}
         train_loss = acc.get("loss", 0.0) / n
         t0 = time.perf_counter()
-        val = evaluate(self.net, self.splits.val) if self.splits.val is not None else None
+        watch = self._val_batch if self.val_callbacks else None
+        val = evaluate(self.net, self.splits.val, on_batch=watch) \
+            if self.splits.val is not None else None
         self._train_time += time.perf_counter() - t0
         if val is not None:
             for oid, h in val.heads.items():
@@ -590,6 +604,10 @@ class Trainer:
         elif stop_early:
             self._finish("early_stopped")
 
+    def _val_batch(self, start: int, outputs: dict[str, np.ndarray]) -> None:
+        for cb in self.val_callbacks:
+            cb(start, outputs)
+
     def evaluate(self, ds: Dataset | None = None) -> Evaluation:
         """Evaluate on ``ds`` (default: the test part, else validation)."""
         ds = ds or self.splits.test or self.splits.val or self.splits.train
@@ -603,5 +621,5 @@ def train(net: Network, data: Dataset, settings: dict[str, Any] | TrainSettings 
     return trainer.run(), trainer
 
 
-__all__ = ["BatchEvent", "EpochEvent", "Evaluation", "History", "RunResult", "Schedule",
+__all__ = ["BatchEvent", "EpochEvent", "EvalWatch", "Evaluation", "History", "RunResult", "Schedule",
            "TrainSettings", "Trainer", "evaluate", "prepare_data", "train"]

@@ -363,6 +363,13 @@ class MonitorPanel(QWidget):
         self.header.addWidget(self.export_button)
         lay.addLayout(self.header)
         lay.addWidget(self.info)
+        self.live_note = QLabel()
+        self.live_note.setObjectName("liveNote")
+        self.live_note.setWordWrap(True)
+        self.live_note.setStyleSheet("background: #FFF4D6; color: #6B4E00; padding: 3px 6px; "
+                                     "border: 1px solid #E8C66A; border-radius: 3px;")
+        self.live_note.hide()
+        lay.addWidget(self.live_note)
         self.body = QVBoxLayout()
         self.body.setSpacing(4)
         lay.addLayout(self.body, 1)
@@ -383,6 +390,14 @@ class MonitorPanel(QWidget):
         self.placeholder.setVisible(bool(text))
         if content is not None:
             content.setVisible(not text)
+
+    def set_live_note(self, epoch: int | None) -> None:
+        """Say, while the timeline is on recorded ``epoch``, that this view is not recorded
+        and still shows the latest values (None: Live again, no note)."""
+        self.live_note.setVisible(epoch is not None)
+        if epoch is not None:
+            self.live_note.setText(f"Not recorded: this view shows the latest values, not "
+                                   f"epoch {epoch}. Press Live on the timeline to follow the run.")
 
     def csv_table(self) -> tuple[list[str], list[list[object]]]:
         return [], []

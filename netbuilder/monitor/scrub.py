@@ -1,8 +1,9 @@
 """The monitor at a recorded epoch: the presenter's half that follows the timeline.
 
 While the timeline is on a recorded epoch (scrubbed), the filters, feature maps, histograms,
-decision regions or fitted curve, the confusion matrix and the canvas badges show that
-epoch as recorded, and what a running run sends is kept aside (the latest of each) instead
+decision regions or fitted curve, the confusion matrix, the mistakes and the canvas badges
+show that epoch as recorded (the Input vs Output and Attention views, not recorded, say
+that they show the latest values), and what a running run sends is kept aside (the latest of each) instead
 of drawn: the views do not jump back on every step. The curves go on growing. Live draws
 the kept-aside latest values again and follows the run."""
 
@@ -70,6 +71,9 @@ class TimelineDrawing:
         self.timeline.set_recording(None if run is None else run.recording,
                                     bool(run is not None and run.active), reset=True)
         self._show_budget(run)
+        if run is not None and not run.active and self.session.final_net is None \
+                and self.views_ready and self.timeline.epochs:
+            self._show_recorded(self.timeline.epochs[-1], live=True)  # read from a bundle
 
     def _on_recorded(self: MonitorPresenter, run: RunRecord) -> None:
         if run is not self.shown:
@@ -117,8 +121,9 @@ class TimelineDrawing:
             self._hold_back()
             self._show_recorded(epoch)
 
-    def _show_recorded(self: MonitorPresenter, epoch: int) -> None:
-        """Every view at recorded ``epoch`` (for the nodes they have selected)."""
+    def _show_recorded(self: MonitorPresenter, epoch: int, live: bool = False) -> None:
+        """Every view at recorded ``epoch`` (for the nodes they have selected); ``live``:
+        it is the latest there is (a run read back from a bundle), nothing to say so."""
         rec = self.timeline.recording
         if rec is None or epoch not in rec.epochs:
             return
@@ -137,11 +142,22 @@ class TimelineDrawing:
                                                  snap.stats.items()})
         if f.analysis is not None:
             self.confusion.show_analysis(f.analysis, epoch)
+        if f.analysis is not None and "wrong" in f.recorded.extra:
+            self.gallery.show_analysis(f.analysis, epoch)
+            self.gallery.set_live_note(None)
+        elif not live:  # a recording made before the mistakes were kept
+            self.gallery.set_live_note(epoch)
+        if live:
+            return
+        for view in (self.pairs, self.attention):  # not recorded: they say so
+            view.set_live_note(epoch)
         self.w.show_status(f"Epoch {epoch} as recorded (8-bit weights); Live: the latest")
 
     def _show_latest(self: MonitorPresenter) -> None:
         """Back to Live: the newest values kept aside, then whatever the run sends."""
         latest, rep = self._latest, self._latest_epoch
+        for view in (self.gallery, self.pairs, self.attention):
+            view.set_live_note(None)
         if self.shown is not None and self.shown.active:
             for key in IMAGE_KEYS:
                 v = getattr(latest, key)
@@ -155,10 +171,11 @@ class TimelineDrawing:
             self.w.scene.clear_monitor()
             if rep is not None and rep.analysis is not None:
                 self.confusion.show_analysis(rep.analysis, rep.event.epoch)
+                self.gallery.show_analysis(rep.analysis, rep.event.epoch)
             if latest.stats and self.act_graph.isChecked():
                 self.w.scene.set_monitor(badges={n: badge_for(s) for n, s in
                                                  latest.stats.items()})
             self.request_changed()
         elif self.timeline.epochs:  # a run read back from a bundle: its last epoch
-            self._show_recorded(self.timeline.epochs[-1])
+            self._show_recorded(self.timeline.epochs[-1], live=True)
         self.w.show_status("Timeline: Live")

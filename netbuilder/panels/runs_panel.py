@@ -193,7 +193,7 @@ class RunsPanel(QWidget):
         m = run.last_metrics()
         loss = m.get("val_loss") if m.get("val_loss") is not None else m.get("train_loss")
         acc = m.get("val_accuracy")
-        diff = run.diff_text()
+        diff = "; ".join(t for t in (run.provenance_text(), run.diff_text()) if t)
         it.setText(0, run.name)
         it.setText(1, run.status.replace("_", " "))
         it.setText(2, run.describe_settings())
@@ -229,6 +229,8 @@ class RunsPanel(QWidget):
             if m.get("val_accuracy") is not None:
                 parts.append(f"val acc {100 * m['val_accuracy']:.1f} %")
             lines.append("final: " + ", ".join(parts))
+        if run.provenance_text():
+            lines.append(run.provenance_text())
         if run.diff_text():
             lines.append(run.diff_text())
         if run.checkpoints:

@@ -174,6 +174,15 @@ class TrainingPanel(QWidget):
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message.hide()
         lay.addWidget(self.message)
+        self.init_from = QCheckBox()
+        self.init_from.setObjectName("startFromWeights")
+        self.init_from.setToolTip(
+            "Fine-tune: the next run starts from the weights of the trained model you opened. "
+            "Nodes whose ids and weight shapes are unchanged keep them (freeze them to keep them "
+            "as they are); a new or reshaped node, such as a new head, starts fresh; the "
+            "optimizer starts afresh. The run records where its weights came from.")
+        self.init_from.hide()
+        lay.addWidget(self.init_from)
 
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
@@ -410,6 +419,7 @@ class TrainingPanel(QWidget):
         self.stop_button.setEnabled(state in ("running", "paused", "starting"))
         for w in self.settings_widgets:
             w.setEnabled(not active or w is self.lr)
+        self.init_from.setEnabled(not active)
         if not active:
             self.load()
 
@@ -433,6 +443,17 @@ class TrainingPanel(QWidget):
             self.status.setText(f"Waiting for the data: {wait}")
         elif self.status.text().startswith("Waiting for the data"):
             self.status.setText("Ready")
+
+    def offer_weights(self, text: str | None) -> None:
+        """Offer to start the next run from trained weights (``text`` names them: "digits.nbmodel,
+        epoch 20"), ticked; None withdraws the offer."""
+        self.init_from.setVisible(text is not None)
+        self.init_from.setChecked(text is not None)
+        self.init_from.setText(f"Start from the weights of {text}" if text else "")
+
+    def start_from_weights(self) -> bool:
+        """Whether the next run starts from the offered weights (``offer_weights``)."""
+        return self.init_from.isChecked() and not self.init_from.isHidden()
 
     def record_budget(self) -> int | None:
         """Bytes of flight recording for the next run, or None for none."""

@@ -33,9 +33,15 @@ def lineage_manifest(run: RunRecord) -> dict[str, Any]:
                            "epoch": run.epochs[-1].epoch if run.epochs else None}
     ref = _parent_ref(run)
     if ref is not None:
-        out["parent"] = {"run_id": ref["run_id"], "epoch": ref["epoch"], "file": None}
+        out["parent"] = {"run_id": ref["run_id"], "epoch": ref["epoch"],
+                         "file": (run.weights_from or {}).get("file")}
         if run.parent_run is not None:
             out["diff"] = graph_diff(run.parent_run.graph, run.graph).to_dict()
+    if run.weights_from:
+        out["weights_from"] = dict(run.weights_from)
+    frozen = [nid for nid, n in run.graph.nodes.items() if not n.trainable]
+    if frozen:
+        out["frozen"] = frozen
     return out
 
 
@@ -126,6 +132,24 @@ def branch_start(parent: RunRecord, epoch: int, graph: engine.Graph,
         make_optimizer(settings.get("optimizer")).name
     seed = int(settings.get("seed") or 0)
     return branch_checkpoint(parent.graph, ck, graph, seed, same)
+
+
+def fine_tune_start(source: RunRecord, graph: engine.Graph, settings: dict[str, Any]
+                    ) -> tuple[Checkpoint, engine.carry.CarryReport, dict[str, Any]]:
+    """Fine-tuning: the start of a run of ``graph`` (a trained model edited: another head,
+    frozen nodes, other data) from the final weights of ``source`` (a run opened from a
+    bundle), carried through ``engine.carry``; the optimizer starts afresh, as with
+    ``netbuilder train --init-from``. Returns the checkpoint, the carry report and where the
+    weights came from (``{"file", "run_id", "epoch"}``, ``RunRecord.weights_from``)."""
+    if source.weights is None:
+        raise NetBuilderError(f"{source.name} has no trained weights to start from")
+    epoch = source.epochs[-1].epoch if source.epochs else 0
+    ck = Checkpoint(epoch, len(source.steps), dict(source.weights))
+    start, report = branch_checkpoint(source.graph, ck, graph, int(settings.get("seed") or 0),
+                                      same_optimizer=False)
+    origin = {"file": str(source.source) if source.source is not None else None,
+              "run_id": source.run_id, "epoch": epoch}
+    return start, report, origin
 
 
 # ----- replay ----------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ FLUSH_INTERVAL = 0.05  # s: batch scalars reach the GUI at most 20 times per sec
 PROBE_SAMPLES = 64  # samples offered for the feature-map view
 MAX_POINTS = 2000  # points drawn over decision regions
 MAX_VOCAB_NAMES = 100_000  # token names kept for the axes of the attention maps
-MAX_ANALYSIS = 1000  # samples in the per-epoch confusion matrix
+MAX_ANALYSIS = 1000  # samples in a confusion matrix measured apart (no validation part)
 ANALYSIS_INTERVAL = 2.0  # s: short epochs get a confusion matrix every 2 s at most
 
 
@@ -87,6 +87,9 @@ class RunLoop:
         self.timer: StepTimer | None = None  # live profiling, armed every few steps
         self._profile: Profile | None = None  # the latest, for the next snapshot
         self.flight: MonitorRecorder | None = None  # the run's flight recording
+        self.record_time = 0.0  # s of monitor_time spent keeping the flight recording
+        self.analyser: probes.EpochAnalyser | None = None  # fed by the epoch's validation
+        self._analysis: tuple[int, probes.EpochAnalysis] | None = None  # the last, by epoch
         self.tape: RunTape | None = None  # the replay log and checkpoints (engine.replay)
 
     # ----- control (session thread) -------------------------------------------------------
@@ -189,6 +192,8 @@ class RunLoop:
         trainer.idle_callbacks.append(self._on_idle)
         self.head = Head.of(net)
         self.probe = self._probe_data(trainer, ds)
+        self.analyser = self._analyser(trainer)
+        trainer.val_callbacks.append(self._on_val_batch)
         self.recorder = probes.GradFlowRecorder(net)
         self.recorder.armed = self.request.graph  # the first batch is probed
         self.timer = StepTimer(net)
@@ -341,7 +346,9 @@ class RunLoop:
         self._take_edit()
         ev = self._epoch_event
         if ev is not None and self._analysed_epoch < ev.epoch and self.request.epoch_report:
-            analysis = self._analyse(ev)  # the last epoch ended between two analyses
+            kept = self._analysis  # the last epoch ended between two analyses: measured?
+            analysis = kept[1] if kept is not None and kept[0] == ev.epoch else self._analyse(ev)
+            self._analysed_epoch = ev.epoch
             if analysis is not None:
                 self.post("epoch", EpochReport(ev, analysis, repeat=True))
         if not self._request_new or self.net is None:
@@ -376,6 +383,7 @@ class RunLoop:
         new = self.net = tr.net
         self.job.graph = graph
         self.head = Head.of(new)
+        self.analyser = self._analyser(tr)
         self.recorder = probes.GradFlowRecorder(new)
         self.recorder.armed = self.request.graph
         if self.flight is not None:  # the recording goes on with the edited network
@@ -423,11 +431,44 @@ class RunLoop:
         self._epoch_event = ev
         tr = self.trainer
         now = time.perf_counter()
+        an = self.analyser
+        measured = an.result() if an is not None else None  # from the validation's forward
+        if measured is not None:
+            self._analysis = (ev.epoch, measured)
         due = ev.epoch >= ev.epochs or now - self._last_analysis >= ANALYSIS_INTERVAL or \
             (tr is not None and (tr.paused or tr.stopping))
-        analysis = self._analyse(ev) if due else None
-        self._record(ev.epoch, analysis)
+        analysis = None
+        if due and self.request.epoch_report:
+            analysis = measured or self._analyse(ev)
+            self._last_analysis, self._analysed_epoch = now, ev.epoch
+        t0 = time.perf_counter()
+        self._record(ev.epoch, measured or analysis)
+        self.record_time += time.perf_counter() - t0
         self.post("epoch", EpochReport(ev, analysis))
+
+    def _analyser(self, trainer: Trainer) -> probes.EpochAnalyser | None:
+        """What turns the end-of-epoch validation's outputs into the confusion matrix and
+        the gallery of mistakes (None without a validation part or a classification head)."""
+        head, net, sp = self.head, self.net, trainer.splits
+        if head is None or head.kind == "regression" or net is None \
+                or len(net.input_ids) != 1 or sp.val is None or not len(sp.val):
+            return None
+        y = sp.val.arrays.get(net.layers[head.output].p["target"])
+        return None if y is None else probes.EpochAnalyser(head, sp.val.x, y, "validation")
+
+    def _on_val_batch(self, start: int, outputs: dict[str, np.ndarray]) -> None:
+        """A batch of the end-of-epoch validation: its outputs feed the confusion matrix;
+        the first batch begins with the recorded samples (the probe's first)."""
+        t0 = time.perf_counter()
+        an = self.analyser
+        wanted = self.flight is not None or self.request.epoch_report
+        if an is not None and wanted and an.head.output in outputs:
+            an.batch(start, outputs)
+        if start == 0 and self.flight is not None and self.net is not None:
+            t1 = time.perf_counter()
+            self.flight.capture(self.net.acts)
+            self.record_time += time.perf_counter() - t1
+        self.monitor_time += time.perf_counter() - t0
 
     def _val_xy(self, trainer: Trainer) -> tuple[np.ndarray, np.ndarray] | None:
         """Inputs and labels of the part the confusion matrix is measured on."""

@@ -219,15 +219,17 @@ def _output_of(net: Network, out: Any, head: Head) -> np.ndarray:
 
 
 # ----- statistics -------------------------------------------------------------------------------
-def node_stats(net: Network) -> dict[str, NodeStats]:
-    """Statistics of every node's output in ``net.acts`` (Outputs excluded: they repeat
-    their source)."""
+def node_stats(net: Network, acts: dict[str, np.ndarray] | None = None
+               ) -> dict[str, NodeStats]:
+    """Statistics of every node's output in ``acts`` (default ``net.acts``; Outputs
+    excluded: they repeat their source)."""
     out: dict[str, NodeStats] = {}
+    acts = net.acts if acts is None else acts
     for nid in net.order:
         layer = net.layers[nid]
         if layer.type_name == "Output":
             continue
-        a = net.acts.get(nid)
+        a = acts.get(nid)
         if a is None or a.dtype.kind != "f" or a.size == 0:
             continue
         part = a[:STATS_SAMPLES]
@@ -426,28 +428,45 @@ def conv_filters(net: Network, node: str | None) -> tuple[str, np.ndarray] | Non
     return node, w.copy()
 
 
+def histogram(a: np.ndarray, bins: int = HIST_BINS) -> tuple[np.ndarray, np.ndarray] | None:
+    """(counts, edges) of the finite values of ``a`` in ``bins`` equal bins from their
+    min to their max (a constant array gets a bin around its value); None if none is
+    finite. As ``np.histogram`` with a range, in a few array passes."""
+    flat = np.asarray(a).reshape(-1)
+    lo, hi = float(flat.min(initial=np.inf)), float(flat.max(initial=-np.inf))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        flat = flat[np.isfinite(flat)]
+        if flat.size == 0:
+            return None
+        lo, hi = float(flat.min()), float(flat.max())
+    if hi <= lo:
+        lo, hi = lo - 0.5 * (abs(lo) + 1e-8), hi + 0.5 * (abs(hi) + 1e-8)
+    idx = ((flat - lo) * (bins / (hi - lo))).astype(np.int64)
+    np.clip(idx, 0, bins - 1, out=idx)
+    return np.bincount(idx, minlength=bins), np.linspace(lo, hi, bins + 1)
+
+
+def param_histograms(params: dict[str, np.ndarray], node: str
+                     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``histogram`` of each of ``node``'s arrays in ``params`` (full names), by short name."""
+    prefix = node + "."
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, p in params.items():
+        if name.startswith(prefix):
+            h = histogram(p)
+            if h is not None:
+                out[name[len(prefix):]] = h
+    return out
+
+
 def histograms(net: Network, node: str | None) -> Histograms | None:
+    """Weight and gradient histograms of ``node``'s parameters (None: it has none)."""
     if node is None:
         return None
-    prefix = node + "."
-    ws: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    gs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name, p in net.params.items():
-        if not name.startswith(prefix):
-            continue
-        short = name[len(prefix):]
-        for src, dst in ((p, ws), (net.grads[name], gs)):
-            flat = src.reshape(-1)
-            fin = flat[np.isfinite(flat)]
-            if fin.size == 0:
-                continue
-            lo, hi = float(fin.min()), float(fin.max())
-            if hi <= lo:
-                lo, hi = lo - 0.5 * (abs(lo) + 1e-8), hi + 0.5 * (abs(hi) + 1e-8)
-            dst[short] = np.histogram(fin, bins=HIST_BINS, range=(lo, hi))
+    ws = param_histograms(net.params, node)
     if not ws:
         return None
-    return Histograms(node, ws, gs)
+    return Histograms(node, ws, param_histograms(net.grads, node))
 
 
 def blend_regions(probs: np.ndarray, res: int) -> np.ndarray:
@@ -487,27 +506,71 @@ def fitted_curve(net: Network, head: Head, lo: float, hi: float,
     return FittedCurve(xs[:, 0].astype(np.float64), out.reshape(n, -1)[:, 0].astype(np.float64))
 
 
+class EpochAnalyser:
+    """The confusion matrix and the most confidently wrong samples of ``x`` (labels ``y``),
+    built batch by batch from outputs a forward computed anyway (the end-of-epoch
+    validation: ``Trainer.val_callbacks``): ``batch(start, outputs)`` for each batch in
+    order (``start`` 0 begins a new pass), then ``result()``."""
+
+    def __init__(self, head: Head, x: np.ndarray, y: np.ndarray, part: str) -> None:
+        self.head, self.x, self.part = head, x, part
+        yt = np.asarray(y).reshape(len(y), -1)[:, 0]
+        if yt.dtype.kind == "f":
+            yt = (yt > 0.5).astype(np.int64) if head.kind == "sigmoid" else yt.astype(np.int64)
+        self.y = yt
+        self._reset()
+
+    def _reset(self) -> None:
+        k = self.head.n_classes
+        self.seen = 0
+        self._cm = np.zeros(k * k, np.int64)
+        self._wrong = np.zeros(0, np.int64)  # candidates for the gallery: index, pred, conf
+        self._pred = np.zeros(0, np.int64)
+        self._conf = np.zeros(0, np.float64)
+
+    def batch(self, start: int, outputs: dict[str, np.ndarray]) -> None:
+        """The outputs of samples ``start`` … of ``x`` (one forward batch)."""
+        if start == 0:
+            self._reset()
+        if start != self.seen:
+            return  # a gap: this pass is not whole; result() says so
+        head = self.head
+        probs = head.probs(outputs[head.output])
+        n = len(probs)
+        pred = probs.argmax(axis=1)
+        conf = probs[np.arange(n), pred]
+        yt = self.y[start:start + n]
+        k = head.n_classes
+        ok = (yt >= 0) & (yt < k)
+        self._cm += np.bincount(yt[ok] * k + pred[ok], minlength=k * k)
+        bad = np.flatnonzero(pred != yt)
+        idx = np.concatenate([self._wrong, start + bad])
+        pr = np.concatenate([self._pred, pred[bad]])
+        cf = np.concatenate([self._conf, conf[bad]])
+        keep = np.argsort(-cf, kind="stable")[:GALLERY_SIZE]
+        self._wrong, self._pred, self._conf = idx[keep], pr[keep], cf[keep]
+        self.seen = start + n
+
+    def result(self) -> EpochAnalysis | None:
+        """The analysis of the last whole pass over ``x`` (None if no pass was whole)."""
+        if self.seen != len(self.y):
+            return None
+        k = self.head.n_classes
+        wrong = [WrongSample(int(i), np.array(self.x[i], copy=True), int(self.y[i]), int(p),
+                             float(c)) for i, p, c in zip(self._wrong, self._pred, self._conf)]
+        return EpochAnalysis(self._cm.reshape(k, k).copy(), wrong, self.part)
+
+
 def epoch_analysis(net: Network, x: np.ndarray, y: np.ndarray, head: Head, part: str,
                    batch_size: int = 256) -> EpochAnalysis:
     """Predict ``x`` (inference mode) and compare with labels ``y``."""
-    n = x.shape[0]
-    probs = np.empty((n, head.n_classes), np.float64)
-    for i in range(0, n, batch_size):
+    an = EpochAnalyser(head, x, y, part)
+    for i in range(0, x.shape[0], batch_size):
         out = net.forward(x[i:i + batch_size], train=False)
-        probs[i:i + batch_size] = head.probs(_output_of(net, out, head))
-    pred = probs.argmax(axis=1)
-    conf = probs[np.arange(n), pred]
-    yt = np.asarray(y).reshape(n, -1)[:, 0]
-    if yt.dtype.kind == "f":
-        yt = (yt > 0.5).astype(np.int64) if head.kind == "sigmoid" else yt.astype(np.int64)
-    k = head.n_classes
-    ok = (yt >= 0) & (yt < k)
-    cm = np.bincount(yt[ok] * k + pred[ok], minlength=k * k).reshape(k, k)
-    wrong_idx = np.flatnonzero(pred != yt)
-    order = wrong_idx[np.argsort(-conf[wrong_idx], kind="stable")][:GALLERY_SIZE]
-    wrong = [WrongSample(int(i), np.array(x[i], copy=True), int(yt[i]), int(pred[i]),
-                         float(conf[i])) for i in order]
-    return EpochAnalysis(cm, wrong, part)
+        an.batch(i, {head.output: _output_of(net, out, head)})
+    result = an.result()
+    assert result is not None  # every batch was seen, in order
+    return result
 
 
 @dataclass

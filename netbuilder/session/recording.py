@@ -1,17 +1,25 @@
 """The run's flight recording in the app (no Qt): the training loop keeps, per epoch, what
 the monitor shows, and the timeline reads it back as the monitor's own messages.
 
+What the epoch's validation computed anyway is reused, not measured again: the loop hands
+``record`` the confusion matrix built from the validation's outputs and, through
+``capture``, the recorded samples' outputs from its first batch (they are the first
+samples of the validation part), so a recorded epoch runs no forward of its own.
+
 On the training thread, ``MonitorRecorder.record(epoch)`` snapshots the network with
 ``engine.recorder.FlightRecorder`` (parameters at 8 bits, feature maps of the first probe
 samples, activation and gradient statistics) and adds, as the recording's extras, what
-else the monitor views draw: the canvas badges measured on those samples, the weight and
-gradient histograms of every node with parameters, the confusion matrix on the validation
-part (classification), the decision regions or fitted curve (2-D points, a 1-D curve) and
-the prediction for each recorded sample. All of it counts towards the recorder's budget.
+else the monitor views draw: the canvas badges measured on those samples, the gradient
+histograms of every node with parameters (the weights' are drawn from the 8-bit weights
+when read back), the confusion matrix on the validation part (classification), the
+decision regions or fitted curve (2-D points, a 1-D curve), the prediction for each
+recorded sample and the most confidently wrong validation samples (8 bits, for the
+Mistakes view). All of it counts towards the recorder's budget. Not recorded: the Input vs
+Output and Attention views and the wire tints (the views say so while scrubbed).
 
 On the GUI thread, ``frame_at(recording, epoch, ...)`` turns one recorded epoch back into a
 ``messages.Snapshot`` (filters, feature maps, histograms, regions or curve, badges) plus the
-confusion matrix, which the presenter draws exactly as it draws a live one.
+confusion matrix and mistakes, which the presenter draws exactly as it draws live ones.
 """
 
 from __future__ import annotations
@@ -27,7 +35,15 @@ from engine.recorder import Snapshot as Recorded
 
 from . import probes
 from .messages import Snapshot, class_namer, empty_snapshot
-from .probes import EpochAnalysis, FeatureMaps, Head, MonitorRequest, NodeStats, ProbeData
+from .probes import (
+    EpochAnalysis,
+    FeatureMaps,
+    Head,
+    MonitorRequest,
+    NodeStats,
+    ProbeData,
+    WrongSample,
+)
 
 RECORD_SAMPLES = 8  # probe samples whose feature maps are recorded (the first ones)
 MAP_CHANNELS = 16  # channels of each recorded feature map (the first ones)
@@ -65,28 +81,41 @@ class MonitorRecorder:
         self.samples = samples
         self.rec = FlightRecorder(net, samples=samples, budget=budget, map_channels=MAP_CHANNELS)
         self.rec.attach(net)
+        self._outputs: dict[str, np.ndarray] | None = None  # the samples', from a forward
+
+    def capture(self, acts: dict[str, np.ndarray]) -> None:
+        """Keep the recorded samples' outputs from a forward that ran anyway on a batch that
+        begins with them (``acts``: node -> batch array, e.g. ``net.acts`` after the first
+        batch of the epoch's validation), so that the next ``record`` needs no forward of
+        its own. The weights must not change in between."""
+        k = 0 if self.samples is None else len(self.samples)
+        if k and all(a.shape[:1] >= (k,) for a in acts.values()):
+            self._outputs = {nid: a[:k].copy() for nid, a in acts.items()}
 
     def record(self, epoch: int, analysis: EpochAnalysis | None = None) -> Recording:
         """Snapshot the network at the end of ``epoch``; what is recorded so far (a
         ParamError when one snapshot does not fit the budget). ``analysis``: the epoch's
-        confusion matrix if the loop measured it already (on the same samples)."""
+        confusion matrix if the loop has it already (from the epoch's validation forward);
+        else it is measured here on the first ``MAX_CONFUSION`` samples of ``val``."""
         net, head = self.net, self.head
         extra: dict[str, Any] = {}
         arrays: dict[str, np.ndarray] = {}
         hists: dict[str, Any] = {}
-        for nid in self.rec.nodes:
-            h = probes.histograms(net, nid)
-            if h is not None:
-                hists[nid] = {"weights": {k: _hist_json(v) for k, v in h.weights.items()},
-                              "grads": {k: _hist_json(v) for k, v in h.grads.items()}}
+        for nid in self.rec.nodes:  # the weights' histograms come from the 8-bit weights
+            g = probes.param_histograms(net.grads, nid)
+            hists[nid] = {"grads": {k: _hist_json(v) for k, v in g.items()}}
         extra["hists"] = hists
         if self.val is not None and head is not None and head.kind != "regression":
             x, y = self.val
             n = min(len(x), MAX_CONFUSION)
-            a = analysis if analysis is not None and int(analysis.confusion.sum()) == n \
+            a = analysis if analysis is not None \
                 else probes.epoch_analysis(net, x[:n], y[:n], head, self.probe.part)
             extra["confusion"] = a.confusion.tolist()
             extra["part"] = a.part
+            if a.wrong:  # the Mistakes view: the samples at 8 bits, what was wrong with them
+                arrays["wrong_x"] = np.stack([w.x for w in a.wrong])
+                extra["wrong"] = [[w.index, w.true, w.pred, round(w.confidence, 4)]
+                                  for w in a.wrong]
         pd = self.probe
         if head is not None and pd.extent is not None:
             if pd.kind == "regions":
@@ -98,23 +127,24 @@ class MonitorRecorder:
                 extra["curve_x"] = [float(c.xs[0]), float(c.xs[-1])]
 
         def facts(outs: dict[str, np.ndarray]) -> dict[str, Any]:
-            """After the recorder's forward of the samples: the badges and predictions."""
+            """With the samples' outputs: the badges and predictions."""
             if self.samples is not None:
                 extra.update(self._sample_facts(outs))
             return extra
 
-        self.rec.record(epoch, net, extra=facts, extra_arrays=arrays)
+        outputs, self._outputs = self._outputs, None
+        self.rec.record(epoch, net, extra=facts, extra_arrays=arrays, outputs=outputs)
         return self.rec.recording()
 
     def _sample_facts(self, outs: dict[str, np.ndarray]) -> dict[str, Any]:
-        """The labels, canvas badges (``net.acts`` holds the samples' activations) and
-        predictions of the recorded samples."""
+        """The labels, canvas badges and predictions of the recorded samples (``outs``:
+        node -> their outputs)."""
         net, head, samples = self.net, self.head, self.samples
         assert samples is not None
         facts: dict[str, Any] = {
             "labels": [probes.probe_label(self.probe, i) for i in range(len(samples))],
             "badges": {n: [s.mean, s.std, s.dead, s.saturated, s.finite]
-                       for n, s in probes.node_stats(net).items()}}
+                       for n, s in probes.node_stats(net, outs).items()}}
         o = outs.get(head.output) if head is not None else None
         if o is None:
             return facts
@@ -131,6 +161,7 @@ class MonitorRecorder:
     def follow(self, net: engine.Network, head: Head | None) -> None:
         """Record ``net`` from now on: the run's network after an edit while paused."""
         self.net, self.head = net, head
+        self._outputs = None
         self.rec.follow(net)
 
     def detach(self) -> None:
@@ -166,11 +197,13 @@ def frame_at(recording: Recording, epoch: int, req: MonitorRequest) -> RecordedF
         labels, preds = ex.get("labels") or [], ex.get("predictions") or []
         snap.maps = FeatureMaps(node, i, maps[i], labels[i] if i < len(labels) else "",
                                 preds[i] if i < len(preds) else "")
-    h = (ex.get("hists") or {}).get(req.hist_node or "")
+    node_h = req.hist_node or ""
+    h = (ex.get("hists") or {}).get(node_h)
     if h:
-        snap.hists = probes.Histograms(
-            req.hist_node, {k: _hist_back(v) for k, v in h["weights"].items()},
-            {k: _hist_back(v) for k, v in h["grads"].items()})
+        weights = {k: _hist_back(v) for k, v in h["weights"].items()} if "weights" in h \
+            else probes.param_histograms(r.weights, node_h)  # from the 8-bit weights
+        snap.hists = probes.Histograms(node_h, weights,
+                                       {k: _hist_back(v) for k, v in h["grads"].items()})
     if "regions" in r.extra_arrays and "extent" in ex:
         rgb = np.clip(np.rint(r.extra_arrays["regions"]), 0, 255).astype(np.uint8)
         snap.regions = probes.Regions(rgb, tuple(float(v) for v in ex["extent"]))
@@ -182,7 +215,11 @@ def frame_at(recording: Recording, epoch: int, req: MonitorRequest) -> RecordedF
                       for n, v in ex["badges"].items()}
     analysis = None
     if "confusion" in ex:
-        analysis = EpochAnalysis(np.asarray(ex["confusion"], np.int64), [],
+        xs = r.extra_arrays.get("wrong_x")
+        wrong = [WrongSample(int(i), xs[k], int(t), int(p), float(c))
+                 for k, (i, t, p, c) in enumerate(ex.get("wrong") or [])
+                 if xs is not None and k < len(xs)]
+        analysis = EpochAnalysis(np.asarray(ex["confusion"], np.int64), wrong,
                                  str(ex.get("part", "validation")))
     return RecordedFrame(epoch, snap, analysis, r)
 

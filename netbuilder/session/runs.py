@@ -114,6 +114,7 @@ class RunRecord:
     checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
     start: Checkpoint | None = None
     replay_result: str = ""  # what the last replay found, in words
+    weights_from: dict[str, Any] | None = None  # fine-tuning: {"file", "run_id", "epoch"}
 
     @property
     def step_offset(self) -> int:
@@ -134,6 +135,18 @@ class RunRecord:
             out.insert(0, r)
             r = r.parent_run
         return out
+
+    def provenance_text(self) -> str:
+        """``"weights from digits.nbmodel (run 2026…, epoch 8)"`` for a run that started
+        from a trained bundle's weights (fine-tuning), else ""."""
+        w = self.weights_from
+        if not w:
+            return ""
+        where = [f"run {w['run_id']}"] if w.get("run_id") else []
+        if w.get("epoch") is not None:
+            where.append(f"epoch {w['epoch']}")
+        name = Path(w["file"]).name if w.get("file") else "a bundle"
+        return f"weights from {name}" + (f" ({', '.join(where)})" if where else "")
 
     def diff_text(self) -> str:
         """``"from Run 1 at epoch 1: changed f5: units 84→120"`` for a branch, else ""."""
@@ -297,6 +310,9 @@ def run_from_bundle(path: str | Path, number: int, store: RunsStore | None = Non
     except engine.BundleError as exc:  # the weights and curves are still worth showing
         run.recording_error = exc.message
     fill_curves(run, b.history or {})
+    wf = _as_dict(man.get("run")).get("weights_from")
+    if isinstance(wf, dict):
+        run.weights_from = {k: wf.get(k) for k in ("file", "run_id", "epoch")}
     rid = _as_dict(man.get("run")).get("run_id")
     attach_tree(run, path, store, rid if isinstance(rid, str) else None)
     return run

@@ -94,13 +94,16 @@ class RunSession:
               base_dir: Path | None = None, paused: bool = False,
               threads: int | str = "auto",
               record_budget: int | None = DEFAULT_BUDGET, start: Checkpoint | None = None,
-              parent: RunRecord | None = None) -> RunRecord:
+              parent: RunRecord | None = None,
+              weights_from: dict[str, Any] | None = None) -> RunRecord:
         """Start a run of ``graph`` (copied) with its ``training`` section ``settings``; the
         data is ``dataset`` or loaded by the loop from ``settings['dataset']``. ``paused``:
         train one batch, then wait. ``record_budget``: bytes for the run's flight recording
         (``run.recording``), None for none. ``start``/``parent``: a branch, starting from
         that checkpoint (already fitted to ``graph``, ``engine.replay.branch_checkpoint``)
-        of ``parent``. Returns the run's record (already in ``store``)."""
+        of ``parent``; ``weights_from``: where those weights were read, when the run
+        fine-tunes a trained bundle (``lineage.fine_tune_start``). Returns the run's record
+        (already in ``store``)."""
         if self.loop is not None:
             raise RuntimeError("a run is already going on: stop it first")
         graph = graph.copy()
@@ -113,6 +116,7 @@ class RunSession:
             start_ref = {"run_id": parent.run_id if parent else None, "epoch": start.epoch,
                          "step": start.step}
         run.start = start
+        run.weights_from = dict(weights_from) if weights_from else None
         self.active = run
         self.last_outcome = None
         self.final_net = self.final_probe = None

@@ -17,7 +17,7 @@ from engine.errors import NetBuilderError
 from ..document import Change
 from ..monitor.presenter import LOCK_MESSAGE, MonitorPresenter, panel_state
 from ..panels.data_panel import spec_text
-from ..session.lineage import branch_start
+from ..session.lineage import branch_start, fine_tune_start
 from ..session.loop import RunLoop
 from ..session.messages import RunOutcome
 from ..session.runner import Deliver
@@ -51,6 +51,7 @@ class RunController(RunFiles, RunBranching, QObject):
         self.store = self.session.store
         self._workers: list[TrainingWorker] = []  # threads not yet finished
         self.replaying: ReplayWorker | None = None  # a replay going on (Runs panel)
+        self.weights_source: RunRecord | None = None  # the opened bundle's run: fine-tuning
         self.session.ended.connect(self._on_ended)  # before the presenter: recovery first
         self.presenter = MonitorPresenter(window, self.session, self)
         self.choose_bundle_path = self.presenter.choose_bundle_path
@@ -129,6 +130,8 @@ class RunController(RunFiles, RunBranching, QObject):
             self.session.detach()
             self.stop()
             self.w.show_status("Stopped the training run: another model was opened")
+        self.weights_source = None  # a trained bundle's open offers its own (files.py)
+        self.presenter.panel.offer_weights(None)
         self.session.forget_final()
         self.presenter.model_replaced()
 
@@ -181,12 +184,25 @@ class RunController(RunFiles, RunBranching, QObject):
             lost = report.reinitialised + report.added
             self.w.show_status(f"Branching from {parent.name} at epoch {branch[1]}"
                                + (f"; starting fresh: {', '.join(lost)}" if lost else ""))
+        weights_from = None
+        src = self.weights_source
+        if branch is None and src is not None and self.presenter.panel.start_from_weights():
+            try:
+                start, report, weights_from = fine_tune_start(src, self.doc.graph, section)
+            except NetBuilderError as exc:
+                refuse(f"Cannot start from the weights of {src.name}: {exc.message}")
+                return False
+            parent = src
+            lost = report.reinitialised + report.added
+            self.w.show_status(
+                f"Fine-tuning from {src.name}: {len(report.kept)} nodes keep their weights"
+                + (f"; starting fresh: {', '.join(lost)}" if lost else ""))
         self.presenter.ensure_views()
         self.session.request = self.presenter.request()
         self.session.start(self.doc.graph, section, ds, dp.base_dir, paused=paused,
                            threads=self.presenter.panel.threads_choice(),
                            record_budget=self.presenter.panel.record_budget(), start=start,
-                           parent=parent)
+                           parent=parent, weights_from=weights_from)
         return True
 
     def _spawn(self, loop: RunLoop, deliver: Deliver) -> TrainingWorker:

@@ -129,6 +129,11 @@ class RunFiles:
             return
         self.presenter.ensure_views()
         self.store.add(run)
+        if run.weights is not None:  # Start fine-tunes these weights unless unticked
+            self.weights_source = run
+            last = run.epochs[-1].epoch if run.epochs else None
+            self.presenter.panel.offer_weights(
+                Path(path).name + ("" if last is None else f", epoch {last}"))
         self.presenter.show_run(run)
         self.presenter.redraw()
         if len(run.steps) or run.epochs:

@@ -14,7 +14,7 @@ import engine
 from netbuilder import settings
 from netbuilder.monitor.frames import badge_for
 from netbuilder.panels.training_panel import RECORD_KEY
-from netbuilder.session.probes import NodeStats
+from netbuilder.session.probes import NodeStats, histogram
 
 
 def lenet(epochs: int) -> dict:
@@ -58,6 +58,15 @@ def test_scrub_play_live_and_reopen_the_recording(make_window, qtbot, tmp_path):
     assert marks["step"].value() == run.epochs[0].step
     assert tc.confusion.info.text().startswith("epoch 1 ·")
     assert tc.confusion.matrix.sum() == np.sum(one.extra["confusion"]) == 20
+    # the Mistakes view: epoch 1's most confident mistakes, as recorded (8-bit samples)
+    gallery = tc.gallery
+    assert gallery.info.text().startswith("epoch 1 ·")
+    assert [[s.index, s.true, s.pred] for s in gallery.analysis.wrong] == \
+        [w[:3] for w in one.extra["wrong"]] != []
+    np.testing.assert_array_equal(gallery.analysis.wrong[0].x, one.extra_arrays["wrong_x"][0])
+    assert gallery.live_note.isHidden()
+    # Input vs Output is not recorded: it says it shows the latest values
+    assert not tc.pairs.live_note.isHidden() and "not epoch 1" in tc.pairs.live_note.text()
     b = one.extra["badges"]["a1"]
     assert drv.w.scene.nodes["a1"].badge == badge_for(NodeStats(*b))
     # the feature maps of the selected node and sample, the histograms, as recorded
@@ -70,7 +79,10 @@ def test_scrub_play_live_and_reopen_the_recording(make_window, qtbot, tmp_path):
     assert one.extra["predictions"][3] in tc.maps.input_label.text()
     tc.grads.select_node("c3")
     counts, _ = tc.grads.hists.weights["weight"]
-    assert counts.tolist() == one.extra["hists"]["c3"]["weights"]["weight"][0]
+    want_counts, _ = histogram(one.weights["c3.weight"])  # the recorded 8-bit weights'
+    assert counts.tolist() == want_counts.tolist()
+    counts, _ = tc.grads.hists.grads["weight"]
+    assert counts.tolist() == one.extra["hists"]["c3"]["grads"]["weight"][0]
     tc.docks.plots["filters"].raise_()
     # another convolution while scrubbed: its epoch-1 weights
     tc.filters.select_conv("c3")
@@ -87,6 +99,8 @@ def test_scrub_play_live_and_reopen_the_recording(make_window, qtbot, tmp_path):
     click(qtbot, bar.live_button)
     assert tl.live and bar.live_button.isChecked()
     assert shows_filters(tc, final)  # the trained network again, full precision
+    assert tc.pairs.live_note.isHidden()
+    assert gallery.info.text().startswith("epoch 4 ·")
     assert not marks["epoch"].isVisible()
 
     target = tmp_path / "lenet_run.nbmodel"

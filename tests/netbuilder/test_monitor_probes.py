@@ -108,3 +108,47 @@ def test_epoch_analysis_confusion_and_most_confident_mistakes():
     assert a.wrong[0].pred == 0 and a.wrong[0].confidence > a.wrong[1].confidence
     regions = probes.decision_regions(net, head, (-1, 1, -1, 1), res=8)
     assert regions.rgb.shape == (8, 8, 3) and regions.rgb.dtype == np.uint8
+
+
+def test_the_validation_forward_gives_the_same_analysis_as_a_second_forward():
+    """The Trainer's val_callbacks see every batch of the end-of-epoch validation; the
+    EpochAnalyser built from them equals epoch_analysis' own forward over the same part."""
+    doc = chain([("in", "Input", {"shape": [2]}), ("d", "Dense", {"units": 3}),
+                 ("out", "Output", {"loss": "cross_entropy"})], {})
+    net = _net(doc)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((700, 2)).astype(np.float32)
+    y = rng.integers(0, 3, 700)
+    ds = engine.Dataset({"x": x, "y": y}, "pts", task="classification")
+    tr = engine.Trainer(net, ds, {"epochs": 1, "batch_size": 64, "val_split": 0.5,
+                                  "restore_best": False})
+    val = tr.splits.val
+    head = probes.Head.of(net)
+    an = probes.EpochAnalyser(head, val.x, val.arrays["y"], "validation")
+    starts: list[int] = []
+    tr.val_callbacks.append(lambda start, outs: (starts.append(start), an.batch(start, outs)))
+    tr.run()
+    assert starts == list(range(0, len(val), 256)) and len(val) > 256
+    got = an.result()
+    want = probes.epoch_analysis(net, val.x, val.arrays["y"], head, "validation")
+    np.testing.assert_array_equal(got.confusion, want.confusion)
+    assert got.confusion.sum() == len(val)
+    assert [(w.index, w.pred) for w in got.wrong] == [(w.index, w.pred) for w in want.wrong]
+    assert len(got.wrong) == probes.GALLERY_SIZE
+    an.batch(0, {"out": np.zeros((5, 3), np.float32)})  # a new pass, not whole: no result
+    assert an.result() is None
+
+
+def test_histogram_matches_numpy_over_the_finite_values():
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal(1000)
+    counts, edges = probes.histogram(a)
+    want, want_edges = np.histogram(a, bins=probes.HIST_BINS, range=(a.min(), a.max()))
+    np.testing.assert_allclose(edges, want_edges)
+    assert np.abs(counts - want).sum() <= 2 and counts.sum() == 1000  # float edge ties
+    b = np.array([np.nan, 1.0, np.inf, 3.0])
+    counts, edges = probes.histogram(b, bins=2)
+    assert counts.tolist() == [1, 1] and edges.tolist() == [1.0, 2.0, 3.0]
+    counts, edges = probes.histogram(np.full(4, 2.0), bins=2)
+    assert counts.sum() == 4 and edges[0] < 2.0 < edges[-1]
+    assert probes.histogram(np.array([np.nan])) is None

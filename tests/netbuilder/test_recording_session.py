@@ -121,3 +121,34 @@ def test_the_recording_follows_the_network_through_an_edit_while_paused():
     assert after.weights["f5.weight"].shape == (100, 400)  # the edited layer, recorded
     assert "f5" in after.extra["hists"]
     assert after.gradients  # gathered from the new network's backward passes
+
+
+def test_outputs_captured_from_the_validation_batch_record_what_a_forward_would():
+    """``MonitorRecorder.capture`` (the first validation batch's outputs) stands in for the
+    recorder's own forward of the samples: same feature maps, badges and predictions."""
+    from netbuilder.session.probes import Head, ProbeData
+    from netbuilder.session.recording import MonitorRecorder
+
+    g = engine.Graph.from_dict(lenet(1))
+    net = engine.Network(g, seed=3)
+    rng = np.random.default_rng(0)
+    xv = rng.standard_normal((40, *net.shapes[net.input_ids[0]])).astype(np.float32)
+    yv = rng.integers(0, 10, 40)
+    probe = ProbeData(x=xv[:16], y=yv[:16], labels=[f"c{k}" for k in range(10)])
+    own, reused = (MonitorRecorder(net, probe, Head.of(net), (xv, yv)) for _ in range(2))
+    net.forward(xv[:32], train=False)  # a validation batch that begins with the samples
+    reused.capture(net.acts)
+    a = own.record(1).snapshot(1)
+    b = reused.record(1).snapshot(1)
+    assert set(a.feature_maps) == set(b.feature_maps) >= {"in", "c1", "c3"}
+    for node, maps in a.feature_maps.items():
+        np.testing.assert_allclose(b.feature_maps[node], maps, atol=1e-5)
+    assert a.extra["predictions"] == b.extra["predictions"]
+    for node, badge in a.extra["badges"].items():
+        np.testing.assert_allclose(b.extra["badges"][node][:2], badge[:2], rtol=1e-5)
+        assert b.extra["badges"][node][2:] == badge[2:]
+    assert b.extra["hists"]["c1"]["grads"] and "weights" not in b.extra["hists"]["c1"]
+    f = frame_at(reused.record(2), 2, MonitorRequest(hist_node="c1"))
+    assert f.snapshot.hists.weights["weight"][0].sum() == net.params["c1.weight"].size
+    own.detach()
+    reused.detach()
