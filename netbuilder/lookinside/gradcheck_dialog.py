@@ -119,7 +119,7 @@ class GradcheckDialog(QDialog):
             return
         super().reject()
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+    def closeEvent(self, event: QCloseEvent) -> None:
         """The title bar's close button cancels a check under way and closes at once (the
         Cancel button stays to stop a check and still read why)."""
         if self.running:

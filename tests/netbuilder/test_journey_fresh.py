@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from monitorkit import click_tab
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QScrollArea
+from test_gui_layout import SIZES, click_mode, open_example
 from test_gui_look_inside import gate_worker_forwards
 
 from engine.layers.conv import Conv2D
 from engine.resources import example_path
+from netbuilder.docklayout import MONITOR
 
 
 def lenet_doc() -> dict:
@@ -36,3 +40,20 @@ def test_the_gradient_check_dialog_closes_at_the_first_click_on_its_close_button
     assert li.wait_check()
     qtbot.waitUntil(lambda: "cancelled" in drv.w.status_message.text(), timeout=10_000)
     assert dlg.report is None and not dlg.isVisible()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_the_training_panel_fits_its_column_without_scrolling_sideways(window_at, qtbot, size):
+    w = window_at(*size)
+    open_example(qtbot, w, "Transformer")
+    click_mode(qtbot, w, MONITOR)
+    click_tab(qtbot, w, "Attention")
+    click_tab(qtbot, w, "Training")
+    p = w.training.panel
+    scroll = p.findChild(QScrollArea)
+    assert not scroll.horizontalScrollBar().isVisible(), (
+        f"the panel needs {scroll.widget().minimumSizeHint().width()} px, "
+        f"has {scroll.viewport().width()}")
+    for b in (p.start_button, p.pause_button, p.stop_button, p.step_button, p.status):
+        seen = b.visibleRegion().boundingRect()
+        assert seen == b.rect(), f"{b.text()} shows {seen} of {b.rect()}"
