@@ -4,11 +4,12 @@ panels after a change of data)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
 from monitorkit import click_tab
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QApplication, QScrollArea
 from test_gui_layout import SIZES, click_mode, open_example
@@ -57,3 +58,60 @@ def test_the_training_panel_fits_its_column_without_scrolling_sideways(window_at
     for b in (p.start_button, p.pause_button, p.stop_button, p.step_button, p.status):
         seen = b.visibleRegion().boundingRect()
         assert seen == b.rect(), f"{b.text()} shows {seen} of {b.rect()}"
+
+
+def select(drv, node: str) -> None:
+    """Click the node's card; the Inspector's new rows show once the event loop runs."""
+    drv.click(drv.node_centre(node))
+    drv.qtbot.wait(20)
+
+
+def type_into(qtbot, widget, text: str) -> None:
+    assert widget.isVisible()
+    widget.setFocus()
+    widget.selectAll()
+    qtbot.keyClick(widget, Qt.Key.Key_Backspace)
+    qtbot.keyClicks(widget, text)
+    qtbot.keyClick(widget, Qt.Key.Key_Return)
+    qtbot.wait(50)  # the user reads the result: the event loop lays out what changed
+
+
+def drop_chain(drv, types: list[str]) -> list[str]:
+    """Drop ``types`` from the palette in a column down the canvas and wire them in order."""
+    vr = drv.view.mapToScene(drv.view.viewport().rect()).boundingRect()
+    for i, t in enumerate(types):
+        at = QPointF(vr.left() + vr.width() * 0.4,
+                     vr.top() + vr.height() * (0.1 + 0.8 * i / max(1, len(types) - 1)))
+        assert drv.drop(t, at).isAccepted()
+    ids = list(drv.graph.nodes)
+    for a, b in itertools.pairwise(ids):
+        drv.wire(a, b)
+    assert len(drv.graph.edges) == len(ids) - 1
+    return ids
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_typed_value_that_breaks_a_conv_shows_why_in_the_inspector_without_scrolling(
+        make_window, qtbot, size):
+    drv = make_window()
+    w = drv.w
+    w.resize(*size)
+    w.act_new.trigger()
+    ids = drop_chain(drv, ["Input", "Conv2D", "Conv2D", "GlobalAvgPool2D", "Output"])
+    ins = w.inspector
+    select(drv, ids[0])
+    type_into(qtbot, ins.editors["shape"].widget, "1, 28, 28")
+    select(drv, ids[1])
+    type_into(qtbot, ins.editors["filters"].widget, "8")
+    select(drv, ids[2])
+    type_into(qtbot, ins.editors["filters"].widget, "8")
+    type_into(qtbot, ins.editors["groups"].widget, "8")  # depthwise: fine
+    assert w.errors_button.text() == "✓ no problems"
+    assert drv.edge_label(ids[1], ids[2]) == "8×26×26"
+    type_into(qtbot, ins.editors["groups"].widget, "3")  # 3 does not divide 8 channels
+    assert drv.graph.nodes[ids[2]].params["groups"] == 3
+    assert w.scene.nodes[ids[2]].info.error is not None  # the badge is on the node that causes it
+    seen = ins.problem.visibleRegion().boundingRect()
+    assert seen.height() >= ins.problem.height() - 2, f"{seen} of {ins.problem.rect()}"
+    assert "groups = 3" in ins.problem.text()
+    assert not ins.editors["groups"].widget.visibleRegion().isEmpty()  # still in sight
