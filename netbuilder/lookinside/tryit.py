@@ -186,19 +186,16 @@ class TryItPanel(InputModes, QWidget):
         left.addWidget(self.pad, 1)
         left.addLayout(tools)
         left.addLayout(picker)
-        grid.addWidget(self._build_modes(pad_page), 1, 0, 3, 1)
-        grid.addWidget(self.why_view, 1, 1)
-        grid.addWidget(why, 2, 1, 2, 1)
-        answer = QVBoxLayout()
+        self._grid = grid
+        self._modes = self._build_modes(pad_page)
+        answer = self._answer = QVBoxLayout()
         answer.addWidget(self.prediction)
         answer.addWidget(self.bars, 1)
         answer.addWidget(self.recon_view, 1)
         answer.addWidget(self.outputs_note)
         answer.addWidget(self.why_note)
-        grid.addLayout(answer, 1, 2, 3, 1)
-        grid.setRowStretch(1, 1)
-        for c, k in enumerate((3, 3, 4)):
-            grid.setColumnStretch(c, k)
+        self._narrow: bool | None = None
+        self._arrange(narrow=False)
 
         self.why_timer = QTimer(self)
         self.why_timer.setSingleShot(True)
@@ -211,6 +208,53 @@ class TryItPanel(InputModes, QWidget):
         self.method.currentIndexChanged.connect(lambda _i: self._show_method_rows())
         self._show_method_rows()
         self.setEnabled(False)
+
+    # ----- arrangement ---------------------------------------------------------------------
+    def _arrange(self, narrow: bool) -> None:
+        """Three columns (pad | Why view over its settings | answer), or, ``narrow``, two:
+        the pad over the Why view and its settings, the answer beside them."""
+        if narrow == self._narrow:
+            return
+        self._narrow = narrow
+        g = self._grid
+        for w in (self._modes, self.why_view, self._why_box):
+            g.removeWidget(w)
+        g.removeItem(self._answer)
+        for r in range(4):
+            g.setRowStretch(r, 0)
+        for c in range(3):
+            g.setColumnStretch(c, 0)
+        if narrow:
+            g.addWidget(self._modes, 1, 0)
+            g.addWidget(self.why_view, 2, 0)
+            g.addWidget(self._why_box, 3, 0)
+            g.addLayout(self._answer, 1, 1, 3, 1)
+            g.setRowStretch(1, 1)
+            g.setRowStretch(2, 1)
+            stretch: tuple[int, ...] = (3, 2)
+        else:
+            g.addWidget(self._modes, 1, 0, 3, 1)
+            g.addWidget(self.why_view, 1, 1)
+            g.addWidget(self._why_box, 2, 1, 2, 1)
+            g.addLayout(self._answer, 1, 2, 3, 1)
+            g.setRowStretch(1, 1)
+            stretch = (3, 3, 4)
+        for c, k in enumerate(stretch):
+            g.setColumnStretch(c, k)
+
+    def fit_width(self, width: int) -> None:
+        """Choose the arrangement for ``width`` px (the dock's viewport): three columns when
+        they fit, else two. The dock under the canvas of a 1024 px window is about 430 px
+        wide, where three columns (about 650 px) made the dock scroll sideways."""
+        g = self._grid
+        sp = g.horizontalSpacing()
+        m = self.layout().contentsMargins()
+        margins = m.left() + m.right()
+        why_w = max(self.why_view.minimumSizeHint().width(),
+                    self._why_box.minimumSizeHint().width())
+        wide = (self._modes.minimumSizeHint().width() + why_w
+                + self._answer.minimumSize().width() + 2 * sp + margins)
+        self._arrange(narrow=width < wide)
 
     # ----- what is questioned --------------------------------------------------------------
     def set_source(self, source: TrySource | None, dataset: Any = None,

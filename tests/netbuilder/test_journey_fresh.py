@@ -9,7 +9,7 @@ import json
 
 import pytest
 from monitorkit import click_tab
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QApplication, QScrollArea
 from test_gui_layout import SIZES, click_mode, open_example
@@ -115,3 +115,24 @@ def test_a_typed_value_that_breaks_a_conv_shows_why_in_the_inspector_without_scr
     assert seen.height() >= ins.problem.height() - 2, f"{seen} of {ins.problem.rect()}"
     assert "groups = 3" in ins.problem.text()
     assert not ins.editors["groups"].widget.visibleRegion().isEmpty()  # still in sight
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_try_it_on_an_image_model_never_scrolls_sideways(window_at, qtbot, size):
+    w = window_at(*size)
+    open_example(qtbot, w, "LeNet-5")
+    assert w.training.data.wait_loaded(60)
+    w.look_inside.act_try.trigger()  # Look Inside ▸ Try It
+    panel = w.look_inside.panel
+    qtbot.waitUntil(lambda: panel.isVisible() and panel.isEnabled())
+    qtbot.wait(100)
+    scroll = w.look_inside.dock.widget()
+    assert isinstance(scroll, QScrollArea)
+    assert not scroll.horizontalScrollBar().isVisible(), (
+        f"Try it needs {panel.minimumSizeHint().width()} px, has {scroll.viewport().width()}")
+    for part in (panel.pad, panel.prediction, panel.bars, panel.why_view, panel.method,
+                 panel.clear_btn, panel.open_btn):
+        left = part.mapTo(scroll.viewport(), QPoint(0, 0)).x()  # up or down is fine
+        assert left >= 0 and left + part.width() <= scroll.viewport().width(), (
+            f"{type(part).__name__} spans x {left}..{left + part.width()} of "
+            f"{scroll.viewport().width()}")
