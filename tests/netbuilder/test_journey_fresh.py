@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 
+import numpy as np
 import pytest
 from monitorkit import click_tab
 from PySide6.QtCore import QPoint, QPointF, Qt
@@ -18,6 +19,7 @@ from test_gui_look_inside import gate_worker_forwards
 from engine.layers.conv import Conv2D
 from engine.resources import example_path
 from netbuilder.docklayout import MONITOR
+from netbuilder.monitor.attention import AttentionGrid
 
 
 def lenet_doc() -> dict:
@@ -136,3 +138,31 @@ def test_try_it_on_an_image_model_never_scrolls_sideways(window_at, qtbot, size)
         assert left >= 0 and left + part.width() <= scroll.viewport().width(), (
             f"{type(part).__name__} spans x {left}..{left + part.width()} of "
             f"{scroll.viewport().width()}")
+
+
+@pytest.mark.parametrize("size", [(520, 190), (520, 230)])
+def test_attention_heads_fill_a_wide_low_view_with_labels_that_do_not_collide(qtbot, size):
+    """The Attention tab of the monitor is about 520 × 190 px at 1024×700 and 520 × 230 at
+    1280×800: four heads of a 20-token model must use it (one row, not 3 + 1 tiny maps),
+    and each axis labels only as many tokens as fit side by side."""
+    grid = AttentionGrid()
+    qtbot.addWidget(grid)
+    grid.resize(*size)
+    grid.show()
+    qtbot.waitExposed(grid)
+    rng = np.random.default_rng(0)
+    weights = rng.random((4, 20, 20)).astype(np.float32)
+    weights /= weights.sum(-1, keepdims=True)
+    tokens = tuple(str(10 + i) for i in range(20))
+    grid.show_weights(weights, tokens)
+    qtbot.wait(50)
+    tops = {round(p.sceneBoundingRect().top()) for p in grid.plots}
+    assert len(tops) == 1, f"{len(tops)} rows of heads"
+    fm = grid.fontMetrics()
+    for plot in grid.plots:
+        box = plot.getViewBox().sceneBoundingRect()
+        assert min(box.width(), box.height()) >= 80, box
+        for side, room, need in (("bottom", box.width(), fm.horizontalAdvance("00") + 4),
+                                 ("left", box.height(), fm.height())):
+            ticks = plot.getAxis(side)._tickLevels[0]
+            assert len(ticks) * need <= room, f"{len(ticks)} {side} labels in {room:.0f} px"
