@@ -194,8 +194,8 @@ class TryItPanel(InputModes, QWidget):
         answer.addWidget(self.recon_view, 1)
         answer.addWidget(self.outputs_note)
         answer.addWidget(self.why_note)
-        self._narrow: bool | None = None
-        self._arrange(narrow=False)
+        self._cols = 0
+        self._arrange(3)
 
         self.why_timer = QTimer(self)
         self.why_timer.setSingleShot(True)
@@ -210,51 +210,64 @@ class TryItPanel(InputModes, QWidget):
         self.setEnabled(False)
 
     # ----- arrangement ---------------------------------------------------------------------
-    def _arrange(self, narrow: bool) -> None:
-        """Three columns (pad | Why view over its settings | answer), or, ``narrow``, two:
-        the pad over the Why view and its settings, the answer beside them."""
-        if narrow == self._narrow:
+    def _arrange(self, cols: int) -> None:
+        """Three columns (pad | Why view over its settings | answer); two (the pad over the
+        Why view and its settings, the answer beside them); or one (pad, answer, Why view,
+        its settings, top to bottom)."""
+        if cols == self._cols:
             return
-        self._narrow = narrow
+        self._cols = cols
         g = self._grid
         for w in (self._modes, self.why_view, self._why_box):
             g.removeWidget(w)
         g.removeItem(self._answer)
-        for r in range(4):
+        for r in range(6):
             g.setRowStretch(r, 0)
         for c in range(3):
             g.setColumnStretch(c, 0)
-        if narrow:
+        if cols == 1:
+            g.addWidget(self._modes, 1, 0)
+            g.addLayout(self._answer, 2, 0)
+            g.addWidget(self.why_view, 3, 0)
+            g.addWidget(self._why_box, 4, 0)
+            stretch: tuple[int, ...] = (1,)
+            rows: tuple[int, ...] = (1, 3)
+        elif cols == 2:
             g.addWidget(self._modes, 1, 0)
             g.addWidget(self.why_view, 2, 0)
             g.addWidget(self._why_box, 3, 0)
             g.addLayout(self._answer, 1, 1, 3, 1)
-            g.setRowStretch(1, 1)
-            g.setRowStretch(2, 1)
-            stretch: tuple[int, ...] = (3, 2)
+            stretch, rows = (3, 2), (1, 2)
         else:
             g.addWidget(self._modes, 1, 0, 3, 1)
             g.addWidget(self.why_view, 1, 1)
             g.addWidget(self._why_box, 2, 1, 2, 1)
             g.addLayout(self._answer, 1, 2, 3, 1)
-            g.setRowStretch(1, 1)
-            stretch = (3, 3, 4)
+            stretch, rows = (3, 3, 4), (1,)
+        for r in rows:
+            g.setRowStretch(r, 1)
         for c, k in enumerate(stretch):
             g.setColumnStretch(c, k)
 
     def fit_width(self, width: int) -> None:
-        """Choose the arrangement for ``width`` px (the dock's viewport): three columns when
-        they fit, else two. The dock under the canvas of a 1024 px window is about 430 px
-        wide, where three columns (about 650 px) made the dock scroll sideways."""
-        g = self._grid
-        sp = g.horizontalSpacing()
+        """Choose the arrangement for ``width`` px (the dock's viewport): as many columns as
+        fit. The dock under the canvas is about 430 px wide in a 1024 px window and about
+        350 px in the Monitor layout, where three columns (about 650 px) made it scroll
+        sideways."""
+        sp = self._grid.horizontalSpacing()
         m = self.layout().contentsMargins()
         margins = m.left() + m.right()
+        pad_w = self._modes.minimumSizeHint().width()
         why_w = max(self.why_view.minimumSizeHint().width(),
                     self._why_box.minimumSizeHint().width())
-        wide = (self._modes.minimumSizeHint().width() + why_w
-                + self._answer.minimumSize().width() + 2 * sp + margins)
-        self._arrange(narrow=width < wide)
+        answer_w = self._answer.minimumSize().width()
+        if width >= pad_w + why_w + answer_w + 2 * sp + margins:
+            cols = 3
+        elif width >= max(pad_w, why_w) + answer_w + sp + margins:
+            cols = 2
+        else:
+            cols = 1
+        self._arrange(cols)
 
     # ----- what is questioned --------------------------------------------------------------
     def set_source(self, source: TrySource | None, dataset: Any = None,

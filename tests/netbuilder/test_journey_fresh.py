@@ -166,3 +166,19 @@ def test_attention_heads_fill_a_wide_low_view_with_labels_that_do_not_collide(qt
                                  ("left", box.height(), fm.height())):
             ticks = plot.getAxis(side)._tickLevels[0]
             assert len(ticks) * need <= room, f"{len(ticks)} {side} labels in {room:.0f} px"
+
+
+def test_try_it_in_the_monitor_layout_fits_the_canvas_column(window_at, qtbot):
+    """In the Monitor layout Try it opens under the canvas column (about 350 px at
+    1280×800): the image page stacks into one column there instead of scrolling sideways."""
+    w = window_at(1280, 800)
+    open_example(qtbot, w, "LeNet-5")
+    assert w.training.data.wait_loaded(60)
+    click_mode(qtbot, w, MONITOR)
+    w.look_inside.act_try.trigger()
+    panel = w.look_inside.panel
+    qtbot.waitUntil(lambda: panel.isVisible() and panel.isEnabled())
+    qtbot.wait(100)
+    scroll = w.look_inside.dock.widget()
+    assert not scroll.horizontalScrollBar().isVisible(), (
+        f"Try it needs {panel.minimumSizeHint().width()} px, has {scroll.viewport().width()}")
