@@ -20,6 +20,8 @@ from engine.layers.conv import Conv2D
 from engine.resources import example_path
 from netbuilder.docklayout import MONITOR
 from netbuilder.monitor.attention import AttentionGrid
+from netbuilder.monitor.feature_maps import FeatureMapView
+from netbuilder.session.probes import FeatureMaps
 
 
 def lenet_doc() -> dict:
@@ -182,3 +184,20 @@ def test_try_it_in_the_monitor_layout_fits_the_canvas_column(window_at, qtbot):
     scroll = w.look_inside.dock.widget()
     assert not scroll.horizontalScrollBar().isVisible(), (
         f"Try it needs {panel.minimumSizeHint().width()} px, has {scroll.viewport().width()}")
+
+
+@pytest.mark.parametrize("units", [4, 10, 64, 300])
+def test_a_dense_layers_feature_map_numbers_its_units_with_whole_numbers(qtbot, units):
+    view = FeatureMapView()
+    qtbot.addWidget(view)
+    view.resize(500, 300)
+    view.show()
+    view.node = "dense1"
+    view.show_maps(FeatureMaps("dense1", 0, np.linspace(-1, 1, units), "", ""))
+    qtbot.wait(20)
+    axis = view.bar_plot.getPlotItem().getAxis("bottom")
+    view_range = view.bar_plot.getPlotItem().getViewBox().viewRange()[0]
+    levels = axis.tickValues(view_range[0], view_range[1], axis.width())
+    values = [v for _spacing, vs in levels for v in vs]
+    assert values and all(float(v).is_integer() for v in values), values  # no "unit 0.5"
+    assert len({v for v in values}) <= 12  # and not one label per unit of a wide layer
