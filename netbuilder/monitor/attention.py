@@ -27,7 +27,7 @@ MAX_TICKS = 16  # token labels per axis at most (longer sequences label every k-
 
 # room a head's plot takes besides its map (px): the left axis's labels; the title and the
 # bottom axis's labels
-AXIS_W, TITLE_AXIS_H = 34, 42
+AXIS_W, TITLE_AXIS_H = 34, 62
 
 
 def tick_labels(tokens: tuple[str, ...], t: int,
