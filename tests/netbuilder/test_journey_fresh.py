@@ -13,7 +13,7 @@ from monitorkit import click_tab
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QApplication, QScrollArea
-from test_gui_layout import SIZES, click_mode, open_example
+from test_gui_layout import SIZES, assert_nothing_overlaps_or_is_cut, click_mode, open_example
 from test_gui_look_inside import gate_worker_forwards
 
 from engine.layers.conv import Conv2D
@@ -201,3 +201,18 @@ def test_a_dense_layers_feature_map_numbers_its_units_with_whole_numbers(qtbot, 
     values = [v for _spacing, vs in levels for v in vs]
     assert values and all(float(v).is_integer() for v in values), values  # no "unit 0.5"
     assert len({v for v in values}) <= 12  # and not one label per unit of a wide layer
+
+
+def test_shrinking_the_window_in_the_monitor_layout_keeps_the_canvas_readable(window_at, qtbot):
+    """A user who narrows the window from 1280 to 1024 px while the monitor shows: the canvas
+    column keeps room for its cards (it was squeezed to under 100 px, the panels beside it
+    keeping their width)."""
+    w = window_at(1280, 800)
+    open_example(qtbot, w, "LeNet-5")
+    click_mode(qtbot, w, MONITOR)
+    assert w.view.width() >= 250
+    w.resize(1024, 700)
+    qtbot.waitUntil(lambda: w.width() == 1024)
+    qtbot.wait(100)
+    assert w.view.width() >= 200, w.view.width()
+    assert_nothing_overlaps_or_is_cut(w, (1024, 700))
