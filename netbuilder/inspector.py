@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -405,6 +405,17 @@ class Inspector(QWidget):
         self.refusal.setText(text)
         self.refusal.show()
         self.message.emit(text, True)
+        self._reveal(self.refusal)
+
+    def _reveal(self, label: QLabel) -> None:
+        """Scroll ``label`` (why an edit was refused, or the problem it made) into view once
+        it is laid out: under a long form (a Conv2D's) it fell below the panel's edge, and
+        the user saw the red badge on the canvas but not the reason."""
+        def show() -> None:
+            if label.isVisible():
+                self.body.layout().activate()
+                self.scroll.ensureWidgetVisible(label, 0, 6)
+        QTimer.singleShot(0, show)
 
     def _commit(self, spec: ParamSpec, raw: Any) -> None:
         nid = self.node_id
@@ -443,6 +454,8 @@ class Inspector(QWidget):
             self._load_values()
             return
         self.refusal.hide()
+        if self.node_id == nid and not self.problem.isHidden():
+            self._reveal(self.problem)
 
     def _rename(self) -> None:
         nid = self.node_id

@@ -72,6 +72,9 @@ class MainWindow(WindowActions, WindowEditing, WindowFiles, WindowRecovery, QMai
 
         self.scene = CanvasScene(self.document, self.push, self)
         self.view = CanvasView(self.scene)
+        # a narrower window takes its width from the panels too: without a floor the canvas
+        # alone gave it up (under 100 px in the Monitor layout from 1280 to 1024 px)
+        self.view.setMinimumWidth(200)
         self.setCentralWidget(self.view)
         self.scene.snap_enabled = settings.get_bool("snap_to_grid", True)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFrame, QPushButton, QScrollArea
+from PySide6.QtWidgets import QDockWidget, QFrame, QPushButton, QScrollArea, QWidget
 
 import engine
 from engine.errors import NetBuilderError
@@ -46,6 +46,7 @@ class LookInside(QObject):
         self.panel: TryItPanel | None = None
         self.dock: QDockWidget | None = None
         self.dialog: GradcheckDialog | None = None
+        self._try_viewport: QWidget | None = None  # the Try it dock's scroll viewport
         self.filter_dialog: FilterGridDialog | None = None
         self.profile: Profile | None = None
         self._profile_key: str | None = None
@@ -149,6 +150,8 @@ class LookInside(QObject):
             scroll.setFrameShape(QFrame.Shape.NoFrame)
             scroll.setWidget(self.panel)
             self.dock.setWidget(scroll)
+            self._try_viewport = scroll.viewport()
+            self._try_viewport.installEventFilter(self)  # its width picks the arrangement
             # under the canvas: the pad, the Why view and the answer side by side
             self.w.add_dock(self.dock, Qt.DockWidgetArea.BottomDockWidgetArea)
             self.w.resizeDocks([self.dock], [max(260, self.w.height() * 3 // 8)],
@@ -427,6 +430,9 @@ class LookInside(QObject):
     def eventFilter(self, obj: QObject, ev: QEvent) -> bool:
         if obj is self.w and ev.type() == QEvent.Type.Close:
             self.shutdown()
+        elif ev.type() == QEvent.Type.Resize and self.panel is not None \
+                and obj is self._try_viewport:
+            self.panel.fit_width(obj.width())
         return False
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, QThread, Signal
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QCloseEvent, QColor
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -118,6 +118,14 @@ class GradcheckDialog(QDialog):
             self.set_failed("Cancelled: no verdict.")
             return
         super().reject()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """The title bar's close button cancels a check under way and closes at once (the
+        Cancel button stays to stop a check and still read why)."""
+        if self.running:
+            self.cancel_requested.emit()
+            self.set_failed("Cancelled: no verdict.")
+        super().closeEvent(event)
 
     def set_failed(self, text: str) -> None:
         """The check could not finish (``text`` says why): no table, a Close button."""

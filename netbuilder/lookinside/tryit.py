@@ -186,19 +186,16 @@ class TryItPanel(InputModes, QWidget):
         left.addWidget(self.pad, 1)
         left.addLayout(tools)
         left.addLayout(picker)
-        grid.addWidget(self._build_modes(pad_page), 1, 0, 3, 1)
-        grid.addWidget(self.why_view, 1, 1)
-        grid.addWidget(why, 2, 1, 2, 1)
-        answer = QVBoxLayout()
+        self._grid = grid
+        self._modes = self._build_modes(pad_page)
+        answer = self._answer = QVBoxLayout()
         answer.addWidget(self.prediction)
         answer.addWidget(self.bars, 1)
         answer.addWidget(self.recon_view, 1)
         answer.addWidget(self.outputs_note)
         answer.addWidget(self.why_note)
-        grid.addLayout(answer, 1, 2, 3, 1)
-        grid.setRowStretch(1, 1)
-        for c, k in enumerate((3, 3, 4)):
-            grid.setColumnStretch(c, k)
+        self._cols = 0
+        self._arrange(3)
 
         self.why_timer = QTimer(self)
         self.why_timer.setSingleShot(True)
@@ -211,6 +208,66 @@ class TryItPanel(InputModes, QWidget):
         self.method.currentIndexChanged.connect(lambda _i: self._show_method_rows())
         self._show_method_rows()
         self.setEnabled(False)
+
+    # ----- arrangement ---------------------------------------------------------------------
+    def _arrange(self, cols: int) -> None:
+        """Three columns (pad | Why view over its settings | answer); two (the pad over the
+        Why view and its settings, the answer beside them); or one (pad, answer, Why view,
+        its settings, top to bottom)."""
+        if cols == self._cols:
+            return
+        self._cols = cols
+        g = self._grid
+        for w in (self._modes, self.why_view, self._why_box):
+            g.removeWidget(w)
+        g.removeItem(self._answer)
+        for r in range(6):
+            g.setRowStretch(r, 0)
+        for c in range(3):
+            g.setColumnStretch(c, 0)
+        if cols == 1:
+            g.addWidget(self._modes, 1, 0)
+            g.addLayout(self._answer, 2, 0)
+            g.addWidget(self.why_view, 3, 0)
+            g.addWidget(self._why_box, 4, 0)
+            stretch: tuple[int, ...] = (1,)
+            rows: tuple[int, ...] = (1, 3)
+        elif cols == 2:
+            g.addWidget(self._modes, 1, 0)
+            g.addWidget(self.why_view, 2, 0)
+            g.addWidget(self._why_box, 3, 0)
+            g.addLayout(self._answer, 1, 1, 3, 1)
+            stretch, rows = (3, 2), (1, 2)
+        else:
+            g.addWidget(self._modes, 1, 0, 3, 1)
+            g.addWidget(self.why_view, 1, 1)
+            g.addWidget(self._why_box, 2, 1, 2, 1)
+            g.addLayout(self._answer, 1, 2, 3, 1)
+            stretch, rows = (3, 3, 4), (1,)
+        for r in rows:
+            g.setRowStretch(r, 1)
+        for c, k in enumerate(stretch):
+            g.setColumnStretch(c, k)
+
+    def fit_width(self, width: int) -> None:
+        """Choose the arrangement for ``width`` px (the dock's viewport): as many columns as
+        fit. The dock under the canvas is about 430 px wide in a 1024 px window and about
+        350 px in the Monitor layout, where three columns (about 650 px) made it scroll
+        sideways."""
+        sp = self._grid.horizontalSpacing()
+        m = self.layout().contentsMargins()
+        margins = m.left() + m.right()
+        pad_w = self._modes.minimumSizeHint().width()
+        why_w = max(self.why_view.minimumSizeHint().width(),
+                    self._why_box.minimumSizeHint().width())
+        answer_w = self._answer.minimumSize().width()
+        if width >= pad_w + why_w + answer_w + 2 * sp + margins:
+            cols = 3
+        elif width >= max(pad_w, why_w) + answer_w + sp + margins:
+            cols = 2
+        else:
+            cols = 1
+        self._arrange(cols)
 
     # ----- what is questioned --------------------------------------------------------------
     def set_source(self, source: TrySource | None, dataset: Any = None,

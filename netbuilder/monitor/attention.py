@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QComboBox, QSpinBox, QWidget
 from engine.text import plural
 
 from ..session.probes import AttentionMaps, ProbeData
-from .common import TEXT, MonitorPanel, NodeChooser, grid_shape, viridis_lut
+from .common import TEXT, MonitorPanel, NodeChooser, viridis_lut
 
 NO_NODES = ("This model has no MultiHeadAttention node, so there are no attention weights to "
             "show.")
@@ -25,10 +25,16 @@ WAITING = ("Start training: for one validation sample, each head's attention wei
 MAX_TICKS = 16  # token labels per axis at most (longer sequences label every k-th step)
 
 
-def tick_labels(tokens: tuple[str, ...], t: int) -> list[tuple[float, str]]:
+# room a head's plot takes besides its map (px): the left axis's labels; the title and the
+# bottom axis's labels
+AXIS_W, TITLE_AXIS_H = 34, 62
+
+
+def tick_labels(tokens: tuple[str, ...], t: int,
+                most: int = MAX_TICKS) -> list[tuple[float, str]]:
     """(position, text) ticks at the centres of ``t`` steps: the tokens (or step numbers),
-    every k-th so that at most MAX_TICKS are drawn."""
-    step = max(1, math.ceil(t / MAX_TICKS))
+    every k-th so that at most ``most`` (and MAX_TICKS) are drawn."""
+    step = max(1, math.ceil(t / max(1, min(most, MAX_TICKS))))
     names = tokens if len(tokens) == t else tuple(str(i) for i in range(t))
     return [(i + 0.5, names[i]) for i in range(0, t, step)]
 
@@ -56,10 +62,15 @@ class AttentionGrid(pg.GraphicsLayoutWidget):
         self._arrange(heads, t)
         top = float(np.nanmax(weights)) if weights.size else 1.0
         top = top if math.isfinite(top) and top > 0 else 1.0
-        ticks = tick_labels(tokens, t)
+        names = tokens if len(tokens) == t else tuple(str(i) for i in range(t))
+        fm = self.fontMetrics()
+        side_px = self._map_side(heads, self._cols)
+        wide = max(fm.horizontalAdvance(n) for n in names) + 6 if names else 1
+        per_axis = {"bottom": tick_labels(tokens, t, int(side_px // wide)),
+                    "left": tick_labels(tokens, t, int(side_px // (fm.height() + 1)))}
         for h, (plot, img) in enumerate(zip(self.plots, self.images)):
             img.setImage(weights[h], levels=(0.0, top), lut=self._lut, autoLevels=False)
-            for side in ("left", "bottom"):
+            for side, ticks in per_axis.items():
                 plot.getAxis(side).setTicks([ticks])
             plot.setRange(xRange=(0, t), yRange=(0, t), padding=0)
         return top
@@ -69,9 +80,21 @@ class AttentionGrid(pg.GraphicsLayoutWidget):
         for img in self.images:
             img.clear()
 
+    def _map_side(self, heads: int, cols: int) -> float:
+        """The side (px) of each head's square map with ``cols`` heads per row."""
+        rows = math.ceil(heads / max(1, cols))
+        return min(self.width() / max(1, cols) - AXIS_W,
+                   self.height() / rows - TITLE_AXIS_H)
+
     def _want_cols(self, heads: int, t: int) -> int:
-        aspect = max(0.3, self.width() / max(1, self.height()))
-        return grid_shape(heads, (t, t), aspect)[1]
+        """Heads per row that make the maps largest (fewer rows on a tie): a plain aspect
+        match put four heads of a 520 × 230 view in 3 + 1 maps a third of the size."""
+        best, best_side = 1, -math.inf
+        for cols in range(1, max(1, heads) + 1):
+            side = self._map_side(heads, cols)
+            if side > best_side + 0.5:
+                best, best_side = cols, side
+        return best
 
     def _arrange(self, heads: int, t: int) -> None:
         cols = self._want_cols(heads, t)
@@ -97,7 +120,7 @@ class AttentionGrid(pg.GraphicsLayoutWidget):
     def resizeEvent(self, ev: QResizeEvent) -> None:
         super().resizeEvent(ev)
         w = getattr(self, "weights", None)  # pyqtgraph resizes while it is being built
-        if w is not None and self._want_cols(*w.shape[:2]) != self._cols:
+        if w is not None:  # the arrangement and how many labels fit follow the size
             self.show_weights(w, self.tokens)
 
 

@@ -35,6 +35,17 @@ def sample_image(x: np.ndarray) -> np.ndarray | None:
     return to_rgb(n.astype(np.float32), gray_lut())
 
 
+def unit_step(n: int, most: int = 10) -> int:
+    """A whole 1, 2 or 5 × 10^k step between labels of ``n`` units: at most ``most`` of
+    them."""
+    k = 1
+    while True:
+        for m in (1, 2, 5):
+            if n / (m * k) <= most:
+                return m * k
+        k *= 10
+
+
 class FeatureMapView(NodeChooser, MonitorPanel):
     """Output of ``node`` for probe sample ``sample``; ``node_chosen`` when the user picks."""
 
@@ -218,6 +229,8 @@ class FeatureMapView(NodeChooser, MonitorPanel):
         else:
             v = a.reshape(-1)
             self.bars.setOpts(x=np.arange(len(v)), height=v, width=0.8)
+            step = unit_step(len(v))  # whole units: pyqtgraph numbered 4 units 0, 0.5, 1…
+            self.bar_plot.getPlotItem().getAxis("bottom").setTickSpacing(step, step)
             self.bar_plot.getPlotItem().enableAutoRange()
             what = plural(len(v), "unit")
             self.plot.hide()

@@ -49,7 +49,7 @@ def threads_box() -> QComboBox:
     in the application settings, not in the model)."""
     box = QComboBox()
     most = max_threads()
-    box.addItem(f"auto ({most}; 1 while the CPU is busy)" if most > 1 else "auto (1)", "auto")
+    box.addItem(f"auto ({most}; 1 when busy)" if most > 1 else "auto (1)", "auto")
     for n in range(1, most + 1):
         box.addItem(f"{n}", n)
     box.setToolTip("Threads for the engine's kernels. Auto uses every core and moves to one "
@@ -232,7 +232,11 @@ class TrainingPanel(QWidget):
                 what, v, (0.0, box.maximum()), box.value())
         self.early = _spin(0, 100000, "off", "Stop after this many epochs without a better "
                            "validation loss")
-        self.restore_best = QCheckBox("end with the best validation weights")
+        # short enough for the side column (with the longest label, "Recording budget"):
+        # a wider field made the whole panel scroll sideways and hid the Stop button
+        self.restore_best = QCheckBox("keep the best validation weights")
+        self.restore_best.setToolTip("End a finished run with the weights of its epoch of "
+                                     "best validation loss")
         self.threads = threads_box()
         rows = [("Optimizer", self.optimizer), ("Learning rate", self.lr),
                 ("Momentum", self.momentum), ("", self.nesterov), ("β1", self.beta1),

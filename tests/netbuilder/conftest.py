@@ -86,3 +86,25 @@ def make_window(qtbot, tmp_path):
         return drv
 
     return make
+
+
+@pytest.fixture
+def window_at(qtbot, tmp_path):
+    """window_at(w, h) -> a MainWindow first shown at that size (as on a screen that size),
+    on the real examples."""
+
+    def make(width: int, height: int):
+        from netbuilder.mainwindow import MainWindow
+        from netbuilder.recovery import RecoveryStore
+
+        w = MainWindow(recovery=RecoveryStore(tmp_path / "recovery"))
+        qtbot.addWidget(w)
+        w.ask_save_changes = lambda: "discard"
+        w.ask_save_runs = lambda names: "discard"
+        w.resize(width, height)
+        w.show()
+        qtbot.waitExposed(w)
+        qtbot.wait(50)
+        return w
+
+    return make

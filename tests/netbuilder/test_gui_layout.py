@@ -15,28 +15,8 @@ import netbuilder
 from netbuilder import settings
 from netbuilder.docklayout import BUILD, LAYOUT_VERSION, MONITOR
 from netbuilder.mainwindow import MainWindow
-from netbuilder.recovery import RecoveryStore
 
 SIZES = [(1024, 700), (1280, 800)]
-
-
-@pytest.fixture
-def window_at(qtbot, tmp_path):
-    """window_at(w, h) -> a MainWindow first shown at that size (as on a screen that size),
-    on the real examples."""
-
-    def make(width: int, height: int) -> MainWindow:
-        w = MainWindow(recovery=RecoveryStore(tmp_path / "recovery"))
-        qtbot.addWidget(w)
-        w.ask_save_changes = lambda: "discard"
-        w.ask_save_runs = lambda names: "discard"
-        w.resize(width, height)
-        w.show()
-        qtbot.waitExposed(w)
-        qtbot.wait(50)
-        return w
-
-    return make
 
 
 def open_example(qtbot, w: MainWindow, name: str) -> None:

@@ -188,8 +188,9 @@ def test_try_it_shows_attention_for_typed_tokens_and_for_a_sample(make_window, q
     net = seq.source.net  # the weights are the layer's for exactly these tokens
     net.forward(np.array([[3, 1, 4, 1, 5, 9, 2, 6]], np.float32), train=False)
     assert np.array_equal(w, net.layers["b1_attn"].attention_weights[0])
-    assert [t for _p, t in seq.grid.plots[0].getAxis("left")._tickLevels[0]] == \
-        ["3", "1", "4", "1", "5", "9", "2", "6"]
+    typed = ["3", "1", "4", "1", "5", "9", "2", "6"]  # the axes name the typed tokens (every
+    left = seq.grid.plots[0].getAxis("left")._tickLevels[0]  # k-th where 8 do not fit)
+    assert len(left) >= 2 and all(typed[int(p - 0.5)] == t for p, t in left)
     for h, img in enumerate(seq.grid.images):
         assert np.array_equal(img.image, w[h])
     seq.node.setCurrentIndex(1)  # the second block's attention, same input
