@@ -162,10 +162,17 @@ class set_threads:  # noqa: N801  (used like a function)
 
 
 def load_model(path: str) -> tuple[Graph, Network | None, Bundle | None]:
-    """(graph, trained net or None, bundle or None) from a model file or a bundle."""
+    """(graph, trained net or None, bundle or None) from a model file, a bundle, or an
+    ``.onnx`` file (imported with its weights, as File ▸ Open in the app does)."""
     if is_bundle_path(path) or str(path).endswith(EXTENSION):
         b = load_bundle(path)
         return b.graph, b.net, b
+    if str(path).lower().endswith(".onnx"):
+        from .export import import_onnx
+        graph, state = import_onnx(path)
+        net = Network(graph, seed=0)
+        net.load_state_dict(state)
+        return graph, net, None
     return load_graph(path), None, None
 
 

@@ -30,6 +30,7 @@ from ..registry import Layer, Shape, fmt_shape, get_layer_class, layer_types
 from .common import require
 from .onnx_export import META_GRAPH, META_OUTPUTS, META_TRAINING
 from .onnx_fold import FOLD_OPS
+from .onnx_hints import refusal_hint
 from .onnx_import_ops import (
     PENDING_OPS,
     Mapped,
@@ -518,6 +519,11 @@ def import_with_importer(source: Any, name: str | None = None
     try:
         importer = Importer(model, label)
         graph, state = importer.run()
+    except OnnxImportError as exc:
+        hint = refusal_hint(model)  # the PyTorch module behind the refused node, if known
+        if hint is None:
+            raise
+        raise OnnxImportError(f"{exc}. In PyTorch terms: {hint}") from None
     except NetBuilderError:
         raise
     except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:

@@ -99,8 +99,11 @@ def pending_step(imp: Any, node: Any, pend: PendingRNN) -> None:
                 raise imp.fail(node, "flattens a recurrent output other than (…, D, H)")
         else:
             target = imp.need_const(node, 1, "shape").astype(np.int64).tolist()
-            # the leading axes stay: copied (0), or the batch first as before
-            keeps = labels[0] == "N" or all(t == 0 for t in target[:-1])
+            # the leading axes stay: copied (0) or the steps written out (the dynamo
+            # exporter's [T, 0, D·H]), or the batch first as before
+            steps = pend.x.shape[0]
+            keeps = labels[0] == "N" or all(
+                t == 0 or (lab == "T" and t == steps) for t, lab in zip(target[:-1], labels))
             if labels[-2:] != ["D", "H"] or len(target) != len(labels) - 1 or not keeps or \
                     target[-1] not in (-1, pend.dirs * pend.params["units"]):
                 raise imp.fail(node, f"reshapes a recurrent output to {target}; NetBuilder "

@@ -311,13 +311,16 @@ class _Rewriter(SequenceRewrites):
 
     def reshape_target(self, node: Any) -> Any:
         """A Reshape whose target holds the batch size (traced [2, -1], or [N, -1] from
-        Shape/Gather) gets 0 there: "keep this dimension", which is the batch."""
-        if node.op_type != "Reshape" or len(node.input) < 2 or \
-                int(self.attrs(node).get("allowzero", 0)):
+        Shape/Gather) gets 0 there: "keep this dimension", which is the batch. ``allowzero``
+        (the dynamo exporter's [2, 48]) only changes what a 0 in the target means, so a
+        target without one loses it."""
+        if node.op_type != "Reshape" or len(node.input) < 2:
             return node
         data = self.shapes.get(node.input[0])
         target = self.value(node.input[1])
-        if data is None:
+        allowzero = int(self.attrs(node).get("allowzero", 0))
+        if data is None or (allowzero and not (isinstance(target, np.ndarray)
+                                               and target.size and np.all(target != 0))):
             return node
         if isinstance(target, SymInts):
             entries = target.entries()
@@ -340,6 +343,10 @@ class _Rewriter(SequenceRewrites):
             return node
         new = self.copy_node(node)
         new.input[1] = self.add_const(f"{node.input[1]}/batch_kept", np.array(fixed, np.int64))
+        if allowzero:  # the 0 just written means "the batch": the default reading of a 0
+            keep = [a for a in new.attribute if a.name != "allowzero"]
+            del new.attribute[:]
+            new.attribute.extend(keep)
         self.notes.append(f"{label(node)}: target {_text(target)} keeps the batch: {fixed}")
         return new
 

@@ -119,7 +119,11 @@ class PytorchContext:
 
 # ----- the script ---------------------------------------------------------------------------
 def class_name(name: str) -> str:
-    parts = re.findall(r"[A-Za-z0-9]+", name)
+    """A Python class name from a model or block name: its head (before a colon, a
+    parenthesis, a dash or a comma: the shipped examples' names are sentences), at most six
+    words, CamelCased."""
+    head = re.split(r"[:(;,\u2014\u2013]| - ", name, maxsplit=1)[0]
+    parts = re.findall(r"[A-Za-z0-9]+", head)[:6] or re.findall(r"[A-Za-z0-9]+", name)[:6]
     ident = "".join(p[:1].upper() + p[1:] for p in parts) or "Model"
     return ident if ident[0].isalpha() else "Model" + ident
 

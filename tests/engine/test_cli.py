@@ -308,3 +308,26 @@ def test_help_says_models_may_be_example_names(capsys):
     assert "MODEL may be the name of a shipped example" in flat and "xor_mlp" in flat
     assert cli.main(["train", "--help"]) == 0
     assert "example name (e.g. lenet5)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_onnx_files_open_in_every_command_as_in_the_app(tmp_path):
+    """An .onnx file (which File ▸ Open imports) works where a model goes: info, export to a
+    PyTorch script, train from its weights with the dataset its export recorded; a broken one
+    is one line naming the file."""
+    pytest.importorskip("onnx")
+    onnx_path = tmp_path / "x.onnx"
+    assert run(["export", XOR, "--format", "onnx", "-o", str(onnx_path)])[0] == 0
+    code, out, err = run(["info", str(onnx_path)])
+    assert code == 0, err
+    assert "Dense" in out and "export: ONNX yes, PyTorch yes" in out
+    code, _, err = run(["export", str(onnx_path), "--format", "pytorch",
+                        "-o", str(tmp_path / "x.py")])
+    assert code == 0 and (tmp_path / "x.py").exists() and (tmp_path / "x.npz").exists(), err
+    code, out, err = run(["train", str(onnx_path), "--epochs", "1", "--threads", "1",
+                          "--out", str(tmp_path / "runs")])
+    assert code == 0, err
+    assert list((tmp_path / "runs").rglob("*.nbmodel"))
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(onnx_path.read_bytes()[:40])
+    code, _, err = run(["info", str(broken)])
+    assert code == 2 and "broken.onnx" in err and err.count("\n") == 1

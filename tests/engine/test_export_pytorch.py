@@ -246,3 +246,18 @@ def test_any_model_name_gives_valid_code():
     src = pytorch_source(engine.Graph.from_dict(doc))
     compile(src, "odd.py", "exec")
     assert "class HeSaidHiAndLeft(nn.Module):" in src
+
+
+def test_class_names_are_the_head_of_a_sentence_name():
+    """The shipped examples' names are sentences: the script's class is named after the head
+    (a 100-letter class name came out of transformer_sort's)."""
+    from engine.resources import example_names, example_path
+    assert class_name("Transformer: two pre-norm blocks (LayerNorm → attention) sort") == \
+        "Transformer"
+    assert class_name("LeNet-5") == "LeNet5" and class_name("digits cnn") == "DigitsCnn"
+    assert class_name("Conv1D filters sliding along noisy sines (T=50)") == \
+        "Conv1DFiltersSlidingAlongNoisySines"
+    assert class_name("(x) odd") == "XOdd" and class_name("") == "Model"
+    assert class_name("3 layers") == "Model3Layers"
+    assert all(len(class_name(engine.load_graph(example_path(n)).name)) <= 40
+               for n in example_names())

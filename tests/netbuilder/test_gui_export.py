@@ -71,3 +71,55 @@ def test_importing_a_broken_onnx_file_leaves_the_model_untouched(make_window, tm
     assert "bad.onnx is not an ONNX model" in text
     assert w.document.graph.to_dict() == before
     w.exports.report_dialog.close()
+
+
+def _torch_onnx(tmp_path, name, module, x):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    path = tmp_path / name
+    torch.onnx.export(module.eval(), (x,), str(path), input_names=["x"], output_names=["y"],
+                      opset_version=17, dynamo=False, dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
+    return path
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+def test_file_import_of_pytorch_exports(make_window, tmp_path):
+    """File ▸ Import on files torch.onnx.export wrote: a bidirectional 2-layer LSTM tagger
+    comes in as two LSTM nodes; a TransformerEncoderLayer is refused with the node and op
+    named and what it is in PyTorch terms, and the model open before stays as it was."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(5, 6, num_layers=2, batch_first=True, bidirectional=True)
+            self.fc = nn.Linear(12, 3)
+
+        def forward(self, x):
+            return self.fc(self.rnn(x)[0])
+
+    torch.manual_seed(0)
+    w = make_window(XOR).w
+    lstm = _torch_onnx(tmp_path, "tagger.onnx", Tagger(), torch.randn(2, 4, 5))
+    assert w.exports.import_onnx(lstm)
+    types = [n.type for n in w.document.graph.nodes.values()]
+    assert types.count("LSTM") == 2 and "Dense" in types
+    w.exports.report_dialog.close()
+
+    before = w.document.graph.to_dict()
+    class Encoder(nn.Module):  # traced inside a module, as in a model
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.TransformerEncoderLayer(8, 2, 16, 0.0, batch_first=True)
+
+        def forward(self, x):
+            return self.layer(x)
+
+    enc = _torch_onnx(tmp_path, "encoder.onnx", Encoder(), torch.randn(2, 5, 8))
+    assert not w.exports.import_onnx(enc)
+    text = w.exports.report_dialog.text()
+    assert text.startswith("encoder.onnx could not be imported.")
+    assert "node '" in text and "nn.MultiheadAttention" in text
+    assert w.document.graph.to_dict() == before
+    w.exports.report_dialog.close()
