@@ -236,10 +236,11 @@ def _gemm(blas, a, b, out, beta=0.0):
 
 
 @njit(parallel=False, error_model="numpy")
-def _chunk_grads(blas, x2, h2, dxw2, dhw2, w_ih, nc, dx2, dw_ih, dw_hh, db_ih, db_hh):
+def _chunk_grads(blas, x2, h2, dxw2, dhw2, same, w_ih, nc, dx2, dw_ih, dw_hh, db_ih, db_hh):
     """One chunk's input gradient and partial weight gradients from the gradients wrt
     x W_ih^T + b_ih (``dxw2``) and h W_hh^T + b_hh (``dhw2``), both (T·Nc, G·H) time-major:
-    dx2 = dxw2 W_ih, dw_ih = dxw2^T x2, dw_hh = Σ_t dhw_t^T h_{t-1}, biases the column sums."""
+    dx2 = dxw2 W_ih, dw_ih = dxw2^T x2, dw_hh = Σ_t dhw_t^T h_{t-1}, biases the column sums
+    (``same``: dhw2 is dxw2, whose column sums are then read once)."""
     rows = dxw2.shape[0]
     _gemm(blas, dxw2, w_ih, dx2)
     _gemm(blas, dxw2.T, x2, dw_ih)
@@ -249,7 +250,10 @@ def _chunk_grads(blas, x2, h2, dxw2, dhw2, w_ih, nc, dx2, dw_ih, dw_hh, db_ih, d
         dw_hh[:, :] = 0
     ones = np.ones(rows, dxw2.dtype)
     np.dot(ones, dxw2, db_ih)
-    np.dot(ones, dhw2, db_hh)
+    if same:
+        db_hh[:] = db_ih
+    else:
+        np.dot(ones, dhw2, db_hh)
 
 
 # ----- SimpleRNN -----------------------------------------------------------------------------
@@ -299,7 +303,7 @@ def rnn_backward(blas, x, w_ih, w_hh, hid, dhid, dpre, dx, dw_ih, dw_hh, db_ih, 
                     dp[j] = (d[j] + dy[j]) * (one - h[j] * h[j])
         d2 = dpre[ch].reshape(n_steps * nc, nh)
         _chunk_grads(blas, x[ch].reshape(n_steps * nc, nf), hid[ch].reshape(n_steps * nc, nh),
-                     d2, d2, w_ih, nc, dx[ch].reshape(n_steps * nc, nf), dw_ih[ch], dw_hh[ch],
+                     d2, d2, True, w_ih, nc, dx[ch].reshape(n_steps * nc, nf), dw_ih[ch], dw_hh[ch],
                      db_ih[ch], db_hh[ch])
 
 
@@ -371,6 +375,7 @@ def lstm_backward(blas, x, w_ih, w_hh, gates, cell, hid, dhid, dgates, dx, dw_ih
     for ch in prange(n_chunks_):
         dh = np.zeros((nc, nh), x.dtype)
         dc = np.zeros((nc, nh), x.dtype)
+        tcs = np.empty(nh, x.dtype)  # tanh(c_t) of one row
         for t in range(n_steps - 1, -1, -1):
             if t < n_steps - 1:
                 _gemm(blas, dgates[ch, t + 1], w_hh, dh)
@@ -384,11 +389,13 @@ def lstm_backward(blas, x, w_ih, w_hh, gates, cell, hid, dhid, dgates, dx, dw_ih
                 for j in range(nh):
                     d[j] += dy[j]
                 for j in range(nh):
-                    o = g[3 * nh + j]
-                    dg[3 * nh + j] = d[j] * tanh_(cs[j]) * o * (one - o)
+                    tcs[j] = tanh_(cs[j])
                 for j in range(nh):
                     o = g[3 * nh + j]
-                    tc = tanh_(cs[j])
+                    dg[3 * nh + j] = d[j] * tcs[j] * o * (one - o)
+                for j in range(nh):
+                    o = g[3 * nh + j]
+                    tc = tcs[j]
                     d[j] = dcs[j] + d[j] * o * (one - tc * tc)
                 if t > 0:
                     cp = cell[ch, t - 1, s]
@@ -407,7 +414,7 @@ def lstm_backward(blas, x, w_ih, w_hh, gates, cell, hid, dhid, dgates, dx, dw_ih
                     dcs[j] = d[j] * g[nh + j]
         d2 = dgates[ch].reshape(n_steps * nc, gh)
         _chunk_grads(blas, x[ch].reshape(n_steps * nc, nf), hid[ch].reshape(n_steps * nc, nh),
-                     d2, d2, w_ih, nc, dx[ch].reshape(n_steps * nc, nf), dw_ih[ch], dw_hh[ch],
+                     d2, d2, True, w_ih, nc, dx[ch].reshape(n_steps * nc, nf), dw_ih[ch], dw_hh[ch],
                      db_ih[ch], db_hh[ch])
 
 
@@ -494,7 +501,8 @@ def gru_backward(blas, x, w_ih, w_hh, gates, hn, hid, dhid, dxw, dhw, dx, dw_ih,
                     gr[2 * nh + j] = dn * r
                     cs[j] = dd * z
         _chunk_grads(blas, x[ch].reshape(n_steps * nc, nf), hid[ch].reshape(n_steps * nc, nh),
-                     dxw[ch].reshape(n_steps * nc, gh), dhw[ch].reshape(n_steps * nc, gh), w_ih,
+                     dxw[ch].reshape(n_steps * nc, gh), dhw[ch].reshape(n_steps * nc, gh), False,
+                     w_ih,
                      nc, dx[ch].reshape(n_steps * nc, nf), dw_ih[ch], dw_hh[ch], db_ih[ch],
                      db_hh[ch])
 
