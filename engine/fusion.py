@@ -49,6 +49,7 @@ from .kernels import conv as kconv
 from .kernels import convgrid as kgrid
 from .kernels import fused as kfused
 from .kernels import normact as knorm
+from .kernels.recurrent import blas_address
 from .layers.dense import dense_chunks
 from .plan import ExecutionPlan, Step, Wiring
 from .registry import Layer
@@ -334,7 +335,7 @@ class DenseBlock(Step):
         g = self.grad_arrays()
         kernel = kfused.dense_rows_backward if self._by_rows else kfused.dense_backward
         dx = kernel(x, self.local["weight"], dy2, self._y, self.relu, need_dx, self._chunks,
-                    g["weight"], _bias(g, x.dtype))
+                    g["weight"], _bias(g, x.dtype), blas_address(x.dtype))
         return [dx.reshape(self._xshape) if need_dx else None]
 
 

@@ -28,10 +28,14 @@ from numba.extending import register_jitable
 from .blas import gemm
 from .conv import _col2im, _crop_from, _im2col, _pad_into, _sum_parts
 from .jit import njit, prange
+from .recurrent import _gemm
 
 TRANSPOSED_MAX_PIXELS = 256
 FLIPPED_MAX_GROWTH = 1.2
 FLIPPED_MIN_CHANNELS = 16
+# dx of a feature-split Dense backward with at least this many numbers is summed from the
+# threads' shares in parallel
+DENSE_PARALLEL_SUM = 1 << 17
 
 
 @njit(parallel=False)
@@ -457,6 +461,21 @@ def _dense_grad_row(drow: np.ndarray, mrow: np.ndarray, relu: bool, crow: np.nda
         acc[o] += g
 
 
+@njit(parallel=False)
+def _sum_parts_rows(parts: np.ndarray, dx: np.ndarray, r0: int, r1: int) -> None:
+    """dx[r] = parts[0, r] + parts[1, r] + … for rows r0 <= r < r1, in part order."""
+    i_n = dx.shape[1]
+    for i in range(r0, r1):
+        drow = dx[i]
+        first = parts[0, i]
+        for j in range(i_n):
+            drow[j] = first[j]
+        for c in range(1, parts.shape[0]):
+            prow = parts[c, i]
+            for j in range(i_n):
+                drow[j] += prow[j]
+
+
 @njit
 def dense_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, relu: bool,
                   nchunks: int, y: np.ndarray, yrelu: np.ndarray) -> None:
@@ -475,7 +494,7 @@ def dense_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, relu: boo
         b = (ch + 1) * o_n // och
         tmp = np.empty((n_n, b - a), dtype=x.dtype)
         if n_n > 0:
-            np.dot(x, weight[a:b].T, tmp)
+            np.dot(x, weight[a:b].T, tmp)  # SciPy's BLAS: numpy's is slower on this NT form
         for i in range(n_n):
             trow = tmp[i]
             yrow = y[i, a:b]
@@ -489,21 +508,28 @@ def dense_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, relu: boo
 @njit
 def dense_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre: np.ndarray,
                    relu: bool, need_dx: bool, nchunks: int, gweight: np.ndarray,
-                   gbias: np.ndarray) -> np.ndarray:
+                   gbias: np.ndarray, blas: int) -> np.ndarray:
     """Backward of ``dense_forward``: dy (N, O) is the gradient of the last output (of the
     ReLU when ``relu``; ``ypre`` is then the pre-activation y). Overwrites gweight (O, I) and
     gbias ((O,) or empty); returns dx (N, I), or an empty (0, I) array unless ``need_dx``.
-    An empty (0, I) gweight skips the weight gradient (a frozen node).
+    An empty (0, I) gweight skips the weight gradient (a frozen node). ``blas``: the address
+    of numpy's CBLAS for the dtype (``recurrent.blas_address``; 0: ``np.dot``), faster than
+    SciPy's on these TN and NN products (not on the forward's NT one); x and weight
+    C-contiguous.
 
-    The weight gradient is split over output features, the input gradient over input
-    features (each thread multiplies by its block of weight columns, read in place and
-    written into its columns of dx)."""
+    One parallel region, split over output features: each thread forms its block of the
+    output gradient, its rows of the weight gradient and its share of dx (its block of dz
+    times its rows of the weight); the shares are then added in block order (on one thread
+    for small dx: a second parallel region costs more than the sum), so the result does not
+    depend on which thread ran a block."""
     n_n, i_n = x.shape
     o_n = weight.shape[0]
     has_bias = gbias.shape[0] > 0
     need_dw = gweight.shape[0] > 0
-    dz = np.empty((n_n, o_n), dtype=x.dtype)
     och = max(1, min(nchunks, o_n))
+    dx = np.empty((n_n if need_dx else 0, i_n), dtype=x.dtype)
+    split_dx = need_dx and och > 1 and n_n > 0
+    parts = np.empty((och if split_dx else 0, n_n, i_n), dtype=x.dtype)
     for ch in prange(och):
         a = ch * o_n // och
         b = (ch + 1) * o_n // och
@@ -511,32 +537,26 @@ def dense_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre: np.n
         acc = np.zeros(b - a, dtype=np.float64)
         for n in range(n_n):
             _dense_grad_row(dy[n, a:b], ypre[n, a:b], relu, dzc[n], acc)
-            zrow = dz[n]
-            crow = dzc[n]
-            for o in range(b - a):  # a loop, not an array copy (compile time, see _sum_parts)
-                zrow[a + o] = crow[o]
         if has_bias:
             for o in range(b - a):
                 gbias[a + o] = acc[o]
-        if not need_dw:
-            continue
-        if n_n > 0:
-            np.dot(dzc.T, x, gweight[a:b])
+        if need_dw:
+            if n_n > 0:
+                _gemm(blas, dzc.T, x, gweight[a:b])
+            else:
+                gweight[a:b] = 0
+        if need_dx and n_n > 0:
+            if split_dx:
+                _gemm(blas, dzc, weight[a:b], parts[ch])
+            else:
+                _gemm(blas, dzc, weight, dx)
+    if split_dx:
+        if n_n * i_n >= DENSE_PARALLEL_SUM:
+            rch = max(1, min(nchunks, n_n))
+            for ch in prange(rch):
+                _sum_parts_rows(parts, dx, ch * n_n // rch, (ch + 1) * n_n // rch)
         else:
-            gweight[a:b] = 0
-    dx = np.empty((n_n if need_dx else 0, i_n), dtype=x.dtype)
-    if need_dx and n_n > 0:
-        ich = max(1, min(nchunks, i_n))
-        if ich == 1:
-            np.dot(dz, weight, dx)
-            return dx
-        wf = weight.reshape(o_n * i_n)
-        xf = dx.reshape(n_n * i_n)
-        zf = dz.reshape(n_n * o_n)
-        for ch in prange(ich):
-            a = ch * i_n // ich
-            b = (ch + 1) * i_n // ich
-            gemm(False, False, n_n, b - a, o_n, 1.0, zf, o_n, wf[a:], i_n, 0.0, xf[a:], i_n)
+            _sum_parts_rows(parts, dx, 0, n_n)
     return dx
 
 
@@ -571,7 +591,7 @@ def dense_rows_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, relu
 @njit
 def dense_rows_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre: np.ndarray,
                         relu: bool, need_dx: bool, nchunks: int, gweight: np.ndarray,
-                        gbias: np.ndarray) -> np.ndarray:
+                        gbias: np.ndarray, blas: int) -> np.ndarray:
     """``dense_backward`` with the batch split over the threads, as ``dense_rows_forward``.
 
     Each slice forms its rows' output gradient, their input gradient (rows of dx) and a
@@ -598,9 +618,9 @@ def dense_rows_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre:
             _dense_grad_row(dy[n], ypre[n], relu, dz[n - a], acc)
         if b > a:
             if need_dw:
-                np.dot(dz.T, x[a:b].copy(), gparts[ch])
+                _gemm(blas, dz.T, x[a:b].copy(), gparts[ch])
             if need_dx:
-                np.dot(dz, weight, dx[a:b])
+                _gemm(blas, dz, weight, dx[a:b])
         else:
             gparts[ch][:] = 0
     och = max(1, min(nchunks, o_n))

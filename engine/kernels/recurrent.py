@@ -186,12 +186,14 @@ def blas_address(dtype: np.dtype) -> int:
 
 
 @intrinsic
-def _cblas_gemm(typingctx, addr, a, b, out):
-    """out = a @ b through the ILP64 ``cblas_?gemm`` at ``addr``; a and b C- or
-    F-contiguous (F = a transposed C array), out C-contiguous, one float dtype."""
+def _cblas_gemm(typingctx, addr, a, b, beta, out):
+    """out = a @ b + beta · out through the ILP64 ``cblas_?gemm`` at ``addr``; a and b C- or
+    F-contiguous (F = a transposed C array), out C-contiguous, one float dtype (beta 0: the
+    old out is not read)."""
     arrays = (a, b, out)
     if (not all(isinstance(t, types.Array) and t.ndim == 2 for t in arrays)
             or not isinstance(addr, types.Integer) or out.layout != "C"
+            or not isinstance(beta, types.Float)
             or a.layout not in "CF" or b.layout not in "CF"
             or not a.dtype == b.dtype == out.dtype
             or a.dtype not in (types.float32, types.float64)):
@@ -204,35 +206,41 @@ def _cblas_gemm(typingctx, addr, a, b, out):
         fnty = ir.FunctionType(ir.VoidType(),
                                [i32, i32, i32, i64, i64, i64, el, vp, i64, vp, i64, el, vp, i64])
         fn = builder.inttoptr(args[0], fnty.as_pointer())
-        av, bv, ov = (context.make_array(t)(context, builder, v) for t, v in zip(arrays, args[1:]))
+        av, bv, ov = (context.make_array(t)(context, builder, v)
+                      for t, v in zip(arrays, (args[1], args[2], args[4])))
         m, k = cgutils.unpack_tuple(builder, av.shape, 2)
         n = cgutils.unpack_tuple(builder, bv.shape, 2)[1]
         trans_a = ir.Constant(i32, 112 if a.layout == "F" else 111)
         trans_b = ir.Constant(i32, 112 if b.layout == "F" else 111)
         lda = m if a.layout == "F" else k
         ldb = k if b.layout == "F" else n
+        beta_v = context.cast(builder, args[3], beta, a.dtype)
         builder.call(fn, [ir.Constant(i32, 101), trans_a, trans_b, m, n, k, ir.Constant(el, 1.0),
                           builder.bitcast(av.data, vp), lda, builder.bitcast(bv.data, vp), ldb,
-                          ir.Constant(el, 0.0), builder.bitcast(ov.data, vp), n])
+                          beta_v, builder.bitcast(ov.data, vp), n])
         return context.get_dummy_value()
 
-    return types.void(types.int64, a, b, out), codegen
+    return types.void(types.int64, a, b, beta, out), codegen
 
 
 @njit(parallel=False)
-def _gemm(blas, a, b, out):
-    """out = a @ b for 2-D arrays of one dtype: numpy's CBLAS at address ``blas``, or np.dot."""
+def _gemm(blas, a, b, out, beta=0.0):
+    """out = a @ b (+ out when ``beta`` is 1) for 2-D arrays of one dtype: numpy's CBLAS at
+    address ``blas``, or np.dot."""
     if blas != 0:
-        _cblas_gemm(blas, a, b, out)
-    else:
+        _cblas_gemm(blas, a, b, beta, out)
+    elif beta == 0.0:
         np.dot(a, b, out)
+    else:
+        out += np.dot(a, b)
 
 
 @njit(parallel=False, error_model="numpy")
-def _chunk_grads(blas, x2, h2, dxw2, dhw2, w_ih, nc, dx2, dw_ih, dw_hh, db_ih, db_hh):
+def _chunk_grads(blas, x2, h2, dxw2, dhw2, same, w_ih, nc, dx2, dw_ih, dw_hh, db_ih, db_hh):
     """One chunk's input gradient and partial weight gradients from the gradients wrt
     x W_ih^T + b_ih (``dxw2``) and h W_hh^T + b_hh (``dhw2``), both (T·Nc, G·H) time-major:
-    dx2 = dxw2 W_ih, dw_ih = dxw2^T x2, dw_hh = Σ_t dhw_t^T h_{t-1}, biases the column sums."""
+    dx2 = dxw2 W_ih, dw_ih = dxw2^T x2, dw_hh = Σ_t dhw_t^T h_{t-1}, biases the column sums
+    (``same``: dhw2 is dxw2, whose column sums are then read once)."""
     rows = dxw2.shape[0]
     _gemm(blas, dxw2, w_ih, dx2)
     _gemm(blas, dxw2.T, x2, dw_ih)
@@ -242,7 +250,10 @@ def _chunk_grads(blas, x2, h2, dxw2, dhw2, w_ih, nc, dx2, dw_ih, dw_hh, db_ih, d
         dw_hh[:, :] = 0
     ones = np.ones(rows, dxw2.dtype)
     np.dot(ones, dxw2, db_ih)
-    np.dot(ones, dhw2, db_hh)
+    if same:
+        db_hh[:] = db_ih
+    else:
+        np.dot(ones, dhw2, db_hh)
 
 
 # ----- SimpleRNN -----------------------------------------------------------------------------
@@ -292,7 +303,7 @@ def rnn_backward(blas, x, w_ih, w_hh, hid, dhid, dpre, dx, dw_ih, dw_hh, db_ih, 
                     dp[j] = (d[j] + dy[j]) * (one - h[j] * h[j])
         d2 = dpre[ch].reshape(n_steps * nc, nh)
         _chunk_grads(blas, x[ch].reshape(n_steps * nc, nf), hid[ch].reshape(n_steps * nc, nh),
-                     d2, d2, w_ih, nc, dx[ch].reshape(n_steps * nc, nf), dw_ih[ch], dw_hh[ch],
+                     d2, d2, True, w_ih, nc, dx[ch].reshape(n_steps * nc, nf), dw_ih[ch], dw_hh[ch],
                      db_ih[ch], db_hh[ch])
 
 
@@ -305,33 +316,43 @@ def lstm_forward(blas, x, w_ihT, w_hhT, bias, gates, cell, hid):
     c_t = f c_{t-1} + i g; h_t = o tanh(c_t); h_{-1} = c_{-1} = 0.
 
     x (C, T, Nc, F); bias (4H,) = b_ih + b_hh. Fills gates (C, T, Nc, 4H) with the gate
-    activations, cell (C, T, Nc, H) with c_t and hid (C, T, Nc, H) with h_t."""
+    activations, cell (C, T, Nc, H) with c_t and hid (C, T, Nc, H) with h_t.
+
+    The pre-activations build up in ``gates`` itself: the bias in every row, then the input
+    projection of all steps (one GEMM) and each step's recurrent product added by BLAS
+    (beta = 1); the element-wise loops then each write one array, which LLVM vectorises."""
     n_chunks_, n_steps, nc, nf = x.shape
     gh = gates.shape[3]
     nh = gh // 4
     for ch in prange(n_chunks_):
-        _gemm(blas, x[ch].reshape(n_steps * nc, nf), w_ihT, gates[ch].reshape(n_steps * nc, gh))
-        rec = np.zeros((nc, gh), x.dtype)
-        zero = np.zeros(nh, x.dtype)
+        g2 = gates[ch].reshape(n_steps * nc, gh)
+        for r in range(n_steps * nc):
+            row = g2[r]
+            for j in range(gh):
+                row[j] = bias[j]
+        _gemm(blas, x[ch].reshape(n_steps * nc, nf), w_ihT, g2, 1.0)
         for t in range(n_steps):
             if t > 0:
-                _gemm(blas, hid[ch, t - 1], w_hhT, rec)
+                _gemm(blas, hid[ch, t - 1], w_hhT, gates[ch, t], 1.0)
             for s in range(nc):
                 g = gates[ch, t, s]
-                r = rec[s]
                 for j in range(2 * nh):
-                    g[j] = sigmoid_(g[j] + r[j] + bias[j])
-                for j in range(2 * nh, 3 * nh):
-                    g[j] = tanh_(g[j] + r[j] + bias[j])
-                for j in range(3 * nh, gh):
-                    g[j] = sigmoid_(g[j] + r[j] + bias[j])
-                cp = cell[ch, t - 1, s] if t > 0 else zero
+                    g[j] = sigmoid_(g[j])
+                for j in range(nh):  # (a loop from 2H would not vectorise: see the note)
+                    g[2 * nh + j] = tanh_(g[2 * nh + j])
+                for j in range(nh):
+                    g[3 * nh + j] = sigmoid_(g[3 * nh + j])
                 cs = cell[ch, t, s]
+                if t > 0:
+                    cp = cell[ch, t - 1, s]
+                    for j in range(nh):
+                        cs[j] = g[nh + j] * cp[j] + g[j] * g[2 * nh + j]
+                else:
+                    for j in range(nh):
+                        cs[j] = g[j] * g[2 * nh + j]
                 hs = hid[ch, t, s]
                 for j in range(nh):
-                    c = g[nh + j] * cp[j] + g[j] * g[2 * nh + j]
-                    cs[j] = c
-                    hs[j] = g[3 * nh + j] * tanh_(c)
+                    hs[j] = g[3 * nh + j] * tanh_(cs[j])
 
 
 @njit(error_model="numpy", fastmath={"contract"})
@@ -341,7 +362,12 @@ def lstm_backward(blas, x, w_ih, w_hh, gates, cell, hid, dhid, dgates, dx, dw_ih
 
     dhid (C, T, Nc, H): gradient reaching each h_t from outside. Fills dgates (C, T, Nc, 4H),
     the gradient wrt the gate pre-activations, dx (C, T, Nc, F) and per-chunk partial sums
-    dw_ih (C, 4H, F), dw_hh (C, 4H, H), db_ih, db_hh (C, 4H)."""
+    dw_ih (C, 4H, F), dw_hh (C, 4H, H), db_ih, db_hh (C, 4H).
+
+    Per step: dh = dgates_{t+1} W_hh (BLAS), then three element-wise passes over each row
+    that each write one array (dh, then dgates' o block and dh = the whole dc, then the i, f,
+    g blocks and the carried dc), so LLVM vectorises them; the weight gradients are one GEMM
+    each over all steps after the loop (``_chunk_grads``)."""
     n_chunks_, n_steps, nc, nf = x.shape
     gh = gates.shape[3]
     nh = gh // 4
@@ -349,7 +375,7 @@ def lstm_backward(blas, x, w_ih, w_hh, gates, cell, hid, dhid, dgates, dx, dw_ih
     for ch in prange(n_chunks_):
         dh = np.zeros((nc, nh), x.dtype)
         dc = np.zeros((nc, nh), x.dtype)
-        zero = np.zeros(nh, x.dtype)
+        tcs = np.empty(nh, x.dtype)  # tanh(c_t) of one row
         for t in range(n_steps - 1, -1, -1):
             if t < n_steps - 1:
                 _gemm(blas, dgates[ch, t + 1], w_hh, dh)
@@ -361,24 +387,34 @@ def lstm_backward(blas, x, w_ih, w_hh, gates, cell, hid, dhid, dgates, dx, dw_ih
                 cs = cell[ch, t, s]
                 dcs = dc[s]
                 for j in range(nh):
-                    dd = d[j] + dy[j]
-                    tc = tanh_(cs[j])
+                    d[j] += dy[j]
+                for j in range(nh):
+                    tcs[j] = tanh_(cs[j])
+                for j in range(nh):
                     o = g[3 * nh + j]
-                    dg[3 * nh + j] = dd * tc * o * (one - o)
-                    dcs[j] += dd * o * (one - tc * tc)
-                cp = cell[ch, t - 1, s] if t > 0 else zero
+                    dg[3 * nh + j] = d[j] * tcs[j] * o * (one - o)
+                for j in range(nh):
+                    o = g[3 * nh + j]
+                    tc = tcs[j]
+                    d[j] = dcs[j] + d[j] * o * (one - tc * tc)
+                if t > 0:
+                    cp = cell[ch, t - 1, s]
+                    for j in range(nh):
+                        dg[nh + j] = d[j] * cp[j] * g[nh + j] * (one - g[nh + j])
+                else:
+                    for j in range(nh):
+                        dg[nh + j] = 0
                 for j in range(nh):
                     i = g[j]
-                    f = g[nh + j]
                     gg = g[2 * nh + j]
-                    dcc = dcs[j]
+                    dcc = d[j]
                     dg[j] = dcc * gg * i * (one - i)
-                    dg[nh + j] = dcc * cp[j] * f * (one - f)
                     dg[2 * nh + j] = dcc * i * (one - gg * gg)
-                    dcs[j] = dcc * f
+                for j in range(nh):
+                    dcs[j] = d[j] * g[nh + j]
         d2 = dgates[ch].reshape(n_steps * nc, gh)
         _chunk_grads(blas, x[ch].reshape(n_steps * nc, nf), hid[ch].reshape(n_steps * nc, nh),
-                     d2, d2, w_ih, nc, dx[ch].reshape(n_steps * nc, nf), dw_ih[ch], dw_hh[ch],
+                     d2, d2, True, w_ih, nc, dx[ch].reshape(n_steps * nc, nf), dw_ih[ch], dw_hh[ch],
                      db_ih[ch], db_hh[ch])
 
 
@@ -465,7 +501,8 @@ def gru_backward(blas, x, w_ih, w_hh, gates, hn, hid, dhid, dxw, dhw, dx, dw_ih,
                     gr[2 * nh + j] = dn * r
                     cs[j] = dd * z
         _chunk_grads(blas, x[ch].reshape(n_steps * nc, nf), hid[ch].reshape(n_steps * nc, nh),
-                     dxw[ch].reshape(n_steps * nc, gh), dhw[ch].reshape(n_steps * nc, gh), w_ih,
+                     dxw[ch].reshape(n_steps * nc, gh), dhw[ch].reshape(n_steps * nc, gh), False,
+                     w_ih,
                      nc, dx[ch].reshape(n_steps * nc, nf), dw_ih[ch], dw_hh[ch], db_ih[ch],
                      db_hh[ch])
 

@@ -12,6 +12,7 @@ from ..errors import ParamError
 from ..kernels import attention as ka
 from ..kernels import fused as kfused
 from ..kernels.conv import OneThreadBlas
+from ..kernels.recurrent import blas_address
 from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
 from .attention_onnx import claim_attention, read_attention, write_attention
 from .dense import dense_chunks
@@ -172,7 +173,7 @@ class MultiHeadAttention(Layer):
         w_in = np.ascontiguousarray(params["in_proj_weight"], dt)
         dctx = kfused.dense_backward(self._ctx.reshape(n * t, e), w_out, dy2, self._y, False,
                                      True, self._chunks_out, grads["out_proj_weight"],
-                                     grads["out_proj_bias"])
+                                     grads["out_proj_bias"], blas_address(dt))
         dqkv = np.empty((n, t, 3 * e), dt)
         with OneThreadBlas(n * heads > 1):
             ka.attention_backward(qkv.reshape(n, t, 3 * e), self._probs, heads,
@@ -180,7 +181,7 @@ class MultiHeadAttention(Layer):
                                   dctx.reshape(n, t, e), dqkv)
         dx = kfused.dense_backward(x2, w_in, dqkv.reshape(n * t, 3 * e), qkv, False, True,
                                    self._chunks_in, grads["in_proj_weight"],
-                                   grads["in_proj_bias"])
+                                   grads["in_proj_bias"], blas_address(dt))
         return [dx.reshape(n, t, e)]
 
     def reference_forward(self, xs, params, train):

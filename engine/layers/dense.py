@@ -10,6 +10,7 @@ import numpy as np
 from ..init import INITS, identity_problem, initialize
 from ..kernels import conv as kconv
 from ..kernels import fused as kfused
+from ..kernels.recurrent import blas_address
 from ..kernels.reference import fused as rfused
 from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
 from ..text import plural
@@ -102,7 +103,8 @@ class Dense(Layer):
         w = np.ascontiguousarray(params["weight"], dtype=x2.dtype)
         gb = grads.get("bias")
         dx = kfused.dense_backward(x2, w, dy2, self._y2, False, True, self._chunks,
-                                   grads["weight"], np.zeros(0, x2.dtype) if gb is None else gb)
+                                   grads["weight"], np.zeros(0, x2.dtype) if gb is None else gb,
+                                   blas_address(x2.dtype))
         return [dx.reshape(self._xshape)]
 
     def frozen_grads(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -6,6 +6,7 @@ import engine
 from engine.kernels import activation as ka
 from engine.kernels import fused as kf
 from engine.kernels import pool as kp
+from engine.kernels import recurrent as rk
 from engine.kernels.reference import fused as ref
 from engine.layers.conv import window_geometry
 from engine.threads import max_threads
@@ -170,7 +171,7 @@ def test_dense_matches_the_reference(rng, split, dtype, relu, nch, n):
     yrelu = np.empty_like(y) if relu else y[:0]
     forward(x, weight, bias, relu, nch, y, yrelu)
     gw, gb = np.full_like(weight, np.nan), np.full_like(bias, np.nan)
-    dx = backward(x, weight, dy, y, relu, True, nch, gw, gb)
+    dx = backward(x, weight, dy, y, relu, True, nch, gw, gb, rk.blas_address(dtype))
     want_y, want_r = ref.dense_forward(x, weight, bias, relu)
     want = ref.dense_backward(x, weight, bias, dy, relu)
     tol = 1e-5 if dtype == np.float32 else 1e-12
@@ -192,7 +193,7 @@ def test_dense_without_bias_or_input_gradient(rng, split):
     forward(x, weight, np.zeros(0), False, 2, y, y[:0])
     np.testing.assert_allclose(y, x @ weight.T, rtol=1e-12)
     gw = np.empty_like(weight)
-    dx = backward(x, weight, dy, y, False, False, 2, gw, np.zeros(0))
+    dx = backward(x, weight, dy, y, False, False, 2, gw, np.zeros(0), 0)
     assert dx.shape == (0, 5)
     np.testing.assert_allclose(gw, dy.T @ x, rtol=1e-12)
 
@@ -202,6 +203,7 @@ def test_the_sample_split_gives_the_same_bits_on_any_thread_count(rng):
     weight = rng.standard_normal((24, 96)).astype(np.float32)
     bias = rng.standard_normal(24).astype(np.float32)
     dy = rng.standard_normal((64, 24)).astype(np.float32)
+    blas = rk.blas_address(np.float32)
     results = []
     for threads in sorted({1, max_threads()}):
         before = engine.set_num_threads(threads)
@@ -209,13 +211,41 @@ def test_the_sample_split_gives_the_same_bits_on_any_thread_count(rng):
             y = np.empty((64, 24), np.float32)
             kf.dense_rows_forward(x, weight, bias, True, 4, y, np.empty_like(y))
             gw, gb = np.empty_like(weight), np.empty_like(bias)
-            dx = kf.dense_rows_backward(x, weight, dy, y, True, True, 4, gw, gb)
+            dx = kf.dense_rows_backward(x, weight, dy, y, True, True, 4, gw, gb, blas)
         finally:
             engine.set_num_threads(before)
         results.append((y, dx, gw, gb))
     for got in results[1:]:
         for a, b in zip(got, results[0]):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("n, i_n", [(6, 5), (300, 450)])  # dx summed on one thread, in parallel
+def test_dense_feature_split_adds_the_input_gradient_shares_in_order(rng, n, i_n):
+    """dx of the feature split is the sum of every thread's block of dz times its weight
+    rows: it matches the float64 reference, with numpy's CBLAS and with np.dot, and gives
+    the same bits on any thread count."""
+    assert (n * i_n >= kf.DENSE_PARALLEL_SUM) == (n == 300)
+    x = rng.standard_normal((n, i_n))
+    weight = rng.standard_normal((7, i_n))
+    dy = rng.standard_normal((n, 7))
+    y = x @ weight.T
+    want = ref.dense_backward(x, weight, np.zeros(7), dy, True)
+    results: dict[int, list[np.ndarray]] = {}
+    for blas in (rk.blas_address(np.float64), 0):
+        for threads in sorted({1, max_threads()}):
+            before = engine.set_num_threads(threads)
+            try:
+                gw, gb = np.empty_like(weight), np.empty(7)
+                dx = kf.dense_backward(x, weight, dy, y, True, True, 3, gw, gb, blas)
+            finally:
+                engine.set_num_threads(before)
+            for got, exp in ((dx, want[0]), (gw, want[1]), (gb, want[2])):
+                np.testing.assert_allclose(got, exp, rtol=1e-12, atol=1e-12)
+            results.setdefault(blas, []).append(dx)
+    for same_blas in results.values():
+        for dx in same_blas[1:]:
+            np.testing.assert_array_equal(dx, same_blas[0])
 
 
 @pytest.mark.parametrize("chain", CHAINS, ids=lambda c: f"relu{int(c[0])}-pool{int(c[1])}")
