@@ -158,13 +158,14 @@ class BatchNorm(Layer):
         x3 = self._x3
         dx3, ds3 = np.empty_like(x3), np.empty_like(x3)
         na.bn_add_relu_train_backward(x3, channel_view(dy, shape), channel_view(mask, shape),
-                                      row_chunks(x3), self._mean, self._invstd, params["weight"], dx3, ds3,
-                                      grads["weight"], grads["bias"])
+                                      row_chunks(x3), self._mean, self._invstd, params["weight"],
+                                      dx3, ds3, grads["weight"], grads["bias"])
         return dx3.reshape(dy.shape), ds3.reshape(dy.shape)
 
     def _batch_statistics(self, x3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Arrays for the batch mean and variance (C,), or a DataError for a batch with one
-        value per channel."""
+        value per channel. They are rows of ``_stats`` (5, C) float64, kept from step to
+        step with the forward's scale and shift and the inverse standard deviation."""
         count = x3.shape[0] * x3.shape[2]
         if count < 2:
             shape = self.in_shapes[0]
@@ -218,8 +219,8 @@ class BatchNorm(Layer):
         if self._train:
             scale, shift = self._scale_shift()
             na.bn_train_backward(x3, dy3, relu, row_chunks(x3), self._mean, self._invstd,
-                                 scale, shift,
-                                 params["weight"], dx3, grads["weight"], grads["bias"])
+                                 scale, shift, params["weight"], dx3, grads["weight"],
+                                 grads["bias"])
         else:
             na.bn_eval_backward(x3, dy3, m3, relu, params["running_mean"],
                                 params["running_var"], params["weight"], self.p["eps"],
