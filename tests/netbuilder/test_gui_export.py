@@ -82,7 +82,7 @@ def _torch_onnx(tmp_path, name, module, x):
     return path
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::Warning")  # the tracer's, about torch's own code
 def test_file_import_of_pytorch_exports(make_window, tmp_path):
     """File ▸ Import on files torch.onnx.export wrote: a bidirectional 2-layer LSTM tagger
     comes in as two LSTM nodes; a TransformerEncoderLayer is refused with the node and op
