@@ -245,7 +245,7 @@ def _wgrad3(dy: np.ndarray, x: np.ndarray, sh: int, sw: int, dh: int, dw: int, p
     a1, a2 = u(dw), u(2 * dw)
     a3, a6 = u(dh * w_n), u(2 * dh * w_n)
     a4, a5, a7, a8 = a3 + a1, a3 + a2, a6 + a1, a6 + a2
-    z = df[0] * 0
+    z = x.dtype.type(0)  # the arrays' dtype: a float64 zero would widen every sum
     if r_hi > r_lo:
         p0, p1 = r_lo * w_n + lo, (r_hi - 1) * w_n + hi
         s0, s1, s2, s3, s4, s5, s6, s7, s8, sb = z, z, z, z, z, z, z, z, z, z
