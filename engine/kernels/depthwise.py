@@ -37,18 +37,6 @@ def _inside(n_out: int, n_in: int, s: int, p: int, reach: int) -> tuple[int, int
 
 
 @njit(parallel=False)
-def _valid(ih: int, dh: int, h_n: int) -> tuple[int, int]:
-    """(i_lo, i_hi): the taps i in i_lo … i_hi-1 whose rows ih + i·dh are inside 0 … H-1."""
-    i_lo = 0
-    while i_lo < 3 and ih + i_lo * dh < 0:
-        i_lo += 1
-    i_hi = i_lo
-    while i_hi < 3 and ih + i_hi * dh < h_n:
-        i_hi += 1
-    return i_lo, i_hi
-
-
-@njit(parallel=False)
 def _edge(xf: np.ndarray, w9: np.ndarray, v: float, w_n: int, ih: int, dh: int, i_lo: int,
           i_hi: int, c: int, dw: int) -> float:
     """v + Σ w9[3i + j]·xf[(ih + i·dh)·W + c + j·dw] over the rows i_lo … i_hi-1 and the
@@ -63,7 +51,9 @@ def _edge(xf: np.ndarray, w9: np.ndarray, v: float, w_n: int, ih: int, dh: int, 
 
 @njit(parallel=False)
 def _span(c: int, d: int, w_n: int) -> tuple[int, int]:
-    """(j_lo, j_hi): the taps j in j_lo … j_hi-1 whose columns c + j·d are inside 0 … W-1."""
+    """(j_lo, j_hi): the taps j in j_lo … j_hi-1 whose positions c + j·d are inside
+    0 … n-1 (``w_n`` = n): columns of a row, or rows (``c`` the first row, ``d`` the
+    dilation, ``w_n`` the height) of a plane."""
     j_lo = 0
     while j_lo < 3 and c + j_lo * d < 0:
         j_lo += 1
@@ -109,7 +99,7 @@ def _row(xf: np.ndarray, w9: np.ndarray, b: float, h_n: int, w_n: int, ih: int, 
     the flat plane xf (H·W): columns lo … hi-1 in one loop (all 9 taps in its body when the
     three rows are inside), the others bounds checked."""
     u = np.uint64  # unsigned offsets: no negative-index handling, so the loops vectorise
-    i_lo, i_hi = _valid(ih, dh, h_n)
+    i_lo, i_hi = _span(ih, dh, h_n)
     if i_lo == 0 and i_hi == 3:
         a1, a2 = u(dw), u(2 * dw)
         a3, a6 = u(dh * w_n), u(2 * dh * w_n)
@@ -216,7 +206,7 @@ def _scatter3(dy: np.ndarray, w9: np.ndarray, sh: int, sw: int, dh: int, dw: int
     lo, hi = _inside(ow_n, w_n, sw, pl, 2 * dw)
     u = np.uint64
     for oh in range(oh_n):
-        i_lo, i_hi = _valid(oh * sh - pt, dh, h_n)
+        i_lo, i_hi = _span(oh * sh - pt, dh, h_n)
         for i in range(i_lo, i_hi):
             rb = (oh * sh - pt + i * dh) * w_n
             for j in range(3):
@@ -278,7 +268,7 @@ def _wgrad3(dy: np.ndarray, x: np.ndarray, sh: int, sw: int, dh: int, dw: int, p
         if r_lo <= oh < r_hi:
             continue
         ih = oh * sh - pt
-        i_lo, i_hi = _valid(ih, dh, h_n)
+        i_lo, i_hi = _span(ih, dh, h_n)
         for i in range(i_lo, i_hi):
             t0, t1, t2 = z, z, z
             for ow in range(lo, hi):
@@ -322,7 +312,7 @@ def _wgrad3(dy: np.ndarray, x: np.ndarray, sh: int, sw: int, dh: int, dw: int, p
             e = df[p]
             g[9] += e
             ih = oh * sh - pt
-            i_lo, i_hi = _valid(ih, dh, h_n)
+            i_lo, i_hi = _span(ih, dh, h_n)
             for i in range(i_lo, i_hi):
                 rb = (ih + i * dh) * w_n + c
                 for j in range(j_lo, j_hi):
