@@ -253,13 +253,15 @@ def bn_eval_backward(x: np.ndarray, dy: np.ndarray, mask: np.ndarray, relu: bool
             out = dx[i, c]
             if relu:
                 a1, a2 = _row_mask_sums(x[i, c], dy[i, c], mask[i, c], mu, out)
+                for s in range(s_n):
+                    out[s] = out[s] * scale
             else:
                 a1, a2 = _row_grad_sums(x[i, c], dy[i, c], mu, 1.0, 0.0, False)
-                out[:] = dy[i, c]
+                grow = dy[i, c]
+                for s in range(s_n):  # a loop, not an array copy (compile time, see _sum_parts)
+                    out[s] = grow[s] * scale
             t1 += a1
             t2 += a2
-            for s in range(s_n):
-                out[s] = out[s] * scale
         dbias[c] = t1
         dweight[c] = t2 * inv
 
