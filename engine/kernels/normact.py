@@ -23,8 +23,8 @@ the reference; with ``relu`` the ReLU output max(y, 0) is written too (NaN -> 0,
 ``activation.relu_forward``). The backward takes two passes over x and dy: Σg and
 Σg·(x - mean) per channel, then dx (``_block_backward``, shared by the two training
 kernels); the ReLU's mask is recomputed from x with the forward's scale and the bias (the
-same float64 expression, so the same decisions) instead of being read. The additions split the flat arrays into ``nchunks`` slices
-(``conv.batch_chunks``).
+same float64 expression, so the same decisions) instead of being read. The additions split
+the flat arrays into ``nchunks`` slices (``conv.batch_chunks``).
 """
 
 from __future__ import annotations
