@@ -293,12 +293,15 @@ def _backward_slice(x: np.ndarray, weight: np.ndarray, w2: np.ndarray, dout: np.
     dcols = np.empty((k_n if unflipped else 0, p_n), dtype=x.dtype)
     dpad = np.zeros((o_n if flip else 0, h_n + kh - 1, w_n + kw - 1), dtype=x.dtype)
     fcols = np.empty((fk if flip else 0, h_n * w_n), dtype=x.dtype)
-    dconv = np.empty((o_n, p_n), dtype=x.dtype)
+    own_grad = np.empty((o_n if relu or pool else 0, p_n), dtype=x.dtype)
     dconvt = np.empty((p_n if trans else 0, o_n), dtype=x.dtype)
     ones = np.ones(p_n, dtype=x.dtype)
     tmpb = np.empty(o_n, dtype=x.dtype)
-    d3 = dconv.reshape(o_n, oh_n, ow_n)
     for n in range(lo, hi):
+        # the conv output's gradient (O, OH·OW): formed in own_grad behind a ReLU or pool,
+        # else the given gradient itself (no copy)
+        dconv = own_grad if relu or pool else dout[n].reshape(o_n, p_n)
+        d3 = dconv.reshape(o_n, oh_n, ow_n)
         if pool:
             _unpool2_conv(dout[n], mask[n], arg[n], relu, d3, dconvt, bacc)
         elif relu:
@@ -310,12 +313,6 @@ def _backward_slice(x: np.ndarray, weight: np.ndarray, w2: np.ndarray, dout: np.
                 crow = dconv[o]
                 for p in range(p_n):
                     crow[p] = drow[p] if mrow[p] > 0 else 0.0
-        else:  # element by element: an array assignment would compile Numba's string
-            # formatting for its shape-mismatch message
-            dn = dout[n].reshape(o_n * p_n)
-            cf = dconv.reshape(o_n * p_n)
-            for i in range(o_n * p_n):
-                cf[i] = dn[i]
         if not pool:
             np.dot(dconv, ones, tmpb)
             for o in range(o_n):

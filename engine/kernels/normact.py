@@ -259,11 +259,15 @@ def bn_eval_forward(x: np.ndarray, mean: np.ndarray, var: np.ndarray, weight: np
 @njit
 def bn_eval_backward(x: np.ndarray, dy: np.ndarray, mask: np.ndarray, relu: bool,
                      mean: np.ndarray, var: np.ndarray, weight: np.ndarray, eps: float,
-                     dx: np.ndarray, dweight: np.ndarray, dbias: np.ndarray) -> None:
+                     dx: np.ndarray, dskip: np.ndarray, dweight: np.ndarray,
+                     dbias: np.ndarray) -> None:
     """Backward with fixed statistics: ``dy`` the gradient of the last output (with
     ``relu``, of the ReLU: passed where ``mask`` (M, C, S), the ReLU output, is > 0). Fills
-    dx (M, C, S), dweight and dbias (C,)."""
+    dx (M, C, S), dweight and dbias (C,); a non-empty ``dskip`` (M, C, S; with ``relu``:
+    the end of a residual block, BatchNorm -> Add <- skip -> ReLU) gets the masked gradient
+    too, the skip input's, in the same pass."""
     m_n, c_n, s_n = x.shape
+    skip = dskip.shape[0] > 0
     for c in prange(c_n):
         mu = np.float64(mean[c])
         inv = 1.0 / math.sqrt(var[c] + eps)
@@ -273,9 +277,10 @@ def bn_eval_backward(x: np.ndarray, dy: np.ndarray, mask: np.ndarray, relu: bool
         for i in range(m_n):
             out = dx[i, c]
             if relu:
-                a1, a2 = _row_mask_sums(x[i, c], dy[i, c], mask[i, c], mu, out)
+                g = dskip[i, c] if skip else out
+                a1, a2 = _row_mask_sums(x[i, c], dy[i, c], mask[i, c], mu, g)
                 for s in range(s_n):
-                    out[s] = out[s] * scale
+                    out[s] = g[s] * scale
             else:
                 a1, a2 = _row_grad_sums(x[i, c], dy[i, c], mu, 1.0, 0.0, False)
                 grow = dy[i, c]

@@ -148,14 +148,15 @@ class BatchNorm(Layer):
                               ) -> tuple[np.ndarray, np.ndarray]:
         """(dx, dskip) of ``run_forward_add_relu`` from the gradient of its ReLU output;
         ``mask`` is that output."""
-        if not self._train:
-            dskip = np.empty_like(dy)
-            na.relu_mask_backward(dy.reshape(-1), mask.reshape(-1),
-                                  batch_chunks(dy.shape[0]), dskip.reshape(-1))
-            return self.run_backward(dskip, dskip[:0], params, grads), dskip
         shape = self.in_shapes[0]
         x3 = self._x3
         dx3, ds3 = np.empty_like(x3), np.empty_like(x3)
+        if not self._train:  # one pass: dskip (the masked gradient) and dx from it
+            na.bn_eval_backward(x3, channel_view(dy, shape), channel_view(mask, shape), True,
+                                params["running_mean"], params["running_var"],
+                                params["weight"], self.p["eps"], dx3, ds3, grads["weight"],
+                                grads["bias"])
+            return dx3.reshape(dy.shape), ds3.reshape(dy.shape)
         na.bn_add_relu_train_backward(x3, channel_view(dy, shape), channel_view(mask, shape),
                                       row_chunks(x3), self._mean, self._invstd, params["weight"],
                                       dx3, ds3, grads["weight"], grads["bias"])
@@ -222,7 +223,7 @@ class BatchNorm(Layer):
         else:
             na.bn_eval_backward(x3, dy3, m3, relu, params["running_mean"],
                                 params["running_var"], params["weight"], self.p["eps"],
-                                dx3, grads["weight"], grads["bias"])
+                                dx3, dx3[:0], grads["weight"], grads["bias"])
         return dx3.reshape(dy.shape)
 
     def reference_forward(self, xs, params, train):

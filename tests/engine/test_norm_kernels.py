@@ -78,11 +78,18 @@ def test_batchnorm_eval_kernels_match_reference(rng, dtype, relu):
         np.testing.assert_allclose(yr, relu_ref(want_y), **tol(dtype))
     dx = np.empty_like(x)
     dw, db = np.empty_like(w), np.empty_like(b)
-    na.bn_eval_backward(x, dy, yr, relu, mean, var, w, eps, dx, dw, db)
+    na.bn_eval_backward(x, dy, yr, relu, mean, var, w, eps, dx, dx[:0], dw, db)
     dy64 = dy.astype(np.float64) * ((yr > 0) if relu else 1.0)
     want = ref.batchnorm_eval_backward(args64[0], dy64, *args64[1:4], eps)
     for got, exp in zip((dx, dw, db), want):
         np.testing.assert_allclose(got, exp, **tol(dtype))
+    if relu:  # the end of a residual block: the skip's gradient (the masked dy) written too
+        dx2, dskip = np.empty_like(x), np.full_like(x, np.nan)
+        na.bn_eval_backward(x, dy, yr, True, mean, var, w, eps, dx2, dskip, dw, db)
+        np.testing.assert_array_equal(dskip, np.where(yr > 0, dy, 0))
+        np.testing.assert_array_equal(dx2, dx)
+        for got, exp in zip((dx2, dw, db), want):
+            np.testing.assert_allclose(got, exp, **tol(dtype))
 
 
 def test_batchnorm_train_output_is_normalised(rng):
