@@ -110,7 +110,7 @@ def _unpool2(dpool: np.ndarray, pooled: np.ndarray, arg: np.ndarray, relu: bool,
 def _unpool2_conv(dpool: np.ndarray, pooled: np.ndarray, arg: np.ndarray, relu: bool,
                   dst: np.ndarray, dstt: np.ndarray, bacc: np.ndarray) -> None:
     """``_unpool2`` into dst (C, H, W), and into its transpose dstt (H·W, C) unless dstt is
-    empty; bacc (C,) gets the sum of each channel's gradient added."""
+    empty; bacc (C,) gets the sum of each channel's gradient added (unless it is empty)."""
     c_n, ph_n, pw_n = dpool.shape
     h_n, w_n = dst.shape[1], dst.shape[2]
     trans = dstt.shape[0] > 0
@@ -135,7 +135,8 @@ def _unpool2_conv(dpool: np.ndarray, pooled: np.ndarray, arg: np.ndarray, relu: 
                 df[np.uint64(c * h_n * w_n) + p] = g
                 if trans:
                     tf[p * np.uint64(c_n) + np.uint64(c)] = g
-        bacc[c] += s
+        if bacc.shape[0] > 0:
+            bacc[c] += s
 
 
 @register_jitable
@@ -277,8 +278,9 @@ def _backward_slice(x: np.ndarray, weight: np.ndarray, w2: np.ndarray, dout: np.
                     lo: int, hi: int, dx: np.ndarray, gacc: np.ndarray, bacc: np.ndarray,
                     keep: np.ndarray) -> None:
     """Samples lo..hi of ``conv_block_backward`` on one thread with its own buffers, adding
-    its weight gradient (C·KH·KW, O) to gacc and its bias gradient to bacc (a plain function:
-    Numba's parallel passes over the whole body cost most of the compile)."""
+    its weight gradient (C·KH·KW, O) to gacc and its bias gradient to bacc (unless bacc is
+    empty: no bias) (a plain function: Numba's parallel passes over the whole body cost most
+    of the compile)."""
     c_n, h_n, w_n = x.shape[1], x.shape[2], x.shape[3]
     o_n, _, kh, kw = weight.shape
     k_n = c_n * kh * kw
@@ -313,7 +315,7 @@ def _backward_slice(x: np.ndarray, weight: np.ndarray, w2: np.ndarray, dout: np.
                 crow = dconv[o]
                 for p in range(p_n):
                     crow[p] = drow[p] if mrow[p] > 0 else 0.0
-        if not pool:
+        if not pool and bacc.shape[0] > 0:
             np.dot(dconv, ones, tmpb)
             for o in range(o_n):
                 bacc[o] += tmpb[o]
@@ -394,7 +396,7 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
     need_dw = gweight.shape[0] > 0
     dx = np.empty((n_n if need_dx else 0, c_n, h_n, w_n), dtype=x.dtype)
     gparts = np.empty((nch, k_n if need_dw else 0, o_n), dtype=x.dtype)
-    bparts = np.empty((nch, o_n), dtype=np.float64)
+    bparts = np.empty((nch, o_n if need_dw and gbias.shape[0] > 0 else 0), dtype=np.float64)
     for ch in prange(nch):
         gparts[ch] = 0  # zeroed by the thread that adds to it: the lines stay in its cache
         bparts[ch] = 0
