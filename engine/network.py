@@ -12,6 +12,7 @@ import numpy as np
 from .errors import DataError, NetBuilderError, TrainingError
 from .fusion import plan_execution
 from .graph import Graph, fmt_bytes
+from .heap import keep_freed_pages
 from .hooks import BackwardEvent, BackwardHook, ForwardHook, HookHandle, Hooks
 from .kernels.conv import OneThreadBlas
 from .losses import compute_loss
@@ -49,6 +50,7 @@ class Network:
 
     def __init__(self, graph: Graph, seed: int = 0, dtype: Any = np.float32,
                  fuse: bool = True) -> None:
+        keep_freed_pages()
         self.source_graph = graph.copy()
         self.graph = self.source_graph.flatten() if graph.has_blocks() else self.source_graph
         self.seed = int(seed)

@@ -117,7 +117,7 @@ def _unpool_grid(dpool: np.ndarray, pooled: np.ndarray, arg: np.ndarray, relu: b
                  dg: np.ndarray, bacc: np.ndarray) -> None:
     """dg (O, OH·Wb), zeroed here, gets each 2×2 window's gradient (one sample's dpool) at its
     winner on the grid; with ``relu`` only where the pooled value is > 0. bacc (O,) gets
-    the sum of each channel's gradient added."""
+    the sum of each channel's gradient added (unless it is empty: no bias)."""
     zero = np.zeros(1, dg.dtype)[0]
     dg[:] = 0
     o_n, ph_n, pw_n = dpool.shape
@@ -136,7 +136,8 @@ def _unpool_grid(dpool: np.ndarray, pooled: np.ndarray, arg: np.ndarray, relu: b
                 s += v
                 k = np.intp(arow[np.uint64(pw)])
                 g[np.uint64(base + (k >> 1) * wb + 2 * pw + (k & 1))] = v
-        bacc[o] += s
+        if bacc.shape[0] > 0:
+            bacc[o] += s
 
 
 @njit(parallel=False)
@@ -229,7 +230,7 @@ def conv_grid_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray, mask
     dx = np.empty((n_n if need_dx else 0, c_n, h_n, w_n), dtype=x.dtype)
     taps = shift and need_dw and not keeping and g_n >= SHIFT_DW_MIN_COLUMNS
     gparts = np.empty((nch, k_n if need_dw else 0, o_n), dtype=x.dtype)  # (KH·KW, O, C) if taps
-    bparts = np.empty((nch, o_n), dtype=np.float64)
+    bparts = np.empty((nch, o_n if need_dw and gbias.shape[0] > 0 else 0), dtype=np.float64)
     for ch in prange(nch):
         gparts[ch] = 0  # zeroed by the thread that adds to it: the lines stay in its cache
         bparts[ch] = 0
@@ -249,9 +250,10 @@ def conv_grid_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray, mask
                 _unpool_grid(dout[n], mask[n], arg[n], relu, wb, dg, bacc)
             else:
                 _mask_grid(dout[n], mask[n], relu, wb, dg)
-                np.dot(dg, ones, tmpb)
-                for o in range(o_n):
-                    bacc[o] += tmpb[o]
+                if bacc.shape[0] > 0:
+                    np.dot(dg, ones, tmpb)
+                    for o in range(o_n):
+                        bacc[o] += tmpb[o]
             if taps:
                 _pad_into(buf, x[n], pt, pl)
                 for t in range(kh * kw):

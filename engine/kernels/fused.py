@@ -110,7 +110,7 @@ def _unpool2(dpool: np.ndarray, pooled: np.ndarray, arg: np.ndarray, relu: bool,
 def _unpool2_conv(dpool: np.ndarray, pooled: np.ndarray, arg: np.ndarray, relu: bool,
                   dst: np.ndarray, dstt: np.ndarray, bacc: np.ndarray) -> None:
     """``_unpool2`` into dst (C, H, W), and into its transpose dstt (H·W, C) unless dstt is
-    empty; bacc (C,) gets the sum of each channel's gradient added."""
+    empty; bacc (C,) gets the sum of each channel's gradient added (unless it is empty)."""
     c_n, ph_n, pw_n = dpool.shape
     h_n, w_n = dst.shape[1], dst.shape[2]
     trans = dstt.shape[0] > 0
@@ -135,7 +135,8 @@ def _unpool2_conv(dpool: np.ndarray, pooled: np.ndarray, arg: np.ndarray, relu: 
                 df[np.uint64(c * h_n * w_n) + p] = g
                 if trans:
                     tf[p * np.uint64(c_n) + np.uint64(c)] = g
-        bacc[c] += s
+        if bacc.shape[0] > 0:
+            bacc[c] += s
 
 
 @register_jitable
@@ -277,8 +278,9 @@ def _backward_slice(x: np.ndarray, weight: np.ndarray, w2: np.ndarray, dout: np.
                     lo: int, hi: int, dx: np.ndarray, gacc: np.ndarray, bacc: np.ndarray,
                     keep: np.ndarray) -> None:
     """Samples lo..hi of ``conv_block_backward`` on one thread with its own buffers, adding
-    its weight gradient (C·KH·KW, O) to gacc and its bias gradient to bacc (a plain function:
-    Numba's parallel passes over the whole body cost most of the compile)."""
+    its weight gradient (C·KH·KW, O) to gacc and its bias gradient to bacc (unless bacc is
+    empty: no bias) (a plain function: Numba's parallel passes over the whole body cost most
+    of the compile)."""
     c_n, h_n, w_n = x.shape[1], x.shape[2], x.shape[3]
     o_n, _, kh, kw = weight.shape
     k_n = c_n * kh * kw
@@ -293,12 +295,15 @@ def _backward_slice(x: np.ndarray, weight: np.ndarray, w2: np.ndarray, dout: np.
     dcols = np.empty((k_n if unflipped else 0, p_n), dtype=x.dtype)
     dpad = np.zeros((o_n if flip else 0, h_n + kh - 1, w_n + kw - 1), dtype=x.dtype)
     fcols = np.empty((fk if flip else 0, h_n * w_n), dtype=x.dtype)
-    dconv = np.empty((o_n, p_n), dtype=x.dtype)
+    own_grad = np.empty((o_n if relu or pool else 0, p_n), dtype=x.dtype)
     dconvt = np.empty((p_n if trans else 0, o_n), dtype=x.dtype)
     ones = np.ones(p_n, dtype=x.dtype)
     tmpb = np.empty(o_n, dtype=x.dtype)
-    d3 = dconv.reshape(o_n, oh_n, ow_n)
     for n in range(lo, hi):
+        # the conv output's gradient (O, OH·OW): formed in own_grad behind a ReLU or pool,
+        # else the given gradient itself (no copy)
+        dconv = own_grad if relu or pool else dout[n].reshape(o_n, p_n)
+        d3 = dconv.reshape(o_n, oh_n, ow_n)
         if pool:
             _unpool2_conv(dout[n], mask[n], arg[n], relu, d3, dconvt, bacc)
         elif relu:
@@ -310,13 +315,7 @@ def _backward_slice(x: np.ndarray, weight: np.ndarray, w2: np.ndarray, dout: np.
                 crow = dconv[o]
                 for p in range(p_n):
                     crow[p] = drow[p] if mrow[p] > 0 else 0.0
-        else:  # element by element: an array assignment would compile Numba's string
-            # formatting for its shape-mismatch message
-            dn = dout[n].reshape(o_n * p_n)
-            cf = dconv.reshape(o_n * p_n)
-            for i in range(o_n * p_n):
-                cf[i] = dn[i]
-        if not pool:
+        if not pool and bacc.shape[0] > 0:
             np.dot(dconv, ones, tmpb)
             for o in range(o_n):
                 bacc[o] += tmpb[o]
@@ -397,7 +396,7 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
     need_dw = gweight.shape[0] > 0
     dx = np.empty((n_n if need_dx else 0, c_n, h_n, w_n), dtype=x.dtype)
     gparts = np.empty((nch, k_n if need_dw else 0, o_n), dtype=x.dtype)
-    bparts = np.empty((nch, o_n), dtype=np.float64)
+    bparts = np.empty((nch, o_n if need_dw and gbias.shape[0] > 0 else 0), dtype=np.float64)
     for ch in prange(nch):
         gparts[ch] = 0  # zeroed by the thread that adds to it: the lines stay in its cache
         bparts[ch] = 0

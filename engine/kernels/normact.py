@@ -18,13 +18,13 @@ sum); one serial float64 chain of additions made them several times slower.
 The training statistics take one pass over x: sums of (x - K) and (x - K)² with K the
 channel's first value (a shift that keeps the float64 difference of sums exact to rounding
 of the variance itself), mean = K + Σ(x - K) / n, var = Σ(x - K)² / n - (Σ(x - K) / n)².
-Normalised values are (x - mean) · scale + shift with scale = weight / sqrt(var + eps) and
-shift = bias, as the reference; with ``relu`` the ReLU output max(y, 0) is written too
-(NaN -> 0, as ``activation.relu_forward``). The backward takes two passes over x and dy:
-Σg and Σg·(x - mean) per channel, then dx; the ReLU's mask is recomputed from x with the
-forward's scale and shift (the same float64 expression, so the same decisions) instead of
-being read. The additions split the flat arrays into ``nchunks`` slices
-(``conv.batch_chunks``).
+Normalised values are (x - mean) · scale + bias with scale = weight / sqrt(var + eps), as
+the reference; with ``relu`` the ReLU output max(y, 0) is written too (NaN -> 0, as
+``activation.relu_forward``). The backward takes two passes over x and dy: Σg and
+Σg·(x - mean) per channel, then dx (``_block_backward``, shared by the two training
+kernels); the ReLU's mask is recomputed from x with the forward's scale and the bias (the
+same float64 expression, so the same decisions) instead of being read. The additions split
+the flat arrays into ``nchunks`` slices (``conv.batch_chunks``).
 """
 
 from __future__ import annotations
@@ -116,11 +116,10 @@ def _dx_row(row: np.ndarray, grow: np.ndarray, mu: float, sc: float, b: float, r
 
 
 @njit(parallel=False)
-def _block_stats(x: np.ndarray, lo: int, hi: int, weight: np.ndarray, bias: np.ndarray,
-                 eps: float, mean: np.ndarray, var: np.ndarray, scale: np.ndarray,
-                 shift: np.ndarray) -> None:
-    """Mean, biased variance, scale and shift of channels lo..hi in one pass over their
-    rows, sample by sample (the arrays hold the sums, and ``scale`` the shift K, until the
+def _block_stats(x: np.ndarray, lo: int, hi: int, weight: np.ndarray, eps: float,
+                 mean: np.ndarray, var: np.ndarray, scale: np.ndarray) -> None:
+    """Mean, biased variance and scale of channels lo..hi in one pass over their rows,
+    sample by sample (the arrays hold the sums, and ``scale`` the shift K, until the
     end)."""
     m_n, _, s_n = x.shape
     for c in range(lo, hi):
@@ -139,16 +138,14 @@ def _block_stats(x: np.ndarray, lo: int, hi: int, weight: np.ndarray, bias: np.n
         mean[c] = scale[c] + d
         var[c] = v
         scale[c] = weight[c] / math.sqrt(v + eps)
-        shift[c] = bias[c]
 
 
 @njit
 def bn_train_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float,
                      relu: bool, nchunks: int, y: np.ndarray, yrelu: np.ndarray,
-                     mean: np.ndarray, var: np.ndarray, scale: np.ndarray, shift: np.ndarray
-                     ) -> None:
-    """y (M, C, S) = (x - mean) · scale + shift with the batch's mean and biased variance
-    per channel, scale = weight / sqrt(var + eps), shift = bias (all (C,) float64, written
+                     mean: np.ndarray, var: np.ndarray, scale: np.ndarray) -> None:
+    """y (M, C, S) = (x - mean) · scale + bias with the batch's mean and biased variance
+    per channel, scale = weight / sqrt(var + eps) (mean, var, scale: (C,) float64, written
     for the backward); with ``relu`` also yrelu = max(y, 0) (else ignored). ``nchunks``
     blocks of channels in parallel (the module note)."""
     m_n, c_n = x.shape[0], x.shape[1]
@@ -156,14 +153,14 @@ def bn_train_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: f
     for ch in prange(nch):
         lo = ch * c_n // nch
         hi = (ch + 1) * c_n // nch
-        _block_stats(x, lo, hi, weight, bias, eps, mean, var, scale, shift)
+        _block_stats(x, lo, hi, weight, eps, mean, var, scale)
         for i in range(m_n):
             for c in range(lo, hi):
+                b = np.float64(bias[c])
                 if relu:
-                    _norm_row(x[i, c], mean[c], scale[c], shift[c], True, y[i, c],
-                              yrelu[i, c])
+                    _norm_row(x[i, c], mean[c], scale[c], b, True, y[i, c], yrelu[i, c])
                 else:
-                    _norm_row(x[i, c], mean[c], scale[c], shift[c], False, y[i, c], y[i, c])
+                    _norm_row(x[i, c], mean[c], scale[c], b, False, y[i, c], y[i, c])
 
 
 @njit(parallel=False)
@@ -186,32 +183,56 @@ def _grad_coefficients(t: np.ndarray, lo: int, invstd: np.ndarray, weight: np.nd
         t[2, j] = f * inv * t2
 
 
+@njit(parallel=False)
+def _block_backward(x: np.ndarray, dy: np.ndarray, mask: np.ndarray, lo: int, hi: int,
+                    relu: bool, mean: np.ndarray, invstd: np.ndarray, scale: np.ndarray,
+                    bias: np.ndarray, weight: np.ndarray, dx: np.ndarray, dskip: np.ndarray,
+                    dweight: np.ndarray, dbias: np.ndarray) -> None:
+    """Channels lo..hi of a training backward, the part both training kernels share: the
+    gradient's sums over the block's rows (Σg, Σg·(x - mean)), the coefficients
+    (``_grad_coefficients``), then dx. The gradient g is dy, or with ``relu`` dy where the
+    normalised value recomputed from x with ``scale`` and ``bias`` is > 0; with a non-empty
+    ``dskip`` (the residual end) dy where ``mask`` is > 0, written to dskip on the way and
+    read back for dx."""
+    m_n, _, s_n = x.shape
+    skip = dskip.shape[0] > 0
+    t = np.zeros((3, hi - lo))
+    for i in range(m_n):
+        for c in range(lo, hi):
+            if skip:
+                a1, a2 = _row_mask_sums(x[i, c], dy[i, c], mask[i, c], mean[c], dskip[i, c])
+            else:
+                a1, a2 = _row_grad_sums(x[i, c], dy[i, c], mean[c], scale[c],
+                                        np.float64(bias[c]), relu)
+            t[0, c - lo] += a1
+            t[1, c - lo] += a2
+    _grad_coefficients(t, lo, invstd, weight, m_n * s_n, dweight, dbias)
+    for i in range(m_n):
+        for c in range(lo, hi):
+            j = c - lo
+            if skip:
+                _dx_row(x[i, c], dskip[i, c], mean[c], 1.0, 0.0, False, t[0, j], t[1, j],
+                        t[2, j], dx[i, c])
+            else:
+                _dx_row(x[i, c], dy[i, c], mean[c], scale[c], np.float64(bias[c]), relu,
+                        t[0, j], t[1, j], t[2, j], dx[i, c])
+
+
 @njit
 def bn_train_backward(x: np.ndarray, dy: np.ndarray, relu: bool, nchunks: int,
                       mean: np.ndarray, invstd: np.ndarray, scale: np.ndarray,
-                      shift: np.ndarray, weight: np.ndarray, dx: np.ndarray,
+                      bias: np.ndarray, weight: np.ndarray, dx: np.ndarray,
                       dweight: np.ndarray, dbias: np.ndarray) -> None:
     """Backward of ``bn_train_forward`` through the batch statistics, in two passes over
     x and dy (the sums, then dx). ``dy``: gradient of the last output; with ``relu`` that
     of the ReLU, passed where the normalised value recomputed from x with the forward's
-    ``scale`` / ``shift`` is > 0 (no mask read). Fills dx (M, C, S), dweight and dbias
+    ``scale`` and ``bias`` is > 0 (no mask read). Fills dx (M, C, S), dweight and dbias
     (C,)."""
-    m_n, c_n, s_n = x.shape
+    c_n = x.shape[1]
     nch = max(1, min(nchunks, c_n))
     for ch in prange(nch):
-        lo = ch * c_n // nch
-        hi = (ch + 1) * c_n // nch
-        t = np.zeros((3, hi - lo))
-        for i in range(m_n):
-            for c in range(lo, hi):
-                a1, a2 = _row_grad_sums(x[i, c], dy[i, c], mean[c], scale[c], shift[c], relu)
-                t[0, c - lo] += a1
-                t[1, c - lo] += a2
-        _grad_coefficients(t, lo, invstd, weight, m_n * s_n, dweight, dbias)
-        for i in range(m_n):
-            for c in range(lo, hi):
-                _dx_row(x[i, c], dy[i, c], mean[c], scale[c], shift[c], relu, t[0, c - lo],
-                        t[1, c - lo], t[2, c - lo], dx[i, c])
+        _block_backward(x, dy, dy[:0], ch * c_n // nch, (ch + 1) * c_n // nch, relu, mean,
+                        invstd, scale, bias, weight, dx, dx[:0], dweight, dbias)
 
 
 @njit
@@ -238,11 +259,15 @@ def bn_eval_forward(x: np.ndarray, mean: np.ndarray, var: np.ndarray, weight: np
 @njit
 def bn_eval_backward(x: np.ndarray, dy: np.ndarray, mask: np.ndarray, relu: bool,
                      mean: np.ndarray, var: np.ndarray, weight: np.ndarray, eps: float,
-                     dx: np.ndarray, dweight: np.ndarray, dbias: np.ndarray) -> None:
+                     dx: np.ndarray, dskip: np.ndarray, dweight: np.ndarray,
+                     dbias: np.ndarray) -> None:
     """Backward with fixed statistics: ``dy`` the gradient of the last output (with
     ``relu``, of the ReLU: passed where ``mask`` (M, C, S), the ReLU output, is > 0). Fills
-    dx (M, C, S), dweight and dbias (C,)."""
+    dx (M, C, S), dweight and dbias (C,); a non-empty ``dskip`` (M, C, S; with ``relu``:
+    the end of a residual block, BatchNorm -> Add <- skip -> ReLU) gets the masked gradient
+    too, the skip input's, in the same pass."""
     m_n, c_n, s_n = x.shape
+    skip = dskip.shape[0] > 0
     for c in prange(c_n):
         mu = np.float64(mean[c])
         inv = 1.0 / math.sqrt(var[c] + eps)
@@ -252,9 +277,10 @@ def bn_eval_backward(x: np.ndarray, dy: np.ndarray, mask: np.ndarray, relu: bool
         for i in range(m_n):
             out = dx[i, c]
             if relu:
-                a1, a2 = _row_mask_sums(x[i, c], dy[i, c], mask[i, c], mu, out)
+                g = dskip[i, c] if skip else out
+                a1, a2 = _row_mask_sums(x[i, c], dy[i, c], mask[i, c], mu, g)
                 for s in range(s_n):
-                    out[s] = out[s] * scale
+                    out[s] = g[s] * scale
             else:
                 a1, a2 = _row_grad_sums(x[i, c], dy[i, c], mu, 1.0, 0.0, False)
                 grow = dy[i, c]
@@ -301,7 +327,7 @@ def relu_mask_backward(dy: np.ndarray, mask: np.ndarray, nchunks: int, dx: np.nd
 def bn_add_relu_train_forward(x: np.ndarray, skip: np.ndarray, weight: np.ndarray,
                               bias: np.ndarray, eps: float, nchunks: int, y: np.ndarray,
                               yadd: np.ndarray, yrelu: np.ndarray, mean: np.ndarray,
-                              var: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> None:
+                              var: np.ndarray, scale: np.ndarray) -> None:
     """The end of a residual block: y = BatchNorm(x) with the batch's statistics (as
     ``bn_train_forward``), yadd = y + skip, yrelu = max(yadd, 0); all (M, C, S)."""
     m_n, c_n, s_n = x.shape
@@ -309,7 +335,7 @@ def bn_add_relu_train_forward(x: np.ndarray, skip: np.ndarray, weight: np.ndarra
     for ch in prange(nch):
         lo = ch * c_n // nch
         hi = (ch + 1) * c_n // nch
-        _block_stats(x, lo, hi, weight, bias, eps, mean, var, scale, shift)
+        _block_stats(x, lo, hi, weight, eps, mean, var, scale)
         for i in range(m_n):
             for c in range(lo, hi):
                 row = x[i, c]
@@ -319,7 +345,7 @@ def bn_add_relu_train_forward(x: np.ndarray, skip: np.ndarray, weight: np.ndarra
                 rrow = yrelu[i, c]
                 mu = mean[c]
                 sc = scale[c]
-                b = shift[c]
+                b = np.float64(bias[c])
                 for s in range(s_n):
                     val = (row[s] - mu) * sc + b
                     out[s] = val
@@ -335,20 +361,11 @@ def bn_add_relu_train_backward(x: np.ndarray, dy: np.ndarray, mask: np.ndarray,
                                dweight: np.ndarray, dbias: np.ndarray) -> None:
     """Backward of ``bn_add_relu_train_forward``: ``dy`` the gradient of the ReLU output,
     ``mask`` that output. Fills dskip (the masked gradient, the skip input's), dx (through
-    the batch statistics), dweight and dbias; two passes."""
-    m_n, c_n, s_n = x.shape
+    the batch statistics), dweight and dbias; two passes (``_block_backward``)."""
+    c_n = x.shape[1]
     nch = max(1, min(nchunks, c_n))
     for ch in prange(nch):
-        lo = ch * c_n // nch
-        hi = (ch + 1) * c_n // nch
-        t = np.zeros((3, hi - lo))
-        for i in range(m_n):
-            for c in range(lo, hi):
-                a1, a2 = _row_mask_sums(x[i, c], dy[i, c], mask[i, c], mean[c], dskip[i, c])
-                t[0, c - lo] += a1
-                t[1, c - lo] += a2
-        _grad_coefficients(t, lo, invstd, weight, m_n * s_n, dweight, dbias)
-        for i in range(m_n):
-            for c in range(lo, hi):
-                _dx_row(x[i, c], dskip[i, c], mean[c], 1.0, 0.0, False, t[0, c - lo],
-                        t[1, c - lo], t[2, c - lo], dx[i, c])
+        # scale and bias are not read with a dskip: invstd and weight stand in (same types,
+        # so both kernels share one compiled _block_backward)
+        _block_backward(x, dy, mask, ch * c_n // nch, (ch + 1) * c_n // nch, False, mean,
+                        invstd, invstd, weight, weight, dx, dskip, dweight, dbias)

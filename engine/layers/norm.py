@@ -118,9 +118,8 @@ class BatchNorm(Layer):
                                y3, r3)
             return
         mean, var = self._batch_statistics(x3)
-        scale, shift = self._scale_shift()
         na.bn_train_forward(x3, params["weight"], params["bias"], eps, relu, row_chunks(x3),
-                            y3, r3, mean, var, scale, shift)
+                            y3, r3, mean, var, self._scale())
         self._update_running(params, mean, var, x3)
 
     def run_forward_add_relu(self, x: np.ndarray, skip: np.ndarray,
@@ -141,7 +140,7 @@ class BatchNorm(Layer):
                                               yrelu)]
         na.bn_add_relu_train_forward(x3, v[0], params["weight"], params["bias"], self.p["eps"],
                                      row_chunks(x3), v[1], v[2], v[3], mean, var,
-                                     *self._scale_shift())
+                                     self._scale())
         self._update_running(params, mean, var, x3)
 
     def run_backward_add_relu(self, dy: np.ndarray, mask: np.ndarray,
@@ -149,14 +148,15 @@ class BatchNorm(Layer):
                               ) -> tuple[np.ndarray, np.ndarray]:
         """(dx, dskip) of ``run_forward_add_relu`` from the gradient of its ReLU output;
         ``mask`` is that output."""
-        if not self._train:
-            dskip = np.empty_like(dy)
-            na.relu_mask_backward(dy.reshape(-1), mask.reshape(-1),
-                                  batch_chunks(dy.shape[0]), dskip.reshape(-1))
-            return self.run_backward(dskip, dskip[:0], params, grads), dskip
         shape = self.in_shapes[0]
         x3 = self._x3
         dx3, ds3 = np.empty_like(x3), np.empty_like(x3)
+        if not self._train:  # one pass: dskip (the masked gradient) and dx from it
+            na.bn_eval_backward(x3, channel_view(dy, shape), channel_view(mask, shape), True,
+                                params["running_mean"], params["running_var"],
+                                params["weight"], self.p["eps"], dx3, ds3, grads["weight"],
+                                grads["bias"])
+            return dx3.reshape(dy.shape), ds3.reshape(dy.shape)
         na.bn_add_relu_train_backward(x3, channel_view(dy, shape), channel_view(mask, shape),
                                       row_chunks(x3), self._mean, self._invstd, params["weight"],
                                       dx3, ds3, grads["weight"], grads["bias"])
@@ -164,8 +164,8 @@ class BatchNorm(Layer):
 
     def _batch_statistics(self, x3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Arrays for the batch mean and variance (C,), or a DataError for a batch with one
-        value per channel. They are rows of ``_stats`` (5, C) float64, kept from step to
-        step with the forward's scale and shift and the inverse standard deviation."""
+        value per channel. They are rows of ``_stats`` (4, C) float64, kept from step to
+        step with the forward's scale and the inverse standard deviation."""
         count = x3.shape[0] * x3.shape[2]
         if count < 2:
             shape = self.in_shapes[0]
@@ -178,19 +178,19 @@ class BatchNorm(Layer):
         c = x3.shape[1]
         st = getattr(self, "_stats", None)
         if st is None or st.shape[1] != c:
-            st = self._stats = np.empty((5, c))
+            st = self._stats = np.empty((4, c))
         return st[0], st[1]
 
-    def _scale_shift(self) -> tuple[np.ndarray, np.ndarray]:
-        """Arrays (C,) where the training forward writes its per-channel scale and shift
-        (after ``_batch_statistics``, which sized them)."""
-        return self._stats[2], self._stats[3]
+    def _scale(self) -> np.ndarray:
+        """The array (C,) where the training forward writes its per-channel scale
+        (after ``_batch_statistics``, which sized it)."""
+        return self._stats[2]
 
     def _update_running(self, params: dict[str, np.ndarray], mean: np.ndarray,
                         var: np.ndarray, x3: np.ndarray) -> None:
         """Keep the batch statistics for the backward; move the running ones towards them."""
         count = x3.shape[0] * x3.shape[2]
-        self._mean, self._invstd = mean, self._stats[4]
+        self._mean, self._invstd = mean, self._stats[3]
         np.sqrt(var + self.p["eps"], out=self._invstd)
         np.divide(1.0, self._invstd, out=self._invstd)
         mom = self.p["momentum"]
@@ -209,7 +209,7 @@ class BatchNorm(Layer):
         """dx (shaped as dy) from the gradient of the last output, filling the parameter
         gradients; a non-empty ``mask`` (the ReLU output of a fused ``NormBlock``) passes
         the gradient only where it is > 0 (in training the kernel recomputes that from x
-        and the forward's scale and shift instead of reading the mask)."""
+        with the forward's scale and the bias instead of reading the mask)."""
         shape = self.in_shapes[0]
         x3 = self._x3
         dy3 = channel_view(dy, shape)
@@ -217,14 +217,13 @@ class BatchNorm(Layer):
         m3 = channel_view(mask, shape) if relu else dy3[:0]
         dx3 = np.empty_like(x3)
         if self._train:
-            scale, shift = self._scale_shift()
             na.bn_train_backward(x3, dy3, relu, row_chunks(x3), self._mean, self._invstd,
-                                 scale, shift, params["weight"], dx3, grads["weight"],
-                                 grads["bias"])
+                                 self._scale(), params["bias"], params["weight"], dx3,
+                                 grads["weight"], grads["bias"])
         else:
             na.bn_eval_backward(x3, dy3, m3, relu, params["running_mean"],
                                 params["running_var"], params["weight"], self.p["eps"],
-                                dx3, grads["weight"], grads["bias"])
+                                dx3, dx3[:0], grads["weight"], grads["bias"])
         return dx3.reshape(dy.shape)
 
     def reference_forward(self, xs, params, train):

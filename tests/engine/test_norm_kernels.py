@@ -38,10 +38,9 @@ def test_batchnorm_train_kernels_match_reference(rng, dtype, shape, relu, chunks
     x, w, b, dy = data(rng, dtype, shape)
     eps = 1e-5
     y, yr = np.empty_like(x), np.empty_like(x) if relu else x[:0]
-    mean, var, scale, shift = (np.empty(shape[1]) for _ in range(4))
-    na.bn_train_forward(x, w, b, eps, relu, chunks, y, yr, mean, var, scale, shift)
+    mean, var, scale = (np.empty(shape[1]) for _ in range(3))
+    na.bn_train_forward(x, w, b, eps, relu, chunks, y, yr, mean, var, scale)
     np.testing.assert_allclose(scale, w / np.sqrt(var64(x) + eps), rtol=1e-6)
-    np.testing.assert_array_equal(shift, b)
     x64 = x.astype(np.float64)
     want_y, want_mean, want_var = ref.batchnorm_train_forward(x64, w, b, eps)
     np.testing.assert_allclose(y, want_y, **tol(dtype))
@@ -51,7 +50,7 @@ def test_batchnorm_train_kernels_match_reference(rng, dtype, shape, relu, chunks
     np.testing.assert_allclose(var, want_var, rtol=1e-12)
     dx = np.empty_like(x)
     dw, db = np.empty_like(w), np.empty_like(b)
-    na.bn_train_backward(x, dy, relu, chunks, mean, 1 / np.sqrt(var + eps), scale, shift, w,
+    na.bn_train_backward(x, dy, relu, chunks, mean, 1 / np.sqrt(var + eps), scale, b, w,
                          dx, dw, db)
     dy64 = dy.astype(np.float64)
     if relu:
@@ -79,19 +78,26 @@ def test_batchnorm_eval_kernels_match_reference(rng, dtype, relu):
         np.testing.assert_allclose(yr, relu_ref(want_y), **tol(dtype))
     dx = np.empty_like(x)
     dw, db = np.empty_like(w), np.empty_like(b)
-    na.bn_eval_backward(x, dy, yr, relu, mean, var, w, eps, dx, dw, db)
+    na.bn_eval_backward(x, dy, yr, relu, mean, var, w, eps, dx, dx[:0], dw, db)
     dy64 = dy.astype(np.float64) * ((yr > 0) if relu else 1.0)
     want = ref.batchnorm_eval_backward(args64[0], dy64, *args64[1:4], eps)
     for got, exp in zip((dx, dw, db), want):
         np.testing.assert_allclose(got, exp, **tol(dtype))
+    if relu:  # the end of a residual block: the skip's gradient (the masked dy) written too
+        dx2, dskip = np.empty_like(x), np.full_like(x, np.nan)
+        na.bn_eval_backward(x, dy, yr, True, mean, var, w, eps, dx2, dskip, dw, db)
+        np.testing.assert_array_equal(dskip, np.where(yr > 0, dy, 0))
+        np.testing.assert_array_equal(dx2, dx)
+        for got, exp in zip((dx2, dw, db), want):
+            np.testing.assert_allclose(got, exp, **tol(dtype))
 
 
 def test_batchnorm_train_output_is_normalised(rng):
     x, _, _, _ = data(rng, np.float32, (8, 2, 9))
     y = np.empty_like(x)
-    mean, var, scale, shift = (np.empty(2) for _ in range(4))
+    mean, var, scale = (np.empty(2) for _ in range(3))
     na.bn_train_forward(x, np.ones(2, np.float32), np.zeros(2, np.float32), 0.0, False, 2,
-                        y, y[:0], mean, var, scale, shift)
+                        y, y[:0], mean, var, scale)
     np.testing.assert_allclose(y.mean(axis=(0, 2)), 0.0, atol=1e-6)
     np.testing.assert_allclose(y.var(axis=(0, 2)), 1.0, rtol=1e-5)
 
@@ -101,9 +107,9 @@ def test_batchnorm_statistics_stay_exact_far_from_zero(rng):
     deviations from zero keeps the variance to float64 rounding."""
     x = (rng.standard_normal((16, 2, 50)) * 1e-2 + 100.0)
     y = np.empty_like(x)
-    mean, var, scale, shift = (np.empty(2) for _ in range(4))
+    mean, var, scale = (np.empty(2) for _ in range(3))
     na.bn_train_forward(x, np.ones(2), np.zeros(2), 1e-5, False, 3, y, y[:0], mean, var,
-                        scale, shift)
+                        scale)
     np.testing.assert_allclose(var, x.var(axis=(0, 2)), rtol=1e-9)
     np.testing.assert_allclose(mean, x.mean(axis=(0, 2)), rtol=1e-14)
 
@@ -145,9 +151,8 @@ def test_batchnorm_add_relu_kernels_match_the_unfused_reference(rng, dtype, chun
     skip = rng.standard_normal(x.shape).astype(dtype)
     eps = 1e-5
     y, ya, yr = np.empty_like(x), np.empty_like(x), np.empty_like(x)
-    mean, var, scale, shift = (np.empty(3) for _ in range(4))
-    na.bn_add_relu_train_forward(x, skip, w, b, eps, chunks, y, ya, yr, mean, var, scale,
-                                 shift)
+    mean, var, scale = (np.empty(3) for _ in range(3))
+    na.bn_add_relu_train_forward(x, skip, w, b, eps, chunks, y, ya, yr, mean, var, scale)
     x64 = x.astype(np.float64)
     want_y, want_mean, want_var = ref.batchnorm_train_forward(x64, w, b, eps)
     np.testing.assert_allclose(y, want_y, **tol(dtype))
@@ -176,12 +181,12 @@ def test_batchnorm_relu_backward_recomputes_the_forward_mask_exactly(rng, dtype)
     x[:, 0, 0] = -x[:, 0, 1:].sum(axis=1)  # each sample sums to 0: the mean is exactly 0
     w, b = np.ones(1, dtype), np.zeros(1, dtype)
     y, yr = np.empty_like(x), np.empty_like(x)
-    mean, var, scale, shift = (np.empty(1) for _ in range(4))
-    na.bn_train_forward(x, w, b, 1e-5, True, 4, y, yr, mean, var, scale, shift)
+    mean, var, scale = (np.empty(1) for _ in range(3))
+    na.bn_train_forward(x, w, b, 1e-5, True, 4, y, yr, mean, var, scale)
     assert mean[0] == 0.0 and (x == 0).any()
     dy = np.ones_like(x)
     dx, dw, db = np.empty_like(x), np.empty_like(w), np.empty_like(b)
-    na.bn_train_backward(x, dy, True, 4, mean, 1 / np.sqrt(var + 1e-5), scale, shift, w, dx,
+    na.bn_train_backward(x, dy, True, 4, mean, 1 / np.sqrt(var + 1e-5), scale, b, w, dx,
                          dw, db)
     assert db[0] == (yr > 0).sum()
     want_dx, _, _ = ref.batchnorm_train_backward(x.astype(np.float64), (yr > 0) * 1.0,
