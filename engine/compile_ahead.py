@@ -273,18 +273,40 @@ def _exit_with_parent() -> None:
     os._exit(0)
 
 
+def _serve_lines(lines: Any) -> None:
+    """Put each line of stdin on ``lines``, then end the process at its end (the parent
+    closed it or died: a compile under way is dropped, the cache keeps only whole files)."""
+    for line in sys.stdin:
+        lines.put(line)
+    os._exit(0)
+
+
+def serve() -> None:
+    """The background compiler of ``kernels.serial_first``: compiles the signatures of each
+    line of stdin (``encode``) in turn, printing one line when a line's are done."""
+    import queue
+
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=_serve_lines, args=(lines,), daemon=True).start()
+    while True:
+        compile_signatures(_decode(lines.get()))
+        print("done", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m engine.compile_ahead compile`` (encoded signatures on stdin's first line:
     compiles them, and ends when stdin closes; the trace is ``python -m engine.warmup
-    --trace-calls``)."""
+    --trace-calls``); ``... serve``: ``serve``."""
     args = sys.argv[1:] if argv is None else argv
+    if args == ["serve"]:
+        serve()
     if args == ["compile"]:
         claims, text = json.loads(sys.stdin.readline())
         sigs = _decode(text)
         threading.Thread(target=_exit_with_parent, daemon=True).start()
         compile_signatures(sigs, Path(claims))
         return 0
-    print("usage: python -m engine.compile_ahead compile", file=sys.stderr)
+    print("usage: python -m engine.compile_ahead compile|serve", file=sys.stderr)
     return 2
 
 
