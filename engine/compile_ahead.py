@@ -195,6 +195,12 @@ def compile_signatures(sigs: list[Signature], claims: Path | None = None) -> int
             # every kernel compiled from that Python function (a serial and a parallel one)
             fns = [v for v in vars(mod).values() if isinstance(v, CPUDispatcher)
                    and v.__module__ == module and v.py_func.__name__ == name]
+            if not fns and name.endswith("__serial"):  # kernels.serial_first's variant
+                from .kernels.serial_first import serial_variant
+
+                fns = [serial_variant(v) for v in vars(mod).values()
+                       if isinstance(v, CPUDispatcher) and v.__module__ == module
+                       and v.py_func.__name__ == name[:-len("__serial")]]
         except ImportError:
             continue
         for fn in fns:
@@ -282,14 +288,24 @@ def _serve_lines(lines: Any) -> None:
 
 
 def serve() -> None:
-    """The background compiler of ``kernels.serial_first``: compiles the signatures of each
-    line of stdin (``encode``) in turn, printing one line when a line's are done."""
+    """The background compiler of ``kernels.serial_first``: each line of stdin holds two
+    encoded lists (``encode``), signatures the parent will call soon and parallel kernels for
+    later; the first kind from every line read so far goes before the second kind. Prints
+    one line per signature done."""
     import queue
 
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_serve_lines, args=(lines,), daemon=True).start()
+    soon: list[Signature] = []
+    later: list[Signature] = []
     while True:
-        compile_signatures(_decode(lines.get()))
+        if not soon and not later:
+            lines.put(lines.get())  # wait for work
+        while not lines.empty():
+            first, second = json.loads(lines.get())
+            soon += _decode(first)
+            later += _decode(second)
+        compile_signatures([(soon or later).pop(0)])
         print("done", flush=True)
 
 

@@ -7,16 +7,22 @@ the parallel kernel would run at once run one after the other through the same p
 functions (``fused._forward_slice`` / ``_backward_slice``), which the parallel kernel needs
 anyway; so a first step compiles no wrapper at all. The Dense and optimizer kernels keep
 their loops inline: their stand-in is the kernel compiled serially (``serial_variant``), which
-costs a fraction of the parallel compile.
+costs a fraction of the parallel compile. A forward's first call also has the background
+process compile the matching backward's serial pieces first (``*_prefetch``), while this
+process compiles the rest of the forward pass.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
+from numba.core import types
 
 from . import fused, optim
 from .conv import _sum_parts
-from .serial_first import serial_first
+from .serial_first import Signature, serial_first
 
 
 def _chunk_bounds(n_n: int, nchunks: int) -> list[tuple[int, int]]:
@@ -87,8 +93,38 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
     return dx
 
 
-serial_first(fused.conv_block_forward, conv_block_forward)
+def _c(dtype: Any, ndim: int) -> Any:
+    return types.Array(dtype, ndim, "C")
+
+
+def conv_backward_prefetch(fwd: tuple[Any, ...]) -> list[Signature]:
+    """The per-slice backward and the sum of the slices' parts that ``conv_block_backward``
+    above calls after a forward with argument types ``fwd`` (x, weight, ..., arg, keep)."""
+    x, weight, arg, keep = fwd[0], fwd[1], fwd[13], fwd[14]
+    dt = x.dtype
+    i64, b = types.int64, types.boolean
+    slice_types = (x, weight, _c(dt, 2), _c(dt, 4), _c(dt, 4), arg, *(i64,) * 6, *(b,) * 9,
+                   *(i64,) * 4, _c(dt, 4), _c(dt, 1), _c(types.float64, 1), keep)
+    sums = (_c(dt, 3), _c(types.float64, 2), _c(dt, 4), _c(dt, 1))
+    return [(fused.__name__, "_backward_slice", slice_types),
+            (_sum_parts.__module__, "_sum_parts", sums)]
+
+
+def dense_backward_prefetch(name: str) -> Callable[[tuple[Any, ...]], list[Signature]]:
+    """The serial ``name`` (a Dense backward) that follows a Dense forward of these types."""
+    def prefetch(fwd: tuple[Any, ...]) -> list[Signature]:
+        x, weight, y = fwd[0], fwd[1], fwd[5]
+        dt = x.dtype
+        return [(fused.__name__, f"{name}__serial",
+                 (x, weight, _c(dt, 2), y, types.boolean, types.boolean, types.int64,
+                  _c(dt, 2), _c(dt, 1), types.int64))]
+    return prefetch
+
+
+serial_first(fused.conv_block_forward, conv_block_forward, conv_backward_prefetch)
 serial_first(fused.conv_block_backward, conv_block_backward)
-for _kernel in (fused.dense_forward, fused.dense_backward, fused.dense_rows_forward,
-                fused.dense_rows_backward, optim.sum_squares, optim.sgd_momentum_update):
+serial_first(fused.dense_forward, prefetch=dense_backward_prefetch("dense_backward"))
+serial_first(fused.dense_rows_forward, prefetch=dense_backward_prefetch("dense_rows_backward"))
+for _kernel in (fused.dense_backward, fused.dense_rows_backward, optim.sum_squares,
+                optim.sgd_momentum_update):
     serial_first(_kernel)

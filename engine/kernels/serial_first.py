@@ -27,6 +27,7 @@ kernels themselves). ``wait(timeout)`` blocks until the background compiles are 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -98,27 +99,35 @@ class _Helper:
             _generation += 1
             self.cond.notify_all()
 
-    def send(self, line: str) -> bool:
+    def send(self, line: str, count: int) -> bool:
+        """Send ``line`` (``count`` signatures, each answered by one line)."""
         if self.proc.poll() is not None or self.proc.stdin is None:
             return False
         try:
             with self.cond:
                 self.proc.stdin.write(line + "\n")
                 self.proc.stdin.flush()
-                self.sent += 1
+                self.sent += count
         except OSError:
             return False
         return True
 
 
-def _request(disp: Any, argtypes: tuple[Any, ...]) -> bool:
-    """Hand the parallel variant of ``disp`` for ``argtypes`` to the background process;
-    False when there is none (the caller then compiles in place)."""
+Signature = tuple[str, str, tuple[Any, ...]]  # module, function name, Numba argument types
+Prefetch = Callable[[tuple[Any, ...]], list[Signature]]
+
+
+def _request(disp: Any, argtypes: tuple[Any, ...], prefetch: Prefetch | None) -> bool:
+    """Hand the parallel variant of ``disp`` for ``argtypes`` to the background process, after
+    what ``prefetch(argtypes)`` says this process will compile next; False when there is no
+    background process (the caller then compiles in place)."""
     global _helper
     from ..compile_ahead import encode
 
+    soon = prefetch(argtypes) if prefetch is not None else []
+    later = [(disp.py_func.__module__, disp.py_func.__name__, argtypes)]
     try:
-        line = encode([(disp.py_func.__module__, disp.py_func.__name__, argtypes)])
+        line = json.dumps([encode(soon), encode(later)])
     except ValueError:  # an argument type with no JSON form
         return False
     with _lock:
@@ -128,7 +137,7 @@ def _request(disp: Any, argtypes: tuple[Any, ...]) -> bool:
             except OSError:
                 return False
         helper = _helper
-    return helper.send(line)
+    return helper.send(line, len(soon) + len(later))
 
 
 def wait(timeout: float | None = None) -> bool:
@@ -185,9 +194,11 @@ def serial_variant(disp: Any) -> Any:
 class _Hook:
     """Stands in for the dispatcher's ``_compile_for_args`` (see the module note)."""
 
-    def __init__(self, disp: Any, fallback: Callable[..., Any] | None) -> None:
+    def __init__(self, disp: Any, fallback: Callable[..., Any] | None,
+                 prefetch: Prefetch | None) -> None:
         self.disp = disp
         self.fallback = fallback
+        self.prefetch = prefetch
         self.pending: dict[tuple[Any, ...], int] = {}  # types -> generation last checked
 
     def serial(self) -> Callable[..., Any]:
@@ -209,18 +220,24 @@ class _Hook:
             if entry is not None:
                 self.pending.pop(argtypes, None)
                 return entry
-            if seen is None and not _request(disp, argtypes):
+            if seen is None and not _request(disp, argtypes, self.prefetch):
                 return type(disp)._compile_for_args(disp, *args)
             self.pending[argtypes] = _generation
         return self.serial()
 
 
-def serial_first(disp: Any, fallback: Callable[..., Any] | None = None) -> Any:
+def serial_first(disp: Any, fallback: Callable[..., Any] | None = None,
+                 prefetch: Prefetch | None = None) -> Any:
     """Put the parallel kernel ``disp`` behind the first-call hook (module note); ``fallback``:
     its serial stand-in (same arguments, same results), by default ``serial_variant(disp)``
-    compiled on first use. Returns ``disp``; with the JIT off, does nothing."""
+    compiled on first use. ``prefetch(argtypes)``: signatures this process will need later
+    in the step (the backward of a forward kernel) that the background process compiles
+    first, on the other core, so that this process loads them from the cache when it gets
+    there (a signature named ``<kernel>__serial`` is that kernel's ``serial_variant``; one
+    that does not match the later call costs only the background time). Returns ``disp``;
+    with the JIT off, does nothing."""
     if not jit_disabled() and hasattr(disp, "_compile_for_args"):
-        disp._compile_for_args = _Hook(disp, fallback)
+        disp._compile_for_args = _Hook(disp, fallback, prefetch)
     return disp
 
 
@@ -236,5 +253,5 @@ def pending_kernels() -> list[str]:
     return out
 
 
-__all__ = ["ENV", "enabled", "in_place", "pending_kernels", "serial_first", "serial_variant",
-           "wait"]
+__all__ = ["ENV", "Prefetch", "Signature", "enabled", "in_place", "pending_kernels",
+           "serial_first", "serial_variant", "wait"]
