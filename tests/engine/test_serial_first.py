@@ -169,3 +169,44 @@ def test_a_cold_process_trains_serially_then_on_the_parallel_kernels_with_the_sa
     assert "engine.kernels.fused.conv_block_backward" in r["pending"]
     assert r["done"] and r["left"] == [] and r["loaded"] == 1
     assert r["same"]
+
+
+def test_a_forwards_prefetch_names_the_signatures_its_backward_then_calls(monkeypatch, rng):
+    """What the background process compiles ahead (``*_prefetch``) must be what the serial
+    backward of a real network then calls, type for type."""
+    import numba
+
+    import engine
+    from graphdocs import chain_doc
+
+    calls = {}
+
+    def record(mod, name, run=True):
+        fn = getattr(mod, name)
+
+        def wrapper(*args):
+            calls.setdefault(name, tuple(numba.typeof(a) for a in args))
+            return fn(*args) if run else None
+        monkeypatch.setattr(mod, name, wrapper)
+
+    for name in ("conv_block_forward", "dense_forward", "dense_rows_forward",
+                 "dense_backward", "dense_rows_backward", "_backward_slice"):
+        record(kf, name)
+    record(ks, "_sum_parts")
+    monkeypatch.setattr(kf, "conv_block_backward", ks.conv_block_backward)
+    doc = chain_doc((1, 12, 12), [("Conv2D", {"filters": 3, "kernel_size": 3}), ("ReLU", {}),
+                                  ("MaxPool2D", {"pool_size": 2}), ("Flatten", {}),
+                                  ("Dense", {"units": 40}), ("ReLU", {}),
+                                  ("Dense", {"units": 3})])
+    net = engine.compile(engine.Graph.from_dict(doc))
+    for n in (2, 64):  # a Dense splits by features or by samples with the batch size
+        x = rng.standard_normal((n, 1, 12, 12)).astype(np.float32)
+        net.train_step(x, rng.integers(0, 3, n), engine.SGD(lr=0.01))
+    assert {"dense_forward", "dense_rows_forward"} <= set(calls)
+    want = ks.conv_backward_prefetch(calls["conv_block_forward"])
+    assert [(n, t) for _m, n, t in want] == [("_backward_slice", calls["_backward_slice"]),
+                                             ("_sum_parts", calls["_sum_parts"])]
+    for fwd, bwd in (("dense_forward", "dense_backward"),
+                     ("dense_rows_forward", "dense_rows_backward")):
+        [(module, name, got)] = ks.dense_backward_prefetch(bwd)(calls[fwd])
+        assert (module, name, got) == (kf.__name__, f"{bwd}__serial", calls[bwd])
