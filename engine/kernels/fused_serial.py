@@ -5,11 +5,11 @@
 same name in ``fused`` and return the same results: the setup is plain Python, and the chunks
 the parallel kernel would run at once run one after the other through the same per-slice
 functions (``fused._forward_slice`` / ``_backward_slice``), which the parallel kernel needs
-anyway; so a first step compiles no wrapper at all. The Dense and optimizer kernels keep
-their loops inline: their stand-in is the kernel compiled serially (``serial_variant``), which
-costs a fraction of the parallel compile. A forward's first call also has the background
-process compile the matching backward's serial pieces first (``*_prefetch``), while this
-process compiles the rest of the forward pass.
+anyway; so a first step compiles no wrapper at all. The Dense, optimizer and grid-conv
+(``convgrid``, hooked there) kernels keep their loops inline: their stand-in is the kernel
+compiled serially (``serial_variant``), which costs a fraction of the parallel compile. A
+forward's first call also has the background process compile the matching backward's serial
+pieces first (``*_prefetch``), while this process compiles the rest of the forward pass.
 """
 
 from __future__ import annotations

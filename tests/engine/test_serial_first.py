@@ -175,9 +175,9 @@ def test_a_forwards_prefetch_names_the_signatures_its_backward_then_calls(monkey
     """What the background process compiles ahead (``*_prefetch``) must be what the serial
     backward of a real network then calls, type for type."""
     import numba
+    from graphdocs import chain_doc
 
     import engine
-    from graphdocs import chain_doc
 
     calls = {}
 
@@ -210,3 +210,27 @@ def test_a_forwards_prefetch_names_the_signatures_its_backward_then_calls(monkey
                      ("dense_rows_forward", "dense_rows_backward")):
         [(module, name, got)] = ks.dense_backward_prefetch(bwd)(calls[fwd])
         assert (module, name, got) == (kf.__name__, f"{bwd}__serial", calls[bwd])
+
+
+@pytest.mark.parametrize("shift", [False, True])
+def test_the_serial_grid_conv_gives_the_parallel_kernels_bits(rng, shift):
+    from engine.kernels import convgrid as kg
+
+    x = rng.standard_normal((5, 4, 10, 10)).astype(np.float32)
+    weight = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(6).astype(np.float32)
+    dout = rng.standard_normal((5, 6, 5, 5)).astype(np.float32)
+    outs = []
+    for fwd, bwd in ((kg.conv_grid_forward, kg.conv_grid_backward),
+                     (sf.serial_variant(kg.conv_grid_forward),
+                      sf.serial_variant(kg.conv_grid_backward))):
+        yc, yr = np.zeros((5, 6, 10, 10), np.float32), np.zeros((5, 6, 10, 10), np.float32)
+        yp, arg = np.zeros((5, 6, 5, 5), np.float32), np.zeros((5, 6, 5, 5), np.int8)
+        keep = np.zeros((0, 36, 10 * 12), np.float32)
+        fwd(x, weight, bias, 1, 1, True, True, shift, 3, yc, yr, yp, arg, keep)
+        gw, gb = np.zeros_like(weight), np.zeros_like(bias)
+        dx = bwd(x, weight, dout, yp, arg, 1, 1, 10, 10, True, True, True, shift, 3, gw, gb,
+                 keep)
+        outs.append((yc, yr, yp, arg, dx, gw, gb))
+    for a, g in zip(*outs, strict=True):
+        np.testing.assert_array_equal(g, a)
