@@ -16,7 +16,10 @@ def clean_environment() -> None:
     """Re-exec this process without the BLAS tuning variables this machine sets.
 
     Users' machines do not set them and they slow a current OpenBLAS badly; numpy must not be
-    loaded before this runs."""
+    loaded before this runs. Kernels missing from the cache compile in place on their first
+    call (``NETBUILDER_SERIAL_FIRST=0``, see ``engine.kernels.serial_first``): a benchmark
+    times the kernels themselves, not their serial stand-ins."""
+    os.environ.setdefault("NETBUILDER_SERIAL_FIRST", "0")
     if any(v in os.environ for v in BLAS_VARS):
         env = {k: v for k, v in os.environ.items() if k not in BLAS_VARS}
         os.execve(sys.executable, [sys.executable, *sys.argv], env)

@@ -99,6 +99,7 @@ def run(root: Path, mode: str, cache_home: str) -> dict:
     """The child in a fresh interpreter; wall time includes interpreter start-up."""
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env["XDG_CACHE_HOME"] = cache_home
+    env["NETBUILDER_SERIAL_FIRST"] = "1"  # as a user's launch (benchmarks turn it off)
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", CHILD, str(root), mode], env=env,
                          capture_output=True, text=True, check=True)

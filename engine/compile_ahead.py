@@ -195,6 +195,12 @@ def compile_signatures(sigs: list[Signature], claims: Path | None = None) -> int
             # every kernel compiled from that Python function (a serial and a parallel one)
             fns = [v for v in vars(mod).values() if isinstance(v, CPUDispatcher)
                    and v.__module__ == module and v.py_func.__name__ == name]
+            if not fns and name.endswith("__serial"):  # kernels.serial_first's variant
+                from .kernels.serial_first import serial_variant
+
+                fns = [serial_variant(v) for v in vars(mod).values()
+                       if isinstance(v, CPUDispatcher) and v.__module__ == module
+                       and v.py_func.__name__ == name[:-len("__serial")]]
         except ImportError:
             continue
         for fn in fns:
@@ -273,18 +279,50 @@ def _exit_with_parent() -> None:
     os._exit(0)
 
 
+def _serve_lines(lines: Any) -> None:
+    """Put each line of stdin on ``lines``, then end the process at its end (the parent
+    closed it or died: a compile under way is dropped, the cache keeps only whole files)."""
+    for line in sys.stdin:
+        lines.put(line)
+    os._exit(0)
+
+
+def serve() -> None:
+    """The background compiler of ``kernels.serial_first``: each line of stdin holds two
+    encoded lists (``encode``), signatures the parent will call soon and parallel kernels for
+    later; the first kind from every line read so far goes before the second kind. Prints
+    one line per signature done."""
+    import queue
+
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=_serve_lines, args=(lines,), daemon=True).start()
+    soon: list[Signature] = []
+    later: list[Signature] = []
+    while True:
+        if not soon and not later:
+            lines.put(lines.get())  # wait for work
+        while not lines.empty():
+            first, second = json.loads(lines.get())
+            soon += _decode(first)
+            later += _decode(second)
+        compile_signatures([(soon or later).pop(0)])
+        print("done", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m engine.compile_ahead compile`` (encoded signatures on stdin's first line:
     compiles them, and ends when stdin closes; the trace is ``python -m engine.warmup
-    --trace-calls``)."""
+    --trace-calls``); ``... serve``: ``serve``."""
     args = sys.argv[1:] if argv is None else argv
+    if args == ["serve"]:
+        serve()
     if args == ["compile"]:
         claims, text = json.loads(sys.stdin.readline())
         sigs = _decode(text)
         threading.Thread(target=_exit_with_parent, daemon=True).start()
         compile_signatures(sigs, Path(claims))
         return 0
-    print("usage: python -m engine.compile_ahead compile", file=sys.stderr)
+    print("usage: python -m engine.compile_ahead compile|serve", file=sys.stderr)
     return 2
 
 

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from .errors import NetBuilderError
+from .kernels.serial_first import in_place
 from .registry import Example, get_layer_class, layer_types
 
 Progress = Callable[[int, int, str], None]
@@ -315,14 +316,16 @@ def warmup(callback: Progress | None = None, cancelled: Cancelled | None = None,
         done = {name for name, _fn in tasks}
         tasks += [(name, fn) for name, fn in warmup_tasks() if name not in done]
     n = len(tasks)
-    for i, (name, fn) in enumerate(tasks):
-        if cancelled is not None and cancelled():
-            raise WarmupCancelledError(f"kernel compilation stopped at step {i} of {n} ({name})")
-        if i == n_first and first is not None and callback is not None:
-            callback(i, n, FIRST_READY)
-        if callback is not None:
-            callback(i, n, name)
-        fn()
+    with in_place():  # fill the cache with the kernels themselves, not serial stand-ins
+        for i, (name, fn) in enumerate(tasks):
+            if cancelled is not None and cancelled():
+                raise WarmupCancelledError(
+                    f"kernel compilation stopped at step {i} of {n} ({name})")
+            if i == n_first and first is not None and callback is not None:
+                callback(i, n, FIRST_READY)
+            if callback is not None:
+                callback(i, n, name)
+            fn()
     if rest:
         mark_cache_warm()
     if callback is not None:

@@ -39,6 +39,7 @@ from .blas import gemm
 from .conv import _crop_from, _pad_into, _sum_parts
 from .fused import _pool2
 from .jit import njit, prange
+from .serial_first import serial_first
 
 SHIFT_DW_MIN_COLUMNS = 256
 
@@ -311,3 +312,8 @@ def _sum_tap_parts(gparts: np.ndarray, bparts: np.ndarray, gweight: np.ndarray,
             for ch in range(nch):
                 acc += bparts[ch, o]
             gbias[o] = acc
+
+
+# run serially (same chunks, same bits) while the parallel kernels compile in the background
+serial_first(conv_grid_forward)
+serial_first(conv_grid_backward)
