@@ -155,6 +155,8 @@ class Conv2D(Layer):
         example((3, 6, 6), filters=3, kernel_size=3, padding=1, groups=3, label="depthwise"),
         example((2, 7, 6), filters=2, kernel_size=3, padding=2, dilation=2, groups=2,
                 label="depthwise-same-dilated"),
+        example((2, 7, 8), filters=2, kernel_size=3, stride=2, padding=1, groups=2,
+                label="depthwise-stride2"),
         example((2, 7, 8), filters=4, kernel_size=3, stride=2, padding="same", dilation=(2, 1),
                 groups=2, bias=False, label="depthwise-mult-dilated"),
         example((4, 6, 7), filters=6, kernel_size=(3, 2), padding=1, groups=2, label="grouped"),
