@@ -55,29 +55,32 @@ def _phases(src: np.ndarray, h_n: int, w_n: int, oh_n: int, ow_n: int, pl: int,
     column zeroed (padding 0: taps read c + 1) or its last (padding 1: c - 1)."""
     m = ow_n + 1
     z = src.dtype.type(0)
-    for a in range(2):
-        for r in range(oh_n):
-            xr = 2 * r + a
-            for b in range(2):
-                row = buf[2 * a + b]
-                base = m + r * ow_n
-                if xr < h_n:
-                    for c in range(ow_n):
-                        xc = 2 * c + b
-                        row[base + c] = src[xr * w_n + xc] if xc < w_n else z
-                else:
-                    for c in range(ow_n):
-                        row[base + c] = z
-    b = 0 if pl == 0 else 1
-    col = 0 if pl == 0 else ow_n - 1
-    n = oh_n * ow_n
     u = np.uint64
-    for a in range(2):
-        dst, s = buf[4 + a], buf[2 * a + b]
-        for p in range(n):
-            dst[u(m + p)] = s[u(m + p)]
-        for r in range(oh_n):
-            dst[m + r * ow_n + col] = z
+    half = w_n // 2  # columns both phases have; an odd W gives phase 0 one more
+    bw = 0 if pl == 0 else 1
+    col = 0 if pl == 0 else ow_n - 1
+    for xr in range(2 * oh_n):
+        a, r = xr % 2, xr // 2
+        base = u(m + r * ow_n)
+        even, odd, shifted = buf[2 * a], buf[2 * a + 1], buf[4 + a]
+        if xr < h_n:
+            sb = u(xr * w_n)
+            for c in range(half):
+                v0 = src[sb + u(2 * c)]
+                v1 = src[sb + u(2 * c + 1)]
+                even[base + u(c)] = v0
+                odd[base + u(c)] = v1
+            for c in range(half, ow_n):  # past the image's last column (or its odd one)
+                even[base + u(c)] = src[sb + u(2 * c)] if 2 * c < w_n else z
+                odd[base + u(c)] = z
+        else:
+            for c in range(ow_n):
+                even[base + u(c)] = z
+                odd[base + u(c)] = z
+        src_row = even if bw == 0 else odd
+        for c in range(ow_n):
+            shifted[base + u(c)] = src_row[base + u(c)]
+        shifted[base + u(col)] = z
 
 
 @njit(parallel=False, fastmath={"contract"})
