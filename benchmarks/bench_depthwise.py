@@ -12,9 +12,11 @@ rounds), so load from other processes hits all sides alike. The BLAS tuning vari
 machine sets are removed first (``_common.clean_environment``).
 
 ``--kernels`` also times the kernels alone, forward and backward apart, in the same rounds:
-the direct 3×3 kernels (``kernels.depthwise``, what the layer runs) beside the row kernels
-other filter sizes run (``groupconv.depthwise_*_rows``), so the backward's cost relative to
-the forward shows. ``--threads N`` sets Numba's and PyTorch's thread counts.
+for stride 1 the 'same' kernels (``kernels.depthwise_same``, what the layer runs then), for
+stride 2 the phase kernels (``kernels.depthwise_s2``, likewise), the direct 3×3 kernels
+(``kernels.depthwise``, what it runs for other strides, dilations and paddings) and the row
+kernels other filter sizes run (``groupconv.depthwise_*_rows``), so the backward's cost
+relative to the forward shows. ``--threads N`` sets Numba's and PyTorch's thread counts.
 """
 
 from __future__ import annotations
@@ -52,8 +54,11 @@ def engine_step(args, x, dy, w, b):
 
 
 def kernel_steps(args, x, dy, w, b) -> dict:
-    """The depthwise kernels alone, forward and backward apart: direct 3×3 and rows."""
+    """The depthwise kernels alone, forward and backward apart: the stride-1 'same' ones (what
+    the layer runs for stride 1), the direct 3×3 ones (every other 3×3) and rows."""
     from engine.kernels import depthwise as kd
+    from engine.kernels import depthwise_s2 as k2
+    from engine.kernels import depthwise_same as ks
     from engine.kernels import groupconv as kg
 
     y = np.empty_like(dy)
@@ -64,6 +69,12 @@ def kernel_steps(args, x, dy, w, b) -> dict:
                                                                gw, gb)}
     out["direct forward"] = lambda: kd._depthwise3_forward(x, w, b, s, s, 1, 1, 1, 1, y)
     out["direct backward"] = lambda: kd._depthwise3_backward(x, w, dy, s, s, 1, 1, 1, 1, gw, gb)
+    if s == 1:
+        out["same forward"] = lambda: ks.same_forward(x, w, b, 1, 1, y)
+        out["same backward"] = lambda: ks.same_backward(x, w, dy, 1, 1, gw, gb)
+    if s == 2:
+        out["s2 forward"] = lambda: k2.s2_forward(x, w, b, 1, 1, y)
+        out["s2 backward"] = lambda: k2.s2_backward(x, w, dy, 1, 1, gw, gb)
     return out
 
 
@@ -157,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         best_name = min((k for k in med if k.startswith("torch")), key=med.get)
         print(f"  speed netbuilder / {best_name} (the faster PyTorch layout): "
               f"{med[best_name] / med['netbuilder']:.2f}x")
-    for kind in ("direct", "rows"):
+    for kind in ("same", "s2", "direct", "rows"):
         f, b = med.get(f"kernel {kind} forward"), med.get(f"kernel {kind} backward")
         if f and b:
             print(f"  {kind} kernels: backward / forward {b / f:.2f}")

@@ -24,6 +24,10 @@ import numpy as np
 from .blas import gemm
 from .conv import _crop_from, _pad_into
 from .depthwise import _depthwise3_backward, _depthwise3_forward
+from .depthwise_s2 import applies as _s2_applies
+from .depthwise_s2 import s2_backward, s2_forward
+from .depthwise_same import applies as _same_applies
+from .depthwise_same import same_backward, same_forward
 from .jit import njit, prange
 
 
@@ -43,7 +47,14 @@ def depthwise_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: i
     weight (O, 1, KH, KW), bias (O,) or empty. 3×3 filters: ``kernels.depthwise``; others
     ``_depthwise_forward_rows``."""
     if weight.shape[2] == 3 and weight.shape[3] == 3:
-        _depthwise3_forward(x, weight, bias, sh, sw, dh, dw, pt, pl, y)
+        if _same_applies(x.shape[1], weight.shape[0], x.shape[2], x.shape[3], y.shape[2],
+                         y.shape[3], sh, sw, dh, dw, pt, pl):
+            same_forward(x, weight, bias, dh, dw, y)
+        elif _s2_applies(x.shape[1], weight.shape[0], x.shape[2], x.shape[3], y.shape[2],
+                         y.shape[3], sh, sw, dh, dw, pt, pl):
+            s2_forward(x, weight, bias, pt, pl, y)
+        else:
+            _depthwise3_forward(x, weight, bias, sh, sw, dh, dw, pt, pl, y)
     else:
         _depthwise_forward_rows(x, weight, bias, sh, sw, dh, dw, pt, pl, y)
 
@@ -56,6 +67,12 @@ def depthwise_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, sh: in
     (O, 1, KH, KW) and gbias ((O,) or empty). 3×3 filters: ``kernels.depthwise``; others
     ``_depthwise_backward_rows``."""
     if weight.shape[2] == 3 and weight.shape[3] == 3:
+        if _same_applies(x.shape[1], weight.shape[0], x.shape[2], x.shape[3], dy.shape[2],
+                         dy.shape[3], sh, sw, dh, dw, pt, pl):
+            return same_backward(x, weight, dy, dh, dw, gweight, gbias)
+        if _s2_applies(x.shape[1], weight.shape[0], x.shape[2], x.shape[3], dy.shape[2],
+                       dy.shape[3], sh, sw, dh, dw, pt, pl):
+            return s2_backward(x, weight, dy, pt, pl, gweight, gbias)
         return _depthwise3_backward(x, weight, dy, sh, sw, dh, dw, pt, pl, gweight, gbias)
     return _depthwise_backward_rows(x, weight, dy, sh, sw, dh, dw, pt, pl, gweight, gbias)
 
