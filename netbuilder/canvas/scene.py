@@ -14,6 +14,7 @@ from engine.graph import Edge
 
 from ..analysis import Analysis, fmt_shape
 from ..document import Change, Command, Document
+from ..freezing import trains_nothing
 from .block_item import BlockItem
 from .block_marks import BlockMap, fold_badges, fold_flows
 from .edge import EdgeItem, Toast
@@ -222,7 +223,7 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
         for nid in ids:
             item, node = self.nodes.get(nid), g.nodes.get(nid)
             if item is not None and node is not None:
-                item.set_training(node.trainable, node.lr_mult)
+                item.set_training(not trains_nothing(node), node.lr_mult)
 
     def set_carry_marks(self, marks: dict[str, tuple[str, str]]) -> None:
         """Mark the cards after a graph edited while paused: node id -> (kind, reason),
