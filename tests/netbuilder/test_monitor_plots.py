@@ -146,6 +146,27 @@ def test_lenet5_on_shapes_shows_six_named_classes_and_exports_large_pngs(
     assert drv.w.windowTitle().startswith("LeNet-5")
 
 
+def test_a_wide_low_confusion_matrix_names_the_predicted_classes(qtbot):
+    """CIFAR-10's ten classes in a dock 700 px wide and 260 high (the right column of a wide
+    window): the columns use the width, so the names (cut if need be) fit, not numbers."""
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    view = ConfusionView()
+    qtbot.addWidget(view)
+    view.set_class_names(names)
+    view.resize(700, 260)
+    view.show()
+    qtbot.waitExposed(view)
+    view.show_analysis(EpochAnalysis(np.eye(10, dtype=int) * 20 + 1, [], "validation"), 3)
+    qtbot.wait(20)
+    bottom = view.plot.getPlotItem().getAxis("bottom")
+    labels = [t for _, t in bottom._tickLevels[0]]
+    px = 1 / view.plot.getPlotItem().getViewBox().viewPixelSize()[0]
+    fm = QFontMetrics(bottom.font())
+    assert all(fm.horizontalAdvance(t) < px for t in labels)
+    assert labels[2:8] == ["bird", "cat", "deer", "dog", "frog", "horse"], labels
+    assert all(t[:3] == n[:3] for t, n in zip(labels, names, strict=True))
+
+
 def test_confusion_view_counts_predictions_on_spare_units(qtbot):
     view = ConfusionView()
     qtbot.addWidget(view)
