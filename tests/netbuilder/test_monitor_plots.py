@@ -181,3 +181,23 @@ def test_confusion_view_counts_predictions_on_spare_units(qtbot):
     assert "2 predicted on Output units 6–9" in view.info.text()
     header, rows = view.csv_table()
     assert header[1:] == [*SHAPE_CLASSES, "other"] and rows[0][-1] == 2
+
+
+def test_a_long_gradient_norm_legend_wraps_instead_of_widening_its_dock(qtbot):
+    """transformer_sort's 19 layers with weights: the legend under the gradient norms takes
+    several lines in a 400 px view; it asked for 720 px, and its dock column took them from
+    the Training panel (squeezed to 250 px, its Stop button cut)."""
+    from netbuilder.monitor.histograms import GradientsView
+
+    view = GradientsView()
+    qtbot.addWidget(view)
+    layers = [f"b{b}_{n}" for b in (1, 2) for n in ("ln1", "attn", "ln2", "ff1", "ff2")]
+    view.set_layers(["embed", "pos", *layers, "head"])
+    view.show_placeholder(None, view.glw)  # the plots shown, as once a run has begun
+    view.resize(400, 400)
+    view.show()
+    qtbot.waitExposed(view)
+    assert view.minimumSizeHint().width() <= 300
+    legend = view.n_legend
+    assert legend.isVisible() and legend.width() <= 400 and legend.height() > 2 * 12
+    assert all(n in legend.text() for n in ("embed", "b2_ff2", "head"))
