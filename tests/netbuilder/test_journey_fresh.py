@@ -170,10 +170,12 @@ def test_attention_heads_fill_a_wide_low_view_with_labels_that_do_not_collide(qt
             assert len(ticks) * need <= room, f"{len(ticks)} {side} labels in {room:.0f} px"
 
 
-def test_try_it_in_the_monitor_layout_fits_the_canvas_column(window_at, qtbot):
+@pytest.mark.parametrize("size", SIZES)
+def test_try_it_in_the_monitor_layout_fits_the_canvas_column(window_at, qtbot, size):
     """In the Monitor layout Try it opens under the canvas column (about 350 px at
-    1280×800): the image page stacks into one column there instead of scrolling sideways."""
-    w = window_at(1280, 800)
+    1280×800, 240 at 1024×700): the image page stacks into one column there instead of
+    scrolling sideways, and in the narrowest Clear and Open… take a row of their own."""
+    w = window_at(*size)
     open_example(qtbot, w, "LeNet-5")
     assert w.training.data.wait_loaded(60)
     click_mode(qtbot, w, MONITOR)
@@ -184,6 +186,10 @@ def test_try_it_in_the_monitor_layout_fits_the_canvas_column(window_at, qtbot):
     scroll = w.look_inside.dock.widget()
     assert not scroll.horizontalScrollBar().isVisible(), (
         f"Try it needs {panel.minimumSizeHint().width()} px, has {scroll.viewport().width()}")
+    for part in (panel.pad, panel.brush, panel.invert, panel.clear_btn, panel.open_btn,
+                 panel.sample_btn, panel.why_view, panel.on_canvas):
+        left = part.mapTo(scroll.viewport(), QPoint(0, 0)).x()
+        assert left >= 0 and left + part.width() <= scroll.viewport().width(), part
 
 
 @pytest.mark.parametrize("units", [4, 10, 64, 300])
