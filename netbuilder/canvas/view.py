@@ -105,11 +105,14 @@ class CanvasView(QGraphicsView):
     def frame_readable(self, focus: QPointF | None = None, badges: bool = False) -> None:
         """Show the whole graph if it fits at READABLE_ZOOM or more; else zoom so that its
         width fits (between READABLE_ZOOM and PREFERRED_ZOOM) and show its top, or ``focus``.
-        ``badges``: keep room right of the cards for the training badges."""
+        ``badges``: keep room right of the cards for the training badges; when there is room
+        for the cards but not their badges, every card is shown whole (centred on ``focus``,
+        a graph of two columns lost its left one, with the Input)."""
         r = self.graph_rect()
         if r is None:
             self.fit_all()
             return
+        graph = r.adjusted(-30, -30, 30, 30)  # the cards and wires, without the badges
         if badges:  # room for them, if they are not there yet
             cards = max(n.scenePos().x() + n.width for n in self.canvas.nodes.values())
             r.setRight(max(r.right(), cards + BADGE_ROOM))
@@ -125,6 +128,8 @@ class CanvasView(QGraphicsView):
             seen_w, seen_h = vp.width() / z, vp.height() / z
             if r.width() <= seen_w:
                 cx = r.center().x()
+            elif graph.width() <= seen_w:  # every card whole, the right-hand badges cut
+                cx = graph.left() + seen_w / 2
             elif focus is not None:
                 cx = focus.x()
             else:

@@ -116,10 +116,6 @@ class EpochSlider(QSlider):
         self._space_ticks()
         self.update()
 
-    def resizeEvent(self, ev) -> None:
-        super().resizeEvent(ev)
-        self._space_ticks()
-
     def _geometry(self) -> tuple[int, int]:
         """(x of the first position, px from the first to the last)."""
         opt = QStyleOptionSlider()
@@ -135,7 +131,9 @@ class EpochSlider(QSlider):
 
     def _space_ticks(self) -> None:
         """A tick every k positions, k the first nice step that leaves them MIN_TICK_PX
-        apart (a tick per epoch of a long run drew a solid bar)."""
+        apart at the present width (a tick per epoch of a long run drew a solid bar); set
+        with the labels, each recorded epoch (from a resize event, it crashed Qt while a
+        dock state was being restored)."""
         n = len(self.labels)
         each = self._geometry()[1] / max(1, n - 1)
         self.setTickInterval(next(k for k in nice_steps() if k * each >= MIN_TICK_PX))

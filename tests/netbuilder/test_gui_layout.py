@@ -237,3 +237,24 @@ def test_no_tab_bar_is_left_over_the_panels_after_runs_and_switches(window_at, q
         if tc.worker is not None:
             qtbot.mouseClick(tc.panel.stop_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: tc.state == "idle" and tc.worker is None, timeout=120_000)
+
+
+def test_the_monitor_canvas_shows_both_columns_of_a_transformer_whole(window_at, qtbot):
+    """transformer_sort's residual Adds sit in a column left of its layers; with b2_attn
+    selected the Monitor's canvas column (354 px at 1280×800) showed b2_attn in the middle
+    and cut the left column, Input included. Every card is now whole across, the selected
+    one in sight (its badges may be cut on the right)."""
+    w = window_at(1280, 800)
+    open_example(qtbot, w, "Transformer")
+    w.scene.select_nodes(["b2_attn"])
+    click_mode(qtbot, w, MONITOR)
+    qtbot.wait(50)
+    view, vp = w.view, w.view.viewport().rect()
+    assert view.zoom >= 0.7
+    for nid, item in w.scene.nodes.items():
+        box = view.mapFromScene(item.sceneBoundingRect()).boundingRect()
+        assert box.left() >= 0 and box.right() <= vp.right() + 12, f"{nid} cut: {box}"
+    sel = view.mapFromScene(w.scene.nodes["b2_attn"].sceneBoundingRect()).boundingRect()
+    assert vp.contains(sel.center())
+    titles = {b.tabText(i) for b in tab_bars(w) for i in range(b.count())}
+    assert {"Training Curves", "Attention", "Filters", "Runs", "Model Summary"} <= titles

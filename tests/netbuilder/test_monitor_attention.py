@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 from monitorkit import chain, click, example, open_model, small_cnn, wait_idle, wait_steps
+from PySide6.QtWidgets import QTabBar
 
 import engine
 from netbuilder.monitor.attention import NO_NODES, AttentionView, tick_labels
@@ -215,6 +216,11 @@ def test_the_monitor_of_a_transformer_opens_on_views_that_have_something_to_show
     drv.w.act_monitor_mode.trigger()
     qtbot.waitUntil(lambda: tc.docks.visible("curves"), timeout=5000)
     assert tc.docks.visible("maps") and not tc.docks.visible("filters")
+    w = drv.w
+    qtbot.wait(50)
+    tabs = {b.tabText(i) for b in w.findChildren(QTabBar) if b.parent() is w and b.isVisible()
+            for i in range(b.count())}
+    assert {"Filters", "Attention", "Gradients", "Runs"} <= tabs  # one click away
     drv, tc = open_model(make_window, example("lenet5"))
     drv.w.act_monitor_mode.trigger()
     qtbot.waitUntil(lambda: tc.docks.visible("curves"), timeout=5000)
