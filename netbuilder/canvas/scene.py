@@ -15,6 +15,7 @@ from engine.graph import Edge
 from ..analysis import Analysis, fmt_shape
 from ..document import Change, Command, Document
 from ..freezing import trains_nothing
+from .badges import place_badges
 from .block_item import BlockItem
 from .block_marks import BlockMap, fold_badges, fold_flows
 from .edge import EdgeItem, Toast
@@ -126,6 +127,8 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
             self.refresh()
         elif ch.frozen:
             self._show_training(ch.frozen)
+        if ch.moved and not ch.affects_shapes:
+            place_badges(self.nodes.values())
 
     def reroute(self, wires: list[EdgeItem] | None = None) -> None:
         """Re-plan ``wires`` (default: every wire) around the cards now in their way."""
@@ -214,6 +217,7 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
             item.set_label(fmt_shape(src.out_shape if src else None))
         self._show_training(self.nodes)
         self._update_rf()
+        place_badges(self.nodes.values())
         self.analysed.emit(an)
         return an
 
@@ -251,6 +255,7 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
                 item.set_badge(text, level, tip)
         for edge, (norm, approx) in fold_flows(flows or {}, bmap, list(self.edges)).items():
             self.edges[edge].set_flow(norm, approx)
+        place_badges(self.nodes.values())
 
     def clear_monitor(self) -> None:
         """Remove every training badge and wire tint."""
@@ -282,3 +287,4 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
         self._rf_node = nid
         if nid in self.nodes:
             self.nodes[nid].set_rf(rf)
+            place_badges(self.nodes.values())
