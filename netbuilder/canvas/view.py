@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, QSizeF, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsView, QMenu, QWidget
 
@@ -92,6 +92,15 @@ class CanvasView(QGraphicsView):
         self.centerOn(r.center())
         self.zoomed.emit(self.zoom)
 
+    def cards_rect(self) -> QRectF:
+        """Scene rectangle of the cards and wires, without the badges beside the cards."""
+        r = QRectF()
+        for n in self.canvas.nodes.values():
+            r = r.united(QRectF(n.scenePos(), QSizeF(n.width, n.height)))
+        for e in self.canvas.edges.values():
+            r = r.united(e.sceneBoundingRect())
+        return r
+
     def graph_rect(self) -> QRectF | None:
         """Scene rectangle of every node and wire, None for an empty graph."""
         items = [*self.canvas.nodes.values(), *self.canvas.edges.values()]
@@ -112,7 +121,7 @@ class CanvasView(QGraphicsView):
         if r is None:
             self.fit_all()
             return
-        graph = r.adjusted(-30, -30, 30, 30)  # the cards and wires, without the badges
+        graph = self.cards_rect().adjusted(-30, -30, 30, 30)  # without the side badges
         if badges:  # room for them, if they are not there yet
             cards = max(n.scenePos().x() + n.width for n in self.canvas.nodes.values())
             r.setRight(max(r.right(), cards + BADGE_ROOM))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from PySide6.QtCore import QRect, Qt, QTimer
+from PySide6.QtCore import QRect, QRectF, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDockWidget, QMessageBox, QTabBar, QToolButton
 
 import netbuilder
@@ -250,11 +250,16 @@ def test_the_monitor_canvas_shows_both_columns_of_a_transformer_whole(window_at,
     click_mode(qtbot, w, MONITOR)
     qtbot.wait(50)
     view, vp = w.view, w.view.viewport().rect()
-    assert view.zoom >= 0.7
-    for nid, item in w.scene.nodes.items():
-        box = view.mapFromScene(item.sceneBoundingRect()).boundingRect()
-        assert box.left() >= 0 and box.right() <= vp.right() + 12, f"{nid} cut: {box}"
-    sel = view.mapFromScene(w.scene.nodes["b2_attn"].sceneBoundingRect()).boundingRect()
-    assert vp.contains(sel.center())
+    for badges in (False, True):  # as the Monitor opens, and framed again while training
+        if badges:
+            w.scene.set_monitor({n: ("μ 0.05 σ 1.45", "ok", "") for n in w.scene.nodes})
+            w.frame_canvas()
+        assert view.zoom >= 0.7
+        for nid, item in w.scene.nodes.items():
+            card = item.mapRectToScene(QRectF(0, 0, item.width, item.height))
+            box = view.mapFromScene(card).boundingRect()
+            assert box.left() >= 0 and box.right() <= vp.right(), f"{nid} cut: {box}"
+        sel = view.mapFromScene(w.scene.nodes["b2_attn"].sceneBoundingRect()).boundingRect()
+        assert vp.contains(sel.center())
     titles = {b.tabText(i) for b in tab_bars(w) for i in range(b.count())}
     assert {"Training Curves", "Attention", "Filters", "Runs", "Model Summary"} <= titles
