@@ -201,3 +201,20 @@ def test_a_long_gradient_norm_legend_wraps_instead_of_widening_its_dock(qtbot):
     legend = view.n_legend
     assert legend.isVisible() and legend.width() <= 400 and legend.height() > 2 * 12
     assert all(n in legend.text() for n in ("embed", "b2_ff2", "head"))
+
+
+def test_the_curves_fit_a_1024_by_700_monitor_beside_the_attention(qtbot):
+    """The plots' column of a 1024×700 Monitor holds two tab groups in about 570 px: the
+    Curves (with a run's two-line summary) may ask at most 230 of them, or the window grew
+    taller than asked with transformer_sort's Attention below."""
+    from netbuilder.monitor.curves import CurvesView
+
+    view = CurvesView()
+    qtbot.addWidget(view)
+    view.resize(390, 255)
+    view.show_placeholder(None, view.glw)
+    view.info.setText("<b>Run 1</b> · adam, lr 0.002, batch 64, 15 epochs, on sort_digits · "
+                      "loss 0.4849 · val acc 93.9 %")
+    view.show()
+    qtbot.waitExposed(view)
+    assert view.minimumSizeHint().height() <= 230
