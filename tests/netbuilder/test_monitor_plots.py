@@ -218,3 +218,13 @@ def test_the_curves_fit_a_1024_by_700_monitor_beside_the_attention(qtbot):
     view.show()
     qtbot.waitExposed(view)
     assert view.minimumSizeHint().height() <= 230
+    from netbuilder.monitor.histograms import GradientsView
+
+    grads = GradientsView()  # the same group: its legend wraps to two lines there
+    qtbot.addWidget(grads)
+    grads.set_layers(["conv1", "conv2", "fc1", "fc2", "logits", "extra_dense"])
+    grads.show_placeholder(None, grads.glw)
+    grads.resize(390, 255)
+    grads.show()
+    qtbot.waitExposed(grads)
+    assert grads.n_legend.height() > 20 and grads.minimumSizeHint().height() <= 230
