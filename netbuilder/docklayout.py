@@ -93,19 +93,26 @@ ARRANGEMENTS = {
 def hide_stale_tab_bars(window: QMainWindow) -> int:
     """Hide dock tab bars Qt left behind (Qt 6.11 shows the old bar of a tab group that was
     rearranged, or grew before the window was first shown). A bar is kept when the dock of
-    its current tab sits right above it, as wide as it; returns how many were hidden."""
+    its current tab sits right above it, as wide as it; returns how many were hidden. A
+    bar hidden before its group had settled is shown again once it fits (two open docks
+    or more, the current one right above it): else the group lost its tabs for good."""
     docks = [d for d in window.findChildren(QDockWidget) if d.isVisible()]
     hidden = 0
     for bar in window.findChildren(QTabBar):
-        if bar.parent() is not window or not bar.isVisible():
+        if bar.parent() is not window:
             continue
         titles = {bar.tabText(i) for i in range(bar.count())}
         g = bar.geometry()
-        if not any(d.windowTitle() in titles and abs(d.geometry().x() - g.x()) <= 3
+        fits = any(d.windowTitle() in titles and abs(d.geometry().x() - g.x()) <= 3
                    and abs(d.geometry().width() - g.width()) <= 3
-                   and abs(d.geometry().bottom() + 1 - g.top()) <= 3 for d in docks):
+                   and abs(d.geometry().bottom() + 1 - g.top()) <= 3 for d in docks)
+        if bar.isVisible() and not fits:
             bar.hide()
             hidden += 1
+        elif not bar.isVisible() and fits and bar.count() > 1 and sum(
+                not d.isHidden() and not d.isFloating() and d.windowTitle() in titles
+                for d in window.findChildren(QDockWidget)) > 1:
+            bar.show()
     return hidden
 
 
@@ -241,6 +248,7 @@ class DockLayouts(QObject):
                 self.w.resizeDocks([f for _, f in shown],
                                    [max(120, int(avail * g.share / total)) for g, _ in shown],
                                    Qt.Orientation.Vertical)
+        self._tidy.start()  # the tab bars once the docks have their sizes
 
     def place(self, dock: QDockWidget) -> None:
         """A dock created late (the plots, on first use): put it where the current mode's

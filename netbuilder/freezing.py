@@ -14,7 +14,8 @@ from types import SimpleNamespace
 
 from engine.cost import TrainingCost, training_cost
 from engine.errors import NetBuilderError
-from engine.graph import Graph
+from engine.graph import Graph, Node
+from engine.registry import Layer, get_layer_class
 
 from .document import Document, SetNodeTraining, SetParams
 
@@ -33,6 +34,25 @@ def has_weights(doc: Document, node_id: str) -> bool:
     if info is not None and info.params is not None:
         return info.params > 0
     return node.type in ("Dense", "Conv2D", "BatchNorm", "LayerNorm", "GroupNorm")
+
+
+def trains_nothing(node: Node) -> bool:
+    """Whether ``node`` is frozen: itself, or (a Block) every layer inside it whose type has
+    weights, however deep (the engine freezes a block's layers with the block, and keeps
+    a layer frozen inside a block that is not)."""
+    if not node.trainable:
+        return True
+    if node.block is None:
+        return False
+    weighted = [n for n in node.block.nodes.values() if n.block is not None or _may_have_weights(n)]
+    return bool(weighted) and all(trains_nothing(n) for n in weighted)
+
+
+def _may_have_weights(node: Node) -> bool:
+    try:
+        return get_layer_class(node.type).param_shapes is not Layer.param_shapes
+    except NetBuilderError:  # an unknown type: it could have
+        return True
 
 
 def freeze_command(doc: Document, node_ids: Iterable[str], trainable: bool

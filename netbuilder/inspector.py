@@ -246,6 +246,9 @@ class Inspector(QWidget):
         outer.addWidget(self.scroll)
 
         lay = QVBoxLayout(self.body)
+        # never shorter than its rows: the scroll area sized the body from a stale height
+        # when a node's rows grew, and squeezed the form's rows into each other
+        lay.setSizeConstraint(QVBoxLayout.SizeConstraint.SetMinimumSize)
         lay.setContentsMargins(10, 10, 10, 10)
         lay.setSpacing(8)
         head = QHBoxLayout()

@@ -68,6 +68,7 @@ class MainWindow(WindowActions, WindowEditing, WindowFiles, WindowRecovery, QMai
         self.choose_save_path = self._choose_save_path
         self.choose_dataset_files = self._choose_dataset_files
         self._autosaved = -1
+        self._problems: set[str] | None = None  # the model's problems as the status bar says them
         self.edit_lock: str | None = None  # why the model cannot change now (a training run)
 
         self.scene = CanvasScene(self.document, self.push, self)
@@ -181,6 +182,7 @@ class MainWindow(WindowActions, WindowEditing, WindowFiles, WindowRecovery, QMai
         self.setWindowModified(self.document.dirty)
 
     def _on_analysed(self, an: Analysis) -> None:
+        self._report_new_problem(an)
         n = an.error_count
         if n:
             self.errors_button.setText(f"⚠ {n} problem{'s' if n > 1 else ''}")
@@ -194,6 +196,17 @@ class MainWindow(WindowActions, WindowEditing, WindowFiles, WindowRecovery, QMai
         self.errors_button.style().polish(self.errors_button)
         self.summary_label.setText(summary_text(an, batch_size_of(self.document.graph)))
         self.summary.update_from(self.document.graph, an)
+
+    def _report_new_problem(self, an: Analysis) -> None:
+        """The status bar follows the model's problems: an edit that makes a new one says
+        it (the first new one), and a problem it showed is cleared once it is gone."""
+        now = {e.message for e in (*an.errors.values(), *an.graph_errors)}
+        before, self._problems = self._problems, now
+        shown = self.status_message.text()
+        if before is not None and (new := sorted(now - before)):
+            self.show_status(new[0], error=True)
+        elif before is not None and shown in before and shown not in now:
+            self.status_message.setText("")
 
     def _on_selection(self) -> None:
         ids = self.scene.selected_node_ids()

@@ -106,6 +106,9 @@ class PortItem(QGraphicsEllipseItem):
         super().hoverLeaveEvent(event)
 
 
+RIGHT, LEFT, OVER = "right", "left", "over"  # NodeItem.badge_side
+
+
 class NodeItem(QGraphicsItem):
     """A layer as a card: coloured header (id, type), key params, output shape, size."""
 
@@ -122,6 +125,7 @@ class NodeItem(QGraphicsItem):
         self.frozen = False  # trainable false: drawn cooler, with a snowflake
         self.lr_mult = 1.0
         self.carry: tuple[str, str] | None = None  # after an edit: kept / fresh / refused, why
+        self.badge_side = RIGHT  # where the training and receptive-field badges go
         self.edges: list[EdgeItem] = []
         self.in_ports: list[PortItem] = []
         self.out_port: PortItem | None = None
@@ -275,10 +279,40 @@ class NodeItem(QGraphicsItem):
             tip += "<br><br><b>Training:</b> " + _html(self.badge[2])
         self.setToolTip(tip)
 
+    def badge_width(self) -> float:
+        """Scene px the side badges take beside the card (0: none)."""
+        w = 0.0
+        if self.badge is not None:
+            w = QFontMetrics(theme.font(7.6, mono=True)).horizontalAdvance(self.badge[0]) + 14
+        if self.rf is not None:
+            w = max(w, QFontMetrics(theme.font(7.8, bold=True)).horizontalAdvance(
+                self.rf_text()) + 16)
+        return w
+
+    def set_badge_side(self, side: str) -> None:
+        """RIGHT of the card, LEFT of it, or OVER its top right corner (both sides taken
+        by cards next to it); see ``canvas.badges``."""
+        if side != self.badge_side:
+            repaint_where_drawn(self)
+            self.prepareGeometryChange()
+            self.badge_side = side
+            self.update()
+
+    def _side_rect(self, width: float, top: float, height: float, rf: bool) -> QRectF:
+        """A badge ``width`` × ``height`` at ``top`` beside the card; OVER: the training
+        badge above the card, the receptive field under it, both starting right of the
+        centre port (the wires' ends)."""
+        if self.badge_side == LEFT:
+            return QRectF(-8 - width, top, width, height)
+        if self.badge_side == OVER:  # right of the centre port, into the gap if need be
+            y = self.height + 4 if rf else -height - 5
+            return QRectF(self.width / 2 + theme.PORT_R + 6, y, width, height)
+        return QRectF(self.width + 8, top, width, height)
+
     def _badge_rect(self) -> QRectF:
         assert self.badge is not None
         tw = QFontMetrics(theme.font(7.6, mono=True)).horizontalAdvance(self.badge[0])
-        return QRectF(self.width + 8, 1, tw + 14, 18)
+        return self._side_rect(tw + 14, 1, 18, False)
 
     # ----- geometry and painting ---------------------------------------------------------
     def boundingRect(self) -> QRectF:
@@ -307,7 +341,7 @@ class NodeItem(QGraphicsItem):
         top = self.height / 2 - 10
         if self.badge is not None:
             top = max(top, 22.0)  # under the training badge
-        return QRectF(self.width + 8, top, tw + 16, 20)
+        return self._side_rect(tw + 16, top, 20, True)
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem,
               widget: QWidget | None = None) -> None:

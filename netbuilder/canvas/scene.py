@@ -14,6 +14,8 @@ from engine.graph import Edge
 
 from ..analysis import Analysis, fmt_shape
 from ..document import Change, Command, Document
+from ..freezing import trains_nothing
+from .badges import place_badges
 from .block_item import BlockItem
 from .block_marks import BlockMap, fold_badges, fold_flows
 from .edge import EdgeItem, Toast
@@ -125,6 +127,8 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
             self.refresh()
         elif ch.frozen:
             self._show_training(ch.frozen)
+        if ch.moved and not ch.affects_shapes:
+            place_badges(self.nodes.values())
 
     def reroute(self, wires: list[EdgeItem] | None = None) -> None:
         """Re-plan ``wires`` (default: every wire) around the cards now in their way."""
@@ -213,6 +217,7 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
             item.set_label(fmt_shape(src.out_shape if src else None))
         self._show_training(self.nodes)
         self._update_rf()
+        place_badges(self.nodes.values())
         self.analysed.emit(an)
         return an
 
@@ -222,7 +227,7 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
         for nid in ids:
             item, node = self.nodes.get(nid), g.nodes.get(nid)
             if item is not None and node is not None:
-                item.set_training(node.trainable, node.lr_mult)
+                item.set_training(not trains_nothing(node), node.lr_mult)
 
     def set_carry_marks(self, marks: dict[str, tuple[str, str]]) -> None:
         """Mark the cards after a graph edited while paused: node id -> (kind, reason),
@@ -250,6 +255,7 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
                 item.set_badge(text, level, tip)
         for edge, (norm, approx) in fold_flows(flows or {}, bmap, list(self.edges)).items():
             self.edges[edge].set_flow(norm, approx)
+        place_badges(self.nodes.values())
 
     def clear_monitor(self) -> None:
         """Remove every training badge and wire tint."""
@@ -281,3 +287,4 @@ class CanvasScene(WireDrawing, SceneEdits, Placement, QGraphicsScene):
         self._rf_node = nid
         if nid in self.nodes:
             self.nodes[nid].set_rf(rf)
+            place_badges(self.nodes.values())

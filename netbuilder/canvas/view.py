@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, QSizeF, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsView, QMenu, QWidget
 
@@ -92,6 +92,15 @@ class CanvasView(QGraphicsView):
         self.centerOn(r.center())
         self.zoomed.emit(self.zoom)
 
+    def cards_rect(self) -> QRectF:
+        """Scene rectangle of the cards and wires, without the badges beside the cards."""
+        r = QRectF()
+        for n in self.canvas.nodes.values():
+            r = r.united(QRectF(n.scenePos(), QSizeF(n.width, n.height)))
+        for e in self.canvas.edges.values():
+            r = r.united(e.sceneBoundingRect())
+        return r
+
     def graph_rect(self) -> QRectF | None:
         """Scene rectangle of every node and wire, None for an empty graph."""
         items = [*self.canvas.nodes.values(), *self.canvas.edges.values()]
@@ -105,11 +114,14 @@ class CanvasView(QGraphicsView):
     def frame_readable(self, focus: QPointF | None = None, badges: bool = False) -> None:
         """Show the whole graph if it fits at READABLE_ZOOM or more; else zoom so that its
         width fits (between READABLE_ZOOM and PREFERRED_ZOOM) and show its top, or ``focus``.
-        ``badges``: keep room right of the cards for the training badges."""
+        ``badges``: keep room right of the cards for the training badges; when there is room
+        for the cards but not their badges, every card is shown whole (centred on ``focus``,
+        a graph of two columns lost its left one, with the Input)."""
         r = self.graph_rect()
         if r is None:
             self.fit_all()
             return
+        graph = self.cards_rect().adjusted(-30, -30, 30, 30)  # without the side badges
         if badges:  # room for them, if they are not there yet
             cards = max(n.scenePos().x() + n.width for n in self.canvas.nodes.values())
             r.setRight(max(r.right(), cards + BADGE_ROOM))
@@ -125,6 +137,8 @@ class CanvasView(QGraphicsView):
             seen_w, seen_h = vp.width() / z, vp.height() / z
             if r.width() <= seen_w:
                 cx = r.center().x()
+            elif graph.width() <= seen_w:  # every card whole, the right-hand badges cut
+                cx = graph.left() + seen_w / 2
             elif focus is not None:
                 cx = focus.x()
             else:

@@ -106,7 +106,7 @@ class TryItPanel(InputModes, QWidget):
         tools.addWidget(QLabel("Brush"))
         tools.addWidget(self.brush)
         tools.addWidget(self.invert)
-        self.on_canvas = QCheckBox("activations on the nodes")
+        self.on_canvas = QCheckBox("on the nodes")
         self.on_canvas.setChecked(True)
         self.on_canvas.setToolTip("Show each node's activation for this input beside its "
                                   "card on the canvas")
@@ -163,7 +163,7 @@ class TryItPanel(InputModes, QWidget):
         wf.addRow("Class", self.klass)
         wf.addRow("Conv node", self.node)
         wf.addRow("Patch", self.patch)
-        wf.addRow("Canvas", self.on_canvas)
+        wf.addRow("Activations", self.on_canvas)
         wf.addRow(self.progress)
         self._why_form = wf
 
@@ -185,7 +185,12 @@ class TryItPanel(InputModes, QWidget):
         left.setContentsMargins(0, 0, 0, 0)
         left.addWidget(self.pad, 1)
         left.addLayout(tools)
+        self._files = QHBoxLayout()  # Clear and Open… on a row of their own when narrow
+        left.addLayout(self._files)
         left.addLayout(picker)
+        self._tools, self._picker = tools, picker
+        self._narrow = False
+        self._wide_pad_w = 0
         self._grid = grid
         self._modes = self._build_modes(pad_page)
         answer = self._answer = QVBoxLayout()
@@ -257,7 +262,9 @@ class TryItPanel(InputModes, QWidget):
         sp = self._grid.horizontalSpacing()
         m = self.layout().contentsMargins()
         margins = m.left() + m.right()
-        pad_w = self._modes.minimumSizeHint().width()
+        if not self._narrow:
+            self._wide_pad_w = self._modes.minimumSizeHint().width()
+        pad_w = self._wide_pad_w
         why_w = max(self.why_view.minimumSizeHint().width(),
                     self._why_box.minimumSizeHint().width())
         answer_w = self._answer.minimumSize().width()
@@ -268,6 +275,24 @@ class TryItPanel(InputModes, QWidget):
         else:
             cols = 1
         self._arrange(cols)
+        self._set_narrow(cols == 1 and width < pad_w + margins)
+
+    def _set_narrow(self, narrow: bool) -> None:
+        """Under the pad, Clear and Open… on a row of their own (``narrow``), or at the
+        ends of the brush and sample rows: the Monitor layout's canvas column of a 1024 px
+        window, about 240 px, is narrower than those two rows."""
+        if narrow == self._narrow:
+            return
+        self._narrow = narrow
+        for w in (self.clear_btn, self.open_btn):
+            for lay in (self._tools, self._picker, self._files):
+                lay.removeWidget(w)
+        if narrow:
+            self._files.addWidget(self.clear_btn)
+            self._files.addWidget(self.open_btn)
+        else:
+            self._tools.addWidget(self.clear_btn)
+            self._picker.addWidget(self.open_btn)
 
     # ----- what is questioned --------------------------------------------------------------
     def set_source(self, source: TrySource | None, dataset: Any = None,

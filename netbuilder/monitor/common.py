@@ -242,9 +242,11 @@ def _next_step(step: float) -> float:
 
 
 def legend_html(entries: Iterable[tuple[str, str, str]]) -> str:
-    """A legend as one line of text: (name, CSS colour, mark) with mark a line "━", a dot
-    "●", a square "■" or a dashed line "┅"."""
-    return "&nbsp;&nbsp;".join(f"<span style='color:{c}'>{mark}</span>&nbsp;{name}"
+    """A legend as text: (name, CSS colour, mark) with mark a line "━", a dot "●", a square
+    "■" or a dashed line "┅". A word-wrapped label breaks it between entries only (joined
+    by non-breaking spaces alone, a long legend was one unbreakable line as wide as all
+    its names, and it widened the whole column of docks)."""
+    return "&nbsp; ".join(f"<span style='color:{c}'>{mark}</span>&nbsp;{name}"
                                for name, c, mark in entries)
 
 

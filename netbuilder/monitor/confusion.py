@@ -76,7 +76,9 @@ class ConfusionView(MonitorPanel):
         pi.setMenuEnabled(False)
         pi.hideButtons()
         pi.invertY(True)
-        pi.setAspectLocked(True)
+        # cells fill the plot: a square lock left a wide, low dock's columns too narrow for
+        # the class names (numbers instead) beside empty space
+        pi.setAspectLocked(False)
         pi.setLabel("left", "true class")
         pi.setLabel("bottom", "predicted class")
         pi.getViewBox().setMouseEnabled(x=False, y=False)

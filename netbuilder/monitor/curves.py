@@ -72,7 +72,7 @@ class CurvesView(MonitorPanel):
         self.log_box.toggled.connect(self._set_log)
         self.add_control(self.log_box)
         self.glw = pg.GraphicsLayoutWidget()
-        self.glw.setMinimumSize(240, 200)
+        self.glw.setMinimumSize(240, 150)  # 200 made a 1024×700 window taller than the screen
         self.body.addWidget(self.glw, 1)
         def axes() -> dict[str, CompactAxis]:
             return {"bottom": CompactAxis("bottom"), "left": CompactAxis("left")}

@@ -122,6 +122,17 @@ class MonitorDocks:
         d = self.plots.get(key)
         return d is not None and d.isVisible() and not d.visibleRegion().isEmpty()
 
+    def has_content(self, key: str) -> bool:
+        """False for a view that has nothing to show for the model (no Conv2D for the
+        Filters, no MultiHeadAttention for the Attention, no pair node for Input vs Output)."""
+        if key == "filters":
+            return self.filters.conv is not None
+        if key == "attention":
+            return self.attention.node is not None
+        if key == "pairs":
+            return self.pairs.node is not None
+        return True
+
     def show_monitor(self, front: tuple[str, ...] = ("curves", "maps", "filters",
                                                      "confusion")) -> None:
         """Switch to the Monitor arrangement and bring the views ``front`` (plot keys, or
@@ -130,6 +141,8 @@ class MonitorDocks:
         self.w.layouts.set_mode(MONITOR)
         extra = {"runs": self.runs, "data": self.data}
         for key in front:
+            if not self.has_content(key):
+                continue  # the Filters of a model without Conv2D would say just that
             d = self.plots.get(key) or extra.get(key)
             if d is not None and not d.isHidden():
                 d.raise_()

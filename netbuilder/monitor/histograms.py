@@ -49,7 +49,7 @@ class GradientsView(MonitorPanel):
         box.setContentsMargins(0, 0, 0, 0)
         box.setSpacing(2)
         self.glw = pg.GraphicsLayoutWidget()
-        self.glw.setMinimumSize(240, 160)
+        self.glw.setMinimumSize(240, 130)  # its legend may wrap: the 1024×700 Monitor fits
         box.addWidget(self.glw, 1)
         self.body.addWidget(self.plots, 1)
         self.w_plot = self.glw.addPlot(row=0, col=0)

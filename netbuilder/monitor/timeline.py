@@ -8,6 +8,9 @@ slider with a tick per recorded epoch, play/pause and Live) follows ``changed`` 
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
+
 from PySide6.QtCore import QObject, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QPainter, QPalette
 from PySide6.QtWidgets import (
@@ -26,6 +29,8 @@ from engine.recorder import Recording
 from ..session.recording import fmt_mib
 
 PLAY_MS = 700  # per recorded epoch while playing
+MIN_TICK_PX = 5  # between the slider's tick marks at least
+LABEL_GAP = 24  # px of room around an epoch number
 
 
 class TimelineModel(QObject):
@@ -108,34 +113,79 @@ class EpochSlider(QSlider):
 
     def set_labels(self, epochs: list[int]) -> None:
         self.labels = list(epochs)
+        self._space_ticks()
         self.update()
+
+    def _geometry(self) -> tuple[int, int]:
+        """(x of the first position, px from the first to the last)."""
+        opt = QStyleOptionSlider()
+        self.initStyleOption(opt)
+        handle = self.style().subControlRect(QStyle.ComplexControl.CC_Slider, opt,
+                                             QStyle.SubControl.SC_SliderHandle, self)
+        return handle.width() // 2, self.width() - handle.width()
+
+    def _x(self, i: int) -> int:
+        x0, span = self._geometry()
+        n = len(self.labels)
+        return x0 + (round(span * i / (n - 1)) if n > 1 else 0)
+
+    def _space_ticks(self) -> None:
+        """A tick every k positions, k the first nice step that leaves them MIN_TICK_PX
+        apart at the present width (a tick per epoch of a long run drew a solid bar); set
+        with the labels, each recorded epoch (from a resize event, it crashed Qt while a
+        dock state was being restored)."""
+        n = len(self.labels)
+        each = self._geometry()[1] / max(1, n - 1)
+        self.setTickInterval(next(k for k in nice_steps() if k * each >= MIN_TICK_PX))
+
+    def label_rects(self) -> list[tuple[QRect, str]]:
+        """Where the epoch numbers go: those of the first nice step (1, 2, 5, 10, 20, 25,
+        50, …) whose labels do not touch, the first and last epoch always (the last takes
+        the place of a label it would touch)."""
+        n = len(self.labels)
+        if not n:
+            return []
+        fm = self.fontMetrics()
+        y, h = self.height() - fm.height(), fm.height()
+
+        def rect(i: int) -> QRect:
+            w = fm.horizontalAdvance(str(self.labels[i])) + LABEL_GAP
+            return QRect(min(max(0, self._x(i) - w // 2), self.width() - w), y, w, h)
+
+        def apart(a: QRect, b: QRect) -> bool:
+            return a.right() < b.left() or b.right() < a.left()
+
+        for step in nice_steps():
+            keep = [i for i, e in enumerate(self.labels) if e % step == 0 or i == 0]
+            rects = [rect(i) for i in keep]
+            if all(apart(a, b) for a, b in itertools.pairwise(rects)):
+                break
+        if keep[-1] != n - 1:
+            last = rect(n - 1)
+            while len(keep) > 1 and not apart(rects[-1], last):
+                keep.pop()
+                rects.pop()
+            keep.append(n - 1)
+            rects.append(last)
+        return [(r, str(self.labels[i])) for i, r in zip(keep, rects)]
 
     def paintEvent(self, ev) -> None:
         super().paintEvent(ev)
         if not self.labels:
             return
-        opt = QStyleOptionSlider()
-        self.initStyleOption(opt)
-        handle = self.style().subControlRect(QStyle.ComplexControl.CC_Slider, opt,
-                                             QStyle.SubControl.SC_SliderHandle, self)
-        span = self.width() - handle.width()
         p = QPainter(self)
         p.setPen(self.palette().color(QPalette.ColorRole.WindowText))
-        fm = p.fontMetrics()
-        n = len(self.labels)
-        room = max(1, span // max(1, n - 1)) if n > 1 else span
-        every = 1
-        while every < n and room * every < fm.horizontalAdvance("000") + 6:
-            every += 1
-        for i, e in enumerate(self.labels):
-            if i % every and i != n - 1:
-                continue
-            x = handle.width() // 2 + (round(span * i / (n - 1)) if n > 1 else 0)
-            text = str(e)
-            w = fm.horizontalAdvance(text)
-            p.drawText(QRect(x - w, self.height() - fm.height(), 2 * w, fm.height()),
-                       Qt.AlignmentFlag.AlignCenter, text)
+        for r, text in self.label_rects():
+            p.drawText(r, Qt.AlignmentFlag.AlignCenter, text)
         p.end()
+
+
+def nice_steps() -> Iterator[int]:
+    """1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, …"""
+    base = 1
+    while True:
+        yield from (base, 2 * base) + ((25 * base // 10,) if base >= 10 else ()) + (5 * base,)
+        base *= 10
 
 
 class TimelineBar(QWidget):

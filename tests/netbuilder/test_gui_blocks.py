@@ -157,3 +157,26 @@ def test_a_model_with_a_block_trains_in_the_window(make_window, qtbot):
     assert drv.w.edit_lock is None
     drv.w.undo_stack.undo()
     assert "conv" in drv.graph.nodes
+
+
+def test_a_block_whose_weighted_layers_are_all_frozen_is_drawn_frozen(make_window):
+    """Freezing c1 and c2 and then grouping them: the block trains nothing, so its card is
+    drawn frozen (cool body, snowflake, tooltip) as a frozen layer's card is."""
+    drv = make_window(DOC)
+    w = drv.w
+    select_by_clicks(drv, ["c1", "c2"])
+    w.run_edits.act_freeze.trigger()
+    assert w.scene.nodes["c1"].frozen and w.scene.nodes["c2"].frozen
+    select_by_clicks(drv, RES)
+    w.blocks.act_group.trigger()
+    (bid,) = w.scene.selected_node_ids()
+    card = w.scene.nodes[bid]
+    assert isinstance(card, BlockItem) and card.frozen and "Frozen" in card.toolTip()
+    assert not w.scene.nodes["c0"].frozen
+    w.undo_stack.undo()  # ungrouped: the layers keep their own marks
+    assert w.scene.nodes["c1"].frozen and not w.scene.nodes["r1"].frozen
+    select_by_clicks(drv, ["c1"])
+    w.run_edits.act_thaw.trigger()
+    select_by_clicks(drv, RES)
+    w.blocks.act_group.trigger()  # c2 frozen, c1 trains: the block is not frozen
+    assert not w.scene.nodes[w.scene.selected_node_ids()[0]].frozen

@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from PySide6.QtCore import QRect, Qt, QTimer
+from PySide6.QtCore import QRect, QRectF, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDockWidget, QMessageBox, QTabBar, QToolButton
 
 import netbuilder
@@ -237,3 +237,29 @@ def test_no_tab_bar_is_left_over_the_panels_after_runs_and_switches(window_at, q
         if tc.worker is not None:
             qtbot.mouseClick(tc.panel.stop_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: tc.state == "idle" and tc.worker is None, timeout=120_000)
+
+
+def test_the_monitor_canvas_shows_both_columns_of_a_transformer_whole(window_at, qtbot):
+    """transformer_sort's residual Adds sit in a column left of its layers; with b2_attn
+    selected the Monitor's canvas column (354 px at 1280×800) showed b2_attn in the middle
+    and cut the left column, Input included. Every card is now whole across, the selected
+    one in sight (its badges may be cut on the right)."""
+    w = window_at(1280, 800)
+    open_example(qtbot, w, "Transformer")
+    w.scene.select_nodes(["b2_attn"])
+    click_mode(qtbot, w, MONITOR)
+    qtbot.wait(50)
+    view, vp = w.view, w.view.viewport().rect()
+    for badges in (False, True):  # as the Monitor opens, and framed again while training
+        if badges:
+            w.scene.set_monitor({n: ("μ 0.05 σ 1.45", "ok", "") for n in w.scene.nodes})
+            w.frame_canvas()
+        assert view.zoom >= 0.7
+        for nid, item in w.scene.nodes.items():
+            card = item.mapRectToScene(QRectF(0, 0, item.width, item.height))
+            box = view.mapFromScene(card).boundingRect()
+            assert box.left() >= 0 and box.right() <= vp.right(), f"{nid} cut: {box}"
+        sel = view.mapFromScene(w.scene.nodes["b2_attn"].sceneBoundingRect()).boundingRect()
+        assert vp.contains(sel.center())
+    titles = {b.tabText(i) for b in tab_bars(w) for i in range(b.count())}
+    assert {"Training Curves", "Attention", "Filters", "Runs", "Model Summary"} <= titles

@@ -6,6 +6,8 @@ saved and reopened; the budget in the Training panel changes what is kept."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from monitorkit import click, example, open_model, wait_idle
 from PySide6.QtCore import Qt
@@ -189,3 +191,31 @@ def test_decision_regions_follow_the_timeline(make_window, qtbot):
     last = np.rint(rec.snapshot(3).extra_arrays["regions"]).astype(np.uint8)
     np.testing.assert_array_equal(tc.fit.regions.rgb, last)
     assert not np.array_equal(want, last)
+
+
+def test_the_epoch_numbers_of_a_long_run_are_thinned_to_round_ones_that_do_not_touch(qtbot):
+    """400 epochs under a 1024 or 1280 px window: every label stands apart, at a round step
+    (here 50 or 25), the first and last epoch included; the tick marks are thinned too."""
+    from netbuilder.monitor.timeline import EpochSlider
+
+    slider = EpochSlider()
+    qtbot.addWidget(slider)
+    for width, epochs in ((700, list(range(401))), (870, list(range(401))),
+                          (300, list(range(401))),
+                          (700, [*range(12), *range(60, 390, 30), 397, 398, 399, 400])):
+        slider.resize(width, 40)
+        slider.setRange(0, len(epochs) - 1)
+        slider.set_labels(epochs)
+        slider.show()
+        qtbot.waitExposed(slider)
+        placed = slider.label_rects()
+        texts = [t for _, t in placed]
+        assert texts[0] == "0" and texts[-1] == "400", texts
+        assert len(texts) >= 3, texts
+        for (a, ta), (b, tb) in itertools.pairwise(placed):
+            assert a.right() < b.left(), f"{ta} and {tb} touch at {width} px"
+        inner = [int(t) for t in texts[1:-1]]
+        assert any(all(e % step == 0 for e in inner) for step in (5, 10, 20, 25, 50)), texts
+        assert slider.rect().contains(placed[-1][0].adjusted(4, 0, -4, 0)) or width < 400
+        gap = (width - 20) / (len(epochs) - 1) * slider.tickInterval()
+        assert gap >= 5

@@ -170,10 +170,12 @@ def test_attention_heads_fill_a_wide_low_view_with_labels_that_do_not_collide(qt
             assert len(ticks) * need <= room, f"{len(ticks)} {side} labels in {room:.0f} px"
 
 
-def test_try_it_in_the_monitor_layout_fits_the_canvas_column(window_at, qtbot):
+@pytest.mark.parametrize("size", SIZES)
+def test_try_it_in_the_monitor_layout_fits_the_canvas_column(window_at, qtbot, size):
     """In the Monitor layout Try it opens under the canvas column (about 350 px at
-    1280×800): the image page stacks into one column there instead of scrolling sideways."""
-    w = window_at(1280, 800)
+    1280×800, 240 at 1024×700): the image page stacks into one column there instead of
+    scrolling sideways, and in the narrowest Clear and Open… take a row of their own."""
+    w = window_at(*size)
     open_example(qtbot, w, "LeNet-5")
     assert w.training.data.wait_loaded(60)
     click_mode(qtbot, w, MONITOR)
@@ -184,6 +186,10 @@ def test_try_it_in_the_monitor_layout_fits_the_canvas_column(window_at, qtbot):
     scroll = w.look_inside.dock.widget()
     assert not scroll.horizontalScrollBar().isVisible(), (
         f"Try it needs {panel.minimumSizeHint().width()} px, has {scroll.viewport().width()}")
+    for part in (panel.pad, panel.brush, panel.invert, panel.clear_btn, panel.open_btn,
+                 panel.sample_btn, panel.why_view, panel.on_canvas):
+        left = part.mapTo(scroll.viewport(), QPoint(0, 0)).x()
+        assert left >= 0 and left + part.width() <= scroll.viewport().width(), part
 
 
 @pytest.mark.parametrize("units", [4, 10, 64, 300])
@@ -216,3 +222,35 @@ def test_shrinking_the_window_in_the_monitor_layout_keeps_the_canvas_readable(wi
     qtbot.wait(100)
     assert w.view.width() >= 200, w.view.width()
     assert_nothing_overlaps_or_is_cut(w, (1024, 700))
+
+
+def test_the_inspectors_rows_keep_their_height_when_a_node_with_a_problem_grows_them(
+        window_at, qtbot):
+    """File ▸ New at 1024×700: an Input (1, 8, 8) wired into a Dense. The Dense's rows (its
+    parameters, facts, problem, gradient check, training) are taller than the dock: they
+    must scroll, not squeeze into each other (the form was drawn 8 px a row, unreadable)."""
+    from guidocs import Driver
+    from test_journeys import type_into
+
+    w = window_at(1024, 700)
+    drv = Driver(qtbot, w)
+    w.act_new.trigger()
+    centre = w.view.mapToScene(w.view.viewport().rect().center())
+    drv.drop("Input", QPointF(centre) - QPointF(0, 150))
+    drv.drop("Dense", QPointF(centre))
+    inp, dense = list(drv.graph.nodes)
+    drv.wire(inp, dense)
+    drv.click(drv.node_centre(inp))
+    type_into(qtbot, w.inspector.editors["shape"].widget, "1, 8, 8")
+    drv.click(drv.node_centre(dense))
+    type_into(qtbot, w.inspector.editors["units"].widget, "10")
+    qtbot.wait(50)
+    ins = w.inspector
+    assert "expects a flat input" in ins.problem.text()
+    assert ins.body.height() >= ins.body.minimumSizeHint().height()
+    for name in ("units", "bias", "init"):
+        e = ins.editors[name].widget
+        assert e.height() >= e.minimumSizeHint().height(), f"{name} squeezed to {e.height()}"
+    rows = [ins.editors[n].widget.geometry() for n in ("units", "bias", "init")]
+    for a, b in itertools.pairwise(rows):
+        assert a.bottom() < b.top()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 from monitorkit import chain, click, example, open_model, small_cnn, wait_idle, wait_steps
+from PySide6.QtWidgets import QTabBar
 
 import engine
 from netbuilder.monitor.attention import NO_NODES, AttentionView, tick_labels
@@ -205,3 +206,22 @@ def test_try_it_shows_attention_for_typed_tokens_and_for_a_sample(make_window, q
     assert seq.tokens_edit.text().split() == [str(int(v)) for v in ds.x[2]]
     assert parse_tokens("1, 2", ["a", "b", "c"], 2).tolist() == [1, 2]
     assert parse_tokens("c a", ["a", "b", "c"], 2).tolist() == [2, 0]
+
+
+def test_the_monitor_of_a_transformer_opens_on_views_that_have_something_to_show(
+        make_window, qtbot):
+    """Ctrl+2 on transformer_sort: the Feature Maps, not the Filters tab that would only say
+    the model has no Conv2D; LeNet-5 keeps its Filters in front."""
+    drv, tc = open_model(make_window, sort_doc())
+    drv.w.act_monitor_mode.trigger()
+    qtbot.waitUntil(lambda: tc.docks.visible("curves"), timeout=5000)
+    assert tc.docks.visible("maps") and not tc.docks.visible("filters")
+    w = drv.w
+    qtbot.wait(50)
+    tabs = {b.tabText(i) for b in w.findChildren(QTabBar) if b.parent() is w and b.isVisible()
+            for i in range(b.count())}
+    assert {"Filters", "Attention", "Gradients", "Runs"} <= tabs  # one click away
+    drv, tc = open_model(make_window, example("lenet5"))
+    drv.w.act_monitor_mode.trigger()
+    qtbot.waitUntil(lambda: tc.docks.visible("curves"), timeout=5000)
+    assert tc.docks.visible("filters")

@@ -146,6 +146,27 @@ def test_lenet5_on_shapes_shows_six_named_classes_and_exports_large_pngs(
     assert drv.w.windowTitle().startswith("LeNet-5")
 
 
+def test_a_wide_low_confusion_matrix_names_the_predicted_classes(qtbot):
+    """CIFAR-10's ten classes in a dock 700 px wide and 260 high (the right column of a wide
+    window): the columns use the width, so the names (cut if need be) fit, not numbers."""
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    view = ConfusionView()
+    qtbot.addWidget(view)
+    view.set_class_names(names)
+    view.resize(700, 260)
+    view.show()
+    qtbot.waitExposed(view)
+    view.show_analysis(EpochAnalysis(np.eye(10, dtype=int) * 20 + 1, [], "validation"), 3)
+    qtbot.wait(20)
+    bottom = view.plot.getPlotItem().getAxis("bottom")
+    labels = [t for _, t in bottom._tickLevels[0]]
+    px = 1 / view.plot.getPlotItem().getViewBox().viewPixelSize()[0]
+    fm = QFontMetrics(bottom.font())
+    assert all(fm.horizontalAdvance(t) < px for t in labels)
+    assert labels[2:8] == ["bird", "cat", "deer", "dog", "frog", "horse"], labels
+    assert all(t[:3] == n[:3] for t, n in zip(labels, names, strict=True))
+
+
 def test_confusion_view_counts_predictions_on_spare_units(qtbot):
     view = ConfusionView()
     qtbot.addWidget(view)
@@ -160,3 +181,50 @@ def test_confusion_view_counts_predictions_on_spare_units(qtbot):
     assert "2 predicted on Output units 6–9" in view.info.text()
     header, rows = view.csv_table()
     assert header[1:] == [*SHAPE_CLASSES, "other"] and rows[0][-1] == 2
+
+
+def test_a_long_gradient_norm_legend_wraps_instead_of_widening_its_dock(qtbot):
+    """transformer_sort's 19 layers with weights: the legend under the gradient norms takes
+    several lines in a 400 px view; it asked for 720 px, and its dock column took them from
+    the Training panel (squeezed to 250 px, its Stop button cut)."""
+    from netbuilder.monitor.histograms import GradientsView
+
+    view = GradientsView()
+    qtbot.addWidget(view)
+    layers = [f"b{b}_{n}" for b in (1, 2) for n in ("ln1", "attn", "ln2", "ff1", "ff2")]
+    view.set_layers(["embed", "pos", *layers, "head"])
+    view.show_placeholder(None, view.glw)  # the plots shown, as once a run has begun
+    view.resize(400, 400)
+    view.show()
+    qtbot.waitExposed(view)
+    assert view.minimumSizeHint().width() <= 300
+    legend = view.n_legend
+    assert legend.isVisible() and legend.width() <= 400 and legend.height() > 2 * 12
+    assert all(n in legend.text() for n in ("embed", "b2_ff2", "head"))
+
+
+def test_the_curves_fit_a_1024_by_700_monitor_beside_the_attention(qtbot):
+    """The plots' column of a 1024×700 Monitor holds two tab groups in about 570 px: the
+    Curves (with a run's two-line summary) may ask at most 230 of them, or the window grew
+    taller than asked with transformer_sort's Attention below."""
+    from netbuilder.monitor.curves import CurvesView
+
+    view = CurvesView()
+    qtbot.addWidget(view)
+    view.resize(390, 255)
+    view.show_placeholder(None, view.glw)
+    view.info.setText("<b>Run 1</b> · adam, lr 0.002, batch 64, 15 epochs, on sort_digits · "
+                      "loss 0.4849 · val acc 93.9 %")
+    view.show()
+    qtbot.waitExposed(view)
+    assert view.minimumSizeHint().height() <= 230
+    from netbuilder.monitor.histograms import GradientsView
+
+    grads = GradientsView()  # the same group: its legend wraps to two lines there
+    qtbot.addWidget(grads)
+    grads.set_layers(["conv1", "conv2", "fc1", "fc2", "logits", "extra_dense"])
+    grads.show_placeholder(None, grads.glw)
+    grads.resize(390, 255)
+    grads.show()
+    qtbot.waitExposed(grads)
+    assert grads.n_legend.height() > 20 and grads.minimumSizeHint().height() <= 230
