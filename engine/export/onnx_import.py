@@ -28,6 +28,7 @@ from ..errors import GraphFormatError, NetBuilderError
 from ..graph import Edge, Graph, Node
 from ..registry import Layer, Shape, fmt_shape, get_layer_class, layer_types
 from .common import require
+from .onnx_attention_patterns import misses_text
 from .onnx_export import META_GRAPH, META_OUTPUTS, META_TRAINING
 from .onnx_fold import FOLD_OPS
 from .onnx_hints import refusal_hint
@@ -117,6 +118,7 @@ class Importer:
         # first into the forms the layers' hooks map; ``notes`` says what was done.
         norm = normalize_graph(self.onnx, model, self.consts, source)
         self.notes: list[str] = norm.notes
+        self.attention_misses: list[str] = norm.attention_misses
         self.g = self.onnx.helper.make_graph(norm.nodes, self.g.name, norm.inputs, norm.outputs)
         self.vals: dict[str, Val | PendingRNN] = {}
         self.graph = Graph("imported")
@@ -516,12 +518,16 @@ def import_with_importer(source: Any, name: str | None = None
     except Exception as exc:
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise GraphFormatError(f"{label} is not a valid ONNX model: {first}") from None
+    importer = None
     try:
         importer = Importer(model, label)
         graph, state = importer.run()
     except OnnxImportError as exc:
-        hint = refusal_hint(model)  # the PyTorch module behind the refused node, if known
-        if hint is None:
+        hints = [refusal_hint(model)]  # the PyTorch module behind the refused node, if known
+        if importer is not None and importer.attention_misses:
+            hints.append(misses_text(importer.attention_misses))
+        hint = "; ".join(h for h in hints if h)
+        if not hint:
             raise
         raise OnnxImportError(f"{exc}. In PyTorch terms: {hint}") from None
     except NetBuilderError:

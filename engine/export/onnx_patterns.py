@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .onnx_attention_patterns import misses_text, rewrite_attention
 from .onnx_fold import FOLD_OPS, Filled, FoldError, SymInts, check_size, fold_budget, fold_node
 from .onnx_import_ops import OnnxImportError
 from .onnx_sequence_patterns import RNN_OPS, SequenceRewrites, copy_proto, label
@@ -43,6 +44,7 @@ class Normalized:
     inputs: list[Any]
     outputs: list[Any]
     notes: list[str] = field(default_factory=list)
+    attention_misses: list[str] = field(default_factory=list)
 
 
 def node_attrs(onnx: Any, node: Any) -> dict[str, Any]:
@@ -129,6 +131,7 @@ class _Rewriter(SequenceRewrites):
         self.folded: dict[str, int] = {}
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
                           0)
+        self.attention_misses: list[str] = []
 
     # ----- small helpers ------------------------------------------------------------------
     def fail(self, node: Any, message: str) -> OnnxImportError:
@@ -180,6 +183,19 @@ class _Rewriter(SequenceRewrites):
         self.take_constant_nodes()
         self.time_major_inputs()
         self.find_fixed_batch()
+        self.drop_dead()
+        self.infer()
+        rewrite_attention(self)
+        try:
+            return self.rest()
+        except OnnxImportError as exc:
+            if not self.attention_misses:
+                raise
+            raise OnnxImportError(f"{exc.message}. {misses_text(self.attention_misses)}") \
+                from None
+
+    def rest(self) -> Normalized:
+        """The pass after the attention rewrite."""
         for _ in range(4):  # folding can reveal shapes that let more fold
             self.infer()
             if not self.fold():
@@ -201,7 +217,8 @@ class _Rewriter(SequenceRewrites):
             n = sum(self.folded.values())
             self.notes.insert(0, f"folded {n} constant computation{'' if n == 1 else 's'} "
                                  f"({parts})")
-        return Normalized(self.nodes, self.inputs, self.outputs, self.notes)
+        return Normalized(self.nodes, self.inputs, self.outputs, self.notes,
+                          self.attention_misses)
 
     def take_constant_nodes(self) -> None:
         keep = []
