@@ -28,7 +28,6 @@ from ..errors import GraphFormatError, NetBuilderError
 from ..graph import Edge, Graph, Node
 from ..registry import Layer, Shape, fmt_shape, get_layer_class, layer_types
 from .common import require
-from .onnx_attention_patterns import misses_text
 from .onnx_export import META_GRAPH, META_OUTPUTS, META_TRAINING
 from .onnx_fold import FOLD_OPS
 from .onnx_hints import refusal_hint
@@ -76,6 +75,12 @@ def onnx_const_handlers() -> dict[str, type[Layer]]:
     return out
 
 
+def onnx_rewrites() -> list[Any]:
+    """The layers' ``rewrite_onnx`` hooks (those that override it), for the rewrite pass."""
+    return [cls.rewrite_onnx for cls in layer_types().values()
+            if cls.rewrite_onnx.__func__ is not Layer.rewrite_onnx.__func__]
+
+
 def supported_ops() -> frozenset[str]:
     """Every ONNX op type the importer reads (the layers' ``onnx_ops`` and
     ``onnx_const_ops``, and its own)."""
@@ -116,9 +121,9 @@ class Importer:
         # What exporters write around the layers (constant folding left undone, shape
         # arithmetic of the batch size, zero RNN states, time-major sequences...) is rewritten
         # first into the forms the layers' hooks map; ``notes`` says what was done.
-        norm = normalize_graph(self.onnx, model, self.consts, source)
+        norm = normalize_graph(self.onnx, model, self.consts, source, onnx_rewrites())
         self.notes: list[str] = norm.notes
-        self.attention_misses: list[str] = norm.attention_misses
+        self.misses: list[str] = norm.misses  # what the layers' rewrites could not read
         self.g = self.onnx.helper.make_graph(norm.nodes, self.g.name, norm.inputs, norm.outputs)
         self.vals: dict[str, Val | PendingRNN] = {}
         self.graph = Graph("imported")
@@ -524,8 +529,8 @@ def import_with_importer(source: Any, name: str | None = None
         graph, state = importer.run()
     except OnnxImportError as exc:
         hints = [refusal_hint(model)]  # the PyTorch module behind the refused node, if known
-        if importer is not None and importer.attention_misses:
-            hints.append(misses_text(importer.attention_misses))
+        if importer is not None:
+            hints += importer.misses
         hint = "; ".join(h for h in hints if h)
         if not hint:
             raise

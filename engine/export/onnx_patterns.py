@@ -19,12 +19,12 @@ Every rewrite adds a line to ``notes`` (for the import report). Dead nodes are d
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .onnx_attention_patterns import misses_text, rewrite_attention
 from .onnx_fold import FOLD_OPS, Filled, FoldError, SymInts, check_size, fold_budget, fold_node
 from .onnx_import_ops import OnnxImportError
 from .onnx_sequence_patterns import RNN_OPS, SequenceRewrites, copy_proto, label
@@ -44,7 +44,7 @@ class Normalized:
     inputs: list[Any]
     outputs: list[Any]
     notes: list[str] = field(default_factory=list)
-    attention_misses: list[str] = field(default_factory=list)
+    misses: list[str] = field(default_factory=list)
 
 
 def node_attrs(onnx: Any, node: Any) -> dict[str, Any]:
@@ -112,8 +112,9 @@ def _stored_elements(t: Any, dtype: np.dtype) -> int:
 
 class _Rewriter(SequenceRewrites):
     def __init__(self, onnx: Any, model: Any, consts: dict[str, np.ndarray],
-                 source: str) -> None:
+                 source: str, rewrites: Sequence[Callable[[Any], None]] = ()) -> None:
         self.onnx = onnx
+        self.rewrites = rewrites
         self.h = onnx.helper
         self.model = model
         self.source = source
@@ -131,7 +132,7 @@ class _Rewriter(SequenceRewrites):
         self.folded: dict[str, int] = {}
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
                           0)
-        self.attention_misses: list[str] = []
+        self.misses: list[str] = []  # what rewrites could not read, for a refusal
 
     # ----- small helpers ------------------------------------------------------------------
     def fail(self, node: Any, message: str) -> OnnxImportError:
@@ -184,14 +185,14 @@ class _Rewriter(SequenceRewrites):
         self.time_major_inputs()
         self.find_fixed_batch()
         self.drop_dead()
-        self.infer()
-        rewrite_attention(self)
+        for rewrite in self.rewrites:  # the layers' own (rewrite_onnx), e.g. attention
+            rewrite(self)
         try:
             return self.rest()
         except OnnxImportError as exc:
-            if not self.attention_misses:
+            if not self.misses:
                 raise
-            raise OnnxImportError(f"{exc.message}. {misses_text(self.attention_misses)}") \
+            raise OnnxImportError(f"{exc.message}. In PyTorch terms: {'; '.join(self.misses)}") \
                 from None
 
     def rest(self) -> Normalized:
@@ -217,8 +218,7 @@ class _Rewriter(SequenceRewrites):
             n = sum(self.folded.values())
             self.notes.insert(0, f"folded {n} constant computation{'' if n == 1 else 's'} "
                                  f"({parts})")
-        return Normalized(self.nodes, self.inputs, self.outputs, self.notes,
-                          self.attention_misses)
+        return Normalized(self.nodes, self.inputs, self.outputs, self.notes, self.misses)
 
     def take_constant_nodes(self) -> None:
         keep = []
@@ -495,15 +495,16 @@ def check_names(model: Any, source: str) -> None:
                               "damaged")
 
 
-def normalize_graph(onnx: Any, model: Any, consts: dict[str, np.ndarray],
-                    source: str) -> Normalized:
+def normalize_graph(onnx: Any, model: Any, consts: dict[str, np.ndarray], source: str,
+                    rewrites: Sequence[Callable[[Any], None]] = ()) -> Normalized:
     """The rewritten graph of ``model`` (``consts``: its initialisers, gains folded values).
+    ``rewrites`` (the layers' ``rewrite_onnx``) run on the rewriter first, before folding.
 
     Raises OnnxImportError when a constant computation is impossible or too large, or when a
     value computed from the batch size is used where NetBuilder cannot follow it."""
     try:
         with fold_budget([v.size for v in consts.values()]):
-            return _Rewriter(onnx, model, consts, source).run()
+            return _Rewriter(onnx, model, consts, source, rewrites).run()
     except FoldError as exc:
         raise OnnxImportError(f"{source}: {exc.message}") from None
 

@@ -19,18 +19,22 @@ It is then run (``onnx.reference``) on random x and compared with NetBuilder's a
 computed from the weights read off the projections, for each head count that divides E
 (the one the scores' shape says first), without and with the causal mask; the first that
 matches within 1e-4 relative replaces the region. Anything else stays as it was, and the
-importer's refusal says why it did not match (``misses``).
+importer's refusal says why it did not match (``rw.misses``).
+
+``MultiHeadAttention.rewrite_onnx`` runs this inside the importer's rewrite pass
+(``export.onnx_patterns``), which itself knows no layer type.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from .onnx_sequence_patterns import label
+from .attention_onnx import write_attention
 
 # Ops a walk back from q, k, v (or forward from the weighted values) passes through: they
 # move, split, scale or cast data, and read the data on their first input only.
@@ -41,6 +45,11 @@ _LAYOUT = frozenset({"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity",
 _SCORE_STEPS = frozenset({"Mul", "Div", "Add", "Sub", "Where", "Cast", "Identity"})
 MAX_REGION = 2000  # nodes; a region larger than this is not one attention
 TOLERANCE = 1e-4  # relative to the largest output
+
+
+def label(node: Any) -> str:
+    """``Softmax node '/attn/Softmax'``: how messages name a node."""
+    return f"{node.op_type} node '{node.name or (node.output[0] if node.output else '?')}'"
 
 
 class _MissError(Exception):
@@ -63,18 +72,28 @@ class _Builder:
         return out
 
 
-def rewrite_attention(rw: Any) -> None:
-    """Rewrite every op-by-op self-attention of ``rw`` (an ``onnx_patterns._Rewriter`` whose
-    shapes are inferred) into NetBuilder's form; ``rw.attention_misses`` gets one line per
-    candidate that did not match."""
-    for soft in [n for n in rw.nodes if n.op_type == "Softmax" and n.domain in ("", "ai.onnx")]:
+def rewrite_attention(rw: Any, reference: Callable[..., Any]) -> None:
+    """Rewrite every op-by-op self-attention of ``rw`` (an ``onnx_patterns._Rewriter``) into
+    NetBuilder's form, checked against ``reference`` (``attention.attention_reference``);
+    ``rw.misses`` gets what the refusal says about the candidates that did not match."""
+    misses: list[str] = []
+    softmaxes = [n for n in rw.nodes if n.op_type == "Softmax" and n.domain in ("", "ai.onnx")]
+    if softmaxes:
+        rw.infer()
+    for soft in softmaxes:
         if soft not in rw.nodes:
             continue
         try:
-            if _rewrite_one(rw, soft):
+            if _rewrite_one(rw, soft, reference):
                 rw.infer()  # the sizes after it are batch-first again
         except _MissError as miss:
-            rw.attention_misses.append(f"{label(soft)}: {miss}")
+            misses.append(f"{label(soft)}: {miss}")
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
+            # a graph this reading does not foresee: left as it was, for the importer
+            misses.append(f"{label(soft)}: its attention could not be read "
+                                       f"({type(exc).__name__})")
+    if misses:
+        rw.misses.append(misses_text(misses))
 
 
 def _shape_like(rw: Any, prod: dict[str, Any]) -> set[str]:
@@ -172,7 +191,7 @@ def _readers(cons: dict[str, list[Any]], t: str) -> list[Any]:
     return [c for c in cons.get(t, []) if c.op_type != "Shape"]
 
 
-def _rewrite_one(rw: Any, soft: Any) -> bool:
+def _rewrite_one(rw: Any, soft: Any, reference: Callable[..., Any]) -> bool:
     """Rewrite the attention around ``soft``; False if ``soft`` is no attention's."""
     prod, cons = rw.producers(), rw.consumers()
     shapes = _shape_like(rw, prod)
@@ -226,7 +245,8 @@ def _rewrite_one(rw: Any, soft: Any) -> bool:
                     "nn.MultiheadAttention(batch_first=True)")
     region, keep = _region(rw, x, y, prod, cons, shapes)
     steps = int(shape[1])
-    heads, causal = _verify(rw, region, x, y, steps, e, m1, w_in, b_in, w_out, b_out)
+    heads, causal = _verify(rw, reference, region, x, y, steps, e, m1,
+                            (w_in, b_in, w_out, b_out))
     _replace(rw, soft, region, keep, x, y, steps, heads, causal,
              {"in_proj_weight": w_in, "in_proj_bias": b_in, "out_proj_weight": w_out,
               "out_proj_bias": b_out})
@@ -321,13 +341,11 @@ def _run_region(rw: Any, region: list[Any], x: str, y: str, xs: np.ndarray) -> n
         raise _MissError(f"running it on a test input failed ({type(exc).__name__})") from None
 
 
-def _verify(rw: Any, region: list[Any], x: str, y: str, steps: int, e: int, m1: Any,
-            w_in: np.ndarray, b_in: np.ndarray, w_out: np.ndarray, b_out: np.ndarray
-            ) -> tuple[int, bool]:
+def _verify(rw: Any, reference: Callable[..., Any], region: list[Any], x: str, y: str,
+            steps: int, e: int, m1: Any, weights: tuple[np.ndarray, ...]) -> tuple[int, bool]:
     """(heads, causal) for which NetBuilder's attention computes what the region does."""
-    from ..layers.attention import attention_reference
-    params = {"in_proj_weight": w_in, "in_proj_bias": b_in, "out_proj_weight": w_out,
-              "out_proj_bias": b_out}
+    params = dict(zip(("in_proj_weight", "in_proj_bias", "out_proj_weight", "out_proj_bias"),
+                      weights, strict=True))
     rng = np.random.default_rng(0)
     runs = []
     for n in ([rw.batch] if rw.batch else [2, 3]):
@@ -344,7 +362,7 @@ def _verify(rw: Any, region: list[Any], x: str, y: str, steps: int, e: int, m1: 
     cands += [h for h in range(1, e + 1) if e % h == 0 and h not in cands]
     for heads in cands:
         for causal in (False, True) if steps > 1 else (False,):
-            if all(np.max(np.abs(attention_reference(xs, params, heads, causal, 0.0, None)[0]
+            if all(np.max(np.abs(reference(xs, params, heads, causal, 0.0, None)[0]
                                  - got)) <= TOLERANCE * max(np.max(np.abs(got)), 1e-12)
                    for xs, got in runs):
                 return heads, causal
@@ -361,7 +379,6 @@ def _replace(rw: Any, soft: Any, region: list[Any], keep: set[int], x: str, y: s
                                                  "dropout": 0.0},
                             embed=params["out_proj_weight"].shape[0], in_shapes=[(steps, 0)])
     b = _Builder(rw, y)
-    from ..layers.attention_onnx import write_attention
     write_attention(layer, b, x, y, {k: v.astype(np.float32) for k, v in params.items()})
     last = max(rw.nodes.index(n) for n in region)
     gone = {id(n) for n in region if id(n) not in keep}
