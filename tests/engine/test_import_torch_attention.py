@@ -157,9 +157,22 @@ class CrossAttention(SelfAttention):
         return self.mha(x, m, m, need_weights=False)[0]
 
 
+class TimeMajor(nn.Module):
+    """``batch_first=False`` fed (T, N, E): the attention runs along the first axis, which
+    NetBuilder reads as the batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.mha = nn.MultiheadAttention(E, 2)
+
+    def forward(self, x):
+        return self.mha(x, x, x, need_weights=False)[0]
+
+
 REFUSED = {
     "weights_used": (WeightsUsed, r"attention weights are used otherwise than to weight"),
     "band_mask": (BandMask, r"with no mask or the causal one \(another mask"),
+    "time_major": (TimeMajor, r"does not compute multi-head attention"),
     "cross_attention": (CrossAttention, r"(projected from different tensors|not part of an "
                                         r"attention's input projection|combines two data)"),
 }
