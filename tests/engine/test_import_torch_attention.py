@@ -172,7 +172,8 @@ class TimeMajor(nn.Module):
 REFUSED = {
     "weights_used": (WeightsUsed, r"attention weights are used otherwise than to weight"),
     "band_mask": (BandMask, r"with no mask or the causal one \(another mask"),
-    "time_major": (TimeMajor, r"does not compute multi-head attention"),
+    "time_major": (TimeMajor, r"(does not compute multi-head attention|running it on a test "
+                              r"input failed)"),
     "cross_attention": (CrossAttention, r"(projected from different tensors|not part of an "
                                         r"attention's input projection|combines two data)"),
 }
