@@ -185,6 +185,8 @@ class _Rewriter(SequenceRewrites):
         self.time_major_inputs()
         self.find_fixed_batch()
         self.drop_dead()
+        if self.rewrites:
+            self.fold_constants()
         for rewrite in self.rewrites:  # the layers' own (rewrite_onnx), e.g. attention
             rewrite(self)
         try:
@@ -325,6 +327,23 @@ class _Rewriter(SequenceRewrites):
             changed = True
         self.nodes = keep
         return changed
+
+    def fold_constants(self) -> None:
+        """Fold the nodes whose inputs are all constants (an Identity of a weight the
+        exporter shared between layers, a weight's Transpose), so that the layers' rewrites
+        read weights as constants; the shape arithmetic waits for ``fold``."""
+        keep = []
+        for node in self.nodes:
+            ins = [self.consts.get(t) if t else None for t in node.input]
+            out = fold_node(self.onnx, node, self.attrs(node), ins, None) \
+                if node.input and all(v is not None for v, t in zip(ins, node.input) if t) \
+                and node.domain in ("", "ai.onnx") else None
+            if out is None or not all(isinstance(v, np.ndarray) for v in out):
+                keep.append(node)
+                continue
+            self.consts.update(zip(node.output, out))
+            self.folded[node.op_type] = self.folded.get(node.op_type, 0) + 1
+        self.nodes = keep
 
     def reshape_target(self, node: Any) -> Any:
         """A Reshape whose target holds the batch size (traced [2, -1], or [N, -1] from

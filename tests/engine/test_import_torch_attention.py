@@ -189,3 +189,23 @@ def test_attention_netbuilder_cannot_express_is_refused_with_the_reason(name, dy
         import_onnx(data)
     assert "nn.MultiheadAttention(batch_first=True)" in str(err.value)
     assert "Softmax node '" in str(err.value)
+
+
+class Stack(nn.Module):
+    """``nn.TransformerEncoder(layer, 2)``: deep copies of one layer, so the TorchScript
+    exporter shares their weights through Identity nodes, which the rewrite reads through."""
+
+    def __init__(self):
+        super().__init__()
+        layer = randomize(nn.TransformerEncoderLayer(E, 2, 16, 0.0, batch_first=True))
+        self.enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+
+    def forward(self, x):
+        return self.enc(x)
+
+
+@pytest.mark.parametrize("dynamo,dynamic", EXPORT_MODES, ids=EXPORT_IDS)
+def test_transformer_encoder_of_identical_layers(dynamo, dynamic):
+    torch.manual_seed(0)
+    graph = import_and_check(Stack().eval(), torch.randn(2, T, E), dynamo, dynamic)
+    assert len(node_params(graph, "MultiHeadAttention")) == 2
