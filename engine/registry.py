@@ -408,6 +408,13 @@ class Layer:
         raise NotImplementedError
 
     @classmethod
+    def rewrite_onnx(cls, rw: Any) -> None:
+        """Before the importer folds shapes: rewrite what other tools write for this layer
+        type into the form ``from_onnx`` reads (``rw``: the rewrite pass,
+        ``export.onnx_patterns``: its ``nodes``, ``consts``, ``shapes``, ``notes``, and
+        ``misses`` for what a refusal should say). Most layers need none."""
+
+    @classmethod
     def claim_onnx(cls, imp: Importer, index: int, node: Any) -> None:
         """Before any conversion: claim helper nodes around ``node`` (one of ``onnx_ops``)
         that belong to the same layer, e.g. by adding their indices to ``imp.skip``."""

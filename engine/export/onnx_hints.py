@@ -1,7 +1,7 @@
 """What a refused ONNX model holds that PyTorch users meet often and NetBuilder has no layer
 for, said by the PyTorch name, added to the importer's refusal (which names the first node
-it could not take): ``nn.GELU(approximate="tanh")`` and ``nn.MultiheadAttention`` (or a
-``TransformerEncoderLayer``) as ``torch.onnx.export`` writes them, op by op."""
+it could not take): ``nn.GELU(approximate="tanh")``. (Attention written op by op that did
+not match NetBuilder's MultiHeadAttention is explained by ``onnx_attention_patterns``.)"""
 
 from __future__ import annotations
 
@@ -44,32 +44,6 @@ def tanh_gelu(model: Any) -> str | None:
             "export with nn.GELU(approximate='none') to import it")
 
 
-def op_by_op_attention(model: Any) -> str | None:
-    """The hint for attention written op by op: a Softmax over MatMul(data, data) (the scores
-    q·kᵀ, maybe scaled or masked on the way), else None. NetBuilder's own export of a
-    MultiHeadAttention uses Einsum and never matches."""
-    g = model.graph
-    consts = {t.name for t in g.initializer} | {
-        n.output[0] for n in g.node if n.op_type == "Constant" and n.output}
-    producer = {o: n for n in g.node for o in n.output}
-    for soft in (n for n in g.node if n.op_type == "Softmax"):
-        node = producer.get(soft.input[0])
-        for _ in range(4):  # through a scale, a mask, a cast
-            if node is None or node.op_type == "MatMul":
-                break
-            data = [t for t in node.input if t and t not in consts]
-            node = producer.get(data[0]) if len(data) >= 1 else None
-        if node is not None and node.op_type == "MatMul" and \
-                not any(t in consts for t in node.input):
-            return (f"it holds attention written op by op ({_name(soft)} over the scores of "
-                    f"{_name(node)}), as torch.onnx.export writes nn.MultiheadAttention and "
-                    "nn.TransformerEncoderLayer; NetBuilder imports a MultiHeadAttention only "
-                    "in the form it exports itself: build the block from NetBuilder's "
-                    "MultiHeadAttention, LayerNorm and Dense layers and load the weights")
-    return None
-
-
 def refusal_hint(model: Any) -> str | None:
     """The PyTorch-level reason a refused ``model`` cannot import, if one is known."""
-    hints = [h for h in (tanh_gelu(model), op_by_op_attention(model)) if h]
-    return "; ".join(hints) or None
+    return tanh_gelu(model)

@@ -75,6 +75,12 @@ def onnx_const_handlers() -> dict[str, type[Layer]]:
     return out
 
 
+def onnx_rewrites() -> list[Any]:
+    """The layers' ``rewrite_onnx`` hooks (those that override it), for the rewrite pass."""
+    return [cls.rewrite_onnx for cls in layer_types().values()
+            if cls.rewrite_onnx.__func__ is not Layer.rewrite_onnx.__func__]
+
+
 def supported_ops() -> frozenset[str]:
     """Every ONNX op type the importer reads (the layers' ``onnx_ops`` and
     ``onnx_const_ops``, and its own)."""
@@ -115,8 +121,9 @@ class Importer:
         # What exporters write around the layers (constant folding left undone, shape
         # arithmetic of the batch size, zero RNN states, time-major sequences...) is rewritten
         # first into the forms the layers' hooks map; ``notes`` says what was done.
-        norm = normalize_graph(self.onnx, model, self.consts, source)
+        norm = normalize_graph(self.onnx, model, self.consts, source, onnx_rewrites())
         self.notes: list[str] = norm.notes
+        self.misses: list[str] = norm.misses  # what the layers' rewrites could not read
         self.g = self.onnx.helper.make_graph(norm.nodes, self.g.name, norm.inputs, norm.outputs)
         self.vals: dict[str, Val | PendingRNN] = {}
         self.graph = Graph("imported")
@@ -516,12 +523,16 @@ def import_with_importer(source: Any, name: str | None = None
     except Exception as exc:
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise GraphFormatError(f"{label} is not a valid ONNX model: {first}") from None
+    importer = None
     try:
         importer = Importer(model, label)
         graph, state = importer.run()
     except OnnxImportError as exc:
-        hint = refusal_hint(model)  # the PyTorch module behind the refused node, if known
-        if hint is None:
+        hints = [refusal_hint(model)]  # the PyTorch module behind the refused node, if known
+        if importer is not None:
+            hints += importer.misses
+        hint = "; ".join(h for h in hints if h)
+        if not hint:
             raise
         raise OnnxImportError(f"{exc}. In PyTorch terms: {hint}") from None
     except NetBuilderError:

@@ -19,6 +19,7 @@ Every rewrite adds a line to ``notes`` (for the import report). Dead nodes are d
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,7 @@ class Normalized:
     inputs: list[Any]
     outputs: list[Any]
     notes: list[str] = field(default_factory=list)
+    misses: list[str] = field(default_factory=list)
 
 
 def node_attrs(onnx: Any, node: Any) -> dict[str, Any]:
@@ -110,8 +112,9 @@ def _stored_elements(t: Any, dtype: np.dtype) -> int:
 
 class _Rewriter(SequenceRewrites):
     def __init__(self, onnx: Any, model: Any, consts: dict[str, np.ndarray],
-                 source: str) -> None:
+                 source: str, rewrites: Sequence[Callable[[Any], None]] = ()) -> None:
         self.onnx = onnx
+        self.rewrites = rewrites
         self.h = onnx.helper
         self.model = model
         self.source = source
@@ -129,6 +132,7 @@ class _Rewriter(SequenceRewrites):
         self.folded: dict[str, int] = {}
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
                           0)
+        self.misses: list[str] = []  # what rewrites could not read, for a refusal
 
     # ----- small helpers ------------------------------------------------------------------
     def fail(self, node: Any, message: str) -> OnnxImportError:
@@ -180,6 +184,21 @@ class _Rewriter(SequenceRewrites):
         self.take_constant_nodes()
         self.time_major_inputs()
         self.find_fixed_batch()
+        self.drop_dead()
+        if self.rewrites:
+            self.fold_constants()
+        for rewrite in self.rewrites:  # the layers' own (rewrite_onnx), e.g. attention
+            rewrite(self)
+        try:
+            return self.rest()
+        except OnnxImportError as exc:
+            if not self.misses:
+                raise
+            raise OnnxImportError(f"{exc.message}. In PyTorch terms: {'; '.join(self.misses)}") \
+                from None
+
+    def rest(self) -> Normalized:
+        """The pass after the attention rewrite."""
         for _ in range(4):  # folding can reveal shapes that let more fold
             self.infer()
             if not self.fold():
@@ -201,7 +220,7 @@ class _Rewriter(SequenceRewrites):
             n = sum(self.folded.values())
             self.notes.insert(0, f"folded {n} constant computation{'' if n == 1 else 's'} "
                                  f"({parts})")
-        return Normalized(self.nodes, self.inputs, self.outputs, self.notes)
+        return Normalized(self.nodes, self.inputs, self.outputs, self.notes, self.misses)
 
     def take_constant_nodes(self) -> None:
         keep = []
@@ -308,6 +327,23 @@ class _Rewriter(SequenceRewrites):
             changed = True
         self.nodes = keep
         return changed
+
+    def fold_constants(self) -> None:
+        """Fold the nodes whose inputs are all constants (an Identity of a weight the
+        exporter shared between layers, a weight's Transpose), so that the layers' rewrites
+        read weights as constants; the shape arithmetic waits for ``fold``."""
+        keep = []
+        for node in self.nodes:
+            ins = [self.consts.get(t) if t else None for t in node.input]
+            out = fold_node(self.onnx, node, self.attrs(node), ins, None) \
+                if node.input and all(v is not None for v, t in zip(ins, node.input) if t) \
+                and node.domain in ("", "ai.onnx") else None
+            if out is None or not all(isinstance(v, np.ndarray) for v in out):
+                keep.append(node)
+                continue
+            self.consts.update(zip(node.output, out))
+            self.folded[node.op_type] = self.folded.get(node.op_type, 0) + 1
+        self.nodes = keep
 
     def reshape_target(self, node: Any) -> Any:
         """A Reshape whose target holds the batch size (traced [2, -1], or [N, -1] from
@@ -478,15 +514,16 @@ def check_names(model: Any, source: str) -> None:
                               "damaged")
 
 
-def normalize_graph(onnx: Any, model: Any, consts: dict[str, np.ndarray],
-                    source: str) -> Normalized:
+def normalize_graph(onnx: Any, model: Any, consts: dict[str, np.ndarray], source: str,
+                    rewrites: Sequence[Callable[[Any], None]] = ()) -> Normalized:
     """The rewritten graph of ``model`` (``consts``: its initialisers, gains folded values).
+    ``rewrites`` (the layers' ``rewrite_onnx``) run on the rewriter first, before folding.
 
     Raises OnnxImportError when a constant computation is impossible or too large, or when a
     value computed from the batch size is used where NetBuilder cannot follow it."""
     try:
         with fold_budget([v.size for v in consts.values()]):
-            return _Rewriter(onnx, model, consts, source).run()
+            return _Rewriter(onnx, model, consts, source, rewrites).run()
     except FoldError as exc:
         raise OnnxImportError(f"{source}: {exc.message}") from None
 

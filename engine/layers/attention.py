@@ -15,6 +15,7 @@ from ..kernels.conv import OneThreadBlas
 from ..kernels.recurrent import blas_address
 from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
 from .attention_onnx import claim_attention, read_attention, write_attention
+from .attention_torch import rewrite_attention
 from .dense import dense_chunks
 
 
@@ -200,6 +201,10 @@ class MultiHeadAttention(Layer):
     # ----- export and import (engine/layers/attention_onnx.py) -------------------------------
     def to_onnx(self, b, xs, out, params):
         write_attention(self, b, xs[0], out, params)
+
+    @classmethod
+    def rewrite_onnx(cls, rw):
+        rewrite_attention(rw, attention_reference)  # PyTorch's op-by-op attention
 
     @classmethod
     def claim_onnx(cls, imp, index, node):

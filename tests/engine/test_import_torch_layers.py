@@ -3,8 +3,8 @@
 needs onnxscript and skips without it), imported, and compared with onnxruntime and PyTorch
 within 1e-4 relative: LayerNorm, GroupNorm, exact GELU, Flatten, Embedding + positions,
 depthwise-separable convs, a U-Net piece, a strided ResNet block, Conv1d, and LSTM / GRU
-returning every step. What NetBuilder has no layer for (tanh-approximated GELU, PyTorch's
-MultiheadAttention graph) is refused with a message naming the node and the op."""
+returning every step. What NetBuilder has no layer for (tanh-approximated GELU) is refused
+with a message naming the node and the op. (Attention: ``test_import_torch_attention.py``.)"""
 import pytest
 from test_import_torch import check, export, random_batchnorm, types
 
@@ -214,36 +214,3 @@ def test_tanh_gelu_is_refused_by_name(dynamo):
     with pytest.raises(OnnxImportError, match=r"GELU with approximate='tanh'.*node '[^']+'"
                                               r".*approximate='none'"):
         import_onnx(data)
-
-
-class Attention(nn.Module):
-    def __init__(self, layer):
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, x):
-        if isinstance(self.layer, nn.MultiheadAttention):
-            return self.layer(x, x, x, need_weights=False)[0]
-        return self.layer(x)
-
-
-ATTENTION = {
-    "mha": lambda: nn.MultiheadAttention(8, 2, batch_first=True),
-    "encoder_post_norm": lambda: nn.TransformerEncoderLayer(8, 2, 16, 0.0, batch_first=True),
-    "encoder_pre_norm": lambda: nn.TransformerEncoderLayer(8, 2, 16, 0.0, batch_first=True,
-                                                           norm_first=True),
-}
-
-
-@pytest.mark.parametrize("dynamo", EXPORTERS, ids=EXPORTER_IDS)
-@pytest.mark.parametrize("name", list(ATTENTION))
-def test_torch_attention_is_refused_by_name(name, dynamo):
-    """torch.onnx.export writes nn.MultiheadAttention as dozens of shape, slice and matmul
-    ops; the refusal names the first node the importer cannot take and its op."""
-    torch.manual_seed(0)
-    data = export(Attention(ATTENTION[name]()), torch.randn(2, 5, 8), dynamic=not dynamo,
-                  dynamo=dynamo)
-    with pytest.raises(OnnxImportError, match=r"(Slice|Unsqueeze|Reshape|Transpose|MatMul)"
-                                              r"( node)? \(?'[^']+'") as err:
-        import_onnx(data)
-    assert "MultiheadAttention" in str(err.value)

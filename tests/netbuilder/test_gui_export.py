@@ -107,14 +107,29 @@ def test_file_import_of_pytorch_exports(make_window, tmp_path):
     assert types.count("LSTM") == 2 and "Dense" in types
     w.exports.report_dialog.close()
 
-    before = w.document.graph.to_dict()
-    class Encoder(nn.Module):  # traced inside a module, as in a model
+    class Block(nn.Module):  # traced inside a module, as in a model
         def __init__(self):
             super().__init__()
             self.layer = nn.TransformerEncoderLayer(8, 2, 16, 0.0, batch_first=True)
 
         def forward(self, x):
             return self.layer(x)
+
+    block = _torch_onnx(tmp_path, "block.onnx", Block(), torch.randn(2, 5, 8))
+    assert w.exports.import_onnx(block)
+    types = [n.type for n in w.document.graph.nodes.values()]
+    assert "MultiHeadAttention" in types and types.count("LayerNorm") == 2
+    w.exports.report_dialog.close()
+
+    before = w.document.graph.to_dict()
+    class Encoder(nn.Module):  # the attention weights used: no MultiHeadAttention form
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, x):
+            out, weights = self.attn(x, x, x)
+            return out + weights.mean(-1, keepdim=True)
 
     enc = _torch_onnx(tmp_path, "encoder.onnx", Encoder(), torch.randn(2, 5, 8))
     assert not w.exports.import_onnx(enc)
