@@ -22,6 +22,8 @@ in BLAS (``blas.gemm`` with beta = 1) and computes the input gradient only when 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba.extending import register_jitable
 
@@ -474,6 +476,71 @@ def _sum_parts_rows(parts: np.ndarray, dx: np.ndarray, r0: int, r1: int) -> None
             prow = parts[c, i]
             for j in range(i_n):
                 drow[j] += prow[j]
+
+
+@njit(parallel=False)
+def dense_small_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, relu: bool,
+                        nchunks: int, y: np.ndarray, yrelu: np.ndarray) -> None:
+    """``dense_forward`` on the calling thread, for products given one slice
+    (``layers.dense.dense_chunks``; ``nchunks`` is ignored): a parallel kernel wakes every
+    thread of the pool even for one slice, and waits for all of them at its end. Same
+    arguments and same arithmetic as ``dense_forward`` with one slice."""
+    n_n = x.shape[0]
+    o_n = weight.shape[0]
+    has_bias = bias.shape[0] > 0
+    if n_n > 0:
+        np.dot(x, weight.T, y)
+    for i in range(n_n):
+        yrow = y[i]
+        if has_bias:
+            for o in range(o_n):
+                yrow[o] += bias[o]
+        if relu:
+            _relu_row(yrow, yrelu[i])
+
+
+@njit(parallel=False)
+def dense_small_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre: np.ndarray,
+                         relu: bool, need_dx: bool, nchunks: int, gweight: np.ndarray,
+                         gbias: np.ndarray, blas: int) -> np.ndarray:
+    """``dense_backward`` on the calling thread (see ``dense_small_forward``): the output
+    gradient dz (N, O), gweight = dzᵀ @ x, gbias = Σ dz (summed in float64) and dx = dz @
+    weight (an empty (0, I) array unless ``need_dx``); an empty (0, I) gweight skips the
+    weight gradient. Same arguments and same arithmetic as ``dense_backward`` with one
+    slice."""
+    n_n, i_n = x.shape
+    o_n = weight.shape[0]
+    has_bias = gbias.shape[0] > 0
+    need_dw = gweight.shape[0] > 0
+    dx = np.empty((n_n if need_dx else 0, i_n), dtype=x.dtype)
+    dz = np.empty((n_n, o_n), dtype=x.dtype)
+    acc = np.zeros(o_n, dtype=np.float64)
+    for n in range(n_n):
+        _dense_grad_row(dy[n], ypre[n], relu, dz[n], acc)
+    if has_bias:
+        for o in range(o_n):
+            gbias[o] = acc[o]
+    if need_dw:
+        if n_n > 0:
+            _gemm(blas, dz.T, x, gweight)
+        else:
+            gf = gweight.reshape(gweight.size)
+            for i in range(gf.shape[0]):  # a loop, not an array fill (compile time)
+                gf[i] = 0
+    if need_dx and n_n > 0:
+        _gemm(blas, dz, weight, dx)
+    return dx
+
+
+def dense_kernels(chunks: int, by_rows: bool = False) -> tuple[Any, Any]:
+    """The (forward, backward) Dense kernels for a product cut into ``chunks`` slices: the
+    serial pair for one slice, else the pair split by samples (``by_rows``) or by output
+    features. All three pairs take the same arguments."""
+    if chunks <= 1:
+        return dense_small_forward, dense_small_backward
+    if by_rows:
+        return dense_rows_forward, dense_rows_backward
+    return dense_forward, dense_backward
 
 
 @njit

@@ -154,7 +154,8 @@ def test_relu_pool2_matches_the_unfused_kernels(rng, relu, hw):
 
 
 DENSE_SPLITS = {"features": (kf.dense_forward, kf.dense_backward),
-                "rows": (kf.dense_rows_forward, kf.dense_rows_backward)}
+                "rows": (kf.dense_rows_forward, kf.dense_rows_backward),
+                "serial": (kf.dense_small_forward, kf.dense_small_backward)}
 
 
 @pytest.mark.parametrize("split", sorted(DENSE_SPLITS))
@@ -215,6 +216,32 @@ def test_the_sample_split_gives_the_same_bits_on_any_thread_count(rng):
         finally:
             engine.set_num_threads(before)
         results.append((y, dx, gw, gb))
+    for got in results[1:]:
+        for a, b in zip(got, results[0]):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [True, False])
+def test_the_serial_dense_gives_the_bits_of_one_parallel_slice(rng, dtype, relu):
+    """``dense_kernels`` swaps the serial pair in for one slice: same results, bit for bit,
+    as both parallel pairs run with one slice."""
+    x = rng.standard_normal((64, 40)).astype(dtype)
+    weight = rng.standard_normal((10, 40)).astype(dtype)
+    bias = rng.standard_normal(10).astype(dtype)
+    dy = rng.standard_normal((64, 10)).astype(dtype)
+    blas = rk.blas_address(dtype)
+    assert kf.dense_kernels(1, True) == kf.dense_kernels(1) == DENSE_SPLITS["serial"]
+    assert kf.dense_kernels(2, True) == DENSE_SPLITS["rows"]
+    assert kf.dense_kernels(2) == DENSE_SPLITS["features"]
+    results = []
+    for forward, backward in DENSE_SPLITS.values():
+        y = np.empty((64, 10), dtype)
+        yrelu = np.empty_like(y) if relu else y[:0]
+        forward(x, weight, bias, relu, 1, y, yrelu)
+        gw, gb = np.full_like(weight, np.nan), np.full_like(bias, np.nan)
+        dx = backward(x, weight, dy, y, relu, True, 1, gw, gb, blas)
+        results.append((y, yrelu, dx, gw, gb))
     for got in results[1:]:
         for a, b in zip(got, results[0]):
             np.testing.assert_array_equal(a, b)
