@@ -35,8 +35,8 @@ from .recurrent import _gemm
 TRANSPOSED_MAX_PIXELS = 256
 FLIPPED_MAX_GROWTH = 1.2
 FLIPPED_MIN_CHANNELS = 16
-# dx of a feature-split Dense backward with at least this many numbers is summed from the
-# threads' shares in parallel
+# dx of a feature-split Dense backward, and the weight gradient of a sample-split one, with at
+# least this many numbers is summed from the threads' shares in parallel
 DENSE_PARALLEL_SUM = 1 << 17
 
 
@@ -663,7 +663,9 @@ def dense_rows_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre:
 
     Each slice forms its rows' output gradient, their input gradient (rows of dx) and a
     partial weight and bias gradient; the partials are then added in slice order (split over
-    output features), so the result does not depend on which thread ran a slice. An empty
+    output features in a second parallel region when the weight holds at least
+    ``DENSE_PARALLEL_SUM`` numbers, else on the calling thread), so the result does not
+    depend on which thread ran a slice. An empty
     (0, I) gweight skips the weight gradient. The
     weight-gradient product reads a copy of the slice's rows of x: BLAS reads past the end of
     an operand, into the next slice's rows."""
@@ -690,21 +692,34 @@ def dense_rows_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre:
                 _gemm(blas, dz, weight, dx[a:b])
         else:
             gparts[ch][:] = 0
-    och = max(1, min(nchunks, o_n))
-    for ch in prange(och):
-        for o in range(ch * o_n // och, (ch + 1) * o_n // och):
-            if need_dw:
-                grow = gweight[o]
-                first = gparts[0, o]
-                for i in range(i_n):  # a loop, not an array copy (compile time, see _sum_parts)
-                    grow[i] = first[i]
-                for s in range(1, nch):
-                    prow = gparts[s, o]
-                    for i in range(i_n):
-                        grow[i] += prow[i]
-            if has_bias:
-                t = 0.0
-                for s in range(nch):
-                    t += bparts[s, o]
-                gbias[o] = t
+    if need_dw and o_n * i_n >= DENSE_PARALLEL_SUM:
+        och = max(1, min(nchunks, o_n))
+        for ch in prange(och):
+            _sum_slices(gparts, bparts, need_dw, has_bias, gweight, gbias,
+                        ch * o_n // och, (ch + 1) * o_n // och)
+    else:  # small: a second parallel region costs more than the sum
+        _sum_slices(gparts, bparts, need_dw, has_bias, gweight, gbias, 0, o_n)
     return dx
+
+
+@njit(parallel=False)
+def _sum_slices(gparts: np.ndarray, bparts: np.ndarray, need_dw: bool, has_bias: bool,
+                gweight: np.ndarray, gbias: np.ndarray, o0: int, o1: int) -> None:
+    """Rows o0 <= o < o1 of gweight (O, I) and gbias (O,) as the sums of the slices' parts
+    gparts (slices, O, I) and bparts (slices, O), in slice order."""
+    nch, i_n = gparts.shape[0], gweight.shape[1]
+    for o in range(o0, o1):
+        if need_dw:
+            grow = gweight[o]
+            first = gparts[0, o]
+            for i in range(i_n):  # a loop, not an array copy (compile time, see _sum_parts)
+                grow[i] = first[i]
+            for s in range(1, nch):
+                prow = gparts[s, o]
+                for i in range(i_n):
+                    grow[i] += prow[i]
+        if has_bias:
+            t = 0.0
+            for s in range(nch):
+                t += bparts[s, o]
+            gbias[o] = t
