@@ -153,25 +153,24 @@ def trace_parts(doc: dict[str, Any], timeout: float = TRACE_TIMEOUT
 
 
 def with_alternatives(sigs: list[Signature]) -> list[Signature]:
-    """``sigs`` with, after each kernel that a step swaps by batch size for another of the same
-    argument types (``fusion.SAME_ARGUMENTS``), that other kernel: the traced 2-sample step
-    calls one of the pair, a step at the model's own batch size may call the other (LeNet-5's
-    Dense 84->10 at batch 64)."""
+    """``sigs`` with, after each kernel that a step swaps by batch size for others of the same
+    argument types (``fusion.SAME_ARGUMENTS``), those other kernels: the traced 2-sample step
+    calls one of the group, a step at the model's own batch size may call another (the serial
+    Dense kernels at 2 samples, the parallel ones at 64)."""
     from .fusion import SAME_ARGUMENTS
 
     def key(fn: Any) -> tuple[str, str]:
         fn = getattr(fn, "py_func", fn)
         return fn.__module__, fn.__name__
 
-    other: dict[tuple[str, str], tuple[str, str]] = {}
-    for a, b in SAME_ARGUMENTS:
-        other[key(a)] = key(b)
-        other[key(b)] = key(a)
+    others: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for group in SAME_ARGUMENTS:
+        for a in group:
+            others[key(a)] = [key(b) for b in group if b is not a]
     out: list[Signature] = []
     for module, name, types in sigs:
-        pair = other.get((module, name))
         for sig in ((module, name, types),
-                    *([(pair[0], pair[1], types)] if pair is not None else [])):
+                    *((m, n, types) for m, n in others.get((module, name), []))):
             if sig not in out:
                 out.append(sig)
     return out

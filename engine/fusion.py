@@ -267,8 +267,9 @@ class PoolBlock(Step):
 # Kernels a DenseBlock calls in place of one another, with the same argument types, by the
 # batch size (``DenseBlock.splits_rows``): a step traced at one batch size
 # (``engine.compile_ahead``) stands for both.
-SAME_ARGUMENTS = ((kfused.dense_forward, kfused.dense_rows_forward),
-                  (kfused.dense_backward, kfused.dense_rows_backward))
+SAME_ARGUMENTS = ((kfused.dense_forward, kfused.dense_rows_forward, kfused.dense_small_forward),
+                  (kfused.dense_backward, kfused.dense_rows_backward,
+                   kfused.dense_small_backward))
 
 
 class DenseBlock(Step):
@@ -321,7 +322,7 @@ class DenseBlock(Step):
         y2 = y.reshape(-1, self.units)
         self._chunks = chunks = self._chunks_for(x2.shape[0])
         self._by_rows = self.splits_rows(x2.shape[0])
-        kernel = kfused.dense_rows_forward if self._by_rows else kfused.dense_forward
+        kernel = kfused.dense_kernels(chunks, self._by_rows)[0]
         kernel(x2, self.local["weight"], _bias(self.local, x.dtype), self.relu, chunks, y2,
                yrelu.reshape(-1, self.units) if self.relu else y2[:0])
         self._y = y2
@@ -333,7 +334,7 @@ class DenseBlock(Step):
         x = self._x
         dy2 = np.ascontiguousarray(dy, dtype=x.dtype).reshape(-1, self.units)
         g = self.grad_arrays()
-        kernel = kfused.dense_rows_backward if self._by_rows else kfused.dense_backward
+        kernel = kfused.dense_kernels(self._chunks, self._by_rows)[1]
         dx = kernel(x, self.local["weight"], dy2, self._y, self.relu, need_dx, self._chunks,
                     g["weight"], _bias(g, x.dtype), blas_address(x.dtype))
         return [dx.reshape(self._xshape) if need_dx else None]

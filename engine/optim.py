@@ -78,6 +78,13 @@ class Optimizer:
         ``segments`` (with ``flat``): ``(start, stop, lr multiplier)`` ranges covering it."""
         if flat is not None:
             p, g = flat
+            if norm is None and not self.clip_norm and not segments \
+                    and not (self.weight_decay and not self.decoupled):
+                # the norm of the gradient the update reads: summed by the update's own pass
+                self.t += 1
+                sq = self.update_with_norm(FLAT, p, g)
+                self.last_grad_norm = flat_norm(g) if sq is None else math.sqrt(sq)
+                return
             if norm is None:
                 norm = flat_norm(g)
             if self.clip_norm and norm > self.clip_norm:
@@ -122,6 +129,12 @@ class Optimizer:
     def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
         raise NotImplementedError
 
+    def update_with_norm(self, name: str, p: np.ndarray, g: np.ndarray) -> float | None:
+        """``update``, returning Σ g² (float64) when its kernel sums it on the way (one pass
+        over the gradient, one parallel region: ``kernels.optim``), else None."""
+        self.update(name, p, g)
+        return None
+
     _slot_keys: tuple[str, ...] = ()  # the state each update keeps per parameter
 
     def slot(self, name: str, key: str, like: np.ndarray) -> np.ndarray:
@@ -158,6 +171,21 @@ class SGD(Optimizer):
     def _slot_keys(self) -> tuple[str, ...]:  # type: ignore[override]
         return ("v",) if self.momentum else ()
 
+    def update_with_norm(self, name: str, p: np.ndarray, g: np.ndarray) -> float | None:
+        t = p.dtype.type
+        if not _kernel_ok(p, g):
+            self.update(name, p, g)
+            return None
+        if self.momentum:
+            from .kernels.optim import sgd_momentum_update  # one pass, same bits
+
+            v = self.slot(name, "v", p)
+            return sgd_momentum_update(p.reshape(-1), g.reshape(-1), v.reshape(-1),
+                                       t(self.lr), t(self.momentum), self.nesterov, True)
+        from .kernels.optim import sgd_update
+
+        return sgd_update(p.reshape(-1), g.reshape(-1), t(self.lr), True)
+
     def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
         t = p.dtype.type
         if self.momentum:
@@ -165,7 +193,7 @@ class SGD(Optimizer):
             if _kernel_ok(p, g):
                 from .kernels.optim import sgd_momentum_update  # one pass, same bits
                 sgd_momentum_update(p.reshape(-1), g.reshape(-1), v.reshape(-1), t(self.lr),
-                                    t(self.momentum), self.nesterov)
+                                    t(self.momentum), self.nesterov, False)
                 return
             v *= self.momentum
             v += g
@@ -176,7 +204,7 @@ class SGD(Optimizer):
         elif _kernel_ok(p, g):
             from .kernels.optim import sgd_update
 
-            sgd_update(p.reshape(-1), g.reshape(-1), t(self.lr))
+            sgd_update(p.reshape(-1), g.reshape(-1), t(self.lr), False)
         else:
             p -= self.lr * g
 
@@ -193,19 +221,34 @@ class Adam(Optimizer):
         super().__init__(lr, weight_decay, clip_norm)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
 
-    def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+    def update_with_norm(self, name: str, p: np.ndarray, g: np.ndarray) -> float | None:
+        if not _kernel_ok(p, g):
+            self.update(name, p, g)
+            return None
+        return self._kernel_update(name, p, g, True)
+
+    def _kernel_update(self, name: str, p: np.ndarray, g: np.ndarray, with_norm: bool
+                       ) -> float:
+        from .kernels.optim import adam_update  # one pass, same rounding
+
         m = self.slot(name, "m", p)
         v = self.slot(name, "v", p)
         bc1 = 1 - self.beta1 ** self.t
         bc2 = 1 - self.beta2 ** self.t
+        t = p.dtype.type
+        decay = 1 - self.lr * self.weight_decay if self.decoupled else 1.0
+        return adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
+                           t(self.beta1), t(1 - self.beta1), t(self.beta2), t(1 - self.beta2),
+                           t(self.lr / bc1), t(bc2), t(self.eps), t(decay), with_norm)
+
+    def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
         if _kernel_ok(p, g):
-            from .kernels.optim import adam_update  # one pass, same rounding
-            t = p.dtype.type
-            decay = 1 - self.lr * self.weight_decay if self.decoupled else 1.0
-            adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
-                        t(self.beta1), t(1 - self.beta1), t(self.beta2), t(1 - self.beta2),
-                        t(self.lr / bc1), t(bc2), t(self.eps), t(decay))
+            self._kernel_update(name, p, g, False)
             return
+        m = self.slot(name, "m", p)
+        v = self.slot(name, "v", p)
+        bc1 = 1 - self.beta1 ** self.t
+        bc2 = 1 - self.beta2 ** self.t
         m *= self.beta1
         m += (1 - self.beta1) * g
         v *= self.beta2

@@ -22,6 +22,8 @@ in BLAS (``blas.gemm`` with beta = 1) and computes the input gradient only when 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba.extending import register_jitable
 
@@ -33,8 +35,8 @@ from .recurrent import _gemm
 TRANSPOSED_MAX_PIXELS = 256
 FLIPPED_MAX_GROWTH = 1.2
 FLIPPED_MIN_CHANNELS = 16
-# dx of a feature-split Dense backward with at least this many numbers is summed from the
-# threads' shares in parallel
+# dx of a feature-split Dense backward, and the weight gradient of a sample-split one, with at
+# least this many numbers is summed from the threads' shares in parallel
 DENSE_PARALLEL_SUM = 1 << 17
 
 
@@ -475,6 +477,71 @@ def _sum_parts_rows(parts: np.ndarray, dx: np.ndarray, r0: int, r1: int) -> None
                 drow[j] += prow[j]
 
 
+@njit(parallel=False)
+def dense_small_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, relu: bool,
+                        nchunks: int, y: np.ndarray, yrelu: np.ndarray) -> None:
+    """``dense_forward`` on the calling thread, for products given one slice
+    (``layers.dense.dense_chunks``; ``nchunks`` is ignored): a parallel kernel wakes every
+    thread of the pool even for one slice, and waits for all of them at its end. Same
+    arguments and same arithmetic as ``dense_forward`` with one slice."""
+    n_n = x.shape[0]
+    o_n = weight.shape[0]
+    has_bias = bias.shape[0] > 0
+    if n_n > 0:
+        np.dot(x, weight.T, y)
+    for i in range(n_n):
+        yrow = y[i]
+        if has_bias:
+            for o in range(o_n):
+                yrow[o] += bias[o]
+        if relu:
+            _relu_row(yrow, yrelu[i])
+
+
+@njit(parallel=False)
+def dense_small_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre: np.ndarray,
+                         relu: bool, need_dx: bool, nchunks: int, gweight: np.ndarray,
+                         gbias: np.ndarray, blas: int) -> np.ndarray:
+    """``dense_backward`` on the calling thread (see ``dense_small_forward``): the output
+    gradient dz (N, O), gweight = dzᵀ @ x, gbias = Σ dz (summed in float64) and dx = dz @
+    weight (an empty (0, I) array unless ``need_dx``); an empty (0, I) gweight skips the
+    weight gradient. Same arguments and same arithmetic as ``dense_backward`` with one
+    slice."""
+    n_n, i_n = x.shape
+    o_n = weight.shape[0]
+    has_bias = gbias.shape[0] > 0
+    need_dw = gweight.shape[0] > 0
+    dx = np.empty((n_n if need_dx else 0, i_n), dtype=x.dtype)
+    dz = np.empty((n_n, o_n), dtype=x.dtype)
+    acc = np.zeros(o_n, dtype=np.float64)
+    for n in range(n_n):
+        _dense_grad_row(dy[n], ypre[n], relu, dz[n], acc)
+    if has_bias:
+        for o in range(o_n):
+            gbias[o] = acc[o]
+    if need_dw:
+        if n_n > 0:
+            _gemm(blas, dz.T, x, gweight)
+        else:
+            gf = gweight.reshape(gweight.size)
+            for i in range(gf.shape[0]):  # a loop, not an array fill (compile time)
+                gf[i] = 0
+    if need_dx and n_n > 0:
+        _gemm(blas, dz, weight, dx)
+    return dx
+
+
+def dense_kernels(chunks: int, by_rows: bool = False) -> tuple[Any, Any]:
+    """The (forward, backward) Dense kernels for a product cut into ``chunks`` slices: the
+    serial pair for one slice, else the pair split by samples (``by_rows``) or by output
+    features. All three pairs take the same arguments."""
+    if chunks <= 1:
+        return dense_small_forward, dense_small_backward
+    if by_rows:
+        return dense_rows_forward, dense_rows_backward
+    return dense_forward, dense_backward
+
+
 @njit
 def dense_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, relu: bool,
                   nchunks: int, y: np.ndarray, yrelu: np.ndarray) -> None:
@@ -595,7 +662,9 @@ def dense_rows_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre:
 
     Each slice forms its rows' output gradient, their input gradient (rows of dx) and a
     partial weight and bias gradient; the partials are then added in slice order (split over
-    output features), so the result does not depend on which thread ran a slice. An empty
+    output features in a second parallel region when the weight holds at least
+    ``DENSE_PARALLEL_SUM`` numbers, else on the calling thread), so the result does not
+    depend on which thread ran a slice. An empty
     (0, I) gweight skips the weight gradient. The
     weight-gradient product reads a copy of the slice's rows of x: BLAS reads past the end of
     an operand, into the next slice's rows."""
@@ -622,24 +691,37 @@ def dense_rows_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre:
                 _gemm(blas, dz, weight, dx[a:b])
         else:
             gparts[ch][:] = 0
-    och = max(1, min(nchunks, o_n))
-    for ch in prange(och):
-        for o in range(ch * o_n // och, (ch + 1) * o_n // och):
-            if need_dw:
-                grow = gweight[o]
-                first = gparts[0, o]
-                for i in range(i_n):  # a loop, not an array copy (compile time, see _sum_parts)
-                    grow[i] = first[i]
-                for s in range(1, nch):
-                    prow = gparts[s, o]
-                    for i in range(i_n):
-                        grow[i] += prow[i]
-            if has_bias:
-                t = 0.0
-                for s in range(nch):
-                    t += bparts[s, o]
-                gbias[o] = t
+    if need_dw and o_n * i_n >= DENSE_PARALLEL_SUM:
+        och = max(1, min(nchunks, o_n))
+        for ch in prange(och):
+            _sum_slices(gparts, bparts, need_dw, has_bias, gweight, gbias,
+                        ch * o_n // och, (ch + 1) * o_n // och)
+    else:  # small: a second parallel region costs more than the sum
+        _sum_slices(gparts, bparts, need_dw, has_bias, gweight, gbias, 0, o_n)
     return dx
+
+
+@njit(parallel=False)
+def _sum_slices(gparts: np.ndarray, bparts: np.ndarray, need_dw: bool, has_bias: bool,
+                gweight: np.ndarray, gbias: np.ndarray, o0: int, o1: int) -> None:
+    """Rows o0 <= o < o1 of gweight (O, I) and gbias (O,) as the sums of the slices' parts
+    gparts (slices, O, I) and bparts (slices, O), in slice order."""
+    nch, i_n = gparts.shape[0], gweight.shape[1]
+    for o in range(o0, o1):
+        if need_dw:
+            grow = gweight[o]
+            first = gparts[0, o]
+            for i in range(i_n):  # a loop, not an array copy (compile time, see _sum_parts)
+                grow[i] = first[i]
+            for s in range(1, nch):
+                prow = gparts[s, o]
+                for i in range(i_n):
+                    grow[i] += prow[i]
+        if has_bias:
+            t = 0.0
+            for s in range(nch):
+                t += bparts[s, o]
+            gbias[o] = t
 
 
 from . import fused_serial  # noqa: E402,F401  (the serial stand-ins' hooks; see that module)

@@ -82,7 +82,8 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
     need_dw = gweight.shape[0] > 0
     dx = np.empty((n_n if need_dx else 0, c_n, h_n, w_n), dtype=x.dtype)
     gparts = np.zeros((len(bounds), k_n if need_dw else 0, o_n), dtype=x.dtype)
-    bparts = np.zeros((len(bounds), o_n), dtype=np.float64)
+    bparts = np.zeros((len(bounds), o_n if need_dw and gbias.shape[0] > 0 else 0),
+                      dtype=np.float64)
     for ch, (lo, hi) in enumerate(bounds):
         fused._backward_slice(x, weight, w2, dout, mask, arg, sh, sw, pt, pl, oh_n, ow_n,
                               relu, pool, need_dx, flip, need_dw, keeping, trans, direct,

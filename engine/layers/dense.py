@@ -53,7 +53,8 @@ class Dense(Layer):
     id_prefix = "dense"
     fusion_role = "dense"
     onnx_ops = ("Gemm", "MatMul")
-    kernels = (kfused.dense_forward, kfused.dense_backward)
+    kernels = (kfused.dense_forward, kfused.dense_backward, kfused.dense_small_forward,
+               kfused.dense_small_backward)
     examples = (example((5,), units=4), example((3, 5), units=4),
                 example((5,), units=3, bias=False, label="nobias"))
 
@@ -92,8 +93,8 @@ class Dense(Layer):
         w = np.ascontiguousarray(params["weight"], dtype=x2.dtype)
         y2 = np.empty((x2.shape[0], self.p["units"]), x2.dtype)
         self._chunks = dense_chunks(x2.shape[0], w.size)
-        kfused.dense_forward(x2, w, _bias_or_empty(params, x2.dtype), False, self._chunks, y2,
-                             y2[:0])
+        kfused.dense_kernels(self._chunks)[0](x2, w, _bias_or_empty(params, x2.dtype), False,
+                                              self._chunks, y2, y2[:0])
         self._x2, self._y2, self._xshape = x2, y2, x.shape
         return y2.reshape(*x.shape[:-1], y2.shape[-1])
 
@@ -102,9 +103,9 @@ class Dense(Layer):
         dy2 = np.ascontiguousarray(dy, dtype=x2.dtype).reshape(-1, self.p["units"])
         w = np.ascontiguousarray(params["weight"], dtype=x2.dtype)
         gb = grads.get("bias")
-        dx = kfused.dense_backward(x2, w, dy2, self._y2, False, True, self._chunks,
-                                   grads["weight"], np.zeros(0, x2.dtype) if gb is None else gb,
-                                   blas_address(x2.dtype))
+        dx = kfused.dense_kernels(self._chunks)[1](
+            x2, w, dy2, self._y2, False, True, self._chunks, grads["weight"],
+            np.zeros(0, x2.dtype) if gb is None else gb, blas_address(x2.dtype))
         return [dx.reshape(self._xshape)]
 
     def frozen_grads(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

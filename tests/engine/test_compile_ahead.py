@@ -73,7 +73,7 @@ def test_two_processes_fill_an_empty_cache_with_a_models_kernels(tmp_path):
               for d in kernel_progress.kernel_dispatchers().values()}
     traced = {(m.rsplit(".", 1)[1], n) for m, n, _t in compile_ahead.trace(doc)
               if (m, n) in jitted}  # plain-Python functions of the kernel modules left out
-    assert ("fused", "dense_forward") in traced and ("optim", "adam_update") in traced
+    assert ("fused", "dense_small_forward") in traced and ("optim", "adam_update") in traced
     index = [p.name for p in (tmp_path / "cache").rglob("*.nbi")]
     for mod, fn in traced:  # every traced kernel has its index file in the cache
         assert any(i.startswith(f"{mod}.{fn}-") for i in index), (mod, fn)
@@ -86,16 +86,19 @@ def test_a_kernel_swapped_by_batch_size_brings_its_twin_with_the_same_types():
             ("engine.kernels.fused", "dense_rows_backward", two)]
     assert compile_ahead.with_alternatives(sigs) == [
         ("engine.kernels.fused", "dense_forward", two),
-        ("engine.kernels.fused", "dense_rows_forward", two), other,
+        ("engine.kernels.fused", "dense_rows_forward", two),
+        ("engine.kernels.fused", "dense_small_forward", two), other,
         ("engine.kernels.fused", "dense_rows_backward", two),
-        ("engine.kernels.fused", "dense_backward", two)]
+        ("engine.kernels.fused", "dense_backward", two),
+        ("engine.kernels.fused", "dense_small_backward", two)]
     assert compile_ahead.with_alternatives(sigs[:2] + sigs[:2]) == \
         compile_ahead.with_alternatives(sigs[:2])  # each signature once
 
 
 def test_lenet5s_step_at_its_batch_size_needs_no_kernel_beyond_the_traced_ones(monkeypatch):
-    """The trace runs 2 samples; at batch 64 LeNet-5's Dense 84->10 splits by samples
-    (``dense_rows_*``): the alternatives cover it."""
+    """The trace runs 2 samples, where every Dense runs serially (``dense_small_*``); at
+    batch 64 LeNet-5's larger Dense layers split over the threads: the alternatives cover
+    them."""
     import importlib
 
     import engine
@@ -120,5 +123,6 @@ def test_lenet5s_step_at_its_batch_size_needs_no_kernel_beyond_the_traced_ones(m
     net.train_step(xs, ys, engine.SGD(lr=0.01, momentum=0.9))
     fused = {k for k in called if k[0] == "engine.kernels.fused"}  # (the losses' kernels are
     # traced through their plain-Python wrappers)
-    assert ("engine.kernels.fused", "dense_rows_backward") in fused
+    assert ("engine.kernels.fused", "dense_forward") in fused  # Dense 400->120: two slices
+    assert ("engine.kernels.fused", "dense_small_backward") in fused  # 84->10: one slice
     assert fused <= traced

@@ -157,7 +157,8 @@ def test_relu_pool2_matches_the_unfused_kernels(rng, relu, hw):
 
 
 DENSE_SPLITS = {"features": (kf.dense_forward, kf.dense_backward),
-                "rows": (kf.dense_rows_forward, kf.dense_rows_backward)}
+                "rows": (kf.dense_rows_forward, kf.dense_rows_backward),
+                "serial": (kf.dense_small_forward, kf.dense_small_backward)}
 
 
 @pytest.mark.parametrize("split", sorted(DENSE_SPLITS))
@@ -201,23 +202,55 @@ def test_dense_without_bias_or_input_gradient(rng, split):
     np.testing.assert_allclose(gw, dy.T @ x, rtol=1e-12)
 
 
-def test_the_sample_split_gives_the_same_bits_on_any_thread_count(rng):
-    x = rng.standard_normal((64, 96)).astype(np.float32)
-    weight = rng.standard_normal((24, 96)).astype(np.float32)
-    bias = rng.standard_normal(24).astype(np.float32)
-    dy = rng.standard_normal((64, 24)).astype(np.float32)
+@pytest.mark.parametrize("o_n, i_n", [(24, 96), (300, 480)])  # weight gradient summed on one
+# thread, in parallel
+def test_the_sample_split_gives_the_same_bits_on_any_thread_count(rng, o_n, i_n):
+    assert (o_n * i_n >= kf.DENSE_PARALLEL_SUM) == (o_n == 300)
+    x = rng.standard_normal((64, i_n)).astype(np.float32)
+    weight = rng.standard_normal((o_n, i_n)).astype(np.float32)
+    bias = rng.standard_normal(o_n).astype(np.float32)
+    dy = rng.standard_normal((64, o_n)).astype(np.float32)
     blas = rk.blas_address(np.float32)
+    want = ref.dense_backward(x.astype(np.float64), weight.astype(np.float64), bias, dy, True)
     results = []
     for threads in sorted({1, max_threads()}):
         before = engine.set_num_threads(threads)
         try:
-            y = np.empty((64, 24), np.float32)
+            y = np.empty((64, o_n), np.float32)
             kf.dense_rows_forward(x, weight, bias, True, 4, y, np.empty_like(y))
             gw, gb = np.empty_like(weight), np.empty_like(bias)
             dx = kf.dense_rows_backward(x, weight, dy, y, True, True, 4, gw, gb, blas)
         finally:
             engine.set_num_threads(before)
         results.append((y, dx, gw, gb))
+        for got, exp in ((dx, want[0]), (gw, want[1]), (gb, want[2])):
+            np.testing.assert_allclose(got, exp, rtol=2e-4, atol=2e-4)
+    for got in results[1:]:
+        for a, b in zip(got, results[0]):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [True, False])
+def test_the_serial_dense_gives_the_bits_of_one_parallel_slice(rng, dtype, relu):
+    """``dense_kernels`` swaps the serial pair in for one slice: same results, bit for bit,
+    as both parallel pairs run with one slice."""
+    x = rng.standard_normal((64, 40)).astype(dtype)
+    weight = rng.standard_normal((10, 40)).astype(dtype)
+    bias = rng.standard_normal(10).astype(dtype)
+    dy = rng.standard_normal((64, 10)).astype(dtype)
+    blas = rk.blas_address(dtype)
+    assert kf.dense_kernels(1, True) == kf.dense_kernels(1) == DENSE_SPLITS["serial"]
+    assert kf.dense_kernels(2, True) == DENSE_SPLITS["rows"]
+    assert kf.dense_kernels(2) == DENSE_SPLITS["features"]
+    results = []
+    for forward, backward in DENSE_SPLITS.values():
+        y = np.empty((64, 10), dtype)
+        yrelu = np.empty_like(y) if relu else y[:0]
+        forward(x, weight, bias, relu, 1, y, yrelu)
+        gw, gb = np.full_like(weight, np.nan), np.full_like(bias, np.nan)
+        dx = backward(x, weight, dy, y, relu, True, 1, gw, gb, blas)
+        results.append((y, yrelu, dx, gw, gb))
     for got in results[1:]:
         for a, b in zip(got, results[0]):
             np.testing.assert_array_equal(a, b)

@@ -9,39 +9,61 @@ import engine
 from engine.kernels import optim as ko
 from engine.optim import FLAT, make_optimizer
 
+# sizes: below one block, and several blocks with a partial last one
+SIZES = [37, 2 * ko.NORM_BLOCK + 53]
+
+
+def squares(g: np.ndarray) -> float:
+    return float(np.sum(g.astype(np.float64) ** 2))
+
+
+def check_norm(got: float, g: np.ndarray, with_norm: bool) -> None:
+    """The update kernels' Σ g² (float64) when asked for, else 0."""
+    if with_norm:
+        assert got == pytest.approx(squares(g), rel=1e-12)
+    else:
+        assert got == 0.0
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("nesterov", [False, True])
-def test_sgd_momentum_update_gives_numpys_bits(rng, dtype, nesterov):
-    p = rng.standard_normal(37).astype(dtype)
-    g = rng.standard_normal(37).astype(dtype)
-    v = rng.standard_normal(37).astype(dtype)
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("with_norm", [False, True])
+def test_sgd_momentum_update_gives_numpys_bits(rng, dtype, nesterov, size, with_norm):
+    p = rng.standard_normal(size).astype(dtype)
+    g = rng.standard_normal(size).astype(dtype)
+    v = rng.standard_normal(size).astype(dtype)
     lr, m = 0.0123, 0.9
     want_p, want_v = p.copy(), v.copy()
     want_v *= m
     want_v += g
     want_p -= lr * (g + m * want_v) if nesterov else lr * want_v
-    ko.sgd_momentum_update(p, g, v, dtype(lr), dtype(m), nesterov)
+    check_norm(ko.sgd_momentum_update(p, g, v, dtype(lr), dtype(m), nesterov, with_norm), g,
+               with_norm)
     np.testing.assert_array_equal(v, want_v)
     np.testing.assert_array_equal(p, want_p)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_sgd_update_gives_numpys_bits(rng, dtype):
-    p = rng.standard_normal(41).astype(dtype)
-    g = rng.standard_normal(41).astype(dtype)
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("with_norm", [False, True])
+def test_sgd_update_gives_numpys_bits(rng, dtype, size, with_norm):
+    p = rng.standard_normal(size).astype(dtype)
+    g = rng.standard_normal(size).astype(dtype)
     want = p - 0.07 * g
-    ko.sgd_update(p, g, dtype(0.07))
+    check_norm(ko.sgd_update(p, g, dtype(0.07), with_norm), g, with_norm)
     np.testing.assert_array_equal(p, want)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
-def test_adam_update_gives_numpys_bits(rng, dtype, weight_decay):
-    p = rng.standard_normal(53).astype(dtype)
-    g = rng.standard_normal(53).astype(dtype)
-    m = rng.standard_normal(53).astype(dtype) * 0.1
-    v = np.abs(rng.standard_normal(53)).astype(dtype) * 0.1
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("with_norm", [False, True])
+def test_adam_update_gives_numpys_bits(rng, dtype, weight_decay, size, with_norm):
+    p = rng.standard_normal(size).astype(dtype)
+    g = rng.standard_normal(size).astype(dtype)
+    m = rng.standard_normal(size).astype(dtype) * 0.1
+    v = np.abs(rng.standard_normal(size)).astype(dtype) * 0.1
     lr, b1, b2, eps, t = 0.003, 0.9, 0.999, 1e-8, 4
     bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
     wp, wm, wv = p.copy(), m.copy(), v.copy()
@@ -53,11 +75,52 @@ def test_adam_update_gives_numpys_bits(rng, dtype, weight_decay):
         wp *= 1 - lr * weight_decay
     wp -= (lr / bc1) * wm / (np.sqrt(wv / bc2) + eps)
     c = dtype
-    ko.adam_update(p, g, m, v, c(b1), c(1 - b1), c(b2), c(1 - b2), c(lr / bc1), c(bc2), c(eps),
-                   c(1 - lr * weight_decay))
+    got = ko.adam_update(p, g, m, v, c(b1), c(1 - b1), c(b2), c(1 - b2), c(lr / bc1), c(bc2),
+                         c(eps), c(1 - lr * weight_decay), with_norm)
+    check_norm(got, g, with_norm)
     np.testing.assert_array_equal(m, wm)
     np.testing.assert_array_equal(v, wv)
     np.testing.assert_array_equal(p, wp)
+
+
+def test_the_summed_norm_does_not_depend_on_the_thread_count(rng):
+    from engine.threads import max_threads
+
+    g = rng.standard_normal(5 * ko.NORM_BLOCK + 7).astype(np.float32)
+    got = []
+    for threads in sorted({1, max_threads()}):
+        before = engine.set_num_threads(threads)
+        try:
+            p = np.zeros_like(g)
+            got.append(ko.sgd_update(p, g, np.float32(0.1), True))
+        finally:
+            engine.set_num_threads(before)
+    assert got[0] == pytest.approx(squares(g), rel=1e-12)
+    assert all(x == got[0] for x in got)
+
+
+@pytest.mark.parametrize("config", [
+    {"type": "sgd", "lr": 0.05},
+    {"type": "sgd", "lr": 0.05, "momentum": 0.9},
+    {"type": "adamw", "lr": 0.01, "weight_decay": 0.1},
+    {"type": "rmsprop", "lr": 0.01},
+])
+def test_a_flat_step_sums_the_norm_in_its_update_with_the_same_result(rng, config):
+    """Without a norm given (no clipping, no coupled weight decay) the update kernel sums the
+    gradient norm on its pass: same parameters, bit for bit, and the same norm as a step
+    given the norm."""
+    size = 3 * ko.NORM_BLOCK + 11
+    p0 = rng.standard_normal(size).astype(np.float32)
+    g = rng.standard_normal(size).astype(np.float32)
+    norm = float(np.sqrt(squares(g)))
+    fused, given = make_optimizer(config), make_optimizer(config)
+    pf, pg = p0.copy(), p0.copy()
+    for _ in range(3):
+        fused.step({"w": pf}, {"w": g}, flat=(pf, g))
+        given.step({"w": pg}, {"w": g}, flat=(pg, g), norm=norm)
+        assert fused.last_grad_norm == pytest.approx(norm, rel=1e-12)
+    np.testing.assert_array_equal(pf, pg)
+    assert fused.t == given.t == 3
 
 
 def test_sum_squares_accumulates_in_float64(rng):
