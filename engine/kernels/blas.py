@@ -1,4 +1,5 @@
-"""``gemm``: BLAS matrix products on flat buffers with leading dimensions, callable from kernels.
+"""BLAS matrix products callable from kernels: ``gemm`` on flat buffers with leading dimensions,
+``gemm_arrays`` on whole 2-D arrays through numpy's own CBLAS (``blas_address``).
 
 ``np.dot`` in Numba takes whole contiguous matrices; the convolution kernels also need
 sub-matrices of a buffer (rows of a padded image read with a shift, columns of a wider
@@ -16,10 +17,16 @@ contiguous arrays of one float dtype; every element read or written must lie ins
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
+from llvmlite import ir
 from numba import types
-from numba.extending import overload, register_jitable
+from numba.core import cgutils
+from numba.extending import intrinsic, overload, register_jitable
 from numba.np.linalg import ensure_blas
+
+from .jit import jit_disabled, njit
 
 
 @register_jitable
@@ -106,4 +113,88 @@ def _gemm_jit(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
     return impl
 
 
-__all__ = ["gemm"]
+_CBLAS: dict[str, int] = {}
+
+
+def blas_address(dtype: np.dtype) -> int:
+    """Address of ``cblas_?gemm`` (ILP64) in numpy's own OpenBLAS for ``dtype``, or 0.
+
+    numpy's bundled OpenBLAS is newer than SciPy's, which Numba's ``np.dot`` calls, and runs
+    the kernels' small GEMMs faster. 0 (not found, another BLAS, or the JIT disabled) makes
+    ``gemm_arrays`` use ``np.dot``."""
+    dtype = np.dtype(dtype)
+    if jit_disabled() or dtype.kind != "f" or dtype.itemsize not in (4, 8):
+        return 0
+    if not _CBLAS:
+        _CBLAS.update(s=0, d=0)
+        try:
+            from threadpoolctl import threadpool_info
+
+            for info in threadpool_info():
+                if info.get("user_api") != "blas" or "numpy" not in info.get("filepath", ""):
+                    continue
+                lib = ctypes.CDLL(info["filepath"])
+                for prefix in ("scipy_cblas_", "cblas_"):
+                    if hasattr(lib, f"{prefix}sgemm64_") and hasattr(lib, f"{prefix}dgemm64_"):
+                        for k in "sd":
+                            fn = getattr(lib, f"{prefix}{k}gemm64_")
+                            _CBLAS[k] = ctypes.cast(fn, ctypes.c_void_p).value or 0
+                        break
+        except (OSError, ImportError, AttributeError):
+            _CBLAS.update(s=0, d=0)
+    return _CBLAS["s" if dtype.itemsize == 4 else "d"]
+
+
+@intrinsic
+def _cblas_gemm(typingctx, addr, a, b, beta, out):
+    """out = a @ b + beta · out through the ILP64 ``cblas_?gemm`` at ``addr``; a and b C- or
+    F-contiguous (F = a transposed C array), out C-contiguous, one float dtype (beta 0: the
+    old out is not read)."""
+    arrays = (a, b, out)
+    if (not all(isinstance(t, types.Array) and t.ndim == 2 for t in arrays)
+            or not isinstance(addr, types.Integer) or out.layout != "C"
+            or not isinstance(beta, types.Float)
+            or a.layout not in "CF" or b.layout not in "CF"
+            or not a.dtype == b.dtype == out.dtype
+            or a.dtype not in (types.float32, types.float64)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        el = context.get_value_type(a.dtype)
+        vp = cgutils.voidptr_t
+        fnty = ir.FunctionType(ir.VoidType(),
+                               [i32, i32, i32, i64, i64, i64, el, vp, i64, vp, i64, el, vp, i64])
+        fn = builder.inttoptr(args[0], fnty.as_pointer())
+        av, bv, ov = (context.make_array(t)(context, builder, v)
+                      for t, v in zip(arrays, (args[1], args[2], args[4])))
+        m, k = cgutils.unpack_tuple(builder, av.shape, 2)
+        n = cgutils.unpack_tuple(builder, bv.shape, 2)[1]
+        trans_a = ir.Constant(i32, 112 if a.layout == "F" else 111)
+        trans_b = ir.Constant(i32, 112 if b.layout == "F" else 111)
+        lda = m if a.layout == "F" else k
+        ldb = k if b.layout == "F" else n
+        beta_v = context.cast(builder, args[3], beta, a.dtype)
+        builder.call(fn, [ir.Constant(i32, 101), trans_a, trans_b, m, n, k, ir.Constant(el, 1.0),
+                          builder.bitcast(av.data, vp), lda, builder.bitcast(bv.data, vp), ldb,
+                          beta_v, builder.bitcast(ov.data, vp), n])
+        return context.get_dummy_value()
+
+    return types.void(types.int64, a, b, beta, out), codegen
+
+
+@njit(parallel=False)
+def gemm_arrays(blas: int, a: np.ndarray, b: np.ndarray, out: np.ndarray,
+                beta: float = 0.0) -> None:
+    """out (m, n) = a (m, k) @ b (k, n) (+ out when ``beta`` is 1) for 2-D arrays of one float
+    dtype, a and b C- or F-contiguous (``.T`` of a C array), out C-contiguous: numpy's CBLAS
+    at address ``blas`` (``blas_address``), or ``np.dot`` when ``blas`` is 0."""
+    if blas != 0:
+        _cblas_gemm(blas, a, b, beta, out)
+    elif beta == 0.0:
+        np.dot(a, b, out)
+    else:
+        out += np.dot(a, b)
+
+
+__all__ = ["blas_address", "gemm", "gemm_arrays"]

@@ -26,9 +26,9 @@ import numpy as np
 from numba.extending import register_jitable
 
 from .blas import gemm
+from .blas import gemm_arrays as _gemm
 from .conv import _col2im, _crop_from, _im2col, _pad_into, _sum_parts
 from .jit import njit, prange
-from .recurrent import _gemm
 
 TRANSPOSED_MAX_PIXELS = 256
 FLIPPED_MAX_GROWTH = 1.2
