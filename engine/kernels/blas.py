@@ -146,15 +146,14 @@ def blas_address(dtype: np.dtype) -> int:
 
 
 @intrinsic
-def _cblas_gemm(typingctx, addr, a, b, beta, out):
-    """out = a @ b + beta · out through the ILP64 ``cblas_?gemm`` at ``addr``; a and b C- or
-    F-contiguous (F = a transposed C array), out C-contiguous, one float dtype (beta 0: the
-    old out is not read)."""
+def _cblas_gemm(typingctx, addr, ta, tb, m, n, k, a, lda, b, ldb, beta, out, ldc):
+    """Row-major ``cblas_?gemm`` (ILP64) at ``addr`` on the data pointers of a, b and out (any
+    layout: the caller gives the transpose flags, shapes and leading dimensions)."""
     arrays = (a, b, out)
+    ints = (addr, ta, tb, m, n, k, lda, ldb, ldc)
     if (not all(isinstance(t, types.Array) and t.ndim == 2 for t in arrays)
-            or not isinstance(addr, types.Integer) or out.layout != "C"
+            or not all(isinstance(t, types.Integer) for t in ints)
             or not isinstance(beta, types.Float)
-            or a.layout not in "CF" or b.layout not in "CF"
             or not a.dtype == b.dtype == out.dtype
             or a.dtype not in (types.float32, types.float64)):
         return None
@@ -166,35 +165,65 @@ def _cblas_gemm(typingctx, addr, a, b, beta, out):
         fnty = ir.FunctionType(ir.VoidType(),
                                [i32, i32, i32, i64, i64, i64, el, vp, i64, vp, i64, el, vp, i64])
         fn = builder.inttoptr(args[0], fnty.as_pointer())
-        av, bv, ov = (context.make_array(t)(context, builder, v)
-                      for t, v in zip(arrays, (args[1], args[2], args[4])))
-        m, k = cgutils.unpack_tuple(builder, av.shape, 2)
-        n = cgutils.unpack_tuple(builder, bv.shape, 2)[1]
-        trans_a = ir.Constant(i32, 112 if a.layout == "F" else 111)
-        trans_b = ir.Constant(i32, 112 if b.layout == "F" else 111)
-        lda = m if a.layout == "F" else k
-        ldb = k if b.layout == "F" else n
-        beta_v = context.cast(builder, args[3], beta, a.dtype)
-        builder.call(fn, [ir.Constant(i32, 101), trans_a, trans_b, m, n, k, ir.Constant(el, 1.0),
-                          builder.bitcast(av.data, vp), lda, builder.bitcast(bv.data, vp), ldb,
-                          beta_v, builder.bitcast(ov.data, vp), n])
+        av, bv, ov = (context.make_array(t)(context, builder, args[i])
+                      for t, i in zip(arrays, (6, 8, 11)))
+
+        def cast(i, to):
+            return context.cast(builder, args[i], signature.args[i], to)
+
+        def as_i64(i):
+            return builder.sext(args[i], i64) if args[i].type.width < 64 else \
+                builder.trunc(args[i], i64) if args[i].type.width > 64 else args[i]
+
+        def flag(i):  # CblasTrans (112) when set, else CblasNoTrans (111)
+            nz = builder.icmp_signed("!=", args[i], ir.Constant(args[i].type, 0))
+            return builder.select(nz, ir.Constant(i32, 112), ir.Constant(i32, 111))
+
+        builder.call(fn, [ir.Constant(i32, 101), flag(1), flag(2), as_i64(3), as_i64(4),
+                          as_i64(5), ir.Constant(el, 1.0), builder.bitcast(av.data, vp),
+                          as_i64(7), builder.bitcast(bv.data, vp), as_i64(9),
+                          cast(10, a.dtype), builder.bitcast(ov.data, vp), as_i64(12)])
         return context.get_dummy_value()
 
-    return types.void(types.int64, a, b, beta, out), codegen
+    sig = types.void(addr, ta, tb, m, n, k, a, lda, b, ldb, beta, out, ldc)
+    return sig, codegen
+
+
+@register_jitable
+def _blas_operand(a: np.ndarray) -> tuple[int, int]:
+    """(transposed, leading dimension) to hand ``a`` (2-D, rows × cols as the product reads
+    it) to row-major BLAS, or (-1, 0) when neither axis has unit stride."""
+    size = a.itemsize
+    rows, cols = a.shape
+    s0, s1 = a.strides
+    if (s1 == size or cols <= 1) and s0 % size == 0 and s0 >= max(cols, 1) * size:
+        return 0, s0 // size
+    if (s0 == size or rows <= 1) and s1 % size == 0 and s1 >= max(rows, 1) * size:
+        return 1, s1 // size
+    return -1, 0
 
 
 @njit(parallel=False)
 def gemm_arrays(blas: int, a: np.ndarray, b: np.ndarray, out: np.ndarray,
                 beta: float = 0.0) -> None:
     """out (m, n) = a (m, k) @ b (k, n) (+ out when ``beta`` is 1) for 2-D arrays of one float
-    dtype, a and b C- or F-contiguous (``.T`` of a C array), out C-contiguous: numpy's CBLAS
-    at address ``blas`` (``blas_address``), or ``np.dot`` when ``blas`` is 0."""
-    if blas != 0:
-        _cblas_gemm(blas, a, b, beta, out)
+    dtype through numpy's CBLAS at address ``blas`` (``blas_address``). Views are passed as
+    they are when one axis of each has unit stride (a row block of a wider matrix, ``.T`` of
+    one, rows of a buffer with a larger stride); ``np.dot`` on copies otherwise or when
+    ``blas`` is 0. beta 0: the old out is not read."""
+    m, n = out.shape
+    k = a.shape[1]
+    if m == 0 or n == 0:
+        return
+    ta, lda = _blas_operand(a)
+    tb, ldb = _blas_operand(b)
+    to, ldc = _blas_operand(out)
+    if blas != 0 and k > 0 and ta >= 0 and tb >= 0 and to == 0:
+        _cblas_gemm(blas, ta, tb, m, n, k, a, lda, b, ldb, beta, out, ldc)
     elif beta == 0.0:
-        np.dot(a, b, out)
+        out[:, :] = np.dot(np.ascontiguousarray(a), np.ascontiguousarray(b))
     else:
-        out += np.dot(a, b)
+        out += np.dot(np.ascontiguousarray(a), np.ascontiguousarray(b))
 
 
 __all__ = ["blas_address", "gemm", "gemm_arrays"]

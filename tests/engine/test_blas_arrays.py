@@ -31,6 +31,32 @@ def test_gemm_arrays_matches_numpy(rng, dtype, ta, tb, beta):
         np.testing.assert_allclose(out, want, rtol=tol, atol=tol, err_msg=f"blas {blas}")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_arrays_reads_and_writes_strided_views(rng, dtype):
+    """Operands and result that are views with a leading dimension larger than their width
+    (a time step of a (H, T, N) buffer), plain and transposed, and a view with no unit stride
+    (copied on the way)."""
+    h, t, n, k = 6, 4, 3, 5
+    buf = rng.standard_normal((h, t, n)).astype(dtype)
+    w = rng.standard_normal((k, h)).astype(dtype)
+    out = rng.standard_normal((k, t, n)).astype(dtype)
+    keep = out.copy()
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for blas in {kblas.blas_address(dtype), 0}:
+        for beta in (0.0, 1.0):
+            res = keep.copy()
+            _run(blas, w, buf[:, 2, :], res[:, 1, :], beta)
+            want = keep.copy()
+            want[:, 1, :] = w @ buf[:, 2, :] + beta * keep[:, 1, :]
+            np.testing.assert_allclose(res, want, rtol=tol, atol=tol)  # other steps untouched
+            res2 = np.zeros((n, k), dtype)
+            _run(blas, buf[:, 2, :].T, w.T, res2, beta)
+            np.testing.assert_allclose(res2, buf[:, 2, :].T @ w.T, rtol=tol, atol=tol)
+        res4 = np.zeros((k, t), dtype)
+        _run(blas, w, buf[:, :, 1], res4, 0.0)  # no unit stride: copied
+        np.testing.assert_allclose(res4, w @ buf[:, :, 1], rtol=tol, atol=tol)
+
+
 def test_blas_address_is_found_for_numpys_openblas():
     from threadpoolctl import threadpool_info
 
