@@ -4,6 +4,7 @@ in one run.
     python benchmarks/bench_lstm.py [--cells lstm,gru] [--batch 64] [--steps 50]
                                     [--features 32] [--units 128] [--threads 2]
                                     [--rounds 7] [--per-round 10] [--no-compile] [--no-jax]
+                                    [--bidirectional]
 
 Every side does the same work per step: forward over the whole sequence, mean-squared error
 on every output, backward (through time, including the gradient wrt the input) and one SGD
@@ -14,7 +15,11 @@ update (lr 0.01), float32, from the same initial weights. Peers:
   the recurrence), foreach SGD; left out when it cannot compile here;
 - ``jax.jit``: the whole train step jitted by XLA, the recurrence a ``lax.scan`` over time
   with the input projection of all steps as one matrix product before it, the input
-  gradient returned (so XLA cannot drop it), buffers donated. Only when jax is installed.
+  gradient returned (so XLA cannot drop it), buffers donated. Only when jax is installed,
+  and one-way only.
+
+``--bidirectional`` runs both directions (the engine's ``direction="bidirectional"``,
+``merge="concat"``; PyTorch's ``bidirectional=True``), 2 × units outputs per step.
 
 Timings alternate between the sides in rounds (``--per-round`` steps each), so load from
 other processes hits all alike; each side's median and range over the rounds are printed, and
@@ -68,8 +73,9 @@ def blas_lines() -> list[str]:
 
 def make_data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
+    out = args.units * (2 if args.bidirectional else 1)
     x = rng.standard_normal((args.batch, args.steps, args.features)).astype(np.float32)
-    y = rng.standard_normal((args.batch, args.steps, args.units)).astype(np.float32)
+    y = rng.standard_normal((args.batch, args.steps, out)).astype(np.float32)
     return x, y
 
 
@@ -78,7 +84,9 @@ def engine_net(cell: str, args: argparse.Namespace) -> engine.Network:
            "nodes": [{"id": "in", "type": "Input",
                       "params": {"shape": [args.steps, args.features]}},
                      {"id": "rnn", "type": CELLS[cell][0],
-                      "params": {"units": args.units, "return_sequences": True}},
+                      "params": {"units": args.units, "return_sequences": True,
+                                 **({"direction": "bidirectional", "merge": "concat"}
+                                    if args.bidirectional else {})}},
                      {"id": "out", "type": "Output", "params": {"loss": "mse"}}],
            "edges": [{"src": "in", "dst": "rnn"}, {"src": "rnn", "dst": "out"}]}
     return engine.compile(engine.Graph.from_dict(doc), seed=0)
@@ -90,8 +98,15 @@ def engine_step(net: engine.Network, x: np.ndarray, y: np.ndarray) -> Callable[[
 
 
 def weights(net: engine.Network) -> dict[str, np.ndarray]:
-    """The engine's initial weights by PyTorch name (``weight_ih_l0`` …)."""
-    return {k.split(".", 1)[1] + "_l0": v.copy() for k, v in net.params.items()}
+    """The engine's initial weights by PyTorch name (``weight_ih_l0``, ``weight_ih_l0_reverse``
+    …)."""
+    out = {}
+    for k, v in net.params.items():
+        name = k.split(".", 1)[1]
+        reverse = name.endswith("_reverse")
+        base = name.removesuffix("_reverse")
+        out[base + "_l0" + ("_reverse" if reverse else "")] = v.copy()
+    return out
 
 
 def torch_step(cell: str, w: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
@@ -99,7 +114,8 @@ def torch_step(cell: str, w: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray
     import torch
 
     cls = torch.nn.LSTM if cell == "lstm" else torch.nn.GRU
-    rnn = cls(x.shape[2], y.shape[2], batch_first=True)
+    both = any(k.endswith("_reverse") for k in w)
+    rnn = cls(x.shape[2], y.shape[2] // (2 if both else 1), batch_first=True, bidirectional=both)
     with torch.no_grad():
         for name, p in rnn.named_parameters():
             p.copy_(torch.from_numpy(w[name]))
@@ -191,7 +207,7 @@ def peers(cell: str, w: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
         makers.append(("torch eager", lambda: torch_step(cell, w, x, y)))
         if args.compile:
             makers.append(("torch.compile", lambda: torch_step(cell, w, x, y, compiled=True)))
-    if args.jax and importlib.util.find_spec("jax") is not None:
+    if args.jax and not args.bidirectional and importlib.util.find_spec("jax") is not None:
         makers.append(("jax.jit", lambda: jax_step(cell, w, x, y)))
     out: dict[str, Callable[[], None]] = {}
     for name, make in makers:
@@ -228,7 +244,8 @@ def bench_cell(cell: str, args: argparse.Namespace) -> None:
     for _ in range(args.rounds):
         for name, fn in sides.items():
             times[name].append(time_block(fn, args.per_round))
-    print(f"\n{CELLS[cell][0]} batch {args.batch}, T {args.steps}, F {args.features}, "
+    both = ", bidirectional (concat)" if args.bidirectional else ""
+    print(f"\n{CELLS[cell][0]}{both} batch {args.batch}, T {args.steps}, F {args.features}, "
           f"{args.units} units, {args.threads} threads: training step (forward + MSE + "
           f"backward through time incl. dx + SGD), {args.rounds} rounds × {args.per_round}")
     print(f"| {'side':<16} | {'ms/step':>8} | {'samples/s median':>16} | {'range':>15} |")
@@ -261,6 +278,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-compile", dest="compile", action="store_false",
                     help="leave out torch.compile")
     ap.add_argument("--no-jax", dest="jax", action="store_false", help="leave out jax.jit")
+    ap.add_argument("--bidirectional", action="store_true",
+                    help="both directions, outputs concatenated (jax.jit left out)")
     args = ap.parse_args(argv)
 
     import numba

@@ -49,7 +49,7 @@ from .kernels import conv as kconv
 from .kernels import convgrid as kgrid
 from .kernels import fused as kfused
 from .kernels import normact as knorm
-from .kernels.recurrent import blas_address
+from .kernels.blas import blas_address
 from .layers.dense import dense_chunks
 from .plan import ExecutionPlan, Step, Wiring
 from .registry import Layer

@@ -28,9 +28,9 @@ import numpy as np
 from numba.extending import register_jitable
 
 from .blas import gemm
+from .blas import gemm_arrays as _gemm
 from .conv import _col2im, _crop_from, _im2col, _pad_into, _sum_parts
 from .jit import njit, prange
-from .recurrent import _gemm
 
 TRANSPOSED_MAX_PIXELS = 256
 FLIPPED_MAX_GROWTH = 1.2
@@ -579,7 +579,7 @@ def dense_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, ypre: np.n
     ReLU when ``relu``; ``ypre`` is then the pre-activation y). Overwrites gweight (O, I) and
     gbias ((O,) or empty); returns dx (N, I), or an empty (0, I) array unless ``need_dx``.
     An empty (0, I) gweight skips the weight gradient (a frozen node). ``blas``: the address
-    of numpy's CBLAS for the dtype (``recurrent.blas_address``; 0: ``np.dot``), faster than
+    of numpy's CBLAS for the dtype (``blas.blas_address``; 0: ``np.dot``), faster than
     SciPy's on these TN and NN products (not on the forward's NT one); x and weight
     C-contiguous.
 

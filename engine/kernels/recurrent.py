@@ -35,15 +35,13 @@ G = 1 (RNN), 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n) gates; weights come in PyTor
 
 from __future__ import annotations
 
-import ctypes
 import math
 
 import numpy as np
-from llvmlite import ir
 from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic, overload
+from numba.extending import overload
 
+from .blas import blas_address, gemm_arrays
 from .conv import OneThreadBlas
 from .jit import njit, prange
 
@@ -157,90 +155,6 @@ def from_chunks(a: np.ndarray, batch: int, reverse: bool = False) -> np.ndarray:
     return out
 
 
-_CBLAS: dict[str, int] = {}
-
-
-def blas_address(dtype: np.dtype) -> int:
-    """Address of ``cblas_?gemm`` (ILP64) in numpy's own OpenBLAS for ``dtype``, or 0.
-
-    numpy's bundled OpenBLAS is newer than SciPy's, which Numba's ``np.dot`` calls, and ran
-    the kernels' small GEMMs ~15 % faster here (39 µs against 47 µs for 32×128 · 128×512).
-    0 (not found, another BLAS, or the JIT disabled) makes the kernels use ``np.dot``."""
-    from .jit import jit_disabled
-
-    dtype = np.dtype(dtype)
-    if jit_disabled() or dtype.kind != "f" or dtype.itemsize not in (4, 8):
-        return 0
-    if not _CBLAS:
-        _CBLAS.update(s=0, d=0)
-        try:
-            from threadpoolctl import threadpool_info
-
-            for info in threadpool_info():
-                if info.get("user_api") != "blas" or "numpy" not in info.get("filepath", ""):
-                    continue
-                lib = ctypes.CDLL(info["filepath"])
-                for prefix in ("scipy_cblas_", "cblas_"):
-                    if hasattr(lib, f"{prefix}sgemm64_") and hasattr(lib, f"{prefix}dgemm64_"):
-                        for k in "sd":
-                            fn = getattr(lib, f"{prefix}{k}gemm64_")
-                            _CBLAS[k] = ctypes.cast(fn, ctypes.c_void_p).value or 0
-                        break
-        except (OSError, ImportError, AttributeError):
-            _CBLAS.update(s=0, d=0)
-    return _CBLAS["s" if dtype.itemsize == 4 else "d"]
-
-
-@intrinsic
-def _cblas_gemm(typingctx, addr, a, b, beta, out):
-    """out = a @ b + beta · out through the ILP64 ``cblas_?gemm`` at ``addr``; a and b C- or
-    F-contiguous (F = a transposed C array), out C-contiguous, one float dtype (beta 0: the
-    old out is not read)."""
-    arrays = (a, b, out)
-    if (not all(isinstance(t, types.Array) and t.ndim == 2 for t in arrays)
-            or not isinstance(addr, types.Integer) or out.layout != "C"
-            or not isinstance(beta, types.Float)
-            or a.layout not in "CF" or b.layout not in "CF"
-            or not a.dtype == b.dtype == out.dtype
-            or a.dtype not in (types.float32, types.float64)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        i32, i64 = ir.IntType(32), ir.IntType(64)
-        el = context.get_value_type(a.dtype)
-        vp = cgutils.voidptr_t
-        fnty = ir.FunctionType(ir.VoidType(),
-                               [i32, i32, i32, i64, i64, i64, el, vp, i64, vp, i64, el, vp, i64])
-        fn = builder.inttoptr(args[0], fnty.as_pointer())
-        av, bv, ov = (context.make_array(t)(context, builder, v)
-                      for t, v in zip(arrays, (args[1], args[2], args[4])))
-        m, k = cgutils.unpack_tuple(builder, av.shape, 2)
-        n = cgutils.unpack_tuple(builder, bv.shape, 2)[1]
-        trans_a = ir.Constant(i32, 112 if a.layout == "F" else 111)
-        trans_b = ir.Constant(i32, 112 if b.layout == "F" else 111)
-        lda = m if a.layout == "F" else k
-        ldb = k if b.layout == "F" else n
-        beta_v = context.cast(builder, args[3], beta, a.dtype)
-        builder.call(fn, [ir.Constant(i32, 101), trans_a, trans_b, m, n, k, ir.Constant(el, 1.0),
-                          builder.bitcast(av.data, vp), lda, builder.bitcast(bv.data, vp), ldb,
-                          beta_v, builder.bitcast(ov.data, vp), n])
-        return context.get_dummy_value()
-
-    return types.void(types.int64, a, b, beta, out), codegen
-
-
-@njit(parallel=False)
-def _gemm(blas, a, b, out, beta=0.0):
-    """out = a @ b (+ out when ``beta`` is 1) for 2-D arrays of one dtype: numpy's CBLAS at
-    address ``blas``, or np.dot."""
-    if blas != 0:
-        _cblas_gemm(blas, a, b, beta, out)
-    elif beta == 0.0:
-        np.dot(a, b, out)
-    else:
-        out += np.dot(a, b)
-
-
 @njit(parallel=False, error_model="numpy")
 def _chunk_grads(blas, x2, h2, dxw2, dhw2, same, w_ih, nc, dx2, dw_ih, dw_hh, db_ih, db_hh):
     """One chunk's input gradient and partial weight gradients from the gradients wrt
@@ -248,10 +162,10 @@ def _chunk_grads(blas, x2, h2, dxw2, dhw2, same, w_ih, nc, dx2, dw_ih, dw_hh, db
     dx2 = dxw2 W_ih, dw_ih = dxw2^T x2, dw_hh = Σ_t dhw_t^T h_{t-1}, biases the column sums
     (``same``: dhw2 is dxw2, whose column sums are then read once)."""
     rows = dxw2.shape[0]
-    _gemm(blas, dxw2, w_ih, dx2)
-    _gemm(blas, dxw2.T, x2, dw_ih)
+    gemm_arrays(blas, dxw2, w_ih, dx2)
+    gemm_arrays(blas, dxw2.T, x2, dw_ih)
     if rows > nc:
-        _gemm(blas, dhw2[nc:].T, h2[: rows - nc], dw_hh)
+        gemm_arrays(blas, dhw2[nc:].T, h2[: rows - nc], dw_hh)
     else:
         dw_hh[:, :] = 0
     ones = np.ones(rows, dxw2.dtype)
@@ -273,11 +187,11 @@ def rnn_forward(blas, x, w_ihT, w_hhT, bias, hid):
     n_chunks_, n_steps, nc, nf = x.shape
     nh = hid.shape[3]
     for ch in prange(n_chunks_):
-        _gemm(blas, x[ch].reshape(n_steps * nc, nf), w_ihT, hid[ch].reshape(n_steps * nc, nh))
+        gemm_arrays(blas, x[ch].reshape(n_steps * nc, nf), w_ihT, hid[ch].reshape(n_steps * nc, nh))
         rec = np.zeros((nc, nh), x.dtype)
         for t in range(n_steps):
             if t > 0:
-                _gemm(blas, hid[ch, t - 1], w_hhT, rec)
+                gemm_arrays(blas, hid[ch, t - 1], w_hhT, rec)
             for s in range(nc):
                 h = hid[ch, t, s]
                 r = rec[s]
@@ -299,7 +213,7 @@ def rnn_backward(blas, x, w_ih, w_hh, hid, dhid, dpre, dx, dw_ih, dw_hh, db_ih, 
         dh = np.zeros((nc, nh), x.dtype)
         for t in range(n_steps - 1, -1, -1):
             if t < n_steps - 1:
-                _gemm(blas, dpre[ch, t + 1], w_hh, dh)
+                gemm_arrays(blas, dpre[ch, t + 1], w_hh, dh)
             for s in range(nc):
                 h = hid[ch, t, s]
                 dp = dpre[ch, t, s]
@@ -332,10 +246,10 @@ def lstm_forward(blas, x, w_ihT, w_hhT, bias, gates, cell, hid):
     gh = gates.shape[3]
     nh = gh // 4
     for ch in prange(n_chunks_):
-        _gemm(blas, x[ch].reshape(n_steps * nc, nf), w_ihT, gates[ch].reshape(n_steps * nc, gh))
+        gemm_arrays(blas, x[ch].reshape(n_steps * nc, nf), w_ihT, gates[ch].reshape(n_steps * nc, gh))
         for t in range(n_steps):
             if t > 0:
-                _gemm(blas, hid[ch, t - 1], w_hhT, gates[ch, t], 1.0)
+                gemm_arrays(blas, hid[ch, t - 1], w_hhT, gates[ch, t], 1.0)
             for s in range(nc):
                 g = gates[ch, t, s]
                 for j in range(2 * nh):
@@ -380,7 +294,7 @@ def lstm_backward(blas, x, w_ih, w_hh, gates, cell, hid, dhid, dgates, dx, dw_ih
         tcs = np.empty(nh, x.dtype)  # tanh(c_t) of one row
         for t in range(n_steps - 1, -1, -1):
             if t < n_steps - 1:
-                _gemm(blas, dgates[ch, t + 1], w_hh, dh)
+                gemm_arrays(blas, dgates[ch, t + 1], w_hh, dh)
             for s in range(nc):
                 g = gates[ch, t, s]
                 dg = dgates[ch, t, s]
@@ -435,12 +349,12 @@ def gru_forward(blas, x, w_ihT, w_hhT, b_ih, b_hh, gates, hn, hid):
     nh = gh // 3
     one = x.dtype.type(1)
     for ch in prange(n_chunks_):
-        _gemm(blas, x[ch].reshape(n_steps * nc, nf), w_ihT, gates[ch].reshape(n_steps * nc, gh))
+        gemm_arrays(blas, x[ch].reshape(n_steps * nc, nf), w_ihT, gates[ch].reshape(n_steps * nc, gh))
         rec = np.zeros((nc, gh), x.dtype)
         zero = np.zeros(nh, x.dtype)
         for t in range(n_steps):
             if t > 0:
-                _gemm(blas, hid[ch, t - 1], w_hhT, rec)
+                gemm_arrays(blas, hid[ch, t - 1], w_hhT, rec)
             for s in range(nc):
                 g = gates[ch, t, s]
                 r = rec[s]
@@ -477,7 +391,7 @@ def gru_backward(blas, x, w_ih, w_hh, gates, hn, hid, dhid, dxw, dhw, dx, dw_ih,
         zero = np.zeros(nh, x.dtype)
         for t in range(n_steps - 1, -1, -1):
             if t < n_steps - 1:
-                _gemm(blas, dhw[ch, t + 1], w_hh, dh)
+                gemm_arrays(blas, dhw[ch, t + 1], w_hh, dh)
             for s in range(nc):
                 g = gates[ch, t, s]
                 hns = hn[ch, t, s]

@@ -11,8 +11,8 @@ import numpy as np
 from ..errors import ParamError
 from ..kernels import attention as ka
 from ..kernels import fused as kfused
+from ..kernels.blas import blas_address
 from ..kernels.conv import OneThreadBlas
-from ..kernels.recurrent import blas_address
 from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
 from .attention_onnx import claim_attention, read_attention, write_attention
 from .attention_torch import rewrite_attention

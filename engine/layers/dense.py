@@ -10,7 +10,7 @@ import numpy as np
 from ..init import INITS, identity_problem, initialize
 from ..kernels import conv as kconv
 from ..kernels import fused as kfused
-from ..kernels.recurrent import blas_address
+from ..kernels.blas import blas_address
 from ..kernels.reference import fused as rfused
 from ..registry import Layer, ParamSpec, Shape, example, fmt_shape, register
 from ..text import plural

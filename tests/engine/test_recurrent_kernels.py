@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from engine.kernels import blas as kblas
 from engine.kernels import njit
 from engine.kernels import recurrent as rk
-from engine.kernels.jit import jit_disabled
 from engine.kernels.reference import recurrent as ref
 
 CELLS = ("rnn", "lstm", "gru")
@@ -130,17 +130,7 @@ def test_numpy_cblas_and_np_dot_paths_agree(rng, cell, monkeypatch):
         return [state["hid"], dxc, *grads.values()]
 
     first = run()
-    monkeypatch.setattr(rk, "_CBLAS", {"s": 0, "d": 0})
-    assert rk.blas_address(np.float32) == 0
+    monkeypatch.setattr(kblas, "_CBLAS", {"s": 0, "d": 0})
+    assert kblas.blas_address(np.float32) == 0
     for a, b in zip(first, run()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-
-
-def test_blas_address_is_found_for_numpys_openblas():
-    from threadpoolctl import threadpool_info
-
-    if jit_disabled() or not any("scipy_openblas64" in i.get("filepath", "")
-                                 for i in threadpool_info()):
-        pytest.skip("numpy does not bundle scipy-openblas64 here, or the JIT is off")
-    assert rk.blas_address(np.float32) != 0 and rk.blas_address(np.float64) != 0
-    assert rk.blas_address(np.int32) == 0
