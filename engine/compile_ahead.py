@@ -28,57 +28,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .kernels.signatures import Signature, decode, encode, type_to_json
+
 TRACE_TIMEOUT = 60.0  # s: a model whose plain-Python step takes longer is not traced
 HELPER_TIMEOUT = 600.0  # s: the longest this process waits for the helper after its own part
-
-Signature = tuple[str, str, tuple[Any, ...]]  # module, function name, Numba argument types
-
 
 def _child_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ, **extra)
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return env
-
-
-def _type_to_json(t: Any) -> Any:
-    """A Numba argument type as JSON (arrays, scalars and tuples of them; else ValueError)."""
-    from numba.core import types
-
-    if isinstance(t, types.Array):
-        return ["array", str(t.dtype), t.ndim, t.layout, not t.mutable]
-    if isinstance(t, types.UniTuple):
-        return ["unituple", _type_to_json(t.dtype), t.count]
-    if isinstance(t, types.Tuple):
-        return ["tuple", [_type_to_json(e) for e in t.types]]
-    if isinstance(t, types.Boolean | types.Integer | types.Float):
-        return ["scalar", str(t)]
-    raise ValueError(f"no JSON form for {t}")
-
-
-def _type_from_json(j: Any) -> Any:
-    import numpy as np
-    from numba.core import types
-    from numba.np.numpy_support import from_dtype
-
-    kind = j[0]
-    if kind == "array":
-        return types.Array(from_dtype(np.dtype(j[1])), j[2], j[3], readonly=j[4])
-    if kind == "unituple":
-        return types.UniTuple(_type_from_json(j[1]), j[2])
-    if kind == "tuple":
-        return types.Tuple([_type_from_json(e) for e in j[1]])
-    if kind == "scalar":
-        return types.boolean if j[1] == "bool" else from_dtype(np.dtype(j[1]))
-    raise ValueError(f"unknown type {j!r}")
-
-
-def encode(sigs: list[Signature]) -> str:
-    return json.dumps([[m, n, [_type_to_json(t) for t in ts]] for m, n, ts in sigs])
-
-
-def _decode(text: str) -> list[Signature]:
-    return [(m, n, tuple(_type_from_json(t) for t in ts)) for m, n, ts in json.loads(text)]
 
 
 def trace_calls(tasks: list[tuple[str, Any]]) -> tuple[list[Signature], list[Signature]]:
@@ -105,7 +64,7 @@ def trace_calls(tasks: list[tuple[str, Any]]) -> tuple[list[Signature], list[Sig
             types = tuple(typeof(frame.f_locals[v], Purpose.argument)
                           for v in code.co_varnames[:code.co_argcount])
             for t in types:
-                _type_to_json(t)
+                type_to_json(t)
         except Exception:  # an argument with no Numba type or no JSON form: left out
             return
         key = (frame.f_globals.get("__name__", ""), code.co_name, types)
@@ -147,7 +106,7 @@ def trace_parts(doc: dict[str, Any], timeout: float = TRACE_TIMEOUT
         if proc.returncode != 0:
             return None
         model, rest = json.loads(proc.stdout.strip().splitlines()[-1])
-        return _decode(model), _decode(rest)
+        return decode(model), decode(rest)
     except (OSError, subprocess.SubprocessError, ValueError, IndexError, TypeError):
         return None
 
@@ -302,8 +261,8 @@ def serve() -> None:
             lines.put(lines.get())  # wait for work
         while not lines.empty():
             first, second = json.loads(lines.get())
-            soon += _decode(first)
-            later += _decode(second)
+            soon += decode(first)
+            later += decode(second)
         compile_signatures([(soon or later).pop(0)])
         print("done", flush=True)
 
@@ -317,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         serve()
     if args == ["compile"]:
         claims, text = json.loads(sys.stdin.readline())
-        sigs = _decode(text)
+        sigs = decode(text)
         threading.Thread(target=_exit_with_parent, daemon=True).start()
         compile_signatures(sigs, Path(claims))
         return 0

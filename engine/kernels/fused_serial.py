@@ -4,7 +4,7 @@
 ``conv_block_forward`` / ``conv_block_backward`` here take the arguments of the kernels of the
 same name in ``fused`` and return the same results: the setup is plain Python, and the chunks
 the parallel kernel would run at once run one after the other through the same per-slice
-functions (``fused._forward_slice`` / ``_backward_slice``), which the parallel kernel needs
+functions (``_fused._forward_slice`` / ``_backward_slice``), which the parallel kernel needs
 anyway; so a first step compiles no wrapper at all. The Dense, optimizer and grid-conv
 (``convgrid``, hooked there) kernels keep their loops inline: their stand-in is the kernel
 compiled serially (``serial_variant``), which costs a fraction of the parallel compile. A
@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 from numba.core import types
 
-from . import fused, optim
+from . import optim
 from .conv import _sum_parts
 from .serial_first import Signature, serial_first
+
+_fused: Any = None  # engine.kernels.fused, handed over by install() (no import cycle)
 
 
 def _chunk_bounds(n_n: int, nchunks: int) -> list[tuple[int, int]]:
@@ -35,7 +37,7 @@ def conv_block_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: 
                        pt: int, pl: int, relu: bool, pool: bool, nchunks: int,
                        yconv: np.ndarray, yrelu: np.ndarray, ypool: np.ndarray,
                        arg: np.ndarray, keep: np.ndarray) -> None:
-    """``fused.conv_block_forward``, its chunks run one after the other."""
+    """``_fused.conv_block_forward``, its chunks run one after the other."""
     n_n, c_n, h_n, w_n = x.shape
     o_n, _, kh, kw = weight.shape
     oh_n, ow_n = yconv.shape[2], yconv.shape[3]
@@ -43,7 +45,7 @@ def conv_block_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: 
     hp = (oh_n - 1) * sh + kh
     wp = (ow_n - 1) * sw + kw
     direct = pt == 0 and pl == 0 and hp <= h_n and wp <= w_n
-    plain = bool(fused.is_plain_gemm(kh, kw, sh, sw, pt, pl, h_n, w_n, oh_n, ow_n))
+    plain = bool(_fused.is_plain_gemm(kh, kw, sh, sw, pt, pl, h_n, w_n, oh_n, ow_n))
     hb = max(hp, pt + h_n)
     wb = max(wp, pl + w_n)
     w2 = weight.reshape(o_n, k_n)
@@ -53,7 +55,7 @@ def conv_block_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: 
     conv_out = yconv.shape[0] == n_n
     relu_out = relu and yrelu.shape[0] == n_n
     for lo, hi in _chunk_bounds(n_n, nchunks):
-        fused._forward_slice(x, w2, bvec, has_bias, sh, sw, pt, pl, kh, kw, relu, pool,
+        _fused._forward_slice(x, w2, bvec, has_bias, sh, sw, pt, pl, kh, kw, relu, pool,
                              direct, plain, hb, wb, keeping, conv_out, relu_out, lo, hi,
                              yconv, yrelu, ypool, arg, keep)
 
@@ -63,7 +65,7 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
                         oh_n: int, ow_n: int, relu: bool, pool: bool, need_dx: bool,
                         flipped: bool, nchunks: int, gweight: np.ndarray, gbias: np.ndarray,
                         keep: np.ndarray) -> np.ndarray:
-    """``fused.conv_block_backward``, its chunks run one after the other."""
+    """``_fused.conv_block_backward``, its chunks run one after the other."""
     n_n, c_n, h_n, w_n = x.shape
     o_n, _, kh, kw = weight.shape
     k_n = c_n * kh * kw
@@ -74,9 +76,9 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
     hb = max(hp, pt + h_n)
     wb = max(wp, pl + w_n)
     w2 = weight.reshape(o_n, k_n)
-    plain = bool(fused.is_plain_gemm(kh, kw, sh, sw, pt, pl, h_n, w_n, oh_n, ow_n))
+    plain = bool(_fused.is_plain_gemm(kh, kw, sh, sw, pt, pl, h_n, w_n, oh_n, ow_n))
     keeping = keep.shape[0] == n_n and n_n > 0 and not plain
-    trans = pool and p_n <= fused.TRANSPOSED_MAX_PIXELS
+    trans = pool and p_n <= _fused.TRANSPOSED_MAX_PIXELS
     bounds = _chunk_bounds(n_n, nchunks)
     flip = need_dx and flipped and not plain
     need_dw = gweight.shape[0] > 0
@@ -85,7 +87,7 @@ def conv_block_backward(x: np.ndarray, weight: np.ndarray, dout: np.ndarray,
     bparts = np.zeros((len(bounds), o_n if need_dw and gbias.shape[0] > 0 else 0),
                       dtype=np.float64)
     for ch, (lo, hi) in enumerate(bounds):
-        fused._backward_slice(x, weight, w2, dout, mask, arg, sh, sw, pt, pl, oh_n, ow_n,
+        _fused._backward_slice(x, weight, w2, dout, mask, arg, sh, sw, pt, pl, oh_n, ow_n,
                               relu, pool, need_dx, flip, need_dw, keeping, trans, direct,
                               plain, hb, wb, lo, hi, dx,
                               gparts[ch].reshape(gparts.shape[1] * o_n), bparts[ch], keep)
@@ -107,7 +109,7 @@ def conv_backward_prefetch(fwd: tuple[Any, ...]) -> list[Signature]:
     slice_types = (x, weight, _c(dt, 2), _c(dt, 4), _c(dt, 4), arg, *(i64,) * 6, *(b,) * 9,
                    *(i64,) * 4, _c(dt, 4), _c(dt, 1), _c(types.float64, 1), keep)
     sums = (_c(dt, 3), _c(types.float64, 2), _c(dt, 4), _c(dt, 1))
-    return [(fused.__name__, "_backward_slice", slice_types),
+    return [(_fused.__name__, "_backward_slice", slice_types),
             (_sum_parts.__module__, "_sum_parts", sums)]
 
 
@@ -116,16 +118,22 @@ def dense_backward_prefetch(name: str) -> Callable[[tuple[Any, ...]], list[Signa
     def prefetch(fwd: tuple[Any, ...]) -> list[Signature]:
         x, weight, y = fwd[0], fwd[1], fwd[5]
         dt = x.dtype
-        return [(fused.__name__, f"{name}__serial",
+        return [(_fused.__name__, f"{name}__serial",
                  (x, weight, _c(dt, 2), y, types.boolean, types.boolean, types.int64,
                   _c(dt, 2), _c(dt, 1), types.int64))]
     return prefetch
 
 
-serial_first(fused.conv_block_forward, conv_block_forward, conv_backward_prefetch)
-serial_first(fused.conv_block_backward, conv_block_backward)
-serial_first(fused.dense_forward, prefetch=dense_backward_prefetch("dense_backward"))
-serial_first(fused.dense_rows_forward, prefetch=dense_backward_prefetch("dense_rows_backward"))
-for _kernel in (fused.dense_backward, fused.dense_rows_backward, optim.sum_squares,
-                optim.sgd_momentum_update):
-    serial_first(_kernel)
+def install(fused_module: Any) -> None:
+    """Put the parallel kernels of ``fused_module`` (``engine.kernels.fused``, which calls this
+    when it is imported) behind ``serial_first`` with the stand-ins above."""
+    global _fused
+    _fused = fused_module
+    serial_first(fused_module.conv_block_forward, conv_block_forward, conv_backward_prefetch)
+    serial_first(fused_module.conv_block_backward, conv_block_backward)
+    serial_first(fused_module.dense_forward, prefetch=dense_backward_prefetch("dense_backward"))
+    serial_first(fused_module.dense_rows_forward,
+                 prefetch=dense_backward_prefetch("dense_rows_backward"))
+    for kernel in (fused_module.dense_backward, fused_module.dense_rows_backward,
+                   optim.sum_squares, optim.sgd_momentum_update):
+        serial_first(kernel)

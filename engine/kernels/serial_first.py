@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .jit import jit_disabled
+from .signatures import Signature, encode
 
 ENV = "NETBUILDER_SERIAL_FIRST"
 
@@ -46,6 +47,7 @@ _lock = threading.Lock()
 _in_place = 0  # depth of in_place() blocks
 _generation = 0  # bumped whenever the background process finished a kernel
 _helper: _Helper | None = None
+_hooked: dict[str, Any] = {}  # module.name -> the dispatchers behind the hook
 
 
 def enabled() -> bool:
@@ -113,7 +115,6 @@ class _Helper:
         return True
 
 
-Signature = tuple[str, str, tuple[Any, ...]]  # module, function name, Numba argument types
 Prefetch = Callable[[tuple[Any, ...]], list[Signature]]
 
 
@@ -122,8 +123,6 @@ def _request(disp: Any, argtypes: tuple[Any, ...], prefetch: Prefetch | None) ->
     what ``prefetch(argtypes)`` says this process will compile next; False when there is no
     background process (the caller then compiles in place)."""
     global _helper
-    from ..compile_ahead import encode
-
     soon = prefetch(argtypes) if prefetch is not None else []
     later = [(disp.py_func.__module__, disp.py_func.__name__, argtypes)]
     try:
@@ -216,7 +215,11 @@ class _Hook:
             return type(disp)._compile_for_args(disp, *args)
         seen = self.pending.get(argtypes)
         if seen != _generation:
-            entry = _load_cached(disp, argtypes)
+            try:
+                entry = _load_cached(disp, argtypes)
+            except AttributeError:  # a Numba whose dispatcher internals differ: plain compile
+                del disp._compile_for_args
+                return type(disp)._compile_for_args(disp, *args)
             if entry is not None:
                 self.pending.pop(argtypes, None)
                 return entry
@@ -238,15 +241,14 @@ def serial_first(disp: Any, fallback: Callable[..., Any] | None = None,
     with the JIT off, does nothing."""
     if not jit_disabled() and hasattr(disp, "_compile_for_args"):
         disp._compile_for_args = _Hook(disp, fallback, prefetch)
+        _hooked[f"{disp.py_func.__module__}.{disp.py_func.__name__}"] = disp
     return disp
 
 
 def pending_kernels() -> list[str]:
     """``module.name`` of the kernels that ran serially here and are not loaded yet."""
-    from ..kernel_progress import kernel_dispatchers
-
     out = []
-    for name, d in kernel_dispatchers().items():
+    for name, d in _hooked.items():
         hook = vars(d).get("_compile_for_args")
         if isinstance(hook, _Hook) and any(t not in d.overloads for t in hook.pending):
             out.append(name)

@@ -40,7 +40,7 @@ def test_types_go_through_json_unchanged():
              types.Array(types.boolean, 1, "F"), types.int64, types.float64, types.boolean,
              types.float32, types.UniTuple(types.int64, 3),
              types.Tuple([types.int64, types.float64])))]
-    assert compile_ahead._decode(compile_ahead.encode(sig)) == sig
+    assert compile_ahead.decode(compile_ahead.encode(sig)) == sig
 
 
 def test_a_signature_is_claimed_by_one_process_only(tmp_path):

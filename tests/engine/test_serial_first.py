@@ -106,8 +106,8 @@ def test_a_serial_variant_is_a_function_of_its_own():
     assert py.__qualname__ == "sgd_momentum_update__serial" and py is not parallel_py
     p, g, v = np.arange(4.0), np.ones(4), np.full(4, 0.5)
     p2, v2 = p.copy(), v.copy()
-    s(p, g, v, 0.1, 0.9, False)
-    optim.sgd_momentum_update(p2, g, v2, 0.1, 0.9, False)
+    s(p, g, v, 0.1, 0.9, False, False)
+    optim.sgd_momentum_update(p2, g, v2, 0.1, 0.9, False, False)
     np.testing.assert_array_equal(p, p2)
     np.testing.assert_array_equal(v, v2)
     if not jit_disabled():  # the cache keys on the function: its own index file
@@ -194,6 +194,9 @@ def test_a_forwards_prefetch_names_the_signatures_its_backward_then_calls(monkey
         record(kf, name)
     record(ks, "_sum_parts")
     monkeypatch.setattr(kf, "conv_block_backward", ks.conv_block_backward)
+    # the parallel Dense kernels (the hooked ones), not the serial one-slice pair
+    monkeypatch.setattr("engine.layers.dense.DENSE_SERIAL_MACS", 0)
+    monkeypatch.setattr("engine.kernels.conv.batch_chunks", lambda n: min(n, 2))
     doc = chain_doc((1, 12, 12), [("Conv2D", {"filters": 3, "kernel_size": 3}), ("ReLU", {}),
                                   ("MaxPool2D", {"pool_size": 2}), ("Flatten", {}),
                                   ("Dense", {"units": 40}), ("ReLU", {}),
