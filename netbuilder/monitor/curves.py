@@ -26,6 +26,7 @@ from .common import (
     set_title_legend,
 )
 
+ONE_ROW_BELOW = 200  # px of plot height: lower than this, the plots sit in one row
 SMOOTH = 0.9  # weight of the exponential moving average (debiased, as TensorBoard's)
 
 
@@ -80,8 +81,7 @@ class CurvesView(MonitorPanel):
         self.acc_plot = self.glw.addPlot(row=1, col=0, axisItems=axes())
         self.lr_plot = self.glw.addPlot(row=1, col=1, axisItems=axes())
         self.accuracy_shown = True
-        self.glw.ci.layout.setRowStretchFactor(0, 3)
-        self.glw.ci.layout.setRowStretchFactor(1, 2)
+        self.one_row = False  # a low dock: loss, accuracy and lr side by side (see _place)
         for p, bottom in ((self.loss_plot, "step"), (self.acc_plot, "epoch"),
                           (self.lr_plot, "step")):
             p.setLabel("bottom", bottom)
@@ -127,6 +127,7 @@ class CurvesView(MonitorPanel):
         self.lr_curve.setClipToView(True)
         self.lr_curve.setDownsampling(auto=True, method="peak")
         self._overlay_items: list[tuple[pg.PlotItem, pg.PlotDataItem]] = []
+        self._place()
         self.ranges = {k: RangeKeeper(p) for k, p in (("loss", self.loss_plot),
                                                        ("acc", self.acc_plot),
                                                        ("lr", self.lr_plot))}
@@ -240,11 +241,50 @@ class CurvesView(MonitorPanel):
 
     def eventFilter(self, obj: QObject, ev: QEvent) -> bool:
         if obj is self.glw and ev.type() == QEvent.Type.Resize:
+            h, w = self.glw.height(), self.glw.width()
+            one_row = h < ONE_ROW_BELOW and w >= 1.5 * h
+            if one_row != self.one_row:
+                self.one_row = one_row
+                self._place()
             self._fit_titles()
         return False
 
+    def _place(self) -> None:
+        """Loss above, accuracy and learning rate below it; in a low dock (a 1024×700 window's
+        Monitor), where stacked plots left no height for data, loss and accuracy side by side
+        (or loss and learning rate for runs without an accuracy)."""
+        lay = self.glw.ci
+        for p in (self.loss_plot, self.acc_plot, self.lr_plot):
+            if p in lay.items:
+                lay.removeItem(p)
+        grid = lay.layout
+        acc = self.accuracy_shown
+        if self.one_row:  # the learning rate is in the Training panel's status line
+            lay.addItem(self.loss_plot, row=0, col=0)
+            lay.addItem(self.acc_plot if acc else self.lr_plot, row=0, col=1)
+            grid.setRowStretchFactor(0, 1)
+            grid.setRowStretchFactor(1, 0)
+        else:
+            lay.addItem(self.loss_plot, row=0, col=0, colspan=2)
+            if acc:
+                lay.addItem(self.acc_plot, row=1, col=0)
+                lay.addItem(self.lr_plot, row=1, col=1)
+            else:
+                lay.addItem(self.lr_plot, row=1, col=0, colspan=2)
+            grid.setRowStretchFactor(0, 3)
+            grid.setRowStretchFactor(1, 2)
+        self.acc_plot.setVisible(acc)
+        self.lr_plot.setVisible(not (self.one_row and acc))
+
     def _fit_titles(self) -> None:
-        narrow = self.glw.width() < 460 and self.accuracy_shown
+        narrow = (self.glw.width() < 460 and self.accuracy_shown) or self.one_row
+        if self.one_row:  # titles no wider than half the dock
+            set_title_legend(self.loss_plot, "Loss", [("smoothed", BLUE, "━"),
+                                                      ("val", ORANGE, "■")])
+        else:
+            set_title_legend(self.loss_plot, "Loss", [
+                ("batch", "rgba(47,111,219,0.45)", "━"), ("smoothed", BLUE, "━"),
+                ("train", GREEN, "●"), ("validation", ORANGE, "■")])
         set_title_legend(self.lr_plot, "lr" if narrow else "Learning rate", [])
         if self.segmentation:  # pixel accuracy (solid) and mean IoU (dashed, triangles)
             set_title_legend(self.acc_plot, "Pixel acc." if narrow else "Pixel accuracy",
@@ -261,16 +301,7 @@ class CurvesView(MonitorPanel):
         if on == self.accuracy_shown:
             return
         self.accuracy_shown = on
-        lay = self.glw.ci
-        lay.removeItem(self.lr_plot)
-        if on:
-            lay.addItem(self.acc_plot, row=1, col=0)
-            lay.addItem(self.lr_plot, row=1, col=1)
-        else:
-            lay.removeItem(self.acc_plot)
-            self.acc_plot.hide()
-            lay.addItem(self.lr_plot, row=1, col=0, colspan=2)
-        self.acc_plot.setVisible(on)
+        self._place()
         self._fit_titles()
 
     def _draw_overlays(self) -> None:

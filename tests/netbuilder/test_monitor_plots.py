@@ -228,3 +228,26 @@ def test_the_curves_fit_a_1024_by_700_monitor_beside_the_attention(qtbot):
     grads.show()
     qtbot.waitExposed(grads)
     assert grads.n_legend.height() > 20 and grads.minimumSizeHint().height() <= 230
+
+
+def test_low_curves_put_loss_and_accuracy_side_by_side(qtbot):
+    """A 1024×700 Monitor leaves the Curves about 150 px of plot height: stacked, the loss
+    and accuracy had no room for data; side by side each keeps the whole height."""
+    from netbuilder.monitor.curves import CurvesView
+
+    view = CurvesView()
+    qtbot.addWidget(view)
+    view.show_placeholder(None, view.glw)
+    view.resize(390, 230)
+    view.show()
+    qtbot.waitExposed(view)
+    qtbot.waitUntil(lambda: view.one_row)
+    loss, acc = view.loss_plot.sceneBoundingRect(), view.acc_plot.sceneBoundingRect()
+    assert acc.left() >= loss.right() - 1 and abs(acc.top() - loss.top()) < 2
+    data = view.loss_plot.getViewBox().sceneBoundingRect()
+    assert data.height() > 60 and not view.lr_plot.isVisible()
+    view.resize(390, 520)
+    qtbot.waitUntil(lambda: not view.one_row)
+    qtbot.waitUntil(lambda: view.lr_plot.isVisible())
+    loss, acc = view.loss_plot.sceneBoundingRect(), view.acc_plot.sceneBoundingRect()
+    assert acc.top() >= loss.bottom() - 1
