@@ -17,12 +17,13 @@ reach that phase, then interleaved back into the plane.
 from __future__ import annotations
 
 import numpy as np
+from numba.extending import register_jitable
 
 from .depthwise_same import TASKS, _load3
 from .jit import njit, prange
 
 
-@njit(parallel=False)
+@register_jitable
 def applies(c_n: int, o_n: int, h_n: int, w_n: int, oh_n: int, ow_n: int, sh: int, sw: int,
             dh: int, dw: int, pt: int, pl: int) -> bool:
     """Whether these kernels compute this depthwise 3×3 conv (see the module's docstring)."""

@@ -21,13 +21,14 @@ the bias's sum, added per plane in float64.
 from __future__ import annotations
 
 import numpy as np
+from numba.extending import register_jitable
 
 from .jit import njit, prange
 
 TASKS = 16  # parallel slices of the (sample, channel) planes; shapes alone fix the split
 
 
-@njit(parallel=False)
+@register_jitable
 def applies(c_n: int, o_n: int, h_n: int, w_n: int, oh_n: int, ow_n: int, sh: int, sw: int,
             dh: int, dw: int, pt: int, pl: int) -> bool:
     """Whether these kernels compute this depthwise 3×3 conv: stride 1, one filter per
