@@ -70,11 +70,11 @@ def kernel_steps(args, x, dy, w, b) -> dict:
     out["direct forward"] = lambda: kd._depthwise3_forward(x, w, b, s, s, 1, 1, 1, 1, y)
     out["direct backward"] = lambda: kd._depthwise3_backward(x, w, dy, s, s, 1, 1, 1, 1, gw, gb)
     if s == 1:
-        out["same forward"] = lambda: ks.same_forward(x, w, b, 1, 1, y)
-        out["same backward"] = lambda: ks.same_backward(x, w, dy, 1, 1, gw, gb)
+        out["same forward"] = lambda: ks._same_forward(x, w, b, 1, 1, y)
+        out["same backward"] = lambda: ks._same_backward(x, w, dy, 1, 1, gw, gb)
     if s == 2:
-        out["s2 forward"] = lambda: k2.s2_forward(x, w, b, 1, 1, y)
-        out["s2 backward"] = lambda: k2.s2_backward(x, w, dy, 1, 1, gw, gb)
+        out["s2 forward"] = lambda: k2._s2_forward(x, w, b, 1, 1, y)
+        out["s2 backward"] = lambda: k2._s2_backward(x, w, dy, 1, 1, gw, gb)
     return out
 
 

@@ -171,10 +171,13 @@ def layer_task(type_name: str) -> Callable[[], None]:
 
 
 def _blas() -> None:
+    from .kernels.blas import blas_address, gemm_arrays
     from .kernels.conv import OneThreadBlas
 
     with OneThreadBlas():
         pass
+    a = np.ones((2, 2), np.float32)  # the kernels' 2-D product, also called from Python
+    gemm_arrays(blas_address(np.float32), a, a, np.empty_like(a))
 
 
 def _optimizers() -> None:
@@ -245,6 +248,17 @@ def warmup_tasks() -> list[tuple[str, Callable[[], None]]]:
             ("Dense", {"units": 3})]  # 20×20 and 32 channels: fusion.conv_modes' grid kernels
     tasks.append(("fused convolution on a grid", lambda: _run(_chain_doc(grid, (1, 20, 20)))))
     tasks.append(("fused residual block", lambda: _run(_residual_doc())))
+    conv = {"filters": 2, "kernel_size": 3, "padding": 1}
+    add_relu = _doc([("in", "Input", {"shape": [2, 6, 6]}), ("c", "Conv2D", conv),
+                     ("add", "Add", {}), ("r", "ReLU", {}), ("flat", "Flatten", {}),
+                     ("fc", "Dense", {"units": 3}), ("out", "Output", {"loss": "cross_entropy"})],
+                    [("in", "c", 0), ("c", "add", 0), ("in", "add", 1), ("add", "r", 0),
+                     ("r", "flat", 0), ("flat", "fc", 0), ("fc", "out", 0)])
+    tasks.append(("fused Add + ReLU", lambda: _run(add_relu)))
+    # a Dense whose weight is no larger than the batch's rows: split by samples (fusion's
+    # splits_rows), large enough not to run on one slice (layers.dense.DENSE_SERIAL_MACS)
+    wide = _chain_doc([("Dense", {"units": 200}), ("ReLU", {}), ("Dense", {"units": 3})], (200,))
+    tasks.append(("fused Dense split by samples", lambda: _run(wide, batch=256)))
     tasks.append(("optimizer", _optimizers))
     tasks.append(("losses on large batches", _big_losses))
     for loss in ("bce", "mse"):

@@ -155,7 +155,7 @@ def _taps4(bd: np.ndarray, rows: np.ndarray, offs: np.ndarray, w4: np.ndarray,
 
 
 @njit
-def s2_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, pt: int, pl: int,
+def _s2_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, pt: int, pl: int,
                y: np.ndarray) -> None:
     """y (N, C, OH, OW) of a stride-2 depthwise 3×3 conv of x (N, C, H, W), weight
     (C, 1, 3, 3), bias (C,) or empty; parallel over slices of the N·C planes."""
@@ -218,9 +218,9 @@ def _interleave(ph: np.ndarray, h_n: int, w_n: int, ow_n: int, dst: np.ndarray) 
 
 
 @njit
-def s2_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, pt: int, pl: int,
+def _s2_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, pt: int, pl: int,
                 gweight: np.ndarray, gbias: np.ndarray) -> np.ndarray:
-    """Backward of ``s2_forward``: returns dx (N, C, H, W); overwrites gweight (C, 1, 3, 3)
+    """Backward of ``_s2_forward``: returns dx (N, C, H, W); overwrites gweight (C, 1, 3, 3)
     and gbias ((C,) or empty). Each slice of the planes keeps its own float64 sums, added in
     slice order at the end (the split depends on the shapes only)."""
     n_n, c_n, h_n, w_n = x.shape

@@ -135,7 +135,7 @@ def _scratch(n_planes: int, h_n: int, w_n: int, dh: int, dw: int) -> tuple[int, 
 
 
 @njit
-def same_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, dh: int, dw: int,
+def _same_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, dh: int, dw: int,
                  y: np.ndarray) -> None:
     """y (N, C, H, W) of a stride-1 'same' depthwise 3×3 conv of x (N, C, H, W), weight
     (C, 1, 3, 3), bias (C,) or empty; parallel over slices of the N·C planes."""
@@ -158,9 +158,9 @@ def same_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, dh: int, d
 
 
 @njit
-def same_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, dh: int, dw: int,
+def _same_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, dh: int, dw: int,
                   gweight: np.ndarray, gbias: np.ndarray) -> np.ndarray:
-    """Backward of ``same_forward``: returns dx (N, C, H, W); overwrites gweight (C, 1, 3, 3)
+    """Backward of ``_same_forward``: returns dx (N, C, H, W); overwrites gweight (C, 1, 3, 3)
     and gbias ((C,) or empty). Each slice of the planes keeps its own float64 sums, added in
     slice order at the end (the split depends on the shapes only)."""
     n_n, c_n, h_n, w_n = x.shape

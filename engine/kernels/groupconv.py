@@ -24,10 +24,10 @@ import numpy as np
 from .blas import gemm
 from .conv import _crop_from, _pad_into
 from .depthwise import _depthwise3_backward, _depthwise3_forward
+from .depthwise_s2 import _s2_backward, _s2_forward
 from .depthwise_s2 import applies as _s2_applies
-from .depthwise_s2 import s2_backward, s2_forward
+from .depthwise_same import _same_backward, _same_forward
 from .depthwise_same import applies as _same_applies
-from .depthwise_same import same_backward, same_forward
 from .jit import njit, prange
 
 
@@ -49,10 +49,10 @@ def depthwise_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, sh: i
     if weight.shape[2] == 3 and weight.shape[3] == 3:
         if _same_applies(x.shape[1], weight.shape[0], x.shape[2], x.shape[3], y.shape[2],
                          y.shape[3], sh, sw, dh, dw, pt, pl):
-            same_forward(x, weight, bias, dh, dw, y)
+            _same_forward(x, weight, bias, dh, dw, y)
         elif _s2_applies(x.shape[1], weight.shape[0], x.shape[2], x.shape[3], y.shape[2],
                          y.shape[3], sh, sw, dh, dw, pt, pl):
-            s2_forward(x, weight, bias, pt, pl, y)
+            _s2_forward(x, weight, bias, pt, pl, y)
         else:
             _depthwise3_forward(x, weight, bias, sh, sw, dh, dw, pt, pl, y)
     else:
@@ -69,10 +69,10 @@ def depthwise_backward(x: np.ndarray, weight: np.ndarray, dy: np.ndarray, sh: in
     if weight.shape[2] == 3 and weight.shape[3] == 3:
         if _same_applies(x.shape[1], weight.shape[0], x.shape[2], x.shape[3], dy.shape[2],
                          dy.shape[3], sh, sw, dh, dw, pt, pl):
-            return same_backward(x, weight, dy, dh, dw, gweight, gbias)
+            return _same_backward(x, weight, dy, dh, dw, gweight, gbias)
         if _s2_applies(x.shape[1], weight.shape[0], x.shape[2], x.shape[3], dy.shape[2],
                        dy.shape[3], sh, sw, dh, dw, pt, pl):
-            return s2_backward(x, weight, dy, pt, pl, gweight, gbias)
+            return _s2_backward(x, weight, dy, pt, pl, gweight, gbias)
         return _depthwise3_backward(x, weight, dy, sh, sw, dh, dw, pt, pl, gweight, gbias)
     return _depthwise_backward_rows(x, weight, dy, sh, sw, dh, dw, pt, pl, gweight, gbias)
 

@@ -50,11 +50,11 @@ def test_forward_and_gradients_match_the_float64_reference(rng, shape, dil, bias
     dy = rng.standard_normal(shape)
     pads = (dh, dh, dw, dw)
     y = np.full(shape, 7.0)
-    ks.same_forward(x, weight, b, dh, dw, y)
+    ks._same_forward(x, weight, b, dh, dw, y)
     np.testing.assert_allclose(y, ref.conv2d_forward(x, weight, b if bias else None, (1, 1),
                                                      pads, dil, c), rtol=1e-10, atol=1e-10)
     gw, gb = np.full_like(weight, 7.0), np.full(c if bias else 0, 7.0)  # overwritten
-    dx = ks.same_backward(x, weight, dy, dh, dw, gw, gb)
+    dx = ks._same_backward(x, weight, dy, dh, dw, gw, gb)
     want_dx, want_gw, want_gb = ref.conv2d_backward(x, weight, dy, (1, 1), pads, dil, c)
     np.testing.assert_allclose(dx, want_dx, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(gw, want_gw, rtol=1e-10, atol=1e-10)
@@ -117,11 +117,11 @@ def test_stride_2_forward_and_gradients_match_the_float64_reference(rng, shape, 
     b = rng.standard_normal(c) if bias else np.zeros(0)
     dy = rng.standard_normal((n, c, oh, ow))
     y = np.full((n, c, oh, ow), 7.0)
-    k2.s2_forward(x, weight, b, pt, pl, y)
+    k2._s2_forward(x, weight, b, pt, pl, y)
     np.testing.assert_allclose(y, ref.conv2d_forward(x, weight, b if bias else None, (2, 2),
                                                      pads, (1, 1), c), rtol=1e-10, atol=1e-10)
     gw, gb = np.full_like(weight, 7.0), np.full(c if bias else 0, 7.0)  # overwritten
-    dx = k2.s2_backward(x, weight, dy, pt, pl, gw, gb)
+    dx = k2._s2_backward(x, weight, dy, pt, pl, gw, gb)
     want_dx, want_gw, want_gb = ref.conv2d_backward(x, weight, dy, (2, 2), pads, (1, 1), c)
     np.testing.assert_allclose(dx, want_dx, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(gw, want_gw, rtol=1e-10, atol=1e-10)
@@ -161,9 +161,9 @@ def test_results_do_not_depend_on_the_thread_count(rng):
         for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
             numba.set_num_threads(threads)
             gw, gb = np.empty_like(weight), np.empty(7, np.float32)
-            dx = ks.same_backward(x, weight, dy, 1, 1, gw, gb)
+            dx = ks._same_backward(x, weight, dy, 1, 1, gw, gb)
             gw2, gb2 = np.empty_like(weight), np.empty(7, np.float32)
-            dx2 = k2.s2_backward(x, weight, np.ascontiguousarray(dy[:, :, :5, :5]), 1, 1,
+            dx2 = k2._s2_backward(x, weight, np.ascontiguousarray(dy[:, :, :5, :5]), 1, 1,
                                   gw2, gb2)
             outs.append((dx, gw, gb, dx2, gw2, gb2))
     finally:
